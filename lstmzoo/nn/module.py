@@ -1,0 +1,145 @@
+"""The base every layer and model derives from: named parameters, their gradients, train/eval mode.
+
+A module owns parameters (``self.add_parameter(name, array)``) and child modules (any attribute that is a
+``Module``, or ``self.add_module``). ``parameters()`` and ``grads()`` return dicts of the live arrays,
+named like a PyTorch state dict (``"lstm.weight_ih_l0"``): writing into them changes the model.
+
+Gradients accumulate (``+=``) across ``backward`` calls until ``zero_grad()``, as in PyTorch.
+
+``flatten()`` (called by the optimizers and the trainer on the root module) moves every parameter, and every
+gradient, into one contiguous buffer and leaves views per parameter behind, so an optimizer step is one
+vectorised update and a data-parallel all-reduce moves one buffer.
+"""
+
+from ..array import array_module
+
+
+class Module:
+    def __init__(self):
+        object.__setattr__(self, "_params", {})
+        object.__setattr__(self, "_grads", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_flat", None)
+
+    # -------------------------------------------------------------------------------- registration
+    def __setattr__(self, name, value):
+        if isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def add_module(self, name, module):
+        self._modules[name] = module
+        object.__setattr__(self, name, module)
+        return module
+
+    def add_parameter(self, name, value):
+        """Register ``value`` (an array) as a parameter with a zero gradient beside it."""
+        self._params[name] = value
+        self._grads[name] = array_module(value).zeros_like(value)
+        return value
+
+    # ------------------------------------------------------------------------------------ access
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}{name}.")
+
+    def parameters(self):
+        """Dict of name -> parameter array (live views: writing into them changes the module)."""
+        return {prefix + name: p for prefix, m in self.named_modules() for name, p in m._params.items()}
+
+    def grads(self):
+        """Dict of name -> gradient array, same names and shapes as ``parameters()``."""
+        return {prefix + name: g for prefix, m in self.named_modules() for name, g in m._grads.items()}
+
+    def load_parameters(self, values, strict=True):
+        """Copy arrays into the parameters with the same names, checking shapes; ``strict`` also
+        requires the names to match exactly."""
+        own = self.parameters()
+        if strict:
+            missing, unexpected = sorted(set(own) - set(values)), sorted(set(values) - set(own))
+            if missing or unexpected:
+                raise ValueError(f"parameter names differ: missing {missing}, unexpected {unexpected}")
+        for name, value in values.items():
+            if name not in own:
+                continue
+            if tuple(value.shape) != tuple(own[name].shape):
+                raise ValueError(f"parameter {name!r} has shape {tuple(own[name].shape)}, "
+                                 f"got {tuple(value.shape)}")
+            own[name][...] = array_module(own[name]).asarray(value, dtype=own[name].dtype)
+
+    def zero_grad(self):
+        if self._flat is not None:
+            self._flat[1][...] = 0
+        else:
+            for g in self.grads().values():
+                g[...] = 0
+
+    def train(self, mode=True):
+        for _, m in self.named_modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def num_parameters(self):
+        return sum(int(p.size) for p in self.parameters().values())
+
+    # ------------------------------------------------------------------------------- flat buffer
+    def flatten(self):
+        """Move all parameters and gradients into one contiguous buffer each; returns (params, grads).
+
+        Idempotent: a module already flat returns its buffers. Views into the buffers replace the
+        arrays held by each sub-module, so layers keep working unchanged.
+        """
+        owners = [(m, name) for _, m in self.named_modules() for name in m._params]
+        if self._flat is not None and all(_is_view_of(m._params[n], self._flat[0]) for m, n in owners):
+            return self._flat
+        if not owners:
+            raise ValueError("the module has no parameters to flatten")
+        first = owners[0][0]._params[owners[0][1]]
+        xp = array_module(first)
+        dtypes = {m._params[n].dtype for m, n in owners}
+        if len(dtypes) != 1:
+            raise ValueError(f"all parameters must share one dtype to be flattened, found {sorted(map(str, dtypes))}")
+        total = sum(int(m._params[n].size) for m, n in owners)
+        flat_p = xp.empty(total, dtype=first.dtype)
+        flat_g = xp.zeros(total, dtype=first.dtype)
+        offset = 0
+        for m, n in owners:
+            p, g = m._params[n], m._grads[n]
+            view_p = flat_p[offset:offset + p.size].reshape(p.shape)
+            view_g = flat_g[offset:offset + p.size].reshape(p.shape)
+            view_p[...] = p
+            view_g[...] = g
+            m._params[n], m._grads[n] = view_p, view_g
+            m._on_parameters_moved()
+            offset += p.size
+        object.__setattr__(self, "_flat", (flat_p, flat_g))
+        return self._flat
+
+    def _on_parameters_moved(self):
+        """Hook for layers that cache references to their parameter arrays."""
+
+    # ------------------------------------------------------------------------------- computation
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def backward(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def __repr__(self):
+        children = "".join(f"\n  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in self._modules.items())
+        return f"{type(self).__name__}({self.extra_repr()}{children}{chr(10) if children else ''})"
+
+    def extra_repr(self):
+        return ""
+
+
+def _is_view_of(a, base):
+    return bool(array_module(a).shares_memory(a, base))

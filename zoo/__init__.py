@@ -1,0 +1,1 @@
+"""The built-in recipes, registered through the ``lstmzoo.recipes`` entry-point group like any plugin."""
