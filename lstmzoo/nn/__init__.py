@@ -1,5 +1,9 @@
 """Layers with explicit forward and backward on NumPy (or CuPy) arrays."""
 
+from .layers import Dropout, Embedding, Linear, ReLU, Sequential, Tanh
+from .losses import CrossEntropyLoss, MSELoss
 from .module import Module
+from .recurrent import GRU, LSTM, RNN
 
-__all__ = ["Module"]
+__all__ = ["Module", "LSTM", "GRU", "RNN", "Linear", "Embedding", "Dropout", "Sequential", "ReLU", "Tanh",
+           "MSELoss", "CrossEntropyLoss"]
