@@ -1,0 +1,220 @@
+"""The training loop: epochs of minibatch steps, validation, checkpoints, early stopping, exact resume.
+
+``fit`` knows nothing about the model's task. The caller gives it three functions:
+
+- ``make_batches(rng) -> iterable of batches``: one epoch's batches, shuffled with ``rng`` (a NumPy
+  Generator that ``fit`` derives from ``lstmzoo.random`` each epoch, so the order is reproducible and
+  survives a resume);
+- ``train_step(model, batch) -> (loss, n_items)``: forward, loss, backward (gradients accumulate into
+  ``model.grads()``); ``loss`` is the MEAN over the batch's ``n_items`` items (sequences, tokens: the caller
+  decides), and the epoch's ``train_loss`` is the ``n_items``-weighted mean of those. ``fit`` calls
+  ``optimizer.zero_grad()`` before it, and gradient clipping and ``optimizer.step()`` after it;
+- ``evaluate(model) -> dict of metric name -> float`` (or ``None`` for no validation): run with the model in
+  eval mode; the names usually start with ``val_``.
+
+Every epoch appends a row to ``metrics.jsonl`` and commits a checkpoint (``lstmzoo.checkpoint`` describes
+the run folder), so an interrupted or crashed run resumes with ``resume=True`` and ends bit-identical to
+one that never stopped.
+"""
+
+import io
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import checkpoint as ckpt
+from . import random as lz_random
+from .checkpoint import CheckpointError
+from .optim import clip_grad_norm
+
+
+class TrainingError(Exception):
+    """Training cannot go on (a loss or metric that is NaN or infinite); one sentence meant for the user."""
+
+
+@dataclass
+class FitResult:
+    best_metric: float | None   # best value of the monitored metric (None if no epoch ran)
+    best_epoch: int | None      # the epoch it was reached in, 1-based; the model holds its weights
+    epochs_run: int             # epochs completed in total, counting those before a resume
+    history: list = field(repr=False)   # the rows of metrics.jsonl, one dict per epoch
+    run_dir: Path
+
+
+# The trainer's own part of state.json (save_training_state adds the optimizer's, scheduler's and RNG's).
+_FRESH_STATE = {"epoch": 0, "monitor": None, "mode": None, "best_metric": None, "best_epoch": None,
+                "epochs_without_improvement": 0, "stopped_early": False}
+
+
+def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir, monitor="val_loss",
+        mode="min", patience=None, clip_norm=None, scheduler=None, resume=False, config=None, progress=True,
+        on_epoch_end=None):
+    """Train ``model`` for up to ``epochs`` epochs, checkpointing into ``run_dir`` after each one.
+
+    ``monitor`` names the metric (from ``evaluate``'s dict, or ``"train_loss"``) that decides the best epoch,
+    ``mode`` whether lower (``"min"``) or higher (``"max"``) is better; ``patience`` stops after that many
+    epochs without improvement; ``clip_norm`` clips the global gradient norm before each step;
+    ``scheduler.step(metric)`` runs once per epoch with the monitored value. ``resume=True`` continues the
+    checkpoint in ``run_dir`` (a finished run just returns); without it ``run_dir`` must not hold one.
+    ``config`` (recipe, hyperparameters) goes to config.json when a fresh run starts. ``on_epoch_end(row)``
+    is called with each epoch's metrics row once its checkpoint is committed.
+
+    At the end the model holds the best epoch's weights and ``learning-curve.png`` is drawn. Returns a
+    ``FitResult``. Raises ``CheckpointError`` for a run folder that cannot be used, ``TrainingError`` for a
+    non-finite loss (the last good checkpoint stays); ``KeyboardInterrupt`` passes through, likewise leaving
+    the last completed epoch's checkpoint to resume from.
+    """
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    run_dir = Path(run_dir)
+    if resume:
+        saved = ckpt.load_training_state(run_dir, model, optimizer, scheduler)
+        state = {key: saved[key] for key in _FRESH_STATE}
+        if (state["monitor"], state["mode"]) != (monitor, mode):
+            raise CheckpointError(f"{run_dir} was trained with monitor={state['monitor']!r}, "
+                                  f"mode={state['mode']!r}; resume it with the same, not "
+                                  f"monitor={monitor!r}, mode={mode!r}.")
+        history = ckpt.truncate_jsonl(run_dir / ckpt.METRICS, state["epoch"])
+    else:
+        if ckpt.has_checkpoint(run_dir):
+            raise CheckpointError(f"{run_dir} already holds a checkpoint; pass resume to continue it, or "
+                                  f"choose another folder.")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.write_config(run_dir, config)
+        # Forget the rows of an earlier run in this folder that never committed a checkpoint.
+        ckpt.atomic_write_bytes(run_dir / ckpt.METRICS, b"")
+        history = []
+        state = {**_FRESH_STATE, "monitor": monitor, "mode": mode}
+
+    while state["epoch"] < epochs and not state["stopped_early"]:
+        epoch = state["epoch"] + 1
+        started = time.perf_counter()
+        lr = optimizer.lr
+        # One draw from the shared generator seeds this epoch's shuffle, so the shared state saved at the end
+        # of the epoch determines every later epoch. (Generator.spawn would not do: its counter lives in the
+        # SeedSequence, outside the bit generator state that get_state() saves.)
+        epoch_rng = np.random.default_rng(int(lz_random.rng().integers(2**63)))
+        train_loss, items, train_seconds = _train_epoch(
+            model, optimizer, train_step, make_batches(epoch_rng), clip_norm,
+            describe=f"epoch {epoch}/{epochs}", progress=progress, intact=_intact(run_dir, state["epoch"]))
+        row = {"epoch": epoch, "train_loss": train_loss}
+        if evaluate is not None:
+            model.eval()
+            try:
+                row.update({name: float(value) for name, value in evaluate(model).items()})
+            finally:
+                model.train()
+        if monitor not in row:
+            raise ValueError(f"monitor {monitor!r} is not among the epoch's metrics {sorted(row)}")
+        value = row[monitor]
+        if not math.isfinite(value):
+            raise TrainingError(f"{monitor} became {value} in epoch {epoch}; "
+                                f"{_intact(run_dir, state['epoch'])}.")
+        row.update(lr=lr, seconds=time.perf_counter() - started, items_per_second=items / train_seconds)
+
+        best = state["best_metric"]
+        improved = best is None or (value < best if mode == "min" else value > best)
+        if improved:
+            state.update(best_metric=value, best_epoch=epoch, epochs_without_improvement=0)
+        else:
+            state["epochs_without_improvement"] += 1
+        state["stopped_early"] = patience is not None and state["epochs_without_improvement"] >= patience
+        state["epoch"] = epoch
+        if scheduler is not None:
+            scheduler.step(value)
+
+        # The row goes first: if the commit below never happens, resume drops it with the epoch it describes.
+        ckpt.append_jsonl(run_dir / ckpt.METRICS, row)
+        ckpt.save_training_state(run_dir, model, optimizer, scheduler, state, save_best=improved)
+        history.append(row)
+        if progress:
+            tqdm.write(_summary(row, improved), file=sys.stderr)
+        if on_epoch_end is not None:
+            on_epoch_end(row)
+
+    ckpt.load_best_weights(run_dir, model)
+    write_learning_curve(history, run_dir / ckpt.LEARNING_CURVE, monitor, state["best_epoch"],
+                         quiet=not progress)
+    return FitResult(best_metric=state["best_metric"], best_epoch=state["best_epoch"],
+                     epochs_run=state["epoch"], history=history, run_dir=run_dir)
+
+
+def _intact(run_dir, epoch):
+    if epoch == 0:
+        return "no checkpoint was written yet"
+    return f"the checkpoint of epoch {epoch} in {run_dir} is intact"
+
+
+def _train_epoch(model, optimizer, train_step, batches, clip_norm, *, describe, progress, intact):
+    """One pass over ``batches``; returns (items-weighted mean loss, items, seconds)."""
+    model.train()
+    loss_sum, items = 0.0, 0
+    started = time.perf_counter()
+    total = len(batches) if hasattr(batches, "__len__") else None
+    # disable=None lets tqdm hide the bar when stderr is not a terminal (logs, CI).
+    with tqdm(batches, total=total, desc=describe, disable=None if progress else True, leave=False,
+              file=sys.stderr, unit="batch") as bar:
+        for number, batch in enumerate(bar, 1):
+            optimizer.zero_grad()
+            loss, n = train_step(model, batch)
+            loss = float(loss)
+            if not math.isfinite(loss):
+                raise TrainingError(f"the training loss became {loss} at batch {number} of {describe}; "
+                                    f"{intact} (try a lower learning rate or clip_norm).")
+            if clip_norm is not None:
+                clip_grad_norm(model, clip_norm)
+            optimizer.step()
+            loss_sum += loss * n
+            items += n
+            elapsed = time.perf_counter() - started
+            bar.set_postfix({"loss": f"{loss_sum / items:.4g}", "items/s": f"{items / elapsed:.3g}"},
+                            refresh=False)
+    if items == 0:
+        raise ValueError("make_batches gave no batches (or train_step counted no items) for an epoch")
+    return loss_sum / items, items, time.perf_counter() - started
+
+
+def _summary(row, improved):
+    skip = {"epoch", "seconds", "items_per_second"}
+    metrics = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in skip and isinstance(v, float))
+    return f"epoch {row['epoch']}: {metrics}  ({row['seconds']:.1f}s){'  *best*' if improved else ''}"
+
+
+def write_learning_curve(history, path, monitor, best_epoch=None, quiet=False):
+    """Plot train loss and ``monitor`` per epoch into a PNG, atomically; skipped without matplotlib."""
+    if not history:
+        return
+    try:
+        # The object API with the Agg canvas draws off-screen without touching pyplot's global backend, which
+        # a notebook calling fit() may be using.
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        if not quiet:
+            print(f"note: matplotlib is not installed, so {path} was not drawn "
+                  f"(pip install 'lstmzoo[plot]').", file=sys.stderr)
+        return
+    epochs = [row["epoch"] for row in history]
+    panels = ["train_loss"] + ([monitor] if monitor != "train_loss" else [])
+    figure = Figure(figsize=(6, 2.6 * len(panels)), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, name in zip(axes, panels):
+        ax.plot(epochs, [row.get(name) for row in history], marker="o", markersize=3)
+        if best_epoch is not None and name == monitor:
+            ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1,
+                       label=f"best (epoch {best_epoch})")
+            ax.legend()
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("epoch")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    ckpt.atomic_write_bytes(path, buffer.getvalue())
