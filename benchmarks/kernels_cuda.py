@@ -1,0 +1,180 @@
+"""Time the CUDA LSTM kernels against torch.nn.LSTM (cuDNN) on one GPU and print a Markdown table.
+
+    python benchmarks/kernels_cuda.py                 # T=100 and 500, B 1..256, H 256..1024
+    python benchmarks/kernels_cuda.py --quick         # a handful of shapes, fewer repeats
+    python benchmarks/kernels_cuda.py --T 100 --B 1 8 --H 512
+
+Needs an NVIDIA GPU and CuPy (``pip install 'lstmzoo[cuda]'``); torch with CUDA is optional (without it
+the peer columns read "n/a"). Both libraries run in this process on the same device, in float32,
+time-major, input size = hidden size. Each timing is CUDA events around ``--calls`` calls after a
+warm-up call (compilation and cuDNN plan selection happen there); the table shows the median over
+``--repeats`` timings, alternating between the two libraries. "path" is the forward path
+``kernels/cuda.py`` chose for the shape (persistent or per-step), so the selection rule's provisional
+thresholds can be checked against these rows.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+FULL = {"T": [100, 500], "B": [1, 4, 8, 32, 128, 256], "H": [256, 512, 1024]}
+QUICK = {"T": [100], "B": [1, 8, 128], "H": [256, 1024]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a handful of shapes, fewer repeats")
+    parser.add_argument("--T", type=int, nargs="+", help="sequence lengths (default 100 500)")
+    parser.add_argument("--B", type=int, nargs="+", help="batch sizes (default 1 4 8 32 128 256)")
+    parser.add_argument("--H", type=int, nargs="+", help="hidden sizes (default 256 512 1024)")
+    parser.add_argument("--repeats", type=int, default=None, help="timings per cell (default 5, quick 3)")
+    parser.add_argument("--calls", type=int, default=3, help="calls per timing (default 3)")
+    parser.add_argument("--allow-tf32", action="store_true",
+                        help="let cuDNN use TF32 tensor cores (off by default: both sides in full float32)")
+    args = parser.parse_args()
+
+    cupy = _require_gpu()
+    from lstmzoo.kernels import cuda as kernels
+
+    torch = _import_torch_cuda()
+    if torch is not None:
+        torch.backends.cudnn.allow_tf32 = args.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = args.allow_tf32
+    sizes = QUICK if args.quick else FULL
+    Ts, Bs, Hs = args.T or sizes["T"], args.B or sizes["B"], args.H or sizes["H"]
+    repeats = args.repeats or (3 if args.quick else 5)
+
+    device = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"].decode()
+    peer = (f"torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}, "
+            f"TF32 {'on' if args.allow_tf32 else 'off'}") if torch is not None else "torch with CUDA: not available"
+    print(f"{device}; float32, time-major, I = H; median of {repeats} CUDA-event timings of {args.calls} calls; "
+          f"CuPy {cupy.__version__}; {peer}")
+    print()
+    print("| T | B | H | mode | path | lstmzoo ms | cuDNN ms | lstmzoo / cuDNN |")
+    print("|---|---|---|---|---|---:|---:|---:|")
+    for T in Ts:
+        for H in Hs:
+            for B in Bs:
+                for mode in ("inference", "training"):
+                    row = _time_shape(cupy, torch, kernels, T, B, H, mode == "training", repeats, args.calls)
+                    ours, theirs, path = row
+                    peer_ms = f"{theirs:.3f}" if theirs is not None else "n/a"
+                    ratio = f"{ours / theirs:.2f}" if theirs is not None else "n/a"
+                    print(f"| {T} | {B} | {H} | {mode} | {path} | {ours:.3f} | {peer_ms} | {ratio} |",
+                          flush=True)
+
+
+def _require_gpu():
+    """CuPy on a working GPU, or exit with one sentence saying what is missing."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        sys.exit("benchmarks/kernels_cuda.py: NUMBA_ENABLE_CUDASIM=1 is set; simulator timings mean nothing, "
+                 "unset it and run on a machine with an NVIDIA GPU")
+    try:
+        import cupy
+    except ImportError:
+        sys.exit("benchmarks/kernels_cuda.py needs CuPy and an NVIDIA GPU: pip install 'lstmzoo[cuda]'")
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            raise RuntimeError("no device")
+    except Exception:
+        sys.exit("benchmarks/kernels_cuda.py needs an NVIDIA GPU with a working driver, and none was found")
+    return cupy
+
+
+def _import_torch_cuda():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
+def _time_shape(cupy, torch, kernels, T, B, H, training, repeats, calls):
+    """(lstmzoo median ms, cuDNN median ms or None, forward path) for one shape and mode."""
+    rng = np.random.default_rng(0)
+    bound = 1 / np.sqrt(H)
+    host = {"w_ih": rng.uniform(-bound, bound, (4 * H, H)), "w_hh": rng.uniform(-bound, bound, (4 * H, H)),
+            "b_ih": rng.uniform(-bound, bound, 4 * H), "b_hh": rng.uniform(-bound, bound, 4 * H),
+            "x": rng.standard_normal((T, B, H)), "dy": rng.standard_normal((T, B, H))}
+    host = {name: value.astype(np.float32) for name, value in host.items()}
+    dev = {name: cupy.asarray(value) for name, value in host.items()}
+    h0 = cupy.zeros((B, H), dtype=cupy.float32)
+    weights = {name: dev[name] for name in ("w_ih", "w_hh", "b_ih", "b_hh")}
+    chosen = []
+    choose = kernels.choose_path
+
+    def recording_choose_path(*args):
+        path_and_config = choose(*args)
+        chosen.append(path_and_config[0])
+        return path_and_config
+
+    def ours():
+        _, _, _, cache = kernels.lstm_forward(dev["x"], h0, h0, **weights, training=training)
+        if training:
+            kernels.lstm_backward(dev["dy"], None, None, cache)
+
+    kernels.choose_path = recording_choose_path
+    try:
+        ours()  # compiles the kernels for this shape, records the path
+    finally:
+        kernels.choose_path = choose
+
+    timers = [lambda: _cupy_event_ms(cupy, ours, calls)]
+    if torch is not None:
+        theirs = _torch_call(torch, host, training)
+        theirs()
+        timers.append(lambda: _torch_event_ms(torch, theirs, calls))
+    samples = [[] for _ in timers]
+    for _ in range(repeats):
+        for timer, times in zip(timers, samples):
+            times.append(timer())
+    medians = [float(np.median(times)) for times in samples]
+    return medians[0], (medians[1] if torch is not None else None), chosen[0]
+
+
+def _torch_call(torch, host, training):
+    T, B, H = host["x"].shape
+    lstm = torch.nn.LSTM(H, H).cuda()
+    with torch.no_grad():
+        for name in ("w_ih", "w_hh", "b_ih", "b_hh"):
+            torch_name = name.replace("w_", "weight_").replace("b_", "bias_") + "_l0"
+            getattr(lstm, torch_name).copy_(torch.from_numpy(host[name]))
+    x = torch.from_numpy(host["x"]).cuda().requires_grad_(training)
+    dy = torch.from_numpy(host["dy"]).cuda()
+
+    def call():
+        if training:
+            lstm.zero_grad(set_to_none=True)
+            x.grad = None
+            y, _ = lstm(x)
+            y.backward(dy)
+        else:
+            with torch.no_grad():
+                lstm(x)
+    return call
+
+
+def _cupy_event_ms(cupy, call, calls):
+    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+    start.record()
+    for _ in range(calls):
+        call()
+    stop.record()
+    stop.synchronize()
+    return cupy.cuda.get_elapsed_time(start, stop) / calls
+
+
+def _torch_event_ms(torch, call, calls):
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(calls):
+        call()
+    stop.record()
+    stop.synchronize()
+    return start.elapsed_time(stop) / calls
+
+
+if __name__ == "__main__":
+    main()
