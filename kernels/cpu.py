@@ -1,3 +1,387 @@
-"""Placeholder until the fused Numba kernels land: the reference, same signatures."""
-from .reference import (lstm_forward, lstm_backward, gru_forward, gru_backward,  # noqa: F401
-                        rnn_forward, rnn_backward)
+"""Fused Numba CPU kernels for LSTM, GRU and the tanh/ReLU RNN: ``reference.py``'s fast twin.
+
+Same functions, shapes, dtypes and semantics as ``reference.py`` (read its docstring for the contract).
+What is fused (DESIGN.md, "The kernels"):
+
+- the input projection of all time steps is one GEMM, ``x[T*B, I] @ W_ih^T``, before the recurrence;
+- the whole time loop runs in compiled code; per step one recurrent GEMM ``h @ W_hh^T`` against the
+  stacked gates, then ONE elementwise pass per sequence that adds the biases, applies the activations,
+  updates the state and stores what backward needs;
+- backward mirrors it: one fused elementwise pass per step producing the gate gradients ``dA``, one
+  recurrent GEMM ``dA @ W_hh`` for ``dh``; then after the loop ``dx``, ``dW_ih``, ``dW_hh`` are one
+  GEMM each over all ``T*B`` rows and the bias gradients are column sums.
+
+Every GEMM goes through ``np.dot`` inside ``@njit``, i.e. scipy's OpenBLAS: one BLAS and one thread pool
+for the whole computation (no ``prange``: a second pool fighting OpenBLAS's threads each step costs far
+more than the single-threaded elementwise pass, see notes/cpu-lstm-measurements.md).
+
+float64 uses libm ``exp``/``tanh`` so it matches the reference to ~1e-15; float32 uses a vectorisable
+rational ``tanh`` (and ``sigmoid(a) = (1 + tanh(a/2)) / 2``) accurate to a few float32 ulp, because libm
+calls in the gate loop were the largest single cost of a plain Numba LSTM.
+"""
+
+import os
+
+
+def _prefer_avx512_openblas():
+    """Ask scipy's OpenBLAS for its AVX-512 kernels when the CPU has them.
+
+    OpenBLAS 0.3.30's runtime dispatch does not recognise recent AMD CPUs (Zen 4/5) and falls back to its
+    AVX2 "Haswell" kernels, which run GEMMs at ~55 % of the AVX-512 ones on such a machine (measured:
+    245 vs 440 GFLOP/s fp32 on 2 cores). OpenBLAS reads ``OPENBLAS_CORETYPE`` once, when it is loaded,
+    which for scipy's copy is the first compilation of ``np.dot`` in Numba, after this module's import.
+    A value the user set is never overridden.
+    """
+    if "OPENBLAS_CORETYPE" in os.environ:
+        return
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split())
+                    break
+            else:
+                return
+    except OSError:
+        return
+    if {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= flags:
+        os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+
+
+_prefer_avx512_openblas()
+
+import numpy as np  # noqa: E402
+from numba import njit, types  # noqa: E402
+from numba.extending import overload  # noqa: E402
+
+# Cell kinds, passed to the compiled loops as plain ints (branches on them sit outside the inner loops).
+LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
+_GATES = {LSTM: 4, GRU: 3, RNN_TANH: 1, RNN_RELU: 1}
+# Per (t, b) values saved for backward, in units of H: LSTM i, f, g, o, tanh(c'); GRU r, z, n, h W_hn^T + b_hn.
+# The RNN needs only h', which is the stored state.
+_SAVED = {LSTM: 5, GRU: 4, RNN_TANH: 0, RNN_RELU: 0}
+
+# No nnan/ninf: float64 sigmoid relies on exp overflowing to inf exactly as the reference does.
+_JIT = dict(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "reassoc"})
+
+
+# ------------------------------------------------------------------------------------------- forward
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True):
+    return _forward(LSTM, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training)
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True):
+    y, h_n, _, cache = _forward(GRU, x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, training)
+    return y, h_n, cache
+
+
+def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True, nonlinearity="tanh"):
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    kind = RNN_TANH if nonlinearity == "tanh" else RNN_RELU
+    y, h_n, _, cache = _forward(kind, x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, training)
+    return y, h_n, cache
+
+
+def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training):
+    T, B, I = x.shape
+    H = h0.shape[1]
+    dtype = x.dtype
+    x2d = np.ascontiguousarray(x).reshape(T * B, I)
+    w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
+    lengths = _lengths_array(lengths, T, B)
+    # Training keeps every state (backward reads h_{t-1}, c_{t-1}); inference ping-pongs two slots.
+    slots = T + 1 if training else 2
+    hs = np.empty((slots, B, H), dtype)
+    hs[0] = h0
+    cs = np.empty((slots, B, H if kind == LSTM else 0), dtype)
+    if kind == LSTM:
+        cs[0] = c0
+    saved = np.empty((T, B, _SAVED[kind] * H) if training else (1, B, 0), dtype)
+    y = np.empty((T, B, H), dtype)
+    last = _forward_sequence(kind, x2d, w_ih, w_hh, np.ascontiguousarray(b_ih), np.ascontiguousarray(b_hh),
+                             lengths, hs, cs, saved, y, training)
+    h_n = hs[last].copy()
+    c_n = cs[last].copy() if kind == LSTM else None
+    cache = (kind, x2d, w_ih, w_hh, lengths, hs, cs, saved) if training else None
+    return y, h_n, c_n, cache
+
+
+@njit(**_JIT)
+def _forward_sequence(kind, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training):
+    """The whole forward recurrence; returns the slot of ``hs``/``cs`` holding the final state."""
+    T, B, H = y.shape
+    GH = w_hh.shape[0]
+    # All time steps' input projections in one GEMM; the biases are added in the cell pass, which reads
+    # xp anyway (a separate bias pass over [T, B, GH] cost ~5 % at large shapes).
+    xp = np.dot(x2d, w_ih.T).reshape(T, B, GH)
+    gh = np.empty((B, GH), y.dtype)
+    small = _use_row_matmul(B)
+    w_hh_t = np.ascontiguousarray(w_hh.T) if small else w_hh[:0]
+    for t in range(T):
+        cur, nxt = (t, t + 1) if training else (t & 1, (t + 1) & 1)
+        if small:
+            _row_matmul(hs[cur], w_hh_t, gh)
+        else:
+            np.dot(hs[cur], w_hh.T, gh)
+        for b in range(B):
+            if t < lengths[b]:
+                save = saved[t if training else 0, b]
+                _cell_forward(kind, xp[t, b], gh[b], b_ih, b_hh, hs[cur, b], cs[cur, b], hs[nxt, b], cs[nxt, b],
+                              save, training)
+                y[t, b] = hs[nxt, b]
+            else:  # past this sequence's length: state frozen, output zero
+                hs[nxt, b] = hs[cur, b]
+                cs[nxt, b] = cs[cur, b]
+                y[t, b] = 0.0
+    return T if training else T & 1
+
+
+@njit(inline="always", **_JIT)
+def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, training):
+    """One sequence's elementwise update for one step. xp = x W_ih^T, gh = h W_hh^T (no biases)."""
+    H = h.shape[0]
+    one, zero = h.dtype.type(1), h.dtype.type(0)  # typed, or float32 arithmetic would promote to float64
+    if kind == LSTM:
+        for j in range(H):
+            i = _sigmoid(xp[j] + b_ih[j] + gh[j] + b_hh[j])
+            f = _sigmoid(xp[H + j] + b_ih[H + j] + gh[H + j] + b_hh[H + j])
+            g = _tanh(xp[2 * H + j] + b_ih[2 * H + j] + gh[2 * H + j] + b_hh[2 * H + j])
+            o = _sigmoid(xp[3 * H + j] + b_ih[3 * H + j] + gh[3 * H + j] + b_hh[3 * H + j])
+            cj = f * c[j] + i * g
+            tanh_c = _tanh(cj)
+            c_new[j] = cj
+            h_new[j] = o * tanh_c
+            if training:
+                save[j] = i
+                save[H + j] = f
+                save[2 * H + j] = g
+                save[3 * H + j] = o
+                save[4 * H + j] = tanh_c
+    elif kind == GRU:
+        for j in range(H):
+            r = _sigmoid(xp[j] + b_ih[j] + gh[j] + b_hh[j])
+            z = _sigmoid(xp[H + j] + b_ih[H + j] + gh[H + j] + b_hh[H + j])
+            gh_n = gh[2 * H + j] + b_hh[2 * H + j]
+            n = _tanh(xp[2 * H + j] + b_ih[2 * H + j] + r * gh_n)
+            h_new[j] = (one - z) * n + z * h[j]
+            if training:
+                save[j] = r
+                save[H + j] = z
+                save[2 * H + j] = n
+                save[3 * H + j] = gh_n
+    elif kind == RNN_TANH:
+        for j in range(H):
+            h_new[j] = _tanh(xp[j] + b_ih[j] + gh[j] + b_hh[j])
+    else:
+        for j in range(H):
+            h_new[j] = max(xp[j] + b_ih[j] + gh[j] + b_hh[j], zero)
+
+
+# ------------------------------------------------------------------------------------------ backward
+
+def lstm_backward(dy, dh_n, dc_n, cache):
+    return _backward(dy, dh_n, dc_n, cache)
+
+
+def gru_backward(dy, dh_n, cache):
+    dx, dh0, _, dw_ih, dw_hh, db_ih, db_hh = _backward(dy, dh_n, None, cache)
+    return dx, dh0, dw_ih, dw_hh, db_ih, db_hh
+
+
+def rnn_backward(dy, dh_n, cache):
+    dx, dh0, _, dw_ih, dw_hh, db_ih, db_hh = _backward(dy, dh_n, None, cache)
+    return dx, dh0, dw_ih, dw_hh, db_ih, db_hh
+
+
+def _backward(dy, dh_n, dc_n, cache):
+    kind, x2d, w_ih, w_hh, lengths, hs, cs, saved = cache
+    T, B, H = dy.shape
+    dtype = hs.dtype
+    dh = np.zeros((B, H), dtype) if dh_n is None else np.array(dh_n, dtype=dtype, order="C")
+    dc = np.zeros((B, cs.shape[2]), dtype) if dc_n is None else np.array(dc_n, dtype=dtype, order="C")
+    dx, dw_ih, dw_hh, db_ih, db_hh = _backward_sequence(kind, np.ascontiguousarray(dy, dtype), dh, dc, x2d,
+                                                        w_ih, w_hh, lengths, hs, cs, saved)
+    return (dx.reshape(T, B, x2d.shape[1]), dh, dc if kind == LSTM else None,
+            dw_ih, dw_hh, db_ih, db_hh)
+
+
+@njit(**_JIT)
+def _backward_sequence(kind, dy, dh, dc, x2d, w_ih, w_hh, lengths, hs, cs, saved):
+    """Backward through time; updates dh, dc in place to dh0, dc0 and returns dx and the weight grads."""
+    T, B, H = dy.shape
+    GH = w_hh.shape[0]
+    # Gate-preactivation gradients of all steps: w.r.t. the input projection and w.r.t. h W_hh^T.
+    # They differ only for the GRU's n gate (r * ...), so the other cells share one array.
+    da_x = np.zeros((T, B, GH), dy.dtype)
+    da_h = np.zeros((T, B, GH), dy.dtype) if kind == GRU else da_x
+    dh_rec = np.empty((B, H), dy.dtype)
+    small = _use_row_matmul(B)
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            if t < lengths[b]:
+                _cell_backward(kind, dy[t, b], dh[b], dc[b], cs[t, b], hs[t, b], hs[t + 1, b], saved[t, b],
+                               da_x[t, b], da_h[t, b])
+            # else: da stays zero and dh, dc pass through unchanged, as the frozen state did.
+        if small:
+            _row_matmul(da_h[t], w_hh, dh_rec)
+        else:
+            np.dot(da_h[t], w_hh, dh_rec)
+        for b in range(B):
+            if t < lengths[b]:
+                dh[b] += dh_rec[b]
+    # Everything that does not feed the recurrence: one GEMM each over all T*B rows.
+    da_x2d = da_x.reshape(T * B, GH)
+    da_h2d = da_h.reshape(T * B, GH)
+    dx = np.dot(da_x2d, w_ih)
+    dw_ih = np.dot(da_x2d.T, x2d)
+    dw_hh = np.dot(da_h2d.T, hs[:T].reshape(T * B, H))
+    return dx, dw_ih, dw_hh, _column_sums(da_x2d), _column_sums(da_h2d)
+
+
+@njit(inline="always", **_JIT)
+def _cell_backward(kind, dy, dh, dc, c_prev, h_prev, h_new, save, da_x, da_h):
+    """One sequence's gate gradients for one step, from the output gradient dy + dh.
+
+    Leaves in dh the part of dh_{t-1} that does not go through W_hh (nonzero only for the GRU's z * h)
+    and in dc the new dc_{t-1}; the caller adds da_h @ W_hh to dh.
+    """
+    H = dy.shape[0]
+    one, zero = dy.dtype.type(1), dy.dtype.type(0)
+    if kind == LSTM:
+        for j in range(H):
+            i, f, g, o, tanh_c = save[j], save[H + j], save[2 * H + j], save[3 * H + j], save[4 * H + j]
+            dh_new = dy[j] + dh[j]
+            dc_new = dc[j] + dh_new * o * (one - tanh_c * tanh_c)
+            da_x[j] = dc_new * g * i * (one - i)
+            da_x[H + j] = dc_new * c_prev[j] * f * (one - f)
+            da_x[2 * H + j] = dc_new * i * (one - g * g)
+            da_x[3 * H + j] = dh_new * tanh_c * o * (one - o)
+            dc[j] = dc_new * f
+            dh[j] = zero
+    elif kind == GRU:
+        for j in range(H):
+            r, z, n, gh_n = save[j], save[H + j], save[2 * H + j], save[3 * H + j]
+            dh_new = dy[j] + dh[j]
+            da_n = dh_new * (one - z) * (one - n * n)
+            da_z = dh_new * (h_prev[j] - n) * z * (one - z)
+            da_r = da_n * gh_n * r * (one - r)
+            da_x[j] = da_r
+            da_x[H + j] = da_z
+            da_x[2 * H + j] = da_n
+            da_h[j] = da_r
+            da_h[H + j] = da_z
+            da_h[2 * H + j] = da_n * r
+            dh[j] = dh_new * z
+    elif kind == RNN_TANH:
+        for j in range(H):
+            da_x[j] = (dy[j] + dh[j]) * (one - h_new[j] * h_new[j])
+            dh[j] = zero
+    else:
+        for j in range(H):
+            da_x[j] = (dy[j] + dh[j]) if h_new[j] > 0 else zero
+            dh[j] = zero
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+def _lengths_array(lengths, T, B):
+    if lengths is None:
+        return np.full(B, T, np.int64)
+    return np.ascontiguousarray(lengths, dtype=np.int64)
+
+
+@njit(**_JIT)
+def _column_sums(a):
+    out = np.zeros(a.shape[1], a.dtype)
+    for r in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            out[j] += a[r, j]
+    return out
+
+
+@njit(inline="always", **_JIT)
+def _use_row_matmul(B):
+    """Per-step GEMMs of 2..8 rows: OpenBLAS packs the whole weight matrix for every call and reaches
+    ~20 GFLOP/s there (1 row goes to its fast GEMV path); _row_matmul reaches 40-55 on one core."""
+    return 2 <= B <= 8
+
+
+@njit(**_JIT)
+def _row_matmul(a, b, out):
+    """out = a @ b for a few rows of ``a``: streams ``b`` once per column block, ``out`` rows stay in L1."""
+    K, N = b.shape
+    block = 256
+    for n0 in range(0, N, block):
+        n1 = min(n0 + block, N)
+        for r in range(a.shape[0]):
+            out[r, n0:n1] = 0.0
+        for k in range(K):
+            b_row = b[k, n0:n1]  # 1-D slices: Numba vectorises these loops, not the 2-D indexed form
+            for r in range(a.shape[0]):
+                a_rk = a[r, k]
+                out_row = out[r, n0:n1]
+                for n in range(n1 - n0):
+                    out_row[n] += a_rk * b_row[n]
+
+
+def _tanh(a):
+    """tanh for use inside the compiled loops; float32 gets the vectorisable approximation."""
+
+
+def _sigmoid(a):
+    """sigmoid for use inside the compiled loops; float32 gets the vectorisable approximation."""
+
+
+@overload(_tanh, inline="always")
+def _tanh_for(a):
+    if a == types.float32:
+        return lambda a: _tanh_float32(a)
+    return lambda a: np.tanh(a)
+
+
+@overload(_sigmoid, inline="always")
+def _sigmoid_for(a):
+    if a == types.float32:
+        return lambda a: np.float32(0.5) + np.float32(0.5) * _tanh_float32(np.float32(0.5) * a)
+    return lambda a: 1.0 / (1.0 + np.exp(-a))  # the reference's formula, so float64 matches to rounding
+
+
+@njit(inline="always", **_JIT)
+def _tanh_float32(a):
+    """tanh as a [13/6] rational function on [-7.9, 7.9] (Eigen's coefficients): max error 3.4e-7.
+
+    Multiplies, adds, one division and a clamp: it vectorises, where libm's tanhf is a call per element.
+    """
+    x = min(max(a, np.float32(-7.90531110763549805)), np.float32(7.90531110763549805))
+    x2 = x * x
+    p = x2 * np.float32(-2.76076847742355e-16) + np.float32(2.00018790482477e-13)
+    p = x2 * p + np.float32(-8.60467152213735e-11)
+    p = x2 * p + np.float32(5.12229709037114e-08)
+    p = x2 * p + np.float32(1.48572235717979e-05)
+    p = x2 * p + np.float32(6.37261928875436e-04)
+    p = x2 * p + np.float32(4.89352455891786e-03)
+    q = x2 * np.float32(1.19825839466702e-06) + np.float32(1.18534705686654e-04)
+    q = x2 * q + np.float32(2.26843463243900e-03)
+    q = x2 * q + np.float32(4.89352518554385e-03)
+    return x * p / q
+
+
+def set_num_threads(n):
+    """Threads for the kernels' GEMMs, i.e. scipy's OpenBLAS (the compiled loops themselves are serial).
+
+    Returns False where scipy's BLAS is not a bundled OpenBLAS (then its own settings apply).
+    """
+    import ctypes
+    import glob
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the library, so it is found below)
+
+    libs_dir = os.path.join(os.path.dirname(os.path.dirname(scipy.linalg.cython_blas.__file__)), os.pardir,
+                            "scipy.libs")
+    for path in glob.glob(os.path.join(libs_dir, "libscipy_openblas*.so*")):
+        lib = ctypes.CDLL(path)
+        if hasattr(lib, "scipy_openblas_set_num_threads"):
+            lib.scipy_openblas_set_num_threads(int(n))
+            return True
+    return False

@@ -1,5 +1,7 @@
 """NumPy or CuPy: the array module of an array or a device name, so one code path serves both."""
 
+import os
+
 import numpy as np
 
 
@@ -17,6 +19,8 @@ def device_module(device):
         return np
     if device != "cuda":
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if cuda_simulator():
+        return np  # Numba's CUDA simulator runs the CUDA kernels on NumPy arrays (tests without a GPU)
     try:
         import cupy
     except ImportError:
@@ -27,6 +31,11 @@ def device_module(device):
     except Exception:
         raise RuntimeError("device='cuda' needs an NVIDIA GPU with a working driver, and none was found") from None
     return cupy
+
+
+def cuda_simulator():
+    """True when Numba's CUDA simulator is switched on (``NUMBA_ENABLE_CUDASIM=1``)."""
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
 
 
 def to_numpy(x):

@@ -383,7 +383,8 @@ def test_bad_constructor_arguments(kwargs, message):
         RNN(2, 3, nonlinearity="sigmoid")
 
 
-def test_cuda_without_cupy_is_a_clear_runtime_error():
+def test_cuda_without_cupy_is_a_clear_runtime_error(monkeypatch):
+    monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "0")  # the simulator would stand NumPy in for CuPy
     try:
         import cupy  # noqa: F401
 

@@ -1,0 +1,120 @@
+"""Benchmark of the fused CPU LSTM kernels against ``torch.nn.LSTM`` (oneDNN), printed as a Markdown table.
+
+Used by ``lstmzoo bench`` and ``benchmarks/kernels_cpu.py``. torch is optional: without it the peer
+columns read "n/a". Each library is timed after a short idle and one untimed call, alternating between
+the two in the same process, because a library whose worker threads are still spinning slows the other
+one down by up to 10x (notes/cpu-lstm-measurements.md).
+"""
+
+import time
+
+import numpy as np
+
+T = 100
+FULL_SHAPES = [(T, B, H, H) for B in (1, 4, 32, 128, 256) for H in (128, 256, 512, 1024)]
+QUICK_SHAPES = [(T, 1, 128, 128), (T, 4, 256, 256), (T, 32, 256, 256), (T, 128, 512, 512)]
+IDLE_S = 0.3
+TIMED_S = 0.25  # aim each timing at about this long, repeating fast calls
+
+
+def run(quick=False, threads=None, out=print, shapes=None, repeats=None):
+    """Time inference and training steps of lstmzoo's CPU LSTM and torch.nn.LSTM; ``out`` gets each line."""
+    from lstmzoo.kernels import cpu
+
+    torch = _import_torch()
+    if threads is not None:
+        import numba
+        numba.set_num_threads(threads)
+        cpu.set_num_threads(threads)
+        if torch is not None:
+            torch.set_num_threads(threads)
+    shapes = shapes or (QUICK_SHAPES if quick else FULL_SHAPES)
+    repeats = repeats or (3 if quick else 5)
+    thread_note = f"{threads} threads" if threads is not None else "default threads"
+    out(f"float32, time-major, median of {repeats} timings, {thread_note}; "
+        f"torch {torch.__version__ if torch is not None else 'not installed'}")
+    out("")
+    out("| T | B | I | H | mode | lstmzoo ms | torch ms | lstmzoo / torch | lstmzoo GFLOP/s |")
+    out("|---|---|---|---|---|---:|---:|---:|---:|")
+    for shape in shapes:
+        for mode in ("inference", "training"):
+            ours, theirs = _time_shape(cpu, torch, shape, mode, repeats)
+            T_, B, I, H = shape
+            flops = 2 * T_ * B * 4 * H * (I + H) * (3 if mode == "training" else 1)
+            peer = f"{theirs * 1e3:.2f}" if theirs is not None else "n/a"
+            ratio = f"{ours / theirs:.2f}" if theirs is not None else "n/a"
+            out(f"| {T_} | {B} | {I} | {H} | {mode} | {ours * 1e3:.2f} | {peer} | {ratio} | "
+                f"{flops / ours / 1e9:.0f} |")
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _time_shape(cpu, torch, shape, mode, repeats):
+    """Median seconds per call of (lstmzoo, torch or None), timings alternating between the two."""
+    T_, B, I, H = shape
+    rng = np.random.default_rng(0)
+    bound = 1 / np.sqrt(H)
+    params = dict(w_ih=rng.uniform(-bound, bound, (4 * H, I)), w_hh=rng.uniform(-bound, bound, (4 * H, H)),
+                  b_ih=rng.uniform(-bound, bound, 4 * H), b_hh=rng.uniform(-bound, bound, 4 * H))
+    params = {k: v.astype(np.float32) for k, v in params.items()}
+    x = rng.standard_normal((T_, B, I)).astype(np.float32)
+    h0 = np.zeros((B, H), np.float32)
+    dy = rng.standard_normal((T_, B, H)).astype(np.float32)
+    training = mode == "training"
+
+    def ours():
+        y, _, _, cache = cpu.lstm_forward(x, h0, h0, **params, training=training)
+        if training:
+            cpu.lstm_backward(dy, None, None, cache)
+
+    calls = [ours]
+    if torch is not None:
+        calls.append(_torch_call(torch, params, x, dy, training))
+    samples = [[] for _ in calls]
+    for _ in range(repeats):
+        for call, times in zip(calls, samples):
+            times.append(_time_after_idle(call))
+    medians = [float(np.median(t)) for t in samples]
+    return medians[0], (medians[1] if torch is not None else None)
+
+
+def _torch_call(torch, params, x, dy, training):
+    _, _, I = x.shape
+    H = params["w_hh"].shape[1]
+    lstm = torch.nn.LSTM(I, H)
+    with torch.no_grad():
+        for name, value in params.items():
+            getattr(lstm, name.replace("w_", "weight_").replace("b_", "bias_") + "_l0").copy_(
+                torch.from_numpy(value))
+    tx = torch.from_numpy(x).requires_grad_(training)
+    tdy = torch.from_numpy(dy)
+
+    def call():
+        if training:
+            lstm.zero_grad(set_to_none=True)
+            tx.grad = None
+            y, _ = lstm(tx)
+            y.backward(tdy)
+        else:
+            with torch.no_grad():
+                lstm(tx)
+    return call
+
+
+def _time_after_idle(call):
+    """Seconds per call: idle, one untimed call, then enough calls to last about TIMED_S."""
+    time.sleep(IDLE_S)
+    start = time.perf_counter()
+    call()
+    estimate = time.perf_counter() - start
+    n = max(1, int(TIMED_S / max(estimate, 1e-6)))
+    start = time.perf_counter()
+    for _ in range(n):
+        call()
+    return (time.perf_counter() - start) / n

@@ -1,0 +1,310 @@
+"""The ``lstmzoo`` command: list, inspect, download, train, evaluate and run the zoo's recipes.
+
+Start-up stays light (click, importlib.metadata and the recipes' metadata modules): the layers, Numba and
+matplotlib are imported only by the commands that compute something, so ``lstmzoo list`` answers at once.
+
+A user's mistake (an unknown recipe, a bad option value, a missing or damaged checkpoint, the checkpoint
+of another recipe, an unreadable input file) ends as one sentence on stderr with exit status 2.
+"""
+
+import contextlib
+import datetime
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .recipe import APPLICATIONS
+from .registry import UnknownRecipeError, get_recipe, list_recipes, plugin_failures, plugin_report
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 110}
+
+
+class UserError(click.ClickException):
+    """A mistake in what the user asked for: one sentence, exit status 2 (click's usage-error status)."""
+    exit_code = 2
+
+
+@contextlib.contextmanager
+def _reported():
+    """Turn the library's one-sentence errors into the CLI's: the user's mistakes (bad values, unusable run
+    folders, unreadable inputs) exit 2, failures the user did not cause (no network, a diverging loss) exit 1.
+    Imported here, not at the top, to keep start-up light."""
+    from .checkpoint import CheckpointError
+    from .data import DataError
+    from .train import TrainingError
+    try:
+        yield
+    except (CheckpointError, ValueError) as error:
+        raise UserError(_sentence(error)) from None
+    except (DataError, TrainingError) as error:
+        raise click.ClickException(_sentence(error)) from None
+
+
+def _warn_skipped_plugins():
+    for failure in plugin_failures():
+        click.echo(f"skipped plugin {failure.distribution} ({failure.entry_point}): {failure.reason}", err=True)
+
+
+def _recipe(name):
+    _warn_skipped_plugins()
+    try:
+        return get_recipe(name)
+    except UnknownRecipeError as error:
+        raise UserError(str(error)) from None
+
+
+def _sentence(error):
+    return str(error).strip() or type(error).__name__
+
+
+def _print_metrics(metrics, as_json):
+    if as_json:
+        click.echo(json.dumps(metrics))
+        return
+    width = max(map(len, metrics), default=0)
+    for name, value in metrics.items():
+        click.echo(f"  {name:<{width}}  {value:.4f}" if isinstance(value, float) else f"  {name:<{width}}  {value}")
+
+
+@click.group(context_settings=CONTEXT, epilog="""\b
+Examples:
+  lstmzoo list
+  lstmzoo train airline-passengers
+  lstmzoo evaluate airline-passengers --checkpoint runs/airline-passengers-20250101-120000
+Every command has --help with an example.""")
+@click.version_option(__version__, prog_name="lstmzoo")
+def main():
+    """Fused LSTM kernels and a zoo of ready recipes: one command from a fresh install to a trained model."""
+
+
+@main.command("list", epilog="""\b
+Examples:
+  lstmzoo list
+  lstmzoo list --application time-series --json""")
+@click.option("--application", type=click.Choice(APPLICATIONS), help="Only recipes of this application.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def list_command(application, as_json):
+    """List the installed recipes (built-in and from plugins)."""
+    _warn_skipped_plugins()
+    recipes = list_recipes(application)
+    if as_json:
+        click.echo(json.dumps([{"name": r.name, "application": r.application, "summary": r.summary}
+                               for r in recipes], indent=2))
+        return
+    if not recipes:
+        click.echo("no recipes installed" + (f" for {application}" if application else ""))
+        return
+    name_width = max(len(r.name) for r in recipes)
+    app_width = max(len(r.application) for r in recipes)
+    for r in recipes:
+        click.echo(f"{r.name:<{name_width}}  {r.application:<{app_width}}  {r.summary}")
+
+
+@main.command(epilog="""\b
+Examples:
+  lstmzoo info airline-passengers
+  lstmzoo info airline-passengers --json""")
+@click.argument("recipe")
+@click.option("--json", "as_json", is_flag=True, help="Print the metadata as one JSON object.")
+def info(recipe, as_json):
+    """Show a recipe: summary, data and preprocessing, hyperparameters with defaults, anchor, measured result."""
+    described = _recipe(recipe).describe()
+    if as_json:
+        click.echo(json.dumps(described, indent=2))
+        return
+    click.echo(f"{described['name']} ({described['application']})\n  {described['summary']}")
+    click.echo("\ndata:")
+    for d in described["datasets"]:
+        where = f"ships with {d['bundled_with']}" if d["bundled_with"] else "downloaded on first use"
+        click.echo(f"  {d['dataset']}/{d['filename']} ({where})\n    {d['url']}\n    sha256 {d['sha256']}")
+    if described["preprocessing"]:
+        click.echo(f"\npreprocessing:\n  {described['preprocessing']}")
+    click.echo("\nhyperparameters (override with --set name=value):")
+    width = max(map(len, described["hyperparameters"]))
+    for name, spec in described["hyperparameters"].items():
+        choices = f" (one of {', '.join(spec['choices'])})" if "choices" in spec else ""
+        click.echo(f"  {name:<{width}}  {spec['default']!s:<8} {spec['type']:<5}  {spec['help']}{choices}")
+    if described["anchor"]:
+        anchor = described["anchor"]
+        click.echo(f"\nanchor:\n  {anchor['metric']} {anchor['value']}  ({anchor['source']})")
+    if described["measured"]:
+        click.echo(f"\nmeasured with the defaults:\n  {described['measured']}")
+    if described["predict_input"]:
+        click.echo(f"\npredict --input:\n  {described['predict_input']}")
+
+
+@main.command(epilog="""\b
+Examples:
+  lstmzoo download monthly-sunspots
+  lstmzoo download --all
+  LSTMZOO_MIRROR=/data/lstmzoo-mirror lstmzoo download --all
+Files are cached in $LSTMZOO_DATA_DIR (default: the user cache folder); $LSTMZOO_MIRROR, a folder or
+http(s) URL laid out as <mirror>/<dataset>/<file>, is tried before the upstream URL.""")
+@click.argument("recipe", required=False)
+@click.option("--all", "all_recipes", is_flag=True, help="Download the data of every installed recipe.")
+def download(recipe, all_recipes):
+    """Download and verify (sha256) the data of a recipe."""
+    from .data import fetch
+    if bool(recipe) == all_recipes:
+        raise UserError("name one recipe, or pass --all")
+    if all_recipes:
+        _warn_skipped_plugins()
+    recipes = list_recipes() if all_recipes else [_recipe(recipe)]
+    for r in recipes:
+        for datafile in r.datasets:
+            with _reported():
+                where = fetch(datafile)
+            note = " (ships with the package)" if datafile.bundled_with else ""
+            click.echo(f"{r.name}: {datafile.filename} -> {where}{note}")
+
+
+def _parse_settings(settings):
+    overrides = {}
+    for setting in settings:
+        name, sep, value = setting.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--set takes name=value, got {setting!r}")
+        overrides[name.strip()] = value.strip()
+    return overrides
+
+
+@main.command(epilog="""\b
+Examples:
+  lstmzoo train airline-passengers
+  lstmzoo train airline-passengers --seed 1 --set hidden_size=64 --set lr=0.002
+  lstmzoo train airline-passengers --out runs/air --epochs 50
+  lstmzoo train airline-passengers --out runs/air --resume     # continue after Ctrl-C
+The hyperparameters and their defaults: lstmzoo info RECIPE.""")
+@click.argument("recipe")
+@click.option("--epochs", type=click.IntRange(min=1), help="Maximum epochs  [default: the recipe's]")
+@click.option("--seed", type=int, help="Random seed  [default: the recipe's, 0]")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder  [default: runs/RECIPE-TIMESTAMP]")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to train  [default: cpu]")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", help="Override a hyperparameter (repeatable).")
+def train(recipe, epochs, seed, out, resume, device, settings):
+    """Train a recipe; writes config, best and last weights, metrics log and learning curve to the run folder,
+    then prints the best model's metrics on the test split."""
+    from .checkpoint import has_checkpoint, read_json
+    chosen = _recipe(recipe)
+    overrides = _parse_settings(settings)
+    for name, value in (("epochs", epochs), ("seed", seed), ("device", device)):
+        if value is not None:
+            overrides[name] = value
+    if resume and out is None:
+        raise UserError("--resume continues a run: name its folder with --out")
+    if resume and set(overrides) - {"epochs", "device"}:
+        raise UserError("a resumed run keeps its hyperparameters: only --epochs and --device may change")
+    run_dir = out or Path("runs") / f"{chosen.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    if not resume and has_checkpoint(run_dir):
+        raise UserError(f"{run_dir} already holds a run: continue it with --resume, or choose another --out")
+    with _reported():
+        saved = read_json(run_dir / "config.json").get("hyperparameters", {}) if resume else {}
+        hp = chosen.resolve({**saved, **overrides})
+    _check_device(hp["device"])
+    click.echo(f"training {chosen.name} into {run_dir}", err=True)
+    try:
+        with _reported():
+            trained = chosen.train(hp, run_dir, resume=resume)
+            metrics = chosen.evaluate(trained.model, trained.data, hp, out_dir=run_dir)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: the last complete epoch is saved in {run_dir}; continue with\n"
+                   f"  lstmzoo train {chosen.name} --out {run_dir} --resume", err=True)
+        sys.exit(130)
+    result = trained.result
+    click.echo(f"run folder {run_dir}:\n"
+               f"  config          {run_dir / 'config.json'}\n"
+               f"  best weights    {run_dir / 'weights-best.safetensors'} (epoch {result.best_epoch} of "
+               f"{result.epochs_run})\n"
+               f"  last weights    {run_dir / 'weights-last.safetensors'}\n"
+               f"  metrics log     {run_dir / 'metrics.jsonl'}\n"
+               f"  learning curve  {run_dir / 'learning-curve.png'}\n"
+               f"test metrics of the best model:")
+    _print_metrics(metrics, as_json=False)
+
+
+def _check_device(device):
+    """A one-sentence error, before any work, when the device cannot be used here (CUDA without a GPU)."""
+    from .array import device_module
+    try:
+        device_module(device)
+    except RuntimeError as error:
+        raise UserError(_sentence(error)) from None
+
+
+@main.command(epilog="""\b
+Examples:
+  lstmzoo evaluate airline-passengers --checkpoint runs/air
+  lstmzoo evaluate airline-passengers --checkpoint runs/air --json""")
+@click.argument("recipe")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="A run folder of this recipe.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of metric name -> number.")
+def evaluate(recipe, checkpoint, as_json):
+    """Evaluate the best weights of a run on the recipe's test split."""
+    chosen = _recipe(recipe)
+    with _reported():
+        model, hp = chosen.restore(checkpoint)
+        metrics = chosen.evaluate(model, chosen.load_data(hp), hp, out_dir=checkpoint)
+    _print_metrics(metrics, as_json)
+
+
+@main.command(epilog="""\b
+Examples:
+  lstmzoo predict airline-passengers --checkpoint runs/air --horizon 24
+  lstmzoo predict airline-passengers --checkpoint runs/air --input past.csv --plot forecast.png
+What --input takes depends on the recipe: see `lstmzoo info RECIPE`.""")
+@click.argument("recipe")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="A run folder of this recipe.")
+@click.option("--input", "input_", help="The recipe's input: a CSV of past values (time series), a file, a text.")
+@click.option("--horizon", type=click.IntRange(min=1), help="Steps to forecast (time series)  [default: one season]")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to draw the forecast (time series)  [default: CHECKPOINT/forecast.png]")
+@click.option("--json", "as_json", is_flag=True, help="Print the prediction as JSON.")
+def predict(recipe, checkpoint, input_, horizon, plot, as_json):
+    """Run a trained recipe on new input."""
+    chosen = _recipe(recipe)
+    given = {name: value for name, value in (("input", input_), ("horizon", horizon), ("plot", plot))
+             if value is not None}
+    unsupported = sorted(set(given) - set(chosen.predict_options()))
+    if unsupported:
+        raise UserError(f"recipe {chosen.name!r} does not take --{', --'.join(unsupported)}")
+    with _reported():
+        model, hp = chosen.restore(checkpoint)
+        result = chosen.predict(model, hp, checkpoint, **given)
+    click.echo(json.dumps(result) if as_json else chosen.format_prediction(result))
+
+
+@main.command(epilog="""\b
+Examples:
+  lstmzoo plugins
+  lstmzoo plugins --json""")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def plugins(as_json):
+    """Show the distributions that provide recipes, and each plugin that failed to load, with the reason."""
+    report = plugin_report()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for provider in report["providers"]:
+        click.echo(f"{provider['distribution']} {provider['version']}: {', '.join(provider['recipes'])}")
+    for failure in report["failures"]:
+        click.echo(f"FAILED {failure['distribution']} ({failure['entry_point']}): {failure['reason']}")
+
+
+@main.command(epilog="""\b
+Examples:
+  lstmzoo bench --quick
+  lstmzoo bench""")
+@click.option("--quick", is_flag=True, help="A short run: fewer shapes and repeats.")
+def bench(quick):
+    """Time the CPU LSTM kernels and print a table."""
+    from . import bench as benchmark
+    benchmark.run(quick=quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""The recipe contract: what a built-in or third-party recipe declares and implements.
+
+A recipe is a subclass of :class:`Recipe` whose metadata are plain class attributes, so that listing the zoo
+reads them without building anything. Heavy imports (``lstmzoo.nn``, Numba, librosa) belong inside the
+methods, never at the top of the module the entry point names: ``lstmzoo list`` imports that module.
+
+The entry-point group ``lstmzoo.recipes`` maps a recipe name to the class (or to a factory returning an
+instance); see README.md, "Recipes and plugins", for a worked plugin.
+
+Hyperparameters travel as a plain ``dict`` (name -> value) holding every declared name; it is what
+``config.json`` records, so that ``evaluate`` and ``predict`` rebuild the same model from a run folder.
+This module stays free of NumPy and of the layers so the CLI starts fast.
+"""
+
+import dataclasses
+import inspect
+import re
+from typing import ClassVar
+
+APPLICATIONS = ("time-series", "language-modeling", "translation", "sentiment-analysis", "speech-commands",
+                "speech-to-text", "handwriting", "video")
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataFile:
+    """One file of a dataset, fetched by ``lstmzoo.data.fetch``.
+
+    ``dataset`` names the folder the file lives in, in the cache and in a mirror
+    (``$LSTMZOO_MIRROR/<dataset>/<filename>``); ``url`` is the canonical upstream address and ``sha256``
+    its checksum. ``bundled_with`` names a package whose ``data/`` folder ships the file, in which case
+    nothing is downloaded (the URL and checksum still say where it came from).
+    """
+    dataset: str
+    filename: str
+    url: str
+    sha256: str
+    bundled_with: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameter:
+    """A typed default, overridable with ``--set name=value``; the type is the default's
+    (bool, int, float or str); ``choices`` restricts the allowed values."""
+    default: bool | int | float | str
+    help: str
+    choices: tuple | None = None
+
+    @property
+    def type(self):
+        return type(self.default)
+
+    def parse(self, name, text):
+        """The value of ``--set name=text``; ValueError with one sentence when it is not one."""
+        kind = self.type
+        try:
+            if kind is bool:
+                if text.lower() not in _TRUE | _FALSE:
+                    raise ValueError
+                value = text.lower() in _TRUE
+            else:
+                value = kind(text)
+        except ValueError:
+            raise ValueError(f"hyperparameter {name!r} takes a {kind.__name__}, got {text!r}") from None
+        return self.check(name, value)
+
+    def check(self, name, value):
+        """``value`` if it has the right type and is one of the choices, else ValueError."""
+        if self.type is float and type(value) is int:
+            value = float(value)
+        if type(value) is not self.type:
+            raise ValueError(f"hyperparameter {name!r} takes a {self.type.__name__}, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"hyperparameter {name!r} must be one of {', '.join(map(str, self.choices))}, "
+                             f"got {value!r}")
+        return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Anchor:
+    """A published (or standard baseline) result the recipe aims at: metric, value, and where it is from."""
+    metric: str
+    value: float | None
+    source: str
+
+
+@dataclasses.dataclass
+class Trained:
+    """What ``Recipe.train`` returns: the model (holding the best epoch's weights), the data it loaded, and
+    ``lstmzoo.train.FitResult``."""
+    model: object
+    data: object
+    result: object
+
+
+# Every recipe has these; the CLI's --epochs, --seed and --device set them, and a recipe may redeclare one to
+# change its default (airline-passengers trains for more epochs than a language model does).
+COMMON_HYPERPARAMETERS = {
+    "epochs": Hyperparameter(10, "passes over the training data"),
+    "seed": Hyperparameter(0, "seed of weight initialisation, dropout and shuffling"),
+    "device": Hyperparameter("cpu", "where the model runs", choices=("cpu", "cuda")),
+}
+
+# The methods a recipe must write itself; train() has a default built on make_batches/train_step/validate.
+REQUIRED_METHODS = ("build_model", "load_data", "evaluate", "predict")
+TRAINING_METHODS = ("make_batches", "train_step", "validate")
+
+
+class Recipe:
+    """Base class of every recipe. Subclasses set the metadata and implement the methods below."""
+
+    # ------------------------------------------------------------------------------ metadata
+    name: str = ""                      # unique, lower-case, dashes: "airline-passengers"
+    application: str = ""               # one of APPLICATIONS
+    summary: str = ""                   # one line for `lstmzoo list`
+    datasets: tuple = ()                # DataFile entries
+    hyperparameters: ClassVar[dict] = {}        # name -> Hyperparameter, on top of COMMON_HYPERPARAMETERS
+    anchor: Anchor | None = None        # the result the recipe aims at
+    measured: str = ""                  # what the defaults reached here, with seed, time and machine
+    preprocessing: str = ""             # what the recipe does to the data before the model sees it
+    predict_input: str = ""             # what `lstmzoo predict --input` takes for this recipe
+    monitor: str = "val_loss"           # the validation metric that picks the best epoch
+    mode: str = "min"                   # "min" or "max": which way `monitor` improves
+
+    # ---------------------------------------------------------------- to implement (required)
+    def build_model(self, hp):
+        """A fresh ``lstmzoo.nn.Module`` for the hyperparameters ``hp`` on ``hp["device"]``."""
+        raise NotImplementedError
+
+    def load_data(self, hp):
+        """The recipe's data, split and preprocessed (any object; it is handed back to the methods
+        below). Fetch files with ``lstmzoo.data.fetch(self.datasets[i])``."""
+        raise NotImplementedError
+
+    def evaluate(self, model, data, hp, out_dir=None):
+        """Test-split metrics as a dict of name -> number; files such as plots go into ``out_dir``."""
+        raise NotImplementedError
+
+    def predict(self, model, hp, out_dir, *, input=None):
+        """A JSON-serialisable dict for the user's ``input`` (see ``predict_input``). More keyword-only
+        options (``horizon``, ``plot``) are offered by the CLI exactly when the signature names them."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------ to implement (for the default train)
+    def make_batches(self, data, hp, rng):
+        """An iterable of training batches for one epoch, shuffled with the NumPy Generator ``rng``."""
+        raise NotImplementedError
+
+    def train_step(self, model, batch, hp):
+        """Forward, loss and backward on one batch (gradients accumulate in the model); returns
+        ``(mean_loss, number_of_items)``. The trainer zeroes gradients and steps the optimizer."""
+        raise NotImplementedError
+
+    def validate(self, model, data, hp):
+        """Validation metrics as a dict; must contain ``self.monitor``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------- overridable
+    def make_optimizer(self, model, hp):
+        from .optim import Adam
+        return Adam(model, lr=hp["lr"])
+
+    def make_scheduler(self, optimizer, hp):
+        """A learning-rate schedule from ``lstmzoo.schedules``, or None (the default: a constant rate)."""
+
+    def train(self, hp, run_dir, *, resume=False, progress=True):
+        """Train into ``run_dir`` with ``lstmzoo.train.fit``; returns a ``Trained`` whose model holds the
+        best epoch's weights (``resume`` continues the run in ``run_dir``).
+
+        Honours the optional hyperparameters ``patience`` (epochs without improvement before stopping;
+        0 = never) and ``clip_norm`` (global gradient-norm clipping; 0 = off).
+        """
+        from . import random
+        from .train import fit
+        random.seed(hp["seed"])
+        data = self.load_data(hp)
+        model = self.build_model(hp)
+        optimizer = self.make_optimizer(model, hp)
+        result = fit(
+            model, optimizer,
+            train_step=lambda model, batch: self.train_step(model, batch, hp),
+            make_batches=lambda rng: self.make_batches(data, hp, rng),
+            evaluate=lambda model: self.validate(model, data, hp),
+            epochs=hp["epochs"], run_dir=run_dir, monitor=self.monitor, mode=self.mode,
+            patience=hp.get("patience") or None, clip_norm=hp.get("clip_norm") or None,
+            scheduler=self.make_scheduler(optimizer, hp), resume=resume, config=self.run_config(hp),
+            progress=progress)
+        return Trained(model, data, result)
+
+    # ------------------------------------------------------------------------------ provided
+    @classmethod
+    def all_hyperparameters(cls):
+        """Every hyperparameter of the recipe: the common ones, then its own."""
+        return {**COMMON_HYPERPARAMETERS, **cls.hyperparameters}
+
+    @classmethod
+    def resolve(cls, overrides=None):
+        """The complete hyperparameter dict: defaults, with ``overrides`` (name -> value or the text of
+        ``--set``) applied and checked. ValueError (one sentence) for an unknown name or a bad value."""
+        declared = cls.all_hyperparameters()
+        hp = {name: spec.default for name, spec in declared.items()}
+        for name, value in (overrides or {}).items():
+            if name not in declared:
+                raise ValueError(f"recipe {cls.name!r} has no hyperparameter {name!r}; "
+                                 f"it has {', '.join(sorted(declared))}")
+            spec = declared[name]
+            hp[name] = spec.parse(name, value) if isinstance(value, str) else spec.check(name, value)
+        return hp
+
+    def run_config(self, hp):
+        """What ``config.json`` records (the trainer adds versions and time): enough to rebuild the model."""
+        return {"recipe": self.name, "hyperparameters": hp}
+
+    def restore(self, run_dir, weights="best"):
+        """``(model, hp)`` from a run folder of this recipe; ``checkpoint.CheckpointError`` (one sentence)
+        when the folder is missing, damaged or belongs to another recipe."""
+        from pathlib import Path
+
+        from .checkpoint import CheckpointError, load_weights, read_json
+        run_dir = Path(run_dir)
+        config_path = run_dir / "config.json"
+        if not config_path.is_file():
+            raise CheckpointError(f"{run_dir} is not a run folder: it has no config.json")
+        config = read_json(config_path)
+        if not isinstance(config, dict) or "hyperparameters" not in config:
+            raise CheckpointError(f"{config_path} is not an lstmzoo run configuration")
+        if config.get("recipe") != self.name:
+            raise CheckpointError(f"{run_dir} holds a run of recipe {config.get('recipe')!r}, "
+                                  f"not of {self.name!r}")
+        try:
+            hp = self.resolve(config["hyperparameters"])
+        except ValueError as error:
+            raise CheckpointError(f"{config_path} does not fit this version of the recipe: {error}") from None
+        model = self.build_model(hp)
+        try:
+            model.load_parameters(load_weights(run_dir / f"weights-{weights}.safetensors"))
+        except ValueError as error:
+            raise CheckpointError(f"the weights in {run_dir} do not fit the model: {error}") from None
+        model.eval()
+        return model, hp
+
+    def format_prediction(self, result):
+        """The text `lstmzoo predict` prints for ``predict``'s result."""
+        return "\n".join(f"{key}: {value}" for key, value in result.items())
+
+    @classmethod
+    def describe(cls):
+        """The metadata as a JSON-serialisable dict (``lstmzoo info --json``)."""
+        return {
+            "name": cls.name, "application": cls.application, "summary": cls.summary,
+            "datasets": [dataclasses.asdict(d) for d in cls.datasets],
+            "hyperparameters": {name: {"default": spec.default, "type": spec.type.__name__, "help": spec.help,
+                                       **({"choices": list(spec.choices)} if spec.choices else {})}
+                                for name, spec in cls.all_hyperparameters().items()},
+            "anchor": dataclasses.asdict(cls.anchor) if cls.anchor else None,
+            "measured": cls.measured, "preprocessing": cls.preprocessing, "predict_input": cls.predict_input,
+            "monitor": cls.monitor, "mode": cls.mode,
+        }
+
+    @classmethod
+    def predict_options(cls):
+        """The keyword-only options ``predict`` accepts (``input``, ``horizon``, ...)."""
+        return [p.name for p in inspect.signature(cls.predict).parameters.values()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def contract_problems(recipe):
+    """Why ``recipe`` (an instance) breaks the contract, as a list of short phrases (empty when it holds)."""
+    if not isinstance(recipe, Recipe):
+        return [f"{type(recipe).__name__} is not a subclass of lstmzoo.recipe.Recipe"]
+    problems = []
+    if not isinstance(recipe.name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", recipe.name):
+        problems.append(f"name {recipe.name!r} is not a lower-case name like 'airline-passengers'")
+    if recipe.application not in APPLICATIONS:
+        problems.append(f"application {recipe.application!r} is not one of {', '.join(APPLICATIONS)}")
+    if not isinstance(recipe.summary, str) or not recipe.summary.strip() or "\n" in recipe.summary:
+        problems.append("summary must be one non-empty line")
+    for entry in recipe.datasets:
+        if not isinstance(entry, DataFile):
+            problems.append(f"datasets must hold DataFile entries, found {entry!r}")
+        elif not _SHA256.match(entry.sha256):
+            problems.append(f"dataset file {entry.filename!r} has no valid sha256")
+    for name, spec in recipe.hyperparameters.items():
+        if not isinstance(spec, Hyperparameter) or spec.type not in (bool, int, float, str):
+            problems.append(f"hyperparameter {name!r} must be a Hyperparameter with a bool, int, float or str "
+                            "default")
+    if recipe.anchor is not None and not isinstance(recipe.anchor, Anchor):
+        problems.append("anchor must be an Anchor or None")
+    if recipe.mode not in ("min", "max"):
+        problems.append(f"mode must be 'min' or 'max', got {recipe.mode!r}")
+    missing = [m for m in REQUIRED_METHODS if getattr(type(recipe), m) is getattr(Recipe, m)]
+    if type(recipe).train is Recipe.train:
+        missing += [m for m in TRAINING_METHODS if getattr(type(recipe), m) is getattr(Recipe, m)]
+    if missing:
+        problems.append(f"does not implement {', '.join(missing)}")
+    return problems

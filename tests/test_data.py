@@ -1,0 +1,150 @@
+"""Dataset downloads: mirror directory, mirror URL, upstream over real HTTP (a local server), and failures that
+leave nothing behind: a truncated transfer, wrong bytes, no network."""
+
+import hashlib
+import http.server
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from lstmzoo.data import DataError, fetch
+from lstmzoo.recipe import DataFile
+from lstmzoo.registry import get_recipe
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"the dataset copies ({SHARED}) are absent here; "
+                                                                 "CI always has them")
+SUNSPOTS = "monthly-sunspots/monthly-sunspots.csv"
+SUNSPOTS_SHA256 = "c4ec8cc57d9f6fb6ecdb3e1f37f25b6f4badd5124c55931052b0cd2fc3bc71f3"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves SHARED under /good/, and broken copies under /truncated/ (the connection closes half-way
+    through the promised length) and /wrong/ (the right length, one byte changed)."""
+
+    def do_GET(self):
+        mode, _, relative = self.path.lstrip("/").partition("/")
+        source = SHARED / relative
+        if mode not in ("good", "truncated", "wrong") or not source.is_file():
+            self.send_error(404)
+            return
+        body = source.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if mode == "truncated":
+            self.wfile.write(body[:len(body) // 2])
+            self.close_connection = True
+            return
+        if mode == "wrong":
+            body = body[:-1] + bytes([body[-1] ^ 1])
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def unreachable():
+    """A URL on a port nothing listens on: what an offline machine sees."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/{SUNSPOTS}"
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LSTMZOO_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("LSTMZOO_MIRROR", raising=False)
+    return tmp_path / "cache"
+
+
+def sunspots(url):
+    return DataFile("monthly-sunspots", "monthly-sunspots.csv", url, SUNSPOTS_SHA256)
+
+
+def files_in(directory):
+    return sorted(p for p in Path(directory).rglob("*") if p.is_file())
+
+
+def test_bundled_file_needs_no_network(cache, monkeypatch):
+    monkeypatch.setenv("LSTMZOO_MIRROR", "/nonexistent")
+    datafile = get_recipe("airline-passengers").datasets[0]
+    raw = fetch(datafile).read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == datafile.sha256
+    assert raw.count(b"\r\n") == 144 and not raw.endswith(b"\n")   # CRLF kept, as upstream
+    assert files_in(cache) == []
+
+
+@needs_shared
+def test_mirror_directory_is_used_before_upstream(cache, monkeypatch, unreachable):
+    monkeypatch.setenv("LSTMZOO_MIRROR", str(SHARED))
+    path = fetch(sunspots(unreachable))
+    assert path == cache / SUNSPOTS
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == SUNSPOTS_SHA256
+
+
+@needs_shared
+def test_upstream_download_over_http(cache, server):
+    path = fetch(sunspots(f"{server}/good/{SUNSPOTS}"), progress=False)
+    assert path.read_bytes() == (SHARED / SUNSPOTS).read_bytes()
+    assert files_in(cache) == [cache / SUNSPOTS]
+
+
+@needs_shared
+def test_mirror_url_is_used_before_upstream(cache, server, monkeypatch, unreachable):
+    monkeypatch.setenv("LSTMZOO_MIRROR", f"{server}/good")
+    assert fetch(sunspots(unreachable)).read_bytes() == (SHARED / SUNSPOTS).read_bytes()
+
+
+@needs_shared
+def test_broken_mirror_falls_back_to_upstream(cache, server, monkeypatch):
+    monkeypatch.setenv("LSTMZOO_MIRROR", f"{server}/wrong")
+    assert fetch(sunspots(f"{server}/good/{SUNSPOTS}")).read_bytes() == (SHARED / SUNSPOTS).read_bytes()
+
+
+@needs_shared
+@pytest.mark.parametrize("mode, reason", [("truncated", "broke off"), ("wrong", "checksum mismatch")])
+def test_bad_download_is_refused_and_not_kept(cache, server, mode, reason):
+    url = f"{server}/{mode}/{SUNSPOTS}"
+    with pytest.raises(DataError, match=reason) as error:
+        fetch(sunspots(url), progress=False)
+    assert url in str(error.value)
+    assert files_in(cache) == []
+
+
+@needs_shared
+def test_damaged_cached_file_is_replaced(cache, server):
+    (cache / "monthly-sunspots").mkdir(parents=True)
+    (cache / SUNSPOTS).write_bytes(b"half a file")
+    assert fetch(sunspots(f"{server}/good/{SUNSPOTS}")).read_bytes() == (SHARED / SUNSPOTS).read_bytes()
+
+
+def test_offline_without_mirror_says_which_url_and_how_to_mirror(cache, unreachable):
+    with pytest.raises(DataError) as error:
+        fetch(sunspots(unreachable))
+    message = str(error.value)
+    assert unreachable in message and "could not connect" in message
+    assert "set LSTMZOO_MIRROR" in message and "monthly-sunspots/monthly-sunspots.csv" in message
+    assert "\n" not in message
+    assert files_in(cache) == []
+
+
+def test_missing_file_in_mirror_directory(cache, monkeypatch, tmp_path, unreachable):
+    monkeypatch.setenv("LSTMZOO_MIRROR", str(tmp_path / "empty-mirror"))
+    with pytest.raises(DataError, match="no such file") as error:
+        fetch(sunspots(unreachable))
+    assert "check LSTMZOO_MIRROR" in str(error.value)

@@ -1,0 +1,168 @@
+"""The fused Numba kernels (kernels/cpu.py) against the NumPy reference, and their own gradients."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from lstmzoo.kernels import cpu, reference
+
+CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
+GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+
+
+def make_inputs(rng, cell, T, B, I, H, dtype):
+    """Random parameters and state at a scale that keeps the gates out of saturation."""
+    G = GATES[cell]
+
+    def normal(*shape, scale=1.0):
+        return (scale * rng.standard_normal(shape)).astype(dtype)
+
+    return dict(x=normal(T, B, I), h0=normal(B, H, scale=0.5), c0=normal(B, H, scale=0.5),
+                w_ih=normal(G * H, I, scale=0.5), w_hh=normal(G * H, H, scale=0.5),
+                b_ih=normal(G * H, scale=0.3), b_hh=normal(G * H, scale=0.3))
+
+
+def forward(module, cell, p, lengths=None, training=True):
+    """(outputs, cache): outputs is (y, h_n, c_n) for the LSTM, (y, h_n) otherwise."""
+    if cell == "lstm":
+        y, h_n, c_n, cache = module.lstm_forward(**p, lengths=lengths, training=training)
+        return (y, h_n, c_n), cache
+    args = {k: v for k, v in p.items() if k != "c0"}
+    if cell == "gru":
+        y, h_n, cache = module.gru_forward(**args, lengths=lengths, training=training)
+    else:
+        y, h_n, cache = module.rnn_forward(**args, lengths=lengths, training=training,
+                                           nonlinearity=cell.split("_")[1])
+    return (y, h_n), cache
+
+
+def backward(module, cell, cache, dy, dh_n, dc_n):
+    if cell == "lstm":
+        return module.lstm_backward(dy, dh_n, dc_n, cache)
+    return getattr(module, cell.split("_")[0] + "_backward")(dy, dh_n, cache)
+
+
+def assert_close(actual, expected, dtype):
+    assert actual.dtype == expected.dtype == dtype
+    assert actual.shape == expected.shape
+    if dtype == np.float64:
+        np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-12)
+    else:
+        scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * scale)
+
+
+@st.composite
+def problems(draw):
+    T = draw(st.integers(1, 7))
+    B = draw(st.integers(1, 5))
+    use_lengths = draw(st.booleans())
+    lengths = np.array(draw(st.lists(st.integers(1, T), min_size=B, max_size=B))) if use_lengths else None
+    return dict(cell=draw(st.sampled_from(CELLS)), T=T, B=B, I=draw(st.integers(1, 6)),
+                H=draw(st.integers(1, 7)), dtype=draw(st.sampled_from([np.float32, np.float64])),
+                lengths=lengths, seed=draw(st.integers(0, 2**31 - 1)),
+                with_dh_n=draw(st.booleans()), with_dc_n=draw(st.booleans()))
+
+
+@settings(max_examples=120, deadline=None)
+@given(problems())
+def test_matches_reference(problem):
+    cell, dtype, lengths = problem["cell"], problem["dtype"], problem["lengths"]
+    T, B, H = problem["T"], problem["B"], problem["H"]
+    rng = np.random.default_rng(problem["seed"])
+    p = make_inputs(rng, cell, T, B, problem["I"], H, dtype)
+    dy = rng.standard_normal((T, B, H)).astype(dtype)
+    dh_n = rng.standard_normal((B, H)).astype(dtype) if problem["with_dh_n"] else None
+    dc_n = rng.standard_normal((B, H)).astype(dtype) if problem["with_dc_n"] else None
+
+    got, got_cache = forward(cpu, cell, p, lengths)
+    want, want_cache = forward(reference, cell, p, lengths)
+    for a, b in zip(got, want):
+        assert_close(a, b, dtype)
+
+    got_grads = backward(cpu, cell, got_cache, dy, dh_n, dc_n)
+    want_grads = backward(reference, cell, want_cache, dy, dh_n, dc_n)
+    assert len(got_grads) == len(want_grads)
+    for a, b in zip(got_grads, want_grads):
+        assert_close(a, b, dtype)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_non_contiguous_inputs(cell):
+    """Transposed / strided views are accepted and give the same result as their contiguous copies."""
+    rng = np.random.default_rng(1)
+    p = make_inputs(rng, cell, 4, 3, 5, 6, np.float64)
+    views = dict(p)
+    views["x"] = np.ascontiguousarray(p["x"].transpose(1, 0, 2)).transpose(1, 0, 2)
+    views["w_ih"] = np.asfortranarray(p["w_ih"])
+    views["w_hh"] = np.asfortranarray(p["w_hh"])
+    views["h0"] = np.repeat(p["h0"], 2, axis=1)[:, ::2]
+    for a, b in zip(forward(cpu, cell, views)[0], forward(reference, cell, p)[0]):
+        assert_close(a, b, np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell", CELLS)
+def test_inference_matches_training(cell, dtype):
+    rng = np.random.default_rng(2)
+    p = make_inputs(rng, cell, 6, 4, 3, 5, dtype)
+    lengths = np.array([6, 2, 4, 1])
+    trained, cache = forward(cpu, cell, p, lengths, training=True)
+    inferred, no_cache = forward(cpu, cell, p, lengths, training=False)
+    assert cache is not None and no_cache is None
+    for a, b in zip(trained, inferred):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_finite_difference_gradients(cell):
+    """Central differences of L = sum(y R1) + sum(h_n R2) [+ sum(c_n R3)] through the fused kernels."""
+    rng = np.random.default_rng(3)
+    T, B, I, H = 4, 3, 3, 4
+    p = make_inputs(rng, cell, T, B, I, H, np.float64)
+    if cell == "rnn_relu":  # keep pre-activations away from the kink at 0, where the loss is not smooth
+        p["b_ih"] += 0.5
+    lengths = np.array([4, 2, 3])
+    weights = [rng.standard_normal(o.shape) for o in forward(cpu, cell, p, lengths)[0]]
+
+    def loss(params):
+        return sum(float(np.sum(o * w)) for o, w in zip(forward(cpu, cell, params, lengths)[0], weights))
+
+    outputs, cache = forward(cpu, cell, p, lengths)
+    dc_n = weights[2] if cell == "lstm" else None
+    grads = backward(cpu, cell, cache, weights[0], weights[1], dc_n)
+    if cell == "lstm":
+        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = grads
+        analytic = dict(x=dx, h0=dh0, c0=dc0, w_ih=dw_ih, w_hh=dw_hh, b_ih=db_ih, b_hh=db_hh)
+    else:
+        dx, dh0, dw_ih, dw_hh, db_ih, db_hh = grads
+        analytic = dict(x=dx, h0=dh0, w_ih=dw_ih, w_hh=dw_hh, b_ih=db_ih, b_hh=db_hh)
+    for name, grad in analytic.items():
+        numeric = np.zeros_like(grad)
+        for idx in np.ndindex(grad.shape):
+            saved = p[name][idx]
+            p[name][idx] = saved + 1e-6
+            up = loss(p)
+            p[name][idx] = saved - 1e-6
+            down = loss(p)
+            p[name][idx] = saved
+            numeric[idx] = (up - down) / 2e-6
+        np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def test_larger_float32_shapes_match_reference():
+    """A shape big enough that the vectorised loops run full SIMD widths plus remainders."""
+    rng = np.random.default_rng(4)
+    for cell in CELLS:
+        p = make_inputs(rng, cell, 9, 37, 21, 45, np.float32)
+        for name in ("w_ih", "w_hh"):
+            p[name] *= 0.3
+        lengths = rng.integers(1, 10, size=37)
+        got, got_cache = forward(cpu, cell, p, lengths)
+        want, want_cache = forward(reference, cell, p, lengths)
+        for a, b in zip(got, want):
+            assert_close(a, b, np.float32)
+        dy = rng.standard_normal(got[0].shape).astype(np.float32)
+        for a, b in zip(backward(cpu, cell, got_cache, dy, None, None),
+                        backward(reference, cell, want_cache, dy, None, None)):
+            assert_close(a, b, np.float32)

@@ -1,0 +1,251 @@
+"""One-step-ahead forecasting of a univariate series: the base of the time-series recipes.
+
+A subclass names its CSV (``datasets[0]``: a header line, then ``date,value`` rows; or overrides
+``load_series``), its season, its test split and its preprocessing (``log_transform``, ``difference``), and picks hyperparameter defaults with
+``forecasting_hyperparameters(...)``. Everything else is here:
+
+- preprocessing: optional log (multiplicative seasonality becomes additive), optional differencing at a lag
+  (usually the season: removes trend and seasonality), then standardisation with the mean and standard
+  deviation of the training part only;
+- samples: the previous ``window`` preprocessed values are the input sequence ``[window, batch, 1]``, the next
+  value is the target; the model is ``SequenceModel`` (LSTM -> last hidden state -> Linear);
+- splits, chronological: test = the last ``test_size`` values, validation (early stopping) = the last
+  ``val_size`` values before the test part, training = the rest;
+- metrics on the original scale of the test split: rmse, mae, and the naive forecasts' rmse (persistence:
+  the previous value; seasonal naive: the value one season earlier), which are what a forecast must beat.
+"""
+
+import dataclasses
+import re
+
+import numpy as np
+
+from lstmzoo.recipe import Hyperparameter, Recipe
+
+
+def forecasting_hyperparameters(*, window, hidden_size, epochs, lr, batch_size, val_size, patience,
+                                num_layers=1, dropout=0.0, clip_norm=1.0):
+    """The hyperparameters every forecasting recipe has, with that recipe's defaults."""
+    return {
+        "window": Hyperparameter(window, "past values the LSTM reads for each forecast"),
+        "hidden_size": Hyperparameter(hidden_size, "LSTM hidden units"),
+        "num_layers": Hyperparameter(num_layers, "stacked LSTM layers"),
+        "dropout": Hyperparameter(dropout, "dropout between LSTM layers and before the output layer"),
+        "epochs": Hyperparameter(epochs, "maximum passes over the training windows"),
+        "lr": Hyperparameter(lr, "Adam learning rate"),
+        "batch_size": Hyperparameter(batch_size, "windows per training step"),
+        "val_size": Hyperparameter(val_size, "values before the test split held out for early stopping"),
+        "patience": Hyperparameter(patience, "epochs without a better validation loss before stopping (0 = never)"),
+        "clip_norm": Hyperparameter(clip_norm, "global gradient-norm clipping (0 = off)"),
+    }
+
+
+@dataclasses.dataclass
+class Series:
+    """A series split for training, with the preprocessing fitted on its training part."""
+    labels: list            # one label (date) per value
+    values: np.ndarray      # the original values, float64
+    val_start: int          # index of the first validation value
+    test_start: int         # index of the first test value
+    mean: float             # of the training part's preprocessed values
+    std: float
+
+
+class TimeSeriesRecipe(Recipe):
+    application = "time-series"
+    season = 12             # values per season (naive seasonal forecast, default horizon)
+    test_size = 0.33        # values held out at the end: a count, or a fraction of the series when below 1
+    log_transform = False
+    difference = 0          # lag of the differencing (0: none)
+    predict_input = ("a CSV file of past values, one per line (a header line and a date column before the value "
+                     "are allowed); default: the recipe's own series")
+
+    # ---------------------------------------------------------------------------------------- data
+    def load_series(self, hp):
+        """(labels, values) of the whole series; by default read from the CSV ``datasets[0]``. A recipe on
+        generated or otherwise-stored data overrides this."""
+        from lstmzoo.data import fetch
+        return read_series(fetch(self.datasets[0]).read_bytes(), self.datasets[0].filename)
+
+    def load_data(self, hp):
+        labels, values = self.load_series(hp)
+        test_size = round(len(values) * self.test_size) if self.test_size < 1 else self.test_size
+        test_start = len(values) - test_size
+        val_start = test_start - hp["val_size"]
+        first_target = hp["window"] + self.difference
+        if val_start - first_target < hp["batch_size"]:
+            raise ValueError(f"window={hp['window']} and val_size={hp['val_size']} leave fewer than "
+                             f"batch_size={hp['batch_size']} training windows in the {len(values)} values")
+        # Statistics of the training part only, so nothing about validation or test leaks into training.
+        transformed = self._difference(self._transform(values[:val_start]))
+        return Series(labels, values, val_start, test_start, float(transformed.mean()), float(transformed.std()))
+
+    def _transform(self, values):
+        if not self.log_transform:
+            return np.asarray(values, dtype=np.float64)
+        if np.any(values <= 0):
+            raise ValueError(f"recipe {self.name!r} takes the logarithm of the series, so every value must be "
+                             "positive")
+        return np.log(values)
+
+    def _difference(self, z):
+        return z[self.difference:] - z[:-self.difference] if self.difference else z
+
+    def _standardised(self, data, values):
+        """The preprocessed series aligned with ``values``: NaN for the first ``difference`` entries."""
+        u = self._difference(self._transform(values))
+        return np.concatenate([np.full(self.difference, np.nan), (u - data.mean) / data.std])
+
+    def _windows(self, data, values, targets, window):
+        """Inputs ``[window, len(targets), 1]`` (float32) ending just before each target index."""
+        s = self._standardised(data, values)
+        steps = np.asarray(targets)[None, :] + np.arange(-window, 0)[:, None]
+        return s[steps][:, :, None].astype(np.float32), s[np.asarray(targets)].astype(np.float32)
+
+    def _restore(self, data, values, targets, predicted):
+        """Forecasts on the original scale from standardised predictions for ``values[targets]``."""
+        z = predicted.astype(np.float64) * data.std + data.mean
+        if self.difference:
+            z = z + self._transform(values)[np.asarray(targets) - self.difference]
+        return np.exp(z) if self.log_transform else z
+
+    def _forecast(self, model, data, values, targets, hp):
+        """One-step-ahead forecasts of ``values[targets]`` from the true values before each: the standardised
+        prediction, the expected standardised value and the forecast on the original scale."""
+        from lstmzoo.array import device_module, to_numpy
+        inputs, expected = self._windows(data, values, targets, hp["window"])
+        predicted = to_numpy(model(device_module(hp["device"]).asarray(inputs)))[:, 0]
+        return predicted, expected, self._restore(data, values, targets, predicted)
+
+    # ------------------------------------------------------------------------------------ training
+    def build_model(self, hp):
+        from .models import SequenceModel
+        return SequenceModel(1, hp["hidden_size"], 1, num_layers=hp["num_layers"], dropout=hp["dropout"],
+                             device=hp["device"])
+
+    def make_batches(self, data, hp, rng):
+        from lstmzoo.array import device_module
+        from lstmzoo.batching import minibatch_indices
+        xp = device_module(hp["device"])
+        targets = np.arange(hp["window"] + self.difference, data.val_start)
+        inputs, outputs = self._windows(data, data.values, targets, hp["window"])
+        return [(xp.asarray(inputs[:, batch]), xp.asarray(outputs[batch, None]))
+                for batch in minibatch_indices(len(targets), hp["batch_size"], rng)]
+
+    def train_step(self, model, batch, hp):
+        from lstmzoo.nn import MSELoss
+        inputs, outputs = batch
+        loss = MSELoss()
+        value = loss(model(inputs), outputs)
+        model.backward(loss.backward())
+        return value, outputs.shape[0]
+
+    def validate(self, model, data, hp):
+        targets = np.arange(data.val_start, data.test_start)
+        predicted, expected, forecast = self._forecast(model, data, data.values, targets, hp)
+        return {"val_loss": float(np.mean((predicted - expected) ** 2)),
+                "val_rmse": _rmse(forecast, data.values[targets])}
+
+    # ---------------------------------------------------------------------------------- evaluation
+    def evaluate(self, model, data, hp, out_dir=None):
+        values, targets = data.values, np.arange(data.test_start, len(data.values))
+        actual = values[targets]
+        forecast = self._forecast(model, data, values, targets, hp)[2]
+        return {"rmse": _rmse(forecast, actual),
+                "mae": float(np.mean(np.abs(forecast - actual))),
+                "persistence_rmse": _rmse(values[targets - 1], actual),
+                "seasonal_naive_rmse": _rmse(values[targets - self.season], actual)}
+
+    def predict(self, model, hp, out_dir, *, input=None, horizon=None, plot=None):
+        """Forecast ``horizon`` values (default: one season) after the history in the CSV ``input`` (default:
+        the recipe's own series), feeding each forecast back as input for the next; plot to ``plot``
+        (default ``out_dir/forecast.png``)."""
+        from pathlib import Path
+        data = self.load_data(hp)
+        if input is None:
+            labels, history = data.labels, data.values
+        else:
+            path = Path(input)
+            if not path.is_file():
+                raise ValueError(f"{input} is not a file")
+            labels, history = read_series(path.read_bytes(), str(path))
+        horizon = self.season if horizon is None else horizon
+        if horizon < 1:
+            raise ValueError(f"horizon must be at least 1, got {horizon}")
+        needed = hp["window"] + self.difference
+        if len(history) < needed:
+            raise ValueError(f"recipe {self.name!r} needs at least {needed} past values to forecast, got {len(history)}")
+        values = np.asarray(history, dtype=np.float64)
+        for _ in range(horizon):
+            step = self._forecast(model, data, np.append(values, np.nan), [len(values)], hp)[2]
+            values = np.append(values, step)
+        forecast = values[len(history):]
+        future = _following_labels(labels, horizon)
+        plot = Path(plot) if plot is not None else Path(out_dir) / "forecast.png"
+        _plot_forecast(plot, labels, history, future, forecast, self.name)
+        return {"forecast": [{"label": label, "value": float(value)} for label, value in zip(future, forecast)],
+                "history_length": len(history), "plot": str(plot)}
+
+    def format_prediction(self, result):
+        rows = [f"{row['label']:>12}  {row['value']:.2f}" for row in result["forecast"]]
+        return "\n".join([f"forecast after {result['history_length']} past values:", *rows,
+                          f"plot: {result['plot']}"])
+
+
+def _rmse(forecast, actual):
+    return float(np.sqrt(np.mean((np.asarray(forecast) - np.asarray(actual)) ** 2)))
+
+
+def read_series(raw, name):
+    """(labels, values) of a CSV of ``[label,]value`` lines; an optional header line is skipped.
+    ValueError naming the line for anything else that is not a number."""
+    try:
+        lines = raw.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"{name} is not a UTF-8 text file") from None
+    labels, values = [], []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        fields = [field.strip().strip('"') for field in line.split(",")]
+        try:
+            value = float(fields[-1])
+        except ValueError:
+            if number == 1:     # a header
+                continue
+            raise ValueError(f"{name} line {number}: {fields[-1]!r} is not a number") from None
+        if not np.isfinite(value):
+            raise ValueError(f"{name} line {number}: {fields[-1]!r} is not a finite number")
+        labels.append(fields[0] if len(fields) > 1 else str(len(values) + 1))
+        values.append(value)
+    if not values:
+        raise ValueError(f"{name} holds no values")
+    return labels, np.array(values)
+
+
+def _following_labels(labels, count):
+    """Labels of the next ``count`` steps: dates continue at the series' own unit ("1960-12" -> "1961-01")."""
+    if not re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", labels[-1]):
+        return [f"t+{step}" for step in range(1, count + 1)]
+    last = np.datetime64(labels[-1])
+    return [str(last + step) for step in range(1, count + 1)]
+
+
+def _plot_forecast(path, labels, history, future, forecast, title):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(9, 3.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    past = np.arange(len(history))
+    ahead = np.arange(len(history), len(history) + len(forecast))
+    ax.plot(past, history, label="history")
+    ax.plot(np.r_[past[-1], ahead], np.r_[history[-1], forecast], marker="o", markersize=3, label="forecast")
+    ticks = np.linspace(0, len(history) + len(forecast) - 1, 8).astype(int)
+    names = list(labels) + list(future)
+    ax.set_xticks(ticks, [names[i] for i in ticks], rotation=30, ha="right")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
