@@ -50,19 +50,19 @@ def _prefer_avx512_openblas():
 
 _prefer_avx512_openblas()
 
-import numpy as np  # noqa: E402
-from numba import njit, types  # noqa: E402
-from numba.extending import overload  # noqa: E402
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
 
 # Cell kinds, passed to the compiled loops as plain ints (branches on them sit outside the inner loops).
 LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
 _GATES = {LSTM: 4, GRU: 3, RNN_TANH: 1, RNN_RELU: 1}
-# Per (t, b) values saved for backward, in units of H: LSTM i, f, g, o, tanh(c'); GRU r, z, n, h W_hn^T + b_hn.
-# The RNN needs only h', which is the stored state.
+# Per (t, b) values saved for backward, in units of H: LSTM i, f, g, o, tanh(c');
+# GRU r, z, n, h W_hn^T + b_hn. The RNN needs only h', which is the stored state.
 _SAVED = {LSTM: 5, GRU: 4, RNN_TANH: 0, RNN_RELU: 0}
 
 # No nnan/ninf: float64 sigmoid relies on exp overflowing to inf exactly as the reference does.
-_JIT = dict(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "reassoc"})
+_JIT = {"cache": True, "error_model": "numpy", "fastmath": {"nsz", "arcp", "contract", "reassoc"}}
 
 
 # ------------------------------------------------------------------------------------------- forward
@@ -111,7 +111,7 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training):
 @njit(**_JIT)
 def _forward_sequence(kind, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training):
     """The whole forward recurrence; returns the slot of ``hs``/``cs`` holding the final state."""
-    T, B, H = y.shape
+    T, B, _ = y.shape
     GH = w_hh.shape[0]
     # All time steps' input projections in one GEMM; the biases are added in the cell pass, which reads
     # xp anyway (a separate bias pass over [T, B, GH] cost ~5 % at large shapes).
@@ -128,8 +128,8 @@ def _forward_sequence(kind, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved,
         for b in range(B):
             if t < lengths[b]:
                 save = saved[t if training else 0, b]
-                _cell_forward(kind, xp[t, b], gh[b], b_ih, b_hh, hs[cur, b], cs[cur, b], hs[nxt, b], cs[nxt, b],
-                              save, training)
+                _cell_forward(kind, xp[t, b], gh[b], b_ih, b_hh, hs[cur, b], cs[cur, b], hs[nxt, b],
+                              cs[nxt, b], save, training)
                 y[t, b] = hs[nxt, b]
             else:  # past this sequence's length: state frozen, output zero
                 hs[nxt, b] = hs[cur, b]
@@ -375,7 +375,8 @@ def set_num_threads(n):
     """
     import ctypes
     import glob
-    import scipy.linalg.cython_blas  # noqa: F401  (loads the library, so it is found below)
+
+    import scipy.linalg.cython_blas
 
     libs_dir = os.path.join(os.path.dirname(os.path.dirname(scipy.linalg.cython_blas.__file__)), os.pardir,
                             "scipy.libs")

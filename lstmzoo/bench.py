@@ -6,6 +6,7 @@ the two in the same process, because a library whose worker threads are still sp
 one down by up to 10x (notes/cpu-lstm-measurements.md).
 """
 
+import os
 import time
 
 import numpy as np
@@ -32,7 +33,8 @@ def run(quick=False, threads=None, out=print, shapes=None, repeats=None):
     repeats = repeats or (3 if quick else 5)
     thread_note = f"{threads} threads" if threads is not None else "default threads"
     out(f"float32, time-major, median of {repeats} timings, {thread_note}; "
-        f"torch {torch.__version__ if torch is not None else 'not installed'}")
+        f"torch {torch.__version__ if torch is not None else 'not installed'}; "
+        f"load average before (1, 5, 15 min): {_load_average()}")
     out("")
     out("| T | B | I | H | mode | lstmzoo ms | torch ms | lstmzoo / torch | lstmzoo GFLOP/s |")
     out("|---|---|---|---|---|---:|---:|---:|---:|")
@@ -45,6 +47,16 @@ def run(quick=False, threads=None, out=print, shapes=None, repeats=None):
             ratio = f"{ours / theirs:.2f}" if theirs is not None else "n/a"
             out(f"| {T_} | {B} | {I} | {H} | {mode} | {ours * 1e3:.2f} | {peer} | {ratio} | "
                 f"{flops / ours / 1e9:.0f} |")
+    out("")
+    out(f"load average after the run (1, 5, 15 min): {_load_average()}")
+
+
+def _load_average():
+    """Other processes on the machine distort the timings, multi-threaded ones most: say how busy it was."""
+    try:
+        return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def _import_torch():
@@ -60,8 +72,8 @@ def _time_shape(cpu, torch, shape, mode, repeats):
     T_, B, I, H = shape
     rng = np.random.default_rng(0)
     bound = 1 / np.sqrt(H)
-    params = dict(w_ih=rng.uniform(-bound, bound, (4 * H, I)), w_hh=rng.uniform(-bound, bound, (4 * H, H)),
-                  b_ih=rng.uniform(-bound, bound, 4 * H), b_hh=rng.uniform(-bound, bound, 4 * H))
+    params = {"w_ih": rng.uniform(-bound, bound, (4 * H, I)), "w_hh": rng.uniform(-bound, bound, (4 * H, H)),
+                  "b_ih": rng.uniform(-bound, bound, 4 * H), "b_hh": rng.uniform(-bound, bound, 4 * H)}
     params = {k: v.astype(np.float32) for k, v in params.items()}
     x = rng.standard_normal((T_, B, I)).astype(np.float32)
     h0 = np.zeros((B, H), np.float32)
@@ -69,7 +81,7 @@ def _time_shape(cpu, torch, shape, mode, repeats):
     training = mode == "training"
 
     def ours():
-        y, _, _, cache = cpu.lstm_forward(x, h0, h0, **params, training=training)
+        _, _, _, cache = cpu.lstm_forward(x, h0, h0, **params, training=training)
         if training:
             cpu.lstm_backward(dy, None, None, cache)
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
-
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lstmzoo.kernels import cpu, reference
 
 CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
@@ -17,9 +17,9 @@ def make_inputs(rng, cell, T, B, I, H, dtype):
     def normal(*shape, scale=1.0):
         return (scale * rng.standard_normal(shape)).astype(dtype)
 
-    return dict(x=normal(T, B, I), h0=normal(B, H, scale=0.5), c0=normal(B, H, scale=0.5),
-                w_ih=normal(G * H, I, scale=0.5), w_hh=normal(G * H, H, scale=0.5),
-                b_ih=normal(G * H, scale=0.3), b_hh=normal(G * H, scale=0.3))
+    return {"x": normal(T, B, I), "h0": normal(B, H, scale=0.5), "c0": normal(B, H, scale=0.5),
+                "w_ih": normal(G * H, I, scale=0.5), "w_hh": normal(G * H, H, scale=0.5),
+                "b_ih": normal(G * H, scale=0.3), "b_hh": normal(G * H, scale=0.3)}
 
 
 def forward(module, cell, p, lengths=None, training=True):
@@ -58,10 +58,10 @@ def problems(draw):
     B = draw(st.integers(1, 5))
     use_lengths = draw(st.booleans())
     lengths = np.array(draw(st.lists(st.integers(1, T), min_size=B, max_size=B))) if use_lengths else None
-    return dict(cell=draw(st.sampled_from(CELLS)), T=T, B=B, I=draw(st.integers(1, 6)),
-                H=draw(st.integers(1, 7)), dtype=draw(st.sampled_from([np.float32, np.float64])),
-                lengths=lengths, seed=draw(st.integers(0, 2**31 - 1)),
-                with_dh_n=draw(st.booleans()), with_dc_n=draw(st.booleans()))
+    return {"cell": draw(st.sampled_from(CELLS)), "T": T, "B": B, "I": draw(st.integers(1, 6)),
+                "H": draw(st.integers(1, 7)), "dtype": draw(st.sampled_from([np.float32, np.float64])),
+                "lengths": lengths, "seed": draw(st.integers(0, 2**31 - 1)),
+                "with_dh_n": draw(st.booleans()), "with_dc_n": draw(st.booleans())}
 
 
 @settings(max_examples=120, deadline=None)
@@ -128,15 +128,15 @@ def test_finite_difference_gradients(cell):
     def loss(params):
         return sum(float(np.sum(o * w)) for o, w in zip(forward(cpu, cell, params, lengths)[0], weights))
 
-    outputs, cache = forward(cpu, cell, p, lengths)
+    _, cache = forward(cpu, cell, p, lengths)
     dc_n = weights[2] if cell == "lstm" else None
     grads = backward(cpu, cell, cache, weights[0], weights[1], dc_n)
     if cell == "lstm":
         dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = grads
-        analytic = dict(x=dx, h0=dh0, c0=dc0, w_ih=dw_ih, w_hh=dw_hh, b_ih=db_ih, b_hh=db_hh)
+        analytic = {"x": dx, "h0": dh0, "c0": dc0, "w_ih": dw_ih, "w_hh": dw_hh, "b_ih": db_ih, "b_hh": db_hh}
     else:
         dx, dh0, dw_ih, dw_hh, db_ih, db_hh = grads
-        analytic = dict(x=dx, h0=dh0, w_ih=dw_ih, w_hh=dw_hh, b_ih=db_ih, b_hh=db_hh)
+        analytic = {"x": dx, "h0": dh0, "w_ih": dw_ih, "w_hh": dw_hh, "b_ih": db_ih, "b_hh": db_hh}
     for name, grad in analytic.items():
         numeric = np.zeros_like(grad)
         for idx in np.ndindex(grad.shape):

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from lstmzoo.kernels import reference
 
 CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
@@ -15,9 +14,9 @@ def make_inputs(rng, cell, T, B, I, H):
     def normal(*shape, scale=1.0):
         return scale * rng.standard_normal(shape)
 
-    return dict(x=normal(T, B, I), h0=normal(B, H, scale=0.5), c0=normal(B, H, scale=0.5),
-                w_ih=normal(G * H, I, scale=0.5), w_hh=normal(G * H, H, scale=0.5),
-                b_ih=normal(G * H, scale=0.3), b_hh=normal(G * H, scale=0.3))
+    return {"x": normal(T, B, I), "h0": normal(B, H, scale=0.5), "c0": normal(B, H, scale=0.5),
+                "w_ih": normal(G * H, I, scale=0.5), "w_hh": normal(G * H, H, scale=0.5),
+                "b_ih": normal(G * H, scale=0.3), "b_hh": normal(G * H, scale=0.3)}
 
 
 def forward(cell, p, lengths):
