@@ -243,11 +243,12 @@ Examples:
 @click.argument("recipe")
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="A run folder of this recipe.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of metric name -> number.")
-def evaluate(recipe, checkpoint, as_json):
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to run  [default: where it was trained]")
+def evaluate(recipe, checkpoint, as_json, device):
     """Evaluate the best weights of a run on the recipe's test split."""
     chosen = _recipe(recipe)
     with _reported():
-        model, hp = chosen.restore(checkpoint)
+        model, hp = chosen.restore(checkpoint, device=device)
         metrics = chosen.evaluate(model, chosen.load_data(hp), hp, out_dir=checkpoint)
     _print_metrics(metrics, as_json)
 
@@ -264,7 +265,8 @@ What --input takes depends on the recipe: see `lstmzoo info RECIPE`.""")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to draw the forecast (time series)  [default: CHECKPOINT/forecast.png]")
 @click.option("--json", "as_json", is_flag=True, help="Print the prediction as JSON.")
-def predict(recipe, checkpoint, input_, horizon, plot, as_json):
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to run  [default: where it was trained]")
+def predict(recipe, checkpoint, input_, horizon, plot, as_json, device):
     """Run a trained recipe on new input."""
     chosen = _recipe(recipe)
     given = {name: value for name, value in (("input", input_), ("horizon", horizon), ("plot", plot))
@@ -273,7 +275,7 @@ def predict(recipe, checkpoint, input_, horizon, plot, as_json):
     if unsupported:
         raise UserError(f"recipe {chosen.name!r} does not take --{', --'.join(unsupported)}")
     with _reported():
-        model, hp = chosen.restore(checkpoint)
+        model, hp = chosen.restore(checkpoint, device=device)
         result = chosen.predict(model, hp, checkpoint, **given)
     click.echo(json.dumps(result) if as_json else chosen.format_prediction(result))
 

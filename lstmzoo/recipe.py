@@ -213,9 +213,10 @@ class Recipe:
         """What ``config.json`` records (the trainer adds versions and time): enough to rebuild the model."""
         return {"recipe": self.name, "hyperparameters": hp}
 
-    def restore(self, run_dir, weights="best"):
-        """``(model, hp)`` from a run folder of this recipe; ``checkpoint.CheckpointError`` (one sentence)
-        when the folder is missing, damaged or belongs to another recipe."""
+    def restore(self, run_dir, weights="best", device=None):
+        """``(model, hp)`` from a run folder of this recipe, on ``device`` (default: the one it was trained
+        on); ``checkpoint.CheckpointError`` (one sentence) when the folder is missing, damaged or belongs
+        to another recipe, or when its device cannot be used here."""
         from pathlib import Path
 
         from .checkpoint import CheckpointError, load_weights, read_json
@@ -233,6 +234,13 @@ class Recipe:
             hp = self.resolve(config["hyperparameters"])
         except ValueError as error:
             raise CheckpointError(f"{config_path} does not fit this version of the recipe: {error}") from None
+        if device is not None:
+            hp["device"] = device
+        from .array import device_module
+        try:
+            device_module(hp["device"])
+        except RuntimeError as error:
+            raise CheckpointError(f"{str(error).rstrip('.')}; load the run on the CPU with --device cpu") from None
         model = self.build_model(hp)
         try:
             model.load_parameters(load_weights(run_dir / f"weights-{weights}.safetensors"))
@@ -240,6 +248,17 @@ class Recipe:
             raise CheckpointError(f"the weights in {run_dir} do not fit the model: {error}") from None
         model.eval()
         return model, hp
+
+    def baseline(self, data, hp):
+        """A simple non-LSTM baseline measured on the same test split: ``{name: value}`` (naive forecasts'
+        rmse, a kNN's or a logistic regression's accuracy), or ``{}`` (the default) when the recipe has none.
+        ``data`` is what ``load_data(hp)`` returned; ``benchmarks/zoo.py`` reports it beside the LSTM."""
+        return {}
+
+    def target(self, metrics):
+        """The recipe's target on the test split, checked against ``evaluate``'s ``metrics``: ``(text, met)``
+        such as ``("accuracy >= 0.98", True)``, or None (the default) when the recipe states none."""
+        return None
 
     def format_prediction(self, result):
         """The text `lstmzoo predict` prints for ``predict``'s result."""

@@ -95,3 +95,39 @@ def test_training_step_on_cuda_equals_cpu():
             opt.step()
     for name, value in cpu.parameters().items():
         np.testing.assert_allclose(to_numpy(gpu.parameters()[name]), value, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_cli_trains_a_recipe_on_cuda_and_evaluates_it_anywhere(tmp_path, monkeypatch):
+    """`lstmzoo train --device cuda` end to end (tiny settings: the simulator is slow), then the run is
+    evaluated on the CUDA path and on the CPU with the same result; without a usable GPU, evaluating a
+    CUDA run says how to load it on the CPU instead of failing with a traceback."""
+    import json
+
+    from click.testing import CliRunner
+
+    from lstmzoo.cli import main
+
+    run = tmp_path / "run"
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", "airline-passengers", "--device", "cuda", "--epochs", "2",
+                                  "--set", "hidden_size=4", "--set", "window=3", "--set", "batch_size=64",
+                                  "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["hyperparameters"]["device"] == "cuda"
+    on_cuda = json.loads(runner.invoke(main, ["evaluate", "airline-passengers", "--checkpoint", str(run),
+                                              "--json"]).stdout)
+    on_cpu = json.loads(runner.invoke(main, ["evaluate", "airline-passengers", "--checkpoint", str(run),
+                                             "--json", "--device", "cpu"]).stdout)
+    assert on_cuda.keys() == on_cpu.keys()
+    for name in on_cpu:
+        assert abs(on_cuda[name] - on_cpu[name]) <= 1e-4 * abs(on_cpu[name]), name
+
+    try:
+        import cupy  # noqa: F401
+        return
+    except ImportError:
+        pass
+    monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "0")  # now no CUDA device is usable in this process
+    result = runner.invoke(main, ["evaluate", "airline-passengers", "--checkpoint", str(run)])
+    assert result.exit_code == 2
+    assert "--device cpu" in result.output and "Traceback" not in result.output
