@@ -258,7 +258,6 @@ class Recipe:
     def target(self, metrics):
         """The recipe's target on the test split, checked against ``evaluate``'s ``metrics``: ``(text, met)``
         such as ``("accuracy >= 0.98", True)``, or None (the default) when the recipe states none."""
-        return None
 
     def format_prediction(self, result):
         """The text `lstmzoo predict` prints for ``predict``'s result."""

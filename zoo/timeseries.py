@@ -1,18 +1,25 @@
 """One-step-ahead forecasting of a univariate series: the base of the time-series recipes.
 
 A subclass names its CSV (``datasets[0]``: a header line, then ``date,value`` rows; or overrides
-``load_series``), its season, its test split and its preprocessing (``log_transform``, ``difference``), and picks hyperparameter defaults with
-``forecasting_hyperparameters(...)``. Everything else is here:
+``load_series``), its season, its test split and its preprocessing (``transform``, ``difference``), and picks
+hyperparameter defaults with ``forecasting_hyperparameters(...)``; ``target_ratio`` states its target
+(test rmse <= that x the better naive forecast). Everything else is here:
 
-- preprocessing: optional log (multiplicative seasonality becomes additive), optional differencing at a lag
+- preprocessing: an optional transform (``"log"``: multiplicative seasonality becomes additive; ``"sqrt"``:
+  steadies the variance of counts and compresses peaks beyond the training range), optional differencing at a lag
   (usually the season: removes trend and seasonality), then standardisation with the mean and standard
   deviation of the training part only;
 - samples: the previous ``window`` preprocessed values are the input sequence ``[window, batch, 1]``, the next
-  value is the target; the model is ``SequenceModel`` (LSTM -> last hidden state -> Linear);
+  value is the target (with ``predict_change``, its change from the last input: the model corrects a
+  persistence forecast, which keeps forecasts sane at levels the training part never reached); the model is
+  ``SequenceModel`` (LSTM -> last hidden state -> Linear), trained with Adam at a constant or cosine-decayed rate;
 - splits, chronological: test = the last ``test_size`` values, validation (early stopping) = the last
   ``val_size`` values before the test part, training = the rest;
 - metrics on the original scale of the test split: rmse, mae, and the naive forecasts' rmse (persistence:
-  the previous value; seasonal naive: the value one season earlier), which are what a forecast must beat.
+  the previous value; seasonal naive: the value one season earlier, and ``seasonal_naive_<lag>_rmse`` for each
+  lag in ``more_seasons``), which are what a forecast must beat. The season of the naive forecast is
+  independent of the differencing lag: a series whose cycle is not a whole number of steps (sunspots) sets
+  ``season`` for the baseline and ``difference = 0``.
 """
 
 import dataclasses
@@ -24,7 +31,7 @@ from lstmzoo.recipe import Hyperparameter, Recipe
 
 
 def forecasting_hyperparameters(*, window, hidden_size, epochs, lr, batch_size, val_size, patience,
-                                num_layers=1, dropout=0.0, clip_norm=1.0):
+                                num_layers=1, dropout=0.0, clip_norm=1.0, schedule="constant"):
     """The hyperparameters every forecasting recipe has, with that recipe's defaults."""
     return {
         "window": Hyperparameter(window, "past values the LSTM reads for each forecast"),
@@ -33,6 +40,8 @@ def forecasting_hyperparameters(*, window, hidden_size, epochs, lr, batch_size, 
         "dropout": Hyperparameter(dropout, "dropout between LSTM layers and before the output layer"),
         "epochs": Hyperparameter(epochs, "maximum passes over the training windows"),
         "lr": Hyperparameter(lr, "Adam learning rate"),
+        "schedule": Hyperparameter(schedule, "learning rate over the epochs: constant, or half a cosine from lr "
+                                             "down to 0 at the last epoch", choices=("constant", "cosine")),
         "batch_size": Hyperparameter(batch_size, "windows per training step"),
         "val_size": Hyperparameter(val_size, "values before the test split held out for early stopping"),
         "patience": Hyperparameter(patience, "epochs without a better validation loss before stopping (0 = never)"),
@@ -54,9 +63,12 @@ class Series:
 class TimeSeriesRecipe(Recipe):
     application = "time-series"
     season = 12             # values per season (naive seasonal forecast, default horizon)
+    more_seasons = ()       # further lags whose seasonal naive rmse is reported (seasonal_naive_<lag>_rmse)
+    target_ratio = None     # the target: test rmse <= target_ratio x the better of persistence / seasonal naive
     test_size = 0.33        # values held out at the end: a count, or a fraction of the series when below 1
-    log_transform = False
+    transform = None        # None, "log" (values > 0) or "sqrt" (values >= 0)
     difference = 0          # lag of the differencing (0: none)
+    predict_change = False  # the model's output is the change from the last input (persistence plus a correction)
     predict_input = ("a CSV file of past values, one per line (a header line and a date column before the value "
                      "are allowed); default: the recipe's own series")
 
@@ -81,12 +93,14 @@ class TimeSeriesRecipe(Recipe):
         return Series(labels, values, val_start, test_start, float(transformed.mean()), float(transformed.std()))
 
     def _transform(self, values):
-        if not self.log_transform:
-            return np.asarray(values, dtype=np.float64)
-        if np.any(values <= 0):
-            raise ValueError(f"recipe {self.name!r} takes the logarithm of the series, so every value must be "
-                             "positive")
-        return np.log(values)
+        values = np.asarray(values, dtype=np.float64)
+        if self.transform is None:
+            return values
+        function, domain, bad = _TRANSFORMS[self.transform]
+        if np.any(bad(values)):
+            raise ValueError(f"recipe {self.name!r} takes the {function.__name__} of the series, so every value "
+                             f"must be {domain}")
+        return function(values)
 
     def _difference(self, z):
         return z[self.difference:] - z[:-self.difference] if self.difference else z
@@ -98,16 +112,20 @@ class TimeSeriesRecipe(Recipe):
 
     def _windows(self, data, values, targets, window):
         """Inputs ``[window, len(targets), 1]`` (float32) ending just before each target index."""
-        s = self._standardised(data, values)
-        steps = np.asarray(targets)[None, :] + np.arange(-window, 0)[:, None]
-        return s[steps][:, :, None].astype(np.float32), s[np.asarray(targets)].astype(np.float32)
+        s, targets = self._standardised(data, values), np.asarray(targets)
+        steps = targets[None, :] + np.arange(-window, 0)[:, None]
+        expected = s[targets] - s[targets - 1] if self.predict_change else s[targets]
+        return s[steps][:, :, None].astype(np.float32), expected.astype(np.float32)
 
     def _restore(self, data, values, targets, predicted):
         """Forecasts on the original scale from standardised predictions for ``values[targets]``."""
-        z = predicted.astype(np.float64) * data.std + data.mean
+        z = predicted.astype(np.float64)
+        if self.predict_change:
+            z = z + self._standardised(data, values)[np.asarray(targets) - 1]
+        z = z * data.std + data.mean
         if self.difference:
             z = z + self._transform(values)[np.asarray(targets) - self.difference]
-        return np.exp(z) if self.log_transform else z
+        return z if self.transform is None else _INVERSES[self.transform](z)
 
     def _forecast(self, model, data, values, targets, hp):
         """One-step-ahead forecasts of ``values[targets]`` from the true values before each: the standardised
@@ -122,6 +140,12 @@ class TimeSeriesRecipe(Recipe):
         from .models import SequenceModel
         return SequenceModel(1, hp["hidden_size"], 1, num_layers=hp["num_layers"], dropout=hp["dropout"],
                              device=hp["device"])
+
+    def make_scheduler(self, optimizer, hp):
+        if hp.get("schedule") == "cosine":
+            from lstmzoo.schedules import CosineLR
+            return CosineLR(optimizer, hp["epochs"])
+        return None
 
     def make_batches(self, data, hp, rng):
         from lstmzoo.array import device_module
@@ -151,10 +175,23 @@ class TimeSeriesRecipe(Recipe):
         values, targets = data.values, np.arange(data.test_start, len(data.values))
         actual = values[targets]
         forecast = self._forecast(model, data, values, targets, hp)[2]
-        return {"rmse": _rmse(forecast, actual),
-                "mae": float(np.mean(np.abs(forecast - actual))),
-                "persistence_rmse": _rmse(values[targets - 1], actual),
-                "seasonal_naive_rmse": _rmse(values[targets - self.season], actual)}
+        return {"rmse": _rmse(forecast, actual), "mae": float(np.mean(np.abs(forecast - actual))),
+                **self.baseline(data, hp)}
+
+    def baseline(self, data, hp):
+        """The naive forecasts' test rmse: persistence, seasonal naive (``season``) and ``more_seasons``."""
+        values, targets = data.values, np.arange(data.test_start, len(data.values))
+        actual = values[targets]
+        return {"persistence_rmse": _rmse(values[targets - 1], actual),
+                "seasonal_naive_rmse": _rmse(values[targets - self.season], actual),
+                **{f"seasonal_naive_{lag}_rmse": _rmse(values[targets - lag], actual) for lag in self.more_seasons}}
+
+    def target(self, metrics):
+        """``(text, met)`` for ``target_ratio``: rmse against the better of persistence and seasonal naive."""
+        if self.target_ratio is None:
+            return None
+        bound = self.target_ratio * min(metrics["persistence_rmse"], metrics["seasonal_naive_rmse"])
+        return (f"rmse <= {self.target_ratio:g} x better naive = {bound:.4g}", metrics["rmse"] <= bound)
 
     def predict(self, model, hp, out_dir, *, input=None, horizon=None, plot=None):
         """Forecast ``horizon`` values (default: one season) after the history in the CSV ``input`` (default:
@@ -190,6 +227,10 @@ class TimeSeriesRecipe(Recipe):
         rows = [f"{row['label']:>12}  {row['value']:.2f}" for row in result["forecast"]]
         return "\n".join([f"forecast after {result['history_length']} past values:", *rows,
                           f"plot: {result['plot']}"])
+
+
+_TRANSFORMS = {"log": (np.log, "positive", lambda v: v <= 0), "sqrt": (np.sqrt, "non-negative", lambda v: v < 0)}
+_INVERSES = {"log": np.exp, "sqrt": lambda z: np.maximum(z, 0) ** 2}
 
 
 def _rmse(forecast, actual):

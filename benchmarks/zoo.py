@@ -1,0 +1,162 @@
+"""Train and evaluate the zoo's recipes with their defaults and write the results table, zoo/RESULTS.md.
+
+    python benchmarks/zoo.py                                        # every installed recipe, seed 0
+    python benchmarks/zoo.py airline-passengers monthly-sunspots --seeds 0 1 2
+    python benchmarks/zoo.py daily-min-temperatures --runs runs/zoo # keep the run folders
+
+Each run goes through the code `lstmzoo train RECIPE --seed S` runs (``Recipe.train``, then ``Recipe.evaluate``
+on the test split) in a run folder of its own. A row reports the recipe's target metric with the first seed,
+its spread over the seeds, the anchor, the target and whether every seed met it, the recipe's non-LSTM
+baseline measured on the same data in the same run (``Recipe.baseline``), and the training time here.
+
+Rows of recipes not run this time are kept from the existing file: the table is rebuilt from the JSON record at
+its end, and the file is replaced atomically. Set LSTMZOO_MIRROR (e.g. to ../shared/datasets) to read the
+datasets from a mirror.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lstmzoo import __version__
+from lstmzoo.checkpoint import atomic_write_bytes
+from lstmzoo.registry import get_recipe, list_recipes
+
+RESULTS = Path(__file__).resolve().parents[1] / "zoo" / "RESULTS.md"
+RECORD_START, RECORD_END = "<!-- zoo-results", "-->"
+COLUMNS = ("recipe", "metric", "value", "spread over seeds", "anchor (source)", "target", "met",
+           "non-LSTM baseline (same run)", "training time", "reproduce")
+
+
+def run_recipe(recipe, seeds, overrides, runs_dir, log=print):
+    """Train and evaluate ``recipe`` once per seed, as ``lstmzoo train`` does; the row's record as a dict."""
+    runs = []
+    for seed in seeds:
+        hp = recipe.resolve({**overrides, "seed": seed})
+        run_dir = Path(runs_dir) / f"{recipe.name}-seed{seed}"
+        started = time.perf_counter()
+        trained = recipe.train(hp, run_dir, progress=False)
+        seconds = time.perf_counter() - started
+        metrics = recipe.evaluate(trained.model, trained.data, hp, out_dir=run_dir)
+        target = recipe.target(metrics)
+        runs.append({"seed": seed, "metrics": metrics, "train_seconds": round(seconds, 1),
+                     "best_epoch": trained.result.best_epoch, "epochs_run": trained.result.epochs_run,
+                     "baseline": recipe.baseline(trained.data, hp),
+                     "target": None if target is None else {"text": target[0], "met": bool(target[1])}})
+        log(f"{recipe.name} seed {seed}: {json.dumps(metrics)} in {seconds:.0f} s "
+            f"(best epoch {trained.result.best_epoch} of {trained.result.epochs_run})"
+            + ("" if target is None else f"; target {target[0]}: {'met' if target[1] else 'NOT met'}"))
+    settings = "".join(f" --set {name}={value}" for name, value in overrides.items())
+    return {"recipe": recipe.name, "metric": recipe.anchor.metric if recipe.anchor else recipe.monitor,
+            "anchor": None if recipe.anchor is None else {"value": recipe.anchor.value,
+                                                           "source": recipe.anchor.source},
+            "runs": runs, "command": f"lstmzoo train {recipe.name} --seed {seeds[0]}{settings}",
+            "date": datetime.date.today().isoformat(), "machine": machine(), "lstmzoo": __version__}
+
+
+def machine():
+    return f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}, Python {platform.python_version()}"
+
+
+def _number(value):
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def table_row(record):
+    runs = record["runs"]
+    first, metric = runs[0], record["metric"]
+    values = [run["metrics"].get(metric) for run in runs]
+    found = [v for v in values if v is not None]
+    value = _number(values[0]) if values[0] is not None else "n/a"
+    if first["seed"] != 0:
+        value += f" (seed {first['seed']})"
+    seeds = ", ".join(str(run["seed"]) for run in runs)
+    spread = f"{_number(min(found))}-{_number(max(found))} (seeds {seeds})" if len(found) > 1 else "one seed"
+    anchor = record["anchor"] or {"value": None, "source": "none"}
+    anchor_text = " ".join(filter(None, [_number(anchor["value"]) if anchor["value"] is not None else "",
+                                         f"({anchor['source']})"]))
+    targets = [run["target"] for run in runs]
+    if targets[0] is None:
+        target, met = "none stated", "n/a"
+    else:
+        hits = sum(t["met"] for t in targets)
+        target = targets[0]["text"]
+        met = ("yes" if targets[0]["met"] else "no") + (f" ({hits}/{len(runs)} seeds)" if len(runs) > 1 else "")
+    baseline = ", ".join(f"{name} {_number(v)}" for name, v in first["baseline"].items()) or "none yet"
+    times = [run["train_seconds"] for run in runs]
+    timing = f"{times[0]:.0f} s" + (f" ({min(times):.0f}-{max(times):.0f} s over seeds)" if len(times) > 1 else "")
+    cells = [f"`{record['recipe']}`", metric, value, spread, anchor_text, target, met, baseline, timing,
+             f"`{record['command']}`"]
+    return "| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |"
+
+
+def render(records):
+    """RESULTS.md's text: the table, the machines, and the JSON record the next run merges into."""
+    ordered = [records[name] for name in sorted(records)]
+    machines = sorted({f"{r['machine']} (lstmzoo {r['lstmzoo']})" for r in ordered})
+    lines = ["# Zoo results", "",
+             ("Written by `python benchmarks/zoo.py` (do not edit by hand): each recipe trained with its defaults "
+              "(`lstmzoo train RECIPE --seed S`) and evaluated on its test split. *value* is the first seed's; "
+              "*met* counts the seeds whose run met the target; the baseline is the recipe's simple non-LSTM "
+              "forecast or classifier measured on the same test split; the training time includes loading the "
+              "data and compiling the kernels (Numba), on a machine shared with other work."), "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS),
+             *map(table_row, ordered), "",
+             "Measured on: " + "; ".join(machines) + ". Dates: "
+             + ", ".join(f"{r['recipe']} {r['date']}" for r in ordered) + ".", "",
+             RECORD_START, json.dumps(ordered, indent=1), RECORD_END, ""]
+    return "\n".join(lines)
+
+
+def read_records(path):
+    """The records in an existing RESULTS.md, by recipe name ({} when there is none)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    text = path.read_text()
+    start = text.rfind(RECORD_START)
+    if start < 0:
+        return {}
+    end = text.index(RECORD_END, start)
+    return {record["recipe"]: record for record in json.loads(text[start + len(RECORD_START):end])}
+
+
+def write_results(path, new_records):
+    """Merge ``new_records`` into the file at ``path`` (rows of other recipes stay) and replace it atomically."""
+    records = {**read_records(path), **{record["recipe"]: record for record in new_records}}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(Path(path), render(records).encode())
+    return records
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipes", nargs="*", help="recipe names (default: every installed recipe)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to train with (default: 0)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"table to write (default: {RESULTS})")
+    parser.add_argument("--runs", type=Path, help="keep the run folders here (default: a temporary folder)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a hyperparameter of every recipe run (for quick checks, not for the table)")
+    args = parser.parse_args(argv)
+    overrides = dict(setting.split("=", 1) for setting in args.settings)
+    recipes = [get_recipe(name) for name in args.recipes] if args.recipes else list_recipes()
+    with tempfile.TemporaryDirectory(prefix="lstmzoo-zoo-") as scratch:
+        runs_dir = args.runs or Path(scratch)
+        if args.runs and any(any(runs_dir.glob(f"{r.name}-seed*")) for r in recipes):
+            parser.error(f"{runs_dir} already holds runs of these recipes: choose another --runs")
+        records = [run_recipe(recipe, args.seeds, overrides, runs_dir, log=lambda line: print(line, file=sys.stderr))
+                   for recipe in recipes]
+    write_results(args.results, records)
+    print(f"wrote {args.results}", file=sys.stderr)
+    for record in records:
+        print(table_row(record))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The time-series recipes on their real data (through the mirror ../shared/datasets): loaders against SOURCE.md,
+a short train -> evaluate -> predict through the CLI, and benchmarks/zoo.py's results table."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lstmzoo.cli import main
+from lstmzoo.registry import get_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ROOT.parent / "shared" / "datasets"
+needs_datasets = pytest.mark.skipif(not DATASETS.is_dir(), reason=f"the dataset mirror {DATASETS} is absent "
+                                                                  "(it sits beside the checkout in CI)")
+
+# recipe -> (values, first label, last label, test values, persistence rmse, seasonal naive rmse, label after the end)
+SERIES = {
+    "monthly-sunspots": (2820, "1749-01", "1983-12", 931, 18.40, 38.75, "1984-01"),
+    "daily-min-temperatures": (3650, "1981-01-01", "1990-12-31", 365, 2.582, 3.651, "1991-01-01"),
+}
+TINY = ["--epochs", "1", "--set", "hidden_size=4", "--set", "window=8", "--set", "batch_size=64"]
+
+
+def run(*args, code=0):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == code, (result.output, result.exception)
+    return result
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    """The real download path: pooch copies from the mirror into a fresh cache and checks the sha256."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LSTMZOO_MIRROR", str(DATASETS))
+        patch.setenv("LSTMZOO_DATA_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@needs_datasets
+@pytest.mark.parametrize("name", SERIES)
+def test_loader_matches_source(name, mirror):
+    count, first, last, test_size, persistence, seasonal, _ = SERIES[name]
+    recipe = get_recipe(name)
+    hp = recipe.resolve()
+    data = recipe.load_data(hp)
+    assert len(data.values) == len(data.labels) == count     # CRLF and no final newline: every row read
+    assert (data.labels[0], data.labels[-1]) == (first, last)
+    assert len(data.values) - data.test_start == test_size
+    assert data.test_start - data.val_start == hp["val_size"]
+    baseline = recipe.baseline(data, hp)
+    assert baseline["persistence_rmse"] == pytest.approx(persistence, abs=0.01)
+    assert baseline["seasonal_naive_rmse"] == pytest.approx(seasonal, abs=0.01)
+
+
+@needs_datasets
+def test_sunspots_report_the_12_month_lag_too(mirror):
+    recipe = get_recipe("monthly-sunspots")
+    hp = recipe.resolve()
+    assert recipe.season == 132 and recipe.baseline(recipe.load_data(hp), hp)["seasonal_naive_12_rmse"] == \
+        pytest.approx(36.52, abs=0.01)
+
+
+@needs_datasets
+@pytest.mark.parametrize("name", SERIES)
+def test_train_evaluate_predict(name, mirror, tmp_path):
+    *_, after = SERIES[name]
+    out = tmp_path / "run"
+    assert "test metrics of the best model:" in run("train", name, "--out", out, *TINY).stdout
+    metrics = json.loads(run("evaluate", name, "--checkpoint", out, "--json").stdout)
+    assert set(metrics) >= {"rmse", "mae", "persistence_rmse", "seasonal_naive_rmse"}
+    assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
+    # The tail of the real file (header, CRLF, no final newline) is the user's history.
+    source = (DATASETS / name / f"{name}.csv").read_bytes().split(b"\r\n")
+    past = tmp_path / "past.csv"
+    past.write_bytes(b"\r\n".join([source[0], *source[-40:]]))
+    plot = tmp_path / "forecast.png"
+    result = json.loads(run("predict", name, "--checkpoint", out, "--input", past, "--horizon", 5,
+                            "--plot", plot, "--json").stdout)
+    assert result["history_length"] == 40 and len(result["forecast"]) == 5
+    assert result["forecast"][0]["label"] == after
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_info_states_the_season_and_the_target():
+    text = run("info", "monthly-sunspots").output
+    assert "132 months" in text and "0.9 x" in text
+    assert "365" in run("info", "daily-min-temperatures").output
+
+
+# --------------------------------------------------------------------------------------- benchmarks/zoo.py
+@pytest.fixture(scope="module")
+def zoo():
+    spec = importlib.util.spec_from_file_location("zoo_benchmark", ROOT / "benchmarks" / "zoo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _record(name, values, met):
+    return {"recipe": name, "metric": "rmse", "anchor": {"value": 2.0, "source": "a naive forecast"},
+            "runs": [{"seed": seed, "metrics": {"rmse": value}, "train_seconds": 3.0 + seed,
+                      "best_epoch": 1, "epochs_run": 1, "baseline": {"persistence_rmse": 2.5},
+                      "target": {"text": "rmse <= 0.9 x better naive = 2.25", "met": ok}}
+                     for seed, value, ok in zip(range(len(values)), values, met)],
+            "command": f"lstmzoo train {name} --seed 0", "date": "2025-01-01", "machine": "test", "lstmzoo": "0"}
+
+
+def test_results_table_merges_and_keeps_other_rows(zoo, tmp_path):
+    results = tmp_path / "RESULTS.md"
+    zoo.write_results(results, [_record("a-recipe", [2.0, 2.1, 1.9], [True, True, True])])
+    zoo.write_results(results, [_record("b-recipe", [2.4], [False])])
+    text = results.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert [row.split("|")[1].strip() for row in rows] == ["`a-recipe`", "`b-recipe`"]
+    assert "| 2 | 1.9-2.1 (seeds 0, 1, 2) |" in rows[0] and "| yes (3/3 seeds) |" in rows[0]
+    assert "persistence_rmse 2.5" in rows[0] and "3 s (3-5 s over seeds)" in rows[0]
+    assert "| no |" in rows[1] and "one seed" in rows[1]
+    # Re-running a recipe replaces its row only.
+    zoo.write_results(results, [_record("a-recipe", [1.5], [True])])
+    assert set(zoo.read_records(results)) == {"a-recipe", "b-recipe"}
+    assert zoo.read_records(results)["a-recipe"]["runs"][0]["metrics"]["rmse"] == 1.5
+
+
+def test_zoo_script_runs_a_recipe_end_to_end(zoo, tmp_path, capsys):
+    results = tmp_path / "RESULTS.md"
+    zoo.main(["airline-passengers", "--seeds", "0", "1", "--results", str(results), "--runs", str(tmp_path / "runs"),
+              "--set", "epochs=1", "--set", "hidden_size=4"])
+    record = zoo.read_records(results)["airline-passengers"]
+    assert [run["seed"] for run in record["runs"]] == [0, 1]
+    assert record["runs"][0]["baseline"]["seasonal_naive_rmse"] == pytest.approx(41.85, abs=0.01)
+    assert record["command"] == "lstmzoo train airline-passengers --seed 0 --set epochs=1 --set hidden_size=4"
+    assert (tmp_path / "runs" / "airline-passengers-seed1" / "weights-best.safetensors").is_file()
+    assert "`airline-passengers`" in capsys.readouterr().out

@@ -1,0 +1,215 @@
+"""Sequence classification: the base of the classification recipes (pendigits, spoken digits, sentences).
+
+A subclass loads its data as ``ClassificationData`` (three ``SequenceSet`` splits of variable-length
+``[T_i, F]`` sequences with integer labels), names its ``class_names`` and implements ``load_data`` and
+``predict``; it may override ``build_model`` (the default is ``SequenceModel``: LSTM, bidirectional by
+default, last hidden states -> dropout -> Linear -> class scores) and ``augment`` (a per-batch transformation
+of the training sequences). Everything else is here:
+
+- batches: training sequences bucketed by length (``bucket_by_length``), padded (``pad_sequences``) and passed
+  to the model with their ``lengths``, so padding never changes a result;
+- training: softmax cross-entropy; the best epoch is the one with the highest validation accuracy;
+- metrics: accuracy, macro-averaged F1 and the confusion matrix (drawn as a PNG next to the checkpoint).
+
+The hyperparameters the base reads: ``hidden_size``, ``num_layers``, ``bidirectional``, ``dropout``,
+``batch_size`` (``classification_hyperparameters`` declares them with a recipe's defaults).
+"""
+
+import dataclasses
+
+import numpy as np
+
+from lstmzoo.recipe import Hyperparameter, Recipe
+
+CONFUSION_MATRIX = "confusion-matrix.png"
+
+
+def classification_hyperparameters(*, hidden_size, epochs, lr, batch_size, patience, num_layers=1,
+                                   bidirectional=True, dropout=0.0, clip_norm=1.0):
+    """The hyperparameters every sequence-classification recipe has, with that recipe's defaults."""
+    return {
+        "hidden_size": Hyperparameter(hidden_size, "LSTM hidden units per direction"),
+        "num_layers": Hyperparameter(num_layers, "stacked LSTM layers"),
+        "bidirectional": Hyperparameter(bidirectional, "read each sequence in both directions"),
+        "dropout": Hyperparameter(dropout, "dropout between LSTM layers and before the output layer"),
+        "epochs": Hyperparameter(epochs, "maximum passes over the training sequences"),
+        "lr": Hyperparameter(lr, "Adam learning rate"),
+        "batch_size": Hyperparameter(batch_size, "sequences per training step"),
+        "patience": Hyperparameter(patience, "epochs without a better validation accuracy before stopping "
+                                             "(0 = never)"),
+        "clip_norm": Hyperparameter(clip_norm, "global gradient-norm clipping (0 = off)"),
+    }
+
+
+@dataclasses.dataclass
+class SequenceSet:
+    """Variable-length sequences (``[T_i, F]`` arrays, or ``[T_i]`` token indices) and their class labels."""
+    sequences: list
+    labels: np.ndarray      # int64 [N]
+
+    def __post_init__(self):
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if len(self.sequences) != len(self.labels):
+            raise ValueError(f"{len(self.sequences)} sequences but {len(self.labels)} labels")
+
+    def __len__(self):
+        return len(self.labels)
+
+    @property
+    def lengths(self):
+        return np.array([len(s) for s in self.sequences], dtype=np.int64)
+
+    def subset(self, indices):
+        return SequenceSet([self.sequences[i] for i in indices], self.labels[np.asarray(indices, dtype=np.int64)])
+
+
+@dataclasses.dataclass
+class ClassificationData:
+    train: SequenceSet
+    val: SequenceSet
+    test: SequenceSet
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def confusion_matrix(labels, predicted, num_classes):
+    """``[num_classes, num_classes]`` counts: row = true class, column = predicted class."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(labels), np.asarray(predicted)), 1)
+    return matrix
+
+
+def accuracy(labels, predicted):
+    return float(np.mean(np.asarray(labels) == np.asarray(predicted)))
+
+
+def macro_f1(matrix):
+    """The unweighted mean over classes of F1 = 2 TP / (2 TP + FP + FN), from a confusion matrix; a class
+    that never occurs and is never predicted counts as F1 = 1 (nothing to get wrong)."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    true_positive = np.diag(matrix)
+    denominator = matrix.sum(axis=0) + matrix.sum(axis=1)      # 2 TP + FP + FN
+    f1 = np.where(denominator > 0, 2 * true_positive / np.maximum(denominator, 1), 1.0)
+    return float(f1.mean())
+
+
+def plot_confusion_matrix(matrix, class_names, path, title):
+    """Draw ``matrix`` (counts) as a PNG at ``path``; matplotlib is imported here only."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    matrix = np.asarray(matrix)
+    size = 2.5 + 0.45 * len(class_names)
+    figure = Figure(figsize=(size, size), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    ax.imshow(matrix, cmap="Blues")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (row, column), count in np.ndenumerate(matrix):
+        if count:
+            ax.text(column, row, str(count), ha="center", va="center", fontsize=8,
+                    color="white" if count > threshold else "black")
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, class_names)
+    ax.set_yticks(ticks, class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+
+
+# ------------------------------------------------------------------------------------------------ recipe
+class ClassificationRecipe(Recipe):
+    class_names: tuple = ()         # one display name per class, in label order
+    monitor = "val_accuracy"
+    mode = "max"
+    eval_batch_size = 256           # sequences per forward pass when scoring (no gradients kept)
+
+    # ------------------------------------------------------------------------------------ training
+    def input_size(self, hp):
+        """Features per time step of the sequences ``load_data`` gives."""
+        raise NotImplementedError
+
+    def build_model(self, hp):
+        from .models import SequenceModel
+        return SequenceModel(self.input_size(hp), hp["hidden_size"], len(self.class_names),
+                             num_layers=hp["num_layers"], bidirectional=hp["bidirectional"],
+                             dropout=hp["dropout"], device=hp["device"])
+
+    def augment(self, sequences, hp, rng):
+        """The training ``sequences`` of one batch, transformed with the NumPy Generator ``rng`` (default:
+        unchanged). Called for every batch of every epoch, so each epoch sees fresh variations."""
+        return sequences
+
+    def _padded(self, sequences, hp):
+        from lstmzoo.array import device_module
+        from lstmzoo.batching import pad_sequences
+        padded, lengths = pad_sequences(sequences)
+        return device_module(hp["device"]).asarray(padded), lengths
+
+    def make_batches(self, data, hp, rng):
+        from lstmzoo.batching import bucket_by_length
+        train = data.train
+        batches = []
+        for indices in bucket_by_length(train.lengths, hp["batch_size"], rng):
+            sequences = self.augment([train.sequences[i] for i in indices], hp, rng)
+            inputs, lengths = self._padded(sequences, hp)
+            batches.append((inputs, lengths, train.labels[indices]))
+        return batches
+
+    def train_step(self, model, batch, hp):
+        from lstmzoo.array import device_module
+        from lstmzoo.nn import CrossEntropyLoss
+        inputs, lengths, labels = batch
+        loss = CrossEntropyLoss()
+        value = loss(model(inputs, lengths=lengths), device_module(hp["device"]).asarray(labels))
+        model.backward(loss.backward())
+        return value, len(labels)
+
+    def probabilities(self, model, sequences, hp):
+        """Class probabilities ``[N, C]`` (NumPy float64) of ``sequences``, scored in batches of similar
+        length; the model must be in eval mode."""
+        from lstmzoo.array import to_numpy
+        order = np.argsort([len(s) for s in sequences], kind="stable")
+        result = np.empty((len(sequences), len(self.class_names)))
+        for start in range(0, len(order), self.eval_batch_size):
+            chosen = order[start:start + self.eval_batch_size]
+            inputs, lengths = self._padded([sequences[i] for i in chosen], hp)
+            logits = to_numpy(model(inputs, lengths=lengths)).astype(np.float64)
+            logits -= logits.max(axis=1, keepdims=True)
+            probabilities = np.exp(logits)
+            result[chosen] = probabilities / probabilities.sum(axis=1, keepdims=True)
+        return result
+
+    def scores(self, model, split, hp):
+        """``(loss, accuracy, confusion matrix)`` of the model on a ``SequenceSet``."""
+        probabilities = self.probabilities(model, split.sequences, hp)
+        rows = np.arange(len(split))
+        loss = float(-np.mean(np.log(np.maximum(probabilities[rows, split.labels], 1e-300))))
+        predicted = probabilities.argmax(axis=1)
+        return loss, accuracy(split.labels, predicted), confusion_matrix(split.labels, predicted,
+                                                                         len(self.class_names))
+
+    def validate(self, model, data, hp):
+        loss, val_accuracy, _ = self.scores(model, data.val, hp)
+        return {"val_loss": loss, "val_accuracy": val_accuracy}
+
+    # ---------------------------------------------------------------------------------- evaluation
+    def evaluate(self, model, data, hp, out_dir=None):
+        """Test accuracy, macro F1 and loss; the confusion matrix goes to ``out_dir/confusion-matrix.png``."""
+        from pathlib import Path
+        loss, test_accuracy, matrix = self.scores(model, data.test, hp)
+        if out_dir is not None:
+            plot_confusion_matrix(matrix, self.class_names, Path(out_dir) / CONFUSION_MATRIX,
+                                  f"{self.name}: test accuracy {test_accuracy:.2%} ({len(data.test)} items)")
+        return {"accuracy": test_accuracy, "macro_f1": macro_f1(matrix), "loss": loss,
+                "errors": int(matrix.sum() - np.trace(matrix))}
+
+    def classify(self, model, sequence, hp):
+        """The prediction for one sequence: label, its probability, and every class's probability."""
+        probabilities = self.probabilities(model, [sequence], hp)[0]
+        best = int(probabilities.argmax())
+        return {"label": self.class_names[best], "probability": float(probabilities[best]),
+                "probabilities": {name: float(p) for name, p in zip(self.class_names, probabilities)}}
+
+    def format_prediction(self, result):
+        return f"{result['label']} (probability {result['probability']:.3f})"
