@@ -64,7 +64,7 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
     ``config`` (recipe, hyperparameters) goes to config.json when a fresh run starts. ``on_epoch_end(row)``
     is called with each epoch's metrics row once its checkpoint is committed.
 
-    At the end the model holds the best epoch's weights and ``learning-curve.png`` is drawn. Returns a
+    At the end the model holds the best epoch's weights, in eval mode, and ``learning-curve.png`` is drawn. Returns a
     ``FitResult``. Raises ``CheckpointError`` for a run folder that cannot be used, ``TrainingError`` for a
     non-finite loss (the last good checkpoint stays); ``KeyboardInterrupt`` passes through, likewise leaving
     the last completed epoch's checkpoint to resume from.
@@ -138,6 +138,7 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
             on_epoch_end(row)
 
     ckpt.load_best_weights(run_dir, model)
+    model.eval()  # training is over: whatever scores the returned model must not see dropout
     write_learning_curve(history, run_dir / ckpt.LEARNING_CURVE, monitor, state["best_epoch"],
                          quiet=not progress)
     return FitResult(best_metric=state["best_metric"], best_epoch=state["best_epoch"],

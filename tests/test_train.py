@@ -139,6 +139,7 @@ def test_fit_learns_logs_and_checkpoints(tmp_path):
     losses = [row["train_loss"] for row in result.history]
     assert losses[-1] < losses[0] / 10
     assert result.epochs_run == 6 and len(result.history) == 6
+    assert not model.training  # the returned model is scored as it will be used: no dropout, no noise
     rows = [json.loads(line) for line in (tmp_path / "run" / ckpt.METRICS).read_text().splitlines()]
     assert rows == result.history
     assert set(rows[0]) == {"epoch", "train_loss", "val_loss", "lr", "seconds", "items_per_second"}

@@ -197,6 +197,9 @@ class ClassificationRecipe(Recipe):
     def evaluate(self, model, data, hp, out_dir=None):
         """Test accuracy, macro F1 and loss; the confusion matrix goes to ``out_dir/confusion-matrix.png``."""
         from pathlib import Path
+        # The model fit() hands back is in training mode (dropout on): `lstmzoo train` and benchmarks/zoo.py
+        # pass it straight here.
+        model.eval()
         loss, test_accuracy, matrix = self.scores(model, data.test, hp)
         if out_dir is not None:
             plot_confusion_matrix(matrix, self.class_names, Path(out_dir) / CONFUSION_MATRIX,
