@@ -216,14 +216,15 @@ def train(recipe, epochs, seed, out, resume, device, settings):
                    f"  lstmzoo train {chosen.name} --out {run_dir} --resume", err=True)
         sys.exit(130)
     result = trained.result
+    curve = run_dir / "learning-curve.png"  # not drawn without matplotlib (the `plot` extra)
     click.echo(f"run folder {run_dir}:\n"
                f"  config          {run_dir / 'config.json'}\n"
                f"  best weights    {run_dir / 'weights-best.safetensors'} (epoch {result.best_epoch} of "
                f"{result.epochs_run})\n"
                f"  last weights    {run_dir / 'weights-last.safetensors'}\n"
                f"  metrics log     {run_dir / 'metrics.jsonl'}\n"
-               f"  learning curve  {run_dir / 'learning-curve.png'}\n"
-               f"test metrics of the best model:")
+               + (f"  learning curve  {curve}\n" if curve.exists() else "")
+               + "test metrics of the best model:")
     _print_metrics(metrics, as_json=False)
 
 
