@@ -11,15 +11,18 @@ What is fused (DESIGN.md, "The kernels"):
   recurrent GEMM ``dA @ W_hh`` for ``dh``; then after the loop ``dx``, ``dW_ih``, ``dW_hh`` are one
   GEMM each over all ``T*B`` rows and the bias gradients are column sums.
 
-Every GEMM goes through ``np.dot`` inside ``@njit``, i.e. scipy's OpenBLAS: one BLAS and one thread pool
-for the whole computation (no ``prange``: a second pool fighting OpenBLAS's threads each step costs far
-more than the single-threaded elementwise pass, see notes/cpu-lstm-measurements.md).
+Every GEMM goes through ``np.dot`` inside ``@njit``, i.e. scipy's OpenBLAS. The GEMMs outside the time
+loops (input projection, weight gradients) use all of its threads; the time loops run on ONE thread,
+OpenBLAS included for B >= 2 (``_recurrence_blas``): a per-step handoff to other threads, OpenBLAS's or a
+``prange``'s, cost far more than it saved on the shared machine (notes/cpu-lstm-measurements.md).
 
 float64 uses libm ``exp``/``tanh`` so it matches the reference to ~1e-15; float32 uses a vectorisable
 rational ``tanh`` (and ``sigmoid(a) = (1 + tanh(a/2)) / 2``) accurate to a few float32 ulp, because libm
 calls in the gate loop were the largest single cost of a plain Numba LSTM.
 """
 
+import contextlib
+import functools
 import os
 
 
@@ -100,8 +103,12 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training):
         cs[0] = c0
     saved = np.empty((T, B, _SAVED[kind] * H) if training else (1, B, 0), dtype)
     y = np.empty((T, B, H), dtype)
-    last = _forward_sequence(kind, x2d, w_ih, w_hh, np.ascontiguousarray(b_ih), np.ascontiguousarray(b_hh),
-                             lengths, hs, cs, saved, y, training)
+    # All time steps' input projections in one GEMM on all of OpenBLAS's threads; the biases are added in
+    # the cell pass, which reads xp anyway (a separate bias pass over [T, B, GH] cost ~5 % at large shapes).
+    xp = _matmul(x2d, w_ih.T).reshape(T, B, w_hh.shape[0])
+    with _recurrence_blas(B):
+        last = _forward_sequence(kind, xp, w_hh, np.ascontiguousarray(b_ih), np.ascontiguousarray(b_hh),
+                                 lengths, hs, cs, saved, y, training)
     h_n = hs[last].copy()
     c_n = cs[last].copy() if kind == LSTM else None
     cache = (kind, x2d, w_ih, w_hh, lengths, hs, cs, saved) if training else None
@@ -109,13 +116,10 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training):
 
 
 @njit(**_JIT)
-def _forward_sequence(kind, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training):
+def _forward_sequence(kind, xp, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training):
     """The whole forward recurrence; returns the slot of ``hs``/``cs`` holding the final state."""
     T, B, _ = y.shape
     GH = w_hh.shape[0]
-    # All time steps' input projections in one GEMM; the biases are added in the cell pass, which reads
-    # xp anyway (a separate bias pass over [T, B, GH] cost ~5 % at large shapes).
-    xp = np.dot(x2d, w_ih.T).reshape(T, B, GH)
     gh = np.empty((B, GH), y.dtype)
     small = _use_row_matmul(B)
     w_hh_t = np.ascontiguousarray(w_hh.T) if small else w_hh[:0]
@@ -201,21 +205,26 @@ def _backward(dy, dh_n, dc_n, cache):
     dtype = hs.dtype
     dh = np.zeros((B, H), dtype) if dh_n is None else np.array(dh_n, dtype=dtype, order="C")
     dc = np.zeros((B, cs.shape[2]), dtype) if dc_n is None else np.array(dc_n, dtype=dtype, order="C")
-    dx, dw_ih, dw_hh, db_ih, db_hh = _backward_sequence(kind, np.ascontiguousarray(dy, dtype), dh, dc, x2d,
-                                                        w_ih, w_hh, lengths, hs, cs, saved)
-    return (dx.reshape(T, B, x2d.shape[1]), dh, dc if kind == LSTM else None,
-            dw_ih, dw_hh, db_ih, db_hh)
-
-
-@njit(**_JIT)
-def _backward_sequence(kind, dy, dh, dc, x2d, w_ih, w_hh, lengths, hs, cs, saved):
-    """Backward through time; updates dh, dc in place to dh0, dc0 and returns dx and the weight grads."""
-    T, B, H = dy.shape
     GH = w_hh.shape[0]
     # Gate-preactivation gradients of all steps: w.r.t. the input projection and w.r.t. h W_hh^T.
     # They differ only for the GRU's n gate (r * ...), so the other cells share one array.
-    da_x = np.zeros((T, B, GH), dy.dtype)
-    da_h = np.zeros((T, B, GH), dy.dtype) if kind == GRU else da_x
+    da_x = np.zeros((T, B, GH), dtype)
+    da_h = np.zeros((T, B, GH), dtype) if kind == GRU else da_x
+    with _recurrence_blas(B):
+        _backward_sequence(kind, np.ascontiguousarray(dy, dtype), dh, dc, w_hh, lengths, hs, cs, saved, da_x,
+                           da_h)
+    # Everything that does not feed the recurrence: one GEMM each over all T*B rows, on all of OpenBLAS's
+    # threads, and the bias gradients as column sums.
+    da_x2d, da_h2d = da_x.reshape(T * B, GH), da_h.reshape(T * B, GH)
+    dx, dw_ih, dw_hh = _weight_grads(da_x2d, da_h2d, x2d, w_ih, hs[:T].reshape(T * B, H))
+    return (dx.reshape(T, B, x2d.shape[1]), dh, dc if kind == LSTM else None,
+            dw_ih, dw_hh, _column_sums(da_x2d), _column_sums(da_h2d))
+
+
+@njit(**_JIT)
+def _backward_sequence(kind, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_h):
+    """Backward through time: fills da_x, da_h and updates dh, dc in place to dh0, dc0."""
+    T, B, H = dy.shape
     dh_rec = np.empty((B, H), dy.dtype)
     small = _use_row_matmul(B)
     for t in range(T - 1, -1, -1):
@@ -231,13 +240,11 @@ def _backward_sequence(kind, dy, dh, dc, x2d, w_ih, w_hh, lengths, hs, cs, saved
         for b in range(B):
             if t < lengths[b]:
                 dh[b] += dh_rec[b]
-    # Everything that does not feed the recurrence: one GEMM each over all T*B rows.
-    da_x2d = da_x.reshape(T * B, GH)
-    da_h2d = da_h.reshape(T * B, GH)
-    dx = np.dot(da_x2d, w_ih)
-    dw_ih = np.dot(da_x2d.T, x2d)
-    dw_hh = np.dot(da_h2d.T, hs[:T].reshape(T * B, H))
-    return dx, dw_ih, dw_hh, _column_sums(da_x2d), _column_sums(da_h2d)
+
+
+@njit(**_JIT)
+def _weight_grads(da_x2d, da_h2d, x2d, w_ih, h2d):
+    return np.dot(da_x2d, w_ih), np.dot(da_x2d.T, x2d), np.dot(da_h2d.T, h2d)
 
 
 @njit(inline="always", **_JIT)
@@ -369,10 +376,21 @@ def _tanh_float32(a):
 
 
 def set_num_threads(n):
-    """Threads for the kernels' GEMMs, i.e. scipy's OpenBLAS (the compiled loops themselves are serial).
+    """Threads for the kernels' GEMMs outside the time loops, i.e. scipy's OpenBLAS (the loops run on one
+    thread for B >= 2, see _recurrence_blas).
 
     Returns False where scipy's BLAS is not a bundled OpenBLAS (then its own settings apply).
     """
+    lib = _scipy_openblas()
+    if lib is None:
+        return False
+    lib.scipy_openblas_set_num_threads(int(n))
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def _scipy_openblas():
+    """ctypes handle of the OpenBLAS behind scipy (and so behind ``np.dot`` in Numba), or None."""
     import ctypes
     import glob
 
@@ -382,7 +400,37 @@ def set_num_threads(n):
                             "scipy.libs")
     for path in glob.glob(os.path.join(libs_dir, "libscipy_openblas*.so*")):
         lib = ctypes.CDLL(path)
-        if hasattr(lib, "scipy_openblas_set_num_threads"):
-            lib.scipy_openblas_set_num_threads(int(n))
-            return True
-    return False
+        if hasattr(lib, "scipy_openblas_set_num_threads") and hasattr(lib, "scipy_openblas_get_num_threads"):
+            return lib
+    return None
+
+
+def _recurrence_blas(B):
+    """The OpenBLAS setting for a time loop over B sequences: one thread, except for B = 1, whose per-step
+    GEMV was measured both faster (loaded machine, H = 512: 0.45-0.85x the time) and slower (quieter,
+    1.45x) single-threaded, so it keeps the default. B = 2..8 uses _row_matmul, not OpenBLAS."""
+    return _single_threaded_blas() if B > 1 else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _single_threaded_blas():
+    """OpenBLAS at 1 thread for the per-step GEMMs of a time loop.
+
+    With its threads, every step hands work to OpenBLAS's worker and back around the serial elementwise
+    pass: on the shared 2-vCPU machine that handoff waited for the scheduler, and whole calls ran 5-25x
+    slower, bimodally (B=32, H=512 forward: 140-2500 ms with 2 threads, 95-120 ms with 1; torch 58-110).
+    Not thread-safe: concurrent calls from several Python threads may leave the count changed."""
+    lib = _scipy_openblas()
+    before = lib.scipy_openblas_get_num_threads() if lib is not None else 1
+    if before != 1:
+        lib.scipy_openblas_set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            lib.scipy_openblas_set_num_threads(before)
+
+
+@njit(**_JIT)
+def _matmul(a, b):
+    return np.dot(a, b)
