@@ -16,8 +16,10 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a handful of shapes, fewer repeats")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for both libraries (default: each library's own default)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timings per shape and library, of which the median is shown (default 5; 3 with --quick)")
     args = parser.parse_args()
-    bench.run(quick=args.quick, threads=args.threads)
+    bench.run(quick=args.quick, threads=args.threads, repeats=args.repeats)
 
 
 if __name__ == "__main__":

@@ -240,17 +240,24 @@ def _check_device(device):
 @main.command(epilog="""\b
 Examples:
   lstmzoo evaluate airline-passengers --checkpoint runs/air
-  lstmzoo evaluate airline-passengers --checkpoint runs/air --json""")
+  lstmzoo evaluate airline-passengers --checkpoint runs/air --json
+  lstmzoo evaluate rt-polarity --checkpoint runs/rt --cv 10     # trains 10 models: slow""")
 @click.argument("recipe")
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="A run folder of this recipe.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of metric name -> number.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to run  [default: where it was trained]")
-def evaluate(recipe, checkpoint, as_json, device):
-    """Evaluate the best weights of a run on the recipe's test split."""
+@click.option("--cv", "folds", type=click.IntRange(min=2), metavar="K",
+              help="K-fold cross-validation with the run's hyperparameters instead: trains K new models (slow; "
+                   "only recipes that support it).")
+def evaluate(recipe, checkpoint, as_json, device, folds):
+    """Evaluate the best weights of a run on the recipe's test split (or cross-validate its hyperparameters)."""
     chosen = _recipe(recipe)
     with _reported():
         model, hp = chosen.restore(checkpoint, device=device)
-        metrics = chosen.evaluate(model, chosen.load_data(hp), hp, out_dir=checkpoint)
+        if folds:
+            metrics = chosen.cross_validate(hp, folds, progress=not as_json)
+        else:
+            metrics = chosen.evaluate(model, chosen.load_data(hp), hp, out_dir=checkpoint)
     _print_metrics(metrics, as_json)
 
 

@@ -255,6 +255,11 @@ class Recipe:
         ``data`` is what ``load_data(hp)`` returned; ``benchmarks/zoo.py`` reports it beside the LSTM."""
         return {}
 
+    def cross_validate(self, hp, folds, progress=True):
+        """``folds``-fold cross-validation with the hyperparameters ``hp`` (``lstmzoo evaluate --cv K``): trains
+        ``folds`` fresh models and returns their test metrics as ``{name: number}``. Not supported by default."""
+        raise ValueError(f"recipe {self.name} does not support --cv")
+
     def target(self, metrics):
         """The recipe's target on the test split, checked against ``evaluate``'s ``metrics``: ``(text, met)``
         such as ``("accuracy >= 0.98", True)``, or None (the default) when the recipe states none."""

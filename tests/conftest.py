@@ -68,3 +68,16 @@ def broken_plugins(tmp_path):
             summary = "not a sequence task"
         """))
     yield from _on_path(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    """The real download path for a whole module: LSTMZOO_MIRROR at ../shared/datasets and a fresh cache, so
+    pooch copies each file from the mirror and checks its sha256. Skips where the copies are absent."""
+    from helpers import SHARED
+    if not SHARED.is_dir():
+        pytest.skip(f"the dataset copies ({SHARED}) are absent here; CI always has them")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LSTMZOO_MIRROR", str(SHARED))
+        patch.setenv("LSTMZOO_DATA_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield

@@ -8,14 +8,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import SHARED, needs_shared
 
 from lstmzoo.data import DataError, fetch
 from lstmzoo.recipe import DataFile
 from lstmzoo.registry import get_recipe
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"the dataset copies ({SHARED}) are absent here; "
-                                                                 "CI always has them")
 SUNSPOTS = "monthly-sunspots/monthly-sunspots.csv"
 SUNSPOTS_SHA256 = "c4ec8cc57d9f6fb6ecdb3e1f37f25b6f4badd5124c55931052b0cd2fc3bc71f3"
 

@@ -3,11 +3,10 @@ baseline, and train -> evaluate -> predict through the CLI on a short run."""
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import SHARED, needs_shared, run
 from lstmzoo.zoo.classification import confusion_matrix, macro_f1
 from lstmzoo.zoo.pendigits import (
     PenDigits,
@@ -20,32 +19,12 @@ from lstmzoo.zoo.pendigits import (
     resample,
 )
 
-from lstmzoo.cli import main
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"the dataset copies ({SHARED}) are absent here; "
-                                                                 "CI always has them")
 # Per-class counts from SOURCE.md (and UCI), digits 0-9.
 TRAIN_COUNTS = [780, 779, 780, 719, 780, 720, 720, 778, 719, 719]
 TEST_COUNTS = [363, 364, 364, 336, 364, 335, 336, 364, 336, 336]
 TWO_STROKES = [np.array([[0, 0], [0, 10], [0, 20]]), np.array([[-5, 20], [5, 20]])]     # a "T": stem, bar
 
 
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    """LSTMZOO_MIRROR at the shared dataset copies, with a fresh cache, for the whole module."""
-    if not SHARED.is_dir():
-        pytest.skip(f"the dataset copies ({SHARED}) are absent here; CI always has them")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LSTMZOO_MIRROR", str(SHARED))
-        patch.setenv("LSTMZOO_DATA_DIR", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
-def run(*args, code=0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, (result.output, result.exception)
-    return result
 
 
 # ------------------------------------------------------------------------------------------- the data

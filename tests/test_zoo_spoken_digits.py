@@ -6,15 +6,11 @@ import json
 import re
 import sys
 import wave
-from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import SHARED, run
 
-from lstmzoo.cli import main
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 ARCHIVE = SHARED / "free-spoken-digit-dataset" / "recordings.tar.gz"
 SPEAKERS = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
 
@@ -24,21 +20,6 @@ needs_shared = pytest.mark.skipif(not ARCHIVE.is_file(), reason=f"the dataset co
                                                                  "CI always has them")
 
 
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    """LSTMZOO_MIRROR at the shared dataset copies, with a fresh cache, for the whole module."""
-    if not ARCHIVE.is_file():
-        pytest.skip(f"the dataset copies ({SHARED}) are absent here; CI always has them")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LSTMZOO_MIRROR", str(SHARED))
-        patch.setenv("LSTMZOO_DATA_DIR", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
-def run(*args, code=0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, (result.output, result.exception)
-    return result
 
 
 def write_wav(path, samples, rate, channels=1):

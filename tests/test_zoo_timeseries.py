@@ -7,15 +7,11 @@ import math
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from helpers import SHARED, needs_shared, run
 
-from lstmzoo.cli import main
 from lstmzoo.registry import get_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ROOT.parent / "shared" / "datasets"
-needs_datasets = pytest.mark.skipif(not DATASETS.is_dir(), reason=f"the dataset mirror {DATASETS} is absent "
-                                                                  "(it sits beside the checkout in CI)")
 
 # recipe -> (values, first label, last label, test values, persistence rmse, seasonal naive rmse, label after the end)
 SERIES = {
@@ -25,22 +21,8 @@ SERIES = {
 TINY = ["--epochs", "1", "--set", "hidden_size=4", "--set", "window=8", "--set", "batch_size=64"]
 
 
-def run(*args, code=0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, (result.output, result.exception)
-    return result
 
-
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    """The real download path: pooch copies from the mirror into a fresh cache and checks the sha256."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LSTMZOO_MIRROR", str(DATASETS))
-        patch.setenv("LSTMZOO_DATA_DIR", str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
-@needs_datasets
+@needs_shared
 @pytest.mark.parametrize("name", SERIES)
 def test_loader_matches_source(name, mirror):
     count, first, last, test_size, persistence, seasonal, _ = SERIES[name]
@@ -56,7 +38,7 @@ def test_loader_matches_source(name, mirror):
     assert baseline["seasonal_naive_rmse"] == pytest.approx(seasonal, abs=0.01)
 
 
-@needs_datasets
+@needs_shared
 def test_sunspots_report_the_12_month_lag_too(mirror):
     recipe = get_recipe("monthly-sunspots")
     hp = recipe.resolve()
@@ -64,7 +46,7 @@ def test_sunspots_report_the_12_month_lag_too(mirror):
         pytest.approx(36.52, abs=0.01)
 
 
-@needs_datasets
+@needs_shared
 @pytest.mark.parametrize("name", SERIES)
 def test_train_evaluate_predict(name, mirror, tmp_path):
     *_, after = SERIES[name]
@@ -74,7 +56,7 @@ def test_train_evaluate_predict(name, mirror, tmp_path):
     assert set(metrics) >= {"rmse", "mae", "persistence_rmse", "seasonal_naive_rmse"}
     assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
     # The tail of the real file (header, CRLF, no final newline) is the user's history.
-    source = (DATASETS / name / f"{name}.csv").read_bytes().split(b"\r\n")
+    source = (SHARED / name / f"{name}.csv").read_bytes().split(b"\r\n")
     past = tmp_path / "past.csv"
     past.write_bytes(b"\r\n".join([source[0], *source[-40:]]))
     plot = tmp_path / "forecast.png"

@@ -92,11 +92,9 @@ class SpokenDigits(ClassificationRecipe):
                     source="target on the official FSDD test split (index 0-4, 300 recordings); published "
                            "figures use ad-hoc splits (~95 % reported), none on the official split; the baseline "
                            "is k-NN on per-recording MFCC mean and standard deviation, measured in the same run")
-    measured = ("test accuracy 99.67 %, macro F1 0.997 (1 of 300 wrong: a 4 taken for a 7) with seed 0 "
-                "(`lstmzoo train spoken-digits --seed 0`): 3.9 min on 2 shared, heavily loaded CPU cores (load "
-                "average ~6; a first run of the same command took 5.5 min); seeds 0/1/2: 99.67 / 99.33 / 99.67 %, "
-                "3.4-5.1 min; validation accuracy at the last epoch 99.0-99.3 %; k-NN on per-recording MFCC mean "
-                "and standard deviation: 95.33 % (k=4 by leave-one-out)")
+    measured = ("test accuracy 98.67 %, macro F1 0.987 (4 of 300 wrong) with seed 0; seeds 0/1/2: 98.67 / 98.67 / "
+                "98.33 % (benchmarks/zoo.py, 2026-11-24), about 20 s each on 2 CPU cores; k-NN on per-recording MFCC "
+                "mean and standard deviation: 95.33 % (k=4 by leave-one-out)")
     preprocessing = ("per recording: silence trimmed (`trim_db`, off by default), MFCCs (`n_mfcc`; 25 ms window, "
                      "10 ms hop, 32 mel bands) with deltas and delta-deltas, each feature normalised over the "
                      "utterance; other sample rates resampled to 8 kHz; training batches masked SpecAugment-style "

@@ -1,0 +1,19 @@
+"""What several test modules share: where the dataset copies are, and running the CLI in-process."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+# ../shared/datasets beside the checkout: CI always has it, a user's machine does not.
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"the dataset copies ({SHARED}) are absent here; "
+                                                                 "CI always has them")
+
+
+def run(*args, code=0):
+    """``lstmzoo ARGS`` through click's runner; asserts the exit code and returns the result."""
+    from lstmzoo.cli import main
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == code, (result.output, result.exception)
+    return result
