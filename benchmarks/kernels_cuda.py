@@ -19,6 +19,8 @@ import sys
 
 import numpy as np
 
+from lstmzoo.bench import torch_call
+
 FULL = {"T": [100, 500], "B": [1, 4, 8, 32, 128, 256], "H": [256, 512, 1024]}
 QUICK = {"T": [100], "B": [1, 8, 128], "H": [256, 1024]}
 
@@ -123,7 +125,8 @@ def _time_shape(cupy, torch, kernels, T, B, H, training, repeats, calls):
 
     timers = [lambda: _cupy_event_ms(cupy, ours, calls)]
     if torch is not None:
-        theirs = _torch_call(torch, host, training)
+        theirs = torch_call(torch, {k: host[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh")}, host["x"], host["dy"],
+                            training, device="cuda")
         theirs()
         timers.append(lambda: _torch_event_ms(torch, theirs, calls))
     samples = [[] for _ in timers]
@@ -132,28 +135,6 @@ def _time_shape(cupy, torch, kernels, T, B, H, training, repeats, calls):
             times.append(timer())
     medians = [float(np.median(times)) for times in samples]
     return medians[0], (medians[1] if torch is not None else None), chosen[0]
-
-
-def _torch_call(torch, host, training):
-    T, B, H = host["x"].shape
-    lstm = torch.nn.LSTM(H, H).cuda()
-    with torch.no_grad():
-        for name in ("w_ih", "w_hh", "b_ih", "b_hh"):
-            torch_name = name.replace("w_", "weight_").replace("b_", "bias_") + "_l0"
-            getattr(lstm, torch_name).copy_(torch.from_numpy(host[name]))
-    x = torch.from_numpy(host["x"]).cuda().requires_grad_(training)
-    dy = torch.from_numpy(host["dy"]).cuda()
-
-    def call():
-        if training:
-            lstm.zero_grad(set_to_none=True)
-            x.grad = None
-            y, _ = lstm(x)
-            y.backward(dy)
-        else:
-            with torch.no_grad():
-                lstm(x)
-    return call
 
 
 def _cupy_event_ms(cupy, call, calls):

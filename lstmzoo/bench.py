@@ -87,7 +87,7 @@ def _time_shape(cpu, torch, shape, mode, repeats):
 
     calls = [ours]
     if torch is not None:
-        calls.append(_torch_call(torch, params, x, dy, training))
+        calls.append(torch_call(torch, params, x, dy, training))
     samples = [[] for _ in calls]
     for _ in range(repeats):
         for call, times in zip(calls, samples):
@@ -96,16 +96,19 @@ def _time_shape(cpu, torch, shape, mode, repeats):
     return medians[0], (medians[1] if torch is not None else None)
 
 
-def _torch_call(torch, params, x, dy, training):
+def torch_call(torch, params, x, dy, training, device="cpu"):
+    """A no-argument function running ``torch.nn.LSTM`` with our weights ``params`` (``w_ih``, ``w_hh``,
+    ``b_ih``, ``b_hh``) on NumPy ``x`` [T, B, I]: inference under ``no_grad``, or forward + backward of ``dy``.
+    ``benchmarks/kernels_cuda.py`` uses it with ``device="cuda"``."""
     _, _, I = x.shape
     H = params["w_hh"].shape[1]
-    lstm = torch.nn.LSTM(I, H)
+    lstm = torch.nn.LSTM(I, H).to(device)
     with torch.no_grad():
         for name, value in params.items():
             getattr(lstm, name.replace("w_", "weight_").replace("b_", "bias_") + "_l0").copy_(
                 torch.from_numpy(value))
-    tx = torch.from_numpy(x).requires_grad_(training)
-    tdy = torch.from_numpy(dy)
+    tx = torch.from_numpy(x).to(device).requires_grad_(training)
+    tdy = torch.from_numpy(dy).to(device)
 
     def call():
         if training:
