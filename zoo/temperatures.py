@@ -26,5 +26,5 @@ class DailyMinTemperatures(TimeSeriesRecipe):
                     source="the better naive forecast on 1990: persistence (2.58; seasonal naive 3.65); "
                            "target: rmse <= 0.9 x that")
     measured = ("rmse 2.23 degrees C (0.86 x persistence 2.58; seasonal naive 3.65), mae 1.73 with seed 0; "
-                "seeds 0-2: rmse 2.232-2.239; 83-139 s on 2 shared CPU cores (benchmarks/zoo.py, "
+                "seeds 0-2: rmse 2.232-2.239; 3-4 s on 2 idle CPU cores (benchmarks/zoo.py, "
                 "zoo/RESULTS.md)")
