@@ -17,3 +17,18 @@ def run(*args, code=0):
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code == code, (result.output, result.exception)
     return result
+
+
+def numeric_gradient(loss, array, eps=1e-6):
+    """Central differences of the scalar ``loss()`` with respect to ``array``, perturbed in place (float64)."""
+    import numpy as np
+    grad = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        saved = array[index]
+        array[index] = saved + eps
+        plus = loss()
+        array[index] = saved - eps
+        minus = loss()
+        array[index] = saved
+        grad[index] = (plus - minus) / (2 * eps)
+    return grad

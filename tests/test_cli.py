@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from lstmzoo.zoo.airline import AirlinePassengers
 
 from lstmzoo.checkpoint import load_weights
 from lstmzoo.cli import main
-from lstmzoo.zoo.airline import AirlinePassengers
 
 COMMANDS = ["list", "info", "download", "train", "evaluate", "predict", "plugins", "bench"]
 QUICK = ["--epochs", "3", "--set", "hidden_size=8"]

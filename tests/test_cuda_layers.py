@@ -16,8 +16,8 @@ def _cuda_usable():
     if cuda_simulator():
         return True
     try:
-        from numba import cuda
         import cupy  # noqa: F401
+        from numba import cuda
         return cuda.is_available()
     except ImportError:
         return False

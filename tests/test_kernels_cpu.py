@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import numeric_gradient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lstmzoo.kernels import cpu, reference
@@ -138,15 +139,7 @@ def test_finite_difference_gradients(cell):
         dx, dh0, dw_ih, dw_hh, db_ih, db_hh = grads
         analytic = {"x": dx, "h0": dh0, "w_ih": dw_ih, "w_hh": dw_hh, "b_ih": db_ih, "b_hh": db_hh}
     for name, grad in analytic.items():
-        numeric = np.zeros_like(grad)
-        for idx in np.ndindex(grad.shape):
-            saved = p[name][idx]
-            p[name][idx] = saved + 1e-6
-            up = loss(p)
-            p[name][idx] = saved - 1e-6
-            down = loss(p)
-            p[name][idx] = saved
-            numeric[idx] = (up - down) / 2e-6
+        numeric = numeric_gradient(lambda: loss(p), p[name])
         np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-7, err_msg=name)
 
 

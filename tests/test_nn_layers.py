@@ -2,21 +2,9 @@
 
 import numpy as np
 import pytest
+from helpers import numeric_gradient
 
 from lstmzoo.nn import CrossEntropyLoss, Dropout, Embedding, Linear, MSELoss, ReLU, Sequential, Tanh
-
-
-def numeric_gradient(f, array, eps=1e-6):
-    grad = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + eps
-        plus = f()
-        array[index] = saved - eps
-        minus = f()
-        array[index] = saved
-        grad[index] = (plus - minus) / (2 * eps)
-    return grad
 
 
 def check_module_gradients(module, x):

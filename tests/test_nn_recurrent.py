@@ -3,6 +3,7 @@ differences, PyTorch (when installed), input validation and train/eval behaviour
 
 import numpy as np
 import pytest
+from helpers import numeric_gradient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lstmzoo.kernels import reference
@@ -177,17 +178,8 @@ def check_gradients(layer, x, state, lengths, dropout_rng=None):
     states = state if isinstance(state, tuple) else (state,)
     checks = [("x", x, dx)] + [(f"state{i}", s, g) for i, s, g in zip(range(2), states, d_state)]
     checks += [(name, p, layer.grads()[name]) for name, p in layer.parameters().items()]
-    eps = 1e-6
     for name, array, analytic in checks:
-        numeric = np.zeros_like(array)
-        for index in np.ndindex(array.shape):
-            saved = array[index]
-            array[index] = saved + eps
-            plus = loss()
-            array[index] = saved - eps
-            minus = loss()
-            array[index] = saved
-            numeric[index] = (plus - minus) / (2 * eps)
+        numeric = numeric_gradient(loss, array)
         np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8, err_msg=name)
 
 

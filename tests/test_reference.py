@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import numeric_gradient
 from lstmzoo.kernels import reference
 
 CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
@@ -56,15 +57,7 @@ def test_finite_difference_gradients(cell):
 
     grads = named_grads(cell, cache, weights[0], weights[1], weights[2] if cell == "lstm" else None)
     for name, grad in grads.items():
-        numeric = np.zeros_like(grad)
-        for idx in np.ndindex(grad.shape):
-            saved = p[name][idx]
-            p[name][idx] = saved + 1e-6
-            up = loss()
-            p[name][idx] = saved - 1e-6
-            down = loss()
-            p[name][idx] = saved
-            numeric[idx] = (up - down) / 2e-6
+        numeric = numeric_gradient(loss, p[name])
         np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-7, err_msg=name)
 
 
