@@ -32,12 +32,19 @@ class DataFile:
     (``$LSTMZOO_MIRROR/<dataset>/<filename>``); ``url`` is the canonical upstream address and ``sha256``
     its checksum. ``bundled_with`` names a package whose ``data/`` folder ships the file, in which case
     nothing is downloaded (the URL and checksum still say where it came from).
+
+    A dataset that upstream publishes as many files and no single archive is declared as a folder:
+    ``manifest`` names a ``sha256sum``-style list (``<sha256>  <name>`` per line) shipped in the ``data/`` folder
+    of a package, as ``"package:filename"``; ``filename`` is then the folder's name, ``url`` the upstream base
+    URL the names are appended to, and ``sha256`` the manifest's own checksum. A mirror may hold the folder
+    itself or a ``<filename>.tar.gz`` of it; either way every file is checked against the manifest.
     """
     dataset: str
     filename: str
     url: str
     sha256: str
     bundled_with: str | None = None
+    manifest: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,6 +312,9 @@ def contract_problems(recipe):
             problems.append(f"datasets must hold DataFile entries, found {entry!r}")
         elif not _SHA256.match(entry.sha256):
             problems.append(f"dataset file {entry.filename!r} has no valid sha256")
+        elif entry.manifest is not None and not re.fullmatch(r"[\w.]+:[^/\\]+", entry.manifest):
+            problems.append(f"dataset folder {entry.filename!r} has manifest {entry.manifest!r}, expected "
+                            "'package:filename'")
     for name, spec in recipe.hyperparameters.items():
         if not isinstance(spec, Hyperparameter) or spec.type not in (bool, int, float, str):
             problems.append(f"hyperparameter {name!r} must be a Hyperparameter with a bool, int, float or str "

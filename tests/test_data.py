@@ -146,3 +146,82 @@ def test_missing_file_in_mirror_directory(cache, monkeypatch, tmp_path, unreacha
     with pytest.raises(DataError, match="no such file") as error:
         fetch(sunspots(unreachable))
     assert "check LSTMZOO_MIRROR" in str(error.value)
+
+
+# ------------------------------------------------------------------ a dataset published as many files (a folder)
+FOLDER_FILES = {"0_a_0.wav": b"first file", "1_b_3.wav": b"second file" * 50, "9_c_49.wav": bytes(range(256))}
+
+
+@pytest.fixture(scope="module")
+def folder_upstream(tmp_path_factory):
+    """A package shipping a manifest of FOLDER_FILES, and an HTTP server holding the files under /files/."""
+    import functools
+    import sys
+    root = tmp_path_factory.mktemp("folder")
+    package = root / "lstmzoo_test_manifest"
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    manifest = "".join(f"{hashlib.sha256(raw).hexdigest()}  {name}\n" for name, raw in sorted(FOLDER_FILES.items()))
+    (package / "data" / "files.sha256").write_text(manifest)
+    (root / "www" / "files").mkdir(parents=True)
+    (root / "www" / "wrong").mkdir()
+    for name, raw in FOLDER_FILES.items():
+        (root / "www" / "files" / name).write_bytes(raw)
+        (root / "www" / "wrong" / name).write_bytes(raw[:-1] + b"!" if name == "1_b_3.wav" else raw)
+    sys.path.insert(0, str(root))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root / "www"))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}", hashlib.sha256(manifest.encode()).hexdigest()
+    httpd.shutdown()
+    httpd.server_close()
+    sys.path.remove(str(root))
+
+
+def folder(url, manifest_sha256):
+    return DataFile("many-files", "recordings", url, manifest_sha256,
+                    manifest="lstmzoo_test_manifest:files.sha256")
+
+
+def test_folder_is_downloaded_file_by_file_and_damaged_copies_replaced(cache, folder_upstream):
+    _, server, digest = folder_upstream
+    (cache / "many-files" / "recordings").mkdir(parents=True)
+    (cache / "many-files" / "recordings" / "0_a_0.wav").write_bytes(b"damaged")
+    path = fetch(folder(f"{server}/files/", digest), progress=False)
+    assert path == cache / "many-files" / "recordings"
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == FOLDER_FILES
+
+
+def test_folder_comes_from_a_mirror_pack_before_upstream(cache, folder_upstream, monkeypatch, unreachable):
+    import tarfile
+    root, _, digest = folder_upstream
+    mirror = root / "mirror"
+    (mirror / "many-files").mkdir(parents=True, exist_ok=True)
+    with tarfile.open(mirror / "many-files" / "recordings.tar.gz", "w:gz") as pack:
+        for name in FOLDER_FILES:
+            pack.add(root / "www" / "files" / name, arcname=f"recordings/{name}")
+        pack.add(root / "www" / "wrong" / "1_b_3.wav", arcname="elsewhere/1_b_3.wav")  # wrong bytes: skipped
+    monkeypatch.setenv("LSTMZOO_MIRROR", str(mirror))
+    path = fetch(folder(unreachable + "/", digest))
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == FOLDER_FILES
+
+
+def test_folder_file_with_wrong_bytes_is_refused_and_not_kept(cache, folder_upstream):
+    _, server, digest = folder_upstream
+    with pytest.raises(DataError, match=r"could not get 1 of the 3 files .*1_b_3.wav \(checksum mismatch\)"):
+        fetch(folder(f"{server}/wrong/", digest), progress=False)
+    kept = files_in(cache)
+    assert [p.name for p in kept] == ["0_a_0.wav", "9_c_49.wav"]
+
+
+def test_folder_manifest_is_checked(cache, folder_upstream):
+    _, server, _ = folder_upstream
+    with pytest.raises(DataError, match="does not match its sha256"):
+        fetch(folder(f"{server}/files/", "0" * 64))
+
+
+def test_spoken_digits_manifest_lists_the_3000_recordings():
+    from lstmzoo.data import read_manifest
+    entries = read_manifest(get_recipe("spoken-digits").datasets[0])
+    assert len(entries) == 3000 and all(name.endswith(".wav") for name in entries)

@@ -25,6 +25,7 @@ training recordings.
 import functools
 import io
 import re
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -67,13 +68,13 @@ class SpokenDigits(ClassificationRecipe):
     application = "speech-commands"
     summary = "Spoken digits 0-9 from 8 kHz recordings of 6 speakers (Free Spoken Digit Dataset), MFCC + BiLSTM"
     datasets = (
-        # Upstream publishes the recordings as 3,000 files in a git repository, not as one file: this is the
-        # recordings/ folder at tag v1.0.10 packed with `git archive --format=tar v1.0.10 recordings | gzip -9n`
-        # (see ../shared/datasets/free-spoken-digit-dataset/SOURCE.md). The URL names the same tag's archive;
-        # GitHub builds that archive itself, so its bytes differ: the checksummed copy comes from a mirror.
-        DataFile("free-spoken-digit-dataset", "recordings.tar.gz",
-                 "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.tar.gz",
-                 "b682de7c33769012082accc3a1e604c11e4d26aac76e9db62ef5365fd4795356"),
+        # Upstream publishes the recordings as 3,000 files in a git repository and no archive of them: each file
+        # is fetched from the v1.0.10 tag by its own URL and checked against the manifest shipped in zoo/data/
+        # (a mirror may hold recordings.tar.gz instead, see ../shared/datasets/free-spoken-digit-dataset/SOURCE.md).
+        DataFile("free-spoken-digit-dataset", "recordings",
+                 "https://raw.githubusercontent.com/Jakobovski/free-spoken-digit-dataset/v1.0.10/recordings/",
+                 "1801eae019c063377d98f831d3f93574f259475df7332bb0e3d1b080fb5e6959",
+                 manifest="lstmzoo.zoo:free-spoken-digit-dataset-v1.0.10.sha256"),
     )
     class_names = tuple("0123456789")
     monitor, mode = "epoch", "max"
@@ -108,7 +109,7 @@ class SpokenDigits(ClassificationRecipe):
     def load_recordings(self):
         """Every recording of the archive (``Recording``), in file-name order."""
         from lstmzoo.data import fetch
-        return list(_read_archive(str(fetch(self.datasets[0]))))
+        return list(_read_folder(str(fetch(self.datasets[0]))))
 
     def load_data(self, hp):
         if not 5 < hp["val_from"] <= 49:
@@ -182,19 +183,17 @@ class SpokenDigits(ClassificationRecipe):
 
 # --------------------------------------------------------------------------------------------- reading
 @functools.lru_cache(maxsize=2)
-def _read_archive(path):
-    """The recordings in the tar archive at ``path`` (a tuple, kept for the process)."""
-    import tarfile
+def _read_folder(path):
+    """The recordings in the folder ``path`` (a tuple, kept for the process)."""
     recordings = []
-    with tarfile.open(path) as archive:
-        for member in archive:
-            match = _NAME.search(member.name)
-            if not member.isfile() or not match:
-                continue
-            audio, rate = read_wav(archive.extractfile(member).read(), member.name)
-            if rate != SAMPLE_RATE:
-                raise ValueError(f"{member.name} in {path} is sampled at {rate} Hz, not {SAMPLE_RATE}")
-            recordings.append(Recording(int(match.group(1)), match.group(2), int(match.group(3)), audio))
+    for file in sorted(Path(path).iterdir()):
+        match = _NAME.search(file.name)
+        if not match:
+            continue
+        audio, rate = read_wav(file.read_bytes(), file.name)
+        if rate != SAMPLE_RATE:
+            raise ValueError(f"{file} is sampled at {rate} Hz, not {SAMPLE_RATE}")
+        recordings.append(Recording(int(match.group(1)), match.group(2), int(match.group(3)), audio))
     recordings.sort(key=lambda r: (r.digit, r.speaker, r.index))
     return tuple(recordings)
 
