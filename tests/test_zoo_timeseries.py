@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import SHARED, needs_shared, run
 
@@ -36,6 +37,21 @@ def test_loader_matches_source(name, mirror):
     baseline = recipe.baseline(data, hp)
     assert baseline["persistence_rmse"] == pytest.approx(persistence, abs=0.01)
     assert baseline["seasonal_naive_rmse"] == pytest.approx(seasonal, abs=0.01)
+    # The autoregression fitted on the training part forecasts better than persistence on all three series.
+    assert baseline["ar_rmse"] < baseline["persistence_rmse"]
+
+
+def test_autoregression_recovers_a_linear_process():
+    """On a noise-free AR(2) series the least-squares forecasts are exact."""
+    from lstmzoo.zoo.timeseries import Series
+    recipe = type("Untransformed", (type(get_recipe("airline-passengers")),), {"transform": None})()
+    values = np.empty(300)
+    values[:2] = (1.0, 2.0)
+    for t in range(2, 300):
+        values[t] = 0.6 * values[t - 1] - 0.3 * values[t - 2] + 5.0
+    data = Series(np.arange(300), values, 200, 250, 0.0, 1.0)
+    targets = np.arange(250, 300)
+    assert np.allclose(recipe._autoregression(data, 4, targets), values[targets], atol=1e-8)
 
 
 @needs_shared

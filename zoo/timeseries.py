@@ -179,12 +179,28 @@ class TimeSeriesRecipe(Recipe):
                 **self.baseline(data, hp)}
 
     def baseline(self, data, hp):
-        """The naive forecasts' test rmse: persistence, seasonal naive (``season``) and ``more_seasons``."""
+        """The test rmse of the naive forecasts (persistence, seasonal naive at ``season`` and ``more_seasons``)
+        and of a linear autoregression (``ar_rmse``)."""
         values, targets = data.values, np.arange(data.test_start, len(data.values))
         actual = values[targets]
         return {"persistence_rmse": _rmse(values[targets - 1], actual),
                 "seasonal_naive_rmse": _rmse(values[targets - self.season], actual),
-                **{f"seasonal_naive_{lag}_rmse": _rmse(values[targets - lag], actual) for lag in self.more_seasons}}
+                **{f"seasonal_naive_{lag}_rmse": _rmse(values[targets - lag], actual) for lag in self.more_seasons},
+                "ar_rmse": _rmse(self._autoregression(data, hp["window"], targets), actual)}
+
+    def _autoregression(self, data, lags, targets):
+        """One-step forecasts of ``values[targets]`` by least squares on the previous ``lags`` values (in the
+        recipe's transformed scale), fitted on the training part only: the linear model the LSTM must beat."""
+        z = self._transform(data.values)
+        lagged = np.arange(-lags, 0)
+
+        def design(ts):
+            return np.c_[z[ts[:, None] + lagged], np.ones(len(ts))]
+
+        fit = np.arange(lags, data.val_start)
+        weights = np.linalg.lstsq(design(fit), z[fit], rcond=None)[0]
+        forecast = design(np.asarray(targets)) @ weights
+        return forecast if self.transform is None else _INVERSES[self.transform](forecast)
 
     def target(self, metrics):
         """``(text, met)`` for ``target_ratio``: rmse against the better of persistence and seasonal naive."""
