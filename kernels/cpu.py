@@ -10,6 +10,9 @@ What is fused (DESIGN.md, "The kernels"):
 - backward mirrors it: one fused elementwise pass per step producing the gate gradients ``dA``, one
   recurrent GEMM ``dA @ W_hh`` for ``dh``; then after the loop ``dx``, ``dW_ih``, ``dW_hh`` are one
   GEMM each over all ``T*B`` rows and the bias gradients are column sums.
+- the LSTM with projections (``w_hr``) adds one GEMM per step, ``(o * tanh(c')) @ W_hr^T``, after the cell
+  pass (which then writes ``o * tanh(c')`` to a buffer instead of the state), and in backward one GEMM per
+  step, ``dh @ W_hr``, before it; ``dW_hr`` is one GEMM after the loop over the saved ``o * tanh(c')``.
 
 Every GEMM goes through ``np.dot`` inside ``@njit``, i.e. scipy's OpenBLAS. The GEMMs outside the time
 loops (input projection, weight gradients) use all of its threads; the time loops run on ONE thread,
@@ -70,8 +73,8 @@ _JIT = {"cache": True, "error_model": "numpy", "fastmath": {"nsz", "arcp", "cont
 
 # ------------------------------------------------------------------------------------------- forward
 
-def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True):
-    return _forward(LSTM, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training)
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True, w_hr=None):
+    return _forward(LSTM, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr)
 
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True):
@@ -87,42 +90,52 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True, nonl
     return y, h_n, cache
 
 
-def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training):
+def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=None):
     T, B, I = x.shape
-    H = h0.shape[1]
+    P = h0.shape[1]  # the state's width: H, or the projection's P
+    H = w_hh.shape[0] // _GATES[kind]
     dtype = x.dtype
     x2d = np.ascontiguousarray(x).reshape(T * B, I)
     w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
     lengths = _lengths_array(lengths, T, B)
     # Training keeps every state (backward reads h_{t-1}, c_{t-1}); inference ping-pongs two slots.
     slots = T + 1 if training else 2
-    hs = np.empty((slots, B, H), dtype)
+    hs = np.empty((slots, B, P), dtype)
     hs[0] = h0
     cs = np.empty((slots, B, H if kind == LSTM else 0), dtype)
     if kind == LSTM:
         cs[0] = c0
     saved = np.empty((T, B, _SAVED[kind] * H) if training else (1, B, 0), dtype)
-    y = np.empty((T, B, H), dtype)
+    y = np.empty((T, B, P), dtype)
+    # Without a projection both are empty, which the compiled loops read as "no projection".
+    w_hr = np.empty((0, 0), dtype) if w_hr is None else np.ascontiguousarray(w_hr, dtype)
+    r = np.empty((T if training else 1, B, H) if len(w_hr) else (0, 0, 0), dtype)  # o * tanh(c')
     # All time steps' input projections in one GEMM on all of OpenBLAS's threads; the biases are added in
     # the cell pass, which reads xp anyway (a separate bias pass over [T, B, GH] cost ~5 % at large shapes).
     xp = _matmul(x2d, w_ih.T).reshape(T, B, w_hh.shape[0])
     with _recurrence_blas(B):
         last = _forward_sequence(kind, xp, w_hh, np.ascontiguousarray(b_ih), np.ascontiguousarray(b_hh),
-                                 lengths, hs, cs, saved, y, training)
+                                 lengths, hs, cs, saved, y, training, w_hr, r)
     h_n = hs[last].copy()
     c_n = cs[last].copy() if kind == LSTM else None
-    cache = (kind, x2d, w_ih, w_hh, lengths, hs, cs, saved) if training else None
+    cache = (kind, x2d, w_ih, w_hh, lengths, hs, cs, saved, w_hr, r) if training else None
     return y, h_n, c_n, cache
 
 
 @njit(**_JIT)
-def _forward_sequence(kind, xp, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training):
-    """The whole forward recurrence; returns the slot of ``hs``/``cs`` holding the final state."""
+def _forward_sequence(kind, xp, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training, w_hr, r):
+    """The whole forward recurrence; returns the slot of ``hs``/``cs`` holding the final state.
+
+    With a projection (``w_hr`` not empty) the cell pass writes o * tanh(c') to ``r`` and the projected
+    state ``r W_hr^T`` is one more GEMM per step."""
     T, B, _ = y.shape
     GH = w_hh.shape[0]
     gh = np.empty((B, GH), y.dtype)
+    projected = w_hr.shape[0] > 0
+    hp = np.empty((B, w_hr.shape[0]), y.dtype)
     small = _use_row_matmul(B)
     w_hh_t = np.ascontiguousarray(w_hh.T) if small else w_hh[:0]
+    w_hr_t = np.ascontiguousarray(w_hr.T) if small and projected else w_hr[:0]
     for t in range(T):
         cur, nxt = (t, t + 1) if training else (t & 1, (t + 1) & 1)
         if small:
@@ -132,20 +145,34 @@ def _forward_sequence(kind, xp, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, tra
         for b in range(B):
             if t < lengths[b]:
                 save = saved[t if training else 0, b]
-                _cell_forward(kind, xp[t, b], gh[b], b_ih, b_hh, hs[cur, b], cs[cur, b], hs[nxt, b],
+                h_new = r[t if training else 0, b] if projected else hs[nxt, b]
+                _cell_forward(kind, xp[t, b], gh[b], b_ih, b_hh, hs[cur, b], cs[cur, b], h_new,
                               cs[nxt, b], save, training)
-                y[t, b] = hs[nxt, b]
+                if not projected:
+                    y[t, b] = hs[nxt, b]
             else:  # past this sequence's length: state frozen, output zero
                 hs[nxt, b] = hs[cur, b]
                 cs[nxt, b] = cs[cur, b]
                 y[t, b] = 0.0
+                if projected:
+                    r[t if training else 0, b] = 0.0  # the projection GEMM and dW_hr read every row
+        if projected:
+            r_t = r[t if training else 0]
+            if small:
+                _row_matmul(r_t, w_hr_t, hp)
+            else:
+                np.dot(r_t, w_hr.T, hp)
+            for b in range(B):
+                if t < lengths[b]:
+                    hs[nxt, b] = hp[b]
+                    y[t, b] = hp[b]
     return T if training else T & 1
 
 
 @njit(inline="always", **_JIT)
 def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, training):
     """One sequence's elementwise update for one step. xp = x W_ih^T, gh = h W_hh^T (no biases)."""
-    H = h.shape[0]
+    H = h_new.shape[0]  # not h's: with a projection h is P wide and h_new is o * tanh(c')
     one, zero = h.dtype.type(1), h.dtype.type(0)  # typed, or float32 arithmetic would promote to float64
     if kind == LSTM:
         for j in range(H):
@@ -200,8 +227,8 @@ def rnn_backward(dy, dh_n, cache):
 
 
 def _backward(dy, dh_n, dc_n, cache):
-    kind, x2d, w_ih, w_hh, lengths, hs, cs, saved = cache
-    T, B, H = dy.shape
+    kind, x2d, w_ih, w_hh, lengths, hs, cs, saved, w_hr, r = cache
+    T, B, H = dy.shape  # H: the state's width (P with a projection)
     dtype = hs.dtype
     dh = np.zeros((B, H), dtype) if dh_n is None else np.array(dh_n, dtype=dtype, order="C")
     dc = np.zeros((B, cs.shape[2]), dtype) if dc_n is None else np.array(dc_n, dtype=dtype, order="C")
@@ -210,27 +237,47 @@ def _backward(dy, dh_n, dc_n, cache):
     # They differ only for the GRU's n gate (r * ...), so the other cells share one array.
     da_x = np.zeros((T, B, GH), dtype)
     da_h = np.zeros((T, B, GH), dtype) if kind == GRU else da_x
+    projected = len(w_hr) > 0
+    dhp = np.zeros((T, B, H) if projected else (0, 0, 0), dtype)  # gradients w.r.t. the projected states
     with _recurrence_blas(B):
         _backward_sequence(kind, np.ascontiguousarray(dy, dtype), dh, dc, w_hh, lengths, hs, cs, saved, da_x,
-                           da_h)
+                           da_h, w_hr, dhp)
     # Everything that does not feed the recurrence: one GEMM each over all T*B rows, on all of OpenBLAS's
     # threads, and the bias gradients as column sums.
     da_x2d, da_h2d = da_x.reshape(T * B, GH), da_h.reshape(T * B, GH)
     dx, dw_ih, dw_hh = _weight_grads(da_x2d, da_h2d, x2d, w_ih, hs[:T].reshape(T * B, H))
-    return (dx.reshape(T, B, x2d.shape[1]), dh, dc if kind == LSTM else None,
-            dw_ih, dw_hh, _column_sums(da_x2d), _column_sums(da_h2d))
+    grads = (dx.reshape(T, B, x2d.shape[1]), dh, dc if kind == LSTM else None,
+             dw_ih, dw_hh, _column_sums(da_x2d), _column_sums(da_h2d))
+    if not projected:
+        return grads
+    return grads + (_matmul(dhp.reshape(T * B, H).T, r.reshape(T * B, r.shape[2])),)
 
 
 @njit(**_JIT)
-def _backward_sequence(kind, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_h):
-    """Backward through time: fills da_x, da_h and updates dh, dc in place to dh0, dc0."""
+def _backward_sequence(kind, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_h, w_hr, dhp):
+    """Backward through time: fills da_x, da_h (and with a projection dhp, the gradients w.r.t. the
+    projected states) and updates dh, dc in place to dh0, dc0."""
     T, B, H = dy.shape
     dh_rec = np.empty((B, H), dy.dtype)
+    projected = w_hr.shape[0] > 0
+    dr = np.empty((B, w_hr.shape[1]), dy.dtype)  # w.r.t. o * tanh(c'): what the cell pass takes as dy
+    no_dh = np.zeros(w_hr.shape[1], dy.dtype)  # all of the state's gradient already went through W_hr
     small = _use_row_matmul(B)
     for t in range(T - 1, -1, -1):
+        if projected:
+            for b in range(B):
+                if t < lengths[b]:
+                    dhp[t, b] = dy[t, b] + dh[b]
+                    dh[b] = 0.0
+            if small:
+                _row_matmul(dhp[t], w_hr, dr)
+            else:
+                np.dot(dhp[t], w_hr, dr)
         for b in range(B):
             if t < lengths[b]:
-                _cell_backward(kind, dy[t, b], dh[b], dc[b], cs[t, b], hs[t, b], hs[t + 1, b], saved[t, b],
+                d_out = dr[b] if projected else dy[t, b]
+                d_state = no_dh if projected else dh[b]
+                _cell_backward(kind, d_out, d_state, dc[b], cs[t, b], hs[t, b], hs[t + 1, b], saved[t, b],
                                da_x[t, b], da_h[t, b])
             # else: da stays zero and dh, dc pass through unchanged, as the frozen state did.
         if small:

@@ -550,7 +550,10 @@ def _backward(dy, dh_n, dc_n, cache):
 
 # --------------------------------------------------------------------------------- public functions
 
-def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True):
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True, w_hr=None):
+    if w_hr is not None:
+        # The fused step kernels take the state's width for the number of units; a projection needs them apart.
+        raise NotImplementedError("proj_size is not supported on the GPU yet")
     return _forward("lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, "tanh")
 
 

@@ -22,12 +22,18 @@ Shapes (G = 4 for LSTM, 3 for GRU, 1 for RNN):
     lengths  [B] ints in 1..T, or None for "all T": at steps t >= lengths[b] the state of
              sequence b stays as it was and its output is zero (PyTorch's packed-sequence rule)
 
+LSTM with projections (PyTorch's ``proj_size = P``, 0 < P < H), when ``w_hr`` is given:
+
+    h' = (sigmoid(o) * tanh(c')) W_hr^T, so the state h and the output are P wide, c stays H wide:
+    w_hr     [P, H]         projection weights (no bias)
+    h0       [B, P];  c0 [B, H];  w_hh [4*H, P];  y [T, B, P];  h_n [B, P];  c_n [B, H]
+
 Calling convention shared by every backend (the state is one array for GRU/RNN, two for LSTM):
 
-    lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True)
+    lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True, w_hr=None)
         -> y [T, B, H], h_n [B, H], c_n [B, H], cache       (cache is None when training=False)
     lstm_backward(dy, dh_n, dc_n, cache)
-        -> dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
+        -> dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh         (then dw_hr when the forward had w_hr)
     gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True) -> y, h_n, cache
     gru_backward(dy, dh_n, cache) -> dx, dh0, dw_ih, dw_hh, db_ih, db_hh
     rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True, nonlinearity="tanh")
@@ -59,7 +65,7 @@ def _zeros_if_none(grad, like):
 
 # ---------------------------------------------------------------------------------------------- LSTM
 
-def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True):
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True, w_hr=None):
     T, B, _ = x.shape
     mask = step_mask(T, B, lengths, x.dtype)
     h, c = h0, c0
@@ -70,27 +76,32 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True)
         a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
         i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)
         c_new = f * c + i * g
-        h_new = o * np.tanh(c_new)
-        steps.append((h, c, i, f, g, o, c_new))
+        r = o * np.tanh(c_new)
+        h_new = r if w_hr is None else r @ w_hr.T
+        steps.append((h, c, i, f, g, o, c_new, r))
         m = mask[t]
         y[t] = m * h_new
         h = m * h_new + (1 - m) * h
         c = m * c_new + (1 - m) * c
-    cache = (x, mask, w_ih, w_hh, steps) if training else None
+    cache = (x, mask, w_ih, w_hh, w_hr, steps) if training else None
     return y, h, c, cache
 
 
 def lstm_backward(dy, dh_n, dc_n, cache):
-    x, mask, w_ih, w_hh, steps = cache
+    x, mask, w_ih, w_hh, w_hr, steps = cache
     dh = _zeros_if_none(dh_n, steps[0][0])
     dc = _zeros_if_none(dc_n, steps[0][1])
     dx = np.zeros_like(x)
     dw_ih, dw_hh = np.zeros_like(w_ih), np.zeros_like(w_hh)
+    dw_hr = None if w_hr is None else np.zeros_like(w_hr)
     db = np.zeros(w_ih.shape[0], dtype=x.dtype)
     for t in reversed(range(x.shape[0])):
-        h_prev, c_prev, i, f, g, o, c_new = steps[t]
+        h_prev, c_prev, i, f, g, o, c_new, r = steps[t]
         m = mask[t]
         dh_new = m * (dy[t] + dh)  # gradient reaching this step's outputs (zero past the length)
+        if w_hr is not None:
+            dw_hr += dh_new.T @ r
+            dh_new = dh_new @ w_hr  # now with respect to r = o * tanh(c')
         dc_new = m * dc
         tanh_c = np.tanh(c_new)
         dc_new = dc_new + dh_new * o * (1 - tanh_c**2)
@@ -106,7 +117,8 @@ def lstm_backward(dy, dh_n, dc_n, cache):
         db += da.sum(axis=0)
         dh = da @ w_hh + (1 - m) * dh
         dc = dc_new * f + (1 - m) * dc
-    return dx, dh, dc, dw_ih, dw_hh, db, db.copy()
+    grads = (dx, dh, dc, dw_ih, dw_hh, db, db.copy())
+    return grads if w_hr is None else grads + (dw_hr,)
 
 
 # ----------------------------------------------------------------------------------------------- GRU

@@ -67,3 +67,28 @@ def bucket_by_length(lengths, batch_size, rng, chunk_batches=50, drop_last=False
     if drop_last:
         batches = [b for b in batches if len(b) == batch_size]
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def tbptt_batches(tokens, batch_size, steps):
+    """Windows for truncated back-propagation through time over one long token stream (char-rnn's batching).
+
+    ``tokens`` (1-D) is cut into ``batch_size`` contiguous streams of ``n = (len(tokens) - 1) // batch_size``
+    steps each (the last ``len(tokens) - 1 - batch_size * n`` predictions, fewer than ``batch_size``, are left
+    out); returns the windows ``(inputs, targets)``, both ``[batch_size, steps]`` (the last window shorter when ``steps``
+    does not divide ``n``), targets being the inputs shifted one token ahead, as a list of views in order. Row ``b`` of window ``k + 1``
+    continues row ``b`` of window ``k``, so a ``stateful`` layer carries each stream's state from window to
+    window. Stream ``b`` predicts ``tokens[b * n + 1 : (b + 1) * n + 1]``.
+    """
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 1:
+        raise ValueError(f"tokens must be a 1-D array, got shape {tokens.shape}")
+    for name, value in (("batch_size", batch_size), ("steps", steps)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    n = (len(tokens) - 1) // batch_size
+    if n < 1:
+        raise ValueError(f"{len(tokens)} tokens are too few for {batch_size} streams (need at least "
+                         f"{batch_size + 1})")
+    inputs = tokens[:batch_size * n].reshape(batch_size, n)
+    targets = tokens[1:batch_size * n + 1].reshape(batch_size, n)
+    return [(inputs[:, start:start + steps], targets[:, start:start + steps]) for start in range(0, n, steps)]

@@ -8,6 +8,13 @@ initialisation; ``y`` is ``[T, B, D*H]`` (``[B, T, D*H]`` with ``batch_first``),
 with layer-major, direction-minor rows. ``lengths`` plays the role of a packed sequence: each sequence runs
 over its own first ``lengths[b]`` steps only, ``y`` is zero beyond them and the final state is taken at the
 last valid step; the reverse direction starts at each sequence's own last valid step.
+
+``stateful=True`` carries the state across calls, like Keras' stateful RNNs, for truncated back-propagation
+through time over one long stream cut into consecutive chunks (``lstmzoo.batching.tbptt_batches``): a
+``forward`` given ``state=None`` starts from the final state of the previous ``forward`` when the batch size is
+the same (zeros otherwise, and after ``reset_state()``). The carried state is a copy taken as a constant, so
+``backward`` stops at the chunk boundary: its gradient with respect to it is left in ``initial_state_grad``
+and goes no further back.
 """
 
 import math
@@ -36,6 +43,8 @@ class _Recurrent(DeviceModule):
         dtype="float32",
         device="cpu",
         rng=None,
+        stateful=False,
+        proj_size=0,
     ):
         super().__init__(dtype, device)
         for name, value in (
@@ -47,6 +56,16 @@ class _Recurrent(DeviceModule):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"dropout must be in [0, 1], got {dropout!r}")
+        if proj_size and self.kind != "lstm":
+            raise ValueError(f"proj_size is only supported by LSTM, not by {type(self).__name__}")
+        if (not isinstance(proj_size, (int, np.integer)) or isinstance(proj_size, bool)
+                or not 0 <= proj_size < hidden_size):
+            raise ValueError(
+                f"proj_size must be an integer from 0 (no projection) to hidden_size - 1 = {hidden_size - 1}, "
+                f"got {proj_size!r}"
+            )
+        if proj_size and device == "cuda":
+            raise ValueError("proj_size is not supported on the GPU yet")
         self.input_size, self.hidden_size, self.num_layers = (
             int(input_size),
             int(hidden_size),
@@ -58,20 +77,25 @@ class _Recurrent(DeviceModule):
             float(dropout),
         )
         self.num_directions = 2 if bidirectional else 1
+        self.proj_size = int(proj_size)
+        self._h_size = self.proj_size or self.hidden_size  # width of h and of each direction's output
         self._rng = rng  # None: draw from lstmzoo.random.rng() at each use (it may be reseeded)
         self._cache = None
         self.initial_state_grad = None
+        self.stateful = bool(stateful)
+        self._carried_state = None  # stateful: the previous forward's final state, a tuple like _initial_state's
 
         bound = 1.0 / math.sqrt(self.hidden_size)
         generator = self._generator()
         for layer in range(self.num_layers):
-            layer_input = self.input_size if layer == 0 else self.hidden_size * self.num_directions
+            layer_input = self.input_size if layer == 0 else self._h_size * self.num_directions
             for direction in range(self.num_directions):
                 shapes = (
                     (self.num_gates * self.hidden_size, layer_input),
-                    (self.num_gates * self.hidden_size, self.hidden_size),
+                    (self.num_gates * self.hidden_size, self._h_size),
                     (self.num_gates * self.hidden_size,),
                     (self.num_gates * self.hidden_size,),
+                    (self.proj_size, self.hidden_size),  # weight_hr: named (and so made) only with proj_size
                 )
                 for name, shape in zip(self._weight_names(layer, direction), shapes):
                     values = generator.uniform(-bound, bound, size=shape).astype(self.dtype)
@@ -83,7 +107,8 @@ class _Recurrent(DeviceModule):
 
     def _weight_names(self, layer, direction):
         suffix = f"l{layer}" + ("_reverse" if direction else "")
-        return (f"weight_ih_{suffix}", f"weight_hh_{suffix}", f"bias_ih_{suffix}", f"bias_hh_{suffix}")
+        names = (f"weight_ih_{suffix}", f"weight_hh_{suffix}", f"bias_ih_{suffix}", f"bias_hh_{suffix}")
+        return names + (f"weight_hr_{suffix}",) if self.proj_size else names
 
     def _kernel(self, which):
         return getattr(kernels.backend(self.device), f"{self.kind}_{which}")
@@ -92,15 +117,22 @@ class _Recurrent(DeviceModule):
         """Extra keyword arguments of the forward kernel (RNN: the nonlinearity)."""
         return {}
 
-    def _state_shape(self, batch):
-        return (self.num_layers * self.num_directions, batch, self.hidden_size)
+    def _state_shape(self, batch, index=0):
+        """Shape of state array ``index``: 0 for h, 1 for LSTM's c (wider than h with a projection)."""
+        return (self.num_layers * self.num_directions, batch, self.hidden_size if index else self._h_size)
 
     def extra_repr(self):
         return (
             f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
             f"bidirectional={self.bidirectional}, batch_first={self.batch_first}, "
             f"dropout={self.dropout}, dtype={self.dtype}, device={self.device!r}"
+            + (", stateful=True" if self.stateful else "")
+            + (f", proj_size={self.proj_size}" if self.proj_size else "")
         )
+
+    def reset_state(self):
+        """Forget the carried state (``stateful``): the next ``forward`` without a state starts from zeros."""
+        self._carried_state = None
 
     # --------------------------------------------------------------------------------- validation
     def _check_array(self, name, value, shape):
@@ -141,17 +173,21 @@ class _Recurrent(DeviceModule):
 
     def _initial_state(self, state, batch):
         """The initial state as a tuple of ``num_states`` arrays [L*D, B, H] (zeros when None)."""
-        shape = self._state_shape(batch)
+        shapes = tuple(self._state_shape(batch, k) for k in range(self.num_states))
+        carried = self._carried_state
+        if state is None and carried is not None and carried[0].shape[1] == batch:
+            return carried
         if state is None:
-            return tuple(self.xp.zeros(shape, dtype=self.dtype) for _ in range(self.num_states))
+            return tuple(self.xp.zeros(shape, dtype=self.dtype) for shape in shapes)
         names = ("h0", "c0")[: self.num_states]
         if self.num_states == 1:
             state = (state,)
         elif not isinstance(state, (tuple, list)) or len(state) != self.num_states:
             raise ValueError(
-                f"state must be a tuple (h0, c0) of two arrays {shape}, got {type(state).__name__}"
+                f"state must be a tuple (h0, c0) of two arrays {shapes[0]} and {shapes[1]}, got "
+                f"{type(state).__name__}"
             )
-        for name, value in zip(names, state):
+        for name, value, shape in zip(names, state, shapes):
             if hasattr(value, "shape") and value.ndim == 3 and value.shape[1] != batch:
                 raise ValueError(
                     f"batch mismatch: {name} has batch size {value.shape[1]} (shape "
@@ -184,7 +220,7 @@ class _Recurrent(DeviceModule):
         forward = self._kernel("forward")
         reverse_index = self._reverse_index(steps, lengths) if self.bidirectional else None
         final = tuple(
-            self.xp.empty(self._state_shape(batch), dtype=self.dtype) for _ in range(self.num_states)
+            self.xp.empty(self._state_shape(batch, k), dtype=self.dtype) for k in range(self.num_states)
         )
         caches, masks = [], []
         layer_input = x
@@ -194,12 +230,14 @@ class _Recurrent(DeviceModule):
                 row = layer * self.num_directions + direction
                 sequence = self._gather_time(layer_input, reverse_index) if direction else layer_input
                 weights = [self._params[name] for name in self._weight_names(layer, direction)]
+                projection = {"w_hr": weights.pop()} if self.proj_size else {}  # a keyword of the kernel
                 output, *state_n, cache = forward(
                     sequence,
                     *(s[row] for s in state),
                     *weights,
                     lengths=lengths,
                     training=training,
+                    **projection,
                     **self._kernel_options(),
                 )
                 outputs.append(self._gather_time(output, reverse_index) if direction else output)
@@ -214,6 +252,8 @@ class _Recurrent(DeviceModule):
             masks.append(mask)
             layer_input = layer_output
         self._cache = (caches, masks, reverse_index, layer_input.shape) if training else None
+        if self.stateful:
+            self._carried_state = tuple(buffer.copy() for buffer in final)  # the caller may write into `final`
         y = self.xp.ascontiguousarray(layer_input.transpose(1, 0, 2)) if self.batch_first else layer_input
         return y, final
 
@@ -232,14 +272,14 @@ class _Recurrent(DeviceModule):
         self._check_array("dy", dy, (batch, steps, y_shape[2]) if self.batch_first else y_shape)
         if self.batch_first:
             dy = self.xp.ascontiguousarray(dy.transpose(1, 0, 2))
-        for name, grad in zip(("dh_n", "dc_n"), final_grads):
+        for k, (name, grad) in enumerate(zip(("dh_n", "dc_n"), final_grads)):
             if grad is not None:
-                self._check_array(name, grad, self._state_shape(batch))
+                self._check_array(name, grad, self._state_shape(batch, k))
         backward = self._kernel("backward")
         initial = tuple(
-            self.xp.empty(self._state_shape(batch), dtype=self.dtype) for _ in range(self.num_states)
+            self.xp.empty(self._state_shape(batch, k), dtype=self.dtype) for k in range(self.num_states)
         )
-        hidden = self.hidden_size
+        hidden = self._h_size
         grad_output = dy
         for layer in reversed(range(self.num_layers)):
             if masks[layer] is not None:
@@ -271,9 +311,15 @@ class _Recurrent(DeviceModule):
 class LSTM(_Recurrent):
     """Long short-term memory, PyTorch's ``nn.LSTM`` contract (gate order i, f, g, o).
 
-    ``forward(x, state=None, lengths=None) -> (y, (h_n, c_n))``; ``state`` is ``(h0, c0)``.
+    ``forward(x, state=None, lengths=None) -> (y, (h_n, c_n))``; ``state`` is ``(h0, c0)``. With the keyword
+    ``stateful=True`` a call without ``state`` continues from the previous call's final state (see the module
+    docstring; ``reset_state()`` starts over from zeros).
     ``backward(dy, dh_n=None, dc_n=None) -> dx``; gradients accumulate into ``grads()`` and the gradient
     with respect to the initial state is left in ``initial_state_grad`` as ``(dh0, dc0)``.
+
+    ``proj_size=P`` (0 < P < hidden_size; CPU only) is PyTorch's LSTM with projections: ``h = (o * tanh(c))
+    W_hr^T`` with one more parameter ``weight_hr_l{k}[_reverse]`` [P, H] per layer and direction, so ``y`` is
+    ``[T, B, D*P]``, h0 and h_n ``[L*D, B, P]`` while c0 and c_n stay ``[L*D, B, H]``.
     """
 
     kind, num_gates, num_states = "lstm", 4, 2
@@ -290,7 +336,7 @@ class GRU(_Recurrent):
     """Gated recurrent unit, PyTorch's ``nn.GRU`` contract (gate order r, z, n).
 
     ``forward(x, state=None, lengths=None) -> (y, h_n)``; ``backward(dy, dh_n=None) -> dx``;
-    ``initial_state_grad`` holds dh0.
+    ``initial_state_grad`` holds dh0. ``stateful=True`` carries the state across calls, as for LSTM.
     """
 
     kind, num_gates = "gru", 3
@@ -299,7 +345,7 @@ class GRU(_Recurrent):
 class RNN(_Recurrent):
     """Elman RNN, PyTorch's ``nn.RNN`` contract; ``nonlinearity`` (keyword) is "tanh" or "relu".
 
-    Same forward/backward as GRU.
+    Same forward/backward (and ``stateful``) as GRU.
     """
 
     kind, num_gates = "rnn", 1
