@@ -2,10 +2,10 @@
 
 from .ctc import CTCLoss, ctc_beam_decode, ctc_greedy_decode
 from .layers import Dropout, Embedding, Linear, ReLU, Sequential, Tanh
-from .losses import CrossEntropyLoss, MSELoss
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module
 from .recurrent import GRU, LSTM, RNN
 
 __all__ = ["Module", "LSTM", "GRU", "RNN", "Linear", "Embedding", "Dropout", "Sequential", "ReLU", "Tanh",
-           "MSELoss", "CrossEntropyLoss",
+           "MSELoss", "CrossEntropyLoss", "BCEWithLogitsLoss",
            "CTCLoss", "ctc_greedy_decode", "ctc_beam_decode"]

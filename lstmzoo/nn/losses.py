@@ -99,3 +99,28 @@ class CrossEntropyLoss(_Loss):
         scale = 1.0 / denominator if denominator else 0.0
         self._grad = (grad * z.dtype.type(scale)).reshape(logits.shape)
         return float(total) / denominator if denominator else float("nan")
+
+
+class BCEWithLogitsLoss(_Loss):
+    """Binary cross-entropy of ``sigmoid(logits)`` against ``target`` probabilities in [0, 1] (same shape, no
+    broadcasting): ``max(z, 0) - z t + log(1 + exp(-|z|))`` per element, which never overflows, averaged
+    (``"mean"``) or summed (``"sum"``). The gradient is ``sigmoid(z) - t``, scaled like the loss."""
+
+    def __init__(self, reduction="mean"):
+        super().__init__(reduction)
+
+    def forward(self, logits, target):
+        xp = array_module(logits)
+        if tuple(target.shape) != tuple(logits.shape):
+            raise ValueError(
+                f"target has shape {tuple(target.shape)}, expected logits' shape {tuple(logits.shape)} "
+                f"(no broadcasting)"
+            )
+        t = xp.asarray(target, dtype=logits.dtype)
+        decay = xp.exp(-xp.abs(logits))      # in (0, 1]: the only exponential, so nothing overflows
+        losses = xp.maximum(logits, 0) - logits * t + xp.log1p(decay)
+        # sigmoid(z) from the same exp(-|z|): 1 / (1 + e) for z >= 0, e / (1 + e) for z < 0.
+        sigmoid = xp.where(logits >= 0, 1, decay) / (1 + decay)
+        scale = 1.0 / logits.size if self.reduction == "mean" else 1.0
+        self._grad = ((sigmoid - t) * logits.dtype.type(scale)).astype(logits.dtype, copy=False)
+        return float(losses.sum()) * scale
