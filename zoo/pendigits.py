@@ -247,13 +247,15 @@ def read_points_json(value, name):
     return strokes
 
 
-def read_trajectory(input):
+def read_trajectory(input, segments=False):
     """``(strokes, description)`` of ``predict``'s input: JSON text, a JSON file, or a UNIPEN file of one
-    digit."""
+    digit. With ``segments``: ``(a list of each segment's strokes, description)``, and a UNIPEN file may hold
+    several segments (JSON points are one)."""
     from pathlib import Path
     text = input.strip()
     if text.startswith("["):
-        return read_points_json(_parse_json(text, "the --input text"), "the --input text"), "JSON points"
+        strokes = read_points_json(_parse_json(text, "the --input text"), "the --input text")
+        return ([strokes] if segments else strokes), "JSON points"
     path = Path(input)
     if not path.is_file():
         raise ValueError(f"{input} is not a file (give a UNIPEN file, a JSON points file or JSON text)")
@@ -264,8 +266,11 @@ def read_trajectory(input):
     if not raw.strip():
         raise ValueError(f"{input} is empty")
     if raw.lstrip().startswith(b"["):
-        return read_points_json(_parse_json(raw, str(path)), str(path)), str(path)
+        strokes = read_points_json(_parse_json(raw, str(path)), str(path))
+        return ([strokes] if segments else strokes), str(path)
     digits = read_unipen(raw, str(path))
+    if segments:
+        return [digit.strokes for digit in digits], str(path)
     if len(digits) > 1:
         raise ValueError(f"{input} holds {len(digits)} digits; predict takes a file of one")
     return digits[0].strokes, str(path)
