@@ -1,4 +1,5 @@
-"""The ``lstmzoo`` command: list, inspect, download, train, evaluate and run the zoo's recipes.
+"""The ``lstmzoo`` command: list, inspect, download, train, evaluate and run the zoo's recipes (``generate``
+samples text from a language model).
 
 Start-up stays light (click, importlib.metadata and the recipes' metadata modules): the layers, Numba and
 matplotlib are imported only by the commands that compute something, so ``lstmzoo list`` answers at once.
@@ -286,6 +287,41 @@ def predict(recipe, checkpoint, input_, horizon, plot, as_json, device):
         model, hp = chosen.restore(checkpoint, device=device)
         result = chosen.predict(model, hp, checkpoint, **given)
     click.echo(json.dumps(result) if as_json else chosen.format_prediction(result))
+
+
+@main.command(epilog="""\b
+Examples:
+  lstmzoo generate tinyshakespeare --checkpoint runs/shakespeare --prompt "ROMEO:"
+  lstmzoo generate tinyshakespeare --checkpoint runs/shakespeare --length 2000 --temperature 0.6 --seed 1
+  lstmzoo generate tinyshakespeare --checkpoint runs/shakespeare --top-k 1      # greedy: always the likeliest
+The text is printed as it is sampled, starting with the prompt.""")
+@click.argument("recipe")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="A run folder of this recipe.")
+@click.option("--prompt", default="", help="Text to continue (empty: start as after a line break).")
+@click.option("--length", type=click.IntRange(min=0), default=500, help="Characters to generate after the prompt.")
+@click.option("--temperature", type=float, default=0.8,
+              help="Above 0: below 1 sharpens the model's distribution (safer text), above 1 flattens it.")
+@click.option("--top-k", type=click.IntRange(min=0), default=40,
+              help="Sample only among the K likeliest next characters (0 = all, 1 = greedy).")
+@click.option("--seed", type=int, help="Seed of the sampling, for a reproducible text  [default: a fresh one]")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to run  [default: where it was trained]")
+def generate(recipe, checkpoint, prompt, length, temperature, top_k, seed, device):
+    """Sample text from a trained language model, printed as it is generated."""
+    import numpy as np
+    chosen = _recipe(recipe)
+    if not callable(getattr(chosen, "generate", None)):
+        raise UserError(f"recipe {chosen.name!r} is not a language model ({chosen.application}): it cannot "
+                        f"generate text")
+    if not temperature > 0:
+        raise UserError(f"--temperature must be above 0, got {temperature}")
+    with _reported():
+        model, hp = chosen.restore(checkpoint, device=device)
+        pieces = chosen.generate(model, hp, prompt, length, temperature=temperature, top_k=top_k,
+                                 rng=np.random.default_rng(seed))
+        for piece in pieces:
+            click.echo(piece, nl=False)
+            sys.stdout.flush()
+    click.echo()
 
 
 @main.command(epilog="""\b

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from helpers import numeric_gradient
+
 from lstmzoo.nn import BCEWithLogitsLoss
 
 

@@ -1,0 +1,154 @@
+"""tinyshakespeare: the 90/10 split of the real text (through the mirror), the streamed validation loss, the
+training windows, and train -> evaluate -> generate -> predict through the CLI on a tiny run."""
+
+import json
+
+import numpy as np
+import pytest
+from helpers import needs_shared, run
+from lstmzoo.zoo.tinyshakespeare import TinyShakespeare, encode, split_text, stream_loss
+
+from lstmzoo.nn import CrossEntropyLoss
+
+TINY = {"limit": 3000, "embedding_dim": 8, "hidden_size": 16, "num_layers": 2, "batch_size": 4, "steps": 16,
+        "eval_batch_size": 4}
+SETTINGS = [arg for name, value in TINY.items() for arg in ("--set", f"{name}={value}")]
+
+
+def tiny_recipe(text="First Citizen:\nBefore we proceed any further, hear me speak.\n"):
+    recipe = TinyShakespeare()
+    recipe._vocab = "".join(sorted(set(text)))
+    hp = recipe.resolve({**TINY, "seed": 0})
+    return recipe, hp, recipe.build_model(hp), encode(text, recipe._vocab)
+
+
+# ------------------------------------------------------------------------------------------- the data
+@needs_shared
+def test_split_is_nanogpts_90_10(mirror):
+    recipe = TinyShakespeare()
+    text = recipe.load_text()
+    assert len(text) == 1115394                       # SOURCE.md
+    train, val = split_text(text)
+    assert (len(train), len(val)) == (1003854, 111540)
+    assert train + val == text and val.startswith(text[1003854:1003900])
+    data = recipe.load_data(recipe.resolve())
+    assert len(recipe._vocab) == 65 and recipe._vocab == "".join(sorted(set(text)))
+    assert (len(data["train"]), len(data["val"])) == (1003854, 111540)
+    assert "".join(recipe._vocab[i] for i in data["val"][:40]) == val[:40]
+
+
+def test_encode_names_unknown_characters():
+    with pytest.raises(ValueError, match="'#'"):
+        encode("ab#", "ab")
+
+
+# ------------------------------------------------------------------------------------------- the loss
+@pytest.mark.parametrize("batch_size, steps", [(4, 5), (3, 100), (1, 7), (25, 2), (80, 3)])
+def test_stream_loss_scores_every_character_once_in_order(batch_size, steps):
+    """Streams, windows and the left-over tail add up to one forward from zeros per stream, the last stream
+    running on to the end of the text."""
+    _, _, model, tokens = tiny_recipe()
+    model.eval()
+    criterion = CrossEntropyLoss(reduction="sum")
+    predictions = len(tokens) - 1
+    streams = min(batch_size, predictions)
+    n = predictions // streams
+    starts = [b * n for b in range(streams)]
+    expected = 0.0
+    for b, start in enumerate(starts):
+        stop = start + n if b < len(starts) - 1 else predictions
+        model.reset_state()
+        expected += criterion(model(tokens[start:stop, None])[0], tokens[start + 1:stop + 1, None])
+    total, count = stream_loss(model, tokens, batch_size, steps)
+    assert count == predictions
+    np.testing.assert_allclose(total, expected, rtol=1e-5)
+
+
+def test_training_windows_continue_each_other_and_reset_first():
+    recipe, hp, _, tokens = tiny_recipe()
+    data = {"train": np.arange(200), "val": tokens}
+    batches = recipe.make_batches(data, hp, np.random.default_rng(0))
+    assert [first for _, _, first in batches] == [True] + [False] * (len(batches) - 1)
+    inputs = np.concatenate([x for x, _, _ in batches])               # [T, B]: time first
+    targets = np.concatenate([y for _, y, _ in batches])
+    assert inputs.shape[1] == hp["batch_size"] and np.array_equal(targets, inputs + 1)
+    assert np.array_equal(inputs[:, 1], inputs[:, 0] + len(inputs))   # stream 1 follows on from stream 0
+    assert 0 <= inputs[0, 0] < hp["steps"]                            # a random offset below `steps`
+
+
+# ------------------------------------------------------------------------------------------- the CLI
+@pytest.fixture(scope="module")
+def trained(mirror, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "shakespeare"
+    result = run("train", "tinyshakespeare", "--out", out, "--epochs", 2, *SETTINGS)
+    assert "bits_per_char" in result.stdout
+    return out
+
+
+@needs_shared
+def test_train_and_evaluate(trained):
+    rows = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2] and rows[1]["train_loss"] < np.log(65)
+    assert len(json.loads((trained / "vocab.json").read_text())) == 65
+    metrics = json.loads(run("evaluate", "tinyshakespeare", "--checkpoint", trained, "--json").stdout)
+    assert metrics["characters"] == 2999
+    assert metrics["bits_per_char"] == pytest.approx(metrics["loss"] / np.log(2))
+    assert metrics["perplexity"] == pytest.approx(np.exp(metrics["loss"]))
+    best = min(row["val_loss"] for row in rows)
+    assert metrics["loss"] == pytest.approx(best, rel=1e-6)           # the best epoch's weights, same text
+
+
+@needs_shared
+def test_generate_streams_the_prompt_and_length_reproducibly(trained):
+    def generate(*options):
+        return run("generate", "tinyshakespeare", "--checkpoint", trained, *options).stdout
+
+    text = generate("--prompt", "ROMEO:", "--length", 60, "--seed", 3)
+    assert text.startswith("ROMEO:") and len(text) == len("ROMEO:") + 60 + 1 and text.endswith("\n")
+    assert generate("--prompt", "ROMEO:", "--length", 60, "--seed", 3) == text
+    assert generate("--prompt", "ROMEO:", "--length", 60, "--seed", 4, "--top-k", 0, "--temperature", 2) != text
+    assert len(generate("--length", 25, "--seed", 0)) == 26           # empty prompt: just the sampled text
+
+
+@needs_shared
+def test_top_k_one_is_greedy(trained):
+    greedy = run("generate", "tinyshakespeare", "--checkpoint", trained, "--prompt", "KING", "--length", 12,
+                 "--top-k", 1, "--seed", 5).stdout
+    assert greedy == run("generate", "tinyshakespeare", "--checkpoint", trained, "--prompt", "KING", "--length",
+                         12, "--top-k", 1, "--seed", 6).stdout
+    # The argmax chain recomputed from scratch for each prefix (no carried state).
+    recipe = TinyShakespeare()
+    model, _ = recipe.restore(trained)
+    text = "KING"
+    for _ in range(12):
+        model.reset_state()
+        logits, _ = model(encode(text, recipe._vocab)[:, None])
+        text += recipe._vocab[int(np.argmax(logits[-1, 0]))]
+    assert greedy == text + "\n"
+
+
+@needs_shared
+def test_predict_reports_bits_per_char_and_next_characters(trained):
+    result = json.loads(run("predict", "tinyshakespeare", "--checkpoint", trained, "--input", "To be, or not",
+                            "--json").stdout)
+    assert result["bits_per_char"] > 0 and len(result["next"]) == 5
+    probabilities = [entry["probability"] for entry in result["next"]]
+    assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-6
+
+
+@needs_shared
+@pytest.mark.parametrize("options, message", [
+    (["--prompt", "ROMEO#"], "outside the model's vocabulary"),
+    (["--temperature", "0"], "temperature must be above 0"),
+    (["--temperature", "-1"], "temperature must be above 0"),
+])
+def test_generate_errors_exit_2(trained, options, message):
+    result = run("generate", "tinyshakespeare", "--checkpoint", trained, *options, code=2)
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_generate_refuses_other_recipes_and_missing_runs(tmp_path):
+    result = run("generate", "airline-passengers", "--checkpoint", tmp_path, code=2)
+    assert "is not a language model" in result.stderr
+    result = run("generate", "tinyshakespeare", "--checkpoint", tmp_path / "nothing", code=2)
+    assert "not a run folder" in result.stderr

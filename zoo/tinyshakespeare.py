@@ -1,0 +1,288 @@
+"""tinyshakespeare: a character-level language model (char-rnn's benchmark, Karpathy 2015) with a stacked LSTM.
+
+Data: ``input.txt``, 1,115,394 characters of Shakespeare (65 distinct). Split as nanoGPT does: the first 90 % of
+the characters train, the last 10 % validate; the validation text is also what ``evaluate`` scores (there is no
+third split), so the metric is comparable with nanoGPT's "val loss". The vocabulary is the sorted set of the whole
+text's characters (nanoGPT's too); it is written to ``vocab.json`` in the run folder, so ``evaluate`` and
+``generate`` need only the run folder.
+
+Model (``CharLanguageModel``): character embedding -> stateful multi-layer LSTM (dropout between layers) ->
+dropout -> linear over the characters. Training is truncated back-propagation through time: the training text is
+cut into ``batch_size`` contiguous streams and walked in windows of ``steps`` characters, each window starting
+from the state the previous one ended in (``lstmzoo.batching.tbptt_batches``); every epoch starts from zeros at a
+random offset below ``steps``, so the window boundaries move. ``evaluate`` runs the whole validation text in
+order the same way (``eval_batch_size`` streams) and scores the few characters left over by continuing the last
+stream, so every character after the first is predicted exactly once.
+
+Language-model recipes offer ``generate(model, hp, prompt, length, *, temperature, top_k, rng)``, an iterator
+of text pieces (the prompt first, then one sampled character at a time) that ``lstmzoo generate`` streams.
+"""
+
+from typing import ClassVar
+
+import numpy as np
+
+from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, Recipe
+
+VOCAB = "vocab.json"
+TRAIN_FRACTION = 0.9
+
+
+def split_text(text):
+    """``(train, val)``: the first 90 % of the characters and the rest (nanoGPT's ``int(n * 0.9)``)."""
+    cut = int(len(text) * TRAIN_FRACTION)
+    return text[:cut], text[cut:]
+
+
+def encode(text, vocab):
+    """Character indices (int64) of ``text``; ValueError naming the characters not in ``vocab``."""
+    index = {ch: i for i, ch in enumerate(vocab)}
+    missing = sorted(set(text) - index.keys())
+    if missing:
+        raise ValueError(f"the text has characters outside the model's vocabulary: "
+                         f"{', '.join(map(repr, missing))}")
+    return np.array([index[ch] for ch in text], dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------------- model
+def _char_language_model(vocab_size, hp):
+    from lstmzoo.nn import LSTM, Dropout, Embedding, Linear, Module
+
+    class CharLanguageModel(Module):
+        """character indices ``[T, B]`` -> embedding -> stateful LSTM -> dropout -> linear -> logits
+        ``[T, B, vocab]``; ``forward`` also returns the LSTM's final state."""
+
+        def __init__(self):
+            super().__init__()
+            device = hp["device"]
+            self.embedding = Embedding(vocab_size, hp["embedding_dim"], device=device)
+            self.lstm = LSTM(hp["embedding_dim"], hp["hidden_size"], hp["num_layers"], dropout=hp["dropout"],
+                             device=device, stateful=True)
+            self.dropout = Dropout(hp["dropout"])
+            self.head = Linear(hp["hidden_size"], vocab_size, device=device)
+
+        def forward(self, tokens, state=None):
+            y, final = self.lstm(self.embedding(tokens), state=state)
+            return self.head(self.dropout(y)), final
+
+        def backward(self, dlogits):
+            self.embedding.backward(self.lstm.backward(self.dropout.backward(self.head.backward(dlogits))))
+
+        def reset_state(self):
+            self.lstm.reset_state()
+
+    return CharLanguageModel()
+
+
+def stream_loss(model, tokens, batch_size, steps):
+    """Summed cross-entropy (nats) of predicting each of ``tokens[1:]`` once, and the number of predictions
+    (``len(tokens) - 1``). The text is cut into ``batch_size`` contiguous streams (``tbptt_batches``), each walked
+    in windows of ``steps`` from a zero state with the state carried between windows; the characters the streams
+    leave over continue the last stream. So each stream but the first starts without the text before it: with
+    ``batch_size=1`` the result is that of one forward over the whole text, with more streams it is slightly
+    higher (a few characters at each stream's start are predicted without context) and much faster."""
+    from lstmzoo.batching import tbptt_batches
+    from lstmzoo.nn import CrossEntropyLoss
+    criterion = CrossEntropyLoss(reduction="sum")
+    batch_size = min(batch_size, len(tokens) - 1)
+    model.reset_state()
+    total, final = 0.0, None
+    for inputs, targets in tbptt_batches(tokens, batch_size, steps):
+        logits, final = model(np.ascontiguousarray(inputs.T))
+        total += criterion(logits, np.ascontiguousarray(targets.T))
+    used = batch_size * ((len(tokens) - 1) // batch_size)
+    if used < len(tokens) - 1:
+        state = tuple(model.lstm.xp.ascontiguousarray(s[:, -1:]) for s in final)
+        logits, _ = model(tokens[used:-1, None], state=state)
+        total += criterion(logits, tokens[used + 1:, None])
+    model.reset_state()
+    return total, len(tokens) - 1
+
+
+def loss_metrics(total, count, prefix=""):
+    loss = total / count
+    return {f"{prefix}loss": loss, f"{prefix}perplexity": float(np.exp(loss)),
+            f"{prefix}bits_per_char": loss / np.log(2)}
+
+
+# -------------------------------------------------------------------------------------------- recipe
+class TinyShakespeare(Recipe):
+    name = "tinyshakespeare"
+    application = "language-modeling"
+    summary = "Character-level language model of Shakespeare (char-rnn's tinyshakespeare), stacked stateful LSTM"
+    datasets = (
+        DataFile("tinyshakespeare", "input.txt",
+                 "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+                 "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),
+    )
+    hyperparameters: ClassVar[dict] = {
+        "epochs": Hyperparameter(6, "passes over the training text"),
+        "embedding_dim": Hyperparameter(64, "character embedding size"),
+        "hidden_size": Hyperparameter(384, "LSTM hidden units per layer"),
+        "num_layers": Hyperparameter(2, "stacked LSTM layers"),
+        "dropout": Hyperparameter(0.1, "dropout between the LSTM layers and before the output layer"),
+        "batch_size": Hyperparameter(32, "parallel streams of training text"),
+        "steps": Hyperparameter(64, "characters per truncated back-propagation window"),
+        "eval_batch_size": Hyperparameter(16, "parallel streams when scoring the validation text"),
+        "lr": Hyperparameter(0.002, "Adam learning rate at the start"),
+        "min_lr": Hyperparameter(0.0002, "learning rate reached by the cosine decay in the last epoch"),
+        "clip_norm": Hyperparameter(5.0, "global gradient-norm clipping (0 = off)"),
+        "patience": Hyperparameter(0, "stop after this many epochs without a better val_loss (0 = never)"),
+        "limit": Hyperparameter(0, "use only this many training and validation characters (0 = all; for "
+                                   "quick trials)"),
+    }
+    anchor = Anchor(metric="loss", value=1.4697,
+                    source="nanoGPT's baby GPT (6-layer transformer, 10.7M parameters), val loss on the same "
+                           "90/10 split; target: val loss <= 1.50 nats per character")
+    measured = ("val loss 1.4378 nats/char (2.074 bits/char, perplexity 4.21) with seed 0 (`lstmzoo train "
+                "tinyshakespeare --seed 0`): 1,728 s for the 6 epochs (167-347 s each, val loss 1.657 / 1.534 / 1.493 / "
+                "1.463 / 1.445 / 1.438) on 2 shared, loaded CPU cores, one thread (NUMBA_NUM_THREADS=1); scored as one "
+                "stream (eval_batch_size=1) the same model gives 1.4368; nanoGPT's baby GPT: 1.4697")
+    preprocessing = ("characters as indices (vocabulary: the whole text's 65 characters, sorted; saved as vocab.json "
+                     "in the run folder); first 90 % train, last 10 % validation (nanoGPT's split); truncated BPTT "
+                     "windows over contiguous streams")
+    predict_input = "a text: its loss under the model (bits per character) and the most likely next characters"
+
+    def __init__(self):
+        self._vocab = None      # a string of the characters in index order: set by load_data or restore
+
+    # ---------------------------------------------------------------------------------------- data
+    def load_text(self):
+        from lstmzoo.data import fetch
+        return fetch(self.datasets[0]).read_text(encoding="utf-8")
+
+    def load_data(self, hp):
+        """``{"train": indices, "val": indices}`` (int64) of the 90/10 split."""
+        text = self.load_text()
+        if self._vocab is None:
+            self._vocab = "".join(sorted(set(text)))
+        train, val = split_text(text)
+        if hp["limit"] > 0:
+            train, val = train[:hp["limit"]], val[:hp["limit"]]
+        return {"train": encode(train, self._vocab), "val": encode(val, self._vocab)}
+
+    def build_model(self, hp):
+        if self._vocab is None:
+            raise ValueError("tinyshakespeare builds its model after load_data or restore (it needs the vocabulary)")
+        return _char_language_model(len(self._vocab), hp)
+
+    # ---------------------------------------------------------------------------------------- training
+    def train(self, hp, run_dir, *, resume=False, progress=True):
+        from pathlib import Path
+
+        from lstmzoo.checkpoint import write_json
+        self._vocab = None
+        self.load_data(hp)
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        write_json(Path(run_dir) / VOCAB, self._vocab)
+        return super().train(hp, run_dir, resume=resume, progress=progress)
+
+    def make_optimizer(self, model, hp):
+        from lstmzoo.optim import Adam
+        return Adam(model, lr=hp["lr"])
+
+    def make_scheduler(self, optimizer, hp):
+        from lstmzoo.schedules import CosineLR
+        return CosineLR(optimizer, total_epochs=max(hp["epochs"] - 1, 1), min_lr=hp["min_lr"])
+
+    def make_batches(self, data, hp, rng):
+        """This epoch's windows, in order, as ``(inputs [T, B], targets [T, B], first)``; ``first`` marks the
+        window that starts from zeros. The streams start at a random offset below ``steps``."""
+        from lstmzoo.batching import tbptt_batches
+        offset = int(rng.integers(hp["steps"]))
+        windows = tbptt_batches(data["train"][offset:], hp["batch_size"], hp["steps"])
+        return [(np.ascontiguousarray(x.T), np.ascontiguousarray(y.T), k == 0) for k, (x, y) in enumerate(windows)]
+
+    def train_step(self, model, batch, hp):
+        from lstmzoo.nn import CrossEntropyLoss
+        inputs, targets, first = batch
+        if first:
+            model.reset_state()
+        criterion = CrossEntropyLoss()
+        logits, _ = model(inputs)
+        loss = criterion(logits, targets)
+        model.backward(criterion.backward())
+        return loss, targets.size
+
+    def validate(self, model, data, hp):
+        return loss_metrics(*stream_loss(model, data["val"], hp["eval_batch_size"], hp["steps"]), prefix="val_")
+
+    def evaluate(self, model, data, hp, out_dir=None):
+        """Loss (nats per character), perplexity and bits per character over the whole validation text."""
+        total, count = stream_loss(model, data["val"], hp["eval_batch_size"], hp["steps"])
+        return {**loss_metrics(total, count), "characters": count}
+
+    def target(self, metrics):
+        return "val loss <= 1.50 nats/char", metrics["loss"] <= 1.50
+
+    def restore(self, run_dir, weights="best", device=None):
+        from pathlib import Path
+
+        from lstmzoo.checkpoint import CheckpointError, read_json
+        path = Path(run_dir) / VOCAB
+        if (Path(run_dir) / "config.json").is_file():
+            if not path.is_file():
+                raise CheckpointError(f"{run_dir} has no {VOCAB}: tinyshakespeare needs the vocabulary of its run")
+            vocab = read_json(path)
+            if not isinstance(vocab, str) or not vocab or len(set(vocab)) != len(vocab):
+                raise CheckpointError(f"{path} is not a character vocabulary")
+            self._vocab = vocab
+        return super().restore(run_dir, weights=weights, device=device)
+
+    # ---------------------------------------------------------------------------------------- using it
+    def _next_logits(self, model, tokens, state):
+        """Logits (float64, host) after feeding ``tokens`` from ``state`` (None: from zeros), and the new
+        state."""
+        from lstmzoo.array import to_numpy
+        if state is None:
+            model.reset_state()
+        logits, state = model(model.lstm.xp.asarray(np.asarray(tokens, dtype=np.int64)[:, None]), state=state)
+        return to_numpy(logits[-1, 0]).astype(np.float64), state
+
+    def generate(self, model, hp, prompt, length, *, temperature=1.0, top_k=0, rng):
+        """Text continuing ``prompt``: yields the prompt, then ``length`` characters one at a time, each drawn
+        from the model's next-character distribution sharpened by ``temperature`` (> 0) and cut to the
+        ``top_k`` most likely (0 = all; 1 = greedy); ``rng`` is a NumPy Generator. An empty prompt starts as
+        after a line break. ValueError for a prompt with characters outside the vocabulary."""
+        if not temperature > 0:
+            raise ValueError(f"temperature must be above 0, got {temperature}")
+        if top_k < 0:
+            raise ValueError(f"top_k must be 0 (all characters) or more, got {top_k}")
+        if length < 0:
+            raise ValueError(f"length must be 0 or more, got {length}")
+        tokens = encode(prompt or "\n", self._vocab)
+        model.eval()
+        logits, state = self._next_logits(model, tokens, None)
+        yield prompt
+        for _ in range(length):
+            scores = logits / temperature
+            if 0 < top_k < len(scores):
+                scores = np.where(scores < np.partition(scores, -top_k)[-top_k], -np.inf, scores)
+            probabilities = np.exp(scores - scores.max())
+            index = int(np.argmax(probabilities)) if top_k == 1 else int(
+                rng.choice(len(scores), p=probabilities / probabilities.sum()))
+            yield self._vocab[index]
+            logits, state = self._next_logits(model, [index], state)
+
+    def predict(self, model, hp, out_dir, *, input=None):
+        """The text ``input``'s bits per character (each character after the first, given those before) and
+        the five most likely characters to follow it."""
+        if not input:
+            raise ValueError("tinyshakespeare needs a text as --input")
+        tokens = encode(str(input), self._vocab)
+        model.eval()
+        result = {"input": str(input)}
+        if len(tokens) > 1:
+            total, count = stream_loss(model, tokens, 1, hp["steps"])
+            result["bits_per_char"] = total / count / np.log(2)
+        logits, _ = self._next_logits(model, tokens, None)
+        probabilities = np.exp(logits - logits.max())
+        probabilities /= probabilities.sum()
+        best = np.argsort(-probabilities)[:5]
+        result["next"] = [{"char": self._vocab[i], "probability": float(probabilities[i])} for i in best]
+        return result
+
+    def format_prediction(self, result):
+        lines = [f"bits per character: {result['bits_per_char']:.3f}"] if "bits_per_char" in result else []
+        lines += [f"next {entry['char']!r}: {entry['probability']:.3f}" for entry in result["next"]]
+        return "\n".join(lines)
