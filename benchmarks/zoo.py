@@ -3,6 +3,7 @@
     python benchmarks/zoo.py                                        # every installed recipe, seed 0
     python benchmarks/zoo.py airline-passengers monthly-sunspots --seeds 0 1 2
     python benchmarks/zoo.py daily-min-temperatures --runs runs/zoo # keep the run folders
+    python benchmarks/zoo.py tinyshakespeare --seeds 1 --add-seeds  # add seed 1 to the row of seed 0
 
 Each run goes through the code `lstmzoo train RECIPE --seed S` runs (``Recipe.train``, then ``Recipe.evaluate``
 on the test split) in a run folder of its own. A row reports the recipe's target metric with the first seed,
@@ -127,9 +128,25 @@ def read_records(path):
     return {record["recipe"]: record for record in json.loads(text[start + len(RECORD_START):end])}
 
 
-def write_results(path, new_records):
-    """Merge ``new_records`` into the file at ``path`` (rows of other recipes stay) and replace it atomically."""
-    records = {**read_records(path), **{record["recipe"]: record for record in new_records}}
+def add_seeds(old, new):
+    """``old``'s record with ``new``'s runs added (a seed run again replaces its old run); the row's command stays
+    that of the first seed. ValueError when the two were run with different settings."""
+    settings = [record["command"].split(" --seed ")[1].partition(" ")[2] for record in (old, new)]
+    if settings[0] != settings[1]:
+        raise ValueError(f"{old['recipe']} was recorded with settings {settings[0]!r}, not {settings[1]!r}: "
+                         "run every seed again instead of adding to it")
+    seeds = {run["seed"] for run in new["runs"]}
+    runs = sorted([run for run in old["runs"] if run["seed"] not in seeds] + new["runs"], key=lambda r: r["seed"])
+    return {**new, "runs": runs, "command": old["command"] if runs[0] in old["runs"] else new["command"]}
+
+
+def write_results(path, new_records, add=False):
+    """Merge ``new_records`` into the file at ``path`` (rows of other recipes stay; with ``add``, the runs of
+    recipes already there are kept beside the new seeds') and replace it atomically."""
+    records = read_records(path)
+    for record in new_records:
+        old = records.get(record["recipe"])
+        records[record["recipe"]] = add_seeds(old, record) if add and old else record
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(Path(path), render(records).encode())
     return records
@@ -141,6 +158,9 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to train with (default: 0)")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"table to write (default: {RESULTS})")
     parser.add_argument("--runs", type=Path, help="keep the run folders here (default: a temporary folder)")
+    parser.add_argument("--add-seeds", action="store_true",
+                        help="add these seeds' runs to the recipes' existing rows instead of replacing the rows "
+                             "(to spread long runs over several processes)")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                         help="override a hyperparameter of every recipe run (for quick checks, not for the table)")
     args = parser.parse_args(argv)
@@ -152,7 +172,7 @@ def main(argv=None):
             parser.error(f"{runs_dir} already holds runs of these recipes: choose another --runs")
         records = [run_recipe(recipe, args.seeds, overrides, runs_dir, log=lambda line: print(line, file=sys.stderr))
                    for recipe in recipes]
-    write_results(args.results, records)
+    write_results(args.results, records, add=args.add_seeds)
     print(f"wrote {args.results}", file=sys.stderr)
     for record in records:
         print(table_row(record))

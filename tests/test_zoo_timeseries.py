@@ -133,3 +133,20 @@ def test_zoo_script_runs_a_recipe_end_to_end(zoo, tmp_path, capsys):
     assert record["command"] == "lstmzoo train airline-passengers --seed 0 --set epochs=1 --set hidden_size=4"
     assert (tmp_path / "runs" / "airline-passengers-seed1" / "weights-best.safetensors").is_file()
     assert "`airline-passengers`" in capsys.readouterr().out
+
+
+def test_added_seeds_join_the_existing_row(zoo, tmp_path):
+    results = tmp_path / "RESULTS.md"
+    zoo.write_results(results, [_record("a-recipe", [2.0], [True])])
+    later = _record("a-recipe", [9.9, 2.2], [False, True])
+    later["runs"] = later["runs"][1:]              # seed 1 only, run by another process
+    later["command"] = "lstmzoo train a-recipe --seed 1"
+    zoo.write_results(results, [later], add=True)
+    record = zoo.read_records(results)["a-recipe"]
+    assert [run["seed"] for run in record["runs"]] == [0, 1]
+    assert record["command"] == "lstmzoo train a-recipe --seed 0"
+    assert "2-2.2 (seeds 0, 1)" in results.read_text()
+    other = _record("a-recipe", [2.0], [True])
+    other["command"] = "lstmzoo train a-recipe --seed 0 --set lr=1"
+    with pytest.raises(ValueError, match="different|settings"):
+        zoo.write_results(results, [other], add=True)
