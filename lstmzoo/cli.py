@@ -126,7 +126,7 @@ def info(recipe, as_json):
     click.echo("\nhyperparameters (override with --set name=value):")
     width = max(map(len, described["hyperparameters"]))
     for name, spec in described["hyperparameters"].items():
-        choices = f" (one of {', '.join(spec['choices'])})" if "choices" in spec else ""
+        choices = f" (one of {', '.join(map(str, spec['choices']))})" if "choices" in spec else ""
         click.echo(f"  {name:<{width}}  {spec['default']!s:<8} {spec['type']:<5}  {spec['help']}{choices}")
     if described["anchor"]:
         anchor = described["anchor"]

@@ -203,3 +203,10 @@ def test_console_script_in_a_subprocess(broken_plugins, airline_run):
 
     mistake = subprocess.run([sys.executable, "-m", "lstmzoo", "info", "nope"], check=False, capture_output=True, text=True)
     assert mistake.returncode == 2 and mistake.stderr.count("\n") == 1 and "Traceback" not in mistake.stderr
+
+
+def test_info_shows_numeric_choices(monkeypatch):
+    from lstmzoo.recipe import Hyperparameter
+    monkeypatch.setitem(AirlinePassengers.hyperparameters, "window", Hyperparameter(12, "months read", choices=(6, 12)))
+    result = run("info", "airline-passengers")
+    assert result.exit_code == 0 and "(one of 6, 12)" in result.output

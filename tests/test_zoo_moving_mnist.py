@@ -1,0 +1,219 @@
+"""Moving MNIST: the bouncing-digits generator, the MNIST reader, the fixed splits, the FC-LSTM predictor's
+gradient, and train -> evaluate -> predict of both recipes through the CLI on short runs."""
+
+import gzip
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import needs_shared, numeric_gradient, run
+from lstmzoo.zoo.moving_mnist import (
+    FRAMES,
+    TEST_VIDEOS,
+    TRAIN_DIGITS,
+    VAL_VIDEOS,
+    MovingMNIST,
+    MovingMNISTDigits,
+    binary_cross_entropy,
+    bouncing_digits,
+    read_idx,
+    to_gif,
+)
+
+SQUARE = np.full((1, 28, 28), 255, dtype=np.uint8)
+
+
+# ------------------------------------------------------------------------------------------- generator
+def test_generator_shapes_range_and_labels():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    videos, digits = bouncing_digits(images, np.arange(5) + 10, 7, rng)
+    assert videos.shape == (7, FRAMES, 64, 64) and videos.dtype == np.uint8
+    assert digits.shape == (7, 2) and set(digits.ravel()) <= set(range(10, 15))
+    # Combined by maximum: no pixel is brighter than the brightest digit pixel, and every frame shows something.
+    assert videos.max() <= images.max() and (videos.reshape(7, FRAMES, -1).max(axis=2) > 0).all()
+
+
+def test_digits_stay_whole_inside_the_frame_and_bounce():
+    videos, _ = bouncing_digits(SQUARE, [0], 200, np.random.default_rng(1), digits=1)
+    lit = videos > 0
+    assert (lit.sum(axis=(2, 3)) == 28 * 28).all()          # never cut off by a border
+    rows, columns = lit.any(axis=3), lit.any(axis=2)
+    top, left = rows.argmax(axis=2), columns.argmax(axis=2)
+    assert top.min() >= 0 and top.max() <= 36 and left.max() <= 36
+    assert (rows.sum(axis=2) == 28).all() and (columns.sum(axis=2) == 28).all()    # one solid square
+    # Constant speed: 0.1 of the free 36 pixels per frame (3.6, truncated to whole pixels).
+    steps = np.hypot(np.diff(top, axis=1), np.diff(left, axis=1))
+    assert steps.max() <= np.hypot(4.6, 4.6) and np.median(steps) >= 2.5
+    # Some squares reach a border and come back: a coordinate that rises, then falls.
+    turns = (np.diff(np.sign(np.diff(left, axis=1)), axis=1) < 0).any(axis=1)
+    assert turns.any()
+
+
+def test_generator_is_determined_by_its_generator():
+    images = np.random.default_rng(0).integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    first = bouncing_digits(images, np.arange(20), 6, np.random.default_rng(5))
+    again = bouncing_digits(images, np.arange(20), 6, np.random.default_rng(5))
+    other = bouncing_digits(images, np.arange(20), 6, np.random.default_rng(6))
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.array_equal(first[0], other[0])
+
+
+def _idx(magic, array):
+    header = struct.pack(f">I{array.ndim}I", magic, *array.shape)
+    return gzip.compress(header + array.astype(np.uint8).tobytes())
+
+
+def test_idx_reader():
+    images = np.arange(2 * 28 * 28).reshape(2, 28, 28) % 256
+    assert np.array_equal(read_idx(_idx(2051, images), "i", 2051, (28, 28)), images)
+    with pytest.raises(ValueError, match="magic number 2051"):
+        read_idx(_idx(2049, np.arange(3)), "l", 2051, (28, 28))
+    with pytest.raises(ValueError, match="not a gzip"):
+        read_idx(b"plain", "x", 2049, ())
+    with pytest.raises(ValueError, match="has shape"):
+        read_idx(_idx(2051, np.zeros((2, 27, 28))), "i", 2051, (28, 28))
+
+
+def test_recipe_cross_entropy_is_the_core_loss():
+    from lstmzoo.nn import BCEWithLogitsLoss
+    rng = np.random.default_rng(4)
+    logits, target = rng.normal(0, 20, (3, 50)).astype(np.float32), rng.random((3, 50)).astype(np.float32)
+    assert binary_cross_entropy(logits, target).sum() == pytest.approx(
+        BCEWithLogitsLoss("sum")(logits, target), rel=1e-6)
+
+
+def test_named_digits_handles_a_repeated_digit():
+    probabilities = np.full(10, 0.01)
+    probabilities[[3, 7]] = 0.9, 0.8
+    assert MovingMNISTDigits.named(probabilities) == [3, 7]
+    probabilities[7] = 0.3          # the second likeliest is unlikely: the video shows one digit twice
+    assert MovingMNISTDigits.named(probabilities) == [3]
+    target = MovingMNISTDigits().multi_hot(np.array([[3, 7], [4, 4]]))
+    assert target.sum(axis=1).tolist() == [2, 1] and target[1, 4] == 1
+
+
+# ------------------------------------------------------------------------------------------- the models
+@pytest.mark.parametrize("kind", ["predictor", "classifier"])
+def test_video_models_match_finite_differences(kind):
+    from lstmzoo.zoo.video_models import FuturePredictor, VideoClassifier
+
+    from lstmzoo.nn import BCEWithLogitsLoss
+    rng = np.random.default_rng(3)
+    if kind == "predictor":     # frames [T, B, pixels]
+        model, x, target = FuturePredictor(6, 5, 3, future=3, dtype="float64"), rng.random((4, 2, 6)), \
+            rng.random((3, 2, 6))
+    else:                       # frames [T, B, patches, pixels]
+        model, x, target = VideoClassifier(6, 5, 3, 4, dtype="float64"), rng.random((4, 2, 3, 6)), \
+            rng.random((2, 4))
+    for value in model.parameters().values():
+        value[...] = rng.uniform(-0.8, 0.8, value.shape)    # larger than the default, so every path matters
+
+    def loss():
+        return BCEWithLogitsLoss("sum")(model(x), target)
+
+    criterion = BCEWithLogitsLoss("sum")
+    criterion(model(x), target)
+    dx = model.backward(criterion.backward())
+    np.testing.assert_allclose(dx, numeric_gradient(loss, x, eps=1e-5), rtol=1e-5, atol=1e-8)
+    for name, value in model.parameters().items():
+        np.testing.assert_allclose(model.grads()[name], numeric_gradient(loss, value, eps=1e-5), rtol=1e-5, atol=1e-8,
+                                   err_msg=name)
+
+
+# ------------------------------------------------------------------------------------------- the splits
+@needs_shared
+def test_fixed_splits_use_their_own_digits(mirror, monkeypatch):
+    recipe = MovingMNIST()
+    images, labels = recipe.load_digits()
+    assert images.shape == (10000, 28, 28) and labels.shape == (10000,) and set(labels) == set(range(10))
+    data = recipe.load_data(recipe.resolve())
+    assert data.val.frames.shape == (VAL_VIDEOS, FRAMES, 64, 64) and data.val.frames.dtype == np.uint8
+    assert data.test.frames.shape == (TEST_VIDEOS, FRAMES, 64, 64) and data.test.digits.shape == (TEST_VIDEOS, 2)
+    assert len(data.images) == TRAIN_DIGITS and 0 < data.test.frames.mean() / 255 < 0.2
+    again = recipe.load_data(recipe.resolve({"seed": 7}))       # the training seed does not move them
+    assert np.array_equal(again.test.frames, data.test.frames) and np.array_equal(again.val.frames, data.val.frames)
+
+    # Blank out the training digits: the test videos stay the same, the validation videos go dark.
+    blanked = images.copy()
+    blanked[:TRAIN_DIGITS] = 0
+    monkeypatch.setattr(MovingMNIST, "load_digits", lambda self: (blanked, labels))
+    without = recipe.load_data(recipe.resolve())
+    assert np.array_equal(without.test.frames, data.test.frames) and not without.val.frames.any()
+    assert np.array_equal(without.test.digits, data.test.digits)
+
+
+# ---------------------------------------------------------------------------------------- end to end
+def _video_files(tmp_path, frames):
+    """A 20-frame test-like video as .npy (uint8) and as a GIF of its first 10 frames."""
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    video = bouncing_digits(images, np.arange(4), 1, np.random.default_rng(1))[0][0]
+    np.save(tmp_path / "video.npy", video[:frames])
+    to_gif(video[:10] / 255.0, tmp_path / "video.gif")
+    return tmp_path / "video.npy", tmp_path / "video.gif"
+
+
+def _bad_inputs(tmp_path):
+    (tmp_path / "empty.npy").write_bytes(b"")
+    np.save(tmp_path / "flat.npy", np.zeros((10, 32, 32), dtype=np.uint8))
+    np.save(tmp_path / "loud.npy", np.full((10, 64, 64), 3.0))
+    (tmp_path / "text.gif").write_text("GIF89a but not really")
+    return ["missing.npy", "empty.npy", "flat.npy", "loud.npy", "text.gif"]
+
+
+def _refuses(recipe, out, tmp_path, names):
+    for bad in names:
+        result = run("predict", recipe, "--checkpoint", out, "--input", tmp_path / bad, code=2)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.output, lines
+
+
+@needs_shared
+def test_digits_train_evaluate_predict(mirror, tmp_path):
+    out = tmp_path / "run"
+    run("train", "moving-mnist-digits", "--out", out, "--epochs", "1", "--set", "train_videos=64", "--set", "val_videos=64",
+        "--set", "embed_size=8", "--set", "hidden_size=8", "--set", "pool=4", "--set", "patch=7",
+        "--set", "stride=3")
+    metrics = json.loads(run("evaluate", "moving-mnist-digits", "--checkpoint", out, "--json").output)
+    assert set(metrics) == {"both_right", "loss", "errors"} and 0 <= metrics["both_right"] <= 1
+    assert metrics["errors"] == round(TEST_VIDEOS * (1 - metrics["both_right"]))
+
+    npy, gif = _video_files(tmp_path, 20)
+    for video in (npy, gif):
+        result = json.loads(run("predict", "moving-mnist-digits", "--checkpoint", out, "--input", video,
+                                "--json").output)
+        assert 1 <= len(result["digits"]) <= 2 and set(result["digits"]) <= set(range(10))
+        assert result["frames"] == (20 if video == npy else 10) and len(result["probabilities"]) == 10
+    said = run("predict", "moving-mnist-digits", "--checkpoint", out, "--input", npy).output
+    assert said.startswith("digits ")
+    _refuses("moving-mnist-digits", out, tmp_path, _bad_inputs(tmp_path))
+
+
+@needs_shared
+def test_frames_train_evaluate_predict(mirror, tmp_path):
+    out = tmp_path / "run"
+    run("train", "moving-mnist", "--out", out, "--epochs", "1", "--set", "train_videos=32", "--set", "val_videos=32",
+        "--set", "embed_size=8", "--set", "hidden_size=8")
+    metrics = json.loads(run("evaluate", "moving-mnist", "--checkpoint", out, "--json").output)
+    # An untrained model's sigmoid(~0) = 0.5 everywhere costs 40,960 x log 2 = 28,391 nats per video.
+    assert set(metrics) == {"bce_per_video"} and 5000 < metrics["bce_per_video"] < 40960
+    assert (out / "prediction.png").read_bytes().startswith(b"\x89PNG")
+
+    npy, gif = _video_files(tmp_path, 20)
+    result = json.loads(run("predict", "moving-mnist", "--checkpoint", out, "--input", npy, "--json").output)
+    assert result["input_frames"] == 10 and result["bce_per_video"] > 0
+    from PIL import Image
+    with Image.open(result["animation"]) as animation:
+        assert animation.n_frames == 20 and animation.size == (64, 64)
+    assert Path(result["strip"]).read_bytes().startswith(b"\x89PNG")
+    result = json.loads(run("predict", "moving-mnist", "--checkpoint", out, "--input", gif, "--json").output)
+    assert result["input_frames"] == 10 and "bce_per_video" not in result     # no truth to compare with
+    np.save(tmp_path / "fifteen.npy", np.zeros((15, 64, 64), dtype=np.uint8))
+    _refuses("moving-mnist", out, tmp_path, ["fifteen.npy", "missing.npy"])     # read_video: tested above
+
+
+def test_info_states_the_anchor():
+    assert "4832.49" in run("info", "moving-mnist").output
+    assert "both_right 0.95" in run("info", "moving-mnist-digits").output
