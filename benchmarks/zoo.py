@@ -4,6 +4,7 @@
     python benchmarks/zoo.py airline-passengers monthly-sunspots --seeds 0 1 2
     python benchmarks/zoo.py daily-min-temperatures --runs runs/zoo # keep the run folders
     python benchmarks/zoo.py tinyshakespeare --seeds 1 --add-seeds  # add seed 1 to the row of seed 0
+    python benchmarks/zoo.py multi30k-en-de --runs runs/zoo --resume  # continue the runs kept in runs/zoo
 
 Each run goes through the code `lstmzoo train RECIPE --seed S` runs (``Recipe.train``, then ``Recipe.evaluate``
 on the test split) in a run folder of its own. A row reports the recipe's target metric with the first seed,
@@ -35,15 +36,19 @@ COLUMNS = ("recipe", "metric", "value", "spread over seeds", "anchor (source)", 
            "non-LSTM baseline (same run)", "training time", "reproduce")
 
 
-def run_recipe(recipe, seeds, overrides, runs_dir, log=print):
-    """Train and evaluate ``recipe`` once per seed, as ``lstmzoo train`` does; the row's record as a dict."""
+def run_recipe(recipe, seeds, overrides, runs_dir, log=print, resume=False):
+    """Train and evaluate ``recipe`` once per seed, as ``lstmzoo train`` does; the row's record as a dict.
+    ``resume`` continues the run folders already in ``runs_dir`` (as ``lstmzoo train --resume``: a resumed run
+    ends with the weights an uninterrupted one would have); its training time is the sum of every epoch's then."""
     runs = []
     for seed in seeds:
         hp = recipe.resolve({**overrides, "seed": seed})
         run_dir = Path(runs_dir) / f"{recipe.name}-seed{seed}"
+        resumed = resume and run_dir.is_dir()
         started = time.perf_counter()
-        trained = recipe.train(hp, run_dir, progress=False)
-        seconds = time.perf_counter() - started
+        trained = recipe.train(hp, run_dir, progress=False, resume=resumed)
+        seconds = (sum(row.get("seconds", 0.0) for row in trained.result.history) if resumed
+                   else time.perf_counter() - started)
         metrics = recipe.evaluate(trained.model, trained.data, hp, out_dir=run_dir)
         target = recipe.target(metrics)
         runs.append({"seed": seed, "metrics": metrics, "train_seconds": round(seconds, 1),
@@ -106,7 +111,8 @@ def render(records):
               "(`lstmzoo train RECIPE --seed S`) and evaluated on its test split. *value* is the first seed's; "
               "*met* counts the seeds whose run met the target; the baseline is the recipe's simple non-LSTM "
               "forecast or classifier measured on the same test split; the training time includes loading the "
-              "data and compiling the kernels (Numba), on a machine shared with other work."), "",
+              "data and compiling the kernels (Numba), on a machine shared with other work (for a run resumed "
+              "with --resume: the sum of its epochs' times)."), "",
              "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS),
              *map(table_row, ordered), "",
              "Measured on: " + "; ".join(machines) + ". Dates: "
@@ -158,6 +164,8 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to train with (default: 0)")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"table to write (default: {RESULTS})")
     parser.add_argument("--runs", type=Path, help="keep the run folders here (default: a temporary folder)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted (or shorter) runs kept in --runs instead of starting afresh")
     parser.add_argument("--add-seeds", action="store_true",
                         help="add these seeds' runs to the recipes' existing rows instead of replacing the rows "
                              "(to spread long runs over several processes)")
@@ -168,9 +176,12 @@ def main(argv=None):
     recipes = [get_recipe(name) for name in args.recipes] if args.recipes else list_recipes()
     with tempfile.TemporaryDirectory(prefix="lstmzoo-zoo-") as scratch:
         runs_dir = args.runs or Path(scratch)
-        if args.runs and any(any(runs_dir.glob(f"{r.name}-seed*")) for r in recipes):
-            parser.error(f"{runs_dir} already holds runs of these recipes: choose another --runs")
-        records = [run_recipe(recipe, args.seeds, overrides, runs_dir, log=lambda line: print(line, file=sys.stderr))
+        if args.resume and not args.runs:
+            parser.error("--resume continues the run folders in --runs: name it")
+        if args.runs and not args.resume and any(any(runs_dir.glob(f"{r.name}-seed*")) for r in recipes):
+            parser.error(f"{runs_dir} already holds runs of these recipes: choose another --runs, or --resume them")
+        records = [run_recipe(recipe, args.seeds, overrides, runs_dir, log=lambda line: print(line, file=sys.stderr),
+                              resume=args.resume)
                    for recipe in recipes]
     write_results(args.results, records, add=args.add_seeds)
     print(f"wrote {args.results}", file=sys.stderr)

@@ -150,3 +150,18 @@ def test_added_seeds_join_the_existing_row(zoo, tmp_path):
     other["command"] = "lstmzoo train a-recipe --seed 0 --set lr=1"
     with pytest.raises(ValueError, match="different|settings"):
         zoo.write_results(results, [other], add=True)
+
+
+def test_zoo_script_resumes_kept_runs(zoo, tmp_path):
+    results, runs = tmp_path / "RESULTS.md", tmp_path / "runs"
+    zoo.main(["airline-passengers", "--results", str(results), "--runs", str(runs), "--set", "epochs=1",
+              "--set", "hidden_size=4", "--set", "patience=0"])
+    with pytest.raises(SystemExit):     # a kept run is not overwritten without --resume
+        zoo.main(["airline-passengers", "--results", str(results), "--runs", str(runs), "--set", "epochs=2"])
+    zoo.main(["airline-passengers", "--results", str(results), "--runs", str(runs), "--resume", "--set", "epochs=2",
+              "--set", "hidden_size=4", "--set", "patience=0"])
+    run = zoo.read_records(results)["airline-passengers"]["runs"][0]
+    assert run["epochs_run"] == 2
+    rows = [json.loads(line) for line in (runs / "airline-passengers-seed0" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert run["train_seconds"] == pytest.approx(sum(row["seconds"] for row in rows), abs=0.1)

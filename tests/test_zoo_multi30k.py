@@ -1,0 +1,99 @@
+"""multi30k-en-de: tokenising, the splits on the real files (through the mirror), the vocabularies, BLEU, and
+train -> evaluate -> predict through the CLI on a short run of a subset."""
+
+import json
+import sys
+
+import pytest
+from helpers import run
+from lstmzoo.zoo.multi30k import SPECIALS, Multi30kEnDe, bleu_scores, build_vocab, detokenize, tokenize
+
+TINY = ("--set", "limit=200", "--set", "eval_limit=30", "--set", "embedding_dim=8", "--set", "encoder_hidden=8",
+        "--set", "decoder_hidden=16", "--set", "beam_width=2")
+
+
+# ------------------------------------------------------------------------------------------- tokeniser
+@pytest.mark.parametrize("text, tokens", [
+    ("A man, in a T-shirt, rides a bike.", ["A", "man", ",", "in", "a", "T-shirt", ",", "rides", "a", "bike", "."]),
+    ("Zwei Männer (mit 3.5 Hüten) sagen \"Hallo!\"", ["Zwei", "Männer", "(", "mit", "3.5", "Hüten", ")", "sagen",
+                                                     '"', "Hallo", "!", '"']),
+    ("  ", []),
+])
+def test_tokenize_and_detokenize_round_trip(text, tokens):
+    assert tokenize(text) == tokens
+    assert detokenize(tokens) == " ".join(text.split())
+
+
+def test_tokenize_lowercases_on_request():
+    assert tokenize("Ein Mann.", lowercase=True) == ["ein", "mann", "."]
+
+
+def test_build_vocab_puts_specials_first_and_drops_rare_words():
+    vocab = build_vocab([["b", "a", "b"], ["c", "a", "b"]], min_count=2)
+    assert vocab == [*SPECIALS, "b", "a"]
+
+
+def test_bleu_is_lowercased_for_the_literature_and_cased_by_default():
+    scores = bleu_scores(["Ein Mann fährt ein Fahrrad auf der Straße."],
+                         ["ein Mann fährt ein Fahrrad auf der straße."])
+    assert scores["bleu"] == pytest.approx(100.0) and 0 < scores["bleu_cased"] < 70
+
+
+def test_a_missing_sacrebleu_is_one_sentence(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sacrebleu", None)
+    with pytest.raises(ValueError, match=r'pip install "lstmzoo\[translation\]"'):
+        bleu_scores(["a"], ["a"])
+
+
+# ------------------------------------------------------------------------------------------- the data
+def test_splits_have_the_published_sizes_and_the_vocabularies(mirror):
+    recipe = Multi30kEnDe()
+    for split, size in (("train", 29000), ("val", 1014), ("test_2016_flickr", 1000)):      # SOURCE.md
+        en, de = recipe.read_split(split)
+        assert len(en) == len(de) == size and all(en) and all(de)
+    hp = recipe.resolve({"limit": 2000})
+    data = recipe.load_data(hp)
+    assert (len(data.train), len(data.val), len(data.test)) == (2000, 1014, 1000)
+    vocab = recipe._vocab
+    assert vocab["src"][:4] == vocab["tgt"][:4] == list(SPECIALS) and not vocab["lowercase"]
+    assert "Mann" in vocab["tgt"] and "man" in vocab["src"]
+    assert data.test.tgt_text[0] == recipe.read_split("test_2016_flickr")[1][0]
+    index = {w: i for i, w in enumerate(vocab["tgt"])}
+    assert [vocab["tgt"][i] for i in data.train.tgt[0]] == [w if w in index else "<unk>"
+                                                            for w in tokenize(data.train.tgt_text[0])]
+
+
+# ------------------------------------------------------------------------------------------ the CLI
+def test_train_evaluate_predict(mirror, tmp_path):
+    out = tmp_path / "run"
+    run("train", "multi30k-en-de", "--epochs", 1, "--out", out, *TINY)
+    saved = json.loads((out / "vocab.json").read_text())
+    recipe = Multi30kEnDe()
+    recipe.restore(out)
+    assert recipe._vocab == saved and len(saved["src"]) > 10
+    assert (out / "test_2016_flickr.hyp.de").read_text(encoding="utf-8").count("\n") == 30
+
+    metrics = json.loads(run("evaluate", "multi30k-en-de", "--checkpoint", out, "--json").output)
+    assert {"bleu", "bleu_cased", "greedy_bleu", "test_loss"} <= set(metrics) and metrics["sentences"] == 30
+    assert 0 <= metrics["bleu"] <= 100 and metrics["test_loss"] > 0
+
+    result = json.loads(run("predict", "multi30k-en-de", "--checkpoint", out, "--input", "A man rides a bike.",
+                            "--json").output)
+    assert [t["source"] for t in result["translations"]] == ["A man rides a bike."]
+    assert isinstance(result["translations"][0]["translation"], str)
+    lines = tmp_path / "lines.txt"
+    lines.write_text("A dog runs.\n\nTwo children play in the park.\n", encoding="utf-8")
+    result = json.loads(run("predict", "multi30k-en-de", "--checkpoint", out, "--input", lines, "--json").output)
+    assert [t["source"] for t in result["translations"]] == ["A dog runs.", "Two children play in the park."]
+    printed = run("predict", "multi30k-en-de", "--checkpoint", out, "--input", lines).output
+    assert printed == "".join(t["translation"] + "\n" for t in result["translations"])
+
+    for empty in ("", "   "):
+        refused = run("predict", "multi30k-en-de", "--checkpoint", out, "--input", empty, code=2)
+        assert len(refused.output.strip().splitlines()) == 1 and "non-empty English sentence" in refused.output
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    assert "cannot be read as UTF-8" in run("predict", "multi30k-en-de", "--checkpoint", out, "--input", binary,
+                                            code=2).output
+    (out / "vocab.json").unlink()
+    assert "vocab.json" in run("evaluate", "multi30k-en-de", "--checkpoint", out, code=2).output
