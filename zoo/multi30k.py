@@ -24,9 +24,10 @@ import numpy as np
 
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, Recipe
 
+from .vocabulary import RunVocabulary
+
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
-VOCAB = "vocab.json"
 TOKENIZER = "lstmzoo-multi30k-v1"      # names the rules of `tokenize`, so a run folder says what it was built with
 SPLITS = ("train", "val", "test_2016_flickr")
 _COMMIT = "c9be912dc05a3ebf9ae5bb5f7f58c1791cda43ab"
@@ -141,7 +142,7 @@ def bleu_scores(hypotheses, references):
 
 
 # -------------------------------------------------------------------------------------------- recipe
-class Multi30kEnDe(Recipe):
+class Multi30kEnDe(RunVocabulary, Recipe):
     name = "multi30k-en-de"
     application = "translation"
     summary = "English -> German image captions (Multi30K task 1), BiLSTM encoder + Luong-attention LSTM decoder"
@@ -202,7 +203,7 @@ class Multi30kEnDe(Recipe):
             raise ValueError(f"{split}: {len(en)} English but {len(de)} German lines")
         return en, de
 
-    def make_vocab(self, hp):
+    def make_vocabulary(self, hp):
         en, de = self.read_split("train")
         if hp["limit"] > 0:
             en, de = en[:hp["limit"]], de[:hp["limit"]]
@@ -220,7 +221,7 @@ class Multi30kEnDe(Recipe):
 
     def load_data(self, hp):
         if not self._vocab_from_run:
-            self._vocab = self.make_vocab(hp)
+            self._vocab = self.make_vocabulary(hp)
         src_index, tgt_index = self._indices()
         lower = self._vocab["lowercase"]
 
@@ -260,34 +261,10 @@ class Multi30kEnDe(Recipe):
         from lstmzoo.schedules import ReduceLROnPlateau
         return ReduceLROnPlateau(optimizer, mode="max", factor=hp["lr_decay"], patience=0)
 
-    def train(self, hp, run_dir, *, resume=False, progress=True):
-        from pathlib import Path
-
-        from lstmzoo.checkpoint import write_json
-        self._vocab_from_run = False
-        self._vocab = self.make_vocab(hp)
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        write_json(Path(run_dir) / VOCAB, self._vocab)
-        self._vocab_from_run = True        # load_data inside the trainer reuses it
-        try:
-            return super().train(hp, run_dir, resume=resume, progress=progress)
-        finally:
-            self._vocab_from_run = False
-
-    def restore(self, run_dir, weights="best", device=None):
-        from pathlib import Path
-
-        from lstmzoo.checkpoint import CheckpointError, read_json
-        path = Path(run_dir) / VOCAB
-        if (Path(run_dir) / "config.json").is_file() and not path.is_file():
-            raise CheckpointError(f"{run_dir} has no {VOCAB}: multi30k-en-de needs the vocabularies of its run")
-        if path.is_file():
-            vocab = read_json(path)
-            if (not isinstance(vocab, dict) or vocab.get("tokenizer") != TOKENIZER
-                    or any(vocab.get(side, [])[:4] != list(SPECIALS) for side in ("src", "tgt"))):
-                raise CheckpointError(f"{path} is not a multi30k-en-de vocabulary file")
-            self._vocab, self._vocab_from_run = vocab, True
-        return super().restore(run_dir, weights=weights, device=device)
+    def is_vocabulary(self, value):
+        return (isinstance(value, dict) and value.get("tokenizer") == TOKENIZER
+                and all(isinstance(value.get(side), list) and value[side][:4] == list(SPECIALS)
+                        for side in ("src", "tgt")))
 
     # ---------------------------------------------------------------------------------------- scoring
     def translate(self, model, src_seqs, hp, beam_width, batch_size=100):

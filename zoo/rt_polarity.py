@@ -33,11 +33,11 @@ from .classification import (
     SequenceSet,
     classification_hyperparameters,
 )
+from .vocabulary import RunVocabulary
 
 SPLIT_SEED = 20140825          # fixes the test split (and the cross-validation folds); not the training seed
 TEST_FRACTION = 0.1
 PAD, UNK = 0, 1
-VOCAB = "vocab.json"
 
 
 # ------------------------------------------------------------------------------------------ tokenising
@@ -156,7 +156,7 @@ def _text_classifier(vocab_size, hp):
 
 
 # -------------------------------------------------------------------------------------------- recipe
-class RtPolarity(ClassificationRecipe):
+class RtPolarity(RunVocabulary, ClassificationRecipe):
     name = "rt-polarity"
     application = "sentiment-analysis"
     summary = "Movie-review sentence polarity (Pang & Lee 2005, MR), word embeddings + BiLSTM with max-pooling"
@@ -260,29 +260,12 @@ class RtPolarity(ClassificationRecipe):
         return [np.where(rng.random(len(s)) < hp["word_dropout"], UNK, s) for s in sequences]
 
     # ---------------------------------------------------------------------------------------- training
-    def train(self, hp, run_dir, *, resume=False, progress=True):
-        from pathlib import Path
+    def make_vocabulary(self, hp):
+        train, val, test = self.split_indices(hp)
+        return self._make_data(hp, train, val, test)[0]
 
-        from lstmzoo.checkpoint import write_json
-        self._vocab_from_run = False
-        self.load_data(hp)
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        write_json(Path(run_dir) / VOCAB, self._vocab)
-        return super().train(hp, run_dir, resume=resume, progress=progress)
-
-    def restore(self, run_dir, weights="best", device=None):
-        from pathlib import Path
-
-        from lstmzoo.checkpoint import CheckpointError, read_json
-        path = Path(run_dir) / VOCAB
-        if (Path(run_dir) / "config.json").is_file() and not path.is_file():
-            raise CheckpointError(f"{run_dir} has no {VOCAB}: rt-polarity needs the vocabulary of its run")
-        if path.is_file():
-            vocab = read_json(path)
-            if not isinstance(vocab, dict) or vocab.get("<unk>") != UNK:
-                raise CheckpointError(f"{path} is not an rt-polarity vocabulary")
-            self._vocab, self._vocab_from_run = vocab, True
-        return super().restore(run_dir, weights=weights, device=device)
+    def is_vocabulary(self, value):
+        return isinstance(value, dict) and value.get("<unk>") == UNK
 
     def cross_validate(self, hp, folds, progress=True):
         """``folds``-fold cross-validation over all sentences (``limit`` > 0: only that many), folds fixed by

@@ -24,7 +24,8 @@ import numpy as np
 
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, Recipe
 
-VOCAB = "vocab.json"
+from .vocabulary import RunVocabulary
+
 TRAIN_FRACTION = 0.9
 
 
@@ -106,7 +107,7 @@ def loss_metrics(total, count, prefix=""):
 
 
 # -------------------------------------------------------------------------------------------- recipe
-class TinyShakespeare(Recipe):
+class TinyShakespeare(RunVocabulary, Recipe):
     name = "tinyshakespeare"
     application = "language-modeling"
     summary = "Character-level language model of Shakespeare (char-rnn's tinyshakespeare), stacked stateful LSTM"
@@ -167,15 +168,11 @@ class TinyShakespeare(Recipe):
         return _char_language_model(len(self._vocab), hp)
 
     # ---------------------------------------------------------------------------------------- training
-    def train(self, hp, run_dir, *, resume=False, progress=True):
-        from pathlib import Path
+    def make_vocabulary(self, hp):
+        return "".join(sorted(set(self.load_text())))
 
-        from lstmzoo.checkpoint import write_json
-        self._vocab = None
-        self.load_data(hp)
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        write_json(Path(run_dir) / VOCAB, self._vocab)
-        return super().train(hp, run_dir, resume=resume, progress=progress)
+    def is_vocabulary(self, value):
+        return isinstance(value, str) and bool(value) and len(set(value)) == len(value)
 
     def make_optimizer(self, model, hp):
         from lstmzoo.optim import Adam
@@ -214,20 +211,6 @@ class TinyShakespeare(Recipe):
 
     def target(self, metrics):
         return "val loss <= 1.50 nats/char", metrics["loss"] <= 1.50
-
-    def restore(self, run_dir, weights="best", device=None):
-        from pathlib import Path
-
-        from lstmzoo.checkpoint import CheckpointError, read_json
-        path = Path(run_dir) / VOCAB
-        if (Path(run_dir) / "config.json").is_file():
-            if not path.is_file():
-                raise CheckpointError(f"{run_dir} has no {VOCAB}: tinyshakespeare needs the vocabulary of its run")
-            vocab = read_json(path)
-            if not isinstance(vocab, str) or not vocab or len(set(vocab)) != len(vocab):
-                raise CheckpointError(f"{path} is not a character vocabulary")
-            self._vocab = vocab
-        return super().restore(run_dir, weights=weights, device=device)
 
     # ---------------------------------------------------------------------------------------- using it
     def _next_logits(self, model, tokens, state):

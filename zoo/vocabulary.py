@@ -1,0 +1,50 @@
+"""A vocabulary built from the training data, kept in the run folder.
+
+A recipe whose model is sized by a vocabulary (words, characters) builds it from the training split when it
+trains; ``evaluate``, ``predict`` and ``generate`` must rebuild exactly that model from the run folder alone,
+so ``train`` writes the vocabulary there as JSON (``vocab.json``) and ``restore`` reads it back.
+"""
+
+from pathlib import Path
+
+VOCAB = "vocab.json"
+
+
+class RunVocabulary:
+    """Mixin, listed before ``Recipe`` in the bases. The recipe keeps its vocabulary (any JSON value) in
+    ``self._vocab`` and implements ``make_vocabulary(hp)`` (build it from the training data) and
+    ``is_vocabulary(value)`` (whether a value read back is one of its own). While ``self._vocab_from_run`` is
+    set (during ``train``, after ``restore``), ``load_data`` must use ``self._vocab`` rather than build one."""
+
+    _vocab = None
+    _vocab_from_run = False
+
+    def make_vocabulary(self, hp):
+        raise NotImplementedError
+
+    def is_vocabulary(self, value):
+        raise NotImplementedError
+
+    def train(self, hp, run_dir, *, resume=False, progress=True):
+        from lstmzoo.checkpoint import write_json
+        self._vocab_from_run = False
+        self._vocab = self.make_vocabulary(hp)
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        write_json(Path(run_dir) / VOCAB, self._vocab)
+        self._vocab_from_run = True
+        try:
+            return super().train(hp, run_dir, resume=resume, progress=progress)
+        finally:
+            self._vocab_from_run = False
+
+    def restore(self, run_dir, weights="best", device=None):
+        from lstmzoo.checkpoint import CheckpointError, read_json
+        path = Path(run_dir) / VOCAB
+        if (Path(run_dir) / "config.json").is_file() and not path.is_file():
+            raise CheckpointError(f"{run_dir} has no {VOCAB}: {self.name} needs the vocabulary of its run")
+        if path.is_file():
+            value = read_json(path)
+            if not self.is_vocabulary(value):
+                raise CheckpointError(f"{path} is not a {self.name} vocabulary")
+            self._vocab, self._vocab_from_run = value, True
+        return super().restore(run_dir, weights=weights, device=device)
