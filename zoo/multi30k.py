@@ -24,7 +24,7 @@ import numpy as np
 
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, Recipe
 
-from .vocabulary import RunVocabulary
+from .vocabulary import RunVocabulary, input_lines
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
@@ -322,23 +322,7 @@ class Multi30kEnDe(RunVocabulary, Recipe):
     # ---------------------------------------------------------------------------------------- predict
     def predict(self, model, hp, out_dir, *, input=None):
         """The German translation of the English ``input``, or of each line of the file it names."""
-        from pathlib import Path
-        if input is None or not str(input).strip():
-            raise ValueError("multi30k-en-de needs a non-empty English sentence (or a file of lines) as --input")
-        lines, source = [str(input).strip()], "text"
-        path = Path(str(input))
-        try:
-            is_file = path.is_file()
-        except OSError:
-            is_file = False
-        if is_file:
-            try:
-                lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            except (OSError, UnicodeDecodeError) as error:
-                raise ValueError(f"{path} cannot be read as UTF-8 text ({error})") from None
-            if not lines:
-                raise ValueError(f"{path} holds no text (give one sentence per line)")
-            source = str(path)
+        lines, source = input_lines(input, self.name, what="English sentence")
         translations = self.translate(model, self.encode_source(lines), hp, beam_width=hp["beam_width"])
         return {"input": source, "translations": [{"source": s, "translation": t}
                                                   for s, t in zip(lines, translations)]}

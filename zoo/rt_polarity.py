@@ -33,7 +33,7 @@ from .classification import (
     SequenceSet,
     classification_hyperparameters,
 )
-from .vocabulary import RunVocabulary
+from .vocabulary import RunVocabulary, input_lines
 
 SPLIT_SEED = 20140825          # fixes the test split (and the cross-validation folds); not the training seed
 TEST_FRACTION = 0.1
@@ -346,23 +346,7 @@ class RtPolarity(RunVocabulary, ClassificationRecipe):
     # ---------------------------------------------------------------------------------------- predict
     def predict(self, model, hp, out_dir, *, input=None):
         """The polarity of the text ``input``, or of each line of the file it names."""
-        from pathlib import Path
-        if input is None or not str(input).strip():
-            raise ValueError("rt-polarity needs a non-empty text (or a file of lines) as --input")
-        lines, source = [str(input)], "text"
-        path = Path(str(input))
-        try:
-            is_file = path.is_file()
-        except OSError:
-            is_file = False
-        if is_file:
-            try:
-                lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
-            except OSError as error:
-                raise ValueError(f"{path} cannot be read ({error.strerror or error})") from None
-            if not lines:
-                raise ValueError(f"{path} holds no text (give one sentence per line)")
-            source = str(path)
+        lines, source = input_lines(input, self.name, errors="replace")
         results = []
         for line in lines:
             tokens = tokenize(line)

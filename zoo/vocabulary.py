@@ -1,4 +1,5 @@
-"""A vocabulary built from the training data, kept in the run folder.
+"""Text recipes' shared pieces: a vocabulary built from the training data and kept in the run folder, and
+reading ``predict``'s text input.
 
 A recipe whose model is sized by a vocabulary (words, characters) builds it from the training split when it
 trains; ``evaluate``, ``predict`` and ``generate`` must rebuild exactly that model from the run folder alone,
@@ -48,3 +49,28 @@ class RunVocabulary:
                 raise CheckpointError(f"{path} is not a {self.name} vocabulary")
             self._vocab, self._vocab_from_run = value, True
         return super().restore(run_dir, weights=weights, device=device)
+
+
+def input_lines(input, recipe, what="text", errors="strict"):
+    """``(lines, source)`` of a text recipe's ``predict`` input: the text itself, or the non-empty lines
+    (stripped) of the UTF-8 file it names. ``what`` names the expected text in the error message;
+    ``errors="replace"`` reads undecodable bytes as U+FFFD instead of refusing the file. ValueError, one
+    sentence, for an empty text or an unreadable or empty file."""
+    if input is None or not str(input).strip():
+        raise ValueError(f"{recipe} needs a non-empty {what} (or a file of lines) as --input")
+    path = Path(str(input))
+    try:
+        is_file = path.is_file()
+    except OSError:     # a sentence too long to be a file name
+        is_file = False
+    if not is_file:
+        return [str(input).strip()], "text"
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8", errors=errors).splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} cannot be read as UTF-8 text") from None
+    except OSError as error:
+        raise ValueError(f"{path} cannot be read ({error.strerror or error})") from None
+    if not lines:
+        raise ValueError(f"{path} holds no text (give one sentence per line)")
+    return lines, str(path)
