@@ -238,6 +238,20 @@ class Seq2Seq(Module):
         hypotheses = [tokens for _, tokens in best]
         return (hypotheses, [float(score) for score, _ in best]) if return_scores else hypotheses
 
+    def alignments(self, src, src_lengths, hypotheses):
+        """For each hypothesis (a token list without ``</s>``), the source position each of its tokens attends to
+        most, under teacher forcing: a list of int arrays. It lets a caller put back, for an ``<unk>`` in the
+        output, the source word it was translated from (Luong et al. 2015's unknown-word replacement)."""
+        from .batching import pad_sequences
+        tgt_in, lengths = pad_sequences([np.asarray([self.bos, *list(h)[:-1]], dtype=np.int64) for h in hypotheses],
+                                        pad_value=self.pad)
+        with _evaluating(self):
+            keys, state = self.encode(src, src_lengths)
+            h, _ = self.decoder(self.tgt_embedding(self.xp.asarray(tgt_in)), state, lengths=lengths)
+            _, weights = self.attention(self.xp.ascontiguousarray(h.transpose(1, 0, 2)), keys, src_lengths)
+        best = to_numpy(weights).argmax(axis=2)
+        return [best[b, :len(h)] for b, h in enumerate(hypotheses)]
+
     def log_likelihood(self, src, src_lengths, hypotheses, ended=True):
         """``log P(hypothesis + </s> | source)`` of each token list (without ``</s>`` when ``ended`` is
         False) under teacher forcing: NumPy float64 ``[B]``."""

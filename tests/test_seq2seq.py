@@ -173,6 +173,26 @@ def test_greedy_decode_is_the_teacher_forced_argmax_of_its_own_output(seed):
         assert teacher_forced_argmax(model, src, lengths, hypothesis, row)[:len(expected)] == expected
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_alignments_are_the_attention_argmax_of_each_decoding_step(seed):
+    """Teacher-forced alignments equal the most-attended source position at each step of decoding the same
+    tokens one by one (the attention weights recomputed from the decoder state of every step)."""
+    model = tiny_model(seed).eval()
+    src, lengths, *_ = tiny_batch(seed)
+    hypotheses = [list(h) or [EOS] for h in model.greedy_decode(src, lengths, max_len=6)]
+    aligned = model.alignments(src, lengths, hypotheses)
+    keys, state = model.encode(src, lengths)
+    for row, hypothesis in enumerate(hypotheses):
+        step_state = tuple(s[:, row:row + 1] for s in state)
+        previous = BOS
+        for position, token in enumerate(hypothesis):
+            h, step_state = model.decoder(model.tgt_embedding(np.array([[previous]])), step_state)
+            _, weights = model.attention(h.transpose(1, 0, 2), keys[row:row + 1], lengths[row:row + 1])
+            assert aligned[row][position] == int(np.argmax(weights[0, 0]))
+            assert aligned[row][position] < lengths[row]
+            previous = token
+
+
 def normalised(model, src, lengths, hypotheses, max_len, alpha):
     """Each hypothesis's log-probability (with </s> when it ended before max_len) over GNMT's lp."""
     scores = []

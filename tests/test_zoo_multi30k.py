@@ -6,7 +6,7 @@ import sys
 
 import pytest
 from helpers import run
-from lstmzoo.zoo.multi30k import SPECIALS, Multi30kEnDe, bleu_scores, build_vocab, detokenize, tokenize
+from lstmzoo.zoo.multi30k import SPECIALS, TOKENIZER, Multi30kEnDe, bleu_scores, build_vocab, detokenize, tokenize
 
 TINY = ("--set", "limit=200", "--set", "eval_limit=30", "--set", "embedding_dim=8", "--set", "encoder_hidden=8",
         "--set", "decoder_hidden=16", "--set", "beam_width=2")
@@ -97,3 +97,27 @@ def test_train_evaluate_predict(mirror, tmp_path):
                                             code=2).output
     (out / "vocab.json").unlink()
     assert "vocab.json" in run("evaluate", "multi30k-en-de", "--checkpoint", out, code=2).output
+
+
+class _Echo:
+    """A stand-in model: decodes every sentence to ``<unk> ist <unk>`` and aligns those tokens with the source
+    positions ``alignment``, so that ``translate``'s unknown-word replacement can be checked exactly."""
+    import numpy as xp
+
+    def __init__(self, alignment):
+        self.alignment = alignment
+
+    def greedy_decode(self, src, lengths):
+        return [[1, 4, 1] for _ in lengths]
+
+    def alignments(self, src, lengths, hypotheses):
+        return [self.alignment for _ in hypotheses]
+
+
+@pytest.mark.parametrize("replace, expected", [(True, "Anna ist 42"), (False, "<unk> ist <unk>")])
+def test_unknown_words_become_the_source_words_they_attend_to(replace, expected):
+    recipe = Multi30kEnDe()
+    recipe._vocab = {"tokenizer": TOKENIZER, "lowercase": False, "src": [*SPECIALS, "is"],
+                     "tgt": [*SPECIALS, "ist"]}
+    hp = {**recipe.resolve(), "replace_unk": replace}
+    assert recipe.translate(_Echo([0, 1, 2]), ["Anna is 42"], hp, beam_width=1) == [expected]
