@@ -183,10 +183,10 @@ def main(argv=None):
         records = [run_recipe(recipe, args.seeds, overrides, runs_dir, log=lambda line: print(line, file=sys.stderr),
                               resume=args.resume)
                    for recipe in recipes]
-    write_results(args.results, records, add=args.add_seeds)
+    merged = write_results(args.results, records, add=args.add_seeds)
     print(f"wrote {args.results}", file=sys.stderr)
     for record in records:
-        print(table_row(record))
+        print(table_row(merged[record["recipe"]]))
 
 
 if __name__ == "__main__":

@@ -138,7 +138,8 @@ class TinyShakespeare(RunVocabulary, Recipe):
     measured = ("val loss 1.4378 nats/char (2.074 bits/char, perplexity 4.21) with seed 0 (`lstmzoo train "
                 "tinyshakespeare --seed 0`): 1,728 s for the 6 epochs (167-347 s each, val loss 1.657 / 1.534 / 1.493 / "
                 "1.463 / 1.445 / 1.438) on 2 shared, loaded CPU cores, one thread (NUMBA_NUM_THREADS=1); scored as one "
-                "stream (eval_batch_size=1) the same model gives 1.4368; nanoGPT's baby GPT: 1.4697")
+                "stream (eval_batch_size=1) the same model gives 1.4368; seeds 0/1/2: 1.438 / 1.436 / 1.442 "
+                "(benchmarks/zoo.py, 2026-11-24); nanoGPT's baby GPT: 1.4697")
     preprocessing = ("characters as indices (vocabulary: the whole text's 65 characters, sorted; saved as vocab.json "
                      "in the run folder); first 90 % train, last 10 % validation (nanoGPT's split); truncated BPTT "
                      "windows over contiguous streams")
