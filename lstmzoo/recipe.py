@@ -296,6 +296,22 @@ class Recipe:
                 if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
 
+def read_input_file(input, what):
+    """The bytes of the file a user named as ``predict``'s input; ValueError, one sentence saying to give
+    ``what``, when it is not a file, cannot be read or is empty."""
+    from pathlib import Path
+    path = Path(input)
+    if not path.is_file():
+        raise ValueError(f"{input} is not a file (give {what})")
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"{input} cannot be read ({error.strerror or error})") from None
+    if not raw.strip():
+        raise ValueError(f"{input} is empty")
+    return raw
+
+
 def contract_problems(recipe):
     """Why ``recipe`` (an instance) breaks the contract, as a list of short phrases (empty when it holds)."""
     if not isinstance(recipe, Recipe):

@@ -1,5 +1,6 @@
 """What several test modules share: where the dataset copies are, and running the CLI in-process."""
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ from click.testing import CliRunner
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"the dataset copies ({SHARED}) are absent here; "
                                                                  "CI always has them")
+needs_librosa = pytest.mark.skipif(importlib.util.find_spec("librosa") is None,
+                                   reason="librosa is not installed (pip install 'lstmzoo[audio]')")
 
 
 def run(*args, code=0):
@@ -32,3 +35,16 @@ def numeric_gradient(loss, array, eps=1e-6):
         array[index] = saved
         grad[index] = (plus - minus) / (2 * eps)
     return grad
+
+
+def write_wav(path, samples, rate, channels=1):
+    """A 16-bit PCM WAV of ``samples`` (floats in [-1, 1]) written with the standard library."""
+    import wave
+
+    import numpy as np
+    pcm = np.clip(np.asarray(samples) * 32767, -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm.tobytes())

@@ -2,14 +2,12 @@
 their features, the per-frame model's gradients, the scores, and train -> evaluate -> predict through the CLI on
 short runs."""
 
-import importlib.util
 import json
 import re
-import wave
 
 import numpy as np
 import pytest
-from helpers import SHARED, needs_shared, numeric_gradient, run
+from helpers import SHARED, needs_librosa, needs_shared, numeric_gradient, run, write_wav
 from lstmzoo.zoo.digit_strings import (
     MAX_DIGITS,
     MIN_DIGITS,
@@ -24,8 +22,6 @@ from lstmzoo.zoo.digit_strings import (
     string_scores,
 )
 
-needs_librosa = pytest.mark.skipif(importlib.util.find_spec("librosa") is None,
-                                   reason="librosa is not installed (pip install 'lstmzoo[audio]')")
 SMALL = {"val_strings": 12, "test_strings": 40}
 # A tiny run: the CLI's --set options.
 TINY = ["--epochs", "1", "--set", "hidden_size=8", "--set", "num_layers=1", "--set", "strings_per_epoch=64",
@@ -173,15 +169,6 @@ def test_pen_train_evaluate_predict(mirror, tmp_path):
     (tmp_path / "bad.json").write_text("[[1, 2]]")
     for bad in ("missing.txt", "empty.txt", "bad.json"):
         _one_line_error(run("predict", "pendigits-strings", "--checkpoint", out, "--input", tmp_path / bad, code=2))
-
-
-def write_wav(path, samples, rate):
-    pcm = np.clip(np.asarray(samples) * 32767, -32768, 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(pcm.tobytes())
 
 
 @needs_shared

@@ -6,7 +6,15 @@ import sys
 
 import pytest
 from helpers import run
-from lstmzoo.zoo.multi30k import SPECIALS, TOKENIZER, Multi30kEnDe, bleu_scores, build_vocab, detokenize, tokenize
+from lstmzoo.zoo.multi30k import (
+    SPECIALS,
+    TOKENIZER,
+    Multi30kEnDe,
+    bleu_scores,
+    build_vocab,
+    detokenize,
+    tokenize,
+)
 
 TINY = ("--set", "limit=200", "--set", "eval_limit=30", "--set", "embedding_dim=8", "--set", "encoder_hidden=8",
         "--set", "decoder_hidden=16", "--set", "beam_width=2")

@@ -1,7 +1,6 @@
 """spoken-digits: the FSDD archive loader on the real file (through the mirror), the WAV reader and MFCC features,
 and train -> evaluate -> predict through the CLI on a short run. Needs librosa (the `audio` extra)."""
 
-import importlib.util
 import json
 import re
 import sys
@@ -9,27 +8,13 @@ import wave
 
 import numpy as np
 import pytest
-from helpers import SHARED, run
+from helpers import SHARED, needs_librosa, run, write_wav
 
 ARCHIVE = SHARED / "free-spoken-digit-dataset" / "recordings.tar.gz"
 SPEAKERS = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
 
-needs_librosa = pytest.mark.skipif(importlib.util.find_spec("librosa") is None,
-                                   reason="librosa is not installed (pip install 'lstmzoo[audio]')")
 needs_shared = pytest.mark.skipif(not ARCHIVE.is_file(), reason=f"the dataset copies ({SHARED}) are absent here; "
                                                                  "CI always has them")
-
-
-
-
-def write_wav(path, samples, rate, channels=1):
-    """A 16-bit PCM WAV written with the standard library."""
-    pcm = np.clip(np.asarray(samples) * 32767, -32768, 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(channels)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(pcm.tobytes())
 
 
 # ------------------------------------------------------------------------------------------- the data

@@ -33,7 +33,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, Recipe
+from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, Recipe, read_input_file
 
 _MNIST = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 SIZE, DIGIT = 64, 28                 # frame and digit side, pixels
@@ -128,13 +128,7 @@ class FreshBatches:
 def read_video(input):
     """``[T, 64, 64]`` float32 in [0, 1] from a .npy file (``[T, 64, 64]``, uint8 0-255 or floats in [0, 1]) or
     an animated GIF of 64x64 frames; ValueError (one sentence) for anything else."""
-    path = Path(input)
-    if not path.is_file():
-        raise ValueError(f"{input} is not a file (give an .npy array [frames, 64, 64] or an animated GIF)")
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ValueError(f"{input} cannot be read ({error.strerror or error})") from None
+    raw = read_input_file(input, "an .npy array [frames, 64, 64] or an animated GIF")
     if raw.startswith(b"\x93NUMPY"):
         try:
             video = np.load(io.BytesIO(raw), allow_pickle=False)

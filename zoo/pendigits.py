@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from lstmzoo.recipe import Anchor, DataFile, Hyperparameter
+from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, read_input_file
 
 from .classification import (
     ClassificationData,
@@ -251,29 +251,20 @@ def read_trajectory(input, segments=False):
     """``(strokes, description)`` of ``predict``'s input: JSON text, a JSON file, or a UNIPEN file of one
     digit. With ``segments``: ``(a list of each segment's strokes, description)``, and a UNIPEN file may hold
     several segments (JSON points are one)."""
-    from pathlib import Path
     text = input.strip()
     if text.startswith("["):
         strokes = read_points_json(_parse_json(text, "the --input text"), "the --input text")
         return ([strokes] if segments else strokes), "JSON points"
-    path = Path(input)
-    if not path.is_file():
-        raise ValueError(f"{input} is not a file (give a UNIPEN file, a JSON points file or JSON text)")
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ValueError(f"{input} cannot be read ({error.strerror or error})") from None
-    if not raw.strip():
-        raise ValueError(f"{input} is empty")
+    raw = read_input_file(input, "a UNIPEN file, a JSON points file or JSON text")
     if raw.lstrip().startswith(b"["):
-        strokes = read_points_json(_parse_json(raw, str(path)), str(path))
-        return ([strokes] if segments else strokes), str(path)
-    digits = read_unipen(raw, str(path))
+        strokes = read_points_json(_parse_json(raw, str(input)), str(input))
+        return ([strokes] if segments else strokes), str(input)
+    digits = read_unipen(raw, str(input))
     if segments:
-        return [digit.strokes for digit in digits], str(path)
+        return [digit.strokes for digit in digits], str(input)
     if len(digits) > 1:
         raise ValueError(f"{input} holds {len(digits)} digits; predict takes a file of one")
-    return digits[0].strokes, str(path)
+    return digits[0].strokes, str(input)
 
 
 def _parse_json(text, name):

@@ -30,7 +30,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from lstmzoo.recipe import Anchor, DataFile, Hyperparameter
+from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, read_input_file
 
 from .classification import (
     ClassificationData,
@@ -218,17 +218,7 @@ def read_wav(raw, name):
 
 def read_wav_file(path):
     """``read_wav`` of the file at ``path``; ValueError when it is missing or unreadable."""
-    from pathlib import Path
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path} is not a file (give a WAV file of one spoken digit)")
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ValueError(f"{path} cannot be read ({error.strerror or error})") from None
-    if not raw:
-        raise ValueError(f"{path} is empty")
-    return read_wav(raw, str(path))
+    return read_wav(read_input_file(path, "a WAV file of one spoken digit"), str(path))
 
 
 # ------------------------------------------------------------------------------------------- features
