@@ -96,15 +96,18 @@ def test_named_digits_handles_a_repeated_digit():
 
 
 # ------------------------------------------------------------------------------------------- the models
-@pytest.mark.parametrize("kind", ["predictor", "classifier"])
+@pytest.mark.parametrize("kind", ["predictor", "displacement", "classifier"])
 def test_video_models_match_finite_differences(kind):
-    from lstmzoo.zoo.video_models import FuturePredictor, VideoClassifier
+    from lstmzoo.zoo.video_models import DisplacementPredictor, FuturePredictor, VideoClassifier
 
     from lstmzoo.nn import BCEWithLogitsLoss
     rng = np.random.default_rng(3)
     if kind == "predictor":     # frames [T, B, pixels]
         model, x, target = FuturePredictor(6, 5, 3, future=3, dtype="float64"), rng.random((4, 2, 6)), \
             rng.random((3, 2, 6))
+    elif kind == "displacement":     # 4x4 frames, 2 layers moved by 3x3 kernels
+        model, x, target = DisplacementPredictor(4, 5, 3, future=3, layers=2, kernel_size=3, eps=0.05,
+                                                 dtype="float64"), rng.random((4, 2, 16)), rng.random((3, 2, 16))
     else:                       # frames [T, B, patches, pixels]
         model, x, target = VideoClassifier(6, 5, 3, 4, dtype="float64"), rng.random((4, 2, 3, 6)), \
             rng.random((2, 4))

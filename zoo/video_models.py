@@ -94,3 +94,108 @@ class FuturePredictor(Module):
         dh_n = dh0 + d_input.sum(axis=0, keepdims=True)
         d_features = self.reader.backward(xp.zeros(self._shape, dtype=dout.dtype), dh_n=dh_n, dc_n=dc0)
         return self.encoder.backward(d_features)
+
+
+def _softmax(z, axis):
+    xp = array_module(z)
+    e = xp.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _softmax_backward(p, dp, axis):
+    return p * (dp - (dp * p).sum(axis=axis, keepdims=True))
+
+
+class DisplacementPredictor(Module):
+    """Finn et al. 2016's CDNA transform driven by the FC-LSTM encoder-predictor of ``FuturePredictor``.
+
+    Rather than drawing each future frame's 4,096 pixels from a Linear layer (which must learn every digit at
+    every position, and blurs), the model moves what it saw. From the reader LSTM's final state a Linear layer
+    gives a per-pixel softmax over ``layers`` masks that split the last input frame into that many layers (one
+    per moving object: two digits here). At each future step the predictor LSTM gives, through a Linear layer
+    and a softmax, one ``kernel_size`` x ``kernel_size`` displacement kernel per layer
+    (``lstmzoo.nn.displace``); each layer moves on from where the previous step left it. A frame is its layers
+    combined as ``1 - prod(1 - layer)`` (a soft maximum: the generator combines digits by maximum), squeezed
+    into ``[eps, 1 - eps]`` and returned as logits, so the loss, metric and callers are those of
+    ``FuturePredictor``.
+    """
+
+    def __init__(self, side, embed_size, hidden_size, future, layers=2, kernel_size=9, eps=0.01, dtype="float32",
+                 device="cpu"):
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
+        if not 0 < eps < 0.5:
+            raise ValueError(f"eps must lie in (0, 0.5), got {eps}")
+        if layers < 1:
+            raise ValueError(f"layers must be at least 1, got {layers}")
+        self.side, self.future, self.layers = int(side), int(future), int(layers)
+        self.kernel_size, self.eps = int(kernel_size), float(eps)
+        self.encoder = frame_encoder(side * side, embed_size, dtype, device)
+        self.reader = LSTM(embed_size, hidden_size, dtype=dtype, device=device)
+        self.predictor = LSTM(hidden_size, hidden_size, dtype=dtype, device=device)
+        self.masks = Linear(hidden_size, layers * side * side, dtype=dtype, device=device)
+        self.kernels = Linear(hidden_size, layers * kernel_size ** 2, dtype=dtype, device=device)
+        # Start near "stay still": the kernels' logits a Gaussian bump (1.5 pixels wide) around no shift.
+        xp, bias = self.kernels.xp, self.kernels.parameters()["bias"]
+        shift = xp.arange(kernel_size, dtype=bias.dtype) - kernel_size // 2
+        bump = -(shift[:, None] ** 2 + shift[None, :] ** 2) / (2 * 1.5 ** 2)
+        bias[...] = xp.tile(bump.reshape(-1), layers)
+        self._cache = None
+
+    def forward(self, x):
+        xp = array_module(x)
+        steps, batch, pixels = x.shape
+        side, layers, size = self.side, self.layers, self.kernel_size
+        if pixels != side * side:
+            raise ValueError(f"frames have {pixels} pixels, the model expects {side}x{side}")
+        y, (h_n, c_n) = self.reader(self.encoder(x))
+        hidden, _ = self.predictor(xp.broadcast_to(h_n, (self.future,) + h_n.shape[1:]).copy(), state=(h_n, c_n))
+        masks = _softmax(self.masks(h_n[-1]).reshape(batch, layers, side, side), axis=1)
+        kernels = _softmax(self.kernels(hidden).reshape(self.future, batch * layers, size * size), axis=-1)
+        kernels = kernels.reshape(self.future, batch * layers, size, size)
+
+        from lstmzoo.nn.displace import displace
+        last = x[-1].reshape(batch, 1, side, side)
+        moved = [(masks * last).reshape(batch * layers, side, side)]
+        for step in range(self.future):
+            moved.append(displace(moved[-1], kernels[step]))
+        moved = xp.stack(moved).reshape(self.future + 1, batch, layers, side, side)
+        probability = 1 - xp.prod(1 - moved[1:], axis=2)
+        squeezed = self.eps + (1 - 2 * self.eps) * probability
+        self._cache = (y.shape, last, masks, kernels, moved, squeezed) if self.training else None
+        return (xp.log(squeezed) - xp.log1p(-squeezed)).reshape(self.future, batch, pixels)
+
+    def backward(self, dout):
+        from lstmzoo.nn.displace import displace_backward
+        shape, last, masks, kernels, moved, squeezed = require_cache(self)
+        self._cache = None
+        xp = array_module(dout)
+        future, batch, layers, side = self.future, last.shape[0], self.layers, self.side
+        dprobability = dout.reshape(squeezed.shape) * ((1 - 2 * self.eps) / (squeezed * (1 - squeezed)))
+        complement = 1 - moved[1:]
+        dmoved = xp.empty_like(complement)
+        for layer in range(layers):
+            others = dprobability
+            for other in range(layers):
+                if other != layer:
+                    others = others * complement[:, :, other]
+            dmoved[:, :, layer] = others
+        dmoved = dmoved.reshape(future, batch * layers, side, side)
+        moved = moved.reshape(future + 1, batch * layers, side, side)
+        dkernels = xp.empty_like(kernels)
+        dlayer = xp.zeros_like(dmoved[0])
+        for step in reversed(range(future)):
+            dlayer, dkernels[step] = displace_backward(moved[step], kernels[step], dmoved[step] + dlayer)
+        dmasks = dlayer.reshape(batch, layers, side, side) * last
+        dh_masks = self.masks.backward(_softmax_backward(masks, dmasks, axis=1).reshape(batch, -1))
+        flat = kernels.reshape(future, batch * layers, -1)
+        dflat = _softmax_backward(flat, dkernels.reshape(flat.shape), axis=-1)
+        d_input = self.predictor.backward(self.kernels.backward(dflat.reshape(future, batch, -1)))
+        dh0, dc0 = self.predictor.initial_state_grad
+        dh_n = dh0 + d_input.sum(axis=0, keepdims=True) + dh_masks[None]
+        d_features = self.reader.backward(xp.zeros(shape, dtype=dout.dtype), dh_n=dh_n, dc_n=dc0)
+        dx = self.encoder.backward(d_features)
+        # The last frame also feeds the layers directly.
+        dx[-1] += (dlayer.reshape(batch, layers, side, side) * masks).sum(axis=1).reshape(batch, -1)
+        return dx
