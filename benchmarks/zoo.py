@@ -5,11 +5,14 @@
     python benchmarks/zoo.py daily-min-temperatures --runs runs/zoo # keep the run folders
     python benchmarks/zoo.py tinyshakespeare --seeds 1 --add-seeds  # add seed 1 to the row of seed 0
     python benchmarks/zoo.py multi30k-en-de --runs runs/zoo --resume  # continue the runs kept in runs/zoo
+    python benchmarks/zoo.py tinyshakespeare --baselines            # add the baseline to the recorded runs
 
 Each run goes through the code `lstmzoo train RECIPE --seed S` runs (``Recipe.train``, then ``Recipe.evaluate``
 on the test split) in a run folder of its own. A row reports the recipe's target metric with the first seed,
 its spread over the seeds, the anchor, the target and whether every seed met it, the recipe's non-LSTM
 baseline measured on the same data in the same run (``Recipe.baseline``), and the training time here.
+``--baselines`` recomputes the baselines of the runs already recorded for the named recipes, on the data each
+run's settings load, without training; such a row says so and when.
 
 Rows of recipes not run this time are kept from the existing file: the table is rebuilt from the JSON record at
 its end, and the file is replaced atomically. Set LSTMZOO_MIRROR (e.g. to ../shared/datasets) to read the
@@ -33,7 +36,7 @@ from lstmzoo.registry import get_recipe, list_recipes
 RESULTS = Path(__file__).resolve().parents[1] / "zoo" / "RESULTS.md"
 RECORD_START, RECORD_END = "<!-- zoo-results", "-->"
 COLUMNS = ("recipe", "metric", "value", "spread over seeds", "anchor (source)", "target", "met",
-           "non-LSTM baseline (same run)", "training time", "reproduce")
+           "non-LSTM baseline (same test split)", "training time", "reproduce")
 
 
 def run_recipe(recipe, seeds, overrides, runs_dir, log=print, resume=False):
@@ -66,6 +69,27 @@ def run_recipe(recipe, seeds, overrides, runs_dir, log=print, resume=False):
             "date": datetime.date.today().isoformat(), "machine": machine(), "lstmzoo": __version__}
 
 
+def recorded_settings(record):
+    """The ``--set`` overrides of a record's command, as ``{name: text}``."""
+    words = record["command"].split()
+    return dict(words[i + 1].split("=", 1) for i, word in enumerate(words) if word == "--set")
+
+
+def recompute_baselines(recipe, record, log=print):
+    """``{seed: Recipe.baseline}`` for each run of ``record``, on the data ``load_data`` gives for that run's seed
+    and recorded settings (nothing is trained)."""
+    baselines = {}
+    for run in record["runs"]:
+        hp = recipe.resolve({**recorded_settings(record), "seed": run["seed"]})
+        baselines[run["seed"]] = recipe.baseline(recipe.load_data(hp), hp)
+        log(f"{recipe.name} seed {run['seed']}: baseline {json.dumps(baselines[run['seed']])}")
+    return baselines
+
+
+def _stderr(line):
+    print(line, file=sys.stderr)
+
+
 def machine():
     return f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}, Python {platform.python_version()}"
 
@@ -95,6 +119,8 @@ def table_row(record):
         target = targets[0]["text"]
         met = ("yes" if targets[0]["met"] else "no") + (f" ({hits}/{len(runs)} seeds)" if len(runs) > 1 else "")
     baseline = ", ".join(f"{name} {_number(v)}" for name, v in first["baseline"].items()) or "none yet"
+    if record.get("baseline_date") and first["baseline"]:
+        baseline += f" (zoo.py --baselines, {record['baseline_date']})"
     times = [run["train_seconds"] for run in runs]
     timing = f"{times[0]:.0f} s" + (f" ({min(times):.0f}-{max(times):.0f} s over seeds)" if len(times) > 1 else "")
     cells = [f"`{record['recipe']}`", metric, value, spread, anchor_text, target, met, baseline, timing,
@@ -110,7 +136,10 @@ def render(records):
              ("Written by `python benchmarks/zoo.py` (do not edit by hand): each recipe trained with its defaults "
               "(`lstmzoo train RECIPE --seed S`) and evaluated on its test split. *value* is the first seed's; "
               "*met* counts the seeds whose run met the target; the baseline is the recipe's simple non-LSTM "
-              "forecast or classifier measured on the same test split; the training time includes loading the "
+              "forecast, classifier or model measured on the same test split (for tinyshakespeare: the validation "
+              "text its loss is on), by the same run or, where marked \"zoo.py --baselines, DATE\", on that "
+              "date by `python benchmarks/zoo.py RECIPE --baselines` on the data of the recorded run's seed and "
+              "settings, without training again; the training time includes loading the "
               "data and compiling the kernels (Numba), on a machine shared with other work (for a run resumed "
               "with --resume: the sum of its epochs' times)."), "",
              "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS),
@@ -143,7 +172,10 @@ def add_seeds(old, new):
                          "run every seed again instead of adding to it")
     seeds = {run["seed"] for run in new["runs"]}
     runs = sorted([run for run in old["runs"] if run["seed"] not in seeds] + new["runs"], key=lambda r: r["seed"])
-    return {**new, "runs": runs, "command": old["command"] if runs[0] in old["runs"] else new["command"]}
+    merged = {**new, "runs": runs, "command": old["command"] if runs[0] in old["runs"] else new["command"]}
+    if old.get("baseline_date") and runs[0] in old["runs"]:     # the row shows the first run's baseline
+        merged["baseline_date"] = old["baseline_date"]
+    return merged
 
 
 def write_results(path, new_records, add=False):
@@ -158,10 +190,26 @@ def write_results(path, new_records, add=False):
     return records
 
 
+def write_baselines(path, baselines, date):
+    """Store ``baselines`` (``{recipe: (the record's command, {seed: baseline})}``) in the runs recorded in the
+    file at ``path``, re-read now, with ``baseline_date`` ``date``, and replace the file atomically. ValueError
+    when a row is missing or was replaced (another command or other seeds) since the baselines were computed."""
+    records = read_records(path)
+    for name, (command, by_seed) in baselines.items():
+        record = records.get(name)
+        if record is None or record["command"] != command or {r["seed"] for r in record["runs"]} != set(by_seed):
+            raise ValueError(f"the row of {name} in {path} changed while its baselines were computed: run "
+                             "--baselines again")
+        records[name] = {**record, "runs": [{**run, "baseline": by_seed[run["seed"]]} for run in record["runs"]],
+                         "baseline_date": date}
+    atomic_write_bytes(Path(path), render(records).encode())
+    return records
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipes", nargs="*", help="recipe names (default: every installed recipe)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to train with (default: 0)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds to train with (default: 0)")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"table to write (default: {RESULTS})")
     parser.add_argument("--runs", type=Path, help="keep the run folders here (default: a temporary folder)")
     parser.add_argument("--resume", action="store_true",
@@ -171,22 +219,48 @@ def main(argv=None):
                              "(to spread long runs over several processes)")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                         help="override a hyperparameter of every recipe run (for quick checks, not for the table)")
+    parser.add_argument("--baselines", action="store_true",
+                        help="train nothing: recompute the non-LSTM baselines of the runs already recorded for "
+                             "the named recipes (with each row's seeds and settings) and store them in the table")
     args = parser.parse_args(argv)
     overrides = dict(setting.split("=", 1) for setting in args.settings)
     recipes = [get_recipe(name) for name in args.recipes] if args.recipes else list_recipes()
+    if args.baselines:
+        return main_baselines(parser, args, recipes)
     with tempfile.TemporaryDirectory(prefix="lstmzoo-zoo-") as scratch:
         runs_dir = args.runs or Path(scratch)
         if args.resume and not args.runs:
             parser.error("--resume continues the run folders in --runs: name it")
         if args.runs and not args.resume and any(any(runs_dir.glob(f"{r.name}-seed*")) for r in recipes):
             parser.error(f"{runs_dir} already holds runs of these recipes: choose another --runs, or --resume them")
-        records = [run_recipe(recipe, args.seeds, overrides, runs_dir, log=lambda line: print(line, file=sys.stderr),
-                              resume=args.resume)
+        records = [run_recipe(recipe, args.seeds or [0], overrides, runs_dir, log=_stderr, resume=args.resume)
                    for recipe in recipes]
     merged = write_results(args.results, records, add=args.add_seeds)
     print(f"wrote {args.results}", file=sys.stderr)
     for record in records:
         print(table_row(merged[record["recipe"]]))
+
+
+def main_baselines(parser, args, recipes):
+    if not args.recipes:
+        parser.error("--baselines needs the names of the recipes whose rows to complete")
+    if args.settings or args.runs or args.resume or args.add_seeds or args.seeds:
+        parser.error("--baselines uses each row's recorded seeds and settings: drop --seeds, --set, --runs, "
+                     "--resume and --add-seeds")
+    records = read_records(args.results)
+    missing = [recipe.name for recipe in recipes if recipe.name not in records]
+    if missing:
+        parser.error(f"{args.results} has no row of {', '.join(missing)} to add a baseline to: train it first")
+    baselines = {recipe.name: (records[recipe.name]["command"],
+                               recompute_baselines(recipe, records[recipe.name], log=_stderr))
+                 for recipe in recipes}
+    try:
+        merged = write_baselines(args.results, baselines, datetime.date.today().isoformat())
+    except ValueError as error:
+        parser.error(str(error))
+    print(f"wrote {args.results}", file=sys.stderr)
+    for name in baselines:
+        print(table_row(merged[name]))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ against exact shifts and finite differences, and the errors for bad shapes."""
 import numpy as np
 import pytest
 from helpers import numeric_gradient
+
 from lstmzoo.nn.displace import displace, displace_backward, displace_backward_reference, displace_reference
 
 

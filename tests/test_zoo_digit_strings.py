@@ -11,6 +11,7 @@ from helpers import SHARED, needs_librosa, needs_shared, numeric_gradient, run, 
 from lstmzoo.zoo.digit_strings import (
     MAX_DIGITS,
     MIN_DIGITS,
+    DigitStringRecipe,
     PenDigitStrings,
     SpokenDigitStrings,
     Units,
@@ -19,6 +20,7 @@ from lstmzoo.zoo.digit_strings import (
     lay_out,
     stack_frames,
     string_features,
+    string_hyperparameters,
     string_scores,
 )
 
@@ -213,6 +215,69 @@ def test_spoken_train_evaluate_predict(mirror, tmp_path):
     for bad in ("missing.wav", "text.wav"):
         _one_line_error(run("predict", "spoken-digit-strings", "--checkpoint", out, "--input", tmp_path / bad,
                             code=2))
+
+
+# ------------------------------------------------------------------------------------------ the baseline
+class _Points(DigitStringRecipe):
+    """Digits that are points on a line (digit d near 10 d); test digit ``wrong`` (a 3) lies where 7s do."""
+    name, error_metric, wrong = "points", "digit_error_rate", 13
+    hyperparameters = string_hyperparameters(hidden_size=4, num_layers=1, epochs=1, lr=0.01, batch_size=4,
+                                             dropout=0.0, strings_per_epoch=8)
+
+    def load_units(self, hp):
+        rng = np.random.default_rng(0)
+        labels = np.repeat(np.arange(10), 4)
+        train = Units(list(10.0 * labels + rng.uniform(-1, 1, 40)), labels, np.tile(["a", "b"], 20))
+        test_labels = np.arange(20) % 10
+        test_points = 10.0 * test_labels
+        test_points[self.wrong] = 70.0
+        return train, train, Units(list(test_points), test_labels, np.repeat(["c", "d"], 10))
+
+    def render(self, units, indices, hp, rng, train):
+        return np.zeros((len(indices), 1), dtype=np.float32)
+
+    def digit_features(self, units, hp):
+        return np.array(units.items)[:, None]
+
+
+def test_segmented_knn_classifies_each_digit_of_the_test_strings():
+    recipe = _Points()
+    hp = recipe.resolve({"val_strings": 5, "test_strings": 300})
+    data = recipe.load_data(hp)
+    result = recipe.baseline(data, hp)
+    hypotheses = [[7 if i == recipe.wrong else int(i % 10) for i in source] for source in data.test.sources]
+    rate, exact, _ = string_scores(data.test.targets, hypotheses)
+    assert result == {"segmented_knn_der": rate, "segmented_knn_sequence_accuracy": exact, "segmented_knn_k": 1}
+    assert 0 < rate < 0.2 and 0 < exact < 1
+    data.test.targets[0] = data.test.targets[0][::-1] + 1
+    with pytest.raises(ValueError, match="not built from"):
+        recipe.baseline(data, hp)
+
+
+@needs_shared
+def test_pen_segmented_knn_baseline(mirror):
+    recipe = PenDigitStrings()
+    hp = recipe.resolve(SMALL)
+    result = recipe.baseline(recipe.load_data(hp), hp)
+    assert set(result) == {"segmented_knn_cer", "segmented_knn_sequence_accuracy", "segmented_knn_k"}
+    assert 0 <= result["segmented_knn_cer"] < 0.1 and 0.6 < result["segmented_knn_sequence_accuracy"] <= 1
+    assert result["segmented_knn_k"] in (1, 2, 3, 4, 5)
+
+
+@needs_shared
+@needs_librosa
+def test_spoken_segmented_knn_baseline(mirror):
+    recipe = SpokenDigitStrings()
+    hp = recipe.resolve(SMALL)
+    data = recipe.load_data(hp)
+    features = recipe.digit_features(data.train, hp)
+    assert features.shape == (2400, 2 * 3 * 13) and np.isfinite(features).all()
+    # Scaled to peak 1: the level the strings give a recording does not change its features.
+    louder = Units([type(r)(r.digit, r.speaker, r.index, 0.3 * r.audio) for r in data.train.items[:5]],
+                   data.train.labels[:5], data.train.groups[:5])
+    np.testing.assert_allclose(recipe.digit_features(louder, hp), features[:5], rtol=1e-4, atol=1e-4)
+    result = recipe.baseline(data, hp)
+    assert 0 <= result["segmented_knn_der"] < 0.15 and result["segmented_knn_k"] in (1, 2, 3, 4, 5)
 
 
 def test_info_states_the_targets():

@@ -4,15 +4,19 @@ train -> evaluate -> predict through the CLI on a short run of a subset."""
 import json
 import sys
 
+import numpy as np
 import pytest
 from helpers import run
 from lstmzoo.zoo.multi30k import (
     SPECIALS,
     TOKENIZER,
     Multi30kEnDe,
+    Pairs,
+    TranslationData,
     bleu_scores,
     build_vocab,
     detokenize,
+    tfidf_nearest,
     tokenize,
 )
 
@@ -129,3 +133,40 @@ def test_unknown_words_become_the_source_words_they_attend_to(replace, expected)
                      "tgt": [*SPECIALS, "ist"]}
     hp = {**recipe.resolve(), "replace_unk": replace}
     assert recipe.translate(_Echo([0, 1, 2]), ["Anna is 42"], hp, beam_width=1) == [expected]
+
+
+# -------------------------------------------------------------------------------------- the baseline
+def test_tfidf_nearest_matches_a_dense_reference():
+    corpus = [s.split() for s in ("a dog runs", "a man rides a bike", "two dogs run in a park", "a a a man",
+                                  "children play", "a dog plays in the park")]
+    queries = [s.split() for s in ("a dog in the park", "man rides", "unseen words only", "dogs dogs run",
+                                   "a man rides a bike")]
+    words = sorted({w for tokens in corpus for w in tokens})
+    counts = np.array([[tokens.count(w) for w in words] for tokens in corpus], dtype=float)
+    idf = np.log((1 + len(corpus)) / (1 + (counts > 0).sum(axis=0))) + 1
+    documents = counts * idf
+    documents /= np.linalg.norm(documents, axis=1, keepdims=True)
+    asked = np.array([[tokens.count(w) for w in words] for tokens in queries], dtype=float) * idf
+    similarity = asked @ documents.T / np.maximum(np.linalg.norm(asked, axis=1, keepdims=True), 1e-12)
+    expected = similarity.argmax(axis=1)
+    assert tfidf_nearest(corpus, queries, block=2).tolist() == expected.tolist()
+    assert expected[2] == 0 and expected[4] == 1        # nothing known: the first; an exact copy: itself
+
+
+def test_retrieval_baseline_scores_like_the_target_metric():
+    english = ("A man rides a bike.", "Two dogs play in the snow.", "A woman sings on a stage.")
+    german = ("Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee.", "Eine Frau singt auf einer Bühne.")
+    train = Pairs([], [], english, german)
+    test = Pairs([], [], ("two DOGS play in snow", "a woman sings"), (german[1], "Eine Frau singt."))
+    result = Multi30kEnDe().baseline(TranslationData(train, train, test), Multi30kEnDe.resolve())
+    expected = bleu_scores([german[1], german[2]], test.tgt_text)["bleu"]
+    assert result["retrieval_bleu"] == pytest.approx(expected) and 0 < expected < 100
+    assert result["copy_source_bleu"] == pytest.approx(bleu_scores(list(test.src_text), test.tgt_text)["bleu"])
+
+
+def test_retrieval_baseline_on_test2016(mirror):
+    recipe = Multi30kEnDe()
+    hp = recipe.resolve({"limit": 3000, "eval_limit": 200})
+    result = recipe.baseline(recipe.load_data(hp), hp)
+    assert set(result) == {"retrieval_bleu", "copy_source_bleu"}
+    assert 2 < result["retrieval_bleu"] < 20 and result["copy_source_bleu"] < result["retrieval_bleu"]

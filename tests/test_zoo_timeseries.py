@@ -5,11 +5,13 @@ import importlib.util
 import json
 import math
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
 from helpers import SHARED, needs_shared, run
 
+from lstmzoo.recipe import Hyperparameter, Recipe
 from lstmzoo.registry import get_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,3 +167,69 @@ def test_zoo_script_resumes_kept_runs(zoo, tmp_path):
     rows = [json.loads(line) for line in (runs / "airline-passengers-seed0" / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2]
     assert run["train_seconds"] == pytest.approx(sum(row["seconds"] for row in rows), abs=0.1)
+
+
+class _Measured(Recipe):
+    """A recipe that only loads data and measures a baseline: its baseline shows the seed and setting it got."""
+    name = "a-recipe"
+    hyperparameters: ClassVar[dict] = {"scale": Hyperparameter(1.0, "multiplies the baseline")}
+
+    def load_data(self, hp):
+        return {"seed": hp["seed"], "scale": hp["scale"]}
+
+    def baseline(self, data, hp):
+        assert data["seed"] == hp["seed"]
+        return {"fake_rmse": 10 * data["scale"] + data["seed"]}
+
+    def train(self, *args, **kwargs):
+        raise AssertionError("--baselines must not train")
+
+
+def test_baselines_are_added_to_the_recorded_runs_without_training(zoo, tmp_path, monkeypatch, capsys):
+    import datetime
+    results = tmp_path / "RESULTS.md"
+    measured = _record("a-recipe", [2.0, 2.1], [True, True])
+    measured["command"] = "lstmzoo train a-recipe --seed 0 --set scale=2"
+    for run_ in measured["runs"]:
+        run_["baseline"] = {}
+    zoo.write_results(results, [measured, _record("b-recipe", [2.4], [False])])
+    assert "| none yet |" in results.read_text()
+    monkeypatch.setattr(zoo, "get_recipe", lambda name: _Measured() if name == "a-recipe" else get_recipe(name))
+    zoo.main(["a-recipe", "--baselines", "--results", str(results)])
+    records = zoo.read_records(results)
+    today = datetime.date.today().isoformat()
+    assert [run_["baseline"] for run_ in records["a-recipe"]["runs"]] == [{"fake_rmse": 20.0}, {"fake_rmse": 21.0}]
+    assert records["a-recipe"]["baseline_date"] == today and "baseline_date" not in records["b-recipe"]
+    assert [run_["metrics"] for run_ in records["a-recipe"]["runs"]] == [run_["metrics"] for run_ in measured["runs"]]
+    rows = [line for line in results.read_text().splitlines() if line.startswith("| `")]
+    assert f"| fake_rmse 20 (zoo.py --baselines, {today}) |" in rows[0]
+    assert "| persistence_rmse 2.5 |" in rows[1]                 # measured in its own run: not marked
+    assert "zoo.py --baselines, DATE" in results.read_text()      # the paragraph says what the mark means
+    assert f"fake_rmse 20 (zoo.py --baselines, {today})" in capsys.readouterr().out
+    # Seeds added later keep the mark while the first seed's baseline is the one shown; a new row drops it.
+    later = _record("a-recipe", [0.0, 0.0, 2.2], [True, True, True])
+    later["runs"], later["command"] = later["runs"][2:], "lstmzoo train a-recipe --seed 2 --set scale=2"
+    zoo.write_results(results, [later], add=True)
+    assert zoo.read_records(results)["a-recipe"]["baseline_date"] == today
+    zoo.write_results(results, [_record("a-recipe", [1.0], [True])])
+    rows = [line for line in results.read_text().splitlines() if line.startswith("| `")]
+    assert "| persistence_rmse 2.5 |" in rows[0] and "baseline_date" not in zoo.read_records(results)["a-recipe"]
+
+
+def test_baselines_refuse_missing_rows_other_options_and_changed_rows(zoo, tmp_path, monkeypatch, capsys):
+    results = tmp_path / "RESULTS.md"
+    zoo.write_results(results, [_record("b-recipe", [2.4], [False])])
+    before = results.read_text()
+    monkeypatch.setattr(zoo, "get_recipe", lambda name: _Measured())
+    for argv, message in ((["a-recipe"], "has no row of a-recipe to add a baseline to: train it first"),
+                          (["b-recipe", "--seeds", "1"], "uses each row's recorded seeds and settings"),
+                          (["b-recipe", "--set", "scale=3"], "uses each row's recorded seeds and settings"),
+                          ([], "needs the names of the recipes")):
+        with pytest.raises(SystemExit):
+            zoo.main([*argv, "--baselines", "--results", str(results)])
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert ": error: " in error and message in error
+    assert results.read_text() == before
+    with pytest.raises(ValueError, match="changed while"):       # another process re-ran the row meanwhile
+        zoo.write_baselines(results, {"b-recipe": ("lstmzoo train b-recipe --seed 1", {1: {}})}, "2026-01-01")
+    assert results.read_text() == before

@@ -152,3 +152,71 @@ def test_generate_refuses_other_recipes_and_missing_runs(tmp_path):
     assert "is not a language model" in result.stderr
     result = run("generate", "tinyshakespeare", "--checkpoint", tmp_path / "nothing", code=2)
     assert "not a run folder" in result.stderr
+
+
+# --------------------------------------------------------------------------------- the n-gram baseline
+def _reference_kneser_ney(tokens, order, vocab_size, history, char):
+    """P(char | history) of interpolated Kneser-Ney written out with dicts, one level at a time."""
+    from collections import Counter
+    tokens = [int(t) for t in tokens]
+
+    def grams(length):
+        return [tuple(tokens[i:i + length]) for i in range(len(tokens) - length + 1)]
+
+    def counts(length):
+        if length == order:
+            return Counter(grams(length))
+        return Counter(gram[1:] for gram in set(grams(length + 1)))      # distinct characters seen before
+
+    def probability(length):
+        if length == 0:
+            return 1 / vocab_size
+        lower = probability(length - 1)
+        if len(history) < length - 1:
+            return lower
+        context = tuple(history[len(history) - (length - 1):])
+        table = counts(length)
+        n1, n2 = sum(v == 1 for v in table.values()), sum(v == 2 for v in table.values())
+        discount = min(max(n1 / (n1 + 2 * n2), 0.05), 0.95) if n1 + 2 * n2 else 0.5
+        followers = {gram: v for gram, v in table.items() if gram[:-1] == context}
+        if not followers:
+            return lower
+        total = sum(followers.values())
+        return (max(followers.get((*context, char), 0) - discount, 0) + discount * len(followers) * lower) / total
+
+    return probability(order)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_ngram_matches_a_plain_kneser_ney_reference_and_normalises(order):
+    from lstmzoo.zoo.tinyshakespeare import CharNgram
+    vocab = "abcdr !"                     # "!" never occurs: it still gets a little probability
+    tokens = encode("abracadabra cab a bad dab abracadabra", vocab)
+    model = CharNgram(tokens, order, len(vocab))
+    for context in ("", "a", "abr", "ra", " c", "!!", "dd", "cab a"):
+        history = [vocab.index(c) for c in context]
+        p = model.distribution(history)
+        assert p.shape == (len(vocab),) and p.sum() == pytest.approx(1.0, abs=1e-12) and (p > 0).all()
+        expected = [_reference_kneser_ney(tokens, order, len(vocab), history, c) for c in range(len(vocab))]
+        np.testing.assert_allclose(p, expected, rtol=1e-12)
+    # loss: each character after the first given the ones before it in the same text.
+    text = encode("abrac dab", vocab)
+    expected = -np.mean([np.log(_reference_kneser_ney(tokens, order, len(vocab), list(text[:t]), text[t]))
+                         for t in range(1, len(text))])
+    assert model.loss(text) == pytest.approx(expected, rel=1e-12)
+
+
+@needs_shared
+def test_ngram_baseline_on_the_real_split(mirror):
+    from lstmzoo.zoo.tinyshakespeare import CharNgram
+    recipe = TinyShakespeare()
+    hp = recipe.resolve({"limit": 40000})
+    data = recipe.load_data(hp)
+    result = recipe.baseline(data, hp)
+    assert set(result) == {"ngram_val_loss", "ngram_order"} and 2 <= result["ngram_order"] <= 8
+    unigram = CharNgram(data["train"], 1, 65).loss(data["val"])
+    assert result["ngram_val_loss"] < unigram < np.log(65)
+    model = CharNgram(data["train"], result["ngram_order"], 65)
+    assert result["ngram_val_loss"] == pytest.approx(model.loss(data["val"]))
+    for start in (0, 500, 3000):          # real contexts, including ones never seen in training
+        assert model.distribution(data["val"][start:start + 10]).sum() == pytest.approx(1.0, abs=1e-12)

@@ -12,7 +12,8 @@ The model: a bidirectional LSTM over the feature frames, dropout, a linear layer
 = 0, digit d = d + 1), trained with the CTC loss. Validation decodes greedily (best path) and picks the epoch with
 the lowest validation error rate; the test split and ``predict`` use the prefix beam search (``beam_width``; 1 =
 greedy), and ``evaluate`` reports the greedy figures beside the beam's. The error rate is the summed edit
-distance over the summed reference length; sequence accuracy counts strings decoded exactly.
+distance over the summed reference length; sequence accuracy counts strings decoded exactly. The baseline
+measured beside it (``baseline``) is k-NN on each test string's digits one by one, told where they are.
 
 spoken-digit-strings: each recording's peak is scaled to a random level (0.3-0.9; recordings differ 30-fold in
 level) and the recordings are joined with pauses of 0-``max_gap`` s of faint Gaussian noise (also before the first
@@ -156,6 +157,10 @@ class DigitStringRecipe(Recipe):
         """``(features, details)`` of ``predict``'s ``input``; ValueError (one sentence) when it is unusable."""
         raise NotImplementedError
 
+    def digit_features(self, units, hp):
+        """``[len(units), F]`` fixed-length features of each single digit of ``units``, for ``baseline``."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------------------------ data
     def fixed_strings(self, units, count, seed, hp):
         """``count`` strings drawn and rendered one after another from one generator seeded with ``seed``, so
@@ -272,6 +277,29 @@ class DigitStringRecipe(Recipe):
         return (f"{self.error_metric.replace('_', ' ')} <= {self.anchor.value:g}",
                 metrics[self.error_metric] <= self.anchor.value)
 
+    def baseline(self, data, hp):
+        """Oracle-segmented k-NN: each test string's digits are classified one by one, the baseline being told
+        which single recording or trajectory each digit of the string is (the LSTM is not: it must find the
+        digits in the joined sequence), by k-nearest neighbours on fixed-length features of the whole digit
+        (``digit_features``, standardised with the training digits' statistics) with the training digits the
+        training strings are drawn from as neighbours, k chosen by leave-one-out on them. The digits of a
+        string are scored together as ``evaluate`` scores the LSTM's output: ``segmented_knn_der`` (digit error
+        rate) or ``segmented_knn_cer`` (character error rate) over the same test strings, the sequence
+        accuracy, and k."""
+        from .pendigits import knn_choose_k, knn_predictions
+        test = self.load_units(hp)[2]
+        if not all(np.array_equal(test.labels[s], t) for s, t in zip(data.test.sources, data.test.targets)):
+            raise ValueError(f"{self.name}: the test strings were not built from this recipe's test digits")
+        train_x, test_x = self.digit_features(data.train, hp), self.digit_features(test, hp)
+        mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-9
+        train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+        k, _ = knn_choose_k(train_x, data.train.labels)
+        predicted = knn_predictions(train_x, data.train.labels, test_x, ks=(k,))[k]
+        rate, sequence_accuracy, _ = string_scores(data.test.targets, [predicted[s] for s in data.test.sources])
+        initials = "".join(word[0] for word in self.error_metric.split("_"))
+        return {f"segmented_knn_{initials}": rate, "segmented_knn_sequence_accuracy": sequence_accuracy,
+                "segmented_knn_k": k}
+
     # -------------------------------------------------------------------------------- predict
     def predict(self, model, hp, out_dir, *, input=None):
         """The digits recognised in ``input`` (see ``predict_input``)."""
@@ -350,6 +378,17 @@ class SpokenDigitStrings(DigitStringRecipe):
         pieces.append(rng.normal(0, noise, rng.integers(0, int(hp["max_gap"] * SAMPLE_RATE) + 1)))
         audio = np.concatenate(pieces).astype(np.float32)
         return stack_frames(mfcc_features(audio, SAMPLE_RATE, hp["n_mfcc"]), hp["stack"])
+
+    def digit_features(self, units, hp):
+        """Each recording's mean and standard deviation over time of the MFCCs, deltas and delta-deltas (as
+        ``spoken-digits``' baseline), computed on the recording scaled to peak 1: the strings scale each
+        recording to a random peak level, which this undoes."""
+        def summary(audio):
+            raw = mfcc_features(audio / max(float(np.abs(audio).max()), 1e-6), SAMPLE_RATE, hp["n_mfcc"],
+                                normalise=False)
+            return np.concatenate([raw.mean(axis=0), raw.std(axis=0)])
+
+        return np.stack([summary(recording.audio) for recording in units.items]).astype(np.float64)
 
     def read_input(self, input, hp):
         audio, rate = read_wav_file(input)
@@ -459,6 +498,13 @@ class PenDigitStrings(DigitStringRecipe):
             digits = [distort_strokes(digit, rng, hp["augment"]) for digit in digits]
         gaps = rng.uniform(hp["min_gap"], hp["max_gap"], len(digits) - 1)
         return string_features(lay_out(digits, gaps), hp["points_per_height"])
+
+    def digit_features(self, units, hp):
+        """Each digit's strokes resampled to 8 points at equal arc-length spacing (``pendigits.resample``:
+        centred, scaled to [-1, 1] with the aspect kept), their x and y: the construction of UCI's 16-feature
+        version that ``pendigits``' k-NN baseline uses, applied to the same trajectories the strings are built
+        from."""
+        return np.stack([resample(strokes, 8)[:, :2].ravel() for strokes in units.items]).astype(np.float64)
 
     def read_input(self, input, hp):
         segments, source = read_trajectory(input, segments=True)

@@ -12,6 +12,9 @@ here sacreBLEU's ``13a`` tokeniser with ``lowercase=True`` on the detokenised ou
 references (``bleu``); also sacreBLEU's default cased, detokenised BLEU (``bleu_cased``). The test set is
 translated with beam search (``beam_width``, GNMT length penalty ``length_penalty``); the best epoch is picked
 by greedy-decoding BLEU on val.
+
+The baseline measured beside it (``baseline``): translation by retrieval (the German side of the training pair
+whose English side is nearest by TF-IDF cosine), and the English source copied unchanged, scored as ``bleu``.
 """
 
 import functools
@@ -139,6 +142,40 @@ def bleu_scores(hypotheses, references):
     sacrebleu = _sacrebleu()
     return {"bleu": sacrebleu.corpus_bleu(hypotheses, [list(references)], tokenize="13a", lowercase=True).score,
             "bleu_cased": sacrebleu.corpus_bleu(hypotheses, [list(references)]).score}
+
+
+def tfidf_nearest(corpus, queries, block=250):
+    """For each token list in ``queries``, the index of the most similar token list of ``corpus`` by cosine
+    similarity of TF-IDF vectors (raw counts times the smoothed idf ``ln((1 + N) / (1 + df)) + 1`` of the
+    corpus' N lists; words the corpus lacks are ignored); ties go to the earliest."""
+    from collections import Counter
+
+    import scipy.sparse
+    index = {}
+    for tokens in corpus:
+        for word in tokens:
+            index.setdefault(word, len(index))
+
+    def matrix(lists):
+        rows, cols, values = [], [], []
+        for row, tokens in enumerate(lists):
+            for word, count in Counter(w for w in tokens if w in index).items():
+                rows.append(row)
+                cols.append(index[word])
+                values.append(count)
+        return scipy.sparse.csr_matrix((values, (rows, cols)), shape=(len(lists), len(index)), dtype=np.float64)
+
+    counts = matrix(corpus)
+    idf = np.log((1 + len(corpus)) / (1 + np.bincount(counts.indices, minlength=len(index)))) + 1
+
+    def weighted(lists):
+        vectors = matrix(lists) @ scipy.sparse.diags(idf)
+        norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
+        return scipy.sparse.diags(1 / np.maximum(norms, 1e-12)) @ vectors
+
+    documents, asked = weighted(corpus).T.tocsr(), weighted(queries)
+    return np.concatenate([np.asarray((asked[start:start + block] @ documents).todense()).argmax(axis=1).ravel()
+                           for start in range(0, len(queries), block)])
 
 
 # -------------------------------------------------------------------------------------------- recipe
@@ -327,6 +364,18 @@ class Multi30kEnDe(RunVocabulary, Recipe):
 
     def target(self, metrics):
         return f"bleu >= {self.target_bleu:g}", metrics["bleu"] >= self.target_bleu
+
+    def baseline(self, data, hp):
+        """Translation by retrieval, scored like ``bleu`` (lower-cased 13a sacreBLEU against the same test
+        references): ``retrieval_bleu`` answers each test sentence with the German side of the training pair
+        whose English side is nearest by TF-IDF cosine (``tfidf_nearest`` over ``tokenize``'s lower-cased
+        tokens); ``copy_source_bleu`` answers with the English sentence unchanged."""
+        def tokens(lines):
+            return [tokenize(line, lowercase=True) for line in lines]
+
+        nearest = tfidf_nearest(tokens(data.train.src_text), tokens(data.test.src_text))
+        return {"retrieval_bleu": bleu_scores([data.train.tgt_text[i] for i in nearest], data.test.tgt_text)["bleu"],
+                "copy_source_bleu": bleu_scores(list(data.test.src_text), data.test.tgt_text)["bleu"]}
 
     # ---------------------------------------------------------------------------------------- predict
     def predict(self, model, hp, out_dir, *, input=None):

@@ -367,11 +367,18 @@ def knn_predictions(train_x, train_y, query_x, ks=KNN_KS, leave_one_out=False):
     return result
 
 
-def knn_baseline(train_x, train_y, test_x, test_y, ks=KNN_KS):
-    """k chosen by leave-one-out accuracy on the training set; the test accuracy for it and for every k."""
+def knn_choose_k(train_x, train_y, ks=KNN_KS):
+    """``(k, its accuracy)``: the k of ``ks`` with the best leave-one-out accuracy on the training set (the
+    smallest such k)."""
     chosen_by = {k: float(np.mean(p == train_y)) for k, p in
                  knn_predictions(train_x, train_y, train_x, ks, leave_one_out=True).items()}
     best_k = max(ks, key=lambda k: (chosen_by[k], -k))
+    return best_k, chosen_by[best_k]
+
+
+def knn_baseline(train_x, train_y, test_x, test_y, ks=KNN_KS):
+    """k chosen by leave-one-out accuracy on the training set; the test accuracy for it and for every k."""
+    best_k, loo_accuracy = knn_choose_k(train_x, train_y, ks)
     tested = {k: float(np.mean(p == test_y)) for k, p in knn_predictions(train_x, train_y, test_x, ks).items()}
-    return {"knn_accuracy": tested[best_k], "knn_k": best_k, "knn_loo_train_accuracy": chosen_by[best_k],
+    return {"knn_accuracy": tested[best_k], "knn_k": best_k, "knn_loo_train_accuracy": loo_accuracy,
             **{f"knn{k}_accuracy": tested[k] for k in ks}}

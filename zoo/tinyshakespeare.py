@@ -14,6 +14,9 @@ random offset below ``steps``, so the window boundaries move. ``evaluate`` runs 
 order the same way (``eval_batch_size`` streams) and scores the few characters left over by continuing the last
 stream, so every character after the first is predicted exactly once.
 
+The baseline measured beside it (``baseline``): an interpolated Kneser-Ney character n-gram model of the
+training text (``CharNgram``), its order chosen on the training text alone, scored on the same validation text.
+
 Language-model recipes offer ``generate(model, hp, prompt, length, *, temperature, top_k, rng)``, an iterator
 of text pieces (the prompt first, then one sampled character at a time) that ``lstmzoo generate`` streams.
 """
@@ -104,6 +107,89 @@ def loss_metrics(total, count, prefix=""):
     loss = total / count
     return {f"{prefix}loss": loss, f"{prefix}perplexity": float(np.exp(loss)),
             f"{prefix}bits_per_char": loss / np.log(2)}
+
+
+# ------------------------------------------------------------------------------------------ n-gram baseline
+NGRAM_ORDERS = range(1, 9)          # candidate orders of the baseline (65 ** 9 codes still fit in int64)
+
+
+def _codes(rows, vocab_size):
+    """The base-``vocab_size`` integer code of each row of character indices ``rows`` ``[N, k]`` (0 for k = 0)."""
+    return rows @ (vocab_size ** np.arange(rows.shape[1] - 1, -1, -1, dtype=np.int64))
+
+
+def _windows(tokens, length):
+    return np.lib.stride_tricks.sliding_window_view(tokens, length)
+
+
+class CharNgram:
+    """Interpolated Kneser-Ney character n-gram model (Chen & Goodman 1998, one discount per order,
+    ``n1 / (n1 + 2 n2)``) of ``tokens`` (int64 character indices below ``vocab_size``), interpolated down to the
+    uniform distribution, so every character keeps some probability and each context's distribution sums to 1.
+    The highest order counts n-grams; the lower orders count the distinct characters seen before them
+    (continuation counts); a context never seen falls back to the next lower order."""
+
+    def __init__(self, tokens, order, vocab_size):
+        if vocab_size ** order >= 2 ** 63:
+            raise ValueError(f"an order-{order} model of {vocab_size} characters overflows the int64 n-gram codes")
+        tokens = np.asarray(tokens, dtype=np.int64)
+        self.order, self.vocab_size = order, vocab_size
+        self.levels = []
+        for length in range(1, order + 1):
+            if length == order:
+                keys, counts = np.unique(_codes(_windows(tokens, length), vocab_size), return_counts=True)
+            else:
+                longer = np.unique(_codes(_windows(tokens, length + 1), vocab_size))
+                keys, counts = np.unique(longer % vocab_size ** length, return_counts=True)
+            contexts, owner = np.unique(keys // vocab_size, return_inverse=True)
+            n1, n2 = np.sum(counts == 1), np.sum(counts == 2)
+            # Kept inside (0, 1): a discount of 0 would leave unseen characters no probability at this level.
+            discount = float(min(max(n1 / (n1 + 2 * n2), 0.05), 0.95)) if n1 + 2 * n2 else 0.5
+            self.levels.append((keys, counts, contexts, np.bincount(owner, weights=counts),
+                                np.bincount(owner), discount))
+
+    def probabilities(self, history, targets):
+        """P(``targets[i]`` | ``history[i]``): ``history`` is ``[N, order - 1]`` preceding characters, the last
+        column the nearest, -1 where the text had not begun."""
+        history = np.asarray(history, dtype=np.int64).reshape(len(targets), self.order - 1)
+        targets = np.asarray(targets, dtype=np.int64)
+        p = np.full(len(targets), 1.0 / self.vocab_size)
+        for length, (keys, counts, contexts, totals, types, discount) in enumerate(self.levels, 1):
+            context = history[:, history.shape[1] - (length - 1):]
+            known = (context >= 0).all(axis=1)
+            code = _codes(np.maximum(context, 0), self.vocab_size)
+            at = np.minimum(np.searchsorted(contexts, code), len(contexts) - 1)
+            seen = known & (contexts[at] == code)
+            gram = code * self.vocab_size + targets
+            where = np.minimum(np.searchsorted(keys, gram), len(keys) - 1)
+            count = np.where(keys[where] == gram, counts[where], 0)
+            mixed = (np.maximum(count - discount, 0) + discount * types[at] * p) / totals[at]
+            p = np.where(seen, mixed, p)
+        return p
+
+    def history(self, tokens):
+        """``[len(tokens), order - 1]``: the characters before each of ``tokens`` (-1 before the start)."""
+        padded = np.concatenate([np.full(self.order - 1, -1, dtype=np.int64), np.asarray(tokens, dtype=np.int64)])
+        return _windows(padded, self.order - 1)[:len(tokens)]
+
+    def distribution(self, context):
+        """The next-character distribution (``[vocab_size]``) after the character indices ``context``."""
+        row = self.history(np.append(np.asarray(context, dtype=np.int64), 0))[-1]
+        return self.probabilities(np.tile(row, (self.vocab_size, 1)), np.arange(self.vocab_size))
+
+    def loss(self, tokens):
+        """Mean cross-entropy (nats) of each of ``tokens[1:]`` given the characters of ``tokens`` before it."""
+        tokens = np.asarray(tokens, dtype=np.int64)
+        return float(-np.log(self.probabilities(self.history(tokens)[1:], tokens[1:])).mean())
+
+
+def ngram_baseline(train, val, vocab_size, orders=NGRAM_ORDERS):
+    """The order in ``orders`` whose model of the first 90 % of ``train`` predicts the rest best, and the
+    validation loss of that order's model of the whole of ``train``."""
+    cut = int(len(train) * TRAIN_FRACTION)
+    held_out = {order: CharNgram(train[:cut], order, vocab_size).loss(train[cut:]) for order in orders}
+    order = min(held_out, key=held_out.get)
+    return {"ngram_val_loss": CharNgram(train, order, vocab_size).loss(val), "ngram_order": order}
 
 
 # -------------------------------------------------------------------------------------------- recipe
@@ -212,6 +298,13 @@ class TinyShakespeare(RunVocabulary, Recipe):
 
     def target(self, metrics):
         return "val loss <= 1.50 nats/char", metrics["loss"] <= 1.50
+
+    def baseline(self, data, hp):
+        """An interpolated Kneser-Ney character n-gram model (``CharNgram``) of the training text, its order
+        (1-8) chosen on the training text alone (fit on its first 90 %, scored on the rest): ``ngram_val_loss``,
+        its mean loss in nats per character over the same validation text and predictions as ``evaluate``'s
+        loss (each character after the first, given at most the ``order - 1`` before it)."""
+        return ngram_baseline(data["train"], data["val"], len(self._vocab))
 
     # ---------------------------------------------------------------------------------------- using it
     def _next_logits(self, model, tokens, state):
