@@ -145,7 +145,7 @@ class DisplacementPredictor(Module):
 
     def forward(self, x):
         xp = array_module(x)
-        steps, batch, pixels = x.shape
+        _, batch, pixels = x.shape
         side, layers, size = self.side, self.layers, self.kernel_size
         if pixels != side * side:
             raise ValueError(f"frames have {pixels} pixels, the model expects {side}x{side}")
