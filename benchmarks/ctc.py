@@ -9,8 +9,6 @@ an idle pause (lstmzoo.bench's timing). torch is given log-softmax outputs and b
 log-softmax, which lstmzoo's CTCLoss applies itself, so the two do the same work.
 """
 
-import argparse
-
 import numpy as np
 
 from lstmzoo import bench
@@ -42,35 +40,12 @@ def time_shape(torch, shape, repeats):
             scores.grad = None
             torch.nn.functional.ctc_loss(scores.log_softmax(2), tt, ti, tl, reduction="mean").backward()
         calls.append(theirs)
-    samples = [[] for _ in calls]
-    for _ in range(repeats):
-        for call, times in zip(calls, samples):
-            times.append(bench._time_after_idle(call))
-    return [float(np.median(t)) for t in samples]
+    return bench.median_times(calls, repeats)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1, help="threads for both libraries (default 1)")
-    parser.add_argument("--repeats", type=int, default=5, help="timings per shape, of which the median is shown")
-    args = parser.parse_args()
-    import numba
-    numba.set_num_threads(args.threads)
-    torch = bench._import_torch()
-    if torch is not None:
-        torch.set_num_threads(args.threads)
-    print(f"float32 scores, loss + gradient, median of {args.repeats} timings, {args.threads} thread(s); torch "
-          f"{torch.__version__ if torch is not None else 'not installed'}; load average before: "
-          f"{bench._load_average()}")
-    print()
-    print("| T | B | C | target length | lstmzoo ms | torch ms | lstmzoo / torch |")
-    print("|---|---|---|---|---:|---:|---:|")
-    for shape in SHAPES:
-        times = time_shape(torch, shape, args.repeats)
-        peer, ratio = (f"{times[1] * 1e3:.2f}", f"{times[0] / times[1]:.2f}") if len(times) > 1 else ("n/a", "n/a")
-        print(f"| {' | '.join(map(str, shape))} | {times[0] * 1e3:.2f} | {peer} | {ratio} |")
-    print()
-    print(f"load average after: {bench._load_average()}")
+def main(argv=None):
+    bench.peer_table(__doc__.splitlines()[0], "float32 scores, loss + gradient", ("T", "B", "C", "target length"), SHAPES, time_shape,
+                     argv)
 
 
 if __name__ == "__main__":

@@ -29,15 +29,22 @@ def displace_backward(x, kernels, dy_out):
     return dx_in, dkernels
 
 
+@njit(cache=True)
+def _padded(image, r):
+    """``image`` inside a zero border of ``r`` pixels: every shift then reads one unchecked, vectorisable row."""
+    height, width = image.shape
+    padded = np.zeros((height + 2 * r, width + 2 * r), dtype=image.dtype)
+    padded[r:r + height, r:r + width] = image
+    return padded
+
+
 @njit(**_JIT)
 def _displace(x, kernels, y):
     count, height, width = x.shape
     size = kernels.shape[1]
     r = size // 2
     for n in prange(count):
-        # A zero border of r pixels turns every shift into one unchecked, vectorisable row loop.
-        source = np.zeros((height + 2 * r, width + 2 * r), dtype=x.dtype)
-        source[r:r + height, r:r + width] = x[n]
+        source = _padded(x[n], r)
         for i in range(height):
             row = y[n, i]
             row[:] = 0
@@ -57,10 +64,7 @@ def _displace_backward(x, kernels, dy_out, dx_in, dkernels):
     size = kernels.shape[1]
     r = size // 2
     for n in prange(count):
-        source = np.zeros((height + 2 * r, width + 2 * r), dtype=x.dtype)
-        source[r:r + height, r:r + width] = x[n]
-        grad = np.zeros((height + 2 * r, width + 2 * r), dtype=x.dtype)
-        grad[r:r + height, r:r + width] = dy_out[n]
+        source, grad = _padded(x[n], r), _padded(dy_out[n], r)
         totals = np.zeros((size, size))
         for i in range(height):
             row = dx_in[n, i]

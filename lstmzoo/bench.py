@@ -133,3 +133,41 @@ def _time_after_idle(call):
     for _ in range(n):
         call()
     return (time.perf_counter() - start) / n
+
+
+def median_times(calls, repeats):
+    """The median seconds per call of each of ``calls``, timed ``repeats`` times, alternating between them."""
+    samples = [[] for _ in calls]
+    for _ in range(repeats):
+        for call, times in zip(calls, samples):
+            times.append(_time_after_idle(call))
+    return [float(np.median(times)) for times in samples]
+
+
+def peer_table(description, what, columns, shapes, time_shape, argv=None):
+    """``main`` of a script timing one lstmzoo operation against torch: parses ``--threads`` and ``--repeats``,
+    then prints a Markdown table, one row per shape (``columns`` name its fields) with lstmzoo's and torch's
+    median milliseconds and their ratio. ``time_shape(torch or None, shape, repeats)`` returns the medians
+    ``[ours]`` or ``[ours, torch's]``; ``what`` says what is timed."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--threads", type=int, default=1, help="threads for both libraries (default 1)")
+    parser.add_argument("--repeats", type=int, default=5, help="timings per shape, of which the median is shown")
+    args = parser.parse_args(argv)
+    import numba
+    numba.set_num_threads(args.threads)
+    torch = _import_torch()
+    if torch is not None:
+        torch.set_num_threads(args.threads)
+    print(f"{what}, median of {args.repeats} timings, {args.threads} thread(s); torch "
+          f"{torch.__version__ if torch is not None else 'not installed'}; load average before: {_load_average()}")
+    print()
+    print("| " + " | ".join(columns) + " | lstmzoo ms | torch ms | lstmzoo / torch |")
+    print("|" + "---|" * len(columns) + "---:|---:|---:|")
+    for shape in shapes:
+        times = time_shape(torch, shape, args.repeats)
+        peer, ratio = (f"{times[1] * 1e3:.2f}", f"{times[0] / times[1]:.2f}") if len(times) > 1 else ("n/a", "n/a")
+        print(f"| {' | '.join(map(str, shape))} | {times[0] * 1e3:.2f} | {peer} | {ratio} |")
+    print()
+    print(f"load average after: {_load_average()}")
