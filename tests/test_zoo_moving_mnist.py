@@ -108,9 +108,9 @@ def test_video_models_match_finite_differences(kind):
     elif kind == "displacement":     # 4x4 frames, 2 layers moved by 3x3 kernels
         model, x, target = DisplacementPredictor(4, 5, 3, future=3, layers=2, kernel_size=3, eps=0.05,
                                                  dtype="float64"), rng.random((4, 2, 16)), rng.random((3, 2, 16))
-    else:                       # frames [T, B, patches, pixels]
-        model, x, target = VideoClassifier(6, 5, 3, 4, dtype="float64"), rng.random((4, 2, 3, 6)), \
-            rng.random((2, 4))
+    else:                       # frames [T, B, H, W, C]: a 5x5 frame, convolutions down to 2x2 positions
+        model, x, target = VideoClassifier([(2, 1, 3), (2, 2, 5)], 3, 4, in_channels=2, dtype="float64"), \
+            rng.random((4, 2, 5, 5, 2)), rng.random((2, 4))
     for value in model.parameters().values():
         value[...] = rng.uniform(-0.8, 0.8, value.shape)    # larger than the default, so every path matters
 
@@ -177,8 +177,8 @@ def _refuses(recipe, out, tmp_path, names):
 def test_digits_train_evaluate_predict(mirror, tmp_path):
     out = tmp_path / "run"
     run("train", "moving-mnist-digits", "--out", out, "--epochs", "1", "--set", "train_videos=64", "--set", "val_videos=64",
-        "--set", "embed_size=8", "--set", "hidden_size=8", "--set", "pool=4", "--set", "patch=7",
-        "--set", "stride=3")
+        "--set", "embed_size=8", "--set", "hidden_size=8", "--set", "pool=4", "--set", "conv=3/2/4",
+        "--set", "patch=3", "--set", "stride=2")
     metrics = json.loads(run("evaluate", "moving-mnist-digits", "--checkpoint", out, "--json").output)
     assert set(metrics) == {"both_right", "loss", "errors"} and 0 <= metrics["both_right"] <= 1
     assert metrics["errors"] == round(TEST_VIDEOS * (1 - metrics["both_right"]))
@@ -215,6 +215,25 @@ def test_frames_train_evaluate_predict(mirror, tmp_path):
     assert result["input_frames"] == 10 and "bce_per_video" not in result     # no truth to compare with
     np.save(tmp_path / "fifteen.npy", np.zeros((15, 64, 64), dtype=np.uint8))
     _refuses("moving-mnist", out, tmp_path, ["fifteen.npy", "missing.npy"])     # read_video: tested above
+
+
+def test_digits_layers_and_their_errors():
+    recipe = MovingMNISTDigits()
+    # conv's convolutions, then the last one from patch, stride and embed_size (here on a 32x32 frame).
+    hp = recipe.resolve({"conv": "4/2/16, 3/1/32", "patch": 3, "stride": 2, "embed_size": 40})
+    assert recipe.layers(hp) == [(4, 2, 16), (3, 1, 32), (3, 2, 40)]
+    assert recipe.layers(recipe.resolve({"conv": "", "patch": 14, "stride": 3})) == [(14, 3, 96)]
+    frames = np.random.default_rng(0).integers(0, 256, (3, FRAMES, 64, 64), dtype=np.uint8)
+    features = recipe.features(frames, recipe.resolve({"pool": 4, "frame_step": 3}))
+    assert features.shape == (7, 3, 16, 16, 1) and features.dtype == np.float32
+    np.testing.assert_allclose(features[1, 2, 0, 0, 0], frames[2, 3, :4, :4].mean() / 255, rtol=1e-6)
+    for bad, message in [({"conv": "4/2"}, "triples"), ({"conv": "4/x/2"}, "triples"), ({"conv": "0/1/3"}, "triples"),
+                         ({"patch": 9}, "do not fit"), ({"conv": "20/1/4,20/1/4"}, "do not fit"),
+                         ({"pool": 3}, "pool must divide"), ({"stride": 0}, "at least 1")]:
+        with pytest.raises(ValueError, match=message):
+            recipe.layers(recipe.resolve(bad))
+    with pytest.raises(ValueError, match="frame_step"):
+        recipe.features(frames, recipe.resolve({"frame_step": 0}))
 
 
 def test_info_states_the_anchor():

@@ -1,10 +1,11 @@
 """The Moving-MNIST recipes' models. This module imports the layers: recipes import it inside their methods only.
 
-Both read videos time-major, ``[T, B, F]`` with each frame flattened to ``F`` pixel values in [0, 1].
+All read videos time-major with pixel values in [0, 1]: the predictors ``[T, B, F]`` with each frame flattened
+to ``F`` pixels, the classifier ``[T, B, H, W, C]`` (channels last).
 """
 
 from lstmzoo.array import array_module
-from lstmzoo.nn import LSTM, Linear, Module, ReLU, Sequential
+from lstmzoo.nn import LSTM, Linear, Module, ReLU, Sequential, Unfold
 from lstmzoo.nn.layers import require_cache
 
 
@@ -37,28 +38,45 @@ class MaxOverPositions(Module):
 
 
 class VideoClassifier(Module):
-    """Sees each frame as ``P`` patches ``[T, B, P, D]``: one Linear + ReLU shared by all patches (a strided
-    convolution, so a digit is recognised wherever it is), the largest response of each channel over the
-    patches, an LSTM over the frames, and a Linear layer from its last hidden state to ``num_outputs`` scores."""
+    """Reads frames ``[T, B, H, W, C]`` (channels last): a small convolutional network shared by all frames,
+    so a digit is recognised wherever it is (per layer ``Unfold`` + ``Linear`` + ReLU, ``layers`` giving each
+    one's ``(kernel, stride, channels)``), the largest response of each of its last layer's channels over the
+    positions, an LSTM over the frames, and a Linear layer from its last hidden state to ``num_outputs`` scores.
 
-    def __init__(self, patch_size, channels, hidden_size, num_outputs, dtype="float32", device="cpu"):
+    The convolutions start from He et al.'s initialisation (uniform within ``sqrt(6 / fan_in)``, zero bias):
+    from PyTorch's default, a third of that, four layers of them pass the LSTM almost nothing and training
+    stalls for the first epochs."""
+
+    def __init__(self, layers, hidden_size, num_outputs, in_channels=1, dtype="float32", device="cpu"):
         super().__init__()
-        self.encoder = Sequential(Linear(patch_size, channels, dtype=dtype, device=device), ReLU(),
-                                  MaxOverPositions())
+        if not layers:
+            raise ValueError("VideoClassifier needs at least one convolution in layers")
+        convolutions, channels = [], in_channels
+        for kernel, stride, out in layers:
+            linear = Linear(kernel * kernel * channels, out, dtype=dtype, device=device)
+            linear.parameters()["weight"][...] *= linear.dtype.type(6 ** 0.5)
+            linear.parameters()["bias"][...] = 0
+            convolutions += [Unfold(kernel, stride), linear, ReLU()]
+            channels = out
+        self.encoder = Sequential(*convolutions)
+        self.pool = MaxOverPositions()
         self.lstm = LSTM(channels, hidden_size, dtype=dtype, device=device)
         self.head = Linear(hidden_size, num_outputs, dtype=dtype, device=device)
-        self._shape = None
+        self._shapes = None
 
     def forward(self, x):
-        y, (h_n, _) = self.lstm(self.encoder(x))
-        self._shape = y.shape
+        maps = self.encoder(x)
+        y, (h_n, _) = self.lstm(self.pool(maps.reshape(maps.shape[:-3] + (-1, maps.shape[-1]))))
+        self._shapes = maps.shape, y.shape
         return self.head(h_n[-1])
 
     def backward(self, dout):
+        maps_shape, y_shape = self._shapes
         xp = array_module(dout)
         dh_n = self.head.backward(dout)[None]
         # Only the final state feeds the head, so the per-step outputs get no gradient.
-        return self.encoder.backward(self.lstm.backward(xp.zeros(self._shape, dtype=dout.dtype), dh_n=dh_n))
+        d_features = self.lstm.backward(xp.zeros(y_shape, dtype=dout.dtype), dh_n=dh_n)
+        return self.encoder.backward(self.pool.backward(d_features).reshape(maps_shape))
 
 
 class FuturePredictor(Module):

@@ -1,4 +1,4 @@
-"""Feed-forward layers with explicit backward: Linear, Embedding, Dropout, ReLU, Tanh and Sequential.
+"""Feed-forward layers with explicit backward: Linear, Embedding, Dropout, ReLU, Tanh, Unfold and Sequential.
 
 Names, shapes and initialisation follow PyTorch (``weight`` ``[out, in]``, ``bias``). Every layer keeps what
 its backward needs only when it runs in train mode; ``backward`` after an eval-mode forward raises.
@@ -103,7 +103,8 @@ class Linear(DeviceModule):
                 f"x has shape {tuple(x.shape)}, expected [..., {self.in_features}] (in_features last)"
             )
         self._cache = x if self.training else None
-        y = x @ self._params["weight"].T
+        # One 2-D GEMM: NumPy multiplies an N-D array by a matrix one small slice at a time, up to 5x slower.
+        y = (x.reshape(-1, self.in_features) @ self._params["weight"].T).reshape(x.shape[:-1] + (self.out_features,))
         return y + self._params["bias"] if "bias" in self._params else y
 
     def backward(self, dout):
@@ -114,7 +115,7 @@ class Linear(DeviceModule):
         if "bias" in self._grads:
             self._grads["bias"] += flat_d.sum(axis=0)
         self._cache = None
-        return dout @ self._params["weight"]
+        return (flat_d @ self._params["weight"]).reshape(x.shape)
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, bias={'bias' in self._params}"
@@ -248,6 +249,57 @@ class Tanh(_Activation):
     @staticmethod
     def derivative_from_output(y):
         return 1 - y * y
+
+
+class Unfold(Module):
+    """Im2col on channels-last images: ``[..., H, W, C] -> [..., H', W', kh * kw * C]``, every ``kh`` x ``kw``
+    window ``stride`` pixels apart (no padding, so ``H' = (H - kh) // stride + 1``), flattened in
+    (row, column, channel) order. ``Unfold`` then ``Linear`` is a convolution; unlike PyTorch's ``nn.Unfold``
+    the channels stay last, where ``Linear`` reads them."""
+
+    def __init__(self, kernel_size, stride=1):
+        super().__init__()
+        kernel = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        if len(kernel) != 2 or min(kernel) < 1 or int(stride) < 1:
+            raise ValueError(f"kernel_size must be one or two positive integers and stride positive, got "
+                             f"{kernel_size!r} and {stride!r}")
+        self.kernel_size, self.stride = tuple(int(k) for k in kernel), int(stride)
+        self._cache = None
+
+    def _windows(self, shape):
+        """The output's ``(rows, columns)`` and, per kernel offset, the input slice it reads."""
+        (kh, kw), s = self.kernel_size, self.stride
+        height, width = shape[-3], shape[-2]
+        rows, columns = (height - kh) // s + 1, (width - kw) // s + 1
+        return (rows, columns), [(Ellipsis, slice(i, i + s * (rows - 1) + 1, s),
+                                  slice(j, j + s * (columns - 1) + 1, s), slice(None))
+                                 for i in range(kh) for j in range(kw)]
+
+    def forward(self, x):
+        if x.ndim < 3 or x.shape[-3] < self.kernel_size[0] or x.shape[-2] < self.kernel_size[1]:
+            raise ValueError(f"x has shape {tuple(x.shape)}, expected [..., H, W, C] with H, W at least "
+                             f"{self.kernel_size}")
+        (rows, columns), windows = self._windows(x.shape)
+        self._cache = x.shape if self.training else None
+        cols = array_module(x).stack([x[window] for window in windows], axis=-2)
+        return cols.reshape(x.shape[:-3] + (rows, columns, len(windows) * x.shape[-1]))
+
+    def backward(self, dout):
+        shape = require_cache(self)
+        (rows, columns), windows = self._windows(shape)
+        expected = tuple(shape[:-3]) + (rows, columns, len(windows) * shape[-1])
+        if tuple(dout.shape) != expected:
+            raise ValueError(f"dout has shape {tuple(dout.shape)}, expected {expected}")
+        self._cache = None
+        dcols = dout.reshape(expected[:-1] + (len(windows), shape[-1]))
+        dx = array_module(dout).zeros(shape, dtype=dout.dtype)
+        # Overlapping windows read the same pixel, so their gradients add up.
+        for index, window in enumerate(windows):
+            dx[window] += dcols[..., index, :]
+        return dx
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
 
 class Sequential(Module):
