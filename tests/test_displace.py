@@ -48,7 +48,8 @@ def test_reference_gradients_match_finite_differences():
 
 
 @pytest.mark.parametrize("x_shape, kernel_shape", [((2, 5, 5), (2, 4, 4)), ((2, 5, 5), (3, 3, 3)),
-                                                   ((5, 5), (1, 3, 3)), ((2, 5, 5), (2, 3, 5))])
+                                                   ((5, 5), (1, 3, 3)), ((2, 5, 5), (2, 3, 5)),
+                                                   ((2, 0, 5), (2, 3, 3))])
 def test_bad_shapes_are_refused(x_shape, kernel_shape):
     with pytest.raises(ValueError, match="displace needs"):
         displace(np.zeros(x_shape), np.zeros(kernel_shape))
