@@ -44,8 +44,8 @@ def time_shape(torch, shape, repeats):
 
 
 def main(argv=None):
-    bench.peer_table(__doc__.splitlines()[0], "float32 scores, loss + gradient", ("T", "B", "C", "target length"), SHAPES, time_shape,
-                     argv)
+    bench.peer_table(__doc__.splitlines()[0], "float32 scores, loss + gradient",
+                     ("T", "B", "C", "target length"), SHAPES, time_shape, argv)
 
 
 if __name__ == "__main__":

@@ -437,9 +437,9 @@ class MovingMNIST(_MovingMNISTRecipe):
     monitor, mode = "val_bce_per_video", "min"
     measured = ("test cross-entropy 4,195 per video with seed 0 (benchmarks/zoo.py, 2026-11-25): 8 epochs of 10,000 "
                 "new videos, 16 min on one core of 2 shared with other work; validation passed 4,832 in epoch 4 "
-                "(4,630), so about 8 min to target; seeds 0-2: 4,195-4,309; Shi et al.'s FC-LSTM-2048-2048: 4,832, their best ConvLSTM "
-                "3,671. The same LSTMs drawing the pixels through a Linear layer (model=fc, 5 epochs, 2026-11-24): "
-                "6,153; predicting every pixel as the mean pixel value: 8,160. The predictions are sharp for the "
+                "(4,630), so about 8 min to target; seeds 0-2: 4,195-4,309; Shi et al.'s FC-LSTM-2048-2048: "
+                "4,832, their best ConvLSTM 3,671. The same LSTMs drawing the pixels through a Linear layer "
+                "(model=fc, 5 epochs, 2026-11-24): 6,153; predicting every pixel as the mean pixel value: 8,160. The predictions are sharp for the "
                 "first frames and blur as the motion grows uncertain, most where the digits overlap")
     preprocessing = (_MovingMNISTRecipe.common_preprocessing + "; frames flattened to 4,096 values; input the "
                      "first 10 frames, target the last 10")

@@ -6,7 +6,8 @@ to ``F`` pixels, the classifier ``[T, B, H, W, C]`` (channels last).
 
 from lstmzoo.array import array_module
 from lstmzoo.nn import LSTM, Linear, Module, ReLU, Sequential, Unfold
-from lstmzoo.nn.layers import require_cache
+from lstmzoo.nn.displace import displace, displace_backward
+from lstmzoo.nn.layers import require_cache, softmax, softmax_backward
 
 
 def frame_encoder(input_size, size, dtype, device):
@@ -79,53 +80,56 @@ class VideoClassifier(Module):
         return self.encoder.backward(self.pool.backward(d_features).reshape(maps_shape))
 
 
-class FuturePredictor(Module):
-    """Srivastava et al.'s / Shi et al.'s FC-LSTM encoder-predictor.
+class _EncoderPredictor(Module):
+    """Srivastava et al.'s encoder-predictor LSTMs, which both frame predictors share: the reader LSTM reads the
+    ``frame_encoder`` features of the input frames; the predictor LSTM starts from the reader's final state and
+    reads the reader's final hidden state at each of ``future`` steps (a copy of what it has seen, so it needs
+    no generated frames as input). A subclass turns the predictor's outputs into frames."""
 
-    The encoder LSTM reads the ``frame_encoder`` features of the input frames; the predictor LSTM starts from
-    the encoder's final state and reads the encoder's final hidden state at each of ``future`` steps (a copy of
-    what it has seen, so the predictor needs no generated frames as input); a Linear layer turns each of its
-    outputs into one frame's pixel logits.
-    """
-
-    def __init__(self, frame_size, embed_size, hidden_size, future, dtype="float32", device="cpu"):
+    def __init__(self, frame_size, embed_size, hidden_size, future, dtype, device):
         super().__init__()
         self.future = int(future)
         self.encoder = frame_encoder(frame_size, embed_size, dtype, device)
         self.reader = LSTM(embed_size, hidden_size, dtype=dtype, device=device)
         self.predictor = LSTM(hidden_size, hidden_size, dtype=dtype, device=device)
-        self.decoder = Linear(hidden_size, frame_size, dtype=dtype, device=device)
         self._shape = None
 
-    def forward(self, x):
+    def _lstms(self, x):
+        """The predictor's outputs ``[future, B, H]`` and the reader's final hidden state ``[1, B, H]``."""
         y, (h_n, c_n) = self.reader(self.encoder(x))
         xp = array_module(x)
         predicted, _ = self.predictor(xp.broadcast_to(h_n, (self.future,) + h_n.shape[1:]).copy(),
                                       state=(h_n, c_n))
         self._shape = y.shape
-        return self.decoder(predicted)
+        return predicted, h_n
 
-    def backward(self, dout):
-        xp = array_module(dout)
-        d_input = self.predictor.backward(self.decoder.backward(dout))
+    def _lstms_backward(self, d_predicted, dh_n=0):
+        """The input gradient, from the gradients of ``_lstms``' two outputs."""
+        xp = array_module(d_predicted)
+        d_input = self.predictor.backward(d_predicted)
         dh0, dc0 = self.predictor.initial_state_grad
-        dh_n = dh0 + d_input.sum(axis=0, keepdims=True)
-        d_features = self.reader.backward(xp.zeros(self._shape, dtype=dout.dtype), dh_n=dh_n, dc_n=dc0)
+        dh_n = dh0 + d_input.sum(axis=0, keepdims=True) + dh_n
+        d_features = self.reader.backward(xp.zeros(self._shape, dtype=d_predicted.dtype), dh_n=dh_n, dc_n=dc0)
         return self.encoder.backward(d_features)
 
 
-def _softmax(z, axis):
-    xp = array_module(z)
-    e = xp.exp(z - z.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+class FuturePredictor(_EncoderPredictor):
+    """Srivastava et al.'s / Shi et al.'s FC-LSTM encoder-predictor: a Linear layer turns each of the predictor's
+    outputs into one frame's pixel logits."""
+
+    def __init__(self, frame_size, embed_size, hidden_size, future, dtype="float32", device="cpu"):
+        super().__init__(frame_size, embed_size, hidden_size, future, dtype, device)
+        self.decoder = Linear(hidden_size, frame_size, dtype=dtype, device=device)
+
+    def forward(self, x):
+        return self.decoder(self._lstms(x)[0])
+
+    def backward(self, dout):
+        return self._lstms_backward(self.decoder.backward(dout))
 
 
-def _softmax_backward(p, dp, axis):
-    return p * (dp - (dp * p).sum(axis=axis, keepdims=True))
-
-
-class DisplacementPredictor(Module):
-    """Finn et al. 2016's CDNA transform driven by the FC-LSTM encoder-predictor of ``FuturePredictor``.
+class DisplacementPredictor(_EncoderPredictor):
+    """Finn et al. 2016's CDNA transform driven by the encoder-predictor LSTMs.
 
     Rather than drawing each future frame's 4,096 pixels from a Linear layer (which must learn every digit at
     every position, and blurs), the model moves what it saw. From the reader LSTM's final state a Linear layer
@@ -140,18 +144,15 @@ class DisplacementPredictor(Module):
 
     def __init__(self, side, embed_size, hidden_size, future, layers=2, kernel_size=9, eps=0.01, dtype="float32",
                  device="cpu"):
-        super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
         if not 0 < eps < 0.5:
             raise ValueError(f"eps must lie in (0, 0.5), got {eps}")
         if layers < 1:
             raise ValueError(f"layers must be at least 1, got {layers}")
-        self.side, self.future, self.layers = int(side), int(future), int(layers)
+        super().__init__(side * side, embed_size, hidden_size, future, dtype, device)
+        self.side, self.layers = int(side), int(layers)
         self.kernel_size, self.eps = int(kernel_size), float(eps)
-        self.encoder = frame_encoder(side * side, embed_size, dtype, device)
-        self.reader = LSTM(embed_size, hidden_size, dtype=dtype, device=device)
-        self.predictor = LSTM(hidden_size, hidden_size, dtype=dtype, device=device)
         self.masks = Linear(hidden_size, layers * side * side, dtype=dtype, device=device)
         self.kernels = Linear(hidden_size, layers * kernel_size ** 2, dtype=dtype, device=device)
         # Start near "stay still": the kernels' logits a Gaussian bump (1.5 pixels wide) around no shift.
@@ -167,13 +168,11 @@ class DisplacementPredictor(Module):
         side, layers, size = self.side, self.layers, self.kernel_size
         if pixels != side * side:
             raise ValueError(f"frames have {pixels} pixels, the model expects {side}x{side}")
-        y, (h_n, c_n) = self.reader(self.encoder(x))
-        hidden, _ = self.predictor(xp.broadcast_to(h_n, (self.future,) + h_n.shape[1:]).copy(), state=(h_n, c_n))
-        masks = _softmax(self.masks(h_n[-1]).reshape(batch, layers, side, side), axis=1)
-        kernels = _softmax(self.kernels(hidden).reshape(self.future, batch * layers, size * size), axis=-1)
+        hidden, h_n = self._lstms(x)
+        masks = softmax(self.masks(h_n[-1]).reshape(batch, layers, side, side), axis=1)
+        kernels = softmax(self.kernels(hidden).reshape(self.future, batch * layers, size * size), axis=-1)
         kernels = kernels.reshape(self.future, batch * layers, size, size)
 
-        from lstmzoo.nn.displace import displace
         last = x[-1].reshape(batch, 1, side, side)
         moved = [(masks * last).reshape(batch * layers, side, side)]
         for step in range(self.future):
@@ -181,12 +180,11 @@ class DisplacementPredictor(Module):
         moved = xp.stack(moved).reshape(self.future + 1, batch, layers, side, side)
         probability = 1 - xp.prod(1 - moved[1:], axis=2)
         squeezed = self.eps + (1 - 2 * self.eps) * probability
-        self._cache = (y.shape, last, masks, kernels, moved, squeezed) if self.training else None
+        self._cache = (last, masks, kernels, moved, squeezed) if self.training else None
         return (xp.log(squeezed) - xp.log1p(-squeezed)).reshape(self.future, batch, pixels)
 
     def backward(self, dout):
-        from lstmzoo.nn.displace import displace_backward
-        shape, last, masks, kernels, moved, squeezed = require_cache(self)
+        last, masks, kernels, moved, squeezed = require_cache(self)
         self._cache = None
         xp = array_module(dout)
         future, batch, layers, side = self.future, last.shape[0], self.layers, self.side
@@ -206,14 +204,10 @@ class DisplacementPredictor(Module):
         for step in reversed(range(future)):
             dlayer, dkernels[step] = displace_backward(moved[step], kernels[step], dmoved[step] + dlayer)
         dmasks = dlayer.reshape(batch, layers, side, side) * last
-        dh_masks = self.masks.backward(_softmax_backward(masks, dmasks, axis=1).reshape(batch, -1))
+        dh_masks = self.masks.backward(softmax_backward(masks, dmasks, axis=1).reshape(batch, -1))
         flat = kernels.reshape(future, batch * layers, -1)
-        dflat = _softmax_backward(flat, dkernels.reshape(flat.shape), axis=-1)
-        d_input = self.predictor.backward(self.kernels.backward(dflat.reshape(future, batch, -1)))
-        dh0, dc0 = self.predictor.initial_state_grad
-        dh_n = dh0 + d_input.sum(axis=0, keepdims=True) + dh_masks[None]
-        d_features = self.reader.backward(xp.zeros(shape, dtype=dout.dtype), dh_n=dh_n, dc_n=dc0)
-        dx = self.encoder.backward(d_features)
+        dflat = softmax_backward(flat, dkernels.reshape(flat.shape), axis=-1)
+        dx = self._lstms_backward(self.kernels.backward(dflat.reshape(future, batch, -1)), dh_masks[None])
         # The last frame also feeds the layers directly.
         dx[-1] += (dlayer.reshape(batch, layers, side, side) * masks).sum(axis=1).reshape(batch, -1)
         return dx

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import random as lz_random
 from ..array import to_numpy
-from .layers import DeviceModule, check_array, require_cache
+from .layers import DeviceModule, check_array, require_cache, softmax, softmax_backward
 
 SCORES = ("general", "dot")
 
@@ -29,9 +29,7 @@ def masked_softmax(scores, key_lengths, xp):
     if key_lengths is not None:
         valid = xp.asarray(np.arange(scores.shape[2])[None, :] < key_lengths[:, None])      # [B, Tk]
         scores = xp.where(valid[:, None, :], scores, -xp.inf)
-    shifted = scores - scores.max(axis=2, keepdims=True)
-    weights = xp.exp(shifted)
-    return weights / weights.sum(axis=2, keepdims=True)
+    return softmax(scores, axis=2)
 
 
 class LuongAttention(DeviceModule):
@@ -89,7 +87,7 @@ class LuongAttention(DeviceModule):
         dweights = dcontext @ keys.transpose(0, 2, 1)
         dkeys = weights.transpose(0, 2, 1) @ dcontext
         # Softmax backward; masked positions have weight 0, so their score gradient is 0 too.
-        dscores = weights * (dweights - (dweights * weights).sum(axis=2, keepdims=True))
+        dscores = softmax_backward(weights, dweights, axis=2)
         dprojected = dscores @ keys
         dkeys += dscores.transpose(0, 2, 1) @ projected
         if self.score == "general":

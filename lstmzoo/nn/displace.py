@@ -20,8 +20,8 @@ from ..array import array_module
 def _check(x, kernels):
     if x.ndim != 3 or kernels.ndim != 3 or kernels.shape[0] != x.shape[0] or kernels.shape[1] != kernels.shape[2] \
             or kernels.shape[1] % 2 == 0 or 0 in x.shape[1:]:
-        raise ValueError(f"displace needs images [N, H, W] (H, W >= 1) and square kernels [N, S, S] with S odd, got "
-                         f"{tuple(x.shape)} and {tuple(kernels.shape)}")
+        raise ValueError(f"displace needs images [N, H, W] (H, W >= 1) and square kernels [N, S, S] with S odd, "
+                         f"got {tuple(x.shape)} and {tuple(kernels.shape)}")
     if kernels.dtype != x.dtype:
         raise ValueError(f"images are {x.dtype} but kernels are {kernels.dtype}")
 

@@ -50,6 +50,18 @@ def check_dtype(dtype):
     return np.dtype(dtype)
 
 
+def softmax(z, axis=-1):
+    """``exp(z) / sum(exp(z))`` along ``axis``, shifted by the maximum so nothing overflows."""
+    xp = array_module(z)
+    e = xp.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def softmax_backward(p, dp, axis=-1):
+    """The gradient with respect to the scores of a softmax ``p`` along ``axis``, given ``dp`` for ``p``."""
+    return p * (dp - (dp * p).sum(axis=axis, keepdims=True))
+
+
 def dropout_mask(generator, shape, p, dtype, xp):
     """Inverted-dropout mask: 0 with probability ``p``, else ``1 / (1 - p)`` (all zeros when p == 1)."""
     keep = generator.random(shape) >= p
