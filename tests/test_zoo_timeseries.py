@@ -21,7 +21,7 @@ SERIES = {
     "monthly-sunspots": (2820, "1749-01", "1983-12", 931, 18.40, 38.75, "1984-01"),
     "daily-min-temperatures": (3650, "1981-01-01", "1990-12-31", 365, 2.582, 3.651, "1991-01-01"),
 }
-TINY = ["--epochs", "1", "--set", "hidden_size=4", "--set", "window=8", "--set", "batch_size=64"]
+TINY = ["--epochs", "1", "--set", "hidden_size=4", "--set", "window=12", "--set", "batch_size=64"]
 
 
 
@@ -54,6 +54,80 @@ def test_autoregression_recovers_a_linear_process():
     data = Series(np.arange(300), values, 200, 250, 0.0, 1.0)
     targets = np.arange(250, 300)
     assert np.allclose(recipe._autoregression(data, 4, targets), values[targets], atol=1e-8)
+
+
+def _synthetic(transform, n=400, seed=0):
+    """A recipe with ``transform`` (sqrt counts: no differencing, predict the change) on a positive series."""
+    from lstmzoo.zoo.timeseries import Series
+    base = type(get_recipe("monthly-sunspots"))
+    recipe = type("Synthetic", (base,), {"transform": transform})()
+    values = 50 + 40 * np.sin(np.arange(n) / 20) + np.random.default_rng(seed).uniform(0, 10, n)
+    z = recipe._transform(values[:300])
+    return recipe, Series([str(i) for i in range(n)], values, 300, 350, float(z.mean()), float(z.std()))
+
+
+@pytest.mark.parametrize("step", [1, 3, 12])
+def test_windows_read_step_values_per_lstm_step(step):
+    recipe, data = _synthetic("sqrt")
+    hp = {"window": 36, "step": step}
+    targets = np.array([40, 41, 200, 399])
+    inputs, expected = recipe._windows(data, data.values, targets, hp)
+    assert inputs.shape == (36 // step, len(targets), step) and inputs.dtype == np.float32
+    flat, flat_expected = recipe._windows(data, data.values, targets, {"window": 36, "step": 1})
+    # LSTM step k, position j reads the value k * step + j of the window, oldest first.
+    assert np.array_equal(inputs.transpose(0, 2, 1).reshape(36, len(targets)), flat[:, :, 0])
+    assert np.array_equal(expected, flat_expected)
+    standardised = (np.sqrt(data.values) - data.mean) / data.std
+    assert np.allclose(flat[:, 2, 0], standardised[164:200], atol=1e-6)
+
+
+@needs_shared
+def test_window_must_be_a_multiple_of_step(mirror):
+    recipe = get_recipe("monthly-sunspots")
+    for step in (0, 5):
+        with pytest.raises(ValueError, match=f"window=36 is not a multiple of step={step}"):
+            recipe.load_data(recipe.resolve({"window": 36, "step": step}))
+
+
+@pytest.mark.parametrize("transform", ["sqrt", "log"])
+def test_smearing_averages_the_inverse_over_the_residuals(transform):
+    recipe, data = _synthetic(transform)
+    targets = np.arange(350, 400)
+    predicted = np.random.default_rng(1).normal(0, 0.1, len(targets))
+    residuals = np.random.default_rng(2).normal(0, 0.3, 500)
+    plain = recipe._restore(data, data.values, targets, predicted)
+    smeared = recipe._restore(data, data.values, targets, predicted, residuals)
+    # The transformed-scale forecast z, recovered from the plain one, then E[inverse(z + e)] by hand.
+    z = np.sqrt(plain) if transform == "sqrt" else np.log(plain)
+    inverse = {"sqrt": np.square, "log": np.exp}[transform]
+    assert np.allclose(smeared, inverse(z[:, None] + residuals[None, :]).mean(axis=1))
+    # Both inverses are convex, so averaging over zero-mean errors raises every forecast (Jensen).
+    shift = residuals - residuals.mean()
+    assert np.all(recipe._restore(data, data.values, targets, predicted, shift) > plain)
+    if transform == "sqrt":         # (z + e)^2 averages to z^2 + 2 z mean(e) + mean(e^2)
+        assert np.allclose(smeared, plain + 2 * z * residuals.mean() + np.mean(residuals ** 2))
+    # The autoregression baseline is undone the same way: its least-squares residuals average to 0, so
+    # smearing raises each of its forecasts too.
+    assert np.all(recipe._autoregression(data, 12, targets, True) > recipe._autoregression(data, 12, targets))
+
+
+@needs_shared
+def test_smearing_uses_the_training_residuals_and_can_be_turned_off(mirror):
+    recipe = get_recipe("monthly-sunspots")
+    hp = recipe.resolve({"hidden_size": 4})
+    data = recipe.load_data(hp)
+    model = recipe.build_model(hp)
+    model.eval()
+    residuals = recipe._residuals(model, data, hp)
+    assert residuals.shape == (data.val_start - hp["window"],)
+    targets = np.arange(hp["window"], data.val_start)
+    forecast = recipe._forecast(model, data, data.values, targets, hp)[2]
+    positive = forecast > 1         # where the square root's inverse did not clip at 0
+    assert positive.mean() > 0.5
+    assert np.allclose(residuals[positive], (np.sqrt(data.values[targets]) - np.sqrt(forecast))[positive], atol=1e-4)
+    assert recipe._residuals(model, data, {**hp, "smearing": False}) is None
+    smeared, plain = (recipe.evaluate(model, data, {**hp, "smearing": on})["rmse"] for on in (True, False))
+    assert smeared != plain
 
 
 @needs_shared

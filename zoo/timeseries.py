@@ -31,10 +31,13 @@ from lstmzoo.recipe import Hyperparameter, Recipe
 
 
 def forecasting_hyperparameters(*, window, hidden_size, epochs, lr, batch_size, val_size, patience,
-                                num_layers=1, dropout=0.0, clip_norm=1.0, schedule="constant"):
+                                num_layers=1, dropout=0.0, clip_norm=1.0, schedule="constant", step=1,
+                                smearing=True):
     """The hyperparameters every forecasting recipe has, with that recipe's defaults."""
     return {
         "window": Hyperparameter(window, "past values the LSTM reads for each forecast"),
+        "step": Hyperparameter(step, "values the LSTM reads at each of its steps: window / step steps of `step` "
+                                     "consecutive values (12 reads a monthly window a year at a time)"),
         "hidden_size": Hyperparameter(hidden_size, "LSTM hidden units"),
         "num_layers": Hyperparameter(num_layers, "stacked LSTM layers"),
         "dropout": Hyperparameter(dropout, "dropout between LSTM layers and before the output layer"),
@@ -46,6 +49,9 @@ def forecasting_hyperparameters(*, window, hidden_size, epochs, lr, batch_size, 
         "val_size": Hyperparameter(val_size, "values before the test split held out for early stopping"),
         "patience": Hyperparameter(patience, "epochs without a better validation loss before stopping (0 = never)"),
         "clip_norm": Hyperparameter(clip_norm, "global gradient-norm clipping (0 = off)"),
+        "smearing": Hyperparameter(smearing, "with a transform (log, sqrt): undo it by averaging over the "
+                                             "training residuals (Duan 1983), so a forecast is the mean on the "
+                                             "original scale rather than the median"),
     }
 
 
@@ -84,6 +90,8 @@ class TimeSeriesRecipe(Recipe):
         test_size = round(len(values) * self.test_size) if self.test_size < 1 else self.test_size
         test_start = len(values) - test_size
         val_start = test_start - hp["val_size"]
+        if hp["step"] < 1 or hp["window"] % hp["step"]:
+            raise ValueError(f"window={hp['window']} is not a multiple of step={hp['step']}")
         first_target = hp["window"] + self.difference
         if val_start - first_target < hp["batch_size"]:
             raise ValueError(f"window={hp['window']} and val_size={hp['val_size']} leave fewer than "
@@ -110,35 +118,48 @@ class TimeSeriesRecipe(Recipe):
         u = self._difference(self._transform(values))
         return np.concatenate([np.full(self.difference, np.nan), (u - data.mean) / data.std])
 
-    def _windows(self, data, values, targets, window):
-        """Inputs ``[window, len(targets), 1]`` (float32) ending just before each target index."""
+    def _windows(self, data, values, targets, hp):
+        """Inputs ``[window / step, len(targets), step]`` (float32): the ``window`` values before each target
+        index, ``step`` consecutive ones per LSTM step, oldest first; and the expected standardised outputs."""
+        window, step = hp["window"], hp["step"]
         s, targets = self._standardised(data, values), np.asarray(targets)
         steps = targets[None, :] + np.arange(-window, 0)[:, None]
         expected = s[targets] - s[targets - 1] if self.predict_change else s[targets]
-        return s[steps][:, :, None].astype(np.float32), expected.astype(np.float32)
+        inputs = s[steps].reshape(window // step, step, len(targets)).transpose(0, 2, 1)
+        return np.ascontiguousarray(inputs, dtype=np.float32), expected.astype(np.float32)
 
-    def _restore(self, data, values, targets, predicted):
-        """Forecasts on the original scale from standardised predictions for ``values[targets]``."""
+    def _restore(self, data, values, targets, predicted, residuals=None):
+        """Forecasts on the original scale from standardised predictions for ``values[targets]``; with
+        ``residuals`` (of the transformed scale), the inverse transform is averaged over them (smearing)."""
         z = predicted.astype(np.float64)
         if self.predict_change:
             z = z + self._standardised(data, values)[np.asarray(targets) - 1]
         z = z * data.std + data.mean
         if self.difference:
             z = z + self._transform(values)[np.asarray(targets) - self.difference]
-        return z if self.transform is None else _INVERSES[self.transform](z)
+        return z if self.transform is None else _smeared(self.transform, z, residuals)
 
-    def _forecast(self, model, data, values, targets, hp):
+    def _residuals(self, model, data, hp):
+        """The model's one-step errors on the training part, in the transformed scale (the smearing sample);
+        None when ``smearing`` is off or the recipe has no transform."""
+        if self.transform is None or not hp["smearing"]:
+            return None
+        targets = np.arange(hp["window"] + self.difference, data.val_start)
+        predicted, expected, _ = self._forecast(model, data, data.values, targets, hp)
+        return (expected.astype(np.float64) - predicted) * data.std
+
+    def _forecast(self, model, data, values, targets, hp, residuals=None):
         """One-step-ahead forecasts of ``values[targets]`` from the true values before each: the standardised
         prediction, the expected standardised value and the forecast on the original scale."""
         from lstmzoo.array import device_module, to_numpy
-        inputs, expected = self._windows(data, values, targets, hp["window"])
-        predicted = to_numpy(model(device_module(hp["device"]).asarray(inputs)))[:, 0]
-        return predicted, expected, self._restore(data, values, targets, predicted)
+        inputs, expected = self._windows(data, values, targets, hp)
+        predicted = to_numpy(model(device_module(hp["device"]).asarray(inputs)))[:, 0].astype(np.float64)
+        return predicted, expected, self._restore(data, values, targets, predicted, residuals)
 
     # ------------------------------------------------------------------------------------ training
     def build_model(self, hp):
         from .models import SequenceModel
-        return SequenceModel(1, hp["hidden_size"], 1, num_layers=hp["num_layers"], dropout=hp["dropout"],
+        return SequenceModel(hp["step"], hp["hidden_size"], 1, num_layers=hp["num_layers"], dropout=hp["dropout"],
                              device=hp["device"])
 
     def make_scheduler(self, optimizer, hp):
@@ -152,7 +173,7 @@ class TimeSeriesRecipe(Recipe):
         from lstmzoo.batching import minibatch_indices
         xp = device_module(hp["device"])
         targets = np.arange(hp["window"] + self.difference, data.val_start)
-        inputs, outputs = self._windows(data, data.values, targets, hp["window"])
+        inputs, outputs = self._windows(data, data.values, targets, hp)
         return [(xp.asarray(inputs[:, batch]), xp.asarray(outputs[batch, None]))
                 for batch in minibatch_indices(len(targets), hp["batch_size"], rng)]
 
@@ -174,7 +195,7 @@ class TimeSeriesRecipe(Recipe):
     def evaluate(self, model, data, hp, out_dir=None):
         values, targets = data.values, np.arange(data.test_start, len(data.values))
         actual = values[targets]
-        forecast = self._forecast(model, data, values, targets, hp)[2]
+        forecast = self._forecast(model, data, values, targets, hp, self._residuals(model, data, hp))[2]
         return {"rmse": _rmse(forecast, actual), "mae": float(np.mean(np.abs(forecast - actual))),
                 **self.baseline(data, hp)}
 
@@ -186,11 +207,12 @@ class TimeSeriesRecipe(Recipe):
         return {"persistence_rmse": _rmse(values[targets - 1], actual),
                 "seasonal_naive_rmse": _rmse(values[targets - self.season], actual),
                 **{f"seasonal_naive_{lag}_rmse": _rmse(values[targets - lag], actual) for lag in self.more_seasons},
-                "ar_rmse": _rmse(self._autoregression(data, hp["window"], targets), actual)}
+                "ar_rmse": _rmse(self._autoregression(data, hp["window"], targets, hp["smearing"]), actual)}
 
-    def _autoregression(self, data, lags, targets):
+    def _autoregression(self, data, lags, targets, smearing=False):
         """One-step forecasts of ``values[targets]`` by least squares on the previous ``lags`` values (in the
-        recipe's transformed scale), fitted on the training part only: the linear model the LSTM must beat."""
+        recipe's transformed scale), fitted on the training part only: the linear model the LSTM must beat.
+        ``smearing`` undoes the transform as the LSTM's forecasts do, over the fit's residuals."""
         z = self._transform(data.values)
         lagged = np.arange(-lags, 0)
 
@@ -200,7 +222,9 @@ class TimeSeriesRecipe(Recipe):
         fit = np.arange(lags, data.val_start)
         weights = np.linalg.lstsq(design(fit), z[fit], rcond=None)[0]
         forecast = design(np.asarray(targets)) @ weights
-        return forecast if self.transform is None else _INVERSES[self.transform](forecast)
+        if self.transform is None:
+            return forecast
+        return _smeared(self.transform, forecast, z[fit] - design(fit) @ weights if smearing else None)
 
     def target(self, metrics):
         """``(text, met)`` for ``target_ratio``: rmse against the better of persistence and seasonal naive."""
@@ -229,8 +253,9 @@ class TimeSeriesRecipe(Recipe):
         if len(history) < needed:
             raise ValueError(f"recipe {self.name!r} needs at least {needed} past values to forecast, got {len(history)}")
         values = np.asarray(history, dtype=np.float64)
+        residuals = self._residuals(model, data, hp)
         for _ in range(horizon):
-            step = self._forecast(model, data, np.append(values, np.nan), [len(values)], hp)[2]
+            step = self._forecast(model, data, np.append(values, np.nan), [len(values)], hp, residuals)[2]
             values = np.append(values, step)
         forecast = values[len(history):]
         future = _following_labels(labels, horizon)
@@ -247,6 +272,15 @@ class TimeSeriesRecipe(Recipe):
 
 _TRANSFORMS = {"log": (np.log, "positive", lambda v: v <= 0), "sqrt": (np.sqrt, "non-negative", lambda v: v < 0)}
 _INVERSES = {"log": np.exp, "sqrt": lambda z: np.maximum(z, 0) ** 2}
+
+
+def _smeared(transform, z, residuals=None):
+    """``z`` (forecasts in the transformed scale) back on the original scale: the inverse transform, or with
+    ``residuals`` Duan's (1983) smearing estimate of the mean, E[inverse(z + e)] averaged over the residuals e."""
+    inverse = _INVERSES[transform]
+    if residuals is None:
+        return inverse(z)
+    return np.array([inverse(row + residuals).mean() for row in z])
 
 
 def _rmse(forecast, actual):
