@@ -134,12 +134,12 @@ def _forward_sequence(kind, xp, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, tra
     projected = w_hr.shape[0] > 0
     hp = np.empty((B, w_hr.shape[0]), y.dtype)
     small = _use_row_matmul(B)
-    w_hh_t = np.ascontiguousarray(w_hh.T) if small else w_hh[:0]
-    w_hr_t = np.ascontiguousarray(w_hr.T) if small and projected else w_hr[:0]
+    pad_h = np.empty((4, hs.shape[2]), y.dtype)
+    pad_r = np.empty((4, w_hr.shape[1]), y.dtype)
     for t in range(T):
         cur, nxt = (t, t + 1) if training else (t & 1, (t + 1) & 1)
         if small:
-            _row_matmul(hs[cur], w_hh_t, gh)
+            _rows_matmul_t(hs[cur], w_hh, gh, pad_h)
         else:
             np.dot(hs[cur], w_hh.T, gh)
         for b in range(B):
@@ -159,7 +159,7 @@ def _forward_sequence(kind, xp, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, tra
         if projected:
             r_t = r[t if training else 0]
             if small:
-                _row_matmul(r_t, w_hr_t, hp)
+                _rows_matmul_t(r_t, w_hr, hp, pad_r)
             else:
                 np.dot(r_t, w_hr.T, hp)
             for b in range(B):
@@ -263,6 +263,11 @@ def _backward_sequence(kind, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_
     dr = np.empty((B, w_hr.shape[1]), dy.dtype)  # w.r.t. o * tanh(c'): what the cell pass takes as dy
     no_dh = np.zeros(w_hr.shape[1], dy.dtype)  # all of the state's gradient already went through W_hr
     small = _use_row_matmul(B)
+    # The per-step kernel reads the weights as [N, K]: transposed copies, once per sequence.
+    w_hh_t = np.ascontiguousarray(w_hh.T) if small else w_hh[:0]
+    w_hr_t = np.ascontiguousarray(w_hr.T) if small and projected else w_hr[:0]
+    pad_g = np.empty((4, w_hh.shape[0]), dy.dtype)
+    pad_p = np.empty((4, w_hr.shape[0]), dy.dtype)
     for t in range(T - 1, -1, -1):
         if projected:
             for b in range(B):
@@ -270,7 +275,7 @@ def _backward_sequence(kind, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_
                     dhp[t, b] = dy[t, b] + dh[b]
                     dh[b] = 0.0
             if small:
-                _row_matmul(dhp[t], w_hr, dr)
+                _rows_matmul_t(dhp[t], w_hr_t, dr, pad_p)
             else:
                 np.dot(dhp[t], w_hr, dr)
         for b in range(B):
@@ -281,7 +286,7 @@ def _backward_sequence(kind, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_
                                da_x[t, b], da_h[t, b])
             # else: da stays zero and dh, dc pass through unchanged, as the frozen state did.
         if small:
-            _row_matmul(da_h[t], w_hh, dh_rec)
+            _rows_matmul_t(da_h[t], w_hh_t, dh_rec, pad_g)
         else:
             np.dot(da_h[t], w_hh, dh_rec)
         for b in range(B):
@@ -357,27 +362,60 @@ def _column_sums(a):
 
 @njit(inline="always", **_JIT)
 def _use_row_matmul(B):
-    """Per-step GEMMs of 2..8 rows: OpenBLAS packs the whole weight matrix for every call and reaches
-    ~20 GFLOP/s there (1 row goes to its fast GEMV path); _row_matmul reaches 40-55 on one core."""
-    return 2 <= B <= 8
+    """Per-step GEMMs of 2..16 rows: OpenBLAS packs the whole weight matrix for every call and reaches
+    10-90 GFLOP/s there on one core; _rows_matmul_t reaches 85-185 (H = 128..1024), and ties it at 32 rows.
+    One row goes to OpenBLAS's GEMV, which is faster."""
+    return 2 <= B <= 16
 
 
 @njit(**_JIT)
-def _row_matmul(a, b, out):
-    """out = a @ b for a few rows of ``a``: streams ``b`` once per column block, ``out`` rows stay in L1."""
-    K, N = b.shape
-    block = 256
-    for n0 in range(0, N, block):
-        n1 = min(n0 + block, N)
-        for r in range(a.shape[0]):
-            out[r, n0:n1] = 0.0
+def _rows_matmul_t(a, w, out, pad):
+    """out = a @ w.T for the few rows of ``a`` (w: [N, K], C-contiguous), four rows at a time.
+
+    Each block of four rows of ``out`` streams ``w`` once, two of its rows at a time: eight dot products
+    share each load, and their sums stay in registers over the whole K loop (the k loop vectorises as a
+    reduction). The last block, when fewer than four rows are left, reads them from the zero-padded
+    ``pad`` ([4, K]) and stores only the real rows."""
+    R = a.shape[0]
+    for r0 in range(0, R, 4):
+        rows = min(4, R - r0)
+        if rows == 4:
+            a0, a1, a2, a3 = a[r0], a[r0 + 1], a[r0 + 2], a[r0 + 3]
+        else:
+            pad[:] = 0.0
+            pad[:rows] = a[r0:]
+            a0, a1, a2, a3 = pad[0], pad[1], pad[2], pad[3]
+        _four_rows_matmul_t(a0, a1, a2, a3, w, out, r0, rows)
+
+
+@njit(inline="always", **_JIT)
+def _four_rows_matmul_t(a0, a1, a2, a3, w, out, r0, rows):
+    N, K = w.shape
+    zero = w.dtype.type(0)
+    for n in range(0, N, 2):
+        w0 = w[n]
+        w1 = w[n + 1] if n + 1 < N else w[n]  # an odd last column computes it twice, stored once
+        s00 = s10 = s20 = s30 = s01 = s11 = s21 = s31 = zero
         for k in range(K):
-            b_row = b[k, n0:n1]  # 1-D slices: Numba vectorises these loops, not the 2-D indexed form
-            for r in range(a.shape[0]):
-                a_rk = a[r, k]
-                out_row = out[r, n0:n1]
-                for n in range(n1 - n0):
-                    out_row[n] += a_rk * b_row[n]
+            x0 = w0[k]
+            x1 = w1[k]
+            b0 = a0[k]
+            b1 = a1[k]
+            b2 = a2[k]
+            b3 = a3[k]
+            s00 += b0 * x0
+            s10 += b1 * x0
+            s20 += b2 * x0
+            s30 += b3 * x0
+            s01 += b0 * x1
+            s11 += b1 * x1
+            s21 += b2 * x1
+            s31 += b3 * x1
+        for i, (s0, s1) in enumerate(((s00, s01), (s10, s11), (s20, s21), (s30, s31))):
+            if i < rows:
+                out[r0 + i, n] = s0
+                if n + 1 < N:
+                    out[r0 + i, n + 1] = s1
 
 
 def _tanh(a):
@@ -455,7 +493,7 @@ def _scipy_openblas():
 def _recurrence_blas(B):
     """The OpenBLAS setting for a time loop over B sequences: one thread, except for B = 1, whose per-step
     GEMV was measured both faster (loaded machine, H = 512: 0.45-0.85x the time) and slower (quieter,
-    1.45x) single-threaded, so it keeps the default. B = 2..8 uses _row_matmul, not OpenBLAS."""
+    1.45x) single-threaded, so it keeps the default. B = 2..16 uses _rows_matmul_t, not OpenBLAS."""
     return _single_threaded_blas() if B > 1 else contextlib.nullcontext()
 
 

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 T = 100
-FULL_SHAPES = [(T, B, H, H) for B in (1, 4, 32, 128, 256) for H in (128, 256, 512, 1024)]
+FULL_SHAPES = [(T, B, H, H) for B in (1, 4, 16, 32, 128, 256) for H in (128, 256, 512, 1024)]
 QUICK_SHAPES = [(T, 1, 128, 128), (T, 4, 256, 256), (T, 32, 256, 256), (T, 128, 512, 512)]
 IDLE_S = 0.3
 TIMED_S = 0.25  # aim each timing at about this long, repeating fast calls

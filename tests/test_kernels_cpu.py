@@ -159,3 +159,35 @@ def test_larger_float32_shapes_match_reference():
         for a, b in zip(backward(cpu, cell, got_cache, dy, None, None),
                         backward(reference, cell, want_cache, dy, None, None)):
             assert_close(a, b, np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_small_batch_matmul_matches_numpy(dtype):
+    """The per-step kernel for B = 2..16 (blocks of four rows, a zero-padded last block, two weight rows at a
+    time) at every row count, odd and even widths, against NumPy."""
+    from lstmzoo.kernels.cpu import _rows_matmul_t
+    rng = np.random.default_rng(5)
+    for rows in range(1, 10):
+        for N, K in [(1, 3), (7, 5), (8, 33), (64, 128)]:
+            a = rng.standard_normal((rows, K)).astype(dtype)
+            w = rng.standard_normal((N, K)).astype(dtype)
+            out = np.full((rows, N), np.nan, dtype)
+            _rows_matmul_t(a, w, out, np.empty((4, K), dtype))
+            np.testing.assert_allclose(out, a @ w.T, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+@pytest.mark.parametrize("B", [6, 8, 13])
+def test_small_batches_above_four_match_reference(B):
+    """B = 5..16 runs the small-batch kernel over several row blocks, the last one padded, forward and backward."""
+    rng = np.random.default_rng(B)
+    for cell in CELLS:
+        p = make_inputs(rng, cell, 5, B, 7, 13, np.float64)
+        lengths = rng.integers(1, 6, size=B)
+        got, got_cache = forward(cpu, cell, p, lengths)
+        want, want_cache = forward(reference, cell, p, lengths)
+        for a, b in zip(got, want):
+            assert_close(a, b, np.float64)
+        dy = rng.standard_normal(got[0].shape)
+        for a, b in zip(backward(cpu, cell, got_cache, dy, None, None),
+                        backward(reference, cell, want_cache, dy, None, None)):
+            assert_close(a, b, np.float64)
