@@ -14,10 +14,14 @@ What is fused (DESIGN.md, "The kernels"):
   pass (which then writes ``o * tanh(c')`` to a buffer instead of the state), and in backward one GEMM per
   step, ``dh @ W_hr``, before it; ``dW_hr`` is one GEMM after the loop over the saved ``o * tanh(c')``.
 
-Every GEMM goes through ``np.dot`` inside ``@njit``, i.e. scipy's OpenBLAS. The GEMMs outside the time
-loops (input projection, weight gradients) use all of its threads; the time loops run on ONE thread,
-OpenBLAS included for B >= 2 (``_recurrence_blas``): a per-step handoff to other threads, OpenBLAS's or a
-``prange``'s, cost far more than it saved on the shared machine (notes/cpu-lstm-measurements.md).
+Every GEMM goes through ``np.dot`` inside ``@njit``, i.e. scipy's OpenBLAS, except a step's recurrent GEMM
+for 2..16 rows, which is our own register-blocked kernel (``_rows_matmul_t``). Threads: a per-step handoff
+to other threads, OpenBLAS's or a ``prange``'s, cost far more than it saved on the shared machine
+(notes/cpu-lstm-measurements.md), so there is none. Instead the batch is split into blocks of rows
+(``_row_blocks``: one per Numba thread, at least 4 rows each) and each thread runs the WHOLE time loop for its
+block, forward and backward, with OpenBLAS at one thread; the GEMMs outside the loops are split over the same
+threads (``_split_matmul``). With one block (B < 8, or one Numba thread) the time loop runs on one thread and
+the GEMMs outside it use all of OpenBLAS's threads.
 
 float64 uses libm ``exp``/``tanh`` so it matches the reference to ~1e-15; float32 uses a vectorisable
 rational ``tanh`` (and ``sigmoid(a) = (1 + tanh(a/2)) / 2``) accurate to a few float32 ulp, because libm
@@ -26,6 +30,7 @@ calls in the gate loop were the largest single cost of a plain Numba LSTM.
 
 import contextlib
 import functools
+import itertools
 import os
 
 
@@ -112,41 +117,45 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
     r = np.empty((T if training else 1, B, H) if len(w_hr) else (0, 0, 0), dtype)  # o * tanh(c')
     # All time steps' input projections in one GEMM on all of OpenBLAS's threads; the biases are added in
     # the cell pass, which reads xp anyway (a separate bias pass over [T, B, GH] cost ~5 % at large shapes).
-    xp = _matmul(x2d, w_ih.T).reshape(T, B, w_hh.shape[0])
+    blocks = _row_blocks(B)
+    with _gemm_blas(blocks):
+        xp = _split_matmul(x2d, w_ih.T, len(blocks)).reshape(T, B, w_hh.shape[0])
     with _recurrence_blas(B):
-        last = _forward_sequence(kind, xp, w_hh, np.ascontiguousarray(b_ih), np.ascontiguousarray(b_hh),
-                                 lengths, hs, cs, saved, y, training, w_hr, r)
+        last = _in_row_blocks(_forward_sequence, blocks, kind, xp, w_hh, np.ascontiguousarray(b_ih),
+                              np.ascontiguousarray(b_hh), lengths, hs, cs, saved, y, training, w_hr, r)
     h_n = hs[last].copy()
     c_n = cs[last].copy() if kind == LSTM else None
     cache = (kind, x2d, w_ih, w_hh, lengths, hs, cs, saved, w_hr, r) if training else None
     return y, h_n, c_n, cache
 
 
-@njit(**_JIT)
-def _forward_sequence(kind, xp, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training, w_hr, r):
-    """The whole forward recurrence; returns the slot of ``hs``/``cs`` holding the final state.
+@njit(nogil=True, **_JIT)
+def _forward_sequence(kind, xp, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training, w_hr, r, b0, b1):
+    """The whole forward recurrence of the sequences ``b0 <= b < b1`` (the others are not touched, so
+    blocks of rows can run in parallel threads); returns the slot of ``hs``/``cs`` holding the final state.
 
     With a projection (``w_hr`` not empty) the cell pass writes o * tanh(c') to ``r`` and the projected
     state ``r W_hr^T`` is one more GEMM per step."""
-    T, B, _ = y.shape
+    T = y.shape[0]
     GH = w_hh.shape[0]
-    gh = np.empty((B, GH), y.dtype)
+    gh = np.empty((b1 - b0, GH), y.dtype)
     projected = w_hr.shape[0] > 0
-    hp = np.empty((B, w_hr.shape[0]), y.dtype)
-    small = _use_row_matmul(B)
+    hp = np.empty((b1 - b0, w_hr.shape[0]), y.dtype)
+    small = _use_row_matmul(b1 - b0)
     pad_h = np.empty((4, hs.shape[2]), y.dtype)
     pad_r = np.empty((4, w_hr.shape[1]), y.dtype)
     for t in range(T):
         cur, nxt = (t, t + 1) if training else (t & 1, (t + 1) & 1)
+        h_rows = hs[cur][b0:b1]
         if small:
-            _rows_matmul_t(hs[cur], w_hh, gh, pad_h)
+            _rows_matmul_t(h_rows, w_hh, gh, pad_h)
         else:
-            np.dot(hs[cur], w_hh.T, gh)
-        for b in range(B):
+            np.dot(h_rows, w_hh.T, gh)
+        for b in range(b0, b1):
             if t < lengths[b]:
                 save = saved[t if training else 0, b]
                 h_new = r[t if training else 0, b] if projected else hs[nxt, b]
-                _cell_forward(kind, xp[t, b], gh[b], b_ih, b_hh, hs[cur, b], cs[cur, b], h_new,
+                _cell_forward(kind, xp[t, b], gh[b - b0], b_ih, b_hh, hs[cur, b], cs[cur, b], h_new,
                               cs[nxt, b], save, training)
                 if not projected:
                     y[t, b] = hs[nxt, b]
@@ -157,15 +166,15 @@ def _forward_sequence(kind, xp, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, tra
                 if projected:
                     r[t if training else 0, b] = 0.0  # the projection GEMM and dW_hr read every row
         if projected:
-            r_t = r[t if training else 0]
+            r_rows = r[t if training else 0][b0:b1]
             if small:
-                _rows_matmul_t(r_t, w_hr, hp, pad_r)
+                _rows_matmul_t(r_rows, w_hr, hp, pad_r)
             else:
-                np.dot(r_t, w_hr.T, hp)
-            for b in range(B):
+                np.dot(r_rows, w_hr.T, hp)
+            for b in range(b0, b1):
                 if t < lengths[b]:
-                    hs[nxt, b] = hp[b]
-                    y[t, b] = hp[b]
+                    hs[nxt, b] = hp[b - b0]
+                    y[t, b] = hp[b - b0]
     return T if training else T & 1
 
 
@@ -239,30 +248,35 @@ def _backward(dy, dh_n, dc_n, cache):
     da_h = np.zeros((T, B, GH), dtype) if kind == GRU else da_x
     projected = len(w_hr) > 0
     dhp = np.zeros((T, B, H) if projected else (0, 0, 0), dtype)  # gradients w.r.t. the projected states
+    blocks = _row_blocks(B)
     with _recurrence_blas(B):
-        _backward_sequence(kind, np.ascontiguousarray(dy, dtype), dh, dc, w_hh, lengths, hs, cs, saved, da_x,
-                           da_h, w_hr, dhp)
-    # Everything that does not feed the recurrence: one GEMM each over all T*B rows, on all of OpenBLAS's
-    # threads, and the bias gradients as column sums.
+        _in_row_blocks(_backward_sequence, blocks, kind, np.ascontiguousarray(dy, dtype), dh, dc, w_hh, lengths,
+                       hs, cs, saved, da_x, da_h, w_hr, dhp)
+    # Everything that does not feed the recurrence: one GEMM each over all T*B rows (on all of OpenBLAS's
+    # threads, or split over the time loops' threads), and the bias gradients as column sums.
     da_x2d, da_h2d = da_x.reshape(T * B, GH), da_h.reshape(T * B, GH)
-    dx, dw_ih, dw_hh = _weight_grads(da_x2d, da_h2d, x2d, w_ih, hs[:T].reshape(T * B, H))
+    parts = len(blocks)
+    with _gemm_blas(blocks):
+        dx = _split_matmul(da_x2d, w_ih, parts)
+        dw_ih = _split_matmul_tn(da_x2d, x2d, parts)
+        dw_hh = _split_matmul_tn(da_h2d, hs[:T].reshape(T * B, H), parts)
+        dw_hr = _split_matmul_tn(dhp.reshape(T * B, H), r.reshape(T * B, r.shape[2]), parts) if projected else None
     grads = (dx.reshape(T, B, x2d.shape[1]), dh, dc if kind == LSTM else None,
              dw_ih, dw_hh, _column_sums(da_x2d), _column_sums(da_h2d))
-    if not projected:
-        return grads
-    return grads + (_matmul(dhp.reshape(T * B, H).T, r.reshape(T * B, r.shape[2])),)
+    return grads + (dw_hr,) if projected else grads
 
 
-@njit(**_JIT)
-def _backward_sequence(kind, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_h, w_hr, dhp):
-    """Backward through time: fills da_x, da_h (and with a projection dhp, the gradients w.r.t. the
-    projected states) and updates dh, dc in place to dh0, dc0."""
-    T, B, H = dy.shape
-    dh_rec = np.empty((B, H), dy.dtype)
+@njit(nogil=True, **_JIT)
+def _backward_sequence(kind, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_h, w_hr, dhp, b0, b1):
+    """Backward through time for the sequences ``b0 <= b < b1``: fills their rows of da_x, da_h (and with a
+    projection dhp, the gradients w.r.t. the projected states) and updates their dh, dc in place to dh0,
+    dc0."""
+    T, _, H = dy.shape
+    dh_rec = np.empty((b1 - b0, H), dy.dtype)
     projected = w_hr.shape[0] > 0
-    dr = np.empty((B, w_hr.shape[1]), dy.dtype)  # w.r.t. o * tanh(c'): what the cell pass takes as dy
+    dr = np.empty((b1 - b0, w_hr.shape[1]), dy.dtype)  # w.r.t. o * tanh(c'): what the cell pass takes as dy
     no_dh = np.zeros(w_hr.shape[1], dy.dtype)  # all of the state's gradient already went through W_hr
-    small = _use_row_matmul(B)
+    small = _use_row_matmul(b1 - b0)
     # The per-step kernel reads the weights as [N, K]: transposed copies, once per sequence.
     w_hh_t = np.ascontiguousarray(w_hh.T) if small else w_hh[:0]
     w_hr_t = np.ascontiguousarray(w_hr.T) if small and projected else w_hr[:0]
@@ -270,33 +284,30 @@ def _backward_sequence(kind, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_
     pad_p = np.empty((4, w_hr.shape[0]), dy.dtype)
     for t in range(T - 1, -1, -1):
         if projected:
-            for b in range(B):
+            for b in range(b0, b1):
                 if t < lengths[b]:
                     dhp[t, b] = dy[t, b] + dh[b]
                     dh[b] = 0.0
+            dhp_rows = dhp[t][b0:b1]
             if small:
-                _rows_matmul_t(dhp[t], w_hr_t, dr, pad_p)
+                _rows_matmul_t(dhp_rows, w_hr_t, dr, pad_p)
             else:
-                np.dot(dhp[t], w_hr, dr)
-        for b in range(B):
+                np.dot(dhp_rows, w_hr, dr)
+        for b in range(b0, b1):
             if t < lengths[b]:
-                d_out = dr[b] if projected else dy[t, b]
+                d_out = dr[b - b0] if projected else dy[t, b]
                 d_state = no_dh if projected else dh[b]
                 _cell_backward(kind, d_out, d_state, dc[b], cs[t, b], hs[t, b], hs[t + 1, b], saved[t, b],
                                da_x[t, b], da_h[t, b])
             # else: da stays zero and dh, dc pass through unchanged, as the frozen state did.
+        da_rows = da_h[t][b0:b1]
         if small:
-            _rows_matmul_t(da_h[t], w_hh_t, dh_rec, pad_g)
+            _rows_matmul_t(da_rows, w_hh_t, dh_rec, pad_g)
         else:
-            np.dot(da_h[t], w_hh, dh_rec)
-        for b in range(B):
+            np.dot(da_rows, w_hh, dh_rec)
+        for b in range(b0, b1):
             if t < lengths[b]:
-                dh[b] += dh_rec[b]
-
-
-@njit(**_JIT)
-def _weight_grads(da_x2d, da_h2d, x2d, w_ih, h2d):
-    return np.dot(da_x2d, w_ih), np.dot(da_x2d.T, x2d), np.dot(da_h2d.T, h2d)
+                dh[b] += dh_rec[b - b0]
 
 
 @njit(inline="always", **_JIT)
@@ -358,6 +369,78 @@ def _column_sums(a):
         for j in range(a.shape[1]):
             out[j] += a[r, j]
     return out
+
+
+# A time loop is split over threads only when each gets at least this many sequences: the small-batch kernel
+# computes rows four at a time, so fewer would only pad.
+_MIN_ROWS_PER_THREAD = 4
+
+
+def _row_blocks(B, threads=None):
+    """``[(b0, b1), ...]``: the batch split into at most ``threads`` (default: Numba's thread count,
+    ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``) blocks of consecutive rows, as even as possible,
+    each at least ``_MIN_ROWS_PER_THREAD`` rows; one block is the whole batch on one thread.
+
+    The sequences of a batch never meet in a time loop (each step's GEMM is row by row), so each thread runs
+    the whole loop for its rows: one hand-off per sequence, none per step, and a thread that is slowed down
+    on a shared machine only delays the end."""
+    if threads is None:
+        import numba
+        threads = numba.get_num_threads()
+    return _even_blocks(B, max(1, min(threads, B // _MIN_ROWS_PER_THREAD)))
+
+
+def _even_blocks(n, parts):
+    """``range(n)`` in ``parts`` blocks of consecutive indices, as ``[(start, end), ...]``, as even as possible."""
+    return list(itertools.pairwise([n * i // parts for i in range(parts + 1)]))
+
+
+def _in_row_blocks(loop, blocks, *args):
+    """``loop(*args, b0, b1)`` for each of ``blocks``, one thread each (the loops release the GIL);
+    returns the first block's result."""
+    return _in_parallel([functools.partial(loop, *args, *block) for block in blocks])[0]
+
+
+def _in_parallel(calls):
+    """The results of ``calls`` (functions of no arguments that release the GIL), the first run on this
+    thread and the others on a pool's threads at the same time."""
+    if len(calls) == 1:
+        return [calls[0]()]
+    futures = [_thread_pool(len(calls) - 1).submit(call) for call in calls[1:]]
+    first = calls[0]()
+    return [first] + [future.result() for future in futures]
+
+
+@functools.cache
+def _thread_pool(workers):
+    from concurrent.futures import ThreadPoolExecutor
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lstmzoo")
+
+
+def _gemm_blas(blocks):
+    """The OpenBLAS setting for the GEMMs outside a time loop over ``blocks``: its own threads when the loop
+    runs on one; one thread when the loop is split, because the GEMMs are then split over the same threads
+    (_split_matmul): OpenBLAS's workers spin for a while after each call, and spinning on the core a loop's
+    thread needs took away all the gain of splitting (B = 32, H = 512 inference: 93 -> 89 ms, against 75 -> 36
+    ms for the loop alone)."""
+    return _single_threaded_blas() if len(blocks) > 1 else contextlib.nullcontext()
+
+
+def _split_matmul(a, b, parts):
+    """``a @ b`` with the rows of ``a`` split into ``parts`` blocks, one thread each."""
+    if parts == 1:
+        return _matmul(a, b)
+    out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
+    _in_parallel([functools.partial(_matmul_into, a[r0:r1], b, out[r0:r1]) for r0, r1 in _even_blocks(len(a), parts)])
+    return out
+
+
+def _split_matmul_tn(a, b, parts):
+    """``a.T @ b`` summed over ``parts`` blocks of the rows they share, one thread each."""
+    if parts == 1:
+        return _matmul(a.T, b)
+    partial = _in_parallel([functools.partial(_matmul, a[r0:r1].T, b[r0:r1]) for r0, r1 in _even_blocks(len(a), parts)])
+    return functools.reduce(np.add, partial)
 
 
 @njit(inline="always", **_JIT)
@@ -516,6 +599,11 @@ def _single_threaded_blas():
             lib.scipy_openblas_set_num_threads(before)
 
 
-@njit(**_JIT)
+@njit(nogil=True, **_JIT)
 def _matmul(a, b):
     return np.dot(a, b)
+
+
+@njit(nogil=True, **_JIT)
+def _matmul_into(a, b, out):
+    np.dot(a, b, out)

@@ -1,5 +1,7 @@
 """The fused Numba kernels (kernels/cpu.py) against the NumPy reference, and their own gradients."""
 
+import itertools
+
 import numpy as np
 import pytest
 from helpers import numeric_gradient
@@ -191,3 +193,48 @@ def test_small_batches_above_four_match_reference(B):
         for a, b in zip(backward(cpu, cell, got_cache, dy, None, None),
                         backward(reference, cell, want_cache, dy, None, None)):
             assert_close(a, b, np.float64)
+
+
+@pytest.mark.parametrize("B, threads", [(1, 2), (7, 2), (8, 2), (13, 2), (14, 3), (100, 2), (9, 16)])
+def test_row_blocks_cover_the_batch(B, threads):
+    blocks = cpu._row_blocks(B, threads)
+    assert blocks[0][0] == 0 and blocks[-1][1] == B
+    assert all(end == start for (_, end), (start, _) in itertools.pairwise(blocks))
+    assert len(blocks) <= threads
+    assert len(blocks) == 1 or min(b1 - b0 for b0, b1 in blocks) >= cpu._MIN_ROWS_PER_THREAD
+    sizes = [b1 - b0 for b0, b1 in blocks]
+    assert max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_time_loops_split_over_threads_match_reference(cell, monkeypatch):
+    """Three threads, each running the whole time loop for its block of rows (4, 5 and 5 of 14; ragged
+    lengths), forward and backward, float64 and float32 (its blocks take the small-batch kernel)."""
+    import numba
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 3)
+    for dtype in (np.float64, np.float32):
+        rng = np.random.default_rng(11)
+        p = make_inputs(rng, cell, 6, 14, 5, 9, dtype)
+        lengths = rng.integers(1, 7, size=14)
+        got, got_cache = forward(cpu, cell, p, lengths)
+        want, want_cache = forward(reference, cell, p, lengths)
+        for a, b in zip(got, want):
+            assert_close(a, b, dtype)
+        inference = forward(cpu, cell, p, lengths, training=False)[0]
+        for a, b in zip(inference, want):
+            assert_close(a, b, dtype)
+        dy = rng.standard_normal(got[0].shape).astype(dtype)
+        for a, b in zip(backward(cpu, cell, got_cache, dy, None, None),
+                        backward(reference, cell, want_cache, dy, None, None)):
+            assert_close(a, b, dtype)
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_split_gemms_match_numpy(parts):
+    """The GEMMs around a split time loop: rows of ``a`` over threads, and ``a.T @ b`` summed over blocks."""
+    rng = np.random.default_rng(parts)
+    a, b, c = rng.standard_normal((50, 7)), rng.standard_normal((7, 9)), rng.standard_normal((50, 9))
+    with cpu._gemm_blas(cpu._even_blocks(50, parts)):
+        np.testing.assert_allclose(cpu._split_matmul(a, b, parts), a @ b, rtol=1e-12)
+        np.testing.assert_allclose(cpu._split_matmul(a, b.T.copy().T, parts), a @ b, rtol=1e-12)
+        np.testing.assert_allclose(cpu._split_matmul_tn(a, c, parts), a.T @ c, rtol=1e-12, atol=1e-12)

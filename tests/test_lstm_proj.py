@@ -41,8 +41,12 @@ def assert_close(actual, expected, dtype, name):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("with_lengths", [False, True])
-@pytest.mark.parametrize("B", [1, 3, 12])  # 1: OpenBLAS GEMV, 3: the few-rows matmul, 12: OpenBLAS GEMM
-def test_cpu_matches_reference(dtype, with_lengths, B):
+# 1: OpenBLAS GEMV; 3: the small-batch kernel; 12 and 40: two threads, each with its block of rows, through
+# the small-batch kernel (6 rows each) and OpenBLAS's GEMM (20 rows each).
+@pytest.mark.parametrize("B", [1, 3, 12, 40])
+def test_cpu_matches_reference(dtype, with_lengths, B, monkeypatch):
+    import numba
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
     rng = np.random.default_rng(B + 10 * with_lengths)
     p = make_inputs(rng, T, B, I, H, P, dtype)
     lengths = rng.integers(1, T + 1, B) if with_lengths else None
