@@ -15,7 +15,7 @@ What is fused (DESIGN.md, "The kernels"):
   step, ``dh @ W_hr``, before it; ``dW_hr`` is one GEMM after the loop over the saved ``o * tanh(c')``.
 
 Every GEMM goes through ``np.dot`` inside ``@njit``, i.e. scipy's OpenBLAS, except a step's recurrent GEMM
-for 2..16 rows, which is our own register-blocked kernel (``_rows_matmul_t``). Threads: a per-step handoff
+for 2..32 rows, which is our own register-blocked kernel (``_rows_matmul_t``). Threads: a per-step handoff
 to other threads, OpenBLAS's or a ``prange``'s, cost far more than it saved on the shared machine
 (notes/cpu-lstm-measurements.md), so there is none. Instead the batch is split into blocks of rows
 (``_row_blocks``: one per Numba thread, at least 4 rows each) and each thread runs the WHOLE time loop for its
@@ -445,30 +445,78 @@ def _split_matmul_tn(a, b, parts):
 
 @njit(inline="always", **_JIT)
 def _use_row_matmul(B):
-    """Per-step GEMMs of 2..16 rows: OpenBLAS packs the whole weight matrix for every call and reaches
-    10-90 GFLOP/s there on one core; _rows_matmul_t reaches 85-185 (H = 128..1024), and ties it at 32 rows.
-    One row goes to OpenBLAS's GEMV, which is faster."""
-    return 2 <= B <= 16
+    """Per-step GEMMs of 2..32 rows: OpenBLAS packs the whole weight matrix for every call and reaches
+    10-150 GFLOP/s there on one core; _rows_matmul_t 75-210 (0.2-0.9x OpenBLAS's time, H = 128..1024,
+    benchmarks/step_matmul.py). One row goes to OpenBLAS's GEMV, which is faster."""
+    return 2 <= B <= 32
 
 
 @njit(**_JIT)
 def _rows_matmul_t(a, w, out, pad):
-    """out = a @ w.T for the few rows of ``a`` (w: [N, K], C-contiguous), four rows at a time.
+    """out = a @ w.T for the few rows of ``a`` (w: [N, K], C-contiguous): eight rows at a time, then four.
 
-    Each block of four rows of ``out`` streams ``w`` once, two of its rows at a time: eight dot products
-    share each load, and their sums stay in registers over the whole K loop (the k loop vectorises as a
-    reduction). The last block, when fewer than four rows are left, reads them from the zero-padded
-    ``pad`` ([4, K]) and stores only the real rows."""
+    Each block of rows streams ``w`` once, two of its rows at a time: 16 (or 8) dot products share each load
+    and their sums stay in registers over the whole K loop (the k loop vectorises as a reduction). When
+    fewer than four rows are left, the last block reads them from the zero-padded ``pad`` ([4, K]) and
+    stores only the real rows."""
     R = a.shape[0]
-    for r0 in range(0, R, 4):
+    r0 = 0
+    while R - r0 >= 8:
+        _eight_rows_matmul_t(a[r0], a[r0 + 1], a[r0 + 2], a[r0 + 3], a[r0 + 4], a[r0 + 5], a[r0 + 6], a[r0 + 7],
+                             w, out, r0)
+        r0 += 8
+    while r0 < R:
         rows = min(4, R - r0)
         if rows == 4:
-            a0, a1, a2, a3 = a[r0], a[r0 + 1], a[r0 + 2], a[r0 + 3]
+            _four_rows_matmul_t(a[r0], a[r0 + 1], a[r0 + 2], a[r0 + 3], w, out, r0, 4)
         else:
             pad[:] = 0.0
             pad[:rows] = a[r0:]
-            a0, a1, a2, a3 = pad[0], pad[1], pad[2], pad[3]
-        _four_rows_matmul_t(a0, a1, a2, a3, w, out, r0, rows)
+            _four_rows_matmul_t(pad[0], pad[1], pad[2], pad[3], w, out, r0, rows)
+        r0 += rows
+
+
+@njit(inline="always", **_JIT)
+def _eight_rows_matmul_t(a0, a1, a2, a3, a4, a5, a6, a7, w, out, r0):
+    N = w.shape[0]
+    zero = w.dtype.type(0)
+    for n in range(0, N, 2):
+        w0 = w[n]
+        w1 = w[n + 1] if n + 1 < N else w[n]  # an odd last column computes it twice, stored once
+        s00 = s10 = s20 = s30 = s40 = s50 = s60 = s70 = zero
+        s01 = s11 = s21 = s31 = s41 = s51 = s61 = s71 = zero
+        for k in range(w.shape[1]):
+            x0 = w0[k]
+            x1 = w1[k]
+            b = a0[k]
+            s00 += b * x0
+            s01 += b * x1
+            b = a1[k]
+            s10 += b * x0
+            s11 += b * x1
+            b = a2[k]
+            s20 += b * x0
+            s21 += b * x1
+            b = a3[k]
+            s30 += b * x0
+            s31 += b * x1
+            b = a4[k]
+            s40 += b * x0
+            s41 += b * x1
+            b = a5[k]
+            s50 += b * x0
+            s51 += b * x1
+            b = a6[k]
+            s60 += b * x0
+            s61 += b * x1
+            b = a7[k]
+            s70 += b * x0
+            s71 += b * x1
+        for i, (s0, s1) in enumerate(((s00, s01), (s10, s11), (s20, s21), (s30, s31),
+                                      (s40, s41), (s50, s51), (s60, s61), (s70, s71))):
+            out[r0 + i, n] = s0
+            if n + 1 < N:
+                out[r0 + i, n + 1] = s1
 
 
 @njit(inline="always", **_JIT)
@@ -576,7 +624,7 @@ def _scipy_openblas():
 def _recurrence_blas(B):
     """The OpenBLAS setting for a time loop over B sequences: one thread, except for B = 1, whose per-step
     GEMV was measured both faster (loaded machine, H = 512: 0.45-0.85x the time) and slower (quieter,
-    1.45x) single-threaded, so it keeps the default. B = 2..16 uses _rows_matmul_t, not OpenBLAS."""
+    1.45x) single-threaded, so it keeps the default. B = 2..32 uses _rows_matmul_t, not OpenBLAS."""
     return _single_threaded_blas() if B > 1 else contextlib.nullcontext()
 
 

@@ -165,11 +165,11 @@ def test_larger_float32_shapes_match_reference():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_small_batch_matmul_matches_numpy(dtype):
-    """The per-step kernel for B = 2..16 (blocks of four rows, a zero-padded last block, two weight rows at a
+    """The per-step kernel for B = 2..32 (blocks of eight rows, then four, the last zero-padded, two weight rows at a
     time) at every row count, odd and even widths, against NumPy."""
     from lstmzoo.kernels.cpu import _rows_matmul_t
     rng = np.random.default_rng(5)
-    for rows in range(1, 10):
+    for rows in range(1, 34):
         for N, K in [(1, 3), (7, 5), (8, 33), (64, 128)]:
             a = rng.standard_normal((rows, K)).astype(dtype)
             w = rng.standard_normal((N, K)).astype(dtype)
@@ -178,9 +178,9 @@ def test_small_batch_matmul_matches_numpy(dtype):
             np.testing.assert_allclose(out, a @ w.T, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
 
 
-@pytest.mark.parametrize("B", [6, 8, 13])
+@pytest.mark.parametrize("B", [6, 8, 13, 27])
 def test_small_batches_above_four_match_reference(B):
-    """B = 5..16 runs the small-batch kernel over several row blocks, the last one padded, forward and backward."""
+    """B = 5..32 runs the small-batch kernel over several row blocks, the last one padded, forward and backward."""
     rng = np.random.default_rng(B)
     for cell in CELLS:
         p = make_inputs(rng, cell, 5, B, 7, 13, np.float64)

@@ -41,9 +41,9 @@ def assert_close(actual, expected, dtype, name):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("with_lengths", [False, True])
-# 1: OpenBLAS GEMV; 3: the small-batch kernel; 12 and 40: two threads, each with its block of rows, through
-# the small-batch kernel (6 rows each) and OpenBLAS's GEMM (20 rows each).
-@pytest.mark.parametrize("B", [1, 3, 12, 40])
+# 1: OpenBLAS GEMV; 3: the small-batch kernel; 12 and 80: two threads, each with its block of rows, through
+# the small-batch kernel (6 rows each) and OpenBLAS's GEMM (40 rows each).
+@pytest.mark.parametrize("B", [1, 3, 12, 80])
 def test_cpu_matches_reference(dtype, with_lengths, B, monkeypatch):
     import numba
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
