@@ -188,11 +188,12 @@ class RtPolarity(RunVocabulary, ClassificationRecipe):
                     source="target on the fixed 10 % test split; Kim 2014 (10-fold CV on MR): CNN-rand 76.1 %, "
                            "CNN-static 81.0 %, CNN-non-static 81.5 %; the baseline is logistic regression on bag "
                            "of words, measured in the same run")
-    measured = ("test accuracy 78.80 %, macro F1 0.788 (226 of 1,066 wrong) with seed 0 (`lstmzoo train rt-polarity "
-                "--seed 0`): 100 s on 2 shared, loaded CPU cores (best epoch 3 of 5 by validation accuracy); seeds "
-                "0/1/2: 78.80 / 79.08 / 78.24 % (100-122 s each); logistic regression on binary bag of words on the "
-                "same split: 78.14 %; 10-fold cross-validation with the defaults (`lstmzoo evaluate rt-polarity --checkpoint DIR "
-                "--cv 10`, seed 0, 13.4 min): 76.43 % +- 1.54 % (folds 74.3-78.7 %; the fixed test split is on the "
+    measured = ("test accuracy 78.99 %, macro F1 0.789 (224 of 1,066 wrong) with seed 0 (`lstmzoo train rt-polarity "
+                "--seed 0`): 31 s on one CPU core (best epoch 3 of 5 by validation accuracy); seeds 0/1/2: 78.99 / "
+                "79.83 / 77.39 % (24-31 s each; benchmarks/zoo.py, 2026-11-25); logistic regression on binary bag of "
+                "words on the same split: 78.14 %; 10-fold cross-validation with the defaults (`lstmzoo evaluate "
+                "rt-polarity --checkpoint DIR --cv 10`, seed 0, 13.4 min, 2026-11-24 with the CPU kernels of then): "
+                "76.43 % +- 1.54 % (folds 74.3-78.7 %; the fixed test split is on the "
                 "easy side) (this small data set is hard to beat without pretrained embeddings: Kim's "
                 "CNN-rand is 76.1 %, NBSVM 79.4 %, Kim 2014 table 2)")
     preprocessing = ("Windows-1252 text; Kim's clean_str tokenisation (clitics and punctuation split, lower case); "
