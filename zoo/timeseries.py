@@ -9,17 +9,20 @@ hyperparameter defaults with ``forecasting_hyperparameters(...)``; ``target_rati
   steadies the variance of counts and compresses peaks beyond the training range), optional differencing at a lag
   (usually the season: removes trend and seasonality), then standardisation with the mean and standard
   deviation of the training part only;
-- samples: the previous ``window`` preprocessed values are the input sequence ``[window, batch, 1]``, the next
-  value is the target (with ``predict_change``, its change from the last input: the model corrects a
-  persistence forecast, which keeps forecasts sane at levels the training part never reached); the model is
-  ``SequenceModel`` (LSTM -> last hidden state -> Linear), trained with Adam at a constant or cosine-decayed rate;
+- samples: the previous ``window`` preprocessed values are the input sequence ``[window / step, batch, step]``
+  (``step`` consecutive values per LSTM step, 1 by default), the next value is the target (with
+  ``predict_change``, its change from the last input: the model corrects a persistence forecast, which keeps
+  forecasts sane at levels the training part never reached); the model is ``SequenceModel`` (LSTM -> last hidden
+  state -> Linear), trained with Adam at a constant or cosine-decayed rate;
 - splits, chronological: test = the last ``test_size`` values, validation (early stopping) = the last
   ``val_size`` values before the test part, training = the rest;
 - metrics on the original scale of the test split: rmse, mae, and the naive forecasts' rmse (persistence:
   the previous value; seasonal naive: the value one season earlier, and ``seasonal_naive_<lag>_rmse`` for each
   lag in ``more_seasons``), which are what a forecast must beat. The season of the naive forecast is
   independent of the differencing lag: a series whose cycle is not a whole number of steps (sunspots) sets
-  ``season`` for the baseline and ``difference = 0``.
+  ``season`` for the baseline and ``difference = 0``. With a transform, forecasts (and the autoregression's)
+  are brought back by Duan's smearing: the inverse transform averaged over the training residuals, the mean
+  on the original scale rather than the median (``smearing``).
 """
 
 import dataclasses
@@ -90,7 +93,9 @@ class TimeSeriesRecipe(Recipe):
         test_size = round(len(values) * self.test_size) if self.test_size < 1 else self.test_size
         test_start = len(values) - test_size
         val_start = test_start - hp["val_size"]
-        if hp["step"] < 1 or hp["window"] % hp["step"]:
+        if hp["step"] < 1:
+            raise ValueError(f"step must be at least 1, got {hp['step']}")
+        if hp["window"] % hp["step"]:
             raise ValueError(f"window={hp['window']} is not a multiple of step={hp['step']}")
         first_target = hp["window"] + self.difference
         if val_start - first_target < hp["batch_size"]:
