@@ -146,6 +146,35 @@ def test_fixed_splits_use_their_own_digits(mirror, monkeypatch):
     without = recipe.load_data(recipe.resolve())
     assert np.array_equal(without.test.frames, data.test.frames) and not without.val.frames.any()
     assert np.array_equal(without.test.digits, data.test.digits)
+    # The test videos record which test digits they show (the segmented baseline classifies those images).
+    assert np.array_equal(data.test_images, images[TRAIN_DIGITS:])
+    assert np.array_equal(labels[TRAIN_DIGITS:][data.test.sources], data.test.digits)
+
+
+def test_segmented_knn_baseline_names_each_videos_digits():
+    """On digits drawn as one bright band per class the oracle-segmented k-NN names every video right; make
+    one test image look like another class and exactly the videos showing it go wrong."""
+    from lstmzoo.zoo.moving_mnist import MovingMNISTData, Videos
+    rng = np.random.default_rng(3)
+
+    def drawn(classes):
+        images = rng.integers(0, 40, (len(classes), 28, 28), dtype=np.uint8)
+        for image, digit in zip(images, classes):
+            image[2 * digit:2 * digit + 3] = 255
+        return images
+
+    train_labels, test_labels = np.arange(60) % 10, np.arange(20) % 10
+    test_images = drawn(test_labels)
+    sources = rng.integers(0, 20, (50, 2))
+    test = Videos(np.zeros((50, FRAMES, 64, 64), np.uint8), test_labels[sources], sources)
+    data = MovingMNISTData(drawn(train_labels), train_labels, test, test, test_images)
+    recipe = MovingMNISTDigits()
+    scores = recipe.baseline(data, recipe.resolve())
+    assert scores["segmented_knn_both_right"] == 1.0 and scores["segmented_knn_k"] in range(1, 6)
+    test_images[7] = drawn([2])[0]                       # a 7 that looks like a 2
+    showing = (sources == 7).any(axis=1)
+    assert recipe.baseline(data, recipe.resolve())["segmented_knn_both_right"] == pytest.approx(1 - showing.mean())
+    assert showing.any()
 
 
 # ---------------------------------------------------------------------------------------- end to end
