@@ -76,8 +76,8 @@ class PenDigits(ClassificationRecipe):
                     source="target on the UCI writer-independent test set (3,498 digits of 14 writers); no "
                            "canonical sequence-model figure, so the baseline is k-NN on the 16-feature version, "
                            "measured in the same run (UCI reports ~97.8 % for k-NN)")
-    measured = ("test accuracy 99.46 %, macro F1 0.995 (19 of 3,498 wrong) with seed 0; seeds 0/1/2: 99.46 / 99.20 / "
-                "99.20 % (benchmarks/zoo.py, 2026-11-24); 8-14 min each on 2 CPU cores shared with other work; k-NN on the "
+    measured = ("test accuracy 99.26 %, macro F1 0.993 (26 of 3,498 wrong) with seed 0; seeds 0/1/2: 99.26 / 99.17 / "
+                "99.31 % (benchmarks/zoo.py, 2026-11-25); about 1 min each on one CPU core; k-NN on the "
                 "16 UCI features: 97.88 % (k=4 by leave-one-out)")
     preprocessing = ("per digit: bounding box centred and scaled to [-1, 1] (aspect kept); strokes resampled at "
                      "equal arc-length spacing to `points` points in all; features x, y, dx, dy and a pen-lifted "
