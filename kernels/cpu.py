@@ -115,8 +115,9 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
     # Without a projection both are empty, which the compiled loops read as "no projection".
     w_hr = np.empty((0, 0), dtype) if w_hr is None else np.ascontiguousarray(w_hr, dtype)
     r = np.empty((T if training else 1, B, H) if len(w_hr) else (0, 0, 0), dtype)  # o * tanh(c')
-    # All time steps' input projections in one GEMM on all of OpenBLAS's threads; the biases are added in
-    # the cell pass, which reads xp anyway (a separate bias pass over [T, B, GH] cost ~5 % at large shapes).
+    # All time steps' input projections in one GEMM (on all of OpenBLAS's threads, or split over the time
+    # loops' threads); the biases are added in the cell pass, which reads xp anyway (a separate bias pass over
+    # [T, B, GH] cost ~5 % at large shapes).
     blocks = _row_blocks(B)
     with _gemm_blas(blocks):
         xp = _split_matmul(x2d, w_ih.T, len(blocks)).reshape(T, B, w_hh.shape[0])
