@@ -14,8 +14,11 @@ This module stays free of NumPy and of the layers so the CLI starts fast.
 
 import dataclasses
 import inspect
+import math
 import re
 from typing import ClassVar
+
+from .errors import UserError
 
 APPLICATIONS = ("time-series", "language-modeling", "translation", "sentiment-analysis", "speech-commands",
                 "speech-to-text", "handwriting", "video")
@@ -47,20 +50,44 @@ class DataFile:
     manifest: str | None = None
 
 
+# Bounds of the hyperparameters whose names carry one meaning in every recipe, applied where a Hyperparameter
+# declares no bounds of its own (inclusive; None = unbounded). They stop values that make no sense (a
+# negative clip_norm flips the gradient, epochs=0 calls the untrained model the best) and sizes that would
+# only end in a MemoryError, at --set and when a config.json is read.
+CONVENTIONAL_BOUNDS = {
+    "epochs": (1, 100_000), "lr": (1e-12, 10.0), "min_lr": (0.0, 10.0), "clip_norm": (0.0, 1e9),
+    "patience": (0, 100_000), "batch_size": (1, 65_536), "eval_batch_size": (1, 65_536),
+    "hidden_size": (1, 16_384), "num_layers": (1, 64), "dropout": (0.0, 0.99),
+    "embedding_dim": (1, 16_384), "window": (1, 1_000_000), "step": (1, 1_000_000),
+    "val_size": (1, 1_000_000_000), "limit": (0, 1_000_000_000), "eval_limit": (0, 1_000_000_000),
+    "beam_width": (1, 1_000), "val_fraction": (0.01, 0.9), "weight_decay": (0.0, 10.0),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Hyperparameter:
     """A typed default, overridable with ``--set name=value``; the type is the default's
-    (bool, int, float or str); ``choices`` restricts the allowed values."""
+    (bool, int, float or str); ``choices`` restricts the allowed values; ``low`` and ``high`` bound a number
+    (inclusive; when both are None the conventional bounds of well-known names apply, see
+    ``CONVENTIONAL_BOUNDS``). A float is always finite."""
     default: bool | int | float | str
     help: str
     choices: tuple | None = None
+    low: int | float | None = None
+    high: int | float | None = None
 
     @property
     def type(self):
         return type(self.default)
 
+    def bounds(self, name):
+        """(low, high) for the hyperparameter called ``name``; either may be None."""
+        if self.low is None and self.high is None and self.type in (int, float):
+            return CONVENTIONAL_BOUNDS.get(name, (None, None))
+        return self.low, self.high
+
     def parse(self, name, text):
-        """The value of ``--set name=text``; ValueError with one sentence when it is not one."""
+        """The value of ``--set name=text``; UserError with one sentence when it is not one."""
         kind = self.type
         try:
             if kind is bool:
@@ -70,18 +97,25 @@ class Hyperparameter:
             else:
                 value = kind(text)
         except ValueError:
-            raise ValueError(f"hyperparameter {name!r} takes a {kind.__name__}, got {text!r}") from None
+            raise UserError(f"hyperparameter {name!r} takes a {kind.__name__}, got {text!r}") from None
         return self.check(name, value)
 
     def check(self, name, value):
-        """``value`` if it has the right type and is one of the choices, else ValueError."""
+        """``value`` if it has the right type, is finite, within bounds and one of the choices, else UserError."""
         if self.type is float and type(value) is int:
             value = float(value)
         if type(value) is not self.type:
-            raise ValueError(f"hyperparameter {name!r} takes a {self.type.__name__}, got {value!r}")
+            raise UserError(f"hyperparameter {name!r} takes a {self.type.__name__}, got {value!r}")
+        if self.type is float and not math.isfinite(value):
+            raise UserError(f"hyperparameter {name!r} must be a finite number, got {value!r}")
+        low, high = self.bounds(name)
+        if (low is not None and value < low) or (high is not None and value > high):
+            wanted = (f"between {low:g} and {high:g}" if low is not None and high is not None
+                      else f"at least {low:g}" if low is not None else f"at most {high:g}")
+            raise UserError(f"hyperparameter {name!r} must be {wanted}, got {value!r}")
         if self.choices is not None and value not in self.choices:
-            raise ValueError(f"hyperparameter {name!r} must be one of {', '.join(map(str, self.choices))}, "
-                             f"got {value!r}")
+            raise UserError(f"hyperparameter {name!r} must be one of {', '.join(map(str, self.choices))}, "
+                            f"got {value!r}")
         return value
 
 
@@ -205,12 +239,12 @@ class Recipe:
     @classmethod
     def resolve(cls, overrides=None):
         """The complete hyperparameter dict: defaults, with ``overrides`` (name -> value or the text of
-        ``--set``) applied and checked. ValueError (one sentence) for an unknown name or a bad value."""
+        ``--set``) applied and checked. UserError (one sentence) for an unknown name or a bad value."""
         declared = cls.all_hyperparameters()
         hp = {name: spec.default for name, spec in declared.items()}
         for name, value in (overrides or {}).items():
             if name not in declared:
-                raise ValueError(f"recipe {cls.name!r} has no hyperparameter {name!r}; "
+                raise UserError(f"recipe {cls.name!r} has no hyperparameter {name!r}; "
                                  f"it has {', '.join(sorted(declared))}")
             spec = declared[name]
             hp[name] = spec.parse(name, value) if isinstance(value, str) else spec.check(name, value)
@@ -265,7 +299,7 @@ class Recipe:
     def cross_validate(self, hp, folds, progress=True):
         """``folds``-fold cross-validation with the hyperparameters ``hp`` (``lstmzoo evaluate --cv K``): trains
         ``folds`` fresh models and returns their test metrics as ``{name: number}``. Not supported by default."""
-        raise ValueError(f"recipe {self.name} does not support --cv")
+        raise UserError(f"recipe {self.name} does not support --cv")
 
     def target(self, metrics):
         """The recipe's target on the test split, checked against ``evaluate``'s ``metrics``: ``(text, met)``
@@ -297,18 +331,18 @@ class Recipe:
 
 
 def read_input_file(input, what):
-    """The bytes of the file a user named as ``predict``'s input; ValueError, one sentence saying to give
+    """The bytes of the file a user named as ``predict``'s input; UserError, one sentence saying to give
     ``what``, when it is not a file, cannot be read or is empty."""
     from pathlib import Path
     path = Path(input)
     if not path.is_file():
-        raise ValueError(f"{input} is not a file (give {what})")
+        raise UserError(f"{input} is not a file (give {what})")
     try:
         raw = path.read_bytes()
     except OSError as error:
-        raise ValueError(f"{input} cannot be read ({error.strerror or error})") from None
+        raise UserError(f"{input} cannot be read ({error.strerror or error})") from None
     if not raw.strip():
-        raise ValueError(f"{input} is empty")
+        raise UserError(f"{input} is empty")
     return raw
 
 

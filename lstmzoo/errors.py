@@ -1,0 +1,15 @@
+"""The one exception that means "the user asked for something that cannot be done".
+
+The CLI prints a ``UserError`` as its one sentence and exits with status 2. Anything else that escapes a
+command is a bug (ours or a plugin's): the CLI says so in one line, says where to report it, and shows the
+traceback with ``--debug`` or ``LSTMZOO_DEBUG=1``. So the data layer, the run-folder code, the tasks and
+every recipe raise ``UserError`` for a user's mistake (a bad file, a bad ``--set``, a damaged run folder) and
+let everything else propagate.
+
+``UserError`` is a ``ValueError``, so library code that catches ``ValueError`` keeps working. This module
+imports nothing, so the recipes' metadata modules can import it without slowing ``lstmzoo list``.
+"""
+
+
+class UserError(ValueError):
+    """A user's mistake; the message is one sentence that says what to do."""
