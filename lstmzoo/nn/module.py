@@ -3,6 +3,8 @@
 A module owns parameters (``self.add_parameter(name, array)``) and child modules (any attribute that is a
 ``Module``, or ``self.add_module``). ``parameters()`` and ``grads()`` return dicts of the live arrays,
 named like a PyTorch state dict (``"lstm.weight_ih_l0"``): writing into them changes the model.
+``state_dict()`` / ``load_state_dict(d, strict=True)`` are the same under PyTorch's names and behaviour, so
+weights move between lstmzoo and ``torch.nn.Module`` as a dict of arrays.
 
 Gradients accumulate (``+=``) across ``backward`` calls until ``zero_grad()``, as in PyTorch.
 
@@ -11,7 +13,15 @@ gradient, into one contiguous buffer and leaves views per parameter behind, so a
 vectorised update and a data-parallel all-reduce moves one buffer.
 """
 
+from typing import NamedTuple
+
 from ..array import array_module
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``Module.load_state_dict`` did not match, as PyTorch reports it."""
+    missing_keys: list
+    unexpected_keys: list
 
 
 class Module:
@@ -61,13 +71,32 @@ class Module:
             missing, unexpected = sorted(set(own) - set(values)), sorted(set(values) - set(own))
             if missing or unexpected:
                 raise ValueError(f"parameter names differ: missing {missing}, unexpected {unexpected}")
-        for name, value in values.items():
-            if name not in own:
-                continue
+        shared = {name: value for name, value in values.items() if name in own}
+        for name, value in shared.items():  # every shape first, so a mismatch changes nothing
             if tuple(value.shape) != tuple(own[name].shape):
                 raise ValueError(f"parameter {name!r} has shape {tuple(own[name].shape)}, "
                                  f"got {tuple(value.shape)}")
+        for name, value in shared.items():
             own[name][...] = array_module(own[name]).asarray(value, dtype=own[name].dtype)
+
+    def state_dict(self):
+        """PyTorch's ``state_dict()``: a dict of name -> parameter array, in registration order. As in PyTorch
+        the arrays share memory with the parameters (copy them to keep a snapshot)."""
+        return self.parameters()
+
+    def load_state_dict(self, state_dict, strict=True):
+        """PyTorch's ``load_state_dict``: copy the arrays (NumPy, CuPy, or anything ``numpy.asarray`` takes, a
+        CPU torch tensor included) into the parameters of the same names and return
+        ``IncompatibleKeys(missing_keys, unexpected_keys)``. With ``strict`` (the default) names that differ
+        raise ValueError; a shape that differs always does, and then nothing is changed."""
+        own = self.parameters()
+        missing = [name for name in own if name not in state_dict]
+        unexpected = [name for name in state_dict if name not in own]
+        if strict and (missing or unexpected):
+            raise ValueError(f"error(s) in loading state_dict for {type(self).__name__}: missing key(s) "
+                             f"{missing}, unexpected key(s) {unexpected}")
+        self.load_parameters({name: value for name, value in state_dict.items() if name in own}, strict=False)
+        return IncompatibleKeys(missing, unexpected)
 
     def zero_grad(self):
         if self._flat is not None:
