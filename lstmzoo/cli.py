@@ -28,20 +28,60 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+DEBUG_VARIABLE = "LSTMZOO_DEBUG"
+
+
 @contextlib.contextmanager
 def _reported():
-    """Turn the library's one-sentence errors into the CLI's: the user's mistakes (bad values, unusable run
-    folders, unreadable inputs) exit 2, failures the user did not cause (no network, a diverging loss) exit 1.
-    Imported here, not at the top, to keep start-up light."""
-    from .checkpoint import CheckpointError
+    """Turn the library's one-sentence errors into the CLI's: the user's mistakes (``lstmzoo.errors.UserError``:
+    bad values, unusable run folders, unreadable inputs) exit 2; failures the user did not cause but cannot be
+    blamed on the code (no network, a diverging loss, a plugin breaking the recipe contract) exit 1. Anything
+    else is left to ``LstmzooGroup.invoke``, which reports it as a bug. Imported here, not at the top, to keep
+    start-up light."""
     from .data import DataError
+    from .errors import RecipeError
+    from .errors import UserError as LibraryUserError
     from .train import TrainingError
     try:
         yield
-    except (CheckpointError, ValueError) as error:
+    except LibraryUserError as error:
         raise UserError(_sentence(error)) from None
-    except (DataError, TrainingError) as error:
+    except (DataError, TrainingError, RecipeError) as error:
         raise click.ClickException(_sentence(error)) from None
+
+
+class LstmzooGroup(click.Group):
+    """The command group: every command's errors go through ``_reported``; an exception that is not one of
+    those is a bug, said so in one line with where to report it, the traceback shown only with ``--debug``."""
+
+    def invoke(self, ctx):
+        try:
+            with _reported():
+                return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort,
+                KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:  # noqa: BLE001 - reported as a bug below (or re-raised with --debug)
+            if ctx.params.get("debug"):
+                raise
+            raise click.ClickException(_bug_report(ctx, error)) from None
+
+
+def _bug_report(ctx, error):
+    """One line: what broke, whose code it is, how to see the traceback and where to report it."""
+    command = ctx.invoked_subcommand
+    recipe = ctx.meta.get(_RECIPE_KEY)
+    culprit, authors = "lstmzoo", "lstmzoo's issue tracker"
+    if recipe:
+        from .registry import provider_of
+        provider = provider_of(recipe)
+        if provider is not None and provider.distribution != "lstmzoo":
+            culprit = f"the plugin {provider.distribution} {provider.version} (recipe {recipe})"
+            authors = f"the authors of {provider.distribution}"
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return (f"this is a bug in {culprit}, not a mistake of yours: {type(error).__name__}"
+            f"{': ' + message if message else ''}; run it again as `lstmzoo --debug {command or ''} ...` (or with "
+            f"{DEBUG_VARIABLE}=1) to see the traceback, and report it with that traceback to {authors}")
 
 
 def _warn_skipped_plugins():
@@ -49,8 +89,12 @@ def _warn_skipped_plugins():
         click.echo(f"skipped plugin {failure.distribution} ({failure.entry_point}): {failure.reason}", err=True)
 
 
+_RECIPE_KEY = "lstmzoo.recipe"   # in click's context meta (shared by nested contexts): the recipe a command runs
+
+
 def _recipe(name):
     _warn_skipped_plugins()
+    click.get_current_context().meta[_RECIPE_KEY] = name
     try:
         return get_recipe(name)
     except UnknownRecipeError as error:
@@ -70,14 +114,18 @@ def _print_metrics(metrics, as_json):
         click.echo(f"  {name:<{width}}  {value:.4f}" if isinstance(value, float) else f"  {name:<{width}}  {value}")
 
 
-@click.group(context_settings=CONTEXT, epilog="""\b
+@click.group(cls=LstmzooGroup, context_settings=CONTEXT, epilog="""\b
 Examples:
   lstmzoo list
   lstmzoo train airline-passengers
   lstmzoo evaluate airline-passengers --checkpoint runs/airline-passengers-20250101-120000
-Every command has --help with an example.""")
+  lstmzoo --debug evaluate airline-passengers --checkpoint runs/air   # a bug's traceback
+Every command has --help with an example. A mistake in what you asked for ends with one sentence and exit
+status 2; a failure you did not cause (no network, a diverging training) with one sentence and exit status 1.""")
 @click.version_option(__version__, prog_name="lstmzoo")
-def main():
+@click.option("--debug", is_flag=True, envvar=DEBUG_VARIABLE,
+              help=f"Show the traceback of an unexpected error (a bug) instead of one line (also {DEBUG_VARIABLE}=1).")
+def main(debug):
     """Fused LSTM kernels and a zoo of ready recipes: one command from a fresh install to a trained model."""
 
 

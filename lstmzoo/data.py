@@ -13,17 +13,27 @@
   their checksum verified too (a git checkout that rewrote line endings would otherwise go unnoticed).
 """
 
+import contextlib
 import hashlib
 import importlib.resources
 import os
 import shutil
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import quote
 
 MIRROR_VARIABLE = "LSTMZOO_MIRROR"
 CACHE_VARIABLE = "LSTMZOO_DATA_DIR"
+DEADLINE_VARIABLE = "LSTMZOO_DOWNLOAD_TIMEOUT"
+
+# A download gives up when the server stops sending (less than STALL_BYTES in STALL_SECONDS: a server dripping
+# a byte every few seconds never trips a socket timeout) or when one file takes longer than the deadline.
+CONNECT_SECONDS = 15
+STALL_SECONDS = 30
+STALL_BYTES = 1024
+DEFAULT_DEADLINE_SECONDS = 900
 
 
 class DataError(RuntimeError):
@@ -44,13 +54,20 @@ def fetch(datafile, progress=True):
     Returns a ``pathlib.Path``, or for a bundled file an importlib.resources ``Traversable``; both have
     ``open()`` and ``read_bytes()``. Raises DataError when no source gives the file with its checksum.
     """
+    from .recipe import unsafe_name
     if datafile.bundled_with:
         return _bundled(datafile)
+    problem = unsafe_name(datafile.dataset) or unsafe_name(datafile.filename)
+    if problem:
+        raise DataError(f"dataset file {datafile.dataset!r}/{datafile.filename!r} would leave the data cache: "
+                        f"{problem}")
+    _check_cache_is_writable(cache_dir() / datafile.dataset)
+    _deadline_seconds()     # a bad $LSTMZOO_DOWNLOAD_TIMEOUT is refused before any download, not per source
     if datafile.manifest:
         return _fetch_folder(datafile, progress)
     import pooch
     pooch.get_logger().setLevel("WARNING")  # the progress bar says enough; pooch would log every fetch
-    sources = [*_mirror_sources(datafile), (datafile.url, pooch.HTTPDownloader(progressbar=progress, timeout=30))]
+    sources = [*_mirror_sources(datafile), (datafile.url, Downloader(progress))]
     failures = []
     for url, downloader in sources:
         try:
@@ -71,9 +88,8 @@ def _mirror_sources(datafile):
     if not mirror:
         return []
     if mirror.startswith(("http://", "https://")):
-        import pooch
         url = f"{mirror.rstrip('/')}/{quote(datafile.dataset)}/{quote(datafile.filename)}"
-        return [(url, pooch.HTTPDownloader(progressbar=True, timeout=30))]
+        return [(url, Downloader(progress=True))]
     source = Path(mirror).expanduser() / datafile.dataset / datafile.filename
     return [(str(source), _copy_from(source))]
 
@@ -101,8 +117,12 @@ def read_manifest(datafile):
     if hashlib.sha256(raw).hexdigest() != datafile.sha256:
         raise DataError(f"the manifest {filename} in package {package} does not match its sha256: reinstall it")
     entries = {}
+    from .recipe import unsafe_name
     for line in raw.decode("utf-8").splitlines():
         digest, _, name = line.partition("  ")
+        if unsafe_name(name):
+            raise DataError(f"the manifest {filename} in package {package} names {name!r}, which is not a plain "
+                            "file name: reinstall it")
         entries[name] = digest
     return entries
 
@@ -150,7 +170,7 @@ def _from_mirror(datafile, folder, missing, expected):
         with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
             try:  # no checksum for the pack itself: every member is checked against the manifest
                 pack = pooch.retrieve(url, known_hash=None, path=scratch, fname="pack.tar.gz",
-                                      downloader=pooch.HTTPDownloader(progressbar=True, timeout=30))
+                                      downloader=Downloader(progress=True))
             except Exception:  # noqa: BLE001 - no pack on this mirror: the files come from upstream
                 return missing
             wanted -= _extract_verified(pack, folder, wanted, expected)
@@ -184,32 +204,140 @@ def _extract_verified(pack, folder, wanted, expected):
 
 
 def _download_each(datafile, folder, missing, expected, progress):
-    """Download the ``missing`` files from upstream, a few at a time; DataError if any could not be had."""
-    from concurrent.futures import ThreadPoolExecutor
+    """Download the ``missing`` files from upstream, a few at a time; DataError if any could not be had. The
+    first file whose server cannot be reached (or stalls) ends the whole folder at once: the others would
+    only fail the same way, one timeout after another."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor, as_completed
 
     import pooch
+    import requests.exceptions as http
     from tqdm import tqdm
 
+    unreachable = threading.Event()
+
     def one(name):
+        if unreachable.is_set():
+            return None
         try:
             pooch.retrieve(datafile.url.rstrip("/") + "/" + quote(name), known_hash=f"sha256:{expected[name]}",
-                           fname=name, path=folder, downloader=pooch.HTTPDownloader(progressbar=False, timeout=30))
+                           fname=name, path=folder, downloader=Downloader(progress=False))
             return None
         except Exception as error:  # noqa: BLE001 - reported below, with the first reason
+            if isinstance(error, (http.ConnectionError, http.Timeout, DownloadStalled)):
+                unreachable.set()
             return f"{name} ({_reason(error)})"
 
     pooch.get_logger().setLevel("WARNING")
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(tqdm(pool.map(one, missing), total=len(missing), disable=not progress, unit="file",
-                            desc=f"{datafile.dataset} from {datafile.url}"))
-    failures = [r for r in results if r is not None]
+    failures = []
+    with ThreadPoolExecutor(max_workers=8) as pool, tqdm(total=len(missing), disable=not progress, unit="file",
+                                                         desc=f"{datafile.dataset} from {datafile.url}") as bar:
+        # Once a server is unreachable the files not yet started return at once (see `one`).
+        for future in as_completed([pool.submit(one, name) for name in missing]):
+            failure = future.result()
+            if failure is not None:
+                failures.append(failure)
+            bar.update()
     if not failures:
         return
     hint = (f"check {MIRROR_VARIABLE}" if os.environ.get(MIRROR_VARIABLE) else
             f"if this machine is offline, set {MIRROR_VARIABLE} to a directory or http(s) URL holding "
             f"{datafile.dataset}/{datafile.filename}.tar.gz")
+    if unreachable.is_set():
+        raise DataError(f"could not reach {datafile.url} for the files of {datafile.dataset} ({failures[0]}), so "
+                        f"the other files were not tried: {hint}")
     raise DataError(f"could not get {len(failures)} of the {len(expected)} files of {datafile.dataset} "
                     f"from {datafile.url}, the first {failures[0]}: {hint}")
+
+
+class DownloadStalled(OSError):
+    """The server stopped sending, or one file took longer than the deadline."""
+
+
+class Downloader:
+    """A pooch downloader (``downloader(url, output_file, pooch)``) over requests that gives up on a server that
+    stalls (less than ``STALL_BYTES`` in ``STALL_SECONDS``) and on a file that takes longer than
+    ``$LSTMZOO_DOWNLOAD_TIMEOUT`` seconds (default 900), which pooch's own downloader, timing out only a silent
+    socket, does not: a server dripping one byte every few seconds would be read for ever."""
+
+    def __init__(self, progress=True):
+        self.progress = progress
+
+    def __call__(self, url, output_file, pooch, check_only=False):
+        import requests
+        from tqdm import tqdm
+        deadline = _deadline_seconds()
+        started = time.monotonic()
+        with requests.get(url, stream=True, timeout=(CONNECT_SECONDS, STALL_SECONDS)) as response:
+            response.raise_for_status()
+            if check_only:
+                return True
+            total = int(response.headers.get("content-length", 0)) or None
+            # read1 hands back what has arrived (urllib3 2); read would block until its whole chunk came.
+            read = getattr(response.raw, "read1", response.raw.read)
+            window_start, window_bytes = started, 0
+            with _opened(output_file) as out, tqdm(total=total, unit="B", unit_scale=True, leave=False,
+                                                  disable=not self.progress, desc=url.rsplit("/", 1)[-1]) as bar, \
+                    _as_requests_errors():
+                while chunk := read(65536, decode_content=True):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+                    now = time.monotonic()
+                    window_bytes += len(chunk)
+                    if now - started > deadline:
+                        raise DownloadStalled(f"took longer than {deadline:g} s (set {DEADLINE_VARIABLE} for more)")
+                    if now - window_start > STALL_SECONDS:
+                        if window_bytes < STALL_BYTES:
+                            raise DownloadStalled(f"the server sent {window_bytes} bytes in {now - window_start:.0f} s")
+                        window_start, window_bytes = now, 0
+        return None
+
+
+@contextlib.contextmanager
+def _as_requests_errors():
+    """Reading the raw stream raises urllib3's errors; name them as requests (and pooch's callers) do."""
+    import requests.exceptions as http
+    import urllib3.exceptions
+    try:
+        yield
+    except urllib3.exceptions.ReadTimeoutError as error:
+        raise http.ReadTimeout(error) from None
+    except urllib3.exceptions.ProtocolError as error:
+        raise http.ChunkedEncodingError(error) from None
+
+
+def _deadline_seconds():
+    text = os.environ.get(DEADLINE_VARIABLE, "").strip()
+    try:
+        value = float(text) if text else DEFAULT_DEADLINE_SECONDS
+    except ValueError:
+        value = -1
+    if not value > 0:
+        from .errors import UserError
+        raise UserError(f"{DEADLINE_VARIABLE} must be a number of seconds above 0, got {text!r}")
+    return value
+
+
+@contextlib.contextmanager
+def _opened(output_file):
+    """pooch hands a downloader a path or an open binary file."""
+    if hasattr(output_file, "write"):
+        yield output_file
+    else:
+        with open(output_file, "wb") as handle:
+            yield handle
+
+
+def _check_cache_is_writable(folder):
+    """UserError, one sentence, when the cache folder cannot be made or written (before any download)."""
+    from .errors import UserError
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UserError(f"the data cache {folder} cannot be written ({error.strerror or error}): set "
+                        f"{CACHE_VARIABLE} to a folder you can write") from None
 
 
 def _bundled(datafile):
@@ -231,6 +359,8 @@ def _reason(error):
         return "timed out"
     if isinstance(error, http.ConnectionError):
         return "could not connect"
+    if isinstance(error, DownloadStalled):
+        return str(error)
     if isinstance(error, http.ChunkedEncodingError):
         return "the connection broke off before the end of the file"
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

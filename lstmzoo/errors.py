@@ -13,3 +13,8 @@ imports nothing, so the recipes' metadata modules can import it without slowing 
 
 class UserError(ValueError):
     """A user's mistake; the message is one sentence that says what to do."""
+
+
+class RecipeError(Exception):
+    """A recipe (usually a plugin's) broke the recipe contract at run time; the message names the recipe and the
+    rule. Not the user's mistake, and not a bug of lstmzoo's own: the CLI prints the sentence, exit status 1."""

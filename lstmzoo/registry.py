@@ -2,14 +2,17 @@
 
 Each entry point names a ``Recipe`` subclass (or a factory returning a recipe). Loading one imports only the
 module it names, which by the contract holds metadata and defers heavy imports into methods, so listing
-the zoo builds nothing. A plugin that fails to import, or breaks the contract, is recorded as a failure
-(distribution, entry point, reason) and skipped: one bad plugin never takes the others down.
+the zoo builds nothing. A plugin that fails to import (even by calling ``sys.exit``), or breaks the contract,
+is recorded as a failure (distribution, entry point, reason) and skipped: one bad plugin never takes the others
+down. What a plugin prints while loading goes to stderr, never into a command's output.
 """
 
+import contextlib
 import dataclasses
 import difflib
 import functools
 import importlib.metadata
+import sys
 
 from .recipe import contract_problems
 
@@ -53,7 +56,8 @@ def registry():
             recipe = _load(entry_point)
             if recipe.name in recipes:
                 raise ValueError(f"recipe {recipe.name!r} is already provided by {origin[recipe.name][0]}")
-        except Exception as error:  # noqa: BLE001 - a plugin's failure is reported, never raised
+        # SystemExit too: a plugin that calls sys.exit() at import must not end `lstmzoo list` for everyone.
+        except (Exception, SystemExit) as error:  # noqa: BLE001 - a plugin's failure is reported, never raised
             reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
             failures.append(PluginFailure(dist_name, f"{entry_point.name} = {entry_point.value}",
                                           f"{type(error).__name__}: {reason}" if reason else type(error).__name__))
@@ -70,8 +74,10 @@ def registry():
 
 def _load(entry_point):
     """The recipe an entry point names, checked against the contract (ValueError saying what is wrong)."""
-    target = entry_point.load()
-    recipe = target() if callable(target) else target   # a Recipe subclass or a factory
+    # What a plugin prints while it loads goes to stderr: stdout carries `lstmzoo list --json` and the like.
+    with contextlib.redirect_stdout(sys.stderr):
+        target = entry_point.load()
+        recipe = target() if callable(target) else target   # a Recipe subclass or a factory
     problems = contract_problems(recipe)
     if not problems and recipe.name != entry_point.name:
         problems.append(f"entry point {entry_point.name!r} names recipe {recipe.name!r}: they must agree")
@@ -94,6 +100,11 @@ def get_recipe(name):
     close = difflib.get_close_matches(name, recipes, n=3, cutoff=0.5)
     hint = f"did you mean {' or '.join(close)}?" if close else "run `lstmzoo list` to see the installed ones"
     raise UnknownRecipeError(f"no recipe named {name!r}: {hint}")
+
+
+def provider_of(name):
+    """The ``Provider`` (distribution) of the recipe called ``name``, or None."""
+    return next((p for p in registry().providers if name in p.recipes), None)
 
 
 def plugin_failures():
