@@ -346,6 +346,15 @@ def read_input_file(input, what):
     return raw
 
 
+def unsafe_name(name):
+    """Why ``name`` cannot be a file or folder name inside the data cache (a path, '..', empty), or None."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "\0" in name:
+        return f"{name!r} is not a file name"
+    if "/" in name or "\\" in name or re.match(r"^[A-Za-z]:", name):
+        return f"{name!r} is a path, not a file name"
+    return None
+
+
 def contract_problems(recipe):
     """Why ``recipe`` (an instance) breaks the contract, as a list of short phrases (empty when it holds)."""
     if not isinstance(recipe, Recipe):
@@ -360,6 +369,9 @@ def contract_problems(recipe):
     for entry in recipe.datasets:
         if not isinstance(entry, DataFile):
             problems.append(f"datasets must hold DataFile entries, found {entry!r}")
+        elif unsafe_name(entry.dataset) or unsafe_name(entry.filename):
+            problems.append(f"dataset file {entry.dataset!r}/{entry.filename!r} must be named by two plain names "
+                            "(no folders, no '..'), so that it stays inside the data cache")
         elif not _SHA256.match(entry.sha256):
             problems.append(f"dataset file {entry.filename!r} has no valid sha256")
         elif entry.manifest is not None and not re.fullmatch(r"[\w.]+:[^/\\]+", entry.manifest):
@@ -373,6 +385,9 @@ def contract_problems(recipe):
         problems.append("anchor must be an Anchor or None")
     if recipe.mode not in ("min", "max"):
         problems.append(f"mode must be 'min' or 'max', got {recipe.mode!r}")
+    if type(recipe).make_optimizer is Recipe.make_optimizer and "lr" not in recipe.all_hyperparameters():
+        problems.append("uses the default optimizer (Adam), which needs an 'lr' hyperparameter: declare one or "
+                        "override make_optimizer")
     missing = [m for m in REQUIRED_METHODS if getattr(type(recipe), m) is getattr(Recipe, m)]
     if type(recipe).train is Recipe.train:
         missing += [m for m in TRAINING_METHODS if getattr(type(recipe), m) is getattr(Recipe, m)]
