@@ -72,12 +72,13 @@ def broken_plugins(tmp_path):
 
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory):
-    """The real download path for a whole module: LSTMZOO_MIRROR at ../shared/datasets and a fresh cache, so
-    pooch copies each file from the mirror and checks its sha256. Skips where the copies are absent."""
-    from helpers import SHARED
-    if not SHARED.is_dir():
-        pytest.skip(f"the dataset copies ({SHARED}) are absent here; CI always has them")
+    """The real download path for a whole module: LSTMZOO_MIRROR at the dataset copies (../shared/datasets, or
+    the user's own LSTMZOO_MIRROR, a folder or an http(s) URL) and a fresh cache, so pooch copies each file from
+    the mirror and checks its sha256. Skips where there are no copies."""
+    from helpers import ABSENT, MIRROR_URL, SHARED
+    if not SHARED.is_dir() and not MIRROR_URL:
+        pytest.skip(ABSENT)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LSTMZOO_MIRROR", str(SHARED))
+        patch.setenv("LSTMZOO_MIRROR", MIRROR_URL or str(SHARED))
         patch.setenv("LSTMZOO_DATA_DIR", str(tmp_path_factory.mktemp("cache")))
         yield

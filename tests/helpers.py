@@ -1,15 +1,22 @@
 """What several test modules share: where the dataset copies are, and running the CLI in-process."""
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-# ../shared/datasets beside the checkout: CI always has it, a user's machine does not.
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"the dataset copies ({SHARED}) are absent here; "
-                                                                 "CI always has them")
+# The dataset copies: ../shared/datasets beside the checkout (CI always has it), or on a user's machine any
+# mirror named by LSTMZOO_MIRROR (a folder laid out as <dataset>/<file>, like ../shared/datasets; an http(s)
+# mirror serves the tests that download through the `mirror` fixture).
+_MIRROR = os.environ.get("LSTMZOO_MIRROR", "").strip()
+MIRROR_URL = _MIRROR if _MIRROR.startswith(("http://", "https://")) else None
+SHARED = (Path(_MIRROR).expanduser().resolve() if _MIRROR and not MIRROR_URL
+          else Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
+ABSENT = (f"the dataset copies are absent here ({SHARED}): set LSTMZOO_MIRROR to a folder holding them "
+          "(laid out as <dataset>/<file>, like ../shared/datasets, which CI always has)")
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=ABSENT)
 needs_librosa = pytest.mark.skipif(importlib.util.find_spec("librosa") is None,
                                    reason="librosa is not installed (pip install 'lstmzoo[audio]')")
 
