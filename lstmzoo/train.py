@@ -14,10 +14,17 @@
 
 Every epoch appends a row to ``metrics.jsonl`` and commits a checkpoint (``lstmzoo.checkpoint`` describes
 the run folder), so an interrupted or crashed run resumes with ``resume=True`` and ends bit-identical to
-one that never stopped.
+one that never stopped. ``fit`` holds the run folder's lock throughout: one writer at a time.
+
+A training that diverges stops at the first loss, gradient, weight or metric that is NaN or infinite, with a
+``TrainingError`` (one sentence): nothing non-finite is ever logged or checkpointed, so the last checkpoint
+stays the last finite one.
+
+Progress goes to stderr: on a terminal a bar per epoch (batches, loss, items/s) that gives way to one line per
+epoch; in a log (stderr not a terminal) just that one plain line per epoch.
 """
 
-import io
+import contextlib
 import math
 import sys
 import time
@@ -34,7 +41,8 @@ from .optim import clip_grad_norm
 
 
 class TrainingError(Exception):
-    """Training cannot go on (a loss or metric that is NaN or infinite); one sentence meant for the user."""
+    """Training cannot go on (a loss, gradient or metric that is NaN or infinite); one sentence meant for the
+    user."""
 
 
 @dataclass
@@ -64,17 +72,45 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
     ``config`` (recipe, hyperparameters) goes to config.json when a fresh run starts. ``on_epoch_end(row)``
     is called with each epoch's metrics row once its checkpoint is committed.
 
+    ``epochs`` must be at least 1; ``patience`` None or 0 never stops early; ``clip_norm`` None or 0 does not
+    clip (ValueError for a negative or NaN one).
+
     At the end the model holds the best epoch's weights, in eval mode, and ``learning-curve.png`` is drawn. Returns a
-    ``FitResult``. Raises ``CheckpointError`` for a run folder that cannot be used, ``TrainingError`` for a
-    non-finite loss (the last good checkpoint stays); ``KeyboardInterrupt`` passes through, likewise leaving
-    the last completed epoch's checkpoint to resume from.
+    ``FitResult``. Raises ``CheckpointError`` for a run folder that cannot be used (missing, damaged, of another
+    recipe, in use by another process, not a run folder at all), ``TrainingError`` for a loss, gradient,
+    weight or metric that is NaN or infinite (the last good checkpoint stays); ``KeyboardInterrupt`` passes
+    through, likewise leaving the last completed epoch's checkpoint to resume from.
     """
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    if not _is_integer(epochs) or epochs < 1:
+        raise ValueError(f"epochs must be an integer of at least 1, got {epochs!r}")
+    if patience is not None and (not _is_integer(patience) or patience < 0):
+        raise ValueError(f"patience must be None or an integer of at least 0 (0: never stop early), got "
+                         f"{patience!r}")
+    if clip_norm is not None and (isinstance(clip_norm, bool) or not isinstance(clip_norm, (int, float))
+                                  or not clip_norm >= 0):
+        raise ValueError(f"clip_norm must be None or a number of at least 0 (0: no clipping), got {clip_norm!r}")
     run_dir = Path(run_dir)
+    with ckpt.run_folder_lock(run_dir):
+        return _fit_locked(model, optimizer, train_step, make_batches, evaluate, epochs=epochs, run_dir=run_dir,
+                           monitor=monitor, mode=mode, patience=patience or None, clip_norm=clip_norm or None,
+                           scheduler=scheduler, resume=resume, config=config, progress=progress,
+                           on_epoch_end=on_epoch_end)
+
+
+def _is_integer(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir, monitor, mode,
+                patience, clip_norm, scheduler, resume, config, progress, on_epoch_end):
     if resume:
+        # The run in the folder must be the one asked for (its config.json intact and of the same recipe).
+        if ckpt.has_checkpoint(run_dir):
+            ckpt.read_config(run_dir, recipe=(config or {}).get("recipe"))
         saved = ckpt.load_training_state(run_dir, model, optimizer, scheduler)
-        state = {key: saved[key] for key in _FRESH_STATE}
+        state = _trainer_state(saved, run_dir)
         if (state["monitor"], state["mode"]) != (monitor, mode):
             raise CheckpointError(f"{run_dir} was trained with monitor={state['monitor']!r}, "
                                   f"mode={state['mode']!r}; resume it with the same, not "
@@ -84,7 +120,9 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
         if ckpt.has_checkpoint(run_dir):
             raise CheckpointError(f"{run_dir} already holds a checkpoint; pass resume to continue it, or "
                                   f"choose another folder.")
-        run_dir.mkdir(parents=True, exist_ok=True)
+        # Only a run folder's own files are overwritten: a config.json or metrics.jsonl of something else is not.
+        ckpt.check_new_run_folder(run_dir, names=ckpt.RUN_FILES)
+        ckpt.remove_stale_staged_files(run_dir)
         ckpt.write_config(run_dir, config)
         # Forget the rows of an earlier run in this folder that never committed a checkpoint.
         ckpt.atomic_write_bytes(run_dir / ckpt.METRICS, b"")
@@ -99,22 +137,29 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
         # of the epoch determines every later epoch. (Generator.spawn would not do: its counter lives in the
         # SeedSequence, outside the bit generator state that get_state() saves.)
         epoch_rng = np.random.default_rng(int(lz_random.rng().integers(2**63)))
+        intact = _intact(run_dir, state["epoch"])
         train_loss, items, train_seconds = _train_epoch(
             model, optimizer, train_step, make_batches(epoch_rng), clip_norm,
-            describe=f"epoch {epoch}/{epochs}", progress=progress, intact=_intact(run_dir, state["epoch"]))
+            describe=f"epoch {epoch}/{epochs}", progress=progress, intact=intact)
         row = {"epoch": epoch, "train_loss": train_loss}
         if evaluate is not None:
             model.eval()
             try:
-                row.update({name: float(value) for name, value in evaluate(model).items()})
+                with _divergence_caught(f"the validation of epoch {epoch}", intact):
+                    row.update({name: float(value) for name, value in evaluate(model).items()})
             finally:
                 model.train()
         if monitor not in row:
             raise ValueError(f"monitor {monitor!r} is not among the epoch's metrics {sorted(row)}")
+        # Any metric, not only the monitored one: the row goes into metrics.jsonl, which holds standard JSON.
+        for name, value in row.items():
+            if not math.isfinite(value):
+                raise TrainingError(f"{name} became {value} in epoch {epoch}, so the training diverged; "
+                                    f"{intact} (try a lower learning rate or clip_norm).")
+        if not _finite_parameters(model):
+            raise TrainingError(f"the weights became NaN or infinite in epoch {epoch}, so the training "
+                                f"diverged; {intact} (try a lower learning rate or clip_norm).")
         value = row[monitor]
-        if not math.isfinite(value):
-            raise TrainingError(f"{monitor} became {value} in epoch {epoch}; "
-                                f"{_intact(run_dir, state['epoch'])}.")
         row.update(lr=lr, seconds=time.perf_counter() - started, items_per_second=items / train_seconds)
 
         best = state["best_metric"]
@@ -145,10 +190,59 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
                      epochs_run=state["epoch"], history=history, run_dir=run_dir)
 
 
+def _trainer_state(saved, run_dir):
+    """The trainer's fields of a loaded state.json, checked: CheckpointError, one sentence, when damaged."""
+    def number_or_none(value):
+        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                 and math.isfinite(value))
+
+    def count_or_none(value):
+        return value is None or (_is_integer(value) and value >= 0)
+
+    checks = {"monitor": lambda v: isinstance(v, str), "mode": lambda v: v in ("min", "max"),
+              "best_metric": number_or_none, "best_epoch": count_or_none,
+              "epochs_without_improvement": lambda v: _is_integer(v) and v >= 0,
+              "stopped_early": lambda v: isinstance(v, bool)}
+    for key, valid in checks.items():
+        if key not in saved or not valid(saved[key]):
+            raise CheckpointError(f"{run_dir / ckpt.STATE} is damaged: its {key!r} is missing or has the wrong "
+                                  f"type.")
+    return {key: saved[key] for key in _FRESH_STATE}
+
+
 def _intact(run_dir, epoch):
     if epoch == 0:
         return "no checkpoint was written yet"
     return f"the checkpoint of epoch {epoch} in {run_dir} is intact"
+
+
+# The layers refuse non-finite inputs and gradients with a ValueError ending in these words
+# (lstmzoo.nn.layers.check_array). Inside a training step that is the sign of a diverging model (or of NaN in
+# the data), and is reported as the trainer's TrainingError; any other ValueError is left alone.
+_LAYER_NON_FINITE = "contains NaN or inf"
+
+
+@contextlib.contextmanager
+def _divergence_caught(where, intact):
+    try:
+        yield
+    except ValueError as error:
+        if not str(error).endswith(_LAYER_NON_FINITE):
+            raise
+        raise TrainingError(f"{where} met values that are NaN or infinite ({error}), so the training diverged "
+                            f"(or the data holds NaN); {intact} (try a lower learning rate or clip_norm).") from error
+
+
+def _finite_parameters(model):
+    """Whether every weight is finite: one sum per parameter, one host transfer."""
+    sums = [p.sum(dtype=np.float64) if isinstance(p, np.ndarray) else p.sum() for p in model.parameters().values()]
+    return not sums or math.isfinite(float(sum(sums)))
+
+
+def _gradient_norm(model):
+    """The global L2 norm of the gradients (as clip_grad_norm computes it, without clipping)."""
+    squares = [g.ravel() @ g.ravel() for g in model.grads().values()]
+    return math.sqrt(float(sum(squares))) if squares else 0.0
 
 
 def _train_epoch(model, optimizer, train_step, batches, clip_norm, *, describe, progress, intact):
@@ -162,13 +256,16 @@ def _train_epoch(model, optimizer, train_step, batches, clip_norm, *, describe, 
               file=sys.stderr, unit="batch") as bar:
         for number, batch in enumerate(bar, 1):
             optimizer.zero_grad()
-            loss, n = train_step(model, batch)
+            with _divergence_caught(f"batch {number} of {describe}", intact):
+                loss, n = train_step(model, batch)
             loss = float(loss)
             if not math.isfinite(loss):
                 raise TrainingError(f"the training loss became {loss} at batch {number} of {describe}; "
                                     f"{intact} (try a lower learning rate or clip_norm).")
-            if clip_norm is not None:
-                clip_grad_norm(model, clip_norm)
+            norm = clip_grad_norm(model, clip_norm) if clip_norm is not None else _gradient_norm(model)
+            if not math.isfinite(norm):
+                raise TrainingError(f"the gradients became NaN or infinite at batch {number} of {describe}; "
+                                    f"{intact} (try a lower learning rate or clip_norm).")
             optimizer.step()
             loss_sum += loss * n
             items += n
@@ -216,6 +313,4 @@ def write_learning_curve(history, path, monitor, best_epoch=None, quiet=False):
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("epoch")
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    ckpt.atomic_write_bytes(path, buffer.getvalue())
+    ckpt.save_figure(figure, path, dpi=100)
