@@ -153,7 +153,7 @@ def _one_line_error(result):
 def test_pen_train_evaluate_predict(mirror, tmp_path):
     out = tmp_path / "run"
     run("train", "pendigits-strings", "--out", out, *TINY)
-    metrics = json.loads(run("evaluate", "pendigits-strings", "--checkpoint", out, "--json").output)
+    metrics = json.loads(run("evaluate", "pendigits-strings", "--checkpoint", out, "--json").stdout)
     assert metrics["strings"] == 16 and metrics["character_error_rate"] >= 0
     assert 0 <= metrics["sequence_accuracy"] <= 1 and 0 <= metrics["greedy_sequence_accuracy"] <= 1
     assert metrics["errors"] == pytest.approx(metrics["character_error_rate"] * metrics["digits"])
@@ -164,7 +164,7 @@ def test_pen_train_evaluate_predict(mirror, tmp_path):
     said = run("predict", "pendigits-strings", "--checkpoint", out, "--input", tmp_path / "number.txt")
     assert re.fullmatch(r"\d+|\(no digits recognised\)", said.output.strip()), said.output
     result = json.loads(run("predict", "pendigits-strings", "--checkpoint", out, "--input", tmp_path / "number.txt",
-                            "--json").output)
+                            "--json").stdout)
     assert result["segments"] == 3 and result["points"] > 30 and re.fullmatch(r"\d*", result["digits"])
 
     (tmp_path / "empty.txt").write_text("")
@@ -199,14 +199,14 @@ def test_spoken_train_evaluate_predict(mirror, tmp_path):
     from lstmzoo.zoo.spoken_digits import SpokenDigits
     out = tmp_path / "run"
     run("train", "spoken-digit-strings", "--out", out, *TINY)
-    metrics = json.loads(run("evaluate", "spoken-digit-strings", "--checkpoint", out, "--json").output)
+    metrics = json.loads(run("evaluate", "spoken-digit-strings", "--checkpoint", out, "--json").stdout)
     assert metrics["strings"] == 16 and metrics["digit_error_rate"] >= 0 and 0 <= metrics["sequence_accuracy"] <= 1
 
     recordings = [r for r in SpokenDigits().load_recordings() if r.index == 0 and r.speaker == "theo"]
     pause = np.zeros(800, dtype=np.float32)
     write_wav(tmp_path / "number.wav", np.concatenate([recordings[4].audio, pause, recordings[2].audio]), 8000)
     result = json.loads(run("predict", "spoken-digit-strings", "--checkpoint", out, "--input",
-                            tmp_path / "number.wav", "--json").output)
+                            tmp_path / "number.wav", "--json").stdout)
     assert re.fullmatch(r"\d*", result["digits"]) and result["sample_rate"] == 8000
     said = run("predict", "spoken-digit-strings", "--checkpoint", out, "--input", tmp_path / "number.wav").output
     assert said.strip() == (result["digits"] or "(no digits recognised)")

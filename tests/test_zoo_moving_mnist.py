@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import needs_shared, numeric_gradient, run
+
+from lstmzoo.errors import UserError
 from lstmzoo.zoo.moving_mnist import (
     FRAMES,
     TEST_VIDEOS,
@@ -208,14 +210,14 @@ def test_digits_train_evaluate_predict(mirror, tmp_path):
     run("train", "moving-mnist-digits", "--out", out, "--epochs", "1", "--set", "train_videos=64", "--set", "val_videos=64",
         "--set", "embed_size=8", "--set", "hidden_size=8", "--set", "pool=4", "--set", "conv=3/2/4",
         "--set", "patch=3", "--set", "stride=2")
-    metrics = json.loads(run("evaluate", "moving-mnist-digits", "--checkpoint", out, "--json").output)
+    metrics = json.loads(run("evaluate", "moving-mnist-digits", "--checkpoint", out, "--json").stdout)
     assert set(metrics) == {"both_right", "loss", "errors"} and 0 <= metrics["both_right"] <= 1
     assert metrics["errors"] == round(TEST_VIDEOS * (1 - metrics["both_right"]))
 
     npy, gif = _video_files(tmp_path, 20)
     for video in (npy, gif):
         result = json.loads(run("predict", "moving-mnist-digits", "--checkpoint", out, "--input", video,
-                                "--json").output)
+                                "--json").stdout)
         assert 1 <= len(result["digits"]) <= 2 and set(result["digits"]) <= set(range(10))
         assert result["frames"] == (20 if video == npy else 10) and len(result["probabilities"]) == 10
     said = run("predict", "moving-mnist-digits", "--checkpoint", out, "--input", npy).output
@@ -228,19 +230,19 @@ def test_frames_train_evaluate_predict(mirror, tmp_path):
     out = tmp_path / "run"
     run("train", "moving-mnist", "--out", out, "--epochs", "1", "--set", "train_videos=32", "--set", "val_videos=32",
         "--set", "embed_size=8", "--set", "hidden_size=8")
-    metrics = json.loads(run("evaluate", "moving-mnist", "--checkpoint", out, "--json").output)
+    metrics = json.loads(run("evaluate", "moving-mnist", "--checkpoint", out, "--json").stdout)
     # An untrained model's sigmoid(~0) = 0.5 everywhere costs 40,960 x log 2 = 28,391 nats per video.
     assert set(metrics) == {"bce_per_video"} and 5000 < metrics["bce_per_video"] < 40960
     assert (out / "prediction.png").read_bytes().startswith(b"\x89PNG")
 
     npy, gif = _video_files(tmp_path, 20)
-    result = json.loads(run("predict", "moving-mnist", "--checkpoint", out, "--input", npy, "--json").output)
+    result = json.loads(run("predict", "moving-mnist", "--checkpoint", out, "--input", npy, "--json").stdout)
     assert result["input_frames"] == 10 and result["bce_per_video"] > 0
     from PIL import Image
     with Image.open(result["animation"]) as animation:
         assert animation.n_frames == 20 and animation.size == (64, 64)
     assert Path(result["strip"]).read_bytes().startswith(b"\x89PNG")
-    result = json.loads(run("predict", "moving-mnist", "--checkpoint", out, "--input", gif, "--json").output)
+    result = json.loads(run("predict", "moving-mnist", "--checkpoint", out, "--input", gif, "--json").stdout)
     assert result["input_frames"] == 10 and "bce_per_video" not in result     # no truth to compare with
     np.save(tmp_path / "fifteen.npy", np.zeros((15, 64, 64), dtype=np.uint8))
     _refuses("moving-mnist", out, tmp_path, ["fifteen.npy", "missing.npy"])     # read_video: tested above
@@ -258,11 +260,14 @@ def test_digits_layers_and_their_errors():
     np.testing.assert_allclose(features[1, 2, 0, 0, 0], frames[2, 3, :4, :4].mean() / 255, rtol=1e-6)
     for bad, message in [({"conv": "4/2"}, "triples"), ({"conv": "4/x/2"}, "triples"), ({"conv": "0/1/3"}, "triples"),
                          ({"patch": 9}, "do not fit"), ({"conv": "20/1/4,20/1/4"}, "do not fit"),
-                         ({"pool": 3}, "pool must divide"), ({"stride": 0}, "at least 1")]:
-        with pytest.raises(ValueError, match=message):
+                         ({"pool": 3}, "pool must divide")]:
+        with pytest.raises(UserError, match=message):
             recipe.layers(recipe.resolve(bad))
-    with pytest.raises(ValueError, match="frame_step"):
-        recipe.features(frames, recipe.resolve({"frame_step": 0}))
+    for bad, message in [({"stride": 0}, "'stride' must be between 1 and 64"),
+                         ({"frame_step": 0}, "'frame_step' must be between 1 and 20"),
+                         ({"pool": 65}, "'pool' must be between 1 and 64")]:
+        with pytest.raises(UserError, match=message):
+            recipe.resolve(bad)
 
 
 def test_info_states_the_anchor():

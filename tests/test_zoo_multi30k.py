@@ -85,17 +85,17 @@ def test_train_evaluate_predict(mirror, tmp_path):
     assert recipe._vocab == saved and len(saved["src"]) > 10
     assert (out / "test_2016_flickr.hyp.de").read_text(encoding="utf-8").count("\n") == 30
 
-    metrics = json.loads(run("evaluate", "multi30k-en-de", "--checkpoint", out, "--json").output)
+    metrics = json.loads(run("evaluate", "multi30k-en-de", "--checkpoint", out, "--json").stdout)
     assert {"bleu", "bleu_cased", "greedy_bleu", "test_loss"} <= set(metrics) and metrics["sentences"] == 30
     assert 0 <= metrics["bleu"] <= 100 and metrics["test_loss"] > 0
 
     result = json.loads(run("predict", "multi30k-en-de", "--checkpoint", out, "--input", "A man rides a bike.",
-                            "--json").output)
+                            "--json").stdout)
     assert [t["source"] for t in result["translations"]] == ["A man rides a bike."]
     assert isinstance(result["translations"][0]["translation"], str)
     lines = tmp_path / "lines.txt"
     lines.write_text("A dog runs.\n\nTwo children play in the park.\n", encoding="utf-8")
-    result = json.loads(run("predict", "multi30k-en-de", "--checkpoint", out, "--input", lines, "--json").output)
+    result = json.loads(run("predict", "multi30k-en-de", "--checkpoint", out, "--input", lines, "--json").stdout)
     assert [t["source"] for t in result["translations"]] == ["A dog runs.", "Two children play in the park."]
     printed = run("predict", "multi30k-en-de", "--checkpoint", out, "--input", lines).output
     assert printed == "".join(t["translation"] + "\n" for t in result["translations"])

@@ -126,7 +126,7 @@ def test_train_evaluate_predict(mirror, tmp_path):
     out = tmp_path / "run"
     run("train", "pendigits", "--out", out, "--epochs", "1", "--set", "hidden_size=8", "--set", "points=16",
         "--set", "batch_size=128")
-    metrics = json.loads(run("evaluate", "pendigits", "--checkpoint", out, "--json").output)
+    metrics = json.loads(run("evaluate", "pendigits", "--checkpoint", out, "--json").stdout)
     assert set(metrics) >= {"accuracy", "macro_f1"} and 0.3 < metrics["accuracy"] <= 1
     assert (out / "confusion-matrix.png").read_bytes().startswith(b"\x89PNG")
 
@@ -138,7 +138,7 @@ def test_train_evaluate_predict(mirror, tmp_path):
     points = [point for s in strokes for point in [[*p, 1] for p in s.tolist()] + [[*s[-1].tolist(), 0]]]
     (tmp_path / "digit.json").write_text(json.dumps(points))
     as_json = json.loads(run("predict", "pendigits", "--checkpoint", out, "--input", tmp_path / "digit.json",
-                             "--json").output)
+                             "--json").stdout)
     assert f"{as_json['label']} (probability {as_json['probability']:.3f})" == said
     assert label in as_json["probabilities"]
 

@@ -59,10 +59,10 @@ def test_train_evaluate_cross_validate_predict(mirror, tmp_path):
     run("train", "rt-polarity", "--epochs", 1, "--out", out, "--set", "limit=300", "--set", "hidden_size=16",
         "--set", "embedding_dim=16")
     assert (out / "vocab.json").is_file() and (out / "confusion-matrix.png").is_file()
-    metrics = json.loads(run("evaluate", "rt-polarity", "--checkpoint", out, "--json").output)
+    metrics = json.loads(run("evaluate", "rt-polarity", "--checkpoint", out, "--json").stdout)
     assert {"accuracy", "macro_f1", "loss", "errors"} <= set(metrics) and 0 <= metrics["accuracy"] <= 1
 
-    cv = json.loads(run("evaluate", "rt-polarity", "--checkpoint", out, "--cv", 2, "--json").output)
+    cv = json.loads(run("evaluate", "rt-polarity", "--checkpoint", out, "--cv", 2, "--json").stdout)
     assert cv["cv_folds"] == 2 and set(cv) >= {"cv_accuracy", "fold_1_accuracy", "fold_2_accuracy"}
     assert cv["cv_accuracy"] == pytest.approx((cv["fold_1_accuracy"] + cv["fold_2_accuracy"]) / 2)
 
@@ -70,7 +70,7 @@ def test_train_evaluate_cross_validate_predict(mirror, tmp_path):
     assert line.strip().split()[0] in ("positive", "negative") and "a gorgeous , witty film ." in line
     lines = tmp_path / "lines.txt"
     lines.write_text("a gorgeous , witty film .\n\nthe plot is a tedious mess .\n", encoding="utf-8")
-    result = json.loads(run("predict", "rt-polarity", "--checkpoint", out, "--input", lines, "--json").output)
+    result = json.loads(run("predict", "rt-polarity", "--checkpoint", out, "--input", lines, "--json").stdout)
     assert [p["text"] for p in result["predictions"]] == ["a gorgeous , witty film .", "the plot is a tedious mess ."]
     assert all(0.5 <= p["probability"] <= 1 and p["label"] in ("positive", "negative")
                for p in result["predictions"])

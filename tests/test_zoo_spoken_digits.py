@@ -86,7 +86,7 @@ def test_train_evaluate_predict(mirror, tmp_path):
     out = tmp_path / "run"
     trained = run("train", "spoken-digits", "--out", out, "--epochs", "1", "--set", "hidden_size=16", "--set",
                   "limit=400", "--set", "batch_size=64").output
-    metrics = json.loads(run("evaluate", "spoken-digits", "--checkpoint", out, "--json").output)
+    metrics = json.loads(run("evaluate", "spoken-digits", "--checkpoint", out, "--json").stdout)
     assert set(metrics) >= {"accuracy", "macro_f1"} and 0 <= metrics["accuracy"] <= 1
     # train scores the model it trained as evaluate scores the saved one: without dropout.
     printed = re.search(r"^\s+accuracy\s+([\d.]+)$", trained, re.MULTILINE).group(1)
@@ -98,7 +98,7 @@ def test_train_evaluate_predict(mirror, tmp_path):
     said = run("predict", "spoken-digits", "--checkpoint", out, "--input", tmp_path / "7_jackson_3.wav").output
     assert re.fullmatch(r"\d \(probability [01]\.\d{3}\)", said.strip()), said
     as_json = json.loads(run("predict", "spoken-digits", "--checkpoint", out, "--input",
-                             tmp_path / "7_jackson_3.wav", "--json").output)
+                             tmp_path / "7_jackson_3.wav", "--json").stdout)
     assert as_json["sample_rate"] == 8000 and set(as_json["probabilities"]) == set("0123456789")
 
     # The same recording at 16 kHz: resampled to 8 kHz, so nearly the same probabilities.
@@ -107,7 +107,7 @@ def test_train_evaluate_predict(mirror, tmp_path):
     doubled = np.interp(np.arange(2 * len(samples)) / 2, np.arange(len(samples)), samples)
     write_wav(tmp_path / "16k.wav", doubled, 16000)
     resampled = json.loads(run("predict", "spoken-digits", "--checkpoint", out, "--input", tmp_path / "16k.wav",
-                               "--json").output)
+                               "--json").stdout)
     assert resampled["sample_rate"] == 16000
     assert np.allclose(list(resampled["probabilities"].values()), list(as_json["probabilities"].values()),
                        atol=0.1)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from helpers import SHARED, needs_shared, run
 
+from lstmzoo.errors import UserError
 from lstmzoo.recipe import Hyperparameter, Recipe
 from lstmzoo.registry import get_recipe
 
@@ -84,10 +85,10 @@ def test_windows_read_step_values_per_lstm_step(step):
 @needs_shared
 def test_window_must_be_a_multiple_of_step(mirror):
     recipe = get_recipe("monthly-sunspots")
-    with pytest.raises(ValueError, match="window=36 is not a multiple of step=5"):
+    with pytest.raises(UserError, match="window=36 is not a multiple of step=5"):
         recipe.load_data(recipe.resolve({"window": 36, "step": 5}))
-    with pytest.raises(ValueError, match="step must be at least 1, got 0"):
-        recipe.load_data(recipe.resolve({"window": 36, "step": 0}))
+    with pytest.raises(UserError, match="'step' must be between 1 and .*, got 0"):
+        recipe.resolve({"window": 36, "step": 0})
 
 
 @pytest.mark.parametrize("transform", ["sqrt", "log"])

@@ -93,28 +93,28 @@ def macro_f1(matrix):
 
 
 def plot_confusion_matrix(matrix, class_names, path, title):
-    """Draw ``matrix`` (counts) as a PNG at ``path``; matplotlib is imported here only."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    """Draw ``matrix`` (counts) as a PNG at ``path`` (``plots.draw_figure``: atomic, skipped without
+    matplotlib); returns ``path``, or None when it was not drawn."""
+    from .plots import draw_figure
     matrix = np.asarray(matrix)
     size = 2.5 + 0.45 * len(class_names)
-    figure = Figure(figsize=(size, size), layout="constrained")
-    FigureCanvasAgg(figure)
-    ax = figure.subplots()
-    ax.imshow(matrix, cmap="Blues")
-    threshold = matrix.max() / 2 if matrix.size else 0
-    for (row, column), count in np.ndenumerate(matrix):
-        if count:
-            ax.text(column, row, str(count), ha="center", va="center", fontsize=8,
-                    color="white" if count > threshold else "black")
-    ticks = np.arange(len(class_names))
-    ax.set_xticks(ticks, class_names)
-    ax.set_yticks(ticks, class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+
+    def draw(figure):
+        ax = figure.subplots()
+        ax.imshow(matrix, cmap="Blues")
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for (row, column), count in np.ndenumerate(matrix):
+            if count:
+                ax.text(column, row, str(count), ha="center", va="center", fontsize=8,
+                        color="white" if count > threshold else "black")
+        ticks = np.arange(len(class_names))
+        ax.set_xticks(ticks, class_names)
+        ax.set_yticks(ticks, class_names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title)
+
+    return draw_figure(path, draw, figsize=(size, size))
 
 
 # ------------------------------------------------------------------------------------------------ recipe

@@ -38,16 +38,25 @@ from typing import ClassVar
 
 import numpy as np
 
+from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, Hyperparameter, Recipe
 
 from .classification import classification_hyperparameters
 from .pendigits import PenDigits, distort, read_trajectory, resample
-from .spoken_digits import SAMPLE_RATE, SpokenDigits, mfcc_features, read_wav_file
+from .spoken_digits import (
+    SAMPLE_RATE,
+    SpokenDigits,
+    mfcc_features,
+    n_mfcc_hyperparameter,
+    read_wav_file,
+    val_from_hyperparameter,
+)
 
 MIN_DIGITS, MAX_DIGITS = 2, 7
 BLANK = 0                           # CTC blank; digit d is class d + 1
 CLASSES = 11
 VAL_SEED, TEST_SEED = 7_2026, 11_2026       # the fixed validation and test strings
+TEST_STRINGS = 1000                         # the fixed test strings the targets are stated on
 
 
 # ----------------------------------------------------------------------------------------------- strings
@@ -123,10 +132,12 @@ def string_hyperparameters(*, hidden_size, num_layers, epochs, lr, batch_size, d
     common = classification_hyperparameters(hidden_size=hidden_size, epochs=epochs, lr=lr, batch_size=batch_size,
                                             patience=0, num_layers=num_layers, dropout=dropout)
     return {
-        "strings_per_epoch": Hyperparameter(strings_per_epoch, "training strings drawn afresh every epoch"),
-        "val_strings": Hyperparameter(300, "fixed validation strings (they pick the best epoch)"),
-        "test_strings": Hyperparameter(1000, "the first this many of the 1,000 fixed test strings are scored "
-                                             "(the target is stated on all 1,000)"),
+        "strings_per_epoch": Hyperparameter(strings_per_epoch, "training strings drawn afresh every epoch", low=1,
+                                            high=10_000_000),
+        "val_strings": Hyperparameter(300, "fixed validation strings (they pick the best epoch)", low=1,
+                                      high=1_000_000),
+        "test_strings": Hyperparameter(TEST_STRINGS, "the first this many of the 1,000 fixed test strings are scored "
+                                                     "(the target is stated on all 1,000)", low=1, high=TEST_STRINGS),
         "beam_width": Hyperparameter(10, "prefix beam search width for the test and predict (1 = greedy)"),
         **common,
         "patience": Hyperparameter(0, "epochs without a lower validation error rate before stopping (0 = never)"),
@@ -154,7 +165,7 @@ class DigitStringRecipe(Recipe):
         raise NotImplementedError
 
     def read_input(self, input, hp):
-        """``(features, details)`` of ``predict``'s ``input``; ValueError (one sentence) when it is unusable."""
+        """``(features, details)`` of ``predict``'s ``input``; UserError (one sentence) when it is unusable."""
         raise NotImplementedError
 
     def digit_features(self, units, hp):
@@ -162,26 +173,22 @@ class DigitStringRecipe(Recipe):
         raise NotImplementedError
 
     # ------------------------------------------------------------------------------------ data
-    def fixed_strings(self, units, count, seed, hp):
+    def fixed_strings(self, units, count, seed, hp, what):
         """``count`` strings drawn and rendered one after another from one generator seeded with ``seed``, so
-        a smaller ``count`` gives the first strings of a larger one."""
+        a smaller ``count`` gives the first strings of a larger one (``what`` names them in the progress bar)."""
+        from .progress import phase
         rng = np.random.default_rng(seed)
         sources = []
         sequences = []
-        for _ in range(count):
+        for _ in phase(range(count), f"building {count:,} fixed {what} strings", unit="string"):
             sources.append(draw_string(units, rng))
             sequences.append(self.render(units, sources[-1], hp, rng, train=False))
         return StringSet(sequences, [units.labels[s] for s in sources], sources)
 
     def load_data(self, hp):
-        for name in ("strings_per_epoch", "val_strings", "test_strings"):
-            if hp[name] < 1:
-                raise ValueError(f"{name} must be at least 1, got {hp[name]}")
-        if hp["test_strings"] > 1000:
-            raise ValueError(f"test_strings must be at most 1000 (the fixed test strings), got {hp['test_strings']}")
         train, val, test = self.load_units(hp)
-        return StringData(train, self.fixed_strings(val, hp["val_strings"], VAL_SEED, hp),
-                          self.fixed_strings(test, hp["test_strings"], TEST_SEED, hp))
+        return StringData(train, self.fixed_strings(val, hp["val_strings"], VAL_SEED, hp, "validation"),
+                          self.fixed_strings(test, hp["test_strings"], TEST_SEED, hp, "test"))
 
     # -------------------------------------------------------------------------------- training
     def build_model(self, hp):
@@ -197,8 +204,11 @@ class DigitStringRecipe(Recipe):
 
     def make_batches(self, data, hp, rng):
         from lstmzoo.batching import bucket_by_length, pad_sequences
+
+        from .progress import phase
         sources = [draw_string(data.train, rng) for _ in range(hp["strings_per_epoch"])]
-        sequences = [self.render(data.train, s, hp, rng, train=True) for s in sources]
+        sequences = [self.render(data.train, s, hp, rng, train=True)
+                     for s in phase(sources, "building this epoch's training strings", unit="string", announce=False)]
         batches = []
         for indices in bucket_by_length([len(s) for s in sequences], hp["batch_size"], rng):
             inputs, lengths = self._inputs([sequences[i] for i in indices], hp)
@@ -221,14 +231,17 @@ class DigitStringRecipe(Recipe):
         return CosineLR(optimizer, hp["epochs"])
 
     # ------------------------------------------------------------------------------- decoding
-    def decode(self, model, sequences, hp, beam_widths):
+    def decode(self, model, sequences, hp, beam_widths, describe=None, announce=True):
         """``{beam width: the digits decoded from each of sequences}`` (width 1: greedy), with the model in eval
-        mode, scored in batches of similar length."""
+        mode, scored in batches of similar length (with a progress bar named ``describe``, see
+        ``progress.phase``)."""
         from lstmzoo.array import to_numpy
         from lstmzoo.nn import ctc_beam_decode, ctc_greedy_decode
+
+        from .progress import phase
         order = np.argsort([len(s) for s in sequences], kind="stable")
         decoded = {width: [None] * len(sequences) for width in beam_widths}
-        for start in range(0, len(order), self.eval_batch_size):
+        for start in phase(range(0, len(order), self.eval_batch_size), describe, unit="batch", announce=announce):
             chosen = order[start:start + self.eval_batch_size]
             inputs, lengths = self._inputs([sequences[i] for i in chosen], hp)
             logits = to_numpy(model(inputs, lengths=lengths))
@@ -254,7 +267,8 @@ class DigitStringRecipe(Recipe):
         return total / len(strings)
 
     def validate(self, model, data, hp):
-        decoded = self.decode(model, data.val.sequences, hp, (1,))[1]
+        decoded = self.decode(model, data.val.sequences, hp, (1,), describe="decoding the validation strings",
+                              announce=False)[1]
         rate, sequence_accuracy, _ = string_scores(data.val.targets, decoded)
         return {"val_loss": self.ctc_loss(model, data.val, hp), f"val_{self.error_metric}": rate,
                 "val_sequence_accuracy": sequence_accuracy}
@@ -264,7 +278,8 @@ class DigitStringRecipe(Recipe):
         """The test strings' error rate and sequence accuracy with the beam search, and with greedy decoding."""
         model.eval()
         widths = sorted({1, hp["beam_width"]})
-        decoded = self.decode(model, data.test.sequences, hp, widths)
+        decoded = self.decode(model, data.test.sequences, hp, widths,
+                              describe=f"decoding {len(data.test):,} test strings (beam width {hp['beam_width']})")
         metrics = {}
         for width, prefix in ((hp["beam_width"], ""), (1, "greedy_")):
             rate, sequence_accuracy, edits = string_scores(data.test.targets, decoded[width])
@@ -304,7 +319,7 @@ class DigitStringRecipe(Recipe):
     def predict(self, model, hp, out_dir, *, input=None):
         """The digits recognised in ``input`` (see ``predict_input``)."""
         if input is None:
-            raise ValueError(f"{self.name} needs --input: {self.predict_input}")
+            raise UserError(f"{self.name} needs --input: {self.predict_input}")
         features, details = self.read_input(input, hp)
         (digits,) = self.decode(model, [features], hp, (hp["beam_width"],))[hp["beam_width"]]
         return {"digits": "".join(map(str, digits)), "input": str(input), **details}
@@ -331,11 +346,11 @@ class SpokenDigitStrings(DigitStringRecipe):
     error_metric = "digit_error_rate"
     monitor = "val_digit_error_rate"
     hyperparameters: ClassVar[dict] = {
-        "n_mfcc": Hyperparameter(13, "MFCCs per frame (the features are these, their deltas and delta-deltas)"),
-        "stack": Hyperparameter(3, "consecutive 10 ms frames concatenated into one LSTM step"),
-        "max_gap": Hyperparameter(0.2, "longest pause (seconds of faint noise) around each recording"),
-        "val_from": Hyperparameter(45, "training recordings with this index or higher (up to 49) are the "
-                                       "validation digits"),
+        "n_mfcc": n_mfcc_hyperparameter(),
+        "stack": Hyperparameter(3, "consecutive 10 ms frames concatenated into one LSTM step", low=1, high=100),
+        "max_gap": Hyperparameter(0.2, "longest pause (seconds of faint noise) around each recording", low=0.0,
+                                  high=10.0),
+        "val_from": val_from_hyperparameter("validation digits"),
         **string_hyperparameters(hidden_size=128, num_layers=1, epochs=10, lr=0.003, batch_size=16, dropout=0.2,
                                  strings_per_epoch=2000),
     }
@@ -357,8 +372,6 @@ class SpokenDigitStrings(DigitStringRecipe):
         return 3 * hp["n_mfcc"] * hp["stack"]
 
     def load_units(self, hp):
-        if not 5 < hp["val_from"] <= 49:
-            raise ValueError(f"val_from must be between 6 and 49, got {hp['val_from']}")
         recordings = SpokenDigits().load_recordings()
 
         def units(keep):
@@ -447,12 +460,14 @@ class PenDigitStrings(DigitStringRecipe):
     error_metric = "character_error_rate"
     monitor = "val_character_error_rate"
     hyperparameters: ClassVar[dict] = {
-        "points_per_height": Hyperparameter(8, "points per string height of ink (about 20 per digit)"),
+        "points_per_height": Hyperparameter(8, "points per string height of ink (about 20 per digit)", low=1,
+                                            high=100),
         "augment": Hyperparameter(0.1, "strength of the random rotation/shear/stretch of each training digit "
-                                       "(0 = off)"),
-        "min_gap": Hyperparameter(0.05, "smallest gap between digits, in digit heights"),
-        "max_gap": Hyperparameter(0.5, "largest gap between digits, in digit heights"),
-        "val_writers": Hyperparameter(3, "writers at the end of the training file held out for validation"),
+                                       "(0 = off)", low=0.0, high=1.0),
+        "min_gap": Hyperparameter(0.05, "smallest gap between digits, in digit heights", low=0.0, high=10.0),
+        "max_gap": Hyperparameter(0.5, "largest gap between digits, in digit heights (at least min_gap)", low=0.0,
+                                  high=10.0),
+        "val_writers": PenDigits.hyperparameters["val_writers"],
         **string_hyperparameters(hidden_size=128, num_layers=1, epochs=20, lr=0.003, batch_size=16, dropout=0.2,
                                  strings_per_epoch=2000),
     }
@@ -476,15 +491,11 @@ class PenDigitStrings(DigitStringRecipe):
         return 4
 
     def load_units(self, hp):
-        if not 0 <= hp["min_gap"] <= hp["max_gap"]:
-            raise ValueError(f"the gaps need 0 <= min_gap <= max_gap, got {hp['min_gap']} and {hp['max_gap']}")
+        if hp["min_gap"] > hp["max_gap"]:
+            raise UserError(f"min_gap must not exceed max_gap, got {hp['min_gap']} and {hp['max_gap']}")
         recipe = PenDigits()
         train, test = recipe.load_digits(0), recipe.load_digits(1)
-        writers = np.array([digit.writer for digit in train])
-        known = np.unique(writers)
-        if not 0 < hp["val_writers"] < len(known):
-            raise ValueError(f"val_writers must be between 1 and {len(known) - 1}, got {hp['val_writers']}")
-        held_out = set(known[-hp["val_writers"]:].tolist())
+        held_out = set(np.unique([digit.writer for digit in train])[-hp["val_writers"]:].tolist())
 
         def units(digits):
             return Units([d.strokes for d in digits], [int(d.label) for d in digits], [d.writer for d in digits])

@@ -42,6 +42,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, Recipe, read_input_file
 
 _MNIST = "https://ossci-datasets.s3.amazonaws.com/mnist/"
@@ -139,60 +140,65 @@ class FreshBatches:
 # ------------------------------------------------------------------------------------------ user input
 def read_video(input):
     """``[T, 64, 64]`` float32 in [0, 1] from a .npy file (``[T, 64, 64]``, uint8 0-255 or floats in [0, 1]) or
-    an animated GIF of 64x64 frames; ValueError (one sentence) for anything else."""
+    an animated GIF of 64x64 frames; UserError (one sentence) for anything else."""
     raw = read_input_file(input, "an .npy array [frames, 64, 64] or an animated GIF")
     if raw.startswith(b"\x93NUMPY"):
         try:
             video = np.load(io.BytesIO(raw), allow_pickle=False)
         except (ValueError, OSError, EOFError) as error:
-            raise ValueError(f"{input} is not a readable .npy array ({str(error).splitlines()[0][:80]})") from None
+            raise UserError(f"{input} is not a readable .npy array ({str(error).splitlines()[0][:80]})") from None
         if video.dtype == np.uint8:
             video = video / 255.0
         elif video.dtype.kind not in "fiu" or video.size == 0 or not np.isfinite(video).all() \
                 or video.min() < 0 or video.max() > 1:
-            raise ValueError(f"{input} must hold uint8 pixels 0-255 or finite numbers in [0, 1]")
+            raise UserError(f"{input} must hold uint8 pixels 0-255 or finite numbers in [0, 1]")
     elif raw.startswith((b"GIF87a", b"GIF89a")):
-        from PIL import Image, ImageSequence, UnidentifiedImageError
+        try:
+            from PIL import Image, ImageSequence, UnidentifiedImageError
+        except ImportError:
+            raise UserError(f"reading the GIF {input} needs Pillow: pip install 'lstmzoo[plot]' (or give an .npy "
+                            "array)") from None
         try:
             with Image.open(io.BytesIO(raw)) as image:
                 video = np.stack([np.asarray(frame.convert("L")) for frame in ImageSequence.Iterator(image)])
         except (OSError, UnidentifiedImageError, ValueError):
-            raise ValueError(f"{input} is not a readable GIF") from None
+            raise UserError(f"{input} is not a readable GIF") from None
         video = video / 255.0
     else:
-        raise ValueError(f"{input} is neither an .npy array nor a GIF")
+        raise UserError(f"{input} is neither an .npy array nor a GIF")
     if video.ndim != 3 or video.shape[1:] != (SIZE, SIZE) or not 1 <= len(video) <= FRAMES:
-        raise ValueError(f"{input} holds frames of shape {video.shape}, expected [frames, {SIZE}, {SIZE}] with "
-                         f"1 to {FRAMES} frames")
+        raise UserError(f"{input} holds frames of shape {video.shape}, expected [frames, {SIZE}, {SIZE}] with "
+                        f"1 to {FRAMES} frames")
     return video.astype(np.float32)
 
 
 def to_gif(frames, path, milliseconds=150):
-    """Write ``frames`` ([T, H, W] in [0, 1]) as a looping animated GIF."""
-    from PIL import Image
-    images = [Image.fromarray(np.round(frame * 255).astype(np.uint8), mode="L") for frame in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=milliseconds, loop=0)
+    """Write ``frames`` ([T, H, W] in [0, 1]) as a looping animated GIF (``plots.write_animation``: atomic,
+    skipped without Pillow); returns ``path``, or None when it was not written."""
+    from .plots import write_animation
+    return write_animation(path, frames, milliseconds)
 
 
 def draw_strip(rows, path, title):
-    """Draw ``rows`` (name -> ``[T, H, W]`` frames in [0, 1]) as a grid of frames, one row each, into a PNG."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    """Draw ``rows`` (name -> ``[T, H, W]`` frames in [0, 1]) as a grid of frames, one row each, into a PNG
+    (``plots.draw_figure``: atomic, skipped without matplotlib); returns ``path``, or None when not drawn."""
+    from .plots import draw_figure
     columns = max(len(frames) for frames in rows.values())
-    figure = Figure(figsize=(1.1 * columns, 1.2 * len(rows) + 0.4), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(len(rows), columns, squeeze=False)
-    for (name, frames), row in zip(rows.items(), axes):
-        for index, ax in enumerate(row):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if index < len(frames):
-                ax.imshow(frames[index], cmap="gray", vmin=0, vmax=1)
-            else:
-                ax.axis("off")
-        row[0].set_ylabel(name)
-    figure.suptitle(title)
-    figure.savefig(path, dpi=80)
+
+    def draw(figure):
+        axes = figure.subplots(len(rows), columns, squeeze=False)
+        for (name, frames), row in zip(rows.items(), axes):
+            for index, ax in enumerate(row):
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if index < len(frames):
+                    ax.imshow(frames[index], cmap="gray", vmin=0, vmax=1)
+                else:
+                    ax.axis("off")
+            row[0].set_ylabel(name)
+        figure.suptitle(title)
+
+    return draw_figure(path, draw, figsize=(1.1 * columns, 1.2 * len(rows) + 0.4), dpi=80)
 
 
 def binary_cross_entropy(logits, target):
@@ -255,21 +261,25 @@ class _MovingMNISTRecipe(Recipe):
         """A batch for ``train_step`` from ``Videos``."""
         raise NotImplementedError
 
-    def batched(self, videos, batch_size=100):
-        for start in range(0, len(videos), batch_size):
+    def batched(self, videos, batch_size=100, describe=None, announce=True):
+        """``videos`` in chunks of ``batch_size``, with a progress bar named ``describe`` (``progress.phase``)."""
+        from .progress import phase
+        for start in phase(range(0, len(videos), batch_size), describe, unit="batch", announce=announce):
             yield Videos(videos.frames[start:start + batch_size], videos.digits[start:start + batch_size])
 
 
 def _hyperparameters(*, embed_size, hidden_size, epochs, lr, batch_size, clip_norm):
     return {
         "embed_size": Hyperparameter(embed_size, "units of the linear layer with ReLU before the LSTM, per frame "
-                                                 "(moving-mnist) or per patch (moving-mnist-digits)"),
+                                                 "(moving-mnist) or per patch (moving-mnist-digits)", low=1,
+                                     high=16_384),
         "hidden_size": Hyperparameter(hidden_size, "LSTM hidden units"),
         "epochs": Hyperparameter(epochs, "passes, each over `train_videos` newly generated videos"),
         "lr": Hyperparameter(lr, "Adam learning rate (falls along half a cosine to zero over the epochs)"),
         "batch_size": Hyperparameter(batch_size, "videos per training step"),
-        "train_videos": Hyperparameter(10000, "training videos generated per epoch (Shi et al.: 10,000)"),
-        "val_videos": Hyperparameter(VAL_VIDEOS, "fixed validation videos (Shi et al.: 2,000)"),
+        "train_videos": Hyperparameter(10000, "training videos generated per epoch (Shi et al.: 10,000)", low=1,
+                                       high=10_000_000),
+        "val_videos": Hyperparameter(VAL_VIDEOS, "fixed validation videos (Shi et al.: 2,000)", low=1, high=100_000),
         "clip_norm": Hyperparameter(clip_norm, "global gradient-norm clipping (0 = off)"),
     }
 
@@ -280,14 +290,16 @@ class MovingMNISTDigits(_MovingMNISTRecipe):
     class_names = tuple("0123456789")
     hyperparameters: ClassVar[dict] = {
         "pool": Hyperparameter(2, "frames are average-pooled by this factor, a divisor of 64 (64x64 -> 32x32 "
-                                  "with 2)"),
+                                  "with 2)", low=1, high=SIZE),
         "conv": Hyperparameter("4/2/16,3/1/32,3/2/64", "the convolutions before the last one, comma-separated "
                                                       "kernel/stride/channels (empty: the last one reads the "
                                                       "pooled frame)"),
         "patch": Hyperparameter(3, "kernel side of the last convolution (its windows are the patches whose "
-                                   "largest responses the LSTM reads), in positions of the layer before"),
-        "stride": Hyperparameter(1, "stride of the last convolution"),
-        "frame_step": Hyperparameter(2, "the model sees every frame_step-th frame (consecutive frames are similar)"),
+                                   "largest responses the LSTM reads), in positions of the layer before", low=1,
+                                high=SIZE),
+        "stride": Hyperparameter(1, "stride of the last convolution", low=1, high=SIZE),
+        "frame_step": Hyperparameter(2, "the model sees every frame_step-th frame (consecutive frames are similar)",
+                                     low=1, high=FRAMES),
         **_hyperparameters(embed_size=96, hidden_size=256, epochs=40, lr=0.002, batch_size=32, clip_norm=1.0),
     }
     anchor = Anchor(metric="both_right", value=0.95,
@@ -314,14 +326,14 @@ class MovingMNISTDigits(_MovingMNISTRecipe):
 
     @staticmethod
     def pooled_side(hp):
-        """The side of a frame average-pooled by ``pool``; ValueError unless ``pool`` divides 64."""
+        """The side of a frame average-pooled by ``pool``; UserError unless ``pool`` divides 64."""
         if hp["pool"] < 1 or SIZE % hp["pool"]:
-            raise ValueError(f"pool must divide {SIZE}, got {hp['pool']}")
+            raise UserError(f"pool must divide {SIZE}, got {hp['pool']}")
         return SIZE // hp["pool"]
 
     def layers(self, hp):
         """The convolutions' ``(kernel, stride, channels)``: those of ``conv``, then the last (``patch``,
-        ``stride``, ``embed_size``); ValueError when ``conv`` does not parse or they do not fit the pooled
+        ``stride``, ``embed_size``); UserError when ``conv`` does not parse or they do not fit the pooled
         frame."""
         try:
             layers = [tuple(int(number) for number in layer.split("/")) for layer in hp["conv"].split(",")
@@ -329,24 +341,20 @@ class MovingMNISTDigits(_MovingMNISTRecipe):
         except ValueError:
             layers = [()]
         if any(len(layer) != 3 or min(layer) < 1 for layer in layers):
-            raise ValueError(f"conv must be comma-separated kernel/stride/channels triples of positive integers "
-                             f"(like 4/2/16,3/1/32), got {hp['conv']!r}")
-        if hp["patch"] < 1 or hp["stride"] < 1:
-            raise ValueError(f"patch and stride must be at least 1, got {hp['patch']} and {hp['stride']}")
+            raise UserError(f"conv must be comma-separated kernel/stride/channels triples of positive integers "
+                            f"(like 4/2/16,3/1/32), got {hp['conv']!r}")
         layers.append((hp["patch"], hp["stride"], hp["embed_size"]))
         side = self.pooled_side(hp)
         for kernel, stride, _ in layers:
             if kernel > side:
-                raise ValueError(f"the convolutions (conv, then patch) do not fit a {self.pooled_side(hp)}-pixel "
-                                 f"pooled frame: a {kernel}x{kernel} kernel meets a {side}x{side} input")
+                raise UserError(f"the convolutions (conv, then patch) do not fit a {self.pooled_side(hp)}-pixel "
+                                f"pooled frame: a {kernel}x{kernel} kernel meets a {side}x{side} input")
             side = (side - kernel) // stride + 1
         return layers
 
     def features(self, frames, hp):
         """``[T, B, S, S, 1]`` float32 model input (channels last) from frames ``[B, T, 64, 64]`` (uint8, or
         floats in [0, 1]): each ``frame_step``-th frame average-pooled by ``pool`` to ``S`` x ``S``."""
-        if hp["frame_step"] < 1:
-            raise ValueError(f"frame_step must be at least 1, got {hp['frame_step']}")
         frames = np.asarray(frames)[:, ::hp["frame_step"]]
         scale = np.float32(1 / 255 if frames.dtype == np.uint8 else 1.0)
         batch, steps, pool, side = frames.shape[0], frames.shape[1], hp["pool"], self.pooled_side(hp)
@@ -371,12 +379,14 @@ class MovingMNISTDigits(_MovingMNISTRecipe):
         model.backward(loss.backward())
         return value, len(target)
 
-    def logits(self, model, frames, hp):
-        """``[N, 10]``: per video, the log-odds that each digit appears."""
+    def logits(self, model, frames, hp, describe=None, announce=True):
+        """``[N, 10]``: per video, the log-odds that each digit appears (``describe`` names a progress bar)."""
         from lstmzoo.array import device_module, to_numpy
+
+        from .progress import phase
         xp = device_module(hp["device"])
         return np.concatenate([to_numpy(model(xp.asarray(self.features(frames[s:s + 200], hp))))
-                               for s in range(0, len(frames), 200)])
+                               for s in phase(range(0, len(frames), 200), describe, unit="batch", announce=announce)])
 
     @staticmethod
     def named(probabilities):
@@ -385,20 +395,20 @@ class MovingMNISTDigits(_MovingMNISTRecipe):
         first, second = np.argsort(-probabilities, kind="stable")[:2]
         return sorted({int(first), int(second)} if probabilities[second] >= 0.5 else {int(first)})
 
-    def scores(self, model, videos, hp):
-        logits = self.logits(model, videos.frames, hp)
+    def scores(self, model, videos, hp, describe=None, announce=True):
+        logits = self.logits(model, videos.frames, hp, describe, announce)
         right = [self.named(p) == sorted(set(d.tolist())) for p, d in zip(sigmoid(logits), videos.digits)]
         loss = binary_cross_entropy(logits, self.multi_hot(videos.digits)).mean(dtype=np.float64)
         return {"loss": float(loss),
                 "both_right": float(np.mean(right)), "errors": int(len(right) - sum(right))}
 
     def validate(self, model, data, hp):
-        scores = self.scores(model, data.val, hp)
+        scores = self.scores(model, data.val, hp, "scoring the validation videos", announce=False)
         return {"val_loss": scores["loss"], "val_both_right": scores["both_right"]}
 
     def evaluate(self, model, data, hp, out_dir=None):
         model.eval()
-        return self.scores(model, data.test, hp)
+        return self.scores(model, data.test, hp, f"scoring {len(data.test):,} test videos")
 
     def target(self, metrics):
         return f"both_right >= {self.anchor.value:g}", metrics["both_right"] >= self.anchor.value
@@ -423,7 +433,7 @@ class MovingMNISTDigits(_MovingMNISTRecipe):
     def predict(self, model, hp, out_dir, *, input=None):
         """The digits seen in the video ``input`` (.npy or GIF)."""
         if input is None:
-            raise ValueError(f"{self.name} needs --input: " + self.predict_input)
+            raise UserError(f"{self.name} needs --input: " + self.predict_input)
         video = read_video(input)
         probabilities = sigmoid(self.logits(model, video[None], hp)[0])
         return {"digits": self.named(probabilities), "input": str(input), "frames": len(video),
@@ -447,11 +457,12 @@ class MovingMNIST(_MovingMNISTRecipe):
                                 "the last input frame moves (Finn et al.'s CDNA transform); 'fc': the LSTM's "
                                 "output drawn into pixels by a Linear layer (Srivastava et al.'s FC-LSTM)",
                                 choices=("displacement", "fc")),
-        "layers": Hyperparameter(2, "displacement model: parts the last frame is split into (the moving digits)"),
+        "layers": Hyperparameter(2, "displacement model: parts the last frame is split into (the moving digits)",
+                                 low=1, high=16),
         "kernel_size": Hyperparameter(9, "displacement model: side of the kernels, odd; 9 allows moves of up to "
-                                         "4 pixels per frame (the digits move 3.6)"),
+                                         "4 pixels per frame (the digits move 3.6)", low=1, high=SIZE - 1),
         "eps": Hyperparameter(0.01, "displacement model: pixel probabilities are squeezed into [eps, 1 - eps], "
-                                    "bounding the cost of a confident miss"),
+                                    "bounding the cost of a confident miss", low=1e-6, high=0.49),
         **_hyperparameters(embed_size=256, hidden_size=512, epochs=8, lr=0.002, batch_size=32, clip_norm=0.0),
     }
     anchor = Anchor(metric="bce_per_video", value=4832.49,
@@ -472,6 +483,8 @@ class MovingMNIST(_MovingMNISTRecipe):
 
     def build_model(self, hp):
         from .video_models import DisplacementPredictor, FuturePredictor
+        if hp["kernel_size"] % 2 == 0:
+            raise UserError(f"kernel_size must be odd (a kernel centred on each pixel), got {hp['kernel_size']}")
         if hp["model"] == "fc":
             return FuturePredictor(SIZE * SIZE, hp["embed_size"], hp["hidden_size"], FRAMES - INPUT_FRAMES,
                                    device=hp["device"])
@@ -510,21 +523,23 @@ class MovingMNIST(_MovingMNISTRecipe):
         logits = to_numpy(model(xp.asarray(self.time_major(frames))))
         return logits.transpose(1, 0, 2).reshape(-1, logits.shape[0], SIZE, SIZE)
 
-    def bce_per_video(self, model, videos, hp):
+    def bce_per_video(self, model, videos, hp, describe=None, announce=True):
         total = 0.0
-        for chunk in self.batched(videos):
+        for chunk in self.batched(videos, describe=describe, announce=announce):
             logits = self.forecast(model, chunk.frames[:, :INPUT_FRAMES], hp)
             truth = chunk.frames[:, INPUT_FRAMES:] * np.float32(1 / 255)
             total += float(binary_cross_entropy(logits, truth).sum(dtype=np.float64))
         return total / len(videos)
 
     def validate(self, model, data, hp):
-        return {"val_bce_per_video": self.bce_per_video(model, data.val, hp)}
+        return {"val_bce_per_video": self.bce_per_video(model, data.val, hp, "scoring the validation videos",
+                                                        announce=False)}
 
     def evaluate(self, model, data, hp, out_dir=None):
         """Test cross-entropy per video; the first test video's frames go to ``out_dir/prediction.png``."""
         model.eval()
-        metrics = {"bce_per_video": self.bce_per_video(model, data.test, hp)}
+        metrics = {"bce_per_video": self.bce_per_video(model, data.test, hp,
+                                                       f"predicting {len(data.test):,} test videos' future frames")}
         if out_dir is not None:
             frames = data.test.frames[:1] / np.float32(255)
             predicted = sigmoid(self.forecast(model, frames[:, :INPUT_FRAMES], hp)[0])
@@ -534,10 +549,11 @@ class MovingMNIST(_MovingMNISTRecipe):
 
     @staticmethod
     def draw(inputs, truth, predicted, out_dir, title):
+        """``(strip, animation)``: the paths of the PNG strip and the GIF drawn into ``out_dir``, each None when
+        its library is missing."""
         rows = {"input": inputs, **({"truth": truth} if truth is not None else {}), "predicted": predicted}
-        out_dir.mkdir(parents=True, exist_ok=True)
-        draw_strip(rows, out_dir / STRIP, title)
-        to_gif(np.concatenate([inputs, predicted]), out_dir / ANIMATION)
+        return (draw_strip(rows, out_dir / STRIP, title),
+                to_gif(np.concatenate([inputs, predicted]), out_dir / ANIMATION))
 
     def baseline(self, data, hp):
         """The cross-entropy per test video of predicting every pixel of every future frame with the mean pixel
@@ -558,22 +574,22 @@ class MovingMNIST(_MovingMNISTRecipe):
         strip (input, truth when the video has 20 frames, prediction) and an animated GIF (input, then
         prediction)."""
         if input is None:
-            raise ValueError(f"{self.name} needs --input: " + self.predict_input)
+            raise UserError(f"{self.name} needs --input: " + self.predict_input)
         video = read_video(input)
         if INPUT_FRAMES < len(video) < FRAMES:
-            raise ValueError(f"{input} has {len(video)} frames; give 1-{INPUT_FRAMES} input frames, or "
-                             f"{FRAMES} (input and truth)")
+            raise UserError(f"{input} has {len(video)} frames; give 1-{INPUT_FRAMES} input frames, or "
+                            f"{FRAMES} (input and truth)")
         inputs, truth = video[:INPUT_FRAMES], (video[INPUT_FRAMES:] if len(video) == FRAMES else None)
         logits = self.forecast(model, inputs[None], hp)[0]
         predicted = sigmoid(logits)
-        out_dir = Path(out_dir)
-        self.draw(inputs, truth, predicted, out_dir, f"{self.name}: {Path(input).name}")
-        result = {"input": str(input), "input_frames": len(inputs), "strip": str(out_dir / STRIP),
-                  "animation": str(out_dir / ANIMATION)}
+        strip, animation = self.draw(inputs, truth, predicted, Path(out_dir), f"{self.name}: {Path(input).name}")
+        result = {"input": str(input), "input_frames": len(inputs), "strip": strip and str(strip),
+                  "animation": animation and str(animation)}
         if truth is not None:
             result["bce_per_video"] = round(float(binary_cross_entropy(logits, truth).sum(dtype=np.float64)), 2)
         return result
 
     def format_prediction(self, result):
         scored = f", cross-entropy {result['bce_per_video']:.1f} against the truth" if "bce_per_video" in result else ""
-        return f"predicted 10 frames from {result['input_frames']}{scored}: {result['strip']}, {result['animation']}"
+        drawn = ", ".join(path for path in (result["strip"], result["animation"]) if path) or "not drawn"
+        return f"predicted 10 frames from {result['input_frames']}{scored}: {drawn}"

@@ -25,6 +25,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, Recipe
 
 from .vocabulary import RunVocabulary, input_lines
@@ -131,8 +132,8 @@ def _sacrebleu():
     try:
         import sacrebleu
     except ImportError:
-        raise ValueError('multi30k-en-de scores translations with sacrebleu, which is not installed: '
-                         'pip install "lstmzoo[translation]"') from None
+        raise UserError('multi30k-en-de scores translations with sacrebleu, which is not installed: '
+                        'pip install "lstmzoo[translation]"') from None
     return sacrebleu
 
 
@@ -190,22 +191,26 @@ class Multi30kEnDe(RunVocabulary, Recipe):
     hyperparameters: ClassVar[dict] = {
         "epochs": Hyperparameter(10, "passes over the training data"),
         "embedding_dim": Hyperparameter(256, "word embedding size (source and target)"),
-        "encoder_hidden": Hyperparameter(256, "hidden units per direction of the bidirectional encoder"),
-        "encoder_layers": Hyperparameter(1, "encoder LSTM layers"),
-        "decoder_hidden": Hyperparameter(256, "decoder LSTM hidden units (and attentional vector size)"),
-        "decoder_layers": Hyperparameter(1, "decoder LSTM layers"),
+        "encoder_hidden": Hyperparameter(256, "hidden units per direction of the bidirectional encoder", low=1,
+                                         high=16_384),
+        "encoder_layers": Hyperparameter(1, "encoder LSTM layers", low=1, high=64),
+        "decoder_hidden": Hyperparameter(256, "decoder LSTM hidden units (and attentional vector size)", low=1,
+                                         high=16_384),
+        "decoder_layers": Hyperparameter(1, "decoder LSTM layers", low=1, high=64),
         "score": Hyperparameter("general", "Luong attention score", choices=("general", "dot")),
         "bridge": Hyperparameter(True, "start the decoder from tanh(W [encoder final states]) rather than zeros"),
         "dropout": Hyperparameter(0.2, "dropout on embeddings, between LSTM layers and before the output layer"),
-        "min_count": Hyperparameter(2, "training-set words seen fewer times are <unk>"),
+        "min_count": Hyperparameter(2, "training-set words seen fewer times are <unk>", low=1, high=1_000_000),
         "lowercase": Hyperparameter(False, "lower-case all text before tokenising (output is then lower case)"),
         "batch_size": Hyperparameter(64, "sentence pairs per batch (bucketed by source length)"),
         "lr": Hyperparameter(0.002, "Adam learning rate"),
-        "lr_decay": Hyperparameter(0.5, "learning-rate factor once val BLEU stops improving (1 = constant rate)"),
+        "lr_decay": Hyperparameter(0.5, "learning-rate factor once val BLEU stops improving (1 = constant rate)",
+                                   low=0.001, high=1.0),
         "clip_norm": Hyperparameter(5.0, "global gradient-norm clipping (0 = off)"),
         "patience": Hyperparameter(0, "epochs without val improvement before stopping (0 = never)"),
         "beam_width": Hyperparameter(5, "beam width for the test set and predict (1 = greedy)"),
-        "length_penalty": Hyperparameter(0.6, "GNMT length-penalty exponent alpha of the beam search"),
+        "length_penalty": Hyperparameter(0.6, "GNMT length-penalty exponent alpha of the beam search (0 = none)",
+                                         low=0.0, high=5.0),
         "replace_unk": Hyperparameter(True, "replace each <unk> in a translation by the source word it attends to "
                                             "most"),
         "limit": Hyperparameter(0, "use only this many training pairs (0 = all; for quick trials)"),
@@ -303,18 +308,20 @@ class Multi30kEnDe(RunVocabulary, Recipe):
                         for side in ("src", "tgt")))
 
     # ---------------------------------------------------------------------------------------- scoring
-    def translate(self, model, lines, hp, beam_width, batch_size=100):
+    def translate(self, model, lines, hp, beam_width, batch_size=100, describe=None, announce=True):
         """Detokenised translations of the English ``lines`` (greedy when ``beam_width`` is 1). With
         ``replace_unk``, an ``<unk>`` in a translation becomes the source word it attends to most (names and
-        numbers mostly pass into German unchanged)."""
+        numbers mostly pass into German unchanged). ``describe`` names a progress bar (``progress.phase``)."""
         from lstmzoo.batching import pad_sequences
+
+        from .progress import phase
         src_index, _ = self._indices()
         tokens = [tokenize(line, self._vocab["lowercase"]) for line in lines]
         src_seqs = [encode(t, src_index) for t in tokens]
         order = np.argsort([len(s) for s in src_seqs], kind="stable")     # similar lengths share a batch
         words = self._vocab["tgt"]
         out = [None] * len(src_seqs)
-        for start in range(0, len(order), batch_size):
+        for start in phase(range(0, len(order), batch_size), describe, unit="batch", announce=announce):
             chosen = order[start:start + batch_size]
             src, lengths = pad_sequences([src_seqs[i] if len(src_seqs[i]) else np.array([UNK]) for i in chosen],
                                          pad_value=PAD)
@@ -341,7 +348,8 @@ class Multi30kEnDe(RunVocabulary, Recipe):
         return total / count
 
     def validate(self, model, data, hp):
-        hyps = self.translate(model, data.val.src_text, hp, beam_width=1)
+        hyps = self.translate(model, data.val.src_text, hp, beam_width=1, describe="translating the validation set",
+                              announce=False)
         scores = bleu_scores(hyps, data.val.tgt_text)
         return {"val_bleu": scores["bleu"], "val_bleu_cased": scores["bleu_cased"],
                 "val_loss": self.mean_loss(model, data.val)}
@@ -351,8 +359,10 @@ class Multi30kEnDe(RunVocabulary, Recipe):
         BLEU and the teacher-forced loss; the translations go to ``test_2016_flickr.hyp.de`` in ``out_dir``."""
         _sacrebleu()
         test = data.test
-        beam = self.translate(model, test.src_text, hp, beam_width=hp["beam_width"])
-        greedy = self.translate(model, test.src_text, hp, beam_width=1)
+        beam = self.translate(model, test.src_text, hp, beam_width=hp["beam_width"],
+                              describe=f"translating {len(test):,} test sentences (beam width {hp['beam_width']})")
+        greedy = self.translate(model, test.src_text, hp, beam_width=1,
+                                describe=f"translating {len(test):,} test sentences greedily")
         if out_dir is not None:
             from pathlib import Path
 

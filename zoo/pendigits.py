@@ -26,6 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, read_input_file
 
 from .classification import (
@@ -39,6 +40,7 @@ _ORIG = "https://raw.githubusercontent.com/choucavalier/pendigits-hmm/ae5148110a
 _FIXED = "https://raw.githubusercontent.com/dmallon/net/aa7addb57ea2c164ec1bcd1c166cb769773c76b2/data/"
 FEATURES = 5                    # x, y, dx, dy, pen lifted before this point
 KNN_KS = (1, 2, 3, 4, 5)
+TRAIN_WRITERS = 30              # writers of pendigits-orig.tra (validation takes the last `val_writers` of them)
 
 
 class PenDigits(ClassificationRecipe):
@@ -64,10 +66,12 @@ class PenDigits(ClassificationRecipe):
     # rate, and scored 97.6 % on the test writers against 99.5 % for the last. Validation is still reported.
     monitor, mode = "epoch", "max"
     hyperparameters: ClassVar[dict] = {
-        "points": Hyperparameter(48, "points each trajectory is resampled to (equal arc-length spacing)"),
+        "points": Hyperparameter(48, "points each trajectory is resampled to (equal arc-length spacing)", low=2,
+                                 high=1000),
         "augment": Hyperparameter(0.1, "strength of the random rotation/shear/stretch of training digits "
-                                       "(0 = off; 0.1: about 6 degrees, 10 % shear and stretch)"),
-        "val_writers": Hyperparameter(3, "writers at the end of the training file held out for validation"),
+                                       "(0 = off; 0.1: about 6 degrees, 10 % shear and stretch)", low=0.0, high=1.0),
+        "val_writers": Hyperparameter(3, "writers at the end of the training file held out for validation (the "
+                                         "file has 30)", low=1, high=TRAIN_WRITERS - 1),
         # The cosine schedule sets the length of training, so no early stopping (patience 0).
         **classification_hyperparameters(hidden_size=64, epochs=30, lr=0.003, batch_size=32, patience=0,
                                          dropout=0.25),
@@ -100,15 +104,17 @@ class PenDigits(ClassificationRecipe):
     def load_data(self, hp):
         train, test = self.load_digits(0), self.load_digits(1)
         writers = np.array([digit.writer for digit in train])
-        known = np.unique(writers)
-        if not 0 < hp["val_writers"] < len(known):
-            raise ValueError(f"val_writers must be between 1 and {len(known) - 1}, got {hp['val_writers']}")
-        held_out = np.isin(writers, known[-hp["val_writers"]:])
+        held_out = np.isin(writers, np.unique(writers)[-hp["val_writers"]:])
+
+        from .progress import phase
+        bar = phase(range(len(train) + len(test)), f"resampling {len(train) + len(test):,} pen trajectories",
+                    unit="digit")
 
         def split(digits, chosen):
             digits = [d for d, keep in zip(digits, chosen) if keep]
-            return SequenceSet([resample(d.strokes, hp["points"]) for d in digits],
-                               [int(d.label) for d in digits])
+            sequences = [resample(d.strokes, hp["points"]) for d in digits]
+            bar.update(len(digits))
+            return SequenceSet(sequences, [int(d.label) for d in digits])
 
         everything = np.ones(len(test), dtype=bool)
         # The training split keeps the resampled points (xy, pen flag) so that augment can distort them; the
@@ -116,6 +122,7 @@ class PenDigits(ClassificationRecipe):
         data = ClassificationData(split(train, ~held_out), split(train, held_out), split(test, everything))
         data.val.sequences = [point_features(p) for p in data.val.sequences]
         data.test.sequences = [point_features(p) for p in data.test.sequences]
+        bar.close()
         return data
 
     def augment(self, sequences, hp, rng):
@@ -148,7 +155,7 @@ class PenDigits(ClassificationRecipe):
         """The digit written in ``input``: a UNIPEN file of one digit, or a JSON file or text of
         ``[x, y, pen_down]`` points."""
         if input is None:
-            raise ValueError("pendigits needs --input: " + self.predict_input)
+            raise UserError("pendigits needs --input: " + self.predict_input)
         strokes, source = read_trajectory(input)
         result = self.classify(model, point_features(resample(strokes, hp["points"])), hp)
         return {**result, "input": source, "strokes": len(strokes), "points": int(sum(map(len, strokes)))}
@@ -170,12 +177,12 @@ _SEGMENT_LABEL = re.compile(r'"([^"]*)"\s*$')
 def read_unipen(raw, name):
     """The digits of a UNIPEN text (``.SEGMENT`` per digit, ``.COMMENT <label> <writer> ...``, ``.PEN_DOWN``
     ... ``.PEN_UP`` blocks of ``x y`` lines; other keywords are skipped). Points outside the segments'
-    ``.SEGMENT`` lines (a file with strokes only) form one unlabelled digit. ValueError (one sentence) for
+    ``.SEGMENT`` lines (a file with strokes only) form one unlabelled digit. UserError (one sentence) for
     anything else."""
     try:
         lines = raw.decode("ascii").splitlines()
     except UnicodeDecodeError:
-        raise ValueError(f"{name} is not a UNIPEN text file (it is not ASCII text)") from None
+        raise UserError(f"{name} is not a UNIPEN text file (it is not ASCII text)") from None
     digits, current, stroke = [], None, None
     for number, line in enumerate(lines, 1):
         text = line.strip()
@@ -203,15 +210,15 @@ def read_unipen(raw, name):
             continue
         if stroke is None:      # a pen-up (hover) coordinate, or text UNIPEN does not have
             if not _is_point(text):
-                raise ValueError(f"{name} line {number} is neither a UNIPEN keyword nor an 'x y' point")
+                raise UserError(f"{name} line {number} is neither a UNIPEN keyword nor an 'x y' point")
             continue
         fields = text.split()
         if len(fields) < 2 or not _is_point(text):
-            raise ValueError(f"{name} line {number}: {text[:40]!r} is not an 'x y' point")
+            raise UserError(f"{name} line {number}: {text[:40]!r} is not an 'x y' point")
         stroke.append((float(fields[0]), float(fields[1])))
     digits = [d for d in digits if d.strokes]
     if not digits:
-        raise ValueError(f"{name} holds no pen-down strokes (.PEN_DOWN followed by 'x y' lines)")
+        raise UserError(f"{name} holds no pen-down strokes (.PEN_DOWN followed by 'x y' lines)")
     return digits
 
 
@@ -227,14 +234,14 @@ def read_points_json(value, name):
     """Strokes from a JSON list of ``[x, y, pen_down]`` points: each run of points with the pen down is a
     stroke (points with the pen up only separate strokes)."""
     if not isinstance(value, list) or not value:
-        raise ValueError(f"{name} must be a non-empty JSON list of [x, y, pen_down] points")
+        raise UserError(f"{name} must be a non-empty JSON list of [x, y, pen_down] points")
     strokes, stroke = [], []
     for index, point in enumerate(value):
         if (not isinstance(point, list) or len(point) != 3
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in point[:2])
                 or point[2] not in (0, 1, True, False) or not np.isfinite(point[:2]).all()):
-            raise ValueError(f"{name}: point {index} is {json.dumps(point)[:40]}, not [x, y, pen_down] with "
-                             "numbers x, y and pen_down 0 or 1")
+            raise UserError(f"{name}: point {index} is {json.dumps(point)[:40]}, not [x, y, pen_down] with "
+                            "numbers x, y and pen_down 0 or 1")
         if point[2]:
             stroke.append(point[:2])
         elif stroke:
@@ -243,7 +250,7 @@ def read_points_json(value, name):
     if stroke:
         strokes.append(np.array(stroke, dtype=np.float64))
     if not strokes:
-        raise ValueError(f"{name} has no points with the pen down")
+        raise UserError(f"{name} has no points with the pen down")
     return strokes
 
 
@@ -263,7 +270,7 @@ def read_trajectory(input, segments=False):
     if segments:
         return [digit.strokes for digit in digits], str(input)
     if len(digits) > 1:
-        raise ValueError(f"{input} holds {len(digits)} digits; predict takes a file of one")
+        raise UserError(f"{input} holds {len(digits)} digits; predict takes a file of one")
     return digits[0].strokes, str(input)
 
 
@@ -271,7 +278,7 @@ def _parse_json(text, name):
     try:
         return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{name} is not valid JSON ({getattr(error, 'msg', error)})") from None
+        raise UserError(f"{name} is not valid JSON ({getattr(error, 'msg', error)})") from None
 
 
 def read_fixed(raw, name):

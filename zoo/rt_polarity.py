@@ -25,6 +25,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter
 
 from .classification import (
@@ -173,10 +174,13 @@ class RtPolarity(RunVocabulary, ClassificationRecipe):
     class_names = ("negative", "positive")
     hyperparameters: ClassVar[dict] = {
         "embedding_dim": Hyperparameter(128, "word embedding size (random init)"),
-        "embedding_scale": Hyperparameter(0.1, "standard deviation of the random initial embeddings"),
-        "embedding_dropout": Hyperparameter(0.3, "dropout on the embedded vectors"),
-        "word_dropout": Hyperparameter(0.1, "probability that a training token is replaced by the unknown word"),
-        "min_count": Hyperparameter(1, "words seen fewer times in the training sentences are unknown"),
+        "embedding_scale": Hyperparameter(0.1, "standard deviation of the random initial embeddings", low=0.0,
+                                          high=10.0),
+        "embedding_dropout": Hyperparameter(0.3, "dropout on the embedded vectors", low=0.0, high=0.99),
+        "word_dropout": Hyperparameter(0.1, "probability that a training token is replaced by the unknown word",
+                                       low=0.0, high=1.0),
+        "min_count": Hyperparameter(1, "words seen fewer times in the training sentences are unknown", low=1,
+                                    high=1_000_000),
         "pooling": Hyperparameter("max", "sentence vector: max over time of the LSTM outputs, or the last "
                                          "states", choices=("max", "last")),
         "val_fraction": Hyperparameter(0.1, "fraction of the non-test sentences held out for validation"),
@@ -282,7 +286,7 @@ class RtPolarity(RunVocabulary, ClassificationRecipe):
         if hp["limit"] > 0:
             order = order[:hp["limit"]]
         if not 2 <= folds <= len(order):
-            raise ValueError(f"--cv needs between 2 and {len(order)} folds, got {folds}")
+            raise UserError(f"--cv needs between 2 and {len(order)} folds, got {folds}")
         parts = np.array_split(order, folds)
         cv_hp = {**hp, "limit": 0}
         accuracies = []

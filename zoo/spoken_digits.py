@@ -30,6 +30,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, read_input_file
 
 from .classification import (
@@ -46,12 +47,24 @@ _NAME = re.compile(r"(?:^|/)(\d)_([a-z]+)_(\d+)\.wav$")
 _INSTALL = "spoken-digits needs librosa: pip install 'lstmzoo[audio]'"
 
 
+def n_mfcc_hyperparameter():
+    """``n_mfcc``: at most one MFCC per mel band."""
+    return Hyperparameter(13, "MFCCs per frame (the features are these, their deltas and delta-deltas)", low=1,
+                          high=MEL_BANDS)
+
+
+def val_from_hyperparameter(what):
+    """``val_from``: index 0-4 is the test set and training keeps at least index 5, so 6 to 49."""
+    return Hyperparameter(45, f"training recordings with this index or higher (up to 49) are the {what}", low=6,
+                          high=49)
+
+
 def _librosa():
-    """librosa, or ValueError (one sentence) saying how to install it."""
+    """librosa, or UserError (one sentence) saying how to install it."""
     try:
         import librosa
     except ImportError:
-        raise ValueError(_INSTALL) from None
+        raise UserError(_INSTALL) from None
     return librosa
 
 
@@ -79,12 +92,12 @@ class SpokenDigits(ClassificationRecipe):
     class_names = tuple("0123456789")
     monitor, mode = "epoch", "max"
     hyperparameters: ClassVar[dict] = {
-        "n_mfcc": Hyperparameter(13, "MFCCs per frame (the features are these, their deltas and delta-deltas)"),
-        "trim_db": Hyperparameter(0.0, "cut leading/trailing audio this many dB below the peak (0 = off)"),
+        "n_mfcc": n_mfcc_hyperparameter(),
+        "trim_db": Hyperparameter(0.0, "cut leading/trailing audio this many dB below the peak (0 = off)", low=0.0,
+                                  high=120.0),
         "augment": Hyperparameter(0.1, "SpecAugment-style masking of training batches: the longest masked run "
-                                       "of frames and band of coefficients, as a fraction (0 = off)"),
-        "val_from": Hyperparameter(45, "training recordings with this index or higher (up to 49) are the "
-                                       "validation set"),
+                                       "of frames and band of coefficients, as a fraction (0 = off)", low=0.0, high=1.0),
+        "val_from": val_from_hyperparameter("validation set"),
         "limit": Hyperparameter(0, "use only this many training recordings (0 = all; for quick trials)"),
         **classification_hyperparameters(hidden_size=64, epochs=30, lr=0.003, batch_size=32, patience=0,
                                          dropout=0.3),
@@ -112,19 +125,19 @@ class SpokenDigits(ClassificationRecipe):
         return list(_read_folder(str(fetch(self.datasets[0]))))
 
     def load_data(self, hp):
-        if not 5 < hp["val_from"] <= 49:
-            raise ValueError(f"val_from must be between 6 and 49, got {hp['val_from']}")
         recordings = self.load_recordings()
         train = [r for r in recordings if 5 <= r.index < hp["val_from"]]
         if hp["limit"] > 0:      # an even spread over digits and speakers: every k-th in name order
             train = train[::max(1, len(train) // hp["limit"])][:hp["limit"]]
 
-        def split(chosen):
-            return SequenceSet([_cached_features(r, hp["n_mfcc"], hp["trim_db"]) for r in chosen],
-                               [r.digit for r in chosen])
+        val = [r for r in recordings if r.index >= hp["val_from"]]
+        test = [r for r in recordings if r.index < 5]
+        features = iter(archive_features(train + val + test, hp["n_mfcc"], hp["trim_db"]))
 
-        return ClassificationData(split(train), split([r for r in recordings if r.index >= hp["val_from"]]),
-                                  split([r for r in recordings if r.index < 5]))
+        def split(chosen):
+            return SequenceSet([next(features) for _ in chosen], [r.digit for r in chosen])
+
+        return ClassificationData(split(train), split(val), split(test))
 
     def augment(self, sequences, hp, rng):
         """One random run of frames and one random band of coefficients (in each of the MFCC, delta and
@@ -158,13 +171,11 @@ class SpokenDigits(ClassificationRecipe):
         from .pendigits import knn_baseline
         recordings = self.load_recordings()
 
-        def summary(chosen):
-            raw = [_cached_features(r, hp["n_mfcc"], hp["trim_db"], normalise=False) for r in chosen]
-            return (np.stack([np.concatenate([f.mean(axis=0), f.std(axis=0)]) for f in raw]).astype(np.float64),
-                    np.array([r.digit for r in chosen]))
-
-        train_x, train_y = summary([r for r in recordings if r.index >= 5])
-        test_x, test_y = summary([r for r in recordings if r.index < 5])
+        raw = archive_features(recordings, hp["n_mfcc"], hp["trim_db"], normalise=False)
+        summaries = np.stack([np.concatenate([f.mean(axis=0), f.std(axis=0)]) for f in raw]).astype(np.float64)
+        digits = np.array([r.digit for r in recordings])
+        test = np.array([r.index < 5 for r in recordings])
+        train_x, train_y, test_x, test_y = summaries[~test], digits[~test], summaries[test], digits[test]
         mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-9
         return knn_baseline((train_x - mean) / std, train_y, (test_x - mean) / std, test_y)
 
@@ -175,7 +186,7 @@ class SpokenDigits(ClassificationRecipe):
     def predict(self, model, hp, out_dir, *, input=None):
         """The digit spoken in the WAV file ``input``."""
         if input is None:
-            raise ValueError("spoken-digits needs --input: " + self.predict_input)
+            raise UserError("spoken-digits needs --input: " + self.predict_input)
         audio, rate = read_wav_file(input)
         result = self.classify(model, mfcc_features(audio, rate, hp["n_mfcc"], hp["trim_db"]), hp)
         return {**result, "input": str(input), "sample_rate": rate, "seconds": round(len(audio) / rate, 3)}
@@ -185,8 +196,10 @@ class SpokenDigits(ClassificationRecipe):
 @functools.lru_cache(maxsize=2)
 def _read_folder(path):
     """The recordings in the folder ``path`` (a tuple, kept for the process)."""
+    from .progress import phase
+    files = sorted(Path(path).iterdir())
     recordings = []
-    for file in sorted(Path(path).iterdir()):
+    for file in phase(files, f"reading {len(files):,} recordings", unit="file"):
         match = _NAME.search(file.name)
         if not match:
             continue
@@ -199,25 +212,25 @@ def _read_folder(path):
 
 
 def read_wav(raw, name):
-    """``(samples, sample_rate)`` of a WAV file's bytes: float32 in [-1, 1], channels averaged. ValueError (one
+    """``(samples, sample_rate)`` of a WAV file's bytes: float32 in [-1, 1], channels averaged. UserError (one
     sentence) for anything that is not a readable WAV with at least one sample."""
     if len(raw) < 12 or raw[:4] not in (b"RIFF", b"RF64") or raw[8:12] != b"WAVE":
-        raise ValueError(f"{name} is not a WAV file (no RIFF/WAVE header)")
+        raise UserError(f"{name} is not a WAV file (no RIFF/WAVE header)")
     try:
         import soundfile
     except ImportError:
-        raise ValueError(_INSTALL) from None
+        raise UserError(_INSTALL) from None
     try:
         audio, rate = soundfile.read(io.BytesIO(raw), dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError) as error:
-        raise ValueError(f"{name} cannot be read as a WAV file ({str(error).splitlines()[0][:80]})") from None
+        raise UserError(f"{name} cannot be read as a WAV file ({str(error).splitlines()[0][:80]})") from None
     if audio.size == 0:
-        raise ValueError(f"{name} holds no audio samples")
+        raise UserError(f"{name} holds no audio samples")
     return audio.mean(axis=1), int(rate)
 
 
 def read_wav_file(path):
-    """``read_wav`` of the file at ``path``; ValueError when it is missing or unreadable."""
+    """``read_wav`` of the file at ``path``; UserError when it is missing or unreadable."""
     return read_wav(read_input_file(path, "a WAV file of one spoken digit"), str(path))
 
 
@@ -232,8 +245,8 @@ def mfcc_features(audio, rate, n_mfcc, trim_db=0.0, normalise=True):
     if trim_db > 0:
         audio = librosa.effects.trim(audio, top_db=trim_db, frame_length=WINDOW, hop_length=HOP)[0]
     if len(audio) < DELTA_WIDTH * HOP:
-        raise ValueError(f"the recording lasts {len(audio) / SAMPLE_RATE:.3f} s (after resampling and trimming): "
-                         f"too short for a spoken digit (at least {DELTA_WIDTH * HOP / SAMPLE_RATE:.2f} s)")
+        raise UserError(f"the recording lasts {len(audio) / SAMPLE_RATE:.3f} s (after resampling and trimming): "
+                        f"too short for a spoken digit (at least {DELTA_WIDTH * HOP / SAMPLE_RATE:.2f} s)")
     mfcc = librosa.feature.mfcc(y=audio, sr=SAMPLE_RATE, n_mfcc=n_mfcc, n_fft=FFT, win_length=WINDOW,
                                 hop_length=HOP, n_mels=MEL_BANDS, fmin=20, fmax=SAMPLE_RATE / 2)
     features = np.concatenate([mfcc, librosa.feature.delta(mfcc, width=DELTA_WIDTH, order=1),
@@ -246,9 +259,13 @@ def mfcc_features(audio, rate, n_mfcc, trim_db=0.0, normalise=True):
 _FEATURES = {}
 
 
-def _cached_features(recording, n_mfcc, trim_db, normalise=True):
-    """``mfcc_features`` of an archive recording, kept for the process (never written to disk)."""
-    key = (recording.digit, recording.speaker, recording.index, n_mfcc, trim_db, normalise)
-    if key not in _FEATURES:
-        _FEATURES[key] = mfcc_features(recording.audio, SAMPLE_RATE, n_mfcc, trim_db, normalise)
-    return _FEATURES[key]
+def archive_features(recordings, n_mfcc, trim_db, normalise=True):
+    """``mfcc_features`` of each of the archive ``recordings``, computed once per process (never written to disk),
+    with a progress bar over those not computed yet."""
+    from .progress import phase
+    keys = [(r.digit, r.speaker, r.index, n_mfcc, trim_db, normalise) for r in recordings]
+    missing = [(key, r) for key, r in zip(keys, recordings) if key not in _FEATURES]
+    if missing:
+        for key, r in phase(missing, f"extracting MFCCs from {len(missing):,} recordings", unit="recording"):
+            _FEATURES[key] = mfcc_features(r.audio, SAMPLE_RATE, n_mfcc, trim_db, normalise)
+    return [_FEATURES[key] for key in keys]

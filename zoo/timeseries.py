@@ -30,7 +30,8 @@ import re
 
 import numpy as np
 
-from lstmzoo.recipe import Hyperparameter, Recipe
+from lstmzoo.errors import UserError
+from lstmzoo.recipe import Hyperparameter, Recipe, read_input_file
 
 
 def forecasting_hyperparameters(*, window, hidden_size, epochs, lr, batch_size, val_size, patience,
@@ -93,14 +94,12 @@ class TimeSeriesRecipe(Recipe):
         test_size = round(len(values) * self.test_size) if self.test_size < 1 else self.test_size
         test_start = len(values) - test_size
         val_start = test_start - hp["val_size"]
-        if hp["step"] < 1:
-            raise ValueError(f"step must be at least 1, got {hp['step']}")
         if hp["window"] % hp["step"]:
-            raise ValueError(f"window={hp['window']} is not a multiple of step={hp['step']}")
+            raise UserError(f"window={hp['window']} is not a multiple of step={hp['step']}")
         first_target = hp["window"] + self.difference
         if val_start - first_target < hp["batch_size"]:
-            raise ValueError(f"window={hp['window']} and val_size={hp['val_size']} leave fewer than "
-                             f"batch_size={hp['batch_size']} training windows in the {len(values)} values")
+            raise UserError(f"window={hp['window']} and val_size={hp['val_size']} leave fewer than "
+                            f"batch_size={hp['batch_size']} training windows in the {len(values)} values")
         # Statistics of the training part only, so nothing about validation or test leaks into training.
         transformed = self._difference(self._transform(values[:val_start]))
         return Series(labels, values, val_start, test_start, float(transformed.mean()), float(transformed.std()))
@@ -111,8 +110,8 @@ class TimeSeriesRecipe(Recipe):
             return values
         function, domain, bad = _TRANSFORMS[self.transform]
         if np.any(bad(values)):
-            raise ValueError(f"recipe {self.name!r} takes the {function.__name__} of the series, so every value "
-                             f"must be {domain}")
+            raise UserError(f"recipe {self.name!r} takes the {function.__name__} of the series, so every value "
+                            f"must be {domain}")
         return function(values)
 
     def _difference(self, z):
@@ -241,22 +240,19 @@ class TimeSeriesRecipe(Recipe):
     def predict(self, model, hp, out_dir, *, input=None, horizon=None, plot=None):
         """Forecast ``horizon`` values (default: one season) after the history in the CSV ``input`` (default:
         the recipe's own series), feeding each forecast back as input for the next; plot to ``plot``
-        (default ``out_dir/forecast.png``)."""
+        (default ``out_dir/forecast.png``; not drawn without matplotlib, and then ``plot`` is None)."""
         from pathlib import Path
         data = self.load_data(hp)
         if input is None:
             labels, history = data.labels, data.values
         else:
-            path = Path(input)
-            if not path.is_file():
-                raise ValueError(f"{input} is not a file")
-            labels, history = read_series(path.read_bytes(), str(path))
+            labels, history = read_series(read_input_file(input, "a CSV file of past values"), str(input))
         horizon = self.season if horizon is None else horizon
         if horizon < 1:
-            raise ValueError(f"horizon must be at least 1, got {horizon}")
+            raise UserError(f"horizon must be at least 1, got {horizon}")
         needed = hp["window"] + self.difference
         if len(history) < needed:
-            raise ValueError(f"recipe {self.name!r} needs at least {needed} past values to forecast, got {len(history)}")
+            raise UserError(f"recipe {self.name!r} needs at least {needed} past values to forecast, got {len(history)}")
         values = np.asarray(history, dtype=np.float64)
         residuals = self._residuals(model, data, hp)
         for _ in range(horizon):
@@ -265,14 +261,14 @@ class TimeSeriesRecipe(Recipe):
         forecast = values[len(history):]
         future = _following_labels(labels, horizon)
         plot = Path(plot) if plot is not None else Path(out_dir) / "forecast.png"
-        _plot_forecast(plot, labels, history, future, forecast, self.name)
+        drawn = _plot_forecast(plot, labels, history, future, forecast, self.name)
         return {"forecast": [{"label": label, "value": float(value)} for label, value in zip(future, forecast)],
-                "history_length": len(history), "plot": str(plot)}
+                "history_length": len(history), "plot": str(drawn) if drawn else None}
 
     def format_prediction(self, result):
         rows = [f"{row['label']:>12}  {row['value']:.2f}" for row in result["forecast"]]
         return "\n".join([f"forecast after {result['history_length']} past values:", *rows,
-                          f"plot: {result['plot']}"])
+                          *([f"plot: {result['plot']}"] if result["plot"] else [])])
 
 
 _TRANSFORMS = {"log": (np.log, "positive", lambda v: v <= 0), "sqrt": (np.sqrt, "non-negative", lambda v: v < 0)}
@@ -294,11 +290,11 @@ def _rmse(forecast, actual):
 
 def read_series(raw, name):
     """(labels, values) of a CSV of ``[label,]value`` lines; an optional header line is skipped.
-    ValueError naming the line for anything else that is not a number."""
+    UserError naming the line for anything else that is not a number."""
     try:
         lines = raw.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError:
-        raise ValueError(f"{name} is not a UTF-8 text file") from None
+        raise UserError(f"{name} is not a UTF-8 text file") from None
     labels, values = [], []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -309,13 +305,13 @@ def read_series(raw, name):
         except ValueError:
             if number == 1:     # a header
                 continue
-            raise ValueError(f"{name} line {number}: {fields[-1]!r} is not a number") from None
+            raise UserError(f"{name} line {number}: {fields[-1]!r} is not a number") from None
         if not np.isfinite(value):
-            raise ValueError(f"{name} line {number}: {fields[-1]!r} is not a finite number")
+            raise UserError(f"{name} line {number}: {fields[-1]!r} is not a finite number")
         labels.append(fields[0] if len(fields) > 1 else str(len(values) + 1))
         values.append(value)
     if not values:
-        raise ValueError(f"{name} holds no values")
+        raise UserError(f"{name} holds no values")
     return labels, np.array(values)
 
 
@@ -328,20 +324,21 @@ def _following_labels(labels, count):
 
 
 def _plot_forecast(path, labels, history, future, forecast, title):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    figure = Figure(figsize=(9, 3.5), layout="constrained")
-    FigureCanvasAgg(figure)
-    ax = figure.subplots()
-    past = np.arange(len(history))
-    ahead = np.arange(len(history), len(history) + len(forecast))
-    ax.plot(past, history, label="history")
-    ax.plot(np.r_[past[-1], ahead], np.r_[history[-1], forecast], marker="o", markersize=3, label="forecast")
-    ticks = np.linspace(0, len(history) + len(forecast) - 1, 8).astype(int)
-    names = list(labels) + list(future)
-    ax.set_xticks(ticks, [names[i] for i in ticks], rotation=30, ha="right")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    """The history and the forecast after it, as a PNG at ``path`` (``plots.draw_figure``: atomic, skipped
+    without matplotlib); returns ``path``, or None when it was not drawn."""
+    from .plots import draw_figure
+
+    def draw(figure):
+        ax = figure.subplots()
+        past = np.arange(len(history))
+        ahead = np.arange(len(history), len(history) + len(forecast))
+        ax.plot(past, history, label="history")
+        ax.plot(np.r_[past[-1], ahead], np.r_[history[-1], forecast], marker="o", markersize=3, label="forecast")
+        ticks = np.linspace(0, len(history) + len(forecast) - 1, 8).astype(int)
+        names = list(labels) + list(future)
+        ax.set_xticks(ticks, [names[i] for i in ticks], rotation=30, ha="right")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+
+    return draw_figure(path, draw, figsize=(9, 3.5))

@@ -25,6 +25,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, Recipe
 
 from .vocabulary import RunVocabulary
@@ -39,12 +40,12 @@ def split_text(text):
 
 
 def encode(text, vocab):
-    """Character indices (int64) of ``text``; ValueError naming the characters not in ``vocab``."""
+    """Character indices (int64) of ``text``; UserError naming the characters not in ``vocab``."""
     index = {ch: i for i, ch in enumerate(vocab)}
     missing = sorted(set(text) - index.keys())
     if missing:
-        raise ValueError(f"the text has characters outside the model's vocabulary: "
-                         f"{', '.join(map(repr, missing))}")
+        raise UserError(f"the text has characters outside the model's vocabulary: "
+                        f"{', '.join(map(repr, missing))}")
     return np.array([index[ch] for ch in text], dtype=np.int64)
 
 
@@ -78,20 +79,24 @@ def _char_language_model(vocab_size, hp):
     return CharLanguageModel()
 
 
-def stream_loss(model, tokens, batch_size, steps):
+def stream_loss(model, tokens, batch_size, steps, describe=None, announce=True):
     """Summed cross-entropy (nats) of predicting each of ``tokens[1:]`` once, and the number of predictions
     (``len(tokens) - 1``). The text is cut into ``batch_size`` contiguous streams (``tbptt_batches``), each walked
     in windows of ``steps`` from a zero state with the state carried between windows; the characters the streams
     leave over continue the last stream. So each stream but the first starts without the text before it: with
     ``batch_size=1`` the result is that of one forward over the whole text, with more streams it is slightly
-    higher (a few characters at each stream's start are predicted without context) and much faster."""
+    higher (a few characters at each stream's start are predicted without context) and much faster.
+    ``describe`` names a progress bar over the windows (``progress.phase``)."""
     from lstmzoo.batching import tbptt_batches
     from lstmzoo.nn import CrossEntropyLoss
+
+    from .progress import phase
     criterion = CrossEntropyLoss(reduction="sum")
     batch_size = min(batch_size, len(tokens) - 1)
     model.reset_state()
     total, final = 0.0, None
-    for inputs, targets in tbptt_batches(tokens, batch_size, steps):
+    for inputs, targets in phase(tbptt_batches(tokens, batch_size, steps), describe, unit="window",
+                                 announce=announce):
         logits, final = model(np.ascontiguousarray(inputs.T))
         total += criterion(logits, np.ascontiguousarray(targets.T))
     used = batch_size * ((len(tokens) - 1) // batch_size)
@@ -209,7 +214,7 @@ class TinyShakespeare(RunVocabulary, Recipe):
         "num_layers": Hyperparameter(2, "stacked LSTM layers"),
         "dropout": Hyperparameter(0.1, "dropout between the LSTM layers and before the output layer"),
         "batch_size": Hyperparameter(32, "parallel streams of training text"),
-        "steps": Hyperparameter(64, "characters per truncated back-propagation window"),
+        "steps": Hyperparameter(64, "characters per truncated back-propagation window", low=1, high=100_000),
         "eval_batch_size": Hyperparameter(16, "parallel streams when scoring the validation text"),
         "lr": Hyperparameter(0.002, "Adam learning rate at the start"),
         "min_lr": Hyperparameter(0.0002, "learning rate reached by the cosine decay in the last epoch"),
@@ -289,11 +294,13 @@ class TinyShakespeare(RunVocabulary, Recipe):
         return loss, targets.size
 
     def validate(self, model, data, hp):
-        return loss_metrics(*stream_loss(model, data["val"], hp["eval_batch_size"], hp["steps"]), prefix="val_")
+        return loss_metrics(*stream_loss(model, data["val"], hp["eval_batch_size"], hp["steps"],
+                                         describe="scoring the validation text", announce=False), prefix="val_")
 
     def evaluate(self, model, data, hp, out_dir=None):
         """Loss (nats per character), perplexity and bits per character over the whole validation text."""
-        total, count = stream_loss(model, data["val"], hp["eval_batch_size"], hp["steps"])
+        total, count = stream_loss(model, data["val"], hp["eval_batch_size"], hp["steps"],
+                                   describe=f"scoring {len(data['val']):,} characters of validation text")
         return {**loss_metrics(total, count), "characters": count}
 
     def target(self, metrics):
@@ -320,13 +327,13 @@ class TinyShakespeare(RunVocabulary, Recipe):
         """Text continuing ``prompt``: yields the prompt, then ``length`` characters one at a time, each drawn
         from the model's next-character distribution sharpened by ``temperature`` (> 0) and cut to the
         ``top_k`` most likely (0 = all; 1 = greedy); ``rng`` is a NumPy Generator. An empty prompt starts as
-        after a line break. ValueError for a prompt with characters outside the vocabulary."""
+        after a line break. UserError for a prompt with characters outside the vocabulary."""
         if not temperature > 0:
-            raise ValueError(f"temperature must be above 0, got {temperature}")
+            raise UserError(f"temperature must be above 0, got {temperature}")
         if top_k < 0:
-            raise ValueError(f"top_k must be 0 (all characters) or more, got {top_k}")
+            raise UserError(f"top_k must be 0 (all characters) or more, got {top_k}")
         if length < 0:
-            raise ValueError(f"length must be 0 or more, got {length}")
+            raise UserError(f"length must be 0 or more, got {length}")
         tokens = encode(prompt or "\n", self._vocab)
         model.eval()
         logits, state = self._next_logits(model, tokens, None)
@@ -345,7 +352,7 @@ class TinyShakespeare(RunVocabulary, Recipe):
         """The text ``input``'s bits per character (each character after the first, given those before) and
         the five most likely characters to follow it."""
         if not input:
-            raise ValueError("tinyshakespeare needs a text as --input")
+            raise UserError("tinyshakespeare needs a text as --input")
         tokens = encode(str(input), self._vocab)
         model.eval()
         result = {"input": str(input)}

@@ -8,6 +8,8 @@ so ``train`` writes the vocabulary there as JSON (``vocab.json``) and ``restore`
 
 from pathlib import Path
 
+from lstmzoo.errors import UserError
+
 VOCAB = "vocab.json"
 
 
@@ -54,10 +56,10 @@ class RunVocabulary:
 def input_lines(input, recipe, what="text", errors="strict"):
     """``(lines, source)`` of a text recipe's ``predict`` input: the text itself, or the non-empty lines
     (stripped) of the UTF-8 file it names. ``what`` names the expected text in the error message;
-    ``errors="replace"`` reads undecodable bytes as U+FFFD instead of refusing the file. ValueError, one
+    ``errors="replace"`` reads undecodable bytes as U+FFFD instead of refusing the file. UserError, one
     sentence, for an empty text or an unreadable or empty file."""
     if input is None or not str(input).strip():
-        raise ValueError(f"{recipe} needs a non-empty {what} (or a file of lines) as --input")
+        raise UserError(f"{recipe} needs a non-empty {what} (or a file of lines) as --input")
     path = Path(str(input))
     try:
         is_file = path.is_file()
@@ -68,9 +70,9 @@ def input_lines(input, recipe, what="text", errors="strict"):
     try:
         lines = [line.strip() for line in path.read_text(encoding="utf-8", errors=errors).splitlines() if line.strip()]
     except UnicodeDecodeError:
-        raise ValueError(f"{path} cannot be read as UTF-8 text") from None
+        raise UserError(f"{path} cannot be read as UTF-8 text") from None
     except OSError as error:
-        raise ValueError(f"{path} cannot be read ({error.strerror or error})") from None
+        raise UserError(f"{path} cannot be read ({error.strerror or error})") from None
     if not lines:
-        raise ValueError(f"{path} holds no text (give one sentence per line)")
+        raise UserError(f"{path} holds no text (give one sentence per line)")
     return lines, str(path)
