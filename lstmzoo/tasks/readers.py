@@ -1,0 +1,871 @@
+"""A user's files -> arrays, for the tasks: forecasting, sequence classification and regression, text.
+
+Every problem with a file raises ``lstmzoo.errors.UserError`` with one sentence that names the file and, where
+it applies, the line and column; the CLI prints it and exits with status 2. Numbers are parsed by NumPy's C
+CSV parser (``np.loadtxt``) or NumPy casts, never by a Python loop per value; a slower pass over the file runs
+only after the fast one failed, to say where.
+
+Forecasting: ``read_series(path)`` -> ``SeriesSet``
+    A CSV (``.csv``, or ``.tsv`` separated by tabs) in one of two layouts.
+
+    - Long format, many series: columns ``unique_id, ds, y`` (other names through ``id_column``,
+      ``time_column``, ``target_column``; other columns are ignored). Rows may come in any order; each series
+      is sorted by ``ds``. Two rows with the same ``unique_id`` and ``ds`` are refused. Without a header line
+      the first three columns are taken as id, time and value.
+    - One series: ``ds, y`` (any two column names, e.g. ``date,value`` or ``"Month","Passengers"``: the first
+      is the time, the second the value; or ``time_column`` / ``target_column`` among more columns), or a
+      single numeric column. Its ``unique_id`` is the file's name without its extension.
+
+    A header line is recognised by its last field not being a number. ``ds`` is either ISO 8601
+    (``1949-01``, ``2020-01-31``, ``2020-01-31 13:00:00``, ``2020-01-31T13:00``), read as ``datetime64``
+    at the finest unit the file uses, or integers (time steps); without a ``ds`` column the values are at
+    positions 1, 2, ... The frequency is inferred from the median step between consecutive timestamps
+    (see ``Frequency``): yearly (season 1), quarterly (4), monthly (12), weekly (52), daily (7), hourly (24),
+    and other steps that divide a day (the steps in a day); integer steps and anything else have season 1.
+    ``season=`` overrides it.
+
+Sequence classification and regression: ``read_sequences(path, task=...)`` -> ``SequenceSet``
+    - ``.ts``: the UEA/UCR time-series archive format (what aeon and sktime read). Header lines
+      (case-insensitive, ``#`` starts a comment line): ``@problemName NAME``, ``@timeStamps false``
+      (timestamped files are refused), ``@missing true|false``, ``@univariate true|false``,
+      ``@dimensions D``, ``@equalLength true|false``, ``@seriesLength T``, ``@classLabel true L1 L2 ...``
+      or ``@classLabel false``, ``@targetLabel true`` (regression), then ``@data`` and one case per line:
+      ``dim1:dim2:...:label``, each dimension's values separated by commas, ``?`` for a missing value; the
+      cases may differ in length, the dimensions of one case may not. ``@classLabel true`` reads the label
+      as a class (it must be one of those listed), ``@targetLabel true`` as a number.
+    - ``.npz`` (NumPy, no pickled objects): ``X`` ``[N, T, C]`` or ``[N, T]`` (numbers), ``y`` ``[N]``,
+      optional ``lengths`` ``[N]`` (each case's true length; values past it are ignored; default T).
+    - ``.csv`` / ``.tsv`` in long format with a header line: one row per time step, an id column
+      (``id_column="id"``), numeric feature columns (``feature_columns``; default: every other column) and
+      a label column (``label_column="label"``, the same in every row of a case); a case's rows are in time
+      order, and need not be next to each other.
+
+    ``X`` is float64 ``[N, T_max, C]``, zero past each case's ``lengths``: the model receives ``lengths``,
+    so padding never enters the maths. Classification labels are strings (the file's spelling; ``classes``
+    sorted), regression targets float64.
+
+Text classification: ``read_texts(path)`` -> ``TextSet``
+    - ``.csv`` / ``.tsv`` with a header line and ``text`` and ``label`` columns (``text_column``,
+      ``label_column``); quoted fields may hold separators and line breaks.
+    - ``.jsonl`` (or ``.json``): one JSON object per line with those fields; a ``.json`` file holding one
+      array of such objects is read too. A label may be a string or a number.
+    - A folder with one sub-folder per class, holding UTF-8 ``.txt`` files, one text each (the layout of
+      Keras' ``text_dataset_from_directory``); files in deeper folders belong to their class's sub-folder.
+
+Missing values (forecasting and sequences): an empty field, ``?``, ``NA``, ``N/A``, ``null`` or ``NaN`` is
+missing. By default a missing value is refused, naming where it is; ``missing=`` fills it within its own
+series (or case and channel) instead: ``"zero"``; ``"mean"`` of the observed values; ``"ffill"`` the last
+observed value before it (a leading gap takes the first observed value); ``"interpolate"`` linearly between
+the observed values on either side (ends held at the nearest observed value). A series or channel with no
+observed value at all cannot be filled by the last three and is refused. Infinite values are always refused.
+"""
+
+import csv
+import dataclasses
+import io
+import itertools
+import json
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from lstmzoo.errors import UserError
+
+MISSING_FILLS = ("zero", "mean", "ffill", "interpolate")
+_MISSING_TOKENS = np.array([b"", b"?", b"NA", b"N/A", b"null", b"nan", b"NaN", b"NAN"])
+TASKS = ("classification", "regression")
+_SAMPLE_ROWS = 1000         # rows read by the csv module to learn the header and the text columns' widths
+_SAMPLE_STEPS = 100_000     # time steps whose median is a file's frequency
+
+
+# ============================================================================================== missing values
+def fill_missing(values, starts, how):
+    """``values`` (``[n]`` or ``[n, C]``, NaN = missing) with the missing entries filled within each segment
+    ``values[starts[k]:starts[k + 1]]`` and channel, by ``how`` (one of ``MISSING_FILLS``, described in the
+    module docstring). A segment-channel with nothing observed stays NaN except with ``"zero"``."""
+    if how not in MISSING_FILLS:
+        raise UserError(f"missing={how!r} is not a way to fill missing values; use one of {', '.join(MISSING_FILLS)}")
+    filled = np.array(values, dtype=np.float64)
+    flat = filled.reshape(len(filled), -1)
+    missing = np.isnan(flat)
+    if not missing.any():
+        return filled
+    if how == "zero":
+        flat[missing] = 0.0
+        return filled
+    starts = np.asarray(starts, dtype=np.int64)
+    segment = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+    if how == "mean":
+        observed = np.where(missing, 0.0, flat)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.stack([np.bincount(segment, observed[:, c], len(starts) - 1)
+                              / np.bincount(segment, ~missing[:, c], len(starts) - 1)
+                              for c in range(flat.shape[1])], axis=1)
+        flat[missing] = means[segment][missing]
+        return filled
+    # The nearest observed row before and after each row, within its segment: indices of earlier segments are
+    # below the segment's start (later ones at or past its end), which marks "none" without a loop.
+    n = len(flat)
+    rows = np.arange(n)[:, None]
+    before = np.maximum.accumulate(np.where(missing, -1, rows), axis=0)
+    after = np.minimum.accumulate(np.where(missing, n, rows)[::-1], axis=0)[::-1]
+    has_before = before >= starts[segment][:, None]
+    has_after = after < starts[segment + 1][:, None]
+    value_before = np.take_along_axis(flat, np.clip(before, 0, n - 1), axis=0)
+    value_after = np.take_along_axis(flat, np.clip(after, 0, n - 1), axis=0)
+    estimate = np.where(has_before, value_before, value_after)
+    if how == "interpolate":
+        both = has_before & has_after
+        with np.errstate(invalid="ignore", divide="ignore"):
+            weight = (rows - before) / (after - before)
+        estimate = np.where(both, value_before + (value_after - value_before) * weight, estimate)
+    estimate[~(has_before | has_after)] = np.nan
+    flat[missing] = estimate[missing]
+    return filled
+
+
+def _settle_missing(values, starts, missing, where):
+    """``values`` with NaN filled by ``missing`` (or None: refused). Infinite values are refused. ``where(index,
+    channel)`` describes an entry of ``values`` for the message: its file, line or case, and column."""
+    flat = values.reshape(len(values), -1)
+    infinite = np.isinf(flat)
+    if infinite.any():
+        index, channel = np.unravel_index(np.argmax(infinite), flat.shape)
+        raise UserError(f"{where(index, channel)} is infinite ({flat[index, channel]}); only finite numbers are "
+                        f"understood")
+    absent = np.isnan(flat)
+    if not absent.any():
+        return values
+    if missing is None:
+        index, channel = np.unravel_index(np.argmax(absent), flat.shape)
+        raise UserError(f"{where(index, channel)} is missing; remove it, or set missing= to one of "
+                        f"{', '.join(MISSING_FILLS)} to fill missing values")
+    filled = fill_missing(values, starts, missing)
+    unfilled = np.isnan(filled.reshape(len(filled), -1))
+    if unfilled.any():
+        index, channel = np.unravel_index(np.argmax(unfilled), flat.shape)
+        raise UserError(f"{where(index, channel)} is missing and its series has no observed value to fill it from "
+                        f"with missing={missing!r}")
+    return filled
+
+
+# ============================================================================================ delimited text
+def _existing(path):
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path} does not exist")
+    return path
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclasses.dataclass
+class _Table:
+    """A delimited text file as far as its first ``_SAMPLE_ROWS`` rows: header, field count, a sample."""
+    path: Path
+    delimiter: str
+    header: list | None         # column names; None when the first row is data
+    fields: int                 # fields in the first row: every row must have as many
+    skip_lines: int             # physical lines before the first data row
+    sample: list                # up to _SAMPLE_ROWS data rows, lists of str
+
+    def column_name(self, column):
+        return repr(self.header[column]) if self.header else str(column + 1)
+
+    def found(self):
+        return ", ".join(map(repr, self.header)) if self.header else f"{self.fields} unnamed columns"
+
+    def index(self, name, argument):
+        """The column called ``name``; UserError naming the columns found when there is none (``argument``:
+        the reader's argument that names it)."""
+        if self.header and name in self.header:
+            return self.header.index(name)
+        raise UserError(f"{self.path} has no column {name!r} (found {self.found()}); name yours with "
+                        f"{argument}=...")
+
+    def rows(self):
+        """(physical line number, fields) of every data row, through the csv module: the slow pass, used
+        only to say where the fast one failed."""
+        with open(self.path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+            reader = csv.reader(handle, delimiter=self.delimiter)
+            for fields in reader:
+                if reader.line_num > self.skip_lines and fields:
+                    yield reader.line_num, fields
+
+    def line(self, row):
+        """The physical line of data row ``row`` (0-based, as NumPy counts: blank lines skipped)."""
+        return next(itertools.islice(self.rows(), row, None))[0]
+
+    def where(self, row, column):
+        return f"{self.path} line {self.line(row)}, column {self.column_name(column)}"
+
+    def longest_line(self):
+        """Bytes in the file's longest line, counted in chunks without decoding."""
+        longest, carried = 0, 0
+        with open(self.path, "rb") as handle:
+            while chunk := handle.read(1 << 24):
+                breaks = np.flatnonzero(np.frombuffer(chunk, np.uint8) == ord("\n"))
+                if len(breaks) == 0:
+                    carried += len(chunk)
+                    continue
+                longest = max(longest, carried + breaks[0], int(np.diff(breaks).max(initial=0)))
+                carried = len(chunk) - breaks[-1] - 1
+        return max(longest, carried)
+
+
+def _open_table(path, has_header):
+    """The ``_Table`` of a CSV (``.tsv``: tab-separated); ``has_header(first_row)`` decides whether the first
+    non-blank row names the columns."""
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
+            rows = [(reader.line_num, fields) for fields in itertools.islice(reader, _SAMPLE_ROWS + 1) if fields]
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text") from None
+    except csv.Error as error:
+        raise UserError(f"{path} is not a readable {'TSV' if delimiter == chr(9) else 'CSV'} file ({error})") from None
+    if not rows:
+        raise UserError(f"{path} is empty")
+    header = [name.strip() for name in rows[0][1]] if has_header(rows[0][1]) else None
+    data = rows[1:] if header else rows
+    if not data:
+        raise UserError(f"{path} has a header line but no data rows")
+    # NumPy skips whole lines: through the header's last line, or the blank lines before the first row.
+    skip_lines = rows[0][0] if header else rows[0][0] - 1
+    return _Table(path, delimiter, header, len(rows[0][1]), skip_lines, [fields for _, fields in data])
+
+
+def _loadtxt(table, columns, dtypes):
+    """One pass of NumPy's C parser over the data rows: a structured array, one field per column. The file is
+    decoded as Latin-1 so that text columns keep their UTF-8 bytes exactly (decoded later, once per value)."""
+    dtype = np.dtype([(f"c{column}", kind) for column, kind in zip(columns, dtypes)])
+    with open(table.path, "rb") as raw:
+        if raw.read(3) != b"\xef\xbb\xbf":     # a UTF-8 byte-order mark is not part of the first field
+            raw.seek(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)    # "input contained no data": checked by _open_table
+            return np.loadtxt(io.TextIOWrapper(raw, encoding="latin-1", newline=""), delimiter=table.delimiter,
+                              quotechar='"', comments=None, skiprows=table.skip_lines, usecols=columns,
+                              dtype=dtype, ndmin=1)
+
+
+def _read_columns(table, columns, numeric):
+    """The data in ``columns`` of ``table``: for each, float64 (``numeric[i]``; missing tokens -> NaN) or
+    bytes (UTF-8, as in the file: not stripped, which would copy every value). Fast path: one ``np.loadtxt``;
+    if a number does not parse, a second one reads the numeric columns as text and casts them (missing tokens
+    allowed); only if that fails too does the slow pass run, to name the line and column."""
+    # Text fields are fixed-width: room for twice the widest value in the sample (a file sorted by id shows
+    # few ids there); a wider value is detected and the file read again with room for its longest line.
+    widths = [8 + 2 * max((len(row[c].encode()) for row in table.sample if c < len(row)), default=0)
+              for c in columns]
+    for attempt in ("sampled widths", "longest line"):
+        as_text = False
+        try:
+            data = _loadtxt(table, columns, ["f8" if number else f"S{w}" for number, w in zip(numeric, widths)])
+        except ValueError:
+            as_text = True
+            try:
+                data = _loadtxt(table, columns, [f"S{w}" for w in widths])
+            except ValueError as error:
+                _raise_where_unreadable(table, error)
+        # A text value that fills its field may have been cut short: read again with room for any line.
+        if not any(_fills_field(data, f"c{c}") for c, number in zip(columns, numeric) if as_text or not number):
+            break
+        widths = [table.longest_line()] * len(columns)
+    return [(_numbers(table, data[f"c{c}"], c) if as_text else np.ascontiguousarray(data[f"c{c}"])) if number
+            else data[f"c{c}"] for c, number in zip(columns, numeric)]
+
+
+def _fills_field(data, name):
+    """Whether some value of the text field ``name`` of structured ``data`` uses its last byte."""
+    kind, offset = data.dtype.fields[name][:2]
+    return bool(data.view(np.uint8).reshape(len(data), data.itemsize)[:, offset + kind.itemsize - 1].any())
+
+
+def _numbers(table, text, column):
+    """float64 from a text column; missing tokens -> NaN; the first non-number is refused with its line."""
+    text = np.char.strip(text)
+    text = np.where(np.isin(text, _MISSING_TOKENS), b"nan", text)
+    try:
+        return text.astype(np.float64)
+    except ValueError:
+        row = next(i for i, value in enumerate(text) if not _is_number(value))
+        raise UserError(f"{table.where(row, column)}: {text[row].decode(errors='replace')!r} is not a "
+                        f"number") from None
+
+
+def _raise_where_unreadable(table, error):
+    for line, fields in table.rows():
+        if len(fields) != table.fields:
+            raise UserError(f"{table.path} line {line} has {len(fields)} fields where the first row has "
+                            f"{table.fields}")
+    raise UserError(f"{table.path} could not be read as delimited text ({error})")
+
+
+def _decode(values, path, what):
+    """Stripped str array from UTF-8 bytes, decoding each distinct value once."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    try:
+        return np.array([v.decode().strip() for v in distinct.tolist()], dtype=str)[inverse]
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text (in its {what} column)") from None
+
+
+def _group(ids):
+    """Rows grouped by id, ids in the order of first appearance: ``(order, starts)`` where ``ids[order]`` is
+    grouped (``order`` None when it already is: each id's rows next to each other) and group ``k`` is
+    ``[starts[k], starts[k + 1])``. Row order within an id is kept."""
+    heads = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    if len(np.unique(ids[heads])) == len(heads):
+        return None, np.r_[heads, len(ids)]
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    group = np.argsort(np.argsort(first))[inverse]     # each row's id's rank in order of first appearance
+    order = np.argsort(group, kind="stable")
+    return order, np.r_[np.flatnonzero(np.r_[True, np.diff(group[order]) != 0]), len(ids)]
+
+
+# =============================================================================================== forecasting
+@dataclasses.dataclass(frozen=True)
+class Frequency:
+    """The step between a series' timestamps. ``unit``: ``"months"`` (calendar months; ``amount`` 3 is
+    quarterly, 12 yearly; timestamps on the first or, ``month_end``, the last day of a month), ``"integer"``
+    (integer time steps), or a NumPy time unit (``"D"``, ``"s"``, ...) with ``amount`` of them per step."""
+    name: str                   # "monthly", "daily", "every 15 minutes", "integer", ...
+    season: int                 # steps per season: yearly 1, quarterly 4, monthly 12, weekly 52, daily 7, hourly 24
+    unit: str
+    amount: int
+    month_end: bool = False
+
+    def after(self, last, horizon):
+        """``[len(last), horizon]`` timestamps of the ``horizon`` steps after each of ``last``."""
+        steps = np.arange(1, horizon + 1) * self.amount
+        last = np.asarray(last)[:, None]
+        if self.unit != "months":
+            return last + (steps if self.unit == "integer" else np.timedelta64(1, self.unit) * steps)
+        months = last.astype("M8[M]") + steps + self.month_end
+        days = months.astype("M8[D]") - np.timedelta64(int(self.month_end), "D")
+        return days.astype(last.dtype)
+
+
+_CALENDAR_MONTHS = {1: "monthly", 3: "quarterly", 12: "yearly"}
+_DAY = np.timedelta64(1, "D")
+
+
+def infer_frequency(timestamps, starts, path):
+    """The ``Frequency`` of grouped, sorted ``timestamps`` (``datetime64`` or int64) from the median step
+    between consecutive timestamps of a series (so a few gaps do not change it)."""
+    inside = np.ones(len(timestamps) - 1, dtype=bool)
+    inside[starts[1:-1] - 1] = False           # a step from one series' end to the next one's start
+    if not inside.any():
+        raise UserError(f"{path}: every series has a single timestamp, so their frequency cannot be inferred")
+    step = _sampled_median(np.diff(timestamps)[inside])
+    if timestamps.dtype.kind != "M":
+        return Frequency("integer", 1, "integer", int(step))
+    for month_end in (False, True):
+        # On the first of their month, or (month_end) the day before the first of the next: checked on a
+        # sample first, as most series fail it and converting every timestamp to months costs seconds.
+        if _month_aligned(timestamps[::max(1, len(timestamps) // _SAMPLE_STEPS)], month_end) \
+                and _month_aligned(timestamps, month_end):
+            amount = int(_sampled_median(np.diff(timestamps.astype("M8[M]").astype(np.int64))[inside]))
+            if amount > 0:
+                return Frequency(_CALENDAR_MONTHS.get(amount, f"every {amount} months"),
+                                 12 // amount if 12 % amount == 0 else 1, "months", amount, month_end)
+    unit, _ = np.datetime_data(timestamps.dtype)
+    if step == np.timedelta64(7, "D"):
+        return Frequency("weekly", 52, unit, int(step / np.timedelta64(1, unit)))
+    if step == _DAY:
+        return Frequency("daily", 7, unit, int(step / np.timedelta64(1, unit)))
+    per_day = _DAY / step
+    season = int(per_day) if per_day > 1 and per_day == int(per_day) else 1
+    name = "hourly" if step == np.timedelta64(1, "h") else f"every {step}"
+    return Frequency(name, season, unit, int(step / np.timedelta64(1, unit)))
+
+
+def _month_aligned(timestamps, month_end):
+    edge = (timestamps.astype("M8[M]") + month_end).astype(timestamps.dtype)
+    return bool(((timestamps + _DAY if month_end else timestamps) == edge).all())
+
+
+def _sampled_median(steps):
+    """The median of at most ``_SAMPLE_STEPS`` evenly spaced ``steps`` (an element, not an average)."""
+    sample = steps[::max(1, len(steps) // _SAMPLE_STEPS)]
+    return np.partition(sample, len(sample) // 2)[len(sample) // 2]
+
+
+@dataclasses.dataclass(frozen=True)
+class SeriesSet:
+    """Series for forecasting, stored end to end: series ``k`` is ``timestamps[starts[k]:starts[k + 1]]`` and
+    ``values[...]`` (the same slice), in time order."""
+    path: Path
+    ids: np.ndarray             # str [S], in order of first appearance in the file
+    starts: np.ndarray          # int64 [S + 1]
+    timestamps: np.ndarray      # datetime64 [n] (the file's finest unit) or int64 [n] (integer time steps)
+    values: np.ndarray          # float64 [n]
+    frequency: Frequency
+    season: int                 # frequency.season unless set
+
+    def __len__(self):
+        return len(self.ids)
+
+    @property
+    def lengths(self):
+        return np.diff(self.starts)
+
+    def series(self, k):
+        """``(id, timestamps, values)`` of series ``k``."""
+        part = slice(self.starts[k], self.starts[k + 1])
+        return self.ids[k], self.timestamps[part], self.values[part]
+
+    def future_timestamps(self, horizon):
+        """``[S, horizon]``: the next ``horizon`` timestamps after each series' last one (what ``predict``
+        writes as ``ds`` beside each forecast)."""
+        return self.frequency.after(self.timestamps[self.starts[1:] - 1], horizon)
+
+
+def read_series(path, *, id_column="unique_id", time_column="ds", target_column="y", season=None,
+                missing=None, min_length=1):
+    """The ``SeriesSet`` in a CSV, long format or one series (see the module docstring). ``season``
+    overrides the inferred one; ``missing`` fills missing values (default: refused); a series with fewer
+    than ``min_length`` values is refused."""
+    path = _existing(path)
+    if path.is_dir() or path.suffix.lower() not in (".csv", ".tsv"):
+        raise UserError(f"{path} is not a forecasting file lstmzoo reads: a .csv (or .tsv) file in long "
+                        f"format ({id_column}, {time_column}, {target_column}) or holding one series")
+    table = _open_table(path, lambda first: not _is_number(first[-1]))
+    (ids, ds, values), (_, time_index, value_index) = _series_columns(table, id_column, time_column,
+                                                                      target_column)
+    timestamps = _timestamps(table, ds, time_index) if ds is not None else np.arange(1, len(values) + 1)
+    # rows[k]: the file's data row now at position k (None: the file's own order).
+    rows, starts = _group(ids) if ids is not None else (None, np.array([0, len(values)]))
+    if rows is not None:
+        timestamps, values = timestamps[rows], values[rows]
+    by_time = _time_order(table, starts, timestamps, rows)
+    if by_time is not None:
+        timestamps, values = timestamps[by_time], values[by_time]
+        rows = by_time if rows is None else rows[by_time]
+    row = (lambda k: k) if rows is None else rows.__getitem__
+    values = _settle_missing(values, starts, missing, lambda k, _: table.where(row(k), value_index))
+    names = np.array([path.stem]) if ids is None else _decode(ids[row(starts[:-1])], path, "id")
+    if len(np.unique(names)) < len(names):
+        raise UserError(f"{path} spells an id with different spaces around it in different rows")
+    short = np.flatnonzero(np.diff(starts) < min_length)
+    if len(short):
+        raise UserError(f"{path}: series {names[short[0]]!r} has {np.diff(starts)[short[0]]} values, fewer than "
+                        f"the {min_length} needed")
+    frequency = infer_frequency(timestamps, starts, path)
+    return SeriesSet(path, names, starts, timestamps, values, frequency,
+                     frequency.season if season is None else int(season))
+
+
+def _series_columns(table, id_column, time_column, target_column):
+    """((ids as bytes, ds as bytes, values float64), (their column indices)) by the layout rules; the id
+    (one series) and ds (positions) may be absent: None."""
+    header = table.header
+    if header and id_column in header:
+        columns = [table.index(id_column, "id_column"), table.index(time_column, "time_column"),
+                   table.index(target_column, "target_column")]
+    elif header and time_column in header and target_column in header:
+        columns = [None, header.index(time_column), header.index(target_column)]
+    elif table.fields in (1, 2):
+        columns = [None, 0 if table.fields == 2 else None, table.fields - 1]
+    elif not header and table.fields == 3:
+        columns = [0, 1, 2]
+    else:
+        raise UserError(f"{table.path} has no column {id_column!r} (found {table.found()}); name the id, time "
+                        f"and target columns with id_column=..., time_column=..., target_column=...")
+    wanted = [c for c in columns if c is not None]
+    read = dict(zip(wanted, _read_columns(table, wanted, [c == columns[2] for c in wanted])))
+    return tuple(read.get(c) for c in columns), columns
+
+
+def _timestamps(table, ds, column):
+    """int64 time steps when the first ``ds`` is an integer, else ``datetime64`` (ISO 8601). Spaces around
+    the values are stripped only when the cast fails, as stripping copies every value."""
+    kind = np.int64 if _is_number(ds[0]) else "M8"
+    for strip in (False, True):
+        try:
+            return (np.char.strip(ds) if strip else ds).astype(kind)
+        except ValueError:
+            pass
+    check = (lambda value: _is_number(value) and float(value).is_integer()) if kind is np.int64 else _is_iso_time
+    row = next(i for i, value in enumerate(np.char.strip(ds)) if not check(value))
+    expected = "an integer time step" if kind is np.int64 else \
+        "an ISO 8601 date or time (e.g. 2020-01-31, 2020-01, 2020-01-31 13:00)"
+    raise UserError(f"{table.where(row, column)}: {ds[row].decode(errors='replace').strip()!r} is not {expected}")
+
+
+def _is_iso_time(value):
+    try:
+        np.datetime64(value.decode(errors="replace"))
+    except ValueError:
+        return False
+    return True
+
+
+def _time_order(table, starts, timestamps, rows):
+    """The permutation that sorts each series (``timestamps[starts[k]:starts[k + 1]]``) by time, None when
+    they are sorted; a time repeated within a series is refused, naming both lines (``rows``: the file's
+    data row at each position, None for the identity)."""
+    inside = np.ones(max(len(timestamps) - 1, 0), dtype=bool)
+    inside[starts[1:-1] - 1] = False
+    steps = np.diff(timestamps)
+    zero = np.zeros((), steps.dtype)
+    if not (steps[inside] <= zero).any():
+        return None
+    by_time = np.lexsort((timestamps, np.repeat(np.arange(len(starts) - 1), np.diff(starts))))
+    repeated = np.flatnonzero((np.diff(timestamps[by_time]) == zero) & inside)
+    if len(repeated):
+        pair = by_time[repeated[0]:repeated[0] + 2]
+        first, second = sorted(pair if rows is None else rows[pair])
+        raise UserError(f"{table.path} lines {table.line(first)} and {table.line(second)} have the same series "
+                        f"and time ({timestamps[pair[0]]}); a series has one value per time")
+    return by_time
+
+
+# ============================================================================================ sequence sets
+@dataclasses.dataclass(frozen=True)
+class SequenceSet:
+    """Sequences for classification or regression, padded: case ``i`` is ``X[i, :lengths[i]]``."""
+    path: Path
+    X: np.ndarray               # float64 [N, T_max, C], zero past each case's length
+    lengths: np.ndarray         # int64 [N], each >= 1
+    y: np.ndarray               # str [N] (classification) or float64 [N] (regression)
+    feature_names: list         # C names
+    task: str                   # "classification" or "regression"
+
+    def __len__(self):
+        return len(self.y)
+
+    @property
+    def classes(self):
+        """The sorted distinct labels (classification)."""
+        return np.unique(self.y)
+
+
+def read_sequences(path, *, task, missing=None, id_column="id", label_column="label", feature_columns=None):
+    """The ``SequenceSet`` in a ``.ts``, ``.npz`` or long ``.csv``/``.tsv`` file (see the module docstring) for
+    ``task`` ``"classification"`` (labels as strings; at least two classes) or ``"regression"`` (numeric
+    targets that are not all equal). ``missing`` fills missing values (default: refused); the CSV's
+    columns are named by ``id_column``, ``label_column`` and ``feature_columns`` (default: all others)."""
+    if task not in TASKS:
+        raise UserError(f"task={task!r} is not a sequence task; use one of {', '.join(TASKS)}")
+    path = _existing(path)
+    suffix = path.suffix.lower()
+    if path.is_dir() or suffix not in (".ts", ".npz", ".csv", ".tsv"):
+        raise UserError(f"{path} is not a sequence file lstmzoo reads: .ts (the UEA/UCR archive format), .npz "
+                        f"(X, y, optional lengths) or a long .csv/.tsv (one row per time step)")
+    if suffix == ".ts":
+        X, lengths, y, names = _read_ts(path, task, missing)
+    elif suffix == ".npz":
+        X, lengths, y, names = _read_npz(path, task, missing)
+    else:
+        X, lengths, y, names = _read_sequence_table(path, task, missing, id_column, label_column, feature_columns)
+    _check_targets(path, task, y)
+    return SequenceSet(path, X, lengths, y, names, task)
+
+
+def _check_targets(path, task, y):
+    distinct = np.unique(y)
+    if task == "classification" and len(distinct) < 2:
+        raise UserError(f"{path} has a single class ({distinct[0]!r}); a classifier needs at least two")
+    if task == "regression" and len(distinct) < 2:
+        raise UserError(f"{path} has the same target ({distinct[0]}) for every case; a regression needs it to "
+                        f"vary")
+
+
+def _targets(values, task, where):
+    """Classification: str labels; regression: float64, the first non-number or missing value refused."""
+    values = np.char.strip(np.asarray(values).astype(str))
+    if task == "classification":
+        empty = np.flatnonzero(values == "")
+        if len(empty):
+            raise UserError(f"{where(empty[0])} has no label")
+        return values
+    try:
+        numbers = np.where(np.isin(values, _MISSING_TOKENS.astype(str)), "nan", values).astype(np.float64)
+    except ValueError:
+        numbers = None
+    bad = (np.flatnonzero(~np.isfinite(numbers)) if numbers is not None
+           else [next(i for i, v in enumerate(values) if not _is_number(v))])
+    if len(bad):
+        raise UserError(f"{where(bad[0])}: the target {values[bad[0]]!r} is not a finite number")
+    return numbers
+
+
+def _padded(flat, starts):
+    """``([N, T_max, C] zero-padded, lengths)`` from cases stored end to end in ``flat`` ``[n, C]``."""
+    lengths = np.diff(starts)
+    X = np.zeros((len(lengths), int(lengths.max(initial=0)), flat.shape[1]))
+    case = np.repeat(np.arange(len(lengths)), lengths)
+    X[case, np.arange(len(flat)) - starts[case]] = flat
+    return X, lengths
+
+
+def _read_npz(path, task, missing):
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise UserError(f"{path} is not a NumPy .npz archive of plain arrays ({error})") from None
+    if "X" not in arrays or "y" not in arrays:
+        raise UserError(f"{path} needs arrays X and y (found {', '.join(arrays) or 'none'})")
+    X, y = arrays["X"], arrays["y"]
+    if X.ndim == 2:
+        X = X[:, :, None]
+    if X.ndim != 3 or X.dtype.kind not in "biuf":
+        raise UserError(f"{path}: X must be numbers shaped [N, T, C] or [N, T], not {X.dtype} {list(X.shape)}")
+    if y.shape != (len(X),):
+        raise UserError(f"{path}: y must be shaped [N] = [{len(X)}] like X's first axis, not {list(y.shape)}")
+    lengths = arrays.get("lengths", np.full(len(X), X.shape[1]))
+    if lengths.shape != (len(X),) or lengths.dtype.kind not in "iu":
+        raise UserError(f"{path}: lengths must be integers shaped [N] = [{len(X)}], not {lengths.dtype} "
+                        f"{list(lengths.shape)}")
+    bad = np.flatnonzero((lengths < 1) | (lengths > X.shape[1]))
+    if len(bad):
+        raise UserError(f"{path}: case {bad[0]} has length {lengths[bad[0]]}; each must be 1 to T = {X.shape[1]} "
+                        f"(a case may not be empty)")
+    valid = np.arange(X.shape[1]) < lengths[:, None]
+    starts = np.r_[0, np.cumsum(lengths)]
+    cases, steps = np.nonzero(valid)
+    flat = _settle_missing(X[valid].astype(np.float64), starts, missing,
+                           lambda i, c: f"{path} X[{cases[i]}, {steps[i]}, {c}]")
+    X, lengths = _padded(flat, starts)
+    return X, lengths, _targets(y, task, lambda i: f"{path} y[{i}]"), [f"x{c}" for c in range(X.shape[2])]
+
+
+def _read_sequence_table(path, task, missing, id_column, label_column, feature_columns):
+    table = _open_table(path, lambda first: True)
+    id_index, label_index = table.index(id_column, "id_column"), table.index(label_column, "label_column")
+    names = feature_columns or [name for name in table.header if name not in (id_column, label_column)]
+    if not names:
+        raise UserError(f"{path} has no feature columns besides {id_column!r} and {label_column!r}")
+    features = [table.index(name, "feature_columns") for name in names]
+    ids, labels, *columns = _read_columns(table, [id_index, label_index, *features],
+                                          [False, False] + [True] * len(features))
+    order, starts = _group(ids)
+    flat = np.stack(columns, axis=1)
+    rows = np.arange(len(ids)) if order is None else order
+    if order is not None:
+        flat, labels = flat[order], labels[order]
+    changed = np.flatnonzero(labels != np.repeat(labels[starts[:-1]], np.diff(starts)))
+    if len(changed):
+        raise UserError(f"{table.where(rows[changed[0]], label_index)}: case "
+                        f"{ids[rows[changed[0]]].decode(errors='replace')!r} changes label; a case has one label")
+    flat = _settle_missing(flat, starts, missing, lambda i, c: table.where(rows[i], features[c]))
+    X, lengths = _padded(flat, starts)
+    y = _targets(_decode(labels[starts[:-1]], path, "label"), task,
+                 lambda i: table.where(rows[starts[i]], label_index))
+    return X, lengths, y, list(names)
+
+
+# --------------------------------------------------------------------------------------------- .ts (UEA/UCR)
+def _read_ts(path, task, missing):
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text") from None
+    header, data_line = _ts_header(path, lines)
+    labelled = header.get("classlabel", ["false"])[0] == "true" or header.get("targetlabel", ["false"])[0] == "true"
+    declared = header["classlabel"][1:] if header.get("classlabel", ["false"])[0] == "true" else None
+    if task == "classification" and header.get("targetlabel", ["false"])[0] == "true":
+        raise UserError(f"{path} is a regression file (@targetLabel true); read it as a regression task")
+    if task == "regression" and declared is not None:
+        raise UserError(f"{path} is a classification file (@classLabel true); read it as a classification task")
+    if not labelled:
+        raise UserError(f"{path} has no labels (@classLabel false and no @targetLabel true)")
+    cases = [(number, line.strip()) for number, line in enumerate(lines[data_line:], data_line + 1)
+             if line.strip() and not line.lstrip().startswith("#")]
+    if not cases:
+        raise UserError(f"{path} has no cases after @data")
+    line_numbers = np.array([number for number, _ in cases])
+    parts = [line.split(":") for _, line in cases]
+    dimensions = len(parts[0]) - 1
+    odd = next((i for i, p in enumerate(parts) if len(p) - 1 != dimensions), None)
+    if odd is not None or dimensions < 1:
+        raise UserError(f"{path} line {line_numbers[odd or 0]} has {len(parts[odd or 0]) - 1} dimensions before "
+                        f"its label where line {line_numbers[0]} has {dimensions}")
+    if "dimensions" in header and int(header["dimensions"][0]) != dimensions:
+        raise UserError(f"{path} declares @dimensions {header['dimensions'][0]} but its cases have {dimensions}")
+    # Every (case, dimension) is one comma-separated segment; all segments are parsed in one cast.
+    segments = [dimension for p in parts for dimension in p[:-1]]
+    empty = np.flatnonzero(np.array([not segment.strip() for segment in segments]))
+    if len(empty):
+        raise UserError(f"{path} line {line_numbers[empty[0] // dimensions]}: dimension "
+                        f"{empty[0] % dimensions + 1} is empty; every case needs at least one value")
+    counts = np.array([segment.count(",") + 1 for segment in segments]).reshape(len(parts), dimensions)
+    uneven = np.flatnonzero((counts != counts[:, :1]).any(axis=1))
+    if len(uneven):
+        raise UserError(f"{path} line {line_numbers[uneven[0]]}: its dimensions have different lengths "
+                        f"({', '.join(map(str, counts[uneven[0]]))}); within a case they must be equal")
+    tokens = np.char.strip(np.array(",".join(segments).split(",")))
+    values = _ts_numbers(path, tokens, counts, line_numbers)
+    # Segment k = case k // dimensions, dimension k % dimensions; missing values are filled within it.
+    seg_starts = np.r_[0, np.cumsum(counts.ravel())]
+    values = _settle_missing(values, seg_starts, missing,
+                             lambda i, _: _ts_where(path, i, seg_starts, counts, line_numbers))
+    lengths = counts[:, 0]
+    X = np.zeros((len(parts), int(lengths.max()), dimensions))
+    segment = np.repeat(np.arange(len(segments)), counts.ravel())
+    X[segment // dimensions, np.arange(len(values)) - seg_starts[segment], segment % dimensions] = values
+    labels = np.array([p[-1].strip() for p in parts])
+    if declared is not None:
+        unknown = np.flatnonzero(~np.isin(labels, declared))
+        if len(unknown):
+            raise UserError(f"{path} line {line_numbers[unknown[0]]}: label {labels[unknown[0]]!r} is not among "
+                            f"those @classLabel declares ({' '.join(declared)})")
+    y = _targets(labels, task, lambda i: f"{path} line {line_numbers[i]}")
+    return X, lengths, y, [f"dim_{d + 1}" for d in range(dimensions)]
+
+
+def _ts_header(path, lines):
+    """({tag: [words]} with lowercase tags and values, the index of the first line after @data)."""
+    header = {}
+    for number, line in enumerate(lines):
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if not words[0].startswith("@"):
+            raise UserError(f"{path} line {number + 1} comes before @data but is not a @tag line")
+        tag = words[0][1:].lower()
+        if tag == "data":
+            if header.get("timestamps", ["false"])[0] == "true":
+                raise UserError(f"{path} has @timeStamps true; timestamped .ts files are not read (drop the "
+                                f"timestamps, keeping the values in order)")
+            return header, number + 1
+        # Only a class list keeps its spelling: the labels are compared with the cases' labels.
+        header[tag] = [w if tag == "classlabel" and i else w.lower() for i, w in enumerate(words[1:])]
+    raise UserError(f"{path} has no @data line, so it is not a .ts file of the UEA/UCR archive format")
+
+
+def _ts_numbers(path, tokens, counts, line_numbers):
+    missing = np.isin(tokens, _MISSING_TOKENS.astype(str))
+    try:
+        return np.where(missing, "nan", tokens).astype(np.float64)
+    except ValueError:
+        index = next(i for i, v in enumerate(tokens) if not missing[i] and not _is_number(v))
+        seg_starts = np.r_[0, np.cumsum(counts.ravel())]
+        raise UserError(f"{_ts_where(path, index, seg_starts, counts, line_numbers)}: {tokens[index]!r} is not a "
+                        f"number") from None
+
+
+def _ts_where(path, index, seg_starts, counts, line_numbers):
+    segment = np.searchsorted(seg_starts, index, side="right") - 1
+    case, dimension = divmod(int(segment), counts.shape[1])
+    return (f"{path} line {line_numbers[case]}, dimension {dimension + 1}, value {index - seg_starts[segment] + 1}")
+
+
+# ========================================================================================== text classification
+@dataclasses.dataclass(frozen=True)
+class TextSet:
+    """Labelled texts for text classification."""
+    path: Path
+    texts: list                 # str
+    labels: np.ndarray          # str [N]
+
+    def __len__(self):
+        return len(self.texts)
+
+    @property
+    def classes(self):
+        return np.unique(self.labels)
+
+
+def read_texts(path, *, text_column="text", label_column="label"):
+    """The ``TextSet`` in a ``.csv``/``.tsv``/``.jsonl``/``.json`` file or a folder of class sub-folders (see
+    the module docstring); at least two classes."""
+    path = _existing(path)
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        texts, labels = _read_text_folder(path)
+    elif suffix in (".csv", ".tsv"):
+        texts, labels = _read_text_table(path, text_column, label_column)
+    elif suffix in (".jsonl", ".json"):
+        texts, labels = _read_text_json(path, text_column, label_column)
+    else:
+        raise UserError(f"{path} is not a text file lstmzoo reads: .csv, .tsv, .jsonl (or .json) with "
+                        f"{text_column!r} and {label_column!r} fields, or a folder with one sub-folder of .txt "
+                        f"files per class")
+    labels = np.array(labels, dtype=str)
+    _check_targets(path, "classification", labels)
+    return TextSet(path, texts, labels)
+
+
+def _read_text_table(path, text_column, label_column):
+    table = _open_table(path, lambda first: True)
+    text_index, label_index = table.index(text_column, "text_column"), table.index(label_column, "label_column")
+    texts, labels = [], []
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, delimiter=table.delimiter)
+            next(reader)
+            for fields in reader:
+                if not fields:
+                    continue
+                if len(fields) != table.fields:
+                    raise UserError(f"{path} line {reader.line_num} has {len(fields)} fields where the header "
+                                    f"has {table.fields}")
+                label = fields[label_index].strip()
+                if not label:
+                    raise UserError(f"{path} line {reader.line_num}, column {label_column!r} has no label")
+                texts.append(fields[text_index])
+                labels.append(label)
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text") from None
+    except csv.Error as error:
+        raise UserError(f"{path} line {reader.line_num} is not readable {table.delimiter!r}-separated text "
+                        f"({error})") from None
+    return texts, labels
+
+
+def _read_text_json(path, text_column, label_column):
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text") from None
+    try:
+        if text.lstrip().startswith("["):
+            records = list(enumerate(json.loads(text), 1))
+            where = "item"
+        else:
+            records = [(number, json.loads(line)) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+            where = "line"
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path} is not JSON lines (one object per line): {error}") from None
+    texts, labels = [], []
+    for number, record in records:
+        if not isinstance(record, dict) or text_column not in record or label_column not in record:
+            found = ", ".join(map(repr, record)) if isinstance(record, dict) else type(record).__name__
+            raise UserError(f"{path} {where} {number} needs fields {text_column!r} and {label_column!r} (found "
+                            f"{found})")
+        text, label = record[text_column], record[label_column]
+        if not isinstance(text, str) or not isinstance(label, (str, int)) or isinstance(label, bool) \
+                or str(label).strip() == "":
+            raise UserError(f"{path} {where} {number}: {text_column!r} must be a string and {label_column!r} a "
+                            f"non-empty string or integer")
+        texts.append(text)
+        labels.append(str(label).strip())
+    return texts, labels
+
+
+def _read_text_folder(path):
+    classes = sorted(folder for folder in path.iterdir() if folder.is_dir())
+    texts, labels = [], []
+    for folder in classes:
+        for file in sorted(folder.rglob("*.txt")):
+            try:
+                texts.append(file.read_text(encoding="utf-8-sig"))
+            except UnicodeDecodeError:
+                raise UserError(f"{file} is not UTF-8 text") from None
+            labels.append(folder.name)
+    if not texts:
+        raise UserError(f"{path} holds no class sub-folders with .txt files (the layout is {path}/CLASS/*.txt)")
+    return texts, labels
