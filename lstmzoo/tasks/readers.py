@@ -396,9 +396,10 @@ def _month_aligned(timestamps, month_end):
 
 
 def _sampled_median(steps):
-    """The median of at most ``_SAMPLE_STEPS`` evenly spaced ``steps`` (an element, not an average)."""
+    """The lower median of at most ``_SAMPLE_STEPS`` evenly spaced ``steps`` (an element, not an average: of
+    two steps, a gap is the larger)."""
     sample = steps[::max(1, len(steps) // _SAMPLE_STEPS)]
-    return np.partition(sample, len(sample) // 2)[len(sample) // 2]
+    return np.partition(sample, (len(sample) - 1) // 2)[(len(sample) - 1) // 2]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -459,7 +460,7 @@ def read_series(path, *, id_column="unique_id", time_column="ds", target_column=
         raise UserError(f"{path} spells an id with different spaces around it in different rows")
     short = np.flatnonzero(np.diff(starts) < min_length)
     if len(short):
-        raise UserError(f"{path}: series {names[short[0]]!r} has {np.diff(starts)[short[0]]} values, fewer than "
+        raise UserError(f"{path}: series {str(names[short[0]])!r} has {np.diff(starts)[short[0]]} values, fewer than "
                         f"the {min_length} needed")
     frequency = infer_frequency(timestamps, starts, path)
     return SeriesSet(path, names, starts, timestamps, values, frequency,
@@ -576,7 +577,7 @@ def read_sequences(path, *, task, missing=None, id_column="id", label_column="la
 def _check_targets(path, task, y):
     distinct = np.unique(y)
     if task == "classification" and len(distinct) < 2:
-        raise UserError(f"{path} has a single class ({distinct[0]!r}); a classifier needs at least two")
+        raise UserError(f"{path} has a single class ({str(distinct[0])!r}); a classifier needs at least two")
     if task == "regression" and len(distinct) < 2:
         raise UserError(f"{path} has the same target ({distinct[0]}) for every case; a regression needs it to "
                         f"vary")
@@ -597,7 +598,7 @@ def _targets(values, task, where):
     bad = (np.flatnonzero(~np.isfinite(numbers)) if numbers is not None
            else [next(i for i, v in enumerate(values) if not _is_number(v))])
     if len(bad):
-        raise UserError(f"{where(bad[0])}: the target {values[bad[0]]!r} is not a finite number")
+        raise UserError(f"{where(bad[0])}: the target {str(values[bad[0]])!r} is not a finite number")
     return numbers
 
 
@@ -614,8 +615,9 @@ def _read_npz(path, task, missing):
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as error:
-        raise UserError(f"{path} is not a NumPy .npz archive of plain arrays ({error})") from None
+    except (ValueError, OSError, zipfile.BadZipFile):
+        raise UserError(f"{path} is not a NumPy .npz archive of plain arrays (pickled objects are not "
+                        f"loaded)") from None
     if "X" not in arrays or "y" not in arrays:
         raise UserError(f"{path} needs arrays X and y (found {', '.join(arrays) or 'none'})")
     X, y = arrays["X"], arrays["y"]
@@ -720,7 +722,7 @@ def _read_ts(path, task, missing):
     if declared is not None:
         unknown = np.flatnonzero(~np.isin(labels, declared))
         if len(unknown):
-            raise UserError(f"{path} line {line_numbers[unknown[0]]}: label {labels[unknown[0]]!r} is not among "
+            raise UserError(f"{path} line {line_numbers[unknown[0]]}: label {str(labels[unknown[0]])!r} is not among "
                             f"those @classLabel declares ({' '.join(declared)})")
     y = _targets(labels, task, lambda i: f"{path} line {line_numbers[i]}")
     return X, lengths, y, [f"dim_{d + 1}" for d in range(dimensions)]
@@ -753,7 +755,7 @@ def _ts_numbers(path, tokens, counts, line_numbers):
     except ValueError:
         index = next(i for i, v in enumerate(tokens) if not missing[i] and not _is_number(v))
         seg_starts = np.r_[0, np.cumsum(counts.ravel())]
-        raise UserError(f"{_ts_where(path, index, seg_starts, counts, line_numbers)}: {tokens[index]!r} is not a "
+        raise UserError(f"{_ts_where(path, index, seg_starts, counts, line_numbers)}: {str(tokens[index])!r} is not a "
                         f"number") from None
 
 
