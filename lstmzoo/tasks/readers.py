@@ -80,13 +80,14 @@ _SAMPLE_ROWS = 1000         # rows read by the csv module to learn the header an
 _SAMPLE_STEPS = 100_000     # time steps whose median is a file's frequency
 
 
-# ============================================================================================== missing values
+# ========================================================================================= missing values
 def fill_missing(values, starts, how):
     """``values`` (``[n]`` or ``[n, C]``, NaN = missing) with the missing entries filled within each segment
     ``values[starts[k]:starts[k + 1]]`` and channel, by ``how`` (one of ``MISSING_FILLS``, described in the
     module docstring). A segment-channel with nothing observed stays NaN except with ``"zero"``."""
     if how not in MISSING_FILLS:
-        raise UserError(f"missing={how!r} is not a way to fill missing values; use one of {', '.join(MISSING_FILLS)}")
+        raise UserError(f"missing={how!r} is not a way to fill missing values; use one of "
+                        f"{', '.join(MISSING_FILLS)}")
     filled = np.array(values, dtype=np.float64)
     flat = filled.reshape(len(filled), -1)
     missing = np.isnan(flat)
@@ -127,14 +128,15 @@ def fill_missing(values, starts, how):
 
 
 def _settle_missing(values, starts, missing, where):
-    """``values`` with NaN filled by ``missing`` (or None: refused). Infinite values are refused. ``where(index,
-    channel)`` describes an entry of ``values`` for the message: its file, line or case, and column."""
+    """``values`` with NaN filled by ``missing`` (or None: refused). Infinite values are refused.
+    ``where(index, channel)`` describes an entry of ``values`` for the message: its file, line or case, and
+    column."""
     flat = values.reshape(len(values), -1)
     infinite = np.isinf(flat)
     if infinite.any():
         index, channel = np.unravel_index(np.argmax(infinite), flat.shape)
-        raise UserError(f"{where(index, channel)} is infinite ({flat[index, channel]}); only finite numbers are "
-                        f"understood")
+        raise UserError(f"{where(index, channel)} is infinite ({flat[index, channel]}); only finite numbers "
+                        f"are understood")
     absent = np.isnan(flat)
     if not absent.any():
         return values
@@ -146,8 +148,8 @@ def _settle_missing(values, starts, missing, where):
     unfilled = np.isnan(filled.reshape(len(filled), -1))
     if unfilled.any():
         index, channel = np.unravel_index(np.argmax(unfilled), flat.shape)
-        raise UserError(f"{where(index, channel)} is missing and its series has no observed value to fill it from "
-                        f"with missing={missing!r}")
+        raise UserError(f"{where(index, channel)} is missing and its series has no observed value to fill it "
+                        f"from with missing={missing!r}")
     return filled
 
 
@@ -228,11 +230,12 @@ def _open_table(path, has_header):
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle, delimiter=delimiter)
-            rows = [(reader.line_num, fields) for fields in itertools.islice(reader, _SAMPLE_ROWS + 1) if fields]
+            rows = [(reader.line_num, fields)
+                    for fields in itertools.islice(reader, _SAMPLE_ROWS + 1) if fields]
     except UnicodeDecodeError:
         raise UserError(f"{path} is not UTF-8 text") from None
     except csv.Error as error:
-        raise UserError(f"{path} is not a readable {'TSV' if delimiter == chr(9) else 'CSV'} file ({error})") from None
+        raise UserError(f"{path} is not readable {delimiter!r}-separated text ({error})") from None
     if not rows:
         raise UserError(f"{path} is empty")
     header = [name.strip() for name in rows[0][1]] if has_header(rows[0][1]) else None
@@ -252,10 +255,10 @@ def _loadtxt(table, columns, dtypes):
         if raw.read(3) != b"\xef\xbb\xbf":     # a UTF-8 byte-order mark is not part of the first field
             raw.seek(0)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)    # "input contained no data": checked by _open_table
-            return np.loadtxt(io.TextIOWrapper(raw, encoding="latin-1", newline=""), delimiter=table.delimiter,
-                              quotechar='"', comments=None, skiprows=table.skip_lines, usecols=columns,
-                              dtype=dtype, ndmin=1)
+            warnings.simplefilter("ignore", UserWarning)    # "input contained no data": _open_table checks
+            return np.loadtxt(io.TextIOWrapper(raw, encoding="latin-1", newline=""), dtype=dtype, ndmin=1,
+                              delimiter=table.delimiter, quotechar='"', comments=None,
+                              skiprows=table.skip_lines, usecols=columns)
 
 
 def _read_columns(table, columns, numeric):
@@ -263,14 +266,16 @@ def _read_columns(table, columns, numeric):
     bytes (UTF-8, as in the file: not stripped, which would copy every value). Fast path: one ``np.loadtxt``;
     if a number does not parse, a second one reads the numeric columns as text and casts them (missing tokens
     allowed); only if that fails too does the slow pass run, to name the line and column."""
-    # Text fields are fixed-width: room for twice the widest value in the sample (a file sorted by id shows
-    # few ids there); a wider value is detected and the file read again with room for its longest line.
-    widths = [8 + 2 * max((len(row[c].encode()) for row in table.sample if c < len(row)), default=0)
+    # Text fields are fixed-width: room for 8 bytes more than the widest value in the sample (a file sorted by
+    # id shows few ids there); a wider value is detected and the file read again with room for its longest
+    # line. Each byte of width costs a byte per row: 10 MB on 10 million rows.
+    widths = [8 + max((len(row[c].encode()) for row in table.sample if c < len(row)), default=0)
               for c in columns]
     for attempt in ("sampled widths", "longest line"):
         as_text = False
         try:
-            data = _loadtxt(table, columns, ["f8" if number else f"S{w}" for number, w in zip(numeric, widths)])
+            data = _loadtxt(table, columns, ["f8" if number else f"S{w}"
+                                             for number, w in zip(numeric, widths)])
         except ValueError:
             as_text = True
             try:
@@ -278,7 +283,8 @@ def _read_columns(table, columns, numeric):
             except ValueError as error:
                 _raise_where_unreadable(table, error)
         # A text value that fills its field may have been cut short: read again with room for any line.
-        if not any(_fills_field(data, f"c{c}") for c, number in zip(columns, numeric) if as_text or not number):
+        if not any(_fills_field(data, f"c{c}")
+                   for c, number in zip(columns, numeric) if as_text or not number):
             break
         widths = [table.longest_line()] * len(columns)
     return [(_numbers(table, data[f"c{c}"], c) if as_text else np.ascontiguousarray(data[f"c{c}"])) if number
@@ -340,7 +346,7 @@ class Frequency:
     quarterly, 12 yearly; timestamps on the first or, ``month_end``, the last day of a month), ``"integer"``
     (integer time steps), or a NumPy time unit (``"D"``, ``"s"``, ...) with ``amount`` of them per step."""
     name: str                   # "monthly", "daily", "every 15 minutes", "integer", ...
-    season: int                 # steps per season: yearly 1, quarterly 4, monthly 12, weekly 52, daily 7, hourly 24
+    season: int                 # steps per season: yearly 1, quarterly 4, monthly 12, weekly 52, daily 7, ...
     unit: str
     amount: int
     month_end: bool = False
@@ -460,8 +466,8 @@ def read_series(path, *, id_column="unique_id", time_column="ds", target_column=
         raise UserError(f"{path} spells an id with different spaces around it in different rows")
     short = np.flatnonzero(np.diff(starts) < min_length)
     if len(short):
-        raise UserError(f"{path}: series {str(names[short[0]])!r} has {np.diff(starts)[short[0]]} values, fewer than "
-                        f"the {min_length} needed")
+        name, length = str(names[short[0]]), np.diff(starts)[short[0]]
+        raise UserError(f"{path}: series {name!r} has {length} values, fewer than the {min_length} needed")
     frequency = infer_frequency(timestamps, starts, path)
     return SeriesSet(path, names, starts, timestamps, values, frequency,
                      frequency.season if season is None else int(season))
@@ -481,8 +487,8 @@ def _series_columns(table, id_column, time_column, target_column):
     elif not header and table.fields == 3:
         columns = [0, 1, 2]
     else:
-        raise UserError(f"{table.path} has no column {id_column!r} (found {table.found()}); name the id, time "
-                        f"and target columns with id_column=..., time_column=..., target_column=...")
+        raise UserError(f"{table.path} has no column {id_column!r} (found {table.found()}); name the id, "
+                        f"time and target columns with id_column=..., time_column=..., target_column=...")
     wanted = [c for c in columns if c is not None]
     read = dict(zip(wanted, _read_columns(table, wanted, [c == columns[2] for c in wanted])))
     return tuple(read.get(c) for c in columns), columns
@@ -497,11 +503,15 @@ def _timestamps(table, ds, column):
             return (np.char.strip(ds) if strip else ds).astype(kind)
         except ValueError:
             pass
-    check = (lambda value: _is_number(value) and float(value).is_integer()) if kind is np.int64 else _is_iso_time
-    row = next(i for i, value in enumerate(np.char.strip(ds)) if not check(value))
-    expected = "an integer time step" if kind is np.int64 else \
-        "an ISO 8601 date or time (e.g. 2020-01-31, 2020-01, 2020-01-31 13:00)"
-    raise UserError(f"{table.where(row, column)}: {ds[row].decode(errors='replace').strip()!r} is not {expected}")
+    if kind is np.int64:
+        expected = "an integer time step"
+        row = next(i for i, value in enumerate(np.char.strip(ds))
+                   if not (_is_number(value) and float(value).is_integer()))
+    else:
+        expected = "an ISO 8601 date or time (e.g. 2020-01-31, 2020-01, 2020-01-31 13:00)"
+        row = next(i for i, value in enumerate(np.char.strip(ds)) if not _is_iso_time(value))
+    value = ds[row].decode(errors="replace").strip()
+    raise UserError(f"{table.where(row, column)}: {value!r} is not {expected}")
 
 
 def _is_iso_time(value):
@@ -527,8 +537,8 @@ def _time_order(table, starts, timestamps, rows):
     if len(repeated):
         pair = by_time[repeated[0]:repeated[0] + 2]
         first, second = sorted(pair if rows is None else rows[pair])
-        raise UserError(f"{table.path} lines {table.line(first)} and {table.line(second)} have the same series "
-                        f"and time ({timestamps[pair[0]]}); a series has one value per time")
+        raise UserError(f"{table.path} lines {table.line(first)} and {table.line(second)} have the same "
+                        f"series and time ({timestamps[pair[0]]}); a series has one value per time")
     return by_time
 
 
@@ -553,8 +563,8 @@ class SequenceSet:
 
 
 def read_sequences(path, *, task, missing=None, id_column="id", label_column="label", feature_columns=None):
-    """The ``SequenceSet`` in a ``.ts``, ``.npz`` or long ``.csv``/``.tsv`` file (see the module docstring) for
-    ``task`` ``"classification"`` (labels as strings; at least two classes) or ``"regression"`` (numeric
+    """The ``SequenceSet`` in a ``.ts``, ``.npz`` or long ``.csv``/``.tsv`` file (see the module docstring)
+    for ``task`` ``"classification"`` (labels as strings; at least two classes) or ``"regression"`` (numeric
     targets that are not all equal). ``missing`` fills missing values (default: refused); the CSV's
     columns are named by ``id_column``, ``label_column`` and ``feature_columns`` (default: all others)."""
     if task not in TASKS:
@@ -562,14 +572,15 @@ def read_sequences(path, *, task, missing=None, id_column="id", label_column="la
     path = _existing(path)
     suffix = path.suffix.lower()
     if path.is_dir() or suffix not in (".ts", ".npz", ".csv", ".tsv"):
-        raise UserError(f"{path} is not a sequence file lstmzoo reads: .ts (the UEA/UCR archive format), .npz "
-                        f"(X, y, optional lengths) or a long .csv/.tsv (one row per time step)")
+        raise UserError(f"{path} is not a sequence file lstmzoo reads: .ts (the UEA/UCR archive format), "
+                        f".npz (X, y, optional lengths) or a long .csv/.tsv (one row per time step)")
     if suffix == ".ts":
         X, lengths, y, names = _read_ts(path, task, missing)
     elif suffix == ".npz":
         X, lengths, y, names = _read_npz(path, task, missing)
     else:
-        X, lengths, y, names = _read_sequence_table(path, task, missing, id_column, label_column, feature_columns)
+        X, lengths, y, names = _read_sequence_table(path, task, missing, id_column, label_column,
+                                                    feature_columns)
     _check_targets(path, task, y)
     return SequenceSet(path, X, lengths, y, names, task)
 
@@ -579,8 +590,8 @@ def _check_targets(path, task, y):
     if task == "classification" and len(distinct) < 2:
         raise UserError(f"{path} has a single class ({str(distinct[0])!r}); a classifier needs at least two")
     if task == "regression" and len(distinct) < 2:
-        raise UserError(f"{path} has the same target ({distinct[0]}) for every case; a regression needs it to "
-                        f"vary")
+        raise UserError(f"{path} has the same target ({distinct[0]}) for every case; a regression needs it "
+                        f"to vary")
 
 
 def _targets(values, task, where):
@@ -624,7 +635,8 @@ def _read_npz(path, task, missing):
     if X.ndim == 2:
         X = X[:, :, None]
     if X.ndim != 3 or X.dtype.kind not in "biuf":
-        raise UserError(f"{path}: X must be numbers shaped [N, T, C] or [N, T], not {X.dtype} {list(X.shape)}")
+        raise UserError(f"{path}: X must be numbers shaped [N, T, C] or [N, T], not {X.dtype} "
+                        f"{list(X.shape)}")
     if y.shape != (len(X),):
         raise UserError(f"{path}: y must be shaped [N] = [{len(X)}] like X's first axis, not {list(y.shape)}")
     lengths = arrays.get("lengths", np.full(len(X), X.shape[1]))
@@ -633,8 +645,8 @@ def _read_npz(path, task, missing):
                         f"{list(lengths.shape)}")
     bad = np.flatnonzero((lengths < 1) | (lengths > X.shape[1]))
     if len(bad):
-        raise UserError(f"{path}: case {bad[0]} has length {lengths[bad[0]]}; each must be 1 to T = {X.shape[1]} "
-                        f"(a case may not be empty)")
+        raise UserError(f"{path}: case {bad[0]} has length {lengths[bad[0]]}; each must be 1 to T = "
+                        f"{X.shape[1]} (a case may not be empty)")
     valid = np.arange(X.shape[1]) < lengths[:, None]
     starts = np.r_[0, np.cumsum(lengths)]
     cases, steps = np.nonzero(valid)
@@ -660,8 +672,9 @@ def _read_sequence_table(path, task, missing, id_column, label_column, feature_c
         flat, labels = flat[order], labels[order]
     changed = np.flatnonzero(labels != np.repeat(labels[starts[:-1]], np.diff(starts)))
     if len(changed):
-        raise UserError(f"{table.where(rows[changed[0]], label_index)}: case "
-                        f"{ids[rows[changed[0]]].decode(errors='replace')!r} changes label; a case has one label")
+        case = ids[rows[changed[0]]].decode(errors="replace")
+        raise UserError(f"{table.where(rows[changed[0]], label_index)}: case {case!r} changes label; a case "
+                        f"has one label")
     flat = _settle_missing(flat, starts, missing, lambda i, c: table.where(rows[i], features[c]))
     X, lengths = _padded(flat, starts)
     y = _targets(_decode(labels[starts[:-1]], path, "label"), task,
@@ -676,14 +689,15 @@ def _read_ts(path, task, missing):
     except UnicodeDecodeError:
         raise UserError(f"{path} is not UTF-8 text") from None
     header, data_line = _ts_header(path, lines)
-    labelled = header.get("classlabel", ["false"])[0] == "true" or header.get("targetlabel", ["false"])[0] == "true"
-    declared = header["classlabel"][1:] if header.get("classlabel", ["false"])[0] == "true" else None
-    if task == "classification" and header.get("targetlabel", ["false"])[0] == "true":
-        raise UserError(f"{path} is a regression file (@targetLabel true); read it as a regression task")
-    if task == "regression" and declared is not None:
-        raise UserError(f"{path} is a classification file (@classLabel true); read it as a classification task")
-    if not labelled:
-        raise UserError(f"{path} has no labels (@classLabel false and no @targetLabel true)")
+    classes = header.get("classlabel", ["false"])
+    regression = header.get("targetlabel", ["false"])[0] == "true"
+    if classes[0] != "true" and not regression:
+        raise UserError(f"{path} has no labels (neither @classLabel true nor @targetLabel true)")
+    if (task == "regression") != regression:
+        kind = "regression" if regression else "classification"
+        tag = "@targetLabel true" if regression else "@classLabel true"
+        raise UserError(f"{path} is a {kind} file ({tag}); read it as a {kind} task")
+    declared = classes[1:] if classes[0] == "true" else None
     cases = [(number, line.strip()) for number, line in enumerate(lines[data_line:], data_line + 1)
              if line.strip() and not line.lstrip().startswith("#")]
     if not cases:
@@ -691,12 +705,15 @@ def _read_ts(path, task, missing):
     line_numbers = np.array([number for number, _ in cases])
     parts = [line.split(":") for _, line in cases]
     dimensions = len(parts[0]) - 1
+    if dimensions == 0:
+        raise UserError(f"{path} line {line_numbers[0]} has no label: a case is dim1:dim2:...:label")
     odd = next((i for i, p in enumerate(parts) if len(p) - 1 != dimensions), None)
-    if odd is not None or dimensions < 1:
-        raise UserError(f"{path} line {line_numbers[odd or 0]} has {len(parts[odd or 0]) - 1} dimensions before "
-                        f"its label where line {line_numbers[0]} has {dimensions}")
-    if "dimensions" in header and int(header["dimensions"][0]) != dimensions:
-        raise UserError(f"{path} declares @dimensions {header['dimensions'][0]} but its cases have {dimensions}")
+    if odd is not None:
+        raise UserError(f"{path} line {line_numbers[odd]} has {len(parts[odd]) - 1} dimensions before its "
+                        f"label where line {line_numbers[0]} has {dimensions}")
+    if header.get("dimensions", [str(dimensions)])[0] != str(dimensions):
+        raise UserError(f"{path} declares @dimensions {header['dimensions'][0]} but its cases have "
+                        f"{dimensions}")
     # Every (case, dimension) is one comma-separated segment; all segments are parsed in one cast.
     segments = [dimension for p in parts for dimension in p[:-1]]
     empty = np.flatnonzero(np.array([not segment.strip() for segment in segments]))
@@ -722,8 +739,9 @@ def _read_ts(path, task, missing):
     if declared is not None:
         unknown = np.flatnonzero(~np.isin(labels, declared))
         if len(unknown):
-            raise UserError(f"{path} line {line_numbers[unknown[0]]}: label {str(labels[unknown[0]])!r} is not among "
-                            f"those @classLabel declares ({' '.join(declared)})")
+            label = str(labels[unknown[0]])
+            raise UserError(f"{path} line {line_numbers[unknown[0]]}: label {label!r} is not among those "
+                            f"@classLabel declares ({' '.join(declared)})")
     y = _targets(labels, task, lambda i: f"{path} line {line_numbers[i]}")
     return X, lengths, y, [f"dim_{d + 1}" for d in range(dimensions)]
 
@@ -755,17 +773,18 @@ def _ts_numbers(path, tokens, counts, line_numbers):
     except ValueError:
         index = next(i for i, v in enumerate(tokens) if not missing[i] and not _is_number(v))
         seg_starts = np.r_[0, np.cumsum(counts.ravel())]
-        raise UserError(f"{_ts_where(path, index, seg_starts, counts, line_numbers)}: {str(tokens[index])!r} is not a "
-                        f"number") from None
+        where = _ts_where(path, index, seg_starts, counts, line_numbers)
+        raise UserError(f"{where}: {str(tokens[index])!r} is not a number") from None
 
 
 def _ts_where(path, index, seg_starts, counts, line_numbers):
     segment = np.searchsorted(seg_starts, index, side="right") - 1
     case, dimension = divmod(int(segment), counts.shape[1])
-    return (f"{path} line {line_numbers[case]}, dimension {dimension + 1}, value {index - seg_starts[segment] + 1}")
+    step = index - seg_starts[segment] + 1
+    return f"{path} line {line_numbers[case]}, dimension {dimension + 1}, value {step}"
 
 
-# ========================================================================================== text classification
+# ==================================================================================== text classification
 @dataclasses.dataclass(frozen=True)
 class TextSet:
     """Labelled texts for text classification."""
@@ -794,8 +813,8 @@ def read_texts(path, *, text_column="text", label_column="label"):
         texts, labels = _read_text_json(path, text_column, label_column)
     else:
         raise UserError(f"{path} is not a text file lstmzoo reads: .csv, .tsv, .jsonl (or .json) with "
-                        f"{text_column!r} and {label_column!r} fields, or a folder with one sub-folder of .txt "
-                        f"files per class")
+                        f"{text_column!r} and {label_column!r} fields, or a folder with one sub-folder of "
+                        f".txt files per class")
     labels = np.array(labels, dtype=str)
     _check_targets(path, "classification", labels)
     return TextSet(path, texts, labels)
@@ -803,7 +822,8 @@ def read_texts(path, *, text_column="text", label_column="label"):
 
 def _read_text_table(path, text_column, label_column):
     table = _open_table(path, lambda first: True)
-    text_index, label_index = table.index(text_column, "text_column"), table.index(label_column, "label_column")
+    text_index = table.index(text_column, "text_column")
+    label_index = table.index(label_column, "label_column")
     texts, labels = [], []
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
@@ -813,8 +833,8 @@ def _read_text_table(path, text_column, label_column):
                 if not fields:
                     continue
                 if len(fields) != table.fields:
-                    raise UserError(f"{path} line {reader.line_num} has {len(fields)} fields where the header "
-                                    f"has {table.fields}")
+                    raise UserError(f"{path} line {reader.line_num} has {len(fields)} fields where the "
+                                    f"header has {table.fields}")
                 label = fields[label_index].strip()
                 if not label:
                     raise UserError(f"{path} line {reader.line_num}, column {label_column!r} has no label")
@@ -838,7 +858,9 @@ def _read_text_json(path, text_column, label_column):
             records = list(enumerate(json.loads(text), 1))
             where = "item"
         else:
-            records = [(number, json.loads(line)) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+            # Only "\n" ends a line: str.splitlines would also split at a raw U+2028 inside a string.
+            records = [(number, json.loads(line))
+                       for number, line in enumerate(text.split("\n"), 1) if line.strip()]
             where = "line"
     except json.JSONDecodeError as error:
         raise UserError(f"{path} is not JSON lines (one object per line): {error}") from None
@@ -846,13 +868,13 @@ def _read_text_json(path, text_column, label_column):
     for number, record in records:
         if not isinstance(record, dict) or text_column not in record or label_column not in record:
             found = ", ".join(map(repr, record)) if isinstance(record, dict) else type(record).__name__
-            raise UserError(f"{path} {where} {number} needs fields {text_column!r} and {label_column!r} (found "
-                            f"{found})")
+            raise UserError(f"{path} {where} {number} needs fields {text_column!r} and {label_column!r} "
+                            f"(found {found})")
         text, label = record[text_column], record[label_column]
         if not isinstance(text, str) or not isinstance(label, (str, int)) or isinstance(label, bool) \
                 or str(label).strip() == "":
-            raise UserError(f"{path} {where} {number}: {text_column!r} must be a string and {label_column!r} a "
-                            f"non-empty string or integer")
+            raise UserError(f"{path} {where} {number}: {text_column!r} must be a string and {label_column!r} "
+                            f"a non-empty string or integer")
         texts.append(text)
         labels.append(str(label).strip())
     return texts, labels
@@ -869,5 +891,6 @@ def _read_text_folder(path):
                 raise UserError(f"{file} is not UTF-8 text") from None
             labels.append(folder.name)
     if not texts:
-        raise UserError(f"{path} holds no class sub-folders with .txt files (the layout is {path}/CLASS/*.txt)")
+        raise UserError(f"{path} holds no class sub-folders with .txt files (the layout is "
+                        f"{path}/CLASS/*.txt)")
     return texts, labels
