@@ -129,11 +129,12 @@ class Anchor:
 
 @dataclasses.dataclass
 class Trained:
-    """What ``Recipe.train`` returns: the model (holding the best epoch's weights), the data it loaded, and
-    ``lstmzoo.train.FitResult``."""
+    """What ``Recipe.train`` returns: the model (holding the best epoch's weights), the data it loaded,
+    ``lstmzoo.train.FitResult``, and the hyperparameters it trained with (``settle``d)."""
     model: object
     data: object
     result: object
+    hp: dict | None = None
 
 
 # Every recipe has these; the CLI's --epochs, --seed and --device set them, and a recipe may redeclare one to
@@ -162,6 +163,7 @@ class Recipe:
     measured: str = ""                  # what the defaults reached here, with seed, time and machine
     preprocessing: str = ""             # what the recipe does to the data before the model sees it
     predict_input: str = ""             # what `lstmzoo predict --input` takes for this recipe
+    task: bool = False                  # a task of lstmzoo.tasks: trains on the user's --data
     monitor: str = "val_loss"           # the validation metric that picks the best epoch
     mode: str = "min"                   # "min" or "max": which way `monitor` improves
 
@@ -203,6 +205,11 @@ class Recipe:
         from .optim import Adam
         return Adam(model, lr=hp["lr"])
 
+    def settle(self, hp):
+        """``hp`` with any data-dependent default made concrete (a task infers its horizon from the user's file);
+        what ``config.json`` records, so ``evaluate`` and ``predict`` rebuild the same model. The default: ``hp``."""
+        return hp
+
     def make_scheduler(self, optimizer, hp):
         """A learning-rate schedule from ``lstmzoo.schedules``, or None (the default: a constant rate)."""
 
@@ -211,10 +218,13 @@ class Recipe:
         best epoch's weights (``resume`` continues the run in ``run_dir``).
 
         Honours the optional hyperparameters ``patience`` (epochs without improvement before stopping;
-        0 = never) and ``clip_norm`` (global gradient-norm clipping; 0 = off).
+        0 = never) and ``clip_norm`` (global gradient-norm clipping; 0 = off); ``fit`` refuses (ValueError)
+        ``epochs`` below 1 and a negative or NaN ``patience`` or ``clip_norm`` that did not come through
+        ``resolve``, which checks every value's bounds.
         """
         from . import random
         from .train import fit
+        hp = self.settle(hp)
         random.seed(hp["seed"])
         data = self.load_data(hp)
         model = self.build_model(hp)
@@ -228,7 +238,7 @@ class Recipe:
             patience=hp.get("patience") or None, clip_norm=hp.get("clip_norm") or None,
             scheduler=self.make_scheduler(optimizer, hp), resume=resume, config=self.run_config(hp),
             progress=progress)
-        return Trained(model, data, result)
+        return Trained(model, data, result, hp)
 
     # ------------------------------------------------------------------------------ provided
     @classmethod
@@ -260,21 +270,16 @@ class Recipe:
         to another recipe, or when its device cannot be used here."""
         from pathlib import Path
 
-        from .checkpoint import CheckpointError, load_weights, read_json
+        from .checkpoint import CONFIG, CheckpointError, load_weights, read_config
         run_dir = Path(run_dir)
-        config_path = run_dir / "config.json"
-        if not config_path.is_file():
-            raise CheckpointError(f"{run_dir} is not a run folder: it has no config.json")
-        config = read_json(config_path)
-        if not isinstance(config, dict) or "hyperparameters" not in config:
-            raise CheckpointError(f"{config_path} is not an lstmzoo run configuration")
-        if config.get("recipe") != self.name:
-            raise CheckpointError(f"{run_dir} holds a run of recipe {config.get('recipe')!r}, "
-                                  f"not of {self.name!r}")
+        # Checked: the checksum, the shape of the object, the recipe; then every value against its
+        # Hyperparameter's type and bounds, as --set would be.
+        config = read_config(run_dir, recipe=self.name, of_recipe=True)
         try:
             hp = self.resolve(config["hyperparameters"])
         except ValueError as error:
-            raise CheckpointError(f"{config_path} does not fit this version of the recipe: {error}") from None
+            raise CheckpointError(f"{run_dir / CONFIG} does not fit this version of the recipe: "
+                                  f"{str(error).rstrip('.')}") from None
         if device is not None:
             hp["device"] = device
         from .array import device_module
@@ -283,8 +288,9 @@ class Recipe:
         except RuntimeError as error:
             raise CheckpointError(f"{str(error).rstrip('.')}; load the run on the CPU with --device cpu") from None
         model = self.build_model(hp)
+        tensors = load_weights(run_dir / f"weights-{weights}.safetensors")   # its own CheckpointError
         try:
-            model.load_parameters(load_weights(run_dir / f"weights-{weights}.safetensors"))
+            model.load_parameters(tensors)
         except ValueError as error:
             raise CheckpointError(f"the weights in {run_dir} do not fit the model: {error}") from None
         model.eval()

@@ -95,7 +95,7 @@ def macro_f1(matrix):
 def plot_confusion_matrix(matrix, class_names, path, title):
     """Draw ``matrix`` (counts) as a PNG at ``path`` (``plots.draw_figure``: atomic, skipped without
     matplotlib); returns ``path``, or None when it was not drawn."""
-    from .plots import draw_figure
+    from lstmzoo.plots import draw_figure
     matrix = np.asarray(matrix)
     size = 2.5 + 0.45 * len(class_names)
 
@@ -130,7 +130,7 @@ class ClassificationRecipe(Recipe):
         raise NotImplementedError
 
     def build_model(self, hp):
-        from .models import SequenceModel
+        from lstmzoo.tasks.models import SequenceModel
         return SequenceModel(self.input_size(hp), hp["hidden_size"], len(self.class_names),
                              num_layers=hp["num_layers"], bidirectional=hp["bidirectional"],
                              dropout=hp["dropout"], device=hp["device"])

@@ -175,14 +175,14 @@ def read_video(input):
 def to_gif(frames, path, milliseconds=150):
     """Write ``frames`` ([T, H, W] in [0, 1]) as a looping animated GIF (``plots.write_animation``: atomic,
     skipped without Pillow); returns ``path``, or None when it was not written."""
-    from .plots import write_animation
+    from lstmzoo.plots import write_animation
     return write_animation(path, frames, milliseconds)
 
 
 def draw_strip(rows, path, title):
     """Draw ``rows`` (name -> ``[T, H, W]`` frames in [0, 1]) as a grid of frames, one row each, into a PNG
     (``plots.draw_figure``: atomic, skipped without matplotlib); returns ``path``, or None when not drawn."""
-    from .plots import draw_figure
+    from lstmzoo.plots import draw_figure
     columns = max(len(frames) for frames in rows.values())
 
     def draw(figure):

@@ -162,7 +162,7 @@ class TimeSeriesRecipe(Recipe):
 
     # ------------------------------------------------------------------------------------ training
     def build_model(self, hp):
-        from .models import SequenceModel
+        from lstmzoo.tasks.models import SequenceModel
         return SequenceModel(hp["step"], hp["hidden_size"], 1, num_layers=hp["num_layers"], dropout=hp["dropout"],
                              device=hp["device"])
 
@@ -326,7 +326,7 @@ def _following_labels(labels, count):
 def _plot_forecast(path, labels, history, future, forecast, title):
     """The history and the forecast after it, as a PNG at ``path`` (``plots.draw_figure``: atomic, skipped
     without matplotlib); returns ``path``, or None when it was not drawn."""
-    from .plots import draw_figure
+    from lstmzoo.plots import draw_figure
 
     def draw(figure):
         ax = figure.subplots()

@@ -1,4 +1,4 @@
-"""The pictures recipes leave in a run folder (confusion matrix, forecast, video strips and animations).
+"""The pictures tasks and recipes leave in a run folder (confusion matrix, forecast, video strips, animations).
 
 Every picture goes through ``draw_figure`` (a matplotlib figure, PNG) or ``write_animation`` (an animated GIF):
 both are written with ``lstmzoo.checkpoint``'s atomic helpers (a temporary file, then a rename, which replaces a

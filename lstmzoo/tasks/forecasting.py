@@ -1,0 +1,374 @@
+"""Forecasting a user's own series: ``lstmzoo train forecasting --data sales.csv``.
+
+The file is a CSV in long format (``unique_id, ds, y``; many series) or one series (see
+``lstmzoo.tasks.readers``). ONE global model learns from every series at once, each series scaled on its own:
+
+- splits, per series and in time: the last ``horizon`` values are the test part (unless ``--test-data`` gives
+  the values that follow each series), the ``horizon`` values before them the validation part (early stopping),
+  and everything before that the training part;
+- scaling: each series' values are centred and scaled by the mean and standard deviation of its own training
+  part (at ``predict``, of the history given), so series of any level train together;
+- samples: a forecast origin ``o`` in a series' training part; the input is the up to ``window`` values before
+  ``o`` (fewer near the series' start: the LSTM receives each window's length, so there is no padding inside
+  the maths), the target the next ``horizon`` values, as changes from the last input value (the model corrects
+  the naive forecast, which keeps forecasts sane at levels the training part never reached); every epoch draws
+  ``windows_per_epoch`` origins from all series, so an epoch costs the same on 1 series or 10,000;
+- the model: LSTM -> last hidden state -> Linear to ``horizon`` values (``SequenceModel``), Adam, MSE on the
+  scaled values, early stopping on the validation loss.
+
+Metrics on the test part, on the original scale: ``mase`` (each series' MAE over the in-sample MAE of its
+seasonal naive forecast, then the mean over series, as in M4), ``smape`` (M4's, in percent, mean over series),
+``rmse`` and ``mae`` over all forecast values; and the same four for the naive forecast (the last value, held)
+and the seasonal naive forecast (the value one season earlier), as ``naive_mase``, ``seasonal_naive_rmse``, ...
+"""
+
+import dataclasses
+import functools
+import hashlib
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from lstmzoo.errors import UserError
+from lstmzoo.recipe import Hyperparameter, Recipe
+
+from .readers import MISSING_FILLS, read_series
+
+DEFAULT_MAX_WINDOW = 200
+
+
+@dataclasses.dataclass
+class ForecastData:
+    """The series of ``--data`` with each one's split points and scaling, and the test values."""
+    series: object              # readers.SeriesSet of the training file
+    train_end: np.ndarray       # int64 [S]: index (within each series) of its first validation value
+    val_end: np.ndarray         # int64 [S]: of its first test value (the series' length with --test-data)
+    mean: np.ndarray            # float64 [S], of each series' training part
+    scale: np.ndarray           # float64 [S]
+    test_values: np.ndarray     # float64 [S, horizon]: the values that follow val_end
+
+
+class ForecastingTask(Recipe):
+    name = "forecasting"
+    application = "time-series"
+    task = True
+    summary = "forecast your own series: a CSV of unique_id, ds, y (or one series) -> the next values"
+    preprocessing = ("each series centred and scaled by its own training part; the last horizon values of every "
+                     "series are the test part, the horizon before them the validation part")
+    predict_input = ("a CSV of past values in the training file's layout; writes unique_id, ds, y_hat for the "
+                     "next horizon steps of each series")
+    monitor = "val_loss"
+    mode = "min"
+    hyperparameters: ClassVar[dict] = {
+        "data": Hyperparameter("", "the training CSV (set by --data)"),
+        "test_data": Hyperparameter("", "a CSV of the values that follow each training series, scored as the test "
+                                        "(set by --test-data; default: the last horizon values of each series)"),
+        "id_column": Hyperparameter("unique_id", "the column naming each series"),
+        "time_column": Hyperparameter("ds", "the column of times (ISO 8601 dates or integer steps)"),
+        "target_column": Hyperparameter("y", "the column of values to forecast"),
+        "missing": Hyperparameter("refuse", "what to do with a missing value", choices=("refuse", *MISSING_FILLS)),
+        "horizon": Hyperparameter(0, "steps to forecast (0 = one season of the inferred frequency)", low=0,
+                                  high=10_000),
+        "season": Hyperparameter(0, "steps per season (0 = inferred from the times: monthly 12, daily 7, ...)",
+                                 low=0, high=10_000),
+        "window": Hyperparameter(0, "past values the LSTM reads for a forecast (0 = two seasons or two horizons, "
+                                    f"whichever is longer, at most {DEFAULT_MAX_WINDOW})", low=0, high=100_000),
+        "hidden_size": Hyperparameter(64, "LSTM hidden units"),
+        "num_layers": Hyperparameter(1, "stacked LSTM layers"),
+        "dropout": Hyperparameter(0.1, "dropout between LSTM layers and before the output layer"),
+        "epochs": Hyperparameter(100, "maximum epochs of windows_per_epoch windows each"),
+        "windows_per_epoch": Hyperparameter(1024, "forecast windows drawn from all series per epoch", low=1,
+                                            high=10_000_000),
+        "batch_size": Hyperparameter(64, "windows per training step"),
+        "lr": Hyperparameter(0.001, "Adam learning rate"),
+        "patience": Hyperparameter(15, "epochs without a better validation loss before stopping (0 = never)"),
+        "clip_norm": Hyperparameter(1.0, "global gradient-norm clipping (0 = off)"),
+    }
+
+    # ------------------------------------------------------------------------------------------ settling
+    def settle(self, hp):
+        """``hp`` with the data-dependent defaults made concrete (horizon, season, window), after reading the
+        files once: a bad file is refused here, before a run folder is made."""
+        if not hp["data"]:
+            raise UserError("the forecasting task trains on your file: give it with --data PATH")
+        series = self._read(hp, hp["data"])
+        season = hp["season"] or series.season
+        horizon = hp["horizon"] or season
+        window = hp["window"] or min(max(2 * season, 2 * horizon), DEFAULT_MAX_WINDOW)
+        held_out = horizon if hp["test_data"] else 2 * horizon
+        short = np.flatnonzero(series.lengths < held_out + max(season, 1) + 1)
+        if len(short):
+            k = short[0]
+            raise UserError(f"{series.path}: series {str(series.ids[k])!r} has {series.lengths[k]} values; forecasting "
+                            f"{horizon} steps needs at least {held_out + max(season, 1) + 1} (the held-out "
+                            f"{'validation' if hp['test_data'] else 'validation and test'} parts of {horizon} "
+                            f"values each plus a season and one to learn from); set a shorter horizon=...")
+        return {**hp, "season": season, "horizon": horizon, "window": window}
+
+    def _read(self, hp, path):
+        return _read_series(str(path), *_identity(path), hp["id_column"], hp["time_column"], hp["target_column"],
+                            hp["season"] or None, None if hp["missing"] == "refuse" else hp["missing"])
+
+    def run_config(self, hp):
+        """config.json also records the data files (absolute path and sha256), so ``evaluate`` knows when they
+        changed."""
+        files = {role: {"path": str(Path(hp[role]).resolve()), "sha256": file_sha256(hp[role])}
+                 for role in ("data", "test_data") if hp[role]}
+        return {**super().run_config(hp), "data_files": files}
+
+    # ---------------------------------------------------------------------------------------------- data
+    def load_data(self, hp):
+        """The splits and scaling of ``hp["data"]``; ``hp`` must be ``settle``d (``Recipe.train`` does it)."""
+        series = self._read(hp, hp["data"])
+        horizon, lengths = hp["horizon"], series.lengths
+        if hp["test_data"]:
+            val_end = lengths.copy()
+            test_values = self._following_values(hp, series, horizon)
+        else:
+            val_end = lengths - horizon
+            test_values = _gather(series.values, series.starts[:-1] + val_end, horizon)
+        train_end = val_end - horizon
+        mean, scale = _scaling(series.values, series.starts[:-1], train_end)
+        return ForecastData(series, train_end, val_end, mean, scale, test_values)
+
+    def _following_values(self, hp, series, horizon):
+        """``[S, horizon]``: for each training series, its first ``horizon`` values in ``--test-data``."""
+        test = self._read(hp, hp["test_data"])
+        where = {name: k for k, name in enumerate(test.ids)}
+        missing = [name for name in series.ids if name not in where]
+        if missing:
+            raise UserError(f"{test.path} has no values for series {str(missing[0])!r} of {series.path} (it must hold "
+                            f"the {horizon} values that follow every series)")
+        order = np.array([where[name] for name in series.ids])
+        short = np.flatnonzero(test.lengths[order] < horizon)
+        if len(short):
+            raise UserError(f"{test.path} has {test.lengths[order[short[0]]]} values for series "
+                            f"{str(series.ids[short[0]])!r}, fewer than the horizon {horizon}")
+        return _gather(test.values, test.starts[:-1][order], horizon)
+
+    # ------------------------------------------------------------------------------------------ training
+    def build_model(self, hp):
+        from .models import SequenceModel
+        return SequenceModel(1, hp["hidden_size"], hp["horizon"], num_layers=hp["num_layers"],
+                             dropout=hp["dropout"], device=hp["device"])
+
+    def make_batches(self, data, hp, rng):
+        from lstmzoo.batching import minibatch_indices
+        series, origins = _training_origins(data)
+        drawn = rng.choice(len(series), size=hp["windows_per_epoch"], replace=hp["windows_per_epoch"] > len(series))
+        return [self._windows(data, series[drawn[batch]], origins[drawn[batch]], hp, with_targets=True)
+                for batch in minibatch_indices(len(drawn), hp["batch_size"], rng)]
+
+    def train_step(self, model, batch, hp):
+        from lstmzoo.nn import MSELoss
+        inputs, lengths, targets = batch
+        loss = MSELoss()
+        value = loss(model(inputs, lengths=lengths), targets)
+        model.backward(loss.backward())
+        return value, len(lengths)
+
+    def validate(self, model, data, hp):
+        series = np.arange(len(data.series))
+        predicted = self._scaled_forecast(model, data, series, data.train_end, hp)
+        actual = _gather(data.series.values, data.series.starts[:-1] + data.train_end, hp["horizon"])
+        expected = (actual - _last_values(data, series, data.train_end)[:, None]) / data.scale[:, None]
+        forecast = self._unscaled(data, series, data.train_end, predicted)
+        return {"val_loss": float(np.mean((predicted - expected) ** 2)),
+                "val_mase": float(np.mean([_series_mase(data, k, data.train_end[k], actual[k], forecast[k], hp)
+                                           for k in series]))}
+
+    # ------------------------------------------------------------------------------------------- windows
+    def _windows(self, data, series, origins, hp, with_targets=False):
+        """The LSTM's inputs ``[window, B, 1]`` (each window's values left-aligned, scaled by its series),
+        their lengths, and with ``with_targets`` the scaled changes ``[B, horizon]`` to predict."""
+        from lstmzoo.array import device_module
+        xp = device_module(hp["device"])
+        window, horizon = hp["window"], hp["horizon"]
+        lengths = np.minimum(origins, window)
+        starts = data.series.starts[series]
+        steps = np.arange(window)
+        index = starts[:, None] + origins[:, None] - lengths[:, None] + steps[None, :]
+        valid = steps[None, :] < lengths[:, None]
+        values = data.series.values[np.where(valid, index, starts[:, None])]
+        scaled = np.where(valid, (values - data.mean[series, None]) / data.scale[series, None], 0.0)
+        inputs = xp.asarray(np.ascontiguousarray(scaled.T[:, :, None], dtype=np.float32))
+        if not with_targets:
+            return inputs, lengths
+        future = _gather(data.series.values, starts + origins, horizon)
+        last = data.series.values[starts + origins - 1]
+        targets = (future - last[:, None]) / data.scale[series, None]
+        return inputs, lengths, xp.asarray(targets.astype(np.float32))
+
+    def _scaled_forecast(self, model, data, series, origins, hp):
+        """The model's scaled changes ``[len(series), horizon]`` from the given origins, in batches."""
+        from lstmzoo.array import to_numpy
+        out = np.empty((len(series), hp["horizon"]))
+        for start in range(0, len(series), EVAL_BATCH):
+            part = slice(start, start + EVAL_BATCH)
+            inputs, lengths = self._windows(data, series[part], origins[part], hp)
+            out[part] = to_numpy(model(inputs, lengths=lengths))
+        return out
+
+    def _unscaled(self, data, series, origins, predicted):
+        return _last_values(data, series, origins)[:, None] + predicted * data.scale[series, None]
+
+    # ---------------------------------------------------------------------------------------- evaluation
+    def evaluate(self, model, data, hp, out_dir=None):
+        series = np.arange(len(data.series))
+        forecast = self._unscaled(data, series, data.val_end,
+                                  self._scaled_forecast(model, data, series, data.val_end, hp))
+        metrics = _forecast_metrics(data, forecast, hp, "")
+        metrics.update(self.baseline(data, hp))
+        return metrics
+
+    def baseline(self, data, hp):
+        """The naive forecast (the last value, held) and the seasonal naive forecast (the value one season
+        earlier), scored like the model."""
+        series = np.arange(len(data.series))
+        starts, origins, horizon, season = data.series.starts[:-1], data.val_end, hp["horizon"], hp["season"]
+        naive = np.repeat(_last_values(data, series, origins)[:, None], horizon, axis=1)
+        back = season - np.arange(horizon) % season        # the same point of the season, one season back
+        seasonal = data.series.values[(starts + origins)[:, None] - back[None, :]]
+        return {**_forecast_metrics(data, naive, hp, "naive_"),
+                **_forecast_metrics(data, seasonal, hp, "seasonal_naive_")}
+
+    def target(self, metrics):
+        return ("mase below the seasonal naive forecast's", metrics["mase"] < metrics["seasonal_naive_mase"])
+
+    # ------------------------------------------------------------------------------------------- predict
+    def predict(self, model, hp, out_dir, *, input=None, output=None, plot=None):
+        """The next ``horizon`` values of every series in ``input`` (default: the training file), as rows
+        ``unique_id, ds, y_hat``; written to ``output`` as CSV when given; a plot of a few series."""
+        history = self._read(hp, input or hp["data"])
+        lengths = history.lengths
+        mean, scale = _scaling(history.values, history.starts[:-1], lengths)
+        data = ForecastData(history, lengths, lengths, mean, scale, np.empty((len(history), 0)))
+        series = np.arange(len(history))
+        forecast = self._unscaled(data, series, lengths, self._scaled_forecast(model, data, series, lengths, hp))
+        future = history.future_timestamps(hp["horizon"])
+        rows = {"unique_id": np.repeat(history.ids, hp["horizon"]), "ds": future.reshape(-1).astype(str),
+                "y_hat": forecast.reshape(-1)}
+        if output is not None:
+            from lstmzoo.checkpoint import atomic_write_bytes
+            atomic_write_bytes(Path(output), _csv(rows).encode("utf-8"))
+        plot = Path(plot) if plot is not None else Path(out_dir) / "forecast.png"
+        drawn = _plot_forecasts(plot, history, future, forecast)
+        return {"rows": rows, "output": None if output is None else str(output),
+                "plot": None if drawn is None else str(drawn)}
+
+    def format_prediction(self, result):
+        return _csv(result["rows"]).rstrip("\n") if result["output"] is None else (
+            f"wrote {len(result['rows']['y_hat'])} forecasts to {result['output']}")
+
+
+EVAL_BATCH = 1024
+
+
+def _identity(path):
+    """(size, modification time) of a file, so a cached read is used only while the file is unchanged; (-1, -1)
+    for a path that is not a file (the reader then says what is wrong with it)."""
+    try:
+        status = Path(path).stat()
+    except OSError:
+        return -1, -1
+    return status.st_size, status.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=2)
+def _read_series(path, size, mtime, id_column, time_column, target_column, season, missing):
+    """``read_series``, remembered for the file as it is: settling, training and evaluating read it once."""
+    return read_series(path, id_column=id_column, time_column=time_column, target_column=target_column,
+                       season=season, missing=missing)
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _gather(values, firsts, count):
+    """``[len(firsts), count]``: ``values[first:first + count]`` for each first index."""
+    return values[np.asarray(firsts)[:, None] + np.arange(count)[None, :]]
+
+
+def _scaling(values, starts, ends):
+    """Mean and scale of each series' ``values[start:start + end]``; a constant part gets scale 1 (or its
+    level), so a flat series trains without dividing by zero."""
+    counts = np.maximum(np.asarray(ends), 1)
+    segment = np.repeat(np.arange(len(starts)), counts)
+    index = np.repeat(starts, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+    part = values[index]
+    mean = np.bincount(segment, part) / counts
+    std = np.sqrt(np.bincount(segment, (part - mean[segment]) ** 2) / counts)
+    floor = np.maximum(np.abs(mean) * 1e-3, 1e-8)
+    return mean, np.where(std > floor, std, np.where(np.abs(mean) > 0, np.abs(mean), 1.0))
+
+
+def _training_origins(data):
+    """(series, origin) of every forecast window inside the training parts: an origin needs one value before
+    it and ``horizon`` values from it up to the series' validation part."""
+    horizon = data.val_end - data.train_end
+    last = data.train_end - horizon          # the last origin whose targets end where validation starts
+    counts = np.maximum(last, 0)
+    series = np.repeat(np.arange(len(counts)), counts)
+    origins = 1 + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    if len(series) == 0:
+        raise UserError(f"{data.series.path}: no series is long enough to learn from after holding out its "
+                        f"validation and test parts; set a shorter horizon=...")
+    return series, origins
+
+
+def _last_values(data, series, origins):
+    return data.series.values[data.series.starts[series] + origins - 1]
+
+
+def _series_mase(data, k, origin, actual, forecast, hp):
+    from lstmzoo.metrics import mase
+    history = data.series.values[data.series.starts[k]:data.series.starts[k] + origin]
+    season = hp["season"] if len(history) > hp["season"] else 1
+    return mase(actual, forecast, history, season)
+
+
+def _forecast_metrics(data, forecast, hp, prefix):
+    from lstmzoo.metrics import mae, rmse, smape
+    actual = data.test_values
+    series = range(len(data.series))
+    return {f"{prefix}mase": float(np.mean([_series_mase(data, k, data.val_end[k], actual[k], forecast[k], hp)
+                                            for k in series])),
+            f"{prefix}smape": float(np.mean([smape(actual[k], forecast[k]) for k in series])),
+            f"{prefix}rmse": rmse(actual, forecast), f"{prefix}mae": mae(actual, forecast)}
+
+
+def _csv(rows):
+    """``unique_id,ds,y_hat`` lines (ids quoted when they hold a comma or a quote)."""
+    import csv
+    import io
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(list(rows))
+    writer.writerows(zip(rows["unique_id"], rows["ds"], (f"{v:.6g}" for v in rows["y_hat"])))
+    return buffer.getvalue()
+
+
+def _plot_forecasts(path, history, future, forecast, count=4):
+    """The last stretch of history and the forecast of the first ``count`` series, one panel each."""
+    from lstmzoo.plots import draw_figure
+    shown = min(count, len(history))
+
+    def draw(figure):
+        axes = figure.subplots(shown, 1, squeeze=False)[:, 0]
+        for k, ax in enumerate(axes):
+            name, times, values = history.series(k)
+            tail = slice(max(0, len(values) - 4 * forecast.shape[1]), None)
+            ax.plot(times[tail], values[tail], label="history")
+            ax.plot(np.r_[times[-1:], future[k]], np.r_[values[-1:], forecast[k]], marker="o", markersize=3,
+                    label="forecast")
+            ax.set_title(str(name), fontsize=9)
+            ax.grid(alpha=0.3)
+        axes[0].legend()
+
+    return draw_figure(path, draw, figsize=(8, 2.2 * shown + 0.5))
