@@ -11,8 +11,9 @@ what the load itself needed. The rows:
 
 - ``lstmzoo read_series``: the whole reader: parse (NumPy's C parser, ``np.loadtxt``), ISO dates to
   ``datetime64``, grouping by id, the time-order and duplicate checks, the frequency inference.
-- ``np.loadtxt alone``: its parse only, the same three columns as fixed-width bytes and float64 (the floor of
-  this design).
+- ``np.loadtxt alone``: its parse only: the same three columns, ids and dates as the fixed-width bytes
+  read_series gives them here (8 bytes wider than the widest in its sample: ``S14``, ``S18``) and float64;
+  the floor of this design.
 - ``pandas.read_csv``: pandas' C parser with its defaults (ids and dates left as strings).
 - ``pandas.read_csv, dates parsed``: with ``parse_dates=["ds"]``, nearer to what read_series returns.
 
@@ -56,7 +57,7 @@ def loader(reader):
         return read_series
     if reader == "np.loadtxt alone":
         return functools.partial(np.loadtxt, delimiter=",", skiprows=1, comments=None, encoding="latin-1",
-                                 dtype=[("unique_id", "S20"), ("ds", "S28"), ("y", "f8")])
+                                 dtype=[("unique_id", "S14"), ("ds", "S18"), ("y", "f8")])
     import pandas
     dates = ["ds"] if reader.endswith("dates parsed") else False
     return functools.partial(pandas.read_csv, parse_dates=dates)

@@ -346,7 +346,10 @@ def test_sequence_csv(tmp_path):
     refused(r"pen\.csv line 4, column 'label': case 'p1' changes label", read_sequences, path,
             task="classification")
     path = write(tmp_path / "pen.csv", "id,x,label\np1,0,1.5\np2,0,abc\n")
-    refused(r"pen\.csv line 3, column 'label': the target 'abc' is not a finite number", read_sequences, path,
+    refused(r"pen\.csv line 3, column 'label': 'abc' is not a number", read_sequences, path,
+            task="regression")
+    path = write(tmp_path / "pen.csv", "id,x,label\np1,0,1.5\np2,0,?\n")
+    refused(r"pen\.csv line 3, column 'label': the target '\?' is not a finite number", read_sequences, path,
             task="regression")
 
 
@@ -452,8 +455,8 @@ def test_text_round_trip(tmp_path, rows, suffix):
     path = tmp_path / f"texts{suffix}"
     if suffix == ".jsonl":
         # Written as UTF-8, not escaped: a raw U+2028 inside a string is no line break to a JSON lines reader.
-        path.write_text("".join(json.dumps({"text": t, "label": lb}, ensure_ascii=False) + "\n" for t, lb in rows),
-                        encoding="utf-8")
+        lines = [json.dumps({"text": t, "label": lb}, ensure_ascii=False) + "\n" for t, lb in rows]
+        path.write_text("".join(lines), encoding="utf-8")
     else:
         with open(path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, delimiter="\t" if suffix == ".tsv" else ",")

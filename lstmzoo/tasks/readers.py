@@ -271,24 +271,32 @@ def _read_columns(table, columns, numeric):
     # line. Each byte of width costs a byte per row: 10 MB on 10 million rows.
     widths = [8 + max((len(row[c].encode()) for row in table.sample if c < len(row)), default=0)
               for c in columns]
-    for attempt in ("sampled widths", "longest line"):
-        as_text = False
+    data, as_text = _parse(table, columns, numeric, widths)
+    # A text value that fills its field may have been cut short: read again with room for any line.
+    if any(_fills_field(data, f"c{c}") for c, number in zip(columns, numeric) if as_text or not number):
+        data, as_text = _parse(table, columns, numeric, [table.longest_line()] * len(columns))
+    read = []
+    for c, number in zip(columns, numeric):
+        values = data[f"c{c}"]
+        if number and as_text:
+            values = _numbers(np.char.strip(values), lambda row, c=c: table.where(row, c))
+        elif number:
+            values = np.ascontiguousarray(values)    # a field's view would keep the whole table alive
+        read.append(values)
+    return read
+
+
+def _parse(table, columns, numeric, widths):
+    """(structured array, whether the numeric columns are in it as text): numbers parsed as float64 if they
+    all parse, else read as text."""
+    try:
+        return _loadtxt(table, columns, ["f8" if number else f"S{w}"
+                                         for number, w in zip(numeric, widths)]), False
+    except ValueError:
         try:
-            data = _loadtxt(table, columns, ["f8" if number else f"S{w}"
-                                             for number, w in zip(numeric, widths)])
-        except ValueError:
-            as_text = True
-            try:
-                data = _loadtxt(table, columns, [f"S{w}" for w in widths])
-            except ValueError as error:
-                _raise_where_unreadable(table, error)
-        # A text value that fills its field may have been cut short: read again with room for any line.
-        if not any(_fills_field(data, f"c{c}")
-                   for c, number in zip(columns, numeric) if as_text or not number):
-            break
-        widths = [table.longest_line()] * len(columns)
-    return [(_numbers(table, data[f"c{c}"], c) if as_text else np.ascontiguousarray(data[f"c{c}"])) if number
-            else data[f"c{c}"] for c, number in zip(columns, numeric)]
+            return _loadtxt(table, columns, [f"S{w}" for w in widths]), True
+        except ValueError as error:
+            _raise_where_unreadable(table, error)
 
 
 def _fills_field(data, name):
@@ -297,16 +305,16 @@ def _fills_field(data, name):
     return bool(data.view(np.uint8).reshape(len(data), data.itemsize)[:, offset + kind.itemsize - 1].any())
 
 
-def _numbers(table, text, column):
-    """float64 from a text column; missing tokens -> NaN; the first non-number is refused with its line."""
-    text = np.char.strip(text)
-    text = np.where(np.isin(text, _MISSING_TOKENS), b"nan", text)
+def _numbers(text, where):
+    """float64 from a str or bytes array, missing tokens -> NaN, in one cast; if it fails, a Python pass finds
+    the first value that is neither, refused with ``where(index)`` ("FILE line L, column C")."""
+    missing = np.isin(text, _MISSING_TOKENS if text.dtype.kind == "S" else _MISSING_TOKENS.astype(str))
     try:
-        return text.astype(np.float64)
+        return np.where(missing, "nan" if text.dtype.kind == "U" else b"nan", text).astype(np.float64)
     except ValueError:
-        row = next(i for i, value in enumerate(text) if not _is_number(value))
-        raise UserError(f"{table.where(row, column)}: {text[row].decode(errors='replace')!r} is not a "
-                        f"number") from None
+        index = next(i for i, value in enumerate(text) if not missing[i] and not _is_number(value))
+        value = text[index].decode(errors="replace") if text.dtype.kind == "S" else str(text[index])
+        raise UserError(f"{where(index)}: {value!r} is not a number") from None
 
 
 def _raise_where_unreadable(table, error):
@@ -369,8 +377,7 @@ _DAY = np.timedelta64(1, "D")
 def infer_frequency(timestamps, starts, path):
     """The ``Frequency`` of grouped, sorted ``timestamps`` (``datetime64`` or int64) from the median step
     between consecutive timestamps of a series (so a few gaps do not change it)."""
-    inside = np.ones(len(timestamps) - 1, dtype=bool)
-    inside[starts[1:-1] - 1] = False           # a step from one series' end to the next one's start
+    inside = _within_series(starts)
     if not inside.any():
         raise UserError(f"{path}: every series has a single timestamp, so their frequency cannot be inferred")
     step = _sampled_median(np.diff(timestamps)[inside])
@@ -394,6 +401,14 @@ def infer_frequency(timestamps, starts, path):
     season = int(per_day) if per_day > 1 and per_day == int(per_day) else 1
     name = "hourly" if step == np.timedelta64(1, "h") else f"every {step}"
     return Frequency(name, season, unit, int(step / np.timedelta64(1, unit)))
+
+
+def _within_series(starts):
+    """Which of the steps ``np.diff(timestamps)`` lie within a series, not from one series' end to the next
+    one's start."""
+    inside = np.ones(max(starts[-1] - 1, 0), dtype=bool)
+    inside[starts[1:-1] - 1] = False
+    return inside
 
 
 def _month_aligned(timestamps, month_end):
@@ -462,15 +477,19 @@ def read_series(path, *, id_column="unique_id", time_column="ds", target_column=
     row = (lambda k: k) if rows is None else rows.__getitem__
     values = _settle_missing(values, starts, missing, lambda k, _: table.where(row(k), value_index))
     names = np.array([path.stem]) if ids is None else _decode(ids[row(starts[:-1])], path, "id")
-    if len(np.unique(names)) < len(names):
-        raise UserError(f"{path} spells an id with different spaces around it in different rows")
+    distinct, counts = np.unique(names, return_counts=True)
+    if (counts > 1).any():
+        raise UserError(f"{path} spells id {str(distinct[np.argmax(counts)])!r} with different spaces around "
+                        f"it in different rows")
     short = np.flatnonzero(np.diff(starts) < min_length)
     if len(short):
         name, length = str(names[short[0]]), np.diff(starts)[short[0]]
         raise UserError(f"{path}: series {name!r} has {length} values, fewer than the {min_length} needed")
+    if season is not None and not (isinstance(season, int) and season >= 1):
+        raise UserError(f"season={season!r} is not a whole number of steps (1 or more)")
     frequency = infer_frequency(timestamps, starts, path)
     return SeriesSet(path, names, starts, timestamps, values, frequency,
-                     frequency.season if season is None else int(season))
+                     frequency.season if season is None else season)
 
 
 def _series_columns(table, id_column, time_column, target_column):
@@ -526,8 +545,7 @@ def _time_order(table, starts, timestamps, rows):
     """The permutation that sorts each series (``timestamps[starts[k]:starts[k + 1]]``) by time, None when
     they are sorted; a time repeated within a series is refused, naming both lines (``rows``: the file's
     data row at each position, None for the identity)."""
-    inside = np.ones(max(len(timestamps) - 1, 0), dtype=bool)
-    inside[starts[1:-1] - 1] = False
+    inside = _within_series(starts)
     steps = np.diff(timestamps)
     zero = np.zeros((), steps.dtype)
     if not (steps[inside] <= zero).any():
@@ -602,12 +620,8 @@ def _targets(values, task, where):
         if len(empty):
             raise UserError(f"{where(empty[0])} has no label")
         return values
-    try:
-        numbers = np.where(np.isin(values, _MISSING_TOKENS.astype(str)), "nan", values).astype(np.float64)
-    except ValueError:
-        numbers = None
-    bad = (np.flatnonzero(~np.isfinite(numbers)) if numbers is not None
-           else [next(i for i, v in enumerate(values) if not _is_number(v))])
+    numbers = _numbers(values, where)
+    bad = np.flatnonzero(~np.isfinite(numbers))
     if len(bad):
         raise UserError(f"{where(bad[0])}: the target {str(values[bad[0]])!r} is not a finite number")
     return numbers
@@ -725,12 +739,16 @@ def _read_ts(path, task, missing):
     if len(uneven):
         raise UserError(f"{path} line {line_numbers[uneven[0]]}: its dimensions have different lengths "
                         f"({', '.join(map(str, counts[uneven[0]]))}); within a case they must be equal")
-    tokens = np.char.strip(np.array(",".join(segments).split(",")))
-    values = _ts_numbers(path, tokens, counts, line_numbers)
     # Segment k = case k // dimensions, dimension k % dimensions; missing values are filled within it.
     seg_starts = np.r_[0, np.cumsum(counts.ravel())]
-    values = _settle_missing(values, seg_starts, missing,
-                             lambda i, _: _ts_where(path, i, seg_starts, counts, line_numbers))
+
+    def where(index, _=None):
+        segment = np.searchsorted(seg_starts, index, side="right") - 1
+        return (f"{path} line {line_numbers[segment // dimensions]}, dimension {segment % dimensions + 1}, "
+                f"value {index - seg_starts[segment] + 1}")
+
+    values = _numbers(np.char.strip(np.array(",".join(segments).split(","))), where)
+    values = _settle_missing(values, seg_starts, missing, where)
     lengths = counts[:, 0]
     X = np.zeros((len(parts), int(lengths.max()), dimensions))
     segment = np.repeat(np.arange(len(segments)), counts.ravel())
@@ -764,24 +782,6 @@ def _ts_header(path, lines):
         # Only a class list keeps its spelling: the labels are compared with the cases' labels.
         header[tag] = [w if tag == "classlabel" and i else w.lower() for i, w in enumerate(words[1:])]
     raise UserError(f"{path} has no @data line, so it is not a .ts file of the UEA/UCR archive format")
-
-
-def _ts_numbers(path, tokens, counts, line_numbers):
-    missing = np.isin(tokens, _MISSING_TOKENS.astype(str))
-    try:
-        return np.where(missing, "nan", tokens).astype(np.float64)
-    except ValueError:
-        index = next(i for i, v in enumerate(tokens) if not missing[i] and not _is_number(v))
-        seg_starts = np.r_[0, np.cumsum(counts.ravel())]
-        where = _ts_where(path, index, seg_starts, counts, line_numbers)
-        raise UserError(f"{where}: {str(tokens[index])!r} is not a number") from None
-
-
-def _ts_where(path, index, seg_starts, counts, line_numbers):
-    segment = np.searchsorted(seg_starts, index, side="right") - 1
-    case, dimension = divmod(int(segment), counts.shape[1])
-    step = index - seg_starts[segment] + 1
-    return f"{path} line {line_numbers[case]}, dimension {dimension + 1}, value {step}"
 
 
 # ==================================================================================== text classification
