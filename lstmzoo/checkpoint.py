@@ -452,7 +452,8 @@ def check_new_run_folder(run_dir, names=None):
     passes ``RUN_FILES``, the names it writes; the CLI checks every entry before a recipe writes its own)."""
     run_dir = Path(run_dir)
     if has_checkpoint(run_dir):
-        raise CheckpointError(f"{run_dir} already holds a checkpoint; resume it, or choose another folder.")
+        raise CheckpointError(f"{run_dir} already holds a checkpoint; pass resume to continue it, or choose "
+                              f"another folder.")
     try:
         entries = sorted(p.name for p in run_dir.iterdir()) if run_dir.exists() else []
     except OSError as error:

@@ -238,7 +238,8 @@ The hyperparameters and their defaults: lstmzoo info RECIPE.""")
 def train(recipe, epochs, seed, out, resume, device, settings):
     """Train a recipe; writes config, best and last weights, metrics log and learning curve to the run folder,
     then prints the best model's metrics on the test split."""
-    from .checkpoint import has_checkpoint, read_json
+    from .checkpoint import (CONFIG, CheckpointError, check_new_run_folder, has_checkpoint, read_config,
+                             run_folder_lock)
     chosen = _recipe(recipe)
     overrides = _parse_settings(settings)
     for name, value in (("epochs", epochs), ("seed", seed), ("device", device)):
@@ -249,21 +250,40 @@ def train(recipe, epochs, seed, out, resume, device, settings):
     if resume and set(overrides) - {"epochs", "device"}:
         raise UserError("a resumed run keeps its hyperparameters: only --epochs and --device may change")
     run_dir = out or Path("runs") / f"{chosen.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    if not resume and has_checkpoint(run_dir):
-        raise UserError(f"{run_dir} already holds a run: continue it with --resume, or choose another --out")
-    with _reported():
-        saved = read_json(run_dir / "config.json").get("hyperparameters", {}) if resume else {}
-        hp = chosen.resolve({**saved, **overrides})
-    _check_device(hp["device"])
-    click.echo(f"training {chosen.name} into {run_dir}", err=True)
-    try:
+    if not resume:      # checked before the folder or its lock file is made: a refusal leaves nothing behind
         with _reported():
+            hp = chosen.resolve(overrides)
+            if has_checkpoint(run_dir):
+                raise UserError(f"{run_dir} already holds a run: continue it with --resume, or choose another --out")
+            check_new_run_folder(run_dir)
+        _check_device(hp["device"])
+    # One writer at a time, from the first check to the last plot: a second `train` (or `evaluate`) into this
+    # folder is refused until this one ends.
+    with _reported(), run_folder_lock(run_dir, create=not resume):
+        if resume:
+            if not has_checkpoint(run_dir):
+                raise CheckpointError(f"{run_dir} holds no checkpoint to resume; train into it without --resume")
+            # The run must be one of this recipe, its config.json intact and every saved value within bounds.
+            saved = read_config(run_dir, recipe=chosen.name, of_recipe=True)["hyperparameters"]
+            try:
+                chosen.resolve(saved)
+            except ValueError as error:
+                raise CheckpointError(f"{run_dir / CONFIG} does not fit this version of the recipe: "
+                                      f"{str(error).rstrip('.')}") from None
+            hp = chosen.resolve({**saved, **overrides})
+            _check_device(hp["device"])
+        elif has_checkpoint(run_dir):
+            raise UserError(f"{run_dir} already holds a run: continue it with --resume, or choose another --out")
+        else:
+            check_new_run_folder(run_dir)   # empty, or a run folder: never someone else's files
+        click.echo(f"training {chosen.name} into {run_dir}", err=True)
+        try:
             trained = chosen.train(hp, run_dir, resume=resume)
             metrics = chosen.evaluate(trained.model, trained.data, hp, out_dir=run_dir)
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: the last complete epoch is saved in {run_dir}; continue with\n"
-                   f"  lstmzoo train {chosen.name} --out {run_dir} --resume", err=True)
-        sys.exit(130)
+        except KeyboardInterrupt:
+            click.echo(f"\ninterrupted: the last complete epoch is saved in {run_dir}; continue with\n"
+                       f"  lstmzoo train {chosen.name} --out {run_dir} --resume", err=True)
+            sys.exit(130)
     result = trained.result
     curve = run_dir / "learning-curve.png"  # not drawn without matplotlib (the `plot` extra)
     click.echo(f"run folder {run_dir}:\n"
@@ -300,13 +320,15 @@ Examples:
                    "only recipes that support it).")
 def evaluate(recipe, checkpoint, as_json, device, folds):
     """Evaluate the best weights of a run on the recipe's test split (or cross-validate its hyperparameters)."""
+    from .checkpoint import run_folder_lock
     chosen = _recipe(recipe)
     with _reported():
         model, hp = chosen.restore(checkpoint, device=device)
         if folds:
             metrics = chosen.cross_validate(hp, folds, progress=not as_json)
         else:
-            metrics = chosen.evaluate(model, chosen.load_data(hp), hp, out_dir=checkpoint)
+            with run_folder_lock(checkpoint, create=False):    # evaluate draws its plots into the folder
+                metrics = chosen.evaluate(model, chosen.load_data(hp), hp, out_dir=checkpoint)
     _print_metrics(metrics, as_json)
 
 
@@ -331,9 +353,11 @@ def predict(recipe, checkpoint, input_, horizon, plot, as_json, device):
     unsupported = sorted(set(given) - set(chosen.predict_options()))
     if unsupported:
         raise UserError(f"recipe {chosen.name!r} does not take --{', --'.join(unsupported)}")
+    from .checkpoint import run_folder_lock
     with _reported():
         model, hp = chosen.restore(checkpoint, device=device)
-        result = chosen.predict(model, hp, checkpoint, **given)
+        with run_folder_lock(checkpoint, create=False):     # predict may draw into the folder
+            result = chosen.predict(model, hp, checkpoint, **given)
     click.echo(json.dumps(result) if as_json else chosen.format_prediction(result))
 
 

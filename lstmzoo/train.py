@@ -92,6 +92,8 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
                                   or not clip_norm >= 0):
         raise ValueError(f"clip_norm must be None or a number of at least 0 (0: no clipping), got {clip_norm!r}")
     run_dir = Path(run_dir)
+    if not resume:      # before the lock file is made: a folder that is refused is left exactly as it was
+        ckpt.check_new_run_folder(run_dir, names=ckpt.RUN_FILES)
     with ckpt.run_folder_lock(run_dir):
         return _fit_locked(model, optimizer, train_step, make_batches, evaluate, epochs=epochs, run_dir=run_dir,
                            monitor=monitor, mode=mode, patience=patience or None, clip_norm=clip_norm or None,
@@ -154,11 +156,11 @@ def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs,
         # Any metric, not only the monitored one: the row goes into metrics.jsonl, which holds standard JSON.
         for name, value in row.items():
             if not math.isfinite(value):
-                raise TrainingError(f"{name} became {value} in epoch {epoch}, so the training diverged; "
+                raise TrainingError(f"the training diverged: {name} became {value} in epoch {epoch}; "
                                     f"{intact} (try a lower learning rate or clip_norm).")
         if not _finite_parameters(model):
-            raise TrainingError(f"the weights became NaN or infinite in epoch {epoch}, so the training "
-                                f"diverged; {intact} (try a lower learning rate or clip_norm).")
+            raise TrainingError(f"the training diverged: the weights became NaN or infinite in epoch "
+                                f"{epoch}; {intact} (try a lower learning rate or clip_norm).")
         value = row[monitor]
         row.update(lr=lr, seconds=time.perf_counter() - started, items_per_second=items / train_seconds)
 
@@ -229,8 +231,8 @@ def _divergence_caught(where, intact):
     except ValueError as error:
         if not str(error).endswith(_LAYER_NON_FINITE):
             raise
-        raise TrainingError(f"{where} met values that are NaN or infinite ({error}), so the training diverged "
-                            f"(or the data holds NaN); {intact} (try a lower learning rate or clip_norm).") from error
+        raise TrainingError(f"the training diverged (or the data holds NaN): {where} met values that are NaN "
+                            f"or infinite ({error}); {intact} (try a lower learning rate or clip_norm).") from error
 
 
 def _finite_parameters(model):
@@ -260,11 +262,13 @@ def _train_epoch(model, optimizer, train_step, batches, clip_norm, *, describe, 
                 loss, n = train_step(model, batch)
             loss = float(loss)
             if not math.isfinite(loss):
-                raise TrainingError(f"the training loss became {loss} at batch {number} of {describe}; "
+                raise TrainingError(f"the training diverged: its loss became {loss} at batch {number} of "
+                                    f"{describe}; "
                                     f"{intact} (try a lower learning rate or clip_norm).")
             norm = clip_grad_norm(model, clip_norm) if clip_norm is not None else _gradient_norm(model)
             if not math.isfinite(norm):
-                raise TrainingError(f"the gradients became NaN or infinite at batch {number} of {describe}; "
+                raise TrainingError(f"the training diverged: its gradients became NaN or infinite at batch "
+                                    f"{number} of {describe}; "
                                     f"{intact} (try a lower learning rate or clip_norm).")
             optimizer.step()
             loss_sum += loss * n

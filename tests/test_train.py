@@ -1,3 +1,4 @@
+import io
 import json
 import os
 import sys
@@ -361,3 +362,158 @@ def test_real_lstm_adam_schedule_resume_is_bit_identical(tmp_path):
     assert deterministic(history) == deterministic(ckpt.read_jsonl(tmp_path / "resumed" / ckpt.METRICS))
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert len({row["lr"] for row in history}) > 1, "the plateau schedule never lowered lr"
+
+
+# ------------------------------------------------------- progress: a bar on a terminal, plain lines in a log (#13 item 6)
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_log_gets_one_plain_line_per_epoch_and_no_bar(tmp_path, capsys):
+    model, optimizer, _ = build()
+    fit(model, optimizer, train_step, make_batches, evaluate, epochs=3, run_dir=tmp_path)   # progress on
+    err = capsys.readouterr().err       # captured: not a terminal
+    lines = [line for line in err.splitlines() if "matplotlib" not in line]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1", "epoch 2", "epoch 3"]
+    assert all("train_loss" in line and "val_loss" in line for line in lines)
+    assert "\r" not in err and "batch/s" not in err and "it/s" not in err
+
+
+def test_a_terminal_gets_the_batch_bar_and_the_epoch_lines(tmp_path, monkeypatch):
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    model, optimizer, _ = build()
+    fit(model, optimizer, train_step, make_batches, evaluate, epochs=2, run_dir=tmp_path)
+    shown = terminal.getvalue()
+    assert "\r" in shown and "epoch 1/2" in shown and "/4" in shown      # the bar: batches of 4
+    assert "epoch 1: train_loss" in shown and "epoch 2: train_loss" in shown
+
+
+# ------------------------------------------------------------------------- divergence (#13 item 13)
+def strict_rows(path):
+    """metrics.jsonl as a strict parser (jq, JavaScript) reads it: NaN and Infinity are errors."""
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    return [json.loads(line, parse_constant=refuse) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("cause", ["huge lr", "inf reaching a layer"])
+def test_a_diverging_lstm_stops_with_the_trainers_sentence_not_a_layers_error(tmp_path, cause):
+    """With a huge learning rate the gradients overflow; where the overflow happens inside train_step, between
+    the loss and the LSTM's backward, the layer refuses it ("dh_n contains NaN or inf"). Either way the user
+    gets the trainer's TrainingError."""
+    from lstmzoo.nn import LSTM, Linear, MSELoss
+    from lstmzoo.optim import SGD
+
+    data_rng = np.random.default_rng(0)
+    x = data_rng.standard_normal((6, 32, 2)).astype(np.float32)
+    y = (100 * data_rng.standard_normal((32, 1))).astype(np.float32)
+
+    class Regressor(Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm, self.head, self.loss = LSTM(2, 8), Linear(8, 1), MSELoss()
+
+    def step(model, batch):
+        out, (h_n, _) = model.lstm(x)
+        loss = model.loss.forward(model.head(h_n[-1]), y)
+        dh_n = np.zeros_like(h_n)
+        dh_n[-1] = model.head.backward(model.loss.backward())
+        if cause == "inf reaching a layer" and ckpt.has_checkpoint(tmp_path):
+            dh_n[-1, 0, 0] = np.inf
+        model.lstm.backward(np.zeros_like(out), dh_n=dh_n)
+        return loss, len(y)
+
+    def validate(model):
+        return {"val_loss": float(model.loss.forward(model.head(model.lstm(x)[1][0][-1]), y))}
+
+    lz_random.seed(0)
+    model = Regressor()
+    with pytest.raises(TrainingError, match="diverged") as error:
+        fit(model, SGD(model, lr=1e6 if cause == "huge lr" else 0.01), step, lambda rng: [0, 1, 2, 3], validate, epochs=5, run_dir=tmp_path,
+            progress=False)
+    assert "\n" not in str(error.value)
+    if cause == "inf reaching a layer":
+        assert "dh_n contains NaN or inf" in str(error.value) and "epoch 2/5" in str(error.value)
+    rows = strict_rows(tmp_path / ckpt.METRICS)
+    state = ckpt.read_json(tmp_path / ckpt.STATE) if ckpt.has_checkpoint(tmp_path) else {"epoch": 0}
+    assert len(rows) == state["epoch"]
+
+
+def test_any_non_finite_metric_stops_before_it_is_logged_or_checkpointed(tmp_path):
+    values = iter([1.0, float("inf"), 0.5])
+
+    def validate(model):     # the monitored metric stays finite; another one of the row does not
+        return {"val_loss": 1.0, "val_rmse": next(values)}
+
+    model, optimizer, scheduler = build()
+    with pytest.raises(TrainingError, match="val_rmse became inf in epoch 2.*checkpoint of epoch 1"):
+        fit(model, optimizer, train_step, make_batches, validate, epochs=3, run_dir=tmp_path, scheduler=scheduler,
+            progress=False)
+    assert [row["epoch"] for row in strict_rows(tmp_path / ckpt.METRICS)] == [1]
+    assert ckpt.read_json(tmp_path / ckpt.STATE)["epoch"] == 1
+    run(tmp_path, epochs=1, resume=True)    # the last finite checkpoint loads
+
+
+@pytest.mark.parametrize("clip_norm", [None, 1.0])
+def test_a_non_finite_gradient_stops_even_when_the_loss_is_finite(tmp_path, clip_norm):
+    def poisoned(model, batch):
+        loss, n = train_step(model, batch)
+        if ckpt.has_checkpoint(tmp_path):
+            model.grads()["weight"][0, 0] = np.inf
+        return loss, n
+
+    with pytest.raises(TrainingError, match="its gradients became NaN or infinite at batch 1 of epoch 2/3"):
+        run(tmp_path, epochs=3, step=poisoned, clip_norm=clip_norm)
+    assert all(np.isfinite(w).all() for w in weights(tmp_path / ckpt.WEIGHTS_LAST).values())
+
+
+def test_weights_that_overflow_in_the_last_step_are_not_checkpointed(tmp_path):
+    model, optimizer, _ = build()
+    real_step = optimizer.step
+
+    def overflowing_step():
+        real_step()
+        if optimizer.steps == 8:        # the last step of epoch 2
+            model.parameters()["bias"][0] = np.inf
+
+    optimizer.step = overflowing_step
+    with pytest.raises(TrainingError, match="weights became NaN or infinite in epoch 2"):
+        fit(model, optimizer, train_step, make_batches, None, epochs=3, run_dir=tmp_path, monitor="train_loss",
+            progress=False)
+    assert ckpt.read_json(tmp_path / ckpt.STATE)["epoch"] == 1
+
+
+def test_the_run_folder_writers_never_write_non_standard_json(tmp_path):
+    for value in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError):
+            ckpt.write_json(tmp_path / "a.json", {"x": value})
+        with pytest.raises(ValueError):
+            ckpt.write_checked_json(tmp_path / "b.json", {"x": value})
+        with pytest.raises(ValueError):
+            ckpt.append_jsonl(tmp_path / "c.jsonl", {"epoch": 1, "x": value})
+    assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------- fit's own argument checks (#13 item 14)
+@pytest.mark.parametrize("bad", [{"epochs": 0}, {"epochs": -1}, {"epochs": 2.5}, {"clip_norm": -1.0},
+                                 {"clip_norm": float("nan")}, {"patience": -1}])
+def test_fit_refuses_nonsense_epochs_clip_norm_and_patience(tmp_path, bad):
+    model, optimizer, _ = build()
+    kwargs = {"epochs": 2, **bad}
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        fit(model, optimizer, train_step, make_batches, evaluate, run_dir=tmp_path, progress=False, **kwargs)
+    assert not tmp_path.exists() or not list(tmp_path.iterdir())
+
+
+def test_patience_zero_never_stops_and_clip_norm_zero_does_not_clip(tmp_path):
+    worse = iter([1.0, 2.0, 3.0, 4.0])
+    model, optimizer, _ = build()
+    result = fit(model, optimizer, train_step, make_batches, lambda m: {"val_loss": next(worse)}, epochs=4,
+                 run_dir=tmp_path / "patience", patience=0, progress=False)
+    assert result.epochs_run == 4
+    off, _ = run(tmp_path / "off", epochs=2)
+    zero, _ = run(tmp_path / "zero", epochs=2, clip_norm=0)
+    assert_bit_identical(off.parameters(), zero.parameters())
