@@ -4,16 +4,20 @@ prints a Markdown table.
 
     python benchmarks/readers.py [--series 10000] [--points 1000] [--repeats 3]
 
-Each load runs in a fresh Python process (so one reader's memory cannot hide another's), started ``--repeats``
-times: the table shows the median time and the largest peak. "peak RSS" is the process's maximum resident set
-(``resource.getrusage``), "above imports" that minus the resident set once the reader's modules are imported:
-what the load itself needed. The rows:
+Each load runs in a fresh Python process (so one reader's memory cannot hide another's), started
+``--repeats`` times: the table shows the median times and the largest peak. "wall s" is the elapsed time of
+the load, "CPU s" the processor time it used (user + system: on a machine shared with other work this one
+moves far less than the wall time), "peak RSS" the process's maximum resident set (``resource.getrusage``),
+"above imports" that minus the resident set once the reader's modules are imported: what the load itself
+needed. The rows:
 
 - ``lstmzoo read_series``: the whole reader: parse (NumPy's C parser, ``np.loadtxt``), ISO dates to
   ``datetime64``, grouping by id, the time-order and duplicate checks, the frequency inference.
 - ``np.loadtxt alone``: its parse only: the same three columns, ids and dates as the fixed-width bytes
   read_series gives them here (8 bytes wider than the widest in its sample: ``S14``, ``S18``) and float64;
   the floor of this design.
+- ``csv module, rows only``: the standard library's reader splitting every row into strings, nothing
+  converted: the floor of a reader built on it (which would then need a Python loop per value).
 - ``pandas.read_csv``: pandas' C parser with its defaults (ids and dates left as strings).
 - ``pandas.read_csv, dates parsed``: with ``parse_dates=["ds"]``, nearer to what read_series returns.
 
@@ -21,6 +25,7 @@ pandas is not a dependency of lstmzoo; the benchmark needs it installed (``pip i
 """
 
 import argparse
+import csv
 import functools
 import os
 import platform
@@ -36,7 +41,8 @@ import numpy as np
 
 from lstmzoo import bench
 
-READERS = ("lstmzoo read_series", "np.loadtxt alone", "pandas.read_csv", "pandas.read_csv, dates parsed")
+READERS = ("lstmzoo read_series", "np.loadtxt alone", "csv module, rows only", "pandas.read_csv",
+           "pandas.read_csv, dates parsed")
 
 
 def write_long_csv(path, series, points, seed=0):
@@ -55,6 +61,8 @@ def loader(reader):
     if reader == "lstmzoo read_series":
         from lstmzoo.tasks import read_series
         return read_series
+    if reader == "csv module, rows only":
+        return _csv_rows
     if reader == "np.loadtxt alone":
         return functools.partial(np.loadtxt, delimiter=",", skiprows=1, comments=None, encoding="latin-1",
                                  dtype=[("unique_id", "S14"), ("ds", "S18"), ("y", "f8")])
@@ -63,17 +71,29 @@ def loader(reader):
     return functools.partial(pandas.read_csv, parse_dates=dates)
 
 
+def _csv_rows(path):
+    with open(path, newline="") as handle:
+        for _ in csv.reader(handle):
+            pass
+
+
 def load(reader, path):
-    """In this process: (seconds for one load with ``reader``, peak RSS MB, RSS MB after its imports)."""
+    """In this process: (wall seconds and CPU seconds of one load with ``reader``, peak RSS MB, RSS MB after
+    its imports)."""
     read = loader(reader)
     imported = _peak_mb()
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), _cpu_seconds()
     read(path)
-    return time.perf_counter() - start, _peak_mb(), imported
+    return time.perf_counter() - start, _cpu_seconds() - start_cpu, _peak_mb(), imported
 
 
 def _peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _cpu_model():
@@ -87,14 +107,16 @@ def _cpu_model():
 
 
 def _measure(reader, path, repeats):
-    """(median seconds, largest peak MB, largest MB above imports) over ``repeats`` fresh processes."""
+    """(median wall s, median CPU s, largest peak MB, largest MB above imports) over ``repeats`` fresh
+    processes."""
     runs = []
     for _ in range(repeats):
         result = subprocess.run([sys.executable, __file__, "--child", reader, str(path)], capture_output=True,
                                 text=True, check=True)
         runs.append(tuple(map(float, result.stdout.split())))
-    seconds, peaks, imported = zip(*runs)
-    return statistics.median(seconds), max(peaks), max(p - i for p, i in zip(peaks, imported))
+    wall, cpu, peaks, imported = zip(*runs)
+    above = max(peak - before for peak, before in zip(peaks, imported))
+    return statistics.median(wall), statistics.median(cpu), max(peaks), above
 
 
 def main(argv=None):
@@ -112,7 +134,7 @@ def main(argv=None):
         import pandas
         readers, pandas_version = READERS, pandas.__version__
     except ImportError:
-        readers, pandas_version = READERS[:2], "not installed"
+        readers, pandas_version = READERS[:3], "not installed"
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "long.csv"
         write_long_csv(path, args.series, args.points)
@@ -122,11 +144,11 @@ def main(argv=None):
               f"{args.repeats} processes per reader; load average before (1, 5, 15 min): "
               f"{bench._load_average()}")
         print()
-        print("| reader | seconds | peak RSS MB | above imports MB |")
-        print("|---|---:|---:|---:|")
+        print("| reader | wall s | CPU s | peak RSS MB | above imports MB |")
+        print("|---|---:|---:|---:|---:|")
         for reader in readers:
-            seconds, peak, above = _measure(reader, path, args.repeats)
-            print(f"| {reader} | {seconds:.2f} | {peak:.0f} | {above:.0f} |", flush=True)
+            wall, cpu, peak, above = _measure(reader, path, args.repeats)
+            print(f"| {reader} | {wall:.2f} | {cpu:.2f} | {peak:.0f} | {above:.0f} |", flush=True)
         print()
         print(f"load average after (1, 5, 15 min): {bench._load_average()}")
 
