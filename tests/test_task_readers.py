@@ -102,6 +102,15 @@ def test_frequency_season_and_future_timestamps(tmp_path, times, name, season, f
     assert series.future_timestamps(2).astype(str).tolist() == [following]
 
 
+def test_byte_order_mark_quotes_and_spaces(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text('\ufeffunique_id,ds,y\n"Köln, Dom", 2020-01-01 ,1\n"Köln, Dom", 2020-01-02 ,2\n',
+                    encoding="utf-8")
+    series = read_series(path)
+    assert list(series.ids) == ["Köln, Dom"] and series.values.tolist() == [1, 2]
+    assert series.timestamps.astype(str).tolist() == ["2020-01-01", "2020-01-02"]
+
+
 def test_values_wider_than_the_sample_are_read_whole(tmp_path):
     """The text fields' width comes from the first 1000 rows; a longer id later is not cut short."""
     rows = [f"a,{t},{t}" for t in range(1, 1101)] + [f"{'long-id-' * 8},{t},{t}" for t in (1, 2)]

@@ -1,26 +1,29 @@
 """A user's files -> arrays, for the tasks: forecasting, sequence classification and regression, text.
 
 Every problem with a file raises ``lstmzoo.errors.UserError`` with one sentence that names the file and, where
-it applies, the line and column; the CLI prints it and exits with status 2. Numbers are parsed by NumPy's C
-CSV parser (``np.loadtxt``) or NumPy casts, never by a Python loop per value; a slower pass over the file runs
-only after the fast one failed, to say where.
+it applies, the line (as a text editor numbers them) and column; the CLI prints it and exits with status 2.
+Numbers are parsed by NumPy's C CSV parser (``np.loadtxt``) or NumPy casts, never by a Python loop per value;
+a slower pass over the file runs only after the fast one failed, to say where. Files are UTF-8 (a byte-order
+mark is allowed); in CSV and TSV files a field may be quoted with ``"`` (``""`` inside for a quote).
 
 Forecasting: ``read_series(path)`` -> ``SeriesSet``
     A CSV (``.csv``, or ``.tsv`` separated by tabs) in one of two layouts.
 
     - Long format, many series: columns ``unique_id, ds, y`` (other names through ``id_column``,
       ``time_column``, ``target_column``; other columns are ignored). Rows may come in any order; each series
-      is sorted by ``ds``. Two rows with the same ``unique_id`` and ``ds`` are refused. Without a header line
-      the first three columns are taken as id, time and value.
+      is sorted by ``ds``. Two rows with the same ``unique_id`` and ``ds`` are refused. Spaces around an id
+      are dropped. Series come in the order of their first row.
     - One series: ``ds, y`` (any two column names, e.g. ``date,value`` or ``"Month","Passengers"``: the first
       is the time, the second the value; or ``time_column`` / ``target_column`` among more columns), or a
       single numeric column. Its ``unique_id`` is the file's name without its extension.
 
-    A header line is recognised by its last field not being a number. ``ds`` is either ISO 8601
-    (``1949-01``, ``2020-01-31``, ``2020-01-31 13:00:00``, ``2020-01-31T13:00``), read as ``datetime64``
-    at the finest unit the file uses, or integers (time steps); without a ``ds`` column the values are at
-    positions 1, 2, ... The frequency is inferred from the median step between consecutive timestamps
-    (see ``Frequency``): yearly (season 1), quarterly (4), monthly (12), weekly (52), daily (7), hourly (24),
+    A header line is recognised by its last field not being a number. Without one, three columns are id,
+    time and value, two are time and value, one is the value. ``ds`` is either ISO 8601 (``1949-01``,
+    ``2020-01-31``, ``2020-01-31 13:00:00``, ``2020-01-31T13:00``), read as ``datetime64`` at the finest
+    unit the file uses, or integers (time steps), as its first value is; without a ``ds`` column the values
+    are at positions 1, 2, ... The frequency is the median step between consecutive timestamps of a series
+    (see ``Frequency``; calendar months when every timestamp is the first, or every one the last, day of a
+    month): yearly (season 1), quarterly (4), monthly (12), weekly (52), daily (7), hourly (24),
     and other steps that divide a day (the steps in a day); integer steps and anything else have season 1.
     ``season=`` overrides it.
 
@@ -48,7 +51,7 @@ Text classification: ``read_texts(path)`` -> ``TextSet``
     - ``.csv`` / ``.tsv`` with a header line and ``text`` and ``label`` columns (``text_column``,
       ``label_column``); quoted fields may hold separators and line breaks.
     - ``.jsonl`` (or ``.json``): one JSON object per line with those fields; a ``.json`` file holding one
-      array of such objects is read too. A label may be a string or a number.
+      array of such objects is read too. A label may be a string or an integer.
     - A folder with one sub-folder per class, holding UTF-8 ``.txt`` files, one text each (the layout of
       Keras' ``text_dataset_from_directory``); files in deeper folders belong to their class's sub-folder.
 
