@@ -194,17 +194,25 @@ def series_sets(draw):
 
 
 @FEW
-@given(sets=series_sets(), seed=st.integers(0, 2**32 - 1))
-def test_series_round_trip(tmp_path, sets, seed):
+@given(sets=series_sets(), seed=st.integers(0, 2**32 - 1),
+       layout=st.sampled_from(["long", "long tsv", "single"]))
+def test_series_round_trip(tmp_path, sets, seed, layout):
+    """Rows shuffled, in long format (CSV or TSV) or, for one series, as ``date,value``."""
+    if layout == "single":
+        sets = dict([next(iter(sets.items()))])
     rows = [(name, str(day), repr(float(value))) for name, (days, values) in sets.items()
             for day, value in zip(days, values)]
     rows = [rows[k] for k in np.random.default_rng(seed).permutation(len(rows))]
-    path = tmp_path / "series.csv"
+    path = tmp_path / ("series.tsv" if layout == "long tsv" else "series.csv")
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([("unique_id", "ds", "y"), *rows])
+        writer = csv.writer(handle, delimiter="\t" if layout == "long tsv" else ",")
+        if layout == "single":
+            writer.writerows([("date", "value"), *[row[1:] for row in rows]])
+        else:
+            writer.writerows([("unique_id", "ds", "y"), *rows])
     series = read_series(path)
     first_seen = list(dict.fromkeys(row[0] for row in rows))
-    assert list(series.ids) == first_seen
+    assert list(series.ids) == (["series"] if layout == "single" else first_seen)
     for k, name in enumerate(first_seen):
         days, values = sets[name]
         order = np.argsort(days)
