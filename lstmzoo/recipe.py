@@ -236,7 +236,7 @@ class Recipe:
             evaluate=lambda model: self.validate(model, data, hp),
             epochs=hp["epochs"], run_dir=run_dir, monitor=self.monitor, mode=self.mode,
             patience=hp.get("patience") or None, clip_norm=hp.get("clip_norm") or None,
-            scheduler=self.make_scheduler(optimizer, hp), resume=resume, config=self.run_config(hp),
+            scheduler=self.make_scheduler(optimizer, hp), resume=resume, config=self.run_config(hp, data),
             progress=progress)
         return Trained(model, data, result, hp)
 
@@ -260,8 +260,9 @@ class Recipe:
             hp[name] = spec.parse(name, value) if isinstance(value, str) else spec.check(name, value)
         return hp
 
-    def run_config(self, hp):
-        """What ``config.json`` records (the trainer adds versions and time): enough to rebuild the model."""
+    def run_config(self, hp, data=None):
+        """What ``config.json`` records (the trainer adds versions and time): enough to rebuild the model. A task
+        adds what it fitted on ``data`` (what ``load_data`` returned), so ``predict`` needs nothing else."""
         return {"recipe": self.name, "hyperparameters": hp}
 
     def restore(self, run_dir, weights="best", device=None):

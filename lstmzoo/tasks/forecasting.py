@@ -110,7 +110,7 @@ class ForecastingTask(Recipe):
         return _read_series(str(path), *_identity(path), hp["id_column"], hp["time_column"], hp["target_column"],
                             hp["season"] or None, None if hp["missing"] == "refuse" else hp["missing"])
 
-    def run_config(self, hp):
+    def run_config(self, hp, data=None):
         """config.json also records the data files (absolute path and sha256), so ``evaluate`` knows when they
         changed."""
         files = {role: {"path": str(Path(hp[role]).resolve()), "sha256": file_sha256(hp[role])}

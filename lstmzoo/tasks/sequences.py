@@ -1,0 +1,413 @@
+"""Sequence classification and regression on a user's own file: ``lstmzoo train sequence-classification --data
+X.ts`` (or ``.npz``, or a long ``.csv``; see ``lstmzoo.tasks.readers``), ``sequence-regression`` likewise.
+
+- splits: without ``--test-data`` a test part (``test_fraction``, stratified by class) is held out with a fixed
+  seed, so every training seed is scored on the same cases; a validation part (``val_fraction``, stratified) of
+  the rest picks the best epoch and stops training early;
+- preprocessing, fitted on the training part: each channel standardised; regression targets standardised;
+  class weights (inversely proportional to the class counts) when the largest class is more than 1.5 times the
+  smallest; all of it is recorded in ``config.json`` with the label names, so ``predict`` needs nothing else;
+- the model: a bidirectional LSTM over each case's own length (the kernels receive ``lengths``: padding never
+  enters the maths), its final states -> dropout -> Linear; sizes chosen from the data when left at 0;
+- metrics: ``accuracy`` and ``macro_f1`` with the majority class's and 1-NN's accuracy beside them, a confusion
+  matrix (PNG with the plot extra) and a per-class table in the run folder; ``rmse``, ``mae`` and ``r2`` with
+  ``mean_rmse`` (predicting the training mean).
+"""
+
+import dataclasses
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from lstmzoo.errors import UserError
+from lstmzoo.recipe import Hyperparameter, Recipe
+
+from .readers import MISSING_FILLS, read_sequences
+
+SPLIT_SEED = 20261202       # the held-out parts do not move with the training seed
+CONFUSION_MATRIX = "confusion-matrix.png"
+PER_CLASS = "per-class.csv"
+EVAL_BATCH = 256
+
+
+@dataclasses.dataclass
+class Split:
+    X: np.ndarray           # float32 [N, T, C], standardised, zero past each length
+    lengths: np.ndarray     # int64 [N]
+    y: np.ndarray | None    # int64 class indices [N] or float64 targets [N] (original scale); None: unknown
+
+    def __len__(self):
+        return len(self.lengths)
+
+
+@dataclasses.dataclass
+class SequenceData:
+    train: Split
+    val: Split
+    test: Split
+    fitted: dict            # the preprocessing, as config.json records it (see ``fit_preprocessing``)
+
+
+class SequenceTask(Recipe):
+    """What classification and regression share; ``kind`` is ``"classification"`` or ``"regression"``."""
+    kind = ""
+    application = "sequence-classification"
+    task = True
+    predict_input = ("a file in the training file's format (labels, if present, are ignored); writes id and the "
+                     "prediction per case")
+    hyperparameters: ClassVar[dict] = {
+        "data": Hyperparameter("", "the training file: .ts, .npz or a long .csv (set by --data)"),
+        "test_data": Hyperparameter("", "a file of test cases in a format of --data (set by --test-data; default: "
+                                        "test_fraction of --data held out)"),
+        "id_column": Hyperparameter("id", "long CSV: the column naming each case"),
+        "label_column": Hyperparameter("label", "long CSV: the column of the label or target"),
+        "missing": Hyperparameter("refuse", "what to do with a missing value", choices=("refuse", *MISSING_FILLS)),
+        "test_fraction": Hyperparameter(0.2, "fraction held out as the test part without --test-data", low=0.05,
+                                        high=0.5),
+        "val_fraction": Hyperparameter(0.1, "fraction of the training part held out for early stopping"),
+        "hidden_size": Hyperparameter(0, "LSTM hidden units per direction (0 = from the number of cases: 32 below "
+                                         "500, 64 below 5,000, else 128)", low=0, high=16_384),
+        "num_layers": Hyperparameter(1, "stacked LSTM layers"),
+        "bidirectional": Hyperparameter(True, "read each sequence in both directions"),
+        "dropout": Hyperparameter(0.2, "dropout between LSTM layers and before the output layer"),
+        "epochs": Hyperparameter(100, "maximum passes over the training cases"),
+        "batch_size": Hyperparameter(0, "cases per training step (0 = a 20th of the training cases, 8 to 64)",
+                                     low=0, high=65_536),
+        "lr": Hyperparameter(0.002, "Adam learning rate"),
+        "patience": Hyperparameter(15, "epochs without a better validation score before stopping (0 = never)"),
+        "clip_norm": Hyperparameter(1.0, "global gradient-norm clipping (0 = off)"),
+        "input_size": Hyperparameter(0, "values per time step (set from the data)", low=0, high=1_000_000),
+        "output_size": Hyperparameter(0, "classes, or 1 for regression (set from the data)", low=0, high=1_000_000),
+    }
+
+    # ------------------------------------------------------------------------------------------ settling
+    def settle(self, hp):
+        if not hp["data"]:
+            raise UserError(f"the {self.name} task trains on your file: give it with --data PATH")
+        data = self._read(hp, hp["data"])
+        n = len(data)
+        return {**hp, "input_size": data.X.shape[2],
+                "output_size": len(data.classes) if self.kind == "classification" else 1,
+                "hidden_size": hp["hidden_size"] or (32 if n < 500 else 64 if n < 5000 else 128),
+                "batch_size": hp["batch_size"] or int(np.clip(n // 20, 8, 64))}
+
+    def _read(self, hp, path):
+        return read_sequences(path, task=self.kind, missing=None if hp["missing"] == "refuse" else hp["missing"],
+                              id_column=hp["id_column"], label_column=hp["label_column"])
+
+    def run_config(self, hp, data=None):
+        from .forecasting import file_sha256
+        files = {role: {"path": str(Path(hp[role]).resolve()), "sha256": file_sha256(hp[role])}
+                 for role in ("data", "test_data") if hp[role]}
+        return {**super().run_config(hp), "data_files": files,
+                **({"fitted": data.fitted} if data is not None else {})}
+
+    # ---------------------------------------------------------------------------------------------- data
+    def load_data(self, hp):
+        whole = self._read(hp, hp["data"])
+        rng = np.random.default_rng(SPLIT_SEED)
+        targets = whole.y
+        stratify = self.kind == "classification"
+        if hp["test_data"]:
+            rest, test_set = np.arange(len(whole)), self._read(hp, hp["test_data"])
+        else:
+            rest, test = _split(len(whole), hp["test_fraction"], rng, targets if stratify else None)
+            test_set = None
+        train, val = _split(len(rest), hp["val_fraction"], rng, targets[rest] if stratify else None)
+        train, val = rest[train], rest[val]
+        fitted = self.fit_preprocessing(whole.X[train], whole.lengths[train], targets[train])
+        if test_set is not None:
+            self._check_test(fitted, test_set, whole)
+            test_split = self._prepared(fitted, test_set.X, test_set.lengths, test_set.y)
+        else:
+            test_split = self._prepared(fitted, whole.X[test], whole.lengths[test], targets[test])
+        return SequenceData(self._prepared(fitted, whole.X[train], whole.lengths[train], targets[train]),
+                            self._prepared(fitted, whole.X[val], whole.lengths[val], targets[val]),
+                            test_split, fitted)
+
+    def fit_preprocessing(self, X, lengths, y):
+        """The channel means and standard deviations over the training cases' real steps, and the label names
+        and class weights (classification) or the target's mean and deviation (regression), as plain lists."""
+        valid = np.arange(X.shape[1])[None, :] < lengths[:, None]
+        steps = X[valid]
+        std = steps.std(axis=0)
+        fitted = {"feature_mean": steps.mean(axis=0).tolist(),
+                  "feature_std": np.where(std > 0, std, 1.0).tolist()}
+        if self.kind == "classification":
+            classes, counts = np.unique(y, return_counts=True)
+            weights = len(y) / (len(classes) * counts)
+            fitted.update(classes=classes.tolist(),
+                          class_weight=weights.tolist() if counts.max() > 1.5 * counts.min() else None)
+        else:
+            fitted.update(target_mean=float(np.mean(y)), target_std=float(np.std(y)) or 1.0)
+        return fitted
+
+    def _prepared(self, fitted, X, lengths, y):
+        mean, std = np.asarray(fitted["feature_mean"]), np.asarray(fitted["feature_std"])
+        valid = np.arange(X.shape[1])[None, :, None] < lengths[:, None, None]
+        scaled = np.where(valid, (X - mean) / std, 0.0).astype(np.float32)
+        if y is not None and self.kind == "classification":
+            index = {name: k for k, name in enumerate(fitted["classes"])}
+            y = np.array([index[label] for label in y], dtype=np.int64)
+        return Split(scaled, lengths.astype(np.int64), y)
+
+    def _check_test(self, fitted, test_set, whole):
+        if test_set.X.shape[2] != whole.X.shape[2]:
+            raise UserError(f"{test_set.path} has {test_set.X.shape[2]} values per time step, {whole.path} has "
+                            f"{whole.X.shape[2]}")
+        if self.kind == "classification":
+            unseen = sorted(set(test_set.y) - set(fitted["classes"]))
+            if unseen:
+                raise UserError(f"{test_set.path} has the label {str(unseen[0])!r}, which the training cases in "
+                                f"{whole.path} never have")
+
+    # ------------------------------------------------------------------------------------------ training
+    def build_model(self, hp):
+        from .models import SequenceModel
+        if not hp["input_size"]:
+            raise ValueError("build_model needs settled hyperparameters: call settle(hp) first")
+        return SequenceModel(hp["input_size"], hp["hidden_size"], hp["output_size"], num_layers=hp["num_layers"],
+                             bidirectional=hp["bidirectional"], dropout=hp["dropout"], device=hp["device"])
+
+    def make_batches(self, data, hp, rng):
+        """``(inputs, lengths, targets, class_weight)`` batches of cases of similar lengths."""
+        from lstmzoo.batching import bucket_by_length
+        weight = data.fitted.get("class_weight")
+        weight = None if weight is None else np.asarray(weight, dtype=np.float32)
+        return [(*self._batch(data.train, index, hp, data.fitted), weight)
+                for index in bucket_by_length(data.train.lengths, hp["batch_size"], rng)]
+
+    def _batch(self, split, index, hp, fitted=None):
+        """``(inputs [T, B, C], lengths, targets)`` of the cases ``index``, cut at their longest length."""
+        from lstmzoo.array import device_module
+        xp = device_module(hp["device"])
+        lengths = split.lengths[index]
+        inputs = xp.asarray(np.ascontiguousarray(split.X[index, :lengths.max()].transpose(1, 0, 2)))
+        if split.y is None:
+            return inputs, lengths, None
+        y = split.y[index]
+        if self.kind == "regression" and fitted is not None:
+            y = ((y - fitted["target_mean"]) / fitted["target_std"]).astype(np.float32)[:, None]
+        return inputs, lengths, xp.asarray(y)
+
+    def train_step(self, model, batch, hp):
+        inputs, lengths, targets, weight = batch
+        loss = self._loss(weight)
+        value = loss(model(inputs, lengths=lengths), targets)
+        model.backward(loss.backward())
+        return value, len(lengths)
+
+    def _outputs(self, model, split, hp):
+        """The model's raw outputs ``[N, output_size]`` in the split's order, in length-sorted batches."""
+        from lstmzoo.array import to_numpy
+        out = np.empty((len(split), hp["output_size"]))
+        order = np.argsort(split.lengths, kind="stable")
+        for start in range(0, len(order), EVAL_BATCH):
+            index = order[start:start + EVAL_BATCH]
+            inputs, lengths, _ = self._batch(split, index, hp)
+            out[index] = to_numpy(model(inputs, lengths=lengths))
+        return out
+
+
+    # ------------------------------------------------------------------------------------------- predict
+    def predict(self, model, hp, out_dir, *, input=None, output=None):
+        """A row per case of ``input`` (default: the test file, else the training file), in file order: its
+        position (``id``, from 0) and the prediction; written to ``output`` as CSV when given. The
+        preprocessing comes from the run's config.json, so the training file is not needed."""
+        from lstmzoo.checkpoint import atomic_write_bytes, read_config
+        fitted = read_config(out_dir, self.name, of_recipe=True).get("fitted")
+        if fitted is None:
+            raise UserError(f"{out_dir}'s config.json records no fitted preprocessing (was the run finished?)")
+        cases = self._read(hp, input or hp["test_data"] or hp["data"])
+        if cases.X.shape[2] != hp["input_size"]:
+            raise UserError(f"{cases.path} has {cases.X.shape[2]} values per time step; the model reads "
+                            f"{hp['input_size']}")
+        rows = self.prediction_rows(model, self._prepared(fitted, cases.X, cases.lengths, None), hp, fitted)
+        text = _csv_text(rows)
+        if output is not None:
+            atomic_write_bytes(Path(output), text.encode("utf-8"))
+        return {"rows": rows, "text": text, "output": None if output is None else str(output)}
+
+    def format_prediction(self, result):
+        if result["output"] is None:
+            return result["text"].rstrip("\n")
+        return f"wrote {len(result['rows']['id'])} predictions to {result['output']}"
+
+
+class SequenceClassificationTask(SequenceTask):
+    name = "sequence-classification"
+    kind = "classification"
+    summary = "classify your own sequences: a .ts (UEA/UCR), .npz or long .csv file -> one label per sequence"
+    monitor = "val_accuracy"
+    mode = "max"
+
+    def _loss(self, weight):
+        from lstmzoo.nn import CrossEntropyLoss
+        return CrossEntropyLoss(weight=weight)
+
+    def probabilities(self, model, split, hp):
+        outputs = self._outputs(model, split, hp)
+        outputs -= outputs.max(axis=1, keepdims=True)
+        exp = np.exp(outputs)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def prediction_rows(self, model, split, hp, fitted):
+        probabilities = self.probabilities(model, split, hp)
+        classes = fitted["classes"]
+        return {"id": np.arange(len(split)), "label": np.asarray(classes)[probabilities.argmax(axis=1)],
+                **{f"p_{name}": probabilities[:, k] for k, name in enumerate(classes)}}
+
+    def validate(self, model, data, hp):
+        from lstmzoo.metrics import accuracy
+        predicted = self.probabilities(model, data.val, hp).argmax(axis=1)
+        return {"val_accuracy": accuracy(data.val.y, predicted)}
+
+    def evaluate(self, model, data, hp, out_dir=None):
+        from lstmzoo.metrics import accuracy, confusion_matrix, macro_f1
+        predicted = self.probabilities(model, data.test, hp).argmax(axis=1)
+        metrics = {"accuracy": accuracy(data.test.y, predicted), "macro_f1": macro_f1(data.test.y, predicted)}
+        metrics.update(self.baseline(data, hp))
+        if out_dir is not None:
+            classes = data.fitted["classes"]
+            matrix = confusion_matrix(data.test.y, predicted, len(classes))
+            _write_per_class(Path(out_dir) / PER_CLASS, classes, matrix)
+            _draw_confusion_matrix(Path(out_dir) / CONFUSION_MATRIX, matrix, classes,
+                                   f"{self.name}: test accuracy {metrics['accuracy']:.3f}")
+        return metrics
+
+    def baseline(self, data, hp):
+        """The majority class's accuracy and 1-NN's (Euclidean, each case resampled to a common length)."""
+        from lstmzoo.metrics import accuracy
+        majority = np.bincount(data.train.y, minlength=hp["output_size"]).argmax()
+        train_x, test_x = _resampled(data.train), _resampled(data.test)
+        nearest = _nearest(train_x, test_x)
+        return {"majority_accuracy": accuracy(data.test.y, np.full(len(data.test), majority)),
+                "knn1_accuracy": accuracy(data.test.y, data.train.y[nearest])}
+
+    def target(self, metrics):
+        return ("accuracy above the majority class's and 1-NN's",
+                metrics["accuracy"] > max(metrics["majority_accuracy"], metrics["knn1_accuracy"]))
+
+
+class SequenceRegressionTask(SequenceTask):
+    name = "sequence-regression"
+    kind = "regression"
+    application = "sequence-regression"
+    summary = "predict a number from each of your sequences: a .ts (@targetLabel), .npz or long .csv file"
+    monitor = "val_rmse"
+    mode = "min"
+
+    def _loss(self, weight):
+        from lstmzoo.nn import MSELoss
+        return MSELoss()
+
+    def predictions(self, model, split, hp, fitted):
+        return self._outputs(model, split, hp)[:, 0] * fitted["target_std"] + fitted["target_mean"]
+
+    def prediction_rows(self, model, split, hp, fitted):
+        return {"id": np.arange(len(split)), "prediction": self.predictions(model, split, hp, fitted)}
+
+    def validate(self, model, data, hp):
+        from lstmzoo.metrics import rmse
+        return {"val_rmse": rmse(data.val.y, self.predictions(model, data.val, hp, data.fitted))}
+
+    def evaluate(self, model, data, hp, out_dir=None):
+        from lstmzoo.metrics import mae, r2, rmse
+        predicted = self.predictions(model, data.test, hp, data.fitted)
+        return {"rmse": rmse(data.test.y, predicted), "mae": mae(data.test.y, predicted),
+                "r2": r2(data.test.y, predicted), **self.baseline(data, hp)}
+
+    def baseline(self, data, hp):
+        from lstmzoo.metrics import rmse
+        return {"mean_rmse": rmse(data.test.y, np.full(len(data.test), data.fitted["target_mean"]))}
+
+    def target(self, metrics):
+        return ("rmse below the training mean's", metrics["rmse"] < metrics["mean_rmse"])
+
+
+def _split(count, fraction, rng, labels=None):
+    """(kept, held-out) sorted index arrays of ``range(count)``: ``fraction`` of the cases held out at random,
+    of every class when ``labels`` are given (at least one case of each class that has two or more)."""
+    if labels is None:
+        held = rng.permutation(count)[:max(1, round(fraction * count))]
+    else:
+        parts = []
+        for label in np.unique(labels):
+            members = rng.permutation(np.flatnonzero(labels == label))
+            parts.append(members[:max(round(fraction * len(members)), 1) if len(members) > 1 else 0])
+        held = np.concatenate(parts)
+    held = np.sort(held)
+    return np.setdiff1d(np.arange(count), held), held
+
+
+def _resampled(split, length=64):
+    """Each case linearly resampled to ``length`` steps and flattened ``[N, length * C]``: what 1-NN compares."""
+    n, _, channels = split.X.shape
+    position = np.linspace(0, 1, length)[None, :] * (split.lengths[:, None] - 1)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, split.lengths[:, None] - 1)
+    weight = (position - low)[:, :, None]
+    rows = np.arange(n)[:, None]
+    return ((1 - weight) * split.X[rows, low] + weight * split.X[rows, high]).reshape(n, length * channels)
+
+
+def _nearest(reference, queries, block=1024):
+    """Index of each query's nearest reference row (Euclidean), in blocks to bound the memory."""
+    reference = reference.astype(np.float64)
+    norms = (reference ** 2).sum(axis=1)
+    out = np.empty(len(queries), dtype=np.int64)
+    for start in range(0, len(queries), block):
+        part = queries[start:start + block].astype(np.float64)
+        out[start:start + block] = (norms[None, :] - 2 * part @ reference.T).argmin(axis=1)
+    return out
+
+
+def _write_per_class(path, classes, matrix):
+    """A CSV of each class's support, precision, recall and F1 from the confusion matrix."""
+    from lstmzoo.checkpoint import atomic_write_bytes
+    true_positive = np.diag(matrix).astype(np.float64)
+    predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)
+    precision = np.divide(true_positive, predicted, out=np.zeros_like(true_positive), where=predicted > 0)
+    recall = np.divide(true_positive, actual, out=np.zeros_like(true_positive), where=actual > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+    lines = ["class,support,precision,recall,f1"] + [
+        f"{_csv_field(name)},{actual[k]},{precision[k]:.4f},{recall[k]:.4f},{f1[k]:.4f}"
+        for k, name in enumerate(classes)]
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def _csv_text(columns):
+    """CSV text of equal-length columns (a dict of name -> array): a header line, then a row per entry."""
+    names = list(columns)
+    cells = [[f"{v:.6g}" if isinstance(v, (float, np.floating)) else _csv_field(v) for v in columns[name]]
+             for name in names]
+    return "\n".join([",".join(map(_csv_field, names)), *(",".join(row) for row in zip(*cells))]) + "\n"
+
+
+def _csv_field(text):
+    text = str(text)
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
+
+
+def _draw_confusion_matrix(path, matrix, class_names, title):
+    from lstmzoo.plots import draw_figure
+    size = 2.5 + 0.45 * len(class_names)
+
+    def draw(figure):
+        ax = figure.subplots()
+        ax.imshow(matrix, cmap="Blues")
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for (row, column), count in np.ndenumerate(matrix):
+            if count:
+                ax.text(column, row, str(count), ha="center", va="center", fontsize=8,
+                        color="white" if count > threshold else "black")
+        ticks = np.arange(len(class_names))
+        ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+        ax.set_yticks(ticks, class_names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title)
+
+    return draw_figure(path, draw, figsize=(size, size))
