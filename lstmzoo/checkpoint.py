@@ -216,7 +216,10 @@ def read_json(path):
     """The object in a JSON file; CheckpointError, naming the file, if it is missing, not a regular file or
     not valid standard JSON (truncated, corrupted, nested too deep, a number out of range)."""
     path = Path(path)
-    data = read_regular_file(path)
+    return _parse_json(path, read_regular_file(path))
+
+
+def _parse_json(path, data):
     try:
         return _loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as e:      # UnicodeDecodeError and JSONDecodeError are ValueErrors
@@ -246,7 +249,8 @@ def read_checked_json(path, what):
     A file without a checksum is accepted only when it says it predates them (no "format", or format 1).
     """
     path = Path(path)
-    obj = read_json(path)
+    data = read_regular_file(path)      # read once: the bytes checked are the bytes parsed
+    obj = _parse_json(path, data)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} is not {what} (it holds a JSON {type(obj).__name__}, not an object).")
     if _JSON_CHECKSUM_KEY not in obj:
@@ -255,7 +259,7 @@ def read_checked_json(path, what):
                                   f"has one), so it is damaged and cannot be trusted.")
         return obj
     try:
-        intact = (read_regular_file(path) == (_dumps(obj, indent=2) + "\n").encode("utf-8")
+        intact = (data == (_dumps(obj, indent=2) + "\n").encode("utf-8")
                   and obj[_JSON_CHECKSUM_KEY] == _json_digest(obj))
     except (ValueError, TypeError, RecursionError):
         intact = False
@@ -301,7 +305,7 @@ def append_jsonl(path, obj):
 
 
 def read_jsonl(path):
-    """The objects of a JSON-lines file ([] when it does not exist).
+    """The rows of a metrics log, one JSON object with an ``epoch`` per line ([] when it does not exist).
 
     A last line that does not parse is what a crash during ``append_jsonl`` leaves, and is dropped; a bad
     line anywhere else is corruption and raises CheckpointError.
