@@ -622,17 +622,20 @@ def _stage(path, params, epoch):
 def _settle(path, epoch):
     """Finish or discard the staged copy of ``path`` given the committed ``epoch``."""
     staged = _staged(path)
-    if not staged.exists():
+    if not staged.exists() and not staged.is_symlink():
         return
     try:
         staged_epoch = int(load_weights_and_metadata(staged)[1].get(_EPOCH_KEY, -1))
-    except CheckpointError:
+    except ValueError:          # CheckpointError included
         staged_epoch = None     # a staged file can only be unreadable if it was never committed
-    if staged_epoch == epoch:
-        os.replace(staged, path)
-        _fsync_directory(path.parent)
-    else:
-        staged.unlink()
+    try:
+        if staged_epoch == epoch:
+            os.replace(staged, path)
+            _fsync_directory(path.parent)
+        else:
+            staged.unlink()
+    except OSError as error:
+        raise CheckpointError(f"cannot settle {staged}: {_reason(error)}.") from error
 
 
 def _load_epoch_file(path, epoch):

@@ -265,7 +265,8 @@ def _train_epoch(model, optimizer, train_step, batches, clip_norm, *, describe, 
                 raise TrainingError(f"the training diverged: its loss became {loss} at batch {number} of "
                                     f"{describe}; "
                                     f"{intact} (try a lower learning rate or clip_norm).")
-            norm = clip_grad_norm(model, clip_norm) if clip_norm is not None else _gradient_norm(model)
+            with np.errstate(invalid="ignore", over="ignore"):     # an infinite norm is reported just below
+                norm = clip_grad_norm(model, clip_norm) if clip_norm is not None else _gradient_norm(model)
             if not math.isfinite(norm):
                 raise TrainingError(f"the training diverged: its gradients became NaN or infinite at batch "
                                     f"{number} of {describe}; "
