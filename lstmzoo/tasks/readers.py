@@ -471,6 +471,9 @@ def read_series(path, *, id_column="unique_id", time_column="ds", target_column=
     timestamps = _timestamps(table, ds, time_index) if ds is not None else np.arange(1, len(values) + 1)
     # rows[k]: the file's data row now at position k (None: the file's own order).
     rows, starts = _group(ids) if ids is not None else (None, np.array([0, len(values)]))
+    names = np.array([path.stem]) if ids is None else \
+        _decode(ids[starts[:-1] if rows is None else rows[starts[:-1]]], path, "id")
+    del ids, ds     # views of the parsed table, most of the memory: freed before the checks below
     if rows is not None:
         timestamps, values = timestamps[rows], values[rows]
     by_time = _time_order(table, starts, timestamps, rows)
@@ -479,7 +482,6 @@ def read_series(path, *, id_column="unique_id", time_column="ds", target_column=
         rows = by_time if rows is None else rows[by_time]
     row = (lambda k: k) if rows is None else rows.__getitem__
     values = _settle_missing(values, starts, missing, lambda k, _: table.where(row(k), value_index))
-    names = np.array([path.stem]) if ids is None else _decode(ids[row(starts[:-1])], path, "id")
     distinct, counts = np.unique(names, return_counts=True)
     if (counts > 1).any():
         raise UserError(f"{path} spells id {str(distinct[np.argmax(counts)])!r} with different spaces around "
@@ -551,7 +553,7 @@ def _time_order(table, starts, timestamps, rows):
     inside = _within_series(starts)
     steps = np.diff(timestamps)
     zero = np.zeros((), steps.dtype)
-    if not (steps[inside] <= zero).any():
+    if not ((steps <= zero) & inside).any():
         return None
     by_time = np.lexsort((timestamps, np.repeat(np.arange(len(starts) - 1), np.diff(starts))))
     repeated = np.flatnonzero((np.diff(timestamps[by_time]) == zero) & inside)
