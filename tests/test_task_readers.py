@@ -371,6 +371,7 @@ def test_sequence_csv(tmp_path):
 
 
 def test_sequence_format_errors(tmp_path):
+    refused(r"gone\.ts does not exist", read_sequences, tmp_path / "gone.ts", task="classification")
     refused(r"d\.h5 is not a sequence file lstmzoo reads: \.ts .*\.npz .*\.csv", read_sequences,
             write(tmp_path / "d.h5", "x"), task="classification")
     refused(r"task='ranking' is not a sequence task", read_sequences, tmp_path / "d.h5", task="ranking")
@@ -443,6 +444,7 @@ def test_text_folder(tmp_path):
 
 
 def test_text_errors(tmp_path):
+    refused(r"gone\.csv does not exist", read_texts, tmp_path / "gone.csv")
     refused(r"t\.csv has no column 'text' \(found 'review', 'label'\); name yours with text_column=",
             read_texts, write(tmp_path / "t.csv", "review,label\nok,pos\n"))
     refused(r"t\.csv line 3, column 'label' has no label", read_texts,
