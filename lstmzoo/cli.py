@@ -358,7 +358,14 @@ def predict(recipe, checkpoint, input_, horizon, plot, as_json, device):
         model, hp = chosen.restore(checkpoint, device=device)
         with run_folder_lock(checkpoint, create=False):     # predict may draw into the folder
             result = chosen.predict(model, hp, checkpoint, **given)
-    click.echo(json.dumps(result) if as_json else chosen.format_prediction(result))
+    if not as_json:
+        click.echo(chosen.format_prediction(result))
+        return
+    try:    # standard JSON only: NaN and Infinity break strict parsers (jq, JavaScript)
+        click.echo(json.dumps(result, allow_nan=False))
+    except ValueError:
+        raise click.ClickException("the prediction holds NaN or infinite numbers, which standard JSON cannot "
+                                   "carry; run it without --json to see them") from None
 
 
 @main.command(epilog="""\b

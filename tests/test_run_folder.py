@@ -520,3 +520,16 @@ def test_cli_evaluate_with_weights_that_are_a_directory_is_one_sentence(tmp_path
     line = assert_one_sentence(cli("evaluate", "airline-passengers", "--checkpoint", run_dir))
     assert "weights-best.safetensors is not a regular file" in line
     assert stat.S_ISDIR(os.stat(run_dir / ckpt.WEIGHTS_BEST).st_mode)
+
+
+# ------------------------------------------------------------------ item 13: no non-standard JSON from predict
+def test_predict_json_never_prints_nan_or_infinity(tmp_path, monkeypatch):
+    from lstmzoo.zoo.airline import AirlinePassengers
+    run_dir = tmp_path / "air"
+    trained = cli("train", "airline-passengers", "--out", run_dir, "--epochs", "1")
+    assert trained.exit_code == 0, trained.output
+    monkeypatch.setattr(AirlinePassengers, "predict",
+                        lambda self, model, hp, out_dir, *, input=None, horizon=None, plot=None:
+                        {"forecast": [1.0, float("nan"), float("inf")]})
+    line = assert_one_sentence(cli("predict", "airline-passengers", "--checkpoint", run_dir, "--json"), code=1)
+    assert "NaN or infinite" in line
