@@ -238,8 +238,14 @@ The hyperparameters and their defaults: lstmzoo info RECIPE.""")
 def train(recipe, epochs, seed, out, resume, device, settings):
     """Train a recipe; writes config, best and last weights, metrics log and learning curve to the run folder,
     then prints the best model's metrics on the test split."""
-    from .checkpoint import (CONFIG, CheckpointError, check_new_run_folder, has_checkpoint, read_config,
-                             run_folder_lock)
+    from .checkpoint import (
+        CONFIG,
+        CheckpointError,
+        check_new_run_folder,
+        has_checkpoint,
+        read_config,
+        run_folder_lock,
+    )
     chosen = _recipe(recipe)
     overrides = _parse_settings(settings)
     for name, value in (("epochs", epochs), ("seed", seed), ("device", device)):

@@ -236,8 +236,9 @@ def _divergence_caught(where, intact):
 
 
 def _finite_parameters(model):
-    """Whether every weight is finite: one sum per parameter, one host transfer."""
-    sums = [p.sum(dtype=np.float64) if isinstance(p, np.ndarray) else p.sum() for p in model.parameters().values()]
+    """Whether every weight is finite: one sum per parameter (a NaN or inf makes it so), one host transfer."""
+    sums = [p.sum(dtype=np.float64) if isinstance(p, np.ndarray) else p.sum()
+            for p in model.parameters().values()]
     return not sums or math.isfinite(float(sum(sums)))
 
 
@@ -263,14 +264,12 @@ def _train_epoch(model, optimizer, train_step, batches, clip_norm, *, describe, 
             loss = float(loss)
             if not math.isfinite(loss):
                 raise TrainingError(f"the training diverged: its loss became {loss} at batch {number} of "
-                                    f"{describe}; "
-                                    f"{intact} (try a lower learning rate or clip_norm).")
+                                    f"{describe}; {intact} (try a lower learning rate or clip_norm).")
             with np.errstate(invalid="ignore", over="ignore"):     # an infinite norm is reported just below
                 norm = clip_grad_norm(model, clip_norm) if clip_norm is not None else _gradient_norm(model)
             if not math.isfinite(norm):
                 raise TrainingError(f"the training diverged: its gradients became NaN or infinite at batch "
-                                    f"{number} of {describe}; "
-                                    f"{intact} (try a lower learning rate or clip_norm).")
+                                    f"{number} of {describe}; {intact} (try a lower learning rate or clip_norm).")
             optimizer.step()
             loss_sum += loss * n
             items += n
