@@ -260,6 +260,17 @@ def test_append_jsonl_never_writes_through_a_link(tmp_path):
     assert outside.read_text() == "keep me\n"
 
 
+def test_a_planted_lock_file_link_is_refused_not_followed(tmp_path):
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep me")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".lstmzoo.lock").symlink_to(outside)
+    refused = pytest.raises(CheckpointError, match="cannot use .*run as a run folder")
+    with refused, ckpt.run_folder_lock(tmp_path / "run"):
+        pass
+    assert outside.read_text() == "keep me"
+
+
 def test_a_resumed_run_replaces_planted_links(tmp_path, toy):
     toy.train(tmp_path, epochs=1)
     outside = tmp_path.parent / f"{tmp_path.name}-precious.png"
