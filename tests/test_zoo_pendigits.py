@@ -124,10 +124,13 @@ def _first_digit(path):
 @needs_shared
 def test_train_evaluate_predict(mirror, tmp_path):
     out = tmp_path / "run"
-    run("train", "pendigits", "--out", out, "--epochs", "1", "--set", "hidden_size=8", "--set", "points=16",
-        "--set", "batch_size=128")
+    trained = run("train", "pendigits", "--out", out, "--seed", 0, "--epochs", 2, "--set", "hidden_size=16",
+                  "--set", "points=16", "--set", "batch_size=64")
+    assert "resampling 10,992 pen trajectories..." in trained.stderr.splitlines()     # no bar outside a terminal
     metrics = json.loads(run("evaluate", "pendigits", "--checkpoint", out, "--json").stdout)
-    assert set(metrics) >= {"accuracy", "macro_f1"} and 0.3 < metrics["accuracy"] <= 1
+    # It learned: measured 92.0 / 88.1 / 88.5 % (seeds 0-2) where the majority class is 10.4 % (TEST_COUNTS).
+    assert set(metrics) >= {"accuracy", "macro_f1"} and metrics["accuracy"] > 0.75
+    assert max(TEST_COUNTS) / sum(TEST_COUNTS) < 0.105
     assert (out / "confusion-matrix.png").read_bytes().startswith(b"\x89PNG")
 
     segment, label = _first_digit(SHARED / "pendigits" / "pendigits-orig.tes")

@@ -82,6 +82,18 @@ def test_train_evaluate_cross_validate_predict(mirror, tmp_path):
     assert "vocab.json" in run("evaluate", "rt-polarity", "--checkpoint", out, code=2).output
 
 
+def test_a_short_run_learns(mirror, tmp_path):
+    """Three epochs of a small model on all the training sentences: measured 78.9 / 79.2 / 79.3 % (seeds 0-2) on
+    the 1,066 test sentences, where always answering the majority class scores about 50 %."""
+    out = tmp_path / "run"
+    run("train", "rt-polarity", "--out", out, "--seed", 0, "--epochs", 3, "--set", "hidden_size=32",
+        "--set", "embedding_dim=32")
+    metrics = json.loads(run("evaluate", "rt-polarity", "--checkpoint", out, "--json").stdout)
+    labels = RtPolarity().load_data(RtPolarity.resolve()).test.labels
+    majority = max(labels.mean(), 1 - labels.mean())
+    assert majority < 0.55 and metrics["accuracy"] > majority + 0.15, (metrics, majority)
+
+
 def test_cv_is_refused_by_a_recipe_without_it(tmp_path):
     out = tmp_path / "run"
     run("train", "airline-passengers", "--epochs", 1, "--out", out, "--set", "hidden_size=4")

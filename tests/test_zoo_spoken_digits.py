@@ -84,10 +84,11 @@ def test_wav_reader_and_features(tmp_path):
 def test_train_evaluate_predict(mirror, tmp_path):
     import tarfile
     out = tmp_path / "run"
-    trained = run("train", "spoken-digits", "--out", out, "--epochs", "1", "--set", "hidden_size=16", "--set",
-                  "limit=400", "--set", "batch_size=64").output
+    trained = run("train", "spoken-digits", "--out", out, "--seed", 0, "--epochs", 8, "--set", "hidden_size=32",
+                  "--set", "limit=400", "--set", "batch_size=32", "--set", "lr=0.01").stdout
     metrics = json.loads(run("evaluate", "spoken-digits", "--checkpoint", out, "--json").stdout)
-    assert set(metrics) >= {"accuracy", "macro_f1"} and 0 <= metrics["accuracy"] <= 1
+    # It learned: measured 87.7 / 89.0 / 86.7 % (seeds 0-2) on the 300 test recordings, 30 of each digit (10 %).
+    assert set(metrics) >= {"accuracy", "macro_f1"} and metrics["accuracy"] > 0.7
     # train scores the model it trained as evaluate scores the saved one: without dropout.
     printed = re.search(r"^\s+accuracy\s+([\d.]+)$", trained, re.MULTILINE).group(1)
     assert printed == f"{metrics['accuracy']:.4f}"

@@ -22,7 +22,11 @@ SERIES = {
     "monthly-sunspots": (2820, "1749-01", "1983-12", 931, 18.40, 38.75, "1984-01"),
     "daily-min-temperatures": (3650, "1981-01-01", "1990-12-31", 365, 2.582, 3.651, "1991-01-01"),
 }
-TINY = ["--epochs", "1", "--set", "hidden_size=4", "--set", "window=12", "--set", "batch_size=64"]
+# A short run that learns: the defaults (sunspots, 1-4 s) or fewer epochs (temperatures, 3-9 s). Measured test rmse
+# over seeds 0-2: sunspots 16.29-16.42 (0.89 x persistence 18.40), temperatures 2.239-2.241 with 10 epochs (0.87 x
+# persistence 2.58). A model that learned nothing is no better than persistence (sunspots predicts the change from
+# it) or much worse (temperatures).
+LEARNS = {"monthly-sunspots": [], "daily-min-temperatures": ["--epochs", "10"]}
 
 
 
@@ -145,10 +149,12 @@ def test_sunspots_report_the_12_month_lag_too(mirror):
 def test_train_evaluate_predict(name, mirror, tmp_path):
     *_, after = SERIES[name]
     out = tmp_path / "run"
-    assert "test metrics of the best model:" in run("train", name, "--out", out, *TINY).stdout
+    assert "test metrics of the best model:" in run("train", name, "--out", out, "--seed", 0, *LEARNS[name]).stdout
     metrics = json.loads(run("evaluate", name, "--checkpoint", out, "--json").stdout)
     assert set(metrics) >= {"rmse", "mae", "persistence_rmse", "seasonal_naive_rmse"}
     assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
+    # It learned: better than the better naive forecast (persistence, on both series) by 8 %.
+    assert metrics["rmse"] < 0.92 * metrics["persistence_rmse"] < metrics["seasonal_naive_rmse"], metrics
     # The tail of the real file (header, CRLF, no final newline) is the user's history.
     source = (SHARED / name / f"{name}.csv").read_bytes().split(b"\r\n")
     past = tmp_path / "past.csv"

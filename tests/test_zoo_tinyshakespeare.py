@@ -12,7 +12,11 @@ from lstmzoo.nn import CrossEntropyLoss
 
 TINY = {"limit": 3000, "embedding_dim": 8, "hidden_size": 16, "num_layers": 2, "batch_size": 4, "steps": 16,
         "eval_batch_size": 4}
-SETTINGS = [arg for name, value in TINY.items() for arg in ("--set", f"{name}={value}")]
+# A short run that learns (about 40 s): 50,000 characters, 3 epochs at a high rate. Measured validation loss 2.35 /
+# 2.32 nats (seeds 0, 1) where a character bigram model of the same training text scores 2.70 (unigram 3.36).
+SHORT = {"limit": 50000, "embedding_dim": 16, "hidden_size": 64, "num_layers": 1, "batch_size": 16, "steps": 32,
+         "eval_batch_size": 16, "lr": 0.01}
+SETTINGS = [arg for name, value in SHORT.items() for arg in ("--set", f"{name}={value}")]
 
 
 def tiny_recipe(text="First Citizen:\nBefore we proceed any further, hear me speak.\n"):
@@ -80,18 +84,26 @@ def test_training_windows_continue_each_other_and_reset_first():
 @pytest.fixture(scope="module")
 def trained(mirror, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "shakespeare"
-    result = run("train", "tinyshakespeare", "--out", out, "--epochs", 2, *SETTINGS)
+    result = run("train", "tinyshakespeare", "--out", out, "--seed", 0, "--epochs", 3, *SETTINGS)
     assert "bits_per_char" in result.stdout
     return out
 
 
 @needs_shared
 def test_train_and_evaluate(trained):
+    from lstmzoo.zoo.tinyshakespeare import CharNgram
     rows = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
-    assert [row["epoch"] for row in rows] == [1, 2] and rows[1]["train_loss"] < np.log(65)
+    assert [row["epoch"] for row in rows] == [1, 2, 3] and rows[-1]["train_loss"] < np.log(65)
     assert len(json.loads((trained / "vocab.json").read_text())) == 65
-    metrics = json.loads(run("evaluate", "tinyshakespeare", "--checkpoint", trained, "--json").stdout)
-    assert metrics["characters"] == 2999
+    evaluated = run("evaluate", "tinyshakespeare", "--checkpoint", trained, "--json")
+    assert "scoring 50,000 characters of validation text..." in evaluated.stderr.splitlines()
+    metrics = json.loads(evaluated.stdout)
+    assert metrics["characters"] == 49999
+    # It learned more than which character follows which: below a bigram model of the same training text.
+    recipe = TinyShakespeare()
+    data = recipe.load_data(recipe.resolve({"limit": SHORT["limit"]}))
+    bigram = CharNgram(data["train"], 2, 65).loss(data["val"])
+    assert metrics["loss"] < bigram - 0.2, (metrics["loss"], bigram)
     assert metrics["bits_per_char"] == pytest.approx(metrics["loss"] / np.log(2))
     assert metrics["perplexity"] == pytest.approx(np.exp(metrics["loss"]))
     best = min(row["val_loss"] for row in rows)
