@@ -426,7 +426,7 @@ def _sampled_median(steps):
     return np.partition(sample, (len(sample) - 1) // 2)[(len(sample) - 1) // 2]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)     # arrays: == would compare them elementwise
 class SeriesSet:
     """Series for forecasting, stored end to end: series ``k`` is ``timestamps[starts[k]:starts[k + 1]]`` and
     ``values[...]`` (the same slice), in time order."""
@@ -566,7 +566,7 @@ def _time_order(table, starts, timestamps, rows):
 
 
 # ============================================================================================ sequence sets
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)     # arrays: == would compare them elementwise
 class SequenceSet:
     """Sequences for classification or regression, padded: case ``i`` is ``X[i, :lengths[i]]``."""
     path: Path
@@ -790,7 +790,7 @@ def _ts_header(path, lines):
 
 
 # ==================================================================================== text classification
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)     # arrays: == would compare them elementwise
 class TextSet:
     """Labelled texts for text classification."""
     path: Path
