@@ -94,6 +94,8 @@ def test_one_numeric_column_is_at_positions_1_2_3(tmp_path, text):
      ["2024-01-02T01:00", "2024-01-02T02:00"]),
     (["2024-01-01 00:00", "2024-01-01 00:15", "2024-01-01 00:30"], "every 15 minutes", 96,
      ["2024-01-01T00:45", "2024-01-01T01:00"]),
+    (["2024-01-01", "2024-01-03", "2024-01-05"], "every 2 days", 1, ["2024-01-07", "2024-01-09"]),
+    (["0", "5", "10"], "integer", 1, ["15", "20"]),
 ])
 def test_frequency_season_and_future_timestamps(tmp_path, times, name, season, following):
     path = write(tmp_path / "s.csv", "ds,y\n" + "".join(f"{t},{k}\n" for k, t in enumerate(times)))
