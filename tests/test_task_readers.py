@@ -455,7 +455,12 @@ def test_text_errors(tmp_path):
             write(tmp_path / "t.csv", "text,label\nok,pos\n"))
     refused(r"t\.jsonl line 2 needs fields 'text' and 'label' \(found 'text'\)", read_texts,
             write(tmp_path / "t.jsonl", '{"text": "a", "label": "x"}\n{"text": "b"}\n'))
-    refused(r"t\.jsonl is not JSON lines", read_texts, write(tmp_path / "t.jsonl", "{not json\n"))
+    refused(r"t\.jsonl line 2, column 2 is not valid JSON", read_texts,
+            write(tmp_path / "t.jsonl", '{"text": "a", "label": "x"}\n{not json\n'))
+    refused(r"t\.json line 2, column 1 is not valid JSON", read_texts,
+            write(tmp_path / "t.json", '[{"text": 1},\n]'))
+    path = write(tmp_path / "t.csv", "\n\ntext,label\nok,pos\n\nbad,neg\n")
+    assert read_texts(path).labels.tolist() == ["pos", "neg"]
     refused(r"t\.parquet is not a text file lstmzoo reads: \.csv, \.tsv, \.jsonl", read_texts,
             write(tmp_path / "t.parquet", "x"))
     (tmp_path / "flat").mkdir()

@@ -833,9 +833,8 @@ def _read_text_table(path, text_column, label_column):
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle, delimiter=table.delimiter)
-            next(reader)
             for fields in reader:
-                if not fields:
+                if reader.line_num <= table.skip_lines or not fields:     # the header, blank lines
                     continue
                 if len(fields) != table.fields:
                     raise UserError(f"{path} line {reader.line_num} has {len(fields)} fields where the "
@@ -858,17 +857,22 @@ def _read_text_json(path, text_column, label_column):
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise UserError(f"{path} is not UTF-8 text") from None
-    try:
-        if text.lstrip().startswith("["):
-            records = list(enumerate(json.loads(text), 1))
-            where = "item"
-        else:
-            # Only "\n" ends a line: str.splitlines would also split at a raw U+2028 inside a string.
-            records = [(number, json.loads(line))
-                       for number, line in enumerate(text.split("\n"), 1) if line.strip()]
-            where = "line"
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path} is not JSON lines (one object per line): {error}") from None
+    if text.lstrip().startswith("["):
+        try:
+            records, where = list(enumerate(json.loads(text), 1)), "item"
+        except json.JSONDecodeError as error:
+            raise UserError(f"{path} line {error.lineno}, column {error.colno} is not valid JSON "
+                            f"({error.msg})") from None
+    else:
+        records, where = [], "line"
+        # Only "\n" ends a line: str.splitlines would also split at a raw U+2028 inside a string.
+        for number, line in enumerate(text.split("\n"), 1):
+            try:
+                if line.strip():
+                    records.append((number, json.loads(line)))
+            except json.JSONDecodeError as error:
+                raise UserError(f"{path} line {number}, column {error.colno} is not valid JSON "
+                                f"({error.msg}); a .jsonl file holds one object per line") from None
     texts, labels = [], []
     for number, record in records:
         if not isinstance(record, dict) or text_column not in record or label_column not in record:
