@@ -24,6 +24,7 @@ from lstmzoo.errors import UserError
 from lstmzoo.recipe import Hyperparameter, Recipe
 
 from .readers import MISSING_FILLS, read_sequences
+from .reports import csv_text, draw_confusion_matrix, nearest, resampled, split_indices, write_per_class
 
 SPLIT_SEED = 20261202       # the held-out parts do not move with the training seed
 CONFUSION_MATRIX = "confusion-matrix.png"
@@ -112,9 +113,9 @@ class SequenceTask(Recipe):
         if hp["test_data"]:
             rest, test_set = np.arange(len(whole)), self._read(hp, hp["test_data"])
         else:
-            rest, test = _split(len(whole), hp["test_fraction"], rng, targets if stratify else None)
+            rest, test = split_indices(len(whole), hp["test_fraction"], rng, targets if stratify else None)
             test_set = None
-        train, val = _split(len(rest), hp["val_fraction"], rng, targets[rest] if stratify else None)
+        train, val = split_indices(len(rest), hp["val_fraction"], rng, targets[rest] if stratify else None)
         train, val = rest[train], rest[val]
         fitted = self.fit_preprocessing(whole.X[train], whole.lengths[train], targets[train])
         if test_set is not None:
@@ -224,7 +225,7 @@ class SequenceTask(Recipe):
             raise UserError(f"{cases.path} has {cases.X.shape[2]} values per time step; the model reads "
                             f"{hp['input_size']}")
         rows = self.prediction_rows(model, self._prepared(fitted, cases.X, cases.lengths, None), hp, fitted)
-        text = _csv_text(rows)
+        text = csv_text(rows)
         if output is not None:
             atomic_write_bytes(Path(output), text.encode("utf-8"))
         return {"rows": rows, "text": text, "output": None if output is None else str(output)}
@@ -271,8 +272,8 @@ class SequenceClassificationTask(SequenceTask):
         if out_dir is not None:
             classes = data.fitted["classes"]
             matrix = confusion_matrix(data.test.y, predicted, len(classes))
-            _write_per_class(Path(out_dir) / PER_CLASS, classes, matrix)
-            _draw_confusion_matrix(Path(out_dir) / CONFUSION_MATRIX, matrix, classes,
+            write_per_class(Path(out_dir) / PER_CLASS, classes, matrix)
+            draw_confusion_matrix(Path(out_dir) / CONFUSION_MATRIX, matrix, classes,
                                    f"{self.name}: test accuracy {metrics['accuracy']:.3f}")
         return metrics
 
@@ -280,10 +281,10 @@ class SequenceClassificationTask(SequenceTask):
         """The majority class's accuracy and 1-NN's (Euclidean, each case resampled to a common length)."""
         from lstmzoo.metrics import accuracy
         majority = np.bincount(data.train.y, minlength=hp["output_size"]).argmax()
-        train_x, test_x = _resampled(data.train), _resampled(data.test)
-        nearest = _nearest(train_x, test_x)
+        train_x, test_x = resampled(data.train), resampled(data.test)
+        closest = nearest(train_x, test_x)
         return {"majority_accuracy": accuracy(data.test.y, np.full(len(data.test), majority)),
-                "knn1_accuracy": accuracy(data.test.y, data.train.y[nearest])}
+                "knn1_accuracy": accuracy(data.test.y, data.train.y[closest])}
 
     def target(self, metrics):
         return ("accuracy above the majority class's and 1-NN's",
@@ -324,90 +325,3 @@ class SequenceRegressionTask(SequenceTask):
 
     def target(self, metrics):
         return ("rmse below the training mean's", metrics["rmse"] < metrics["mean_rmse"])
-
-
-def _split(count, fraction, rng, labels=None):
-    """(kept, held-out) sorted index arrays of ``range(count)``: ``fraction`` of the cases held out at random,
-    of every class when ``labels`` are given (at least one case of each class that has two or more)."""
-    if labels is None:
-        held = rng.permutation(count)[:max(1, round(fraction * count))]
-    else:
-        parts = []
-        for label in np.unique(labels):
-            members = rng.permutation(np.flatnonzero(labels == label))
-            parts.append(members[:max(round(fraction * len(members)), 1) if len(members) > 1 else 0])
-        held = np.concatenate(parts)
-    held = np.sort(held)
-    return np.setdiff1d(np.arange(count), held), held
-
-
-def _resampled(split, length=64):
-    """Each case linearly resampled to ``length`` steps and flattened ``[N, length * C]``: what 1-NN compares."""
-    n, _, channels = split.X.shape
-    position = np.linspace(0, 1, length)[None, :] * (split.lengths[:, None] - 1)
-    low = np.floor(position).astype(np.int64)
-    high = np.minimum(low + 1, split.lengths[:, None] - 1)
-    weight = (position - low)[:, :, None]
-    rows = np.arange(n)[:, None]
-    return ((1 - weight) * split.X[rows, low] + weight * split.X[rows, high]).reshape(n, length * channels)
-
-
-def _nearest(reference, queries, block=1024):
-    """Index of each query's nearest reference row (Euclidean), in blocks to bound the memory."""
-    reference = reference.astype(np.float64)
-    norms = (reference ** 2).sum(axis=1)
-    out = np.empty(len(queries), dtype=np.int64)
-    for start in range(0, len(queries), block):
-        part = queries[start:start + block].astype(np.float64)
-        out[start:start + block] = (norms[None, :] - 2 * part @ reference.T).argmin(axis=1)
-    return out
-
-
-def _write_per_class(path, classes, matrix):
-    """A CSV of each class's support, precision, recall and F1 from the confusion matrix."""
-    from lstmzoo.checkpoint import atomic_write_bytes
-    true_positive = np.diag(matrix).astype(np.float64)
-    predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)
-    precision = np.divide(true_positive, predicted, out=np.zeros_like(true_positive), where=predicted > 0)
-    recall = np.divide(true_positive, actual, out=np.zeros_like(true_positive), where=actual > 0)
-    total = precision + recall
-    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
-    lines = ["class,support,precision,recall,f1"] + [
-        f"{_csv_field(name)},{actual[k]},{precision[k]:.4f},{recall[k]:.4f},{f1[k]:.4f}"
-        for k, name in enumerate(classes)]
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
-
-
-def _csv_text(columns):
-    """CSV text of equal-length columns (a dict of name -> array): a header line, then a row per entry."""
-    names = list(columns)
-    cells = [[f"{v:.6g}" if isinstance(v, (float, np.floating)) else _csv_field(v) for v in columns[name]]
-             for name in names]
-    return "\n".join([",".join(map(_csv_field, names)), *(",".join(row) for row in zip(*cells))]) + "\n"
-
-
-def _csv_field(text):
-    text = str(text)
-    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
-
-
-def _draw_confusion_matrix(path, matrix, class_names, title):
-    from lstmzoo.plots import draw_figure
-    size = 2.5 + 0.45 * len(class_names)
-
-    def draw(figure):
-        ax = figure.subplots()
-        ax.imshow(matrix, cmap="Blues")
-        threshold = matrix.max() / 2 if matrix.size else 0
-        for (row, column), count in np.ndenumerate(matrix):
-            if count:
-                ax.text(column, row, str(count), ha="center", va="center", fontsize=8,
-                        color="white" if count > threshold else "black")
-        ticks = np.arange(len(class_names))
-        ax.set_xticks(ticks, class_names, rotation=45, ha="right")
-        ax.set_yticks(ticks, class_names)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(title)
-
-    return draw_figure(path, draw, figsize=(size, size))

@@ -1,0 +1,91 @@
+"""What the classification and regression tasks share: held-out splits, the 1-NN baseline, and the reports
+(a per-class table, a confusion matrix, CSV text of predictions)."""
+
+import numpy as np
+
+
+def split_indices(count, fraction, rng, labels=None):
+    """(kept, held-out) sorted index arrays of ``range(count)``: ``fraction`` of the cases held out at random,
+    of every class when ``labels`` are given (at least one case of each class that has two or more)."""
+    if labels is None:
+        held = rng.permutation(count)[:max(1, round(fraction * count))]
+    else:
+        parts = []
+        for label in np.unique(labels):
+            members = rng.permutation(np.flatnonzero(labels == label))
+            parts.append(members[:max(round(fraction * len(members)), 1) if len(members) > 1 else 0])
+        held = np.concatenate(parts)
+    held = np.sort(held)
+    return np.setdiff1d(np.arange(count), held), held
+
+
+def resampled(split, length=64):
+    """Each case linearly resampled to ``length`` steps and flattened ``[N, length * C]``: what 1-NN compares."""
+    n, _, channels = split.X.shape
+    position = np.linspace(0, 1, length)[None, :] * (split.lengths[:, None] - 1)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, split.lengths[:, None] - 1)
+    weight = (position - low)[:, :, None]
+    rows = np.arange(n)[:, None]
+    return ((1 - weight) * split.X[rows, low] + weight * split.X[rows, high]).reshape(n, length * channels)
+
+
+def nearest(reference, queries, block=1024):
+    """Index of each query's nearest reference row (Euclidean), in blocks to bound the memory."""
+    reference = reference.astype(np.float64)
+    norms = (reference ** 2).sum(axis=1)
+    out = np.empty(len(queries), dtype=np.int64)
+    for start in range(0, len(queries), block):
+        part = queries[start:start + block].astype(np.float64)
+        out[start:start + block] = (norms[None, :] - 2 * part @ reference.T).argmin(axis=1)
+    return out
+
+
+def write_per_class(path, classes, matrix):
+    """A CSV of each class's support, precision, recall and F1 from the confusion matrix."""
+    from lstmzoo.checkpoint import atomic_write_bytes
+    true_positive = np.diag(matrix).astype(np.float64)
+    predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)
+    precision = np.divide(true_positive, predicted, out=np.zeros_like(true_positive), where=predicted > 0)
+    recall = np.divide(true_positive, actual, out=np.zeros_like(true_positive), where=actual > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+    lines = ["class,support,precision,recall,f1"] + [
+        f"{csv_field(name)},{actual[k]},{precision[k]:.4f},{recall[k]:.4f},{f1[k]:.4f}"
+        for k, name in enumerate(classes)]
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def csv_text(columns):
+    """CSV text of equal-length columns (a dict of name -> array): a header line, then a row per entry."""
+    names = list(columns)
+    cells = [[f"{v:.6g}" if isinstance(v, (float, np.floating)) else csv_field(v) for v in columns[name]]
+             for name in names]
+    return "\n".join([",".join(map(csv_field, names)), *(",".join(row) for row in zip(*cells))]) + "\n"
+
+
+def csv_field(text):
+    text = str(text)
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
+
+
+def draw_confusion_matrix(path, matrix, class_names, title):
+    from lstmzoo.plots import draw_figure
+    size = 2.5 + 0.45 * len(class_names)
+
+    def draw(figure):
+        ax = figure.subplots()
+        ax.imshow(matrix, cmap="Blues")
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for (row, column), count in np.ndenumerate(matrix):
+            if count:
+                ax.text(column, row, str(count), ha="center", va="center", fontsize=8,
+                        color="white" if count > threshold else "black")
+        ticks = np.arange(len(class_names))
+        ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+        ax.set_yticks(ticks, class_names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title)
+
+    return draw_figure(path, draw, figsize=(size, size))

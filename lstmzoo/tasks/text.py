@@ -1,0 +1,289 @@
+"""Text classification on a user's own labelled texts: ``lstmzoo train text-classification --data reviews.csv``
+(CSV, TSV or JSON lines with ``text`` and ``label`` fields, or a folder with a sub-folder of ``.txt`` files per
+class; see ``lstmzoo.tasks.readers``).
+
+- splits as in sequence classification: a fixed stratified test part (unless ``--test-data``), a stratified
+  validation part of the rest for early stopping;
+- words: lower-cased runs of letters and digits, and each punctuation mark on its own (``tokenize``); the
+  vocabulary is the training part's words seen at least ``min_count`` times (at most ``max_vocab``, most
+  frequent first), after ``<pad>`` (0) and ``<unk>`` (1), where every other word goes; it is recorded in
+  ``config.json`` with the label names, so ``predict`` needs nothing else;
+- the model: embedding -> bidirectional LSTM over each text's own length -> max over time -> linear
+  (``TextClassifier``), cross-entropy with class weights when the classes are imbalanced;
+- metrics: ``accuracy``, ``macro_f1``, the majority class's accuracy and a bag-of-words logistic regression's
+  (the classic non-neural baseline), a per-class table and a confusion matrix.
+"""
+
+import dataclasses
+import re
+from collections import Counter
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from lstmzoo.errors import UserError
+from lstmzoo.recipe import Hyperparameter, Recipe
+
+from .readers import read_texts
+from .reports import csv_text, draw_confusion_matrix, split_indices, write_per_class
+from .sequences import CONFUSION_MATRIX, PER_CLASS, SPLIT_SEED
+
+PAD, UNK = 0, 1
+EVAL_BATCH = 256
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def tokenize(text):
+    """Lower-cased words (runs of letters, digits and underscores, in any script) and punctuation marks."""
+    return _WORD.findall(text.lower())
+
+
+def build_vocabulary(token_lists, min_count, max_size):
+    """The words seen at least ``min_count`` times, most frequent first (ties by word), at most ``max_size``
+    of them, after ``<pad>`` and ``<unk>``."""
+    counts = Counter(word for tokens in token_lists for word in tokens)
+    words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+    return ["<pad>", "<unk>", *words[:max_size]]
+
+
+def encode(token_lists, vocabulary, max_tokens):
+    """Token indices per text (the first ``max_tokens``; an empty text is one ``<unk>``)."""
+    index = {word: k for k, word in enumerate(vocabulary)}
+    return [np.array([index.get(w, UNK) for w in tokens[:max_tokens]] or [UNK], dtype=np.int64)
+            for tokens in token_lists]
+
+
+@dataclasses.dataclass
+class Texts:
+    tokens: list            # int64 arrays, one per text
+    y: np.ndarray | None    # int64 class indices, None when unknown
+
+    def __len__(self):
+        return len(self.tokens)
+
+    @property
+    def lengths(self):
+        return np.array([len(t) for t in self.tokens], dtype=np.int64)
+
+
+@dataclasses.dataclass
+class TextData:
+    train: Texts
+    val: Texts
+    test: Texts
+    fitted: dict            # vocabulary, classes, class_weight
+
+
+class TextClassificationTask(Recipe):
+    name = "text-classification"
+    application = "text-classification"
+    task = True
+    summary = "classify your own texts: a CSV/TSV/JSON-lines file of text,label or a folder per class"
+    predict_input = "a file of texts in a layout of --data (labels, if present, are ignored), or a text"
+    monitor = "val_accuracy"
+    mode = "max"
+    hyperparameters: ClassVar[dict] = {
+        "data": Hyperparameter("", "the training texts: .csv/.tsv/.jsonl or a folder per class (set by --data)"),
+        "test_data": Hyperparameter("", "test texts in a layout of --data (set by --test-data; default: "
+                                        "test_fraction of --data held out)"),
+        "text_column": Hyperparameter("text", "the field holding the text"),
+        "label_column": Hyperparameter("label", "the field holding the label"),
+        "test_fraction": Hyperparameter(0.2, "fraction held out as the test part without --test-data", low=0.05,
+                                        high=0.5),
+        "val_fraction": Hyperparameter(0.1, "fraction of the training part held out for early stopping"),
+        "min_count": Hyperparameter(2, "training words seen fewer times are unknown", low=1, high=1_000_000),
+        "max_vocab": Hyperparameter(30_000, "the most frequent words kept", low=10, high=10_000_000),
+        "max_tokens": Hyperparameter(400, "words read from each text (the rest is cut)", low=1, high=100_000),
+        "embedding_dim": Hyperparameter(128, "word embedding size (random initial vectors)"),
+        "hidden_size": Hyperparameter(128, "LSTM hidden units per direction"),
+        "num_layers": Hyperparameter(1, "stacked LSTM layers"),
+        "bidirectional": Hyperparameter(True, "read each text in both directions"),
+        "dropout": Hyperparameter(0.3, "dropout on the embeddings, between LSTM layers and before the output"),
+        "epochs": Hyperparameter(30, "maximum passes over the training texts"),
+        "batch_size": Hyperparameter(32, "texts per training step"),
+        "lr": Hyperparameter(0.002, "Adam learning rate"),
+        "patience": Hyperparameter(4, "epochs without a better validation accuracy before stopping (0 = never)"),
+        "clip_norm": Hyperparameter(5.0, "global gradient-norm clipping (0 = off)"),
+        "vocab_size": Hyperparameter(0, "words in the vocabulary (set from the data)", low=0, high=100_000_000),
+        "output_size": Hyperparameter(0, "classes (set from the data)", low=0, high=1_000_000),
+    }
+
+    # ------------------------------------------------------------------------------------------ settling
+    def settle(self, hp):
+        if not hp["data"]:
+            raise UserError("the text-classification task trains on your texts: give them with --data PATH")
+        fitted = self.load_data({**hp, "vocab_size": 1, "output_size": 1}).fitted
+        return {**hp, "vocab_size": len(fitted["vocabulary"]), "output_size": len(fitted["classes"])}
+
+    def _read(self, hp, path):
+        return read_texts(path, text_column=hp["text_column"], label_column=hp["label_column"])
+
+    def run_config(self, hp, data=None):
+        from .forecasting import file_sha256
+        files = {role: {"path": str(Path(hp[role]).resolve()), "sha256": file_sha256(hp[role])}
+                 for role in ("data", "test_data") if hp[role] and Path(hp[role]).is_file()}
+        return {**super().run_config(hp), "data_files": files,
+                **({"fitted": data.fitted} if data is not None else {})}
+
+    # ---------------------------------------------------------------------------------------------- data
+    def load_data(self, hp):
+        whole = self._read(hp, hp["data"])
+        tokens = [tokenize(text) for text in whole.texts]
+        rng = np.random.default_rng(SPLIT_SEED)
+        if hp["test_data"]:
+            rest, test_set = np.arange(len(whole)), self._read(hp, hp["test_data"])
+        else:
+            rest, test = split_indices(len(whole), hp["test_fraction"], rng, whole.labels)
+            test_set = None
+        train, val = split_indices(len(rest), hp["val_fraction"], rng, whole.labels[rest])
+        train, val = rest[train], rest[val]
+        classes, counts = np.unique(whole.labels[train], return_counts=True)
+        vocabulary = build_vocabulary([tokens[i] for i in train], hp["min_count"], hp["max_vocab"])
+        fitted = {"vocabulary": vocabulary, "classes": classes.tolist(),
+                  "class_weight": (len(train) / (len(classes) * counts)).tolist()
+                  if counts.max() > 1.5 * counts.min() else None}
+        if test_set is not None:
+            unseen = sorted(set(test_set.labels) - set(fitted["classes"]))
+            if unseen:
+                raise UserError(f"{test_set.path} has the label {str(unseen[0])!r}, which the training texts in "
+                                f"{whole.path} never have")
+            test_part = self._texts(fitted, [tokenize(t) for t in test_set.texts], test_set.labels, hp)
+        else:
+            test_part = self._texts(fitted, [tokens[i] for i in test], whole.labels[test], hp)
+        return TextData(self._texts(fitted, [tokens[i] for i in train], whole.labels[train], hp),
+                        self._texts(fitted, [tokens[i] for i in val], whole.labels[val], hp), test_part, fitted)
+
+    def _texts(self, fitted, token_lists, labels, hp):
+        index = {name: k for k, name in enumerate(fitted["classes"])}
+        y = None if labels is None else np.array([index[label] for label in labels], dtype=np.int64)
+        return Texts(encode(token_lists, fitted["vocabulary"], hp["max_tokens"]), y)
+
+    # ------------------------------------------------------------------------------------------ training
+    def build_model(self, hp):
+        from .models import TextClassifier
+        if not hp["vocab_size"]:
+            raise ValueError("build_model needs settled hyperparameters: call settle(hp) first")
+        return TextClassifier(hp["vocab_size"], hp["embedding_dim"], hp["hidden_size"], hp["output_size"],
+                              num_layers=hp["num_layers"], bidirectional=hp["bidirectional"], dropout=hp["dropout"],
+                              embedding_dropout=hp["dropout"], device=hp["device"])
+
+    def _batch(self, texts, index, hp):
+        from lstmzoo.array import device_module
+        from lstmzoo.batching import pad_sequences
+        xp = device_module(hp["device"])
+        padded, lengths = pad_sequences([texts.tokens[i] for i in index], pad_value=PAD)
+        return xp.asarray(padded), lengths, None if texts.y is None else xp.asarray(texts.y[index])
+
+    def make_batches(self, data, hp, rng):
+        from lstmzoo.batching import bucket_by_length
+        weight = data.fitted["class_weight"]
+        weight = None if weight is None else np.asarray(weight, dtype=np.float32)
+        return [(*self._batch(data.train, index, hp), weight)
+                for index in bucket_by_length(data.train.lengths, hp["batch_size"], rng)]
+
+    def train_step(self, model, batch, hp):
+        from lstmzoo.nn import CrossEntropyLoss
+        tokens, lengths, targets, weight = batch
+        loss = CrossEntropyLoss(weight=weight)
+        value = loss(model(tokens, lengths=lengths), targets)
+        model.backward(loss.backward())
+        return value, len(lengths)
+
+    def probabilities(self, model, texts, hp):
+        from lstmzoo.array import to_numpy
+        out = np.empty((len(texts), hp["output_size"]))
+        order = np.argsort(texts.lengths, kind="stable")
+        for start in range(0, len(order), EVAL_BATCH):
+            index = order[start:start + EVAL_BATCH]
+            tokens, lengths, _ = self._batch(texts, index, hp)
+            out[index] = to_numpy(model(tokens, lengths=lengths))
+        out -= out.max(axis=1, keepdims=True)
+        exp = np.exp(out)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def validate(self, model, data, hp):
+        from lstmzoo.metrics import accuracy
+        return {"val_accuracy": accuracy(data.val.y, self.probabilities(model, data.val, hp).argmax(axis=1))}
+
+    # ---------------------------------------------------------------------------------------- evaluation
+    def evaluate(self, model, data, hp, out_dir=None):
+        from lstmzoo.metrics import accuracy, confusion_matrix, macro_f1
+        predicted = self.probabilities(model, data.test, hp).argmax(axis=1)
+        metrics = {"accuracy": accuracy(data.test.y, predicted), "macro_f1": macro_f1(data.test.y, predicted),
+                   **self.baseline(data, hp)}
+        if out_dir is not None:
+            classes = data.fitted["classes"]
+            matrix = confusion_matrix(data.test.y, predicted, len(classes))
+            write_per_class(Path(out_dir) / PER_CLASS, classes, matrix)
+            draw_confusion_matrix(Path(out_dir) / CONFUSION_MATRIX, matrix, classes,
+                                  f"{self.name}: test accuracy {metrics['accuracy']:.3f}")
+        return metrics
+
+    def baseline(self, data, hp):
+        """The majority class's accuracy and a bag-of-words logistic regression's, fitted on the training part."""
+        from lstmzoo.metrics import accuracy
+        majority = np.bincount(data.train.y).argmax()
+        predicted = bag_of_words_logistic_regression(data.train.tokens, data.train.y, data.test.tokens,
+                                                     len(data.fitted["vocabulary"]), len(data.fitted["classes"]))
+        return {"majority_accuracy": accuracy(data.test.y, np.full(len(data.test), majority)),
+                "bow_logreg_accuracy": accuracy(data.test.y, predicted)}
+
+    def target(self, metrics):
+        return ("accuracy above the majority class's", metrics["accuracy"] > metrics["majority_accuracy"])
+
+    # ------------------------------------------------------------------------------------------- predict
+    def predict(self, model, hp, out_dir, *, input=None, output=None):
+        """A row per text of ``input`` (a file in a layout of --data, or one text): its position, the label and
+        each class's probability; written to ``output`` as CSV when given."""
+        from lstmzoo.checkpoint import atomic_write_bytes, read_config
+        fitted = read_config(out_dir, self.name, of_recipe=True).get("fitted")
+        if fitted is None:
+            raise UserError(f"{out_dir}'s config.json records no vocabulary (was the run finished?)")
+        source = input or hp["test_data"] or hp["data"]
+        texts = self._read(hp, source).texts if Path(source).exists() else [str(source)]
+        probabilities = self.probabilities(model, self._texts(fitted, [tokenize(t) for t in texts], None, hp), hp)
+        classes = fitted["classes"]
+        rows = {"id": np.arange(len(texts)), "label": np.asarray(classes)[probabilities.argmax(axis=1)],
+                **{f"p_{name}": probabilities[:, k] for k, name in enumerate(classes)}}
+        text = csv_text(rows)
+        if output is not None:
+            atomic_write_bytes(Path(output), text.encode("utf-8"))
+        return {"rows": rows, "text": text, "output": None if output is None else str(output)}
+
+    def format_prediction(self, result):
+        if result["output"] is None:
+            return result["text"].rstrip("\n")
+        return f"wrote {len(result['rows']['id'])} predictions to {result['output']}"
+
+
+def bag_of_words_logistic_regression(train_tokens, train_y, test_tokens, vocab_size, classes, l2=1.0):
+    """Test predictions of a multinomial logistic regression on binary bags of words (padding and unknown
+    words left out), L2-regularised, fitted by L-BFGS on the training texts."""
+    from scipy import sparse
+    from scipy.optimize import minimize
+
+    def bag(token_lists):
+        rows = np.concatenate([np.full(len(t), i) for i, t in enumerate(token_lists)])
+        cols = np.concatenate(token_lists)
+        known = cols > UNK
+        matrix = sparse.csr_matrix((np.ones(known.sum()), (rows[known], cols[known])),
+                                   shape=(len(token_lists), vocab_size))
+        matrix.data[:] = 1.0
+        return sparse.hstack([matrix, np.ones((len(token_lists), 1))]).tocsr()
+
+    x, onehot = bag(train_tokens), np.eye(classes)[train_y]
+
+    def loss(flat):
+        w = flat.reshape(x.shape[1], classes)
+        z = x @ w
+        z -= z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        value = -np.sum(onehot * log_p) + 0.5 * l2 * np.sum(w[:-1] ** 2)
+        grad = x.T @ (np.exp(log_p) - onehot)
+        grad[:-1] += l2 * w[:-1]
+        return value, grad.reshape(-1)
+
+    w = minimize(loss, np.zeros(x.shape[1] * classes), jac=True, method="L-BFGS-B",
+                 options={"maxiter": 300}).x.reshape(x.shape[1], classes)
+    return np.asarray(bag(test_tokens) @ w).argmax(axis=1)
