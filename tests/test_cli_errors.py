@@ -4,15 +4,14 @@ downloads fail fast and never hang; dataset files stay inside the data cache."""
 
 import http.server
 import json
-import os
 import textwrap
 import threading
 import time
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import _on_path
+
 from lstmzoo.cli import main
 from lstmzoo.data import DataError, fetch
 from lstmzoo.errors import UserError

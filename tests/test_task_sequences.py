@@ -107,7 +107,7 @@ def test_user_mistakes_are_one_sentence(tmp_path):
         task.settle(task.resolve())
     X, y, lengths = sequences(n=60)
     np.savez(tmp_path / "train.npz", X=X, y=y, lengths=lengths)
-    np.savez(tmp_path / "test.npz", X=X[:5], y=np.array(["class 0"] * 4 + ["class 9"]), lengths=lengths[:5])
+    np.savez(tmp_path / "test.npz", X=X[:5], y=np.array(["class 9"] * 5), lengths=lengths[:5])
     hp = task.settle(task.resolve({"data": str(tmp_path / "train.npz"), "test_data": str(tmp_path / "test.npz")}))
     with pytest.raises(UserError, match="label 'class 9', which the training cases .* never have"):
         task.load_data(hp)

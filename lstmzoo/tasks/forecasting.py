@@ -24,15 +24,15 @@ and the seasonal naive forecast (the value one season earlier), as ``naive_mase`
 
 import dataclasses
 import functools
-import hashlib
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from lstmzoo.errors import UserError
-from lstmzoo.recipe import Hyperparameter, Recipe
+from lstmzoo.recipe import Hyperparameter
 
+from .base import Task
 from .readers import MISSING_FILLS, read_series
 
 DEFAULT_MAX_WINDOW = 200
@@ -49,10 +49,9 @@ class ForecastData:
     test_values: np.ndarray     # float64 [S, horizon]: the values that follow val_end
 
 
-class ForecastingTask(Recipe):
+class ForecastingTask(Task):
     name = "forecasting"
     application = "time-series"
-    task = True
     summary = "forecast your own series: a CSV of unique_id, ds, y (or one series) -> the next values"
     preprocessing = ("each series centred and scaled by its own training part; the last horizon values of every "
                      "series are the test part, the horizon before them the validation part")
@@ -109,13 +108,6 @@ class ForecastingTask(Recipe):
     def _read(self, hp, path):
         return _read_series(str(path), *_identity(path), hp["id_column"], hp["time_column"], hp["target_column"],
                             hp["season"] or None, None if hp["missing"] == "refuse" else hp["missing"])
-
-    def run_config(self, hp, data=None):
-        """config.json also records the data files (absolute path and sha256), so ``evaluate`` knows when they
-        changed."""
-        files = {role: {"path": str(Path(hp[role]).resolve()), "sha256": file_sha256(hp[role])}
-                 for role in ("data", "test_data") if hp[role]}
-        return {**super().run_config(hp), "data_files": files}
 
     # ---------------------------------------------------------------------------------------------- data
     def load_data(self, hp):
@@ -280,14 +272,6 @@ def _read_series(path, size, mtime, id_column, time_column, target_column, seaso
     """``read_series``, remembered for the file as it is: settling, training and evaluating read it once."""
     return read_series(path, id_column=id_column, time_column=time_column, target_column=target_column,
                        season=season, missing=missing)
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _gather(values, firsts, count):

@@ -585,11 +585,13 @@ class SequenceSet:
         return np.unique(self.y)
 
 
-def read_sequences(path, *, task, missing=None, id_column="id", label_column="label", feature_columns=None):
+def read_sequences(path, *, task, missing=None, id_column="id", label_column="label", feature_columns=None,
+                   training=True):
     """The ``SequenceSet`` in a ``.ts``, ``.npz`` or long ``.csv``/``.tsv`` file (see the module docstring)
     for ``task`` ``"classification"`` (labels as strings; at least two classes) or ``"regression"`` (numeric
-    targets that are not all equal). ``missing`` fills missing values (default: refused); the CSV's
-    columns are named by ``id_column``, ``label_column`` and ``feature_columns`` (default: all others)."""
+    targets that are not all equal; ``training=False`` for test cases, which may share one). ``missing`` fills
+    missing values (default: refused); the CSV's columns are named by ``id_column``, ``label_column`` and
+    ``feature_columns`` (default: all others)."""
     if task not in TASKS:
         raise UserError(f"task={task!r} is not a sequence task; use one of {', '.join(TASKS)}")
     path = _existing(path)
@@ -604,7 +606,8 @@ def read_sequences(path, *, task, missing=None, id_column="id", label_column="la
     else:
         X, lengths, y, names = _read_sequence_table(path, task, missing, id_column, label_column,
                                                     feature_columns)
-    _check_targets(path, task, y)
+    if training:        # test cases may all share one class or target; training cases may not
+        _check_targets(path, task, y)
     return SequenceSet(path, X, lengths, y, names, task)
 
 

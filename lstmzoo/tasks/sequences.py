@@ -21,8 +21,9 @@ from typing import ClassVar
 import numpy as np
 
 from lstmzoo.errors import UserError
-from lstmzoo.recipe import Hyperparameter, Recipe
+from lstmzoo.recipe import Hyperparameter
 
+from .base import Task
 from .readers import MISSING_FILLS, read_sequences
 from .reports import csv_text, draw_confusion_matrix, nearest, resampled, split_indices, write_per_class
 
@@ -50,11 +51,10 @@ class SequenceData:
     fitted: dict            # the preprocessing, as config.json records it (see ``fit_preprocessing``)
 
 
-class SequenceTask(Recipe):
+class SequenceTask(Task):
     """What classification and regression share; ``kind`` is ``"classification"`` or ``"regression"``."""
     kind = ""
     application = "sequence-classification"
-    task = True
     predict_input = ("a file in the training file's format (labels, if present, are ignored); writes id and the "
                      "prediction per case")
     hyperparameters: ClassVar[dict] = {
@@ -93,16 +93,9 @@ class SequenceTask(Recipe):
                 "hidden_size": hp["hidden_size"] or (32 if n < 500 else 64 if n < 5000 else 128),
                 "batch_size": hp["batch_size"] or int(np.clip(n // 20, 8, 64))}
 
-    def _read(self, hp, path):
+    def _read(self, hp, path, training=True):
         return read_sequences(path, task=self.kind, missing=None if hp["missing"] == "refuse" else hp["missing"],
-                              id_column=hp["id_column"], label_column=hp["label_column"])
-
-    def run_config(self, hp, data=None):
-        from .forecasting import file_sha256
-        files = {role: {"path": str(Path(hp[role]).resolve()), "sha256": file_sha256(hp[role])}
-                 for role in ("data", "test_data") if hp[role]}
-        return {**super().run_config(hp), "data_files": files,
-                **({"fitted": data.fitted} if data is not None else {})}
+                              id_column=hp["id_column"], label_column=hp["label_column"], training=training)
 
     # ---------------------------------------------------------------------------------------------- data
     def load_data(self, hp):
@@ -111,7 +104,7 @@ class SequenceTask(Recipe):
         targets = whole.y
         stratify = self.kind == "classification"
         if hp["test_data"]:
-            rest, test_set = np.arange(len(whole)), self._read(hp, hp["test_data"])
+            rest, test_set = np.arange(len(whole)), self._read(hp, hp["test_data"], training=False)
         else:
             rest, test = split_indices(len(whole), hp["test_fraction"], rng, targets if stratify else None)
             test_set = None
@@ -216,11 +209,9 @@ class SequenceTask(Recipe):
         """A row per case of ``input`` (default: the test file, else the training file), in file order: its
         position (``id``, from 0) and the prediction; written to ``output`` as CSV when given. The
         preprocessing comes from the run's config.json, so the training file is not needed."""
-        from lstmzoo.checkpoint import atomic_write_bytes, read_config
-        fitted = read_config(out_dir, self.name, of_recipe=True).get("fitted")
-        if fitted is None:
-            raise UserError(f"{out_dir}'s config.json records no fitted preprocessing (was the run finished?)")
-        cases = self._read(hp, input or hp["test_data"] or hp["data"])
+        from lstmzoo.checkpoint import atomic_write_bytes
+        fitted = self.recorded_preprocessing(out_dir)
+        cases = self._read(hp, input or hp["test_data"] or hp["data"], training=False)
         if cases.X.shape[2] != hp["input_size"]:
             raise UserError(f"{cases.path} has {cases.X.shape[2]} values per time step; the model reads "
                             f"{hp['input_size']}")

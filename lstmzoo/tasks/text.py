@@ -23,8 +23,9 @@ from typing import ClassVar
 import numpy as np
 
 from lstmzoo.errors import UserError
-from lstmzoo.recipe import Hyperparameter, Recipe
+from lstmzoo.recipe import Hyperparameter
 
+from .base import Task
 from .readers import read_texts
 from .reports import csv_text, draw_confusion_matrix, split_indices, write_per_class
 from .sequences import CONFUSION_MATRIX, PER_CLASS, SPLIT_SEED
@@ -75,10 +76,9 @@ class TextData:
     fitted: dict            # vocabulary, classes, class_weight
 
 
-class TextClassificationTask(Recipe):
+class TextClassificationTask(Task):
     name = "text-classification"
     application = "text-classification"
-    task = True
     summary = "classify your own texts: a CSV/TSV/JSON-lines file of text,label or a folder per class"
     predict_input = "a file of texts in a layout of --data (labels, if present, are ignored), or a text"
     monitor = "val_accuracy"
@@ -118,13 +118,6 @@ class TextClassificationTask(Recipe):
 
     def _read(self, hp, path):
         return read_texts(path, text_column=hp["text_column"], label_column=hp["label_column"])
-
-    def run_config(self, hp, data=None):
-        from .forecasting import file_sha256
-        files = {role: {"path": str(Path(hp[role]).resolve()), "sha256": file_sha256(hp[role])}
-                 for role in ("data", "test_data") if hp[role] and Path(hp[role]).is_file()}
-        return {**super().run_config(hp), "data_files": files,
-                **({"fitted": data.fitted} if data is not None else {})}
 
     # ---------------------------------------------------------------------------------------------- data
     def load_data(self, hp):
@@ -236,10 +229,8 @@ class TextClassificationTask(Recipe):
     def predict(self, model, hp, out_dir, *, input=None, output=None):
         """A row per text of ``input`` (a file in a layout of --data, or one text): its position, the label and
         each class's probability; written to ``output`` as CSV when given."""
-        from lstmzoo.checkpoint import atomic_write_bytes, read_config
-        fitted = read_config(out_dir, self.name, of_recipe=True).get("fitted")
-        if fitted is None:
-            raise UserError(f"{out_dir}'s config.json records no vocabulary (was the run finished?)")
+        from lstmzoo.checkpoint import atomic_write_bytes
+        fitted = self.recorded_preprocessing(out_dir)
         source = input or hp["test_data"] or hp["data"]
         texts = self._read(hp, source).texts if Path(source).exists() else [str(source)]
         probabilities = self.probabilities(model, self._texts(fitted, [tokenize(t) for t in texts], None, hp), hp)

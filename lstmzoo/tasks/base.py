@@ -1,0 +1,62 @@
+"""What every task shares: the user's files (hyperparameters ``data`` and ``test_data``, which the CLI's
+``--data`` and ``--test-data`` set), their fingerprints and the fitted preprocessing in ``config.json``, and the
+check that the files a run was trained on did not change since."""
+
+import hashlib
+from pathlib import Path
+
+from lstmzoo.errors import UserError
+from lstmzoo.recipe import Recipe
+
+
+def fingerprint(path):
+    """The sha256 of a file, or of a folder's files (their relative names and contents, in name order)."""
+    path = Path(path)
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for member in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(f"{member.relative_to(path).as_posix()}\0{fingerprint(member)}\0".encode())
+        return digest.hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Task(Recipe):
+    """A recipe that trains on the user's files. ``data`` (what ``load_data`` returns) may carry ``fitted``: the
+    preprocessing fitted on the training part (scalers, vocabulary, label names) as plain JSON values, which
+    ``config.json`` records so that ``predict`` needs only the run folder."""
+    task = True
+    DATA_ROLES = ("data", "test_data")
+
+    def run_config(self, hp, data=None):
+        files = {role: {"path": str(Path(hp[role]).resolve()), "sha256": fingerprint(hp[role])}
+                 for role in self.DATA_ROLES if hp[role]}
+        fitted = getattr(data, "fitted", None)
+        return {**super().run_config(hp), "data_files": files, **({"fitted": fitted} if fitted is not None else {})}
+
+    def recorded_preprocessing(self, run_dir):
+        """The ``fitted`` preprocessing in ``run_dir``'s config.json; UserError when it has none."""
+        from lstmzoo.checkpoint import read_config
+        fitted = read_config(run_dir, self.name, of_recipe=True).get("fitted")
+        if not isinstance(fitted, dict):
+            raise UserError(f"{run_dir}'s config.json records no fitted preprocessing: it is not a finished run "
+                            f"of {self.name}")
+        return fitted
+
+    def check_data_unchanged(self, run_dir, hp):
+        """UserError when a file the run in ``run_dir`` trained or tested on is missing or changed since."""
+        from lstmzoo.checkpoint import read_config
+        recorded = read_config(run_dir, self.name, of_recipe=True).get("data_files") or {}
+        for role, entry in recorded.items():
+            if role not in self.DATA_ROLES or hp.get(role) != entry.get("path", hp.get(role)):
+                continue
+            path = Path(entry["path"])
+            if not path.exists():
+                raise UserError(f"{path}, which the run in {run_dir} was trained on, is gone; evaluate on another "
+                                f"file with --data")
+            if fingerprint(path) != entry.get("sha256"):
+                raise UserError(f"{path} changed since the run in {run_dir} was trained on it (its sha256 differs); "
+                                f"evaluate on a file of your choice with --data")
