@@ -2,11 +2,20 @@
 
 Every backend module exposes the same functions with the same shapes; ``reference``'s docstring is the
 contract. ``backend(device)`` returns the module for a device name.
+
+The functional kernels the layers call on the CPU are also names of this package: ``lstm_forward``,
+``lstm_backward``, ``gru_forward``, ``gru_backward``, ``rnn_forward`` and ``rnn_backward`` are ``cpu``'s. They,
+and the submodules, are imported on first use, so importing ``lstmzoo.kernels`` does not import Numba.
 """
+
+import importlib
 
 from . import reference
 
-__all__ = ["reference", "backend"]
+FUNCTIONS = ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_forward", "rnn_backward")
+_SUBMODULES = ("arguments", "cpu", "ctc", "cuda", "displace")
+
+__all__ = ["reference", "backend", *FUNCTIONS, *_SUBMODULES]
 
 
 def backend(device):
@@ -20,3 +29,15 @@ def backend(device):
     if device == "reference":
         return reference
     raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+
+
+def __getattr__(name):
+    if name in FUNCTIONS:
+        return getattr(backend("cpu"), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

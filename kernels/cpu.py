@@ -18,7 +18,7 @@ Every GEMM goes through ``np.dot`` inside ``@njit``, i.e. scipy's OpenBLAS, exce
 for 2..32 rows, which is our own register-blocked kernel (``_rows_matmul_t``). Threads: a per-step handoff
 to other threads, OpenBLAS's or a ``prange``'s, cost far more than it saved on the shared machine
 (notes/cpu-lstm-measurements.md), so there is none. Instead the batch is split into blocks of rows
-(``_row_blocks``: one per Numba thread, at least 4 rows each) and each thread runs the WHOLE time loop for its
+(``plan``: one per Numba thread, at least 4 rows each) and each thread runs the WHOLE time loop for its
 block, forward and backward, with OpenBLAS at one thread; the GEMMs outside the loops are split over the same
 threads (``_split_matmul``). With one block (B < 8, or one Numba thread) the time loop runs on one thread and
 the GEMMs outside it use all of OpenBLAS's threads.
@@ -26,12 +26,18 @@ the GEMMs outside it use all of OpenBLAS's threads.
 float64 uses libm ``exp``/``tanh`` so it matches the reference to ~1e-15; float32 uses a vectorisable
 rational ``tanh`` (and ``sigmoid(a) = (1 + tanh(a/2)) / 2``) accurate to a few float32 ulp, because libm
 calls in the gate loop were the largest single cost of a plain Numba LSTM.
+
+Compilation: every loop is compiled lazily, for the dtypes a run uses, and kept in Numba's cache
+(``cache=True``); the first training in a dtype compiles about 10 s of one core, and ``cache_is_cold`` says
+beforehand whether that is still to come. The loops avoid array assignments (``_copy``), whose shape-mismatch
+error message alone took ~5 s to compile. Arguments are checked first (``arguments.py``).
 """
 
 import contextlib
 import functools
 import itertools
 import os
+import typing
 
 
 def _prefer_avx512_openblas():
@@ -61,9 +67,12 @@ def _prefer_avx512_openblas():
 
 _prefer_avx512_openblas()
 
+import numba
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
+
+from .arguments import check_backward, check_forward, require_cache
 
 # Cell kinds, passed to the compiled loops as plain ints (branches on them sit outside the inner loops).
 LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
@@ -96,6 +105,8 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True, nonl
 
 
 def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=None):
+    lengths = check_forward(_GATES[kind], x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, w_hr)
+    training = bool(training)  # one compiled loop for True/1/np.True_
     T, B, I = x.shape
     P = h0.shape[1]  # the state's width: H, or the projection's P
     H = w_hh.shape[0] // _GATES[kind]
@@ -118,7 +129,7 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
     # All time steps' input projections in one GEMM (on all of OpenBLAS's threads, or split over the time
     # loops' threads); the biases are added in the cell pass, which reads xp anyway (a separate bias pass over
     # [T, B, GH] cost ~5 % at large shapes).
-    blocks = _row_blocks(B)
+    blocks = plan(B)
     with _gemm_blas(blocks):
         xp = _split_matmul(x2d, w_ih.T, len(blocks)).reshape(T, B, w_hh.shape[0])
     with _recurrence_blas(B):
@@ -131,9 +142,10 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
 
 
 @njit(nogil=True, **_JIT)
-def _forward_sequence(kind, xp, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training, w_hr, r, b0, b1):
+def _forward_sequence(kind, xp, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training, w_hr, r, b0, b1, small):
     """The whole forward recurrence of the sequences ``b0 <= b < b1`` (the others are not touched, so
     blocks of rows can run in parallel threads); returns the slot of ``hs``/``cs`` holding the final state.
+    ``small``: the per-step GEMMs go through ``_rows_matmul_t`` instead of OpenBLAS (``plan``).
 
     With a projection (``w_hr`` not empty) the cell pass writes o * tanh(c') to ``r`` and the projected
     state ``r W_hr^T`` is one more GEMM per step."""
@@ -142,7 +154,6 @@ def _forward_sequence(kind, xp, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, tra
     gh = np.empty((b1 - b0, GH), y.dtype)
     projected = w_hr.shape[0] > 0
     hp = np.empty((b1 - b0, w_hr.shape[0]), y.dtype)
-    small = _use_row_matmul(b1 - b0)
     pad_h = np.empty((4, hs.shape[2]), y.dtype)
     pad_r = np.empty((4, w_hr.shape[1]), y.dtype)
     for t in range(T):
@@ -159,10 +170,10 @@ def _forward_sequence(kind, xp, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, tra
                 _cell_forward(kind, xp[t, b], gh[b - b0], b_ih, b_hh, hs[cur, b], cs[cur, b], h_new,
                               cs[nxt, b], save, training)
                 if not projected:
-                    y[t, b] = hs[nxt, b]
+                    _copy(hs[nxt, b], y[t, b])
             else:  # past this sequence's length: state frozen, output zero
-                hs[nxt, b] = hs[cur, b]
-                cs[nxt, b] = cs[cur, b]
+                _copy(hs[cur, b], hs[nxt, b])
+                _copy(cs[cur, b], cs[nxt, b])
                 y[t, b] = 0.0
                 if projected:
                     r[t if training else 0, b] = 0.0  # the projection GEMM and dW_hr read every row
@@ -174,8 +185,8 @@ def _forward_sequence(kind, xp, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, tra
                 np.dot(r_rows, w_hr.T, hp)
             for b in range(b0, b1):
                 if t < lengths[b]:
-                    hs[nxt, b] = hp[b - b0]
-                    y[t, b] = hp[b - b0]
+                    _copy(hp[b - b0], hs[nxt, b])
+                    _copy(hp[b - b0], y[t, b])
     return T if training else T & 1
 
 
@@ -237,9 +248,10 @@ def rnn_backward(dy, dh_n, cache):
 
 
 def _backward(dy, dh_n, dc_n, cache):
-    kind, x2d, w_ih, w_hh, lengths, hs, cs, saved, w_hr, r = cache
-    T, B, H = dy.shape  # H: the state's width (P with a projection)
+    kind, x2d, w_ih, w_hh, lengths, hs, cs, saved, w_hr, r = require_cache(cache)
+    T, B, H = len(hs) - 1, hs.shape[1], hs.shape[2]  # H: the state's width (P with a projection)
     dtype = hs.dtype
+    check_backward(dy, dh_n, dc_n, T, B, H, cs.shape[2] if kind == LSTM else None, dtype)
     dh = np.zeros((B, H), dtype) if dh_n is None else np.array(dh_n, dtype=dtype, order="C")
     dc = np.zeros((B, cs.shape[2]), dtype) if dc_n is None else np.array(dc_n, dtype=dtype, order="C")
     GH = w_hh.shape[0]
@@ -249,7 +261,7 @@ def _backward(dy, dh_n, dc_n, cache):
     da_h = np.zeros((T, B, GH), dtype) if kind == GRU else da_x
     projected = len(w_hr) > 0
     dhp = np.zeros((T, B, H) if projected else (0, 0, 0), dtype)  # gradients w.r.t. the projected states
-    blocks = _row_blocks(B)
+    blocks = plan(B)
     with _recurrence_blas(B):
         _in_row_blocks(_backward_sequence, blocks, kind, np.ascontiguousarray(dy, dtype), dh, dc, w_hh, lengths,
                        hs, cs, saved, da_x, da_h, w_hr, dhp)
@@ -268,7 +280,7 @@ def _backward(dy, dh_n, dc_n, cache):
 
 
 @njit(nogil=True, **_JIT)
-def _backward_sequence(kind, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_h, w_hr, dhp, b0, b1):
+def _backward_sequence(kind, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_h, w_hr, dhp, b0, b1, small):
     """Backward through time for the sequences ``b0 <= b < b1``: fills their rows of da_x, da_h (and with a
     projection dhp, the gradients w.r.t. the projected states) and updates their dh, dc in place to dh0,
     dc0."""
@@ -277,7 +289,6 @@ def _backward_sequence(kind, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_
     projected = w_hr.shape[0] > 0
     dr = np.empty((b1 - b0, w_hr.shape[1]), dy.dtype)  # w.r.t. o * tanh(c'): what the cell pass takes as dy
     no_dh = np.zeros(w_hr.shape[1], dy.dtype)  # all of the state's gradient already went through W_hr
-    small = _use_row_matmul(b1 - b0)
     # The per-step kernel reads the weights as [N, K]: transposed copies, once per sequence.
     w_hh_t = np.ascontiguousarray(w_hh.T) if small else w_hh[:0]
     w_hr_t = np.ascontiguousarray(w_hr.T) if small and projected else w_hr[:0]
@@ -287,7 +298,8 @@ def _backward_sequence(kind, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_
         if projected:
             for b in range(b0, b1):
                 if t < lengths[b]:
-                    dhp[t, b] = dy[t, b] + dh[b]
+                    for j in range(H):
+                        dhp[t, b, j] = dy[t, b, j] + dh[b, j]
                     dh[b] = 0.0
             dhp_rows = dhp[t][b0:b1]
             if small:
@@ -308,7 +320,8 @@ def _backward_sequence(kind, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_
             np.dot(da_rows, w_hh, dh_rec)
         for b in range(b0, b1):
             if t < lengths[b]:
-                dh[b] += dh_rec[b - b0]
+                for j in range(H):
+                    dh[b, j] += dh_rec[b - b0, j]
 
 
 @njit(inline="always", **_JIT)
@@ -363,6 +376,14 @@ def _lengths_array(lengths, T, B):
     return np.ascontiguousarray(lengths, dtype=np.int64)
 
 
+@njit(inline="always", **_JIT)
+def _copy(source, target):
+    """target[:] = source for two 1-D arrays of one length, as a plain loop: an array assignment compiles
+    Numba's shape-mismatch error message (string formatting, ~5 s of the first run's compilation)."""
+    for j in range(target.shape[0]):
+        target[j] = source[j]
+
+
 @njit(**_JIT)
 def _column_sums(a):
     out = np.zeros(a.shape[1], a.dtype)
@@ -375,20 +396,36 @@ def _column_sums(a):
 # A time loop is split over threads only when each gets at least this many sequences: the small-batch kernel
 # computes rows four at a time, so fewer would only pad.
 _MIN_ROWS_PER_THREAD = 4
+# The largest block of rows whose per-step GEMM is _rows_matmul_t (from 2 rows; 1 row is OpenBLAS's GEMV).
+_MAX_ROWS_MATMUL = 32
 
 
-def _row_blocks(B, threads=None):
-    """``[(b0, b1), ...]``: the batch split into at most ``threads`` (default: Numba's thread count,
-    ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``) blocks of consecutive rows, as even as possible,
-    each at least ``_MIN_ROWS_PER_THREAD`` rows; one block is the whole batch on one thread.
+class Block(typing.NamedTuple):
+    """Rows ``start <= b < end`` of a batch, whose whole time loop one thread runs, and its per-step GEMM."""
+    start: int
+    end: int
+    step: str  # "gemv" (1 row, OpenBLAS), "rows" (2..32 rows, _rows_matmul_t) or "gemm" (more, OpenBLAS)
 
-    The sequences of a batch never meet in a time loop (each step's GEMM is row by row), so each thread runs
-    the whole loop for its rows: one hand-off per sequence, none per step, and a thread that is slowed down
-    on a shared machine only delays the end."""
+
+def plan(B, threads=None):
+    """How the kernels run a batch of ``B`` sequences on ``threads`` threads (default: Numba's thread count,
+    ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``): a list of ``Block``s, one per thread.
+
+    Threads: the batch is split into at most ``threads`` blocks of consecutive rows, as even as possible, each
+    at least ``_MIN_ROWS_PER_THREAD`` rows; one block is the whole batch on one thread. The sequences of a batch
+    never meet in a time loop (each step's GEMM is row by row), so each thread runs the whole loop for its
+    rows: one hand-off per call, none per step, and a thread slowed down on a shared machine only delays the end.
+
+    Per-step GEMM, by the rows of a block: OpenBLAS packs the whole weight matrix for every call and reaches
+    10-150 GFLOP/s on 2..32 rows on one core, _rows_matmul_t 75-210 (0.2-0.9x OpenBLAS's time, H = 128..1024,
+    benchmarks/step_matmul.py); one row goes to OpenBLAS's GEMV, which is faster, and more than 32 to its GEMM.
+    The hidden size does not enter: the crossover was measured flat over H = 128..1024.
+    """
     if threads is None:
-        import numba
         threads = numba.get_num_threads()
-    return _even_blocks(B, max(1, min(threads, B // _MIN_ROWS_PER_THREAD)))
+    blocks = _even_blocks(B, max(1, min(threads, B // _MIN_ROWS_PER_THREAD)))
+    return [Block(b0, b1, "gemv" if b1 - b0 == 1 else "rows" if b1 - b0 <= _MAX_ROWS_MATMUL else "gemm")
+            for b0, b1 in blocks]
 
 
 def _even_blocks(n, parts):
@@ -397,9 +434,10 @@ def _even_blocks(n, parts):
 
 
 def _in_row_blocks(loop, blocks, *args):
-    """``loop(*args, b0, b1)`` for each of ``blocks``, one thread each (the loops release the GIL);
-    returns the first block's result."""
-    return _in_parallel([functools.partial(loop, *args, *block) for block in blocks])[0]
+    """``loop(*args, start, end, small)`` for each of the ``plan``'s ``blocks``, one thread each (the loops
+    release the GIL); returns the first block's result."""
+    calls = [functools.partial(loop, *args, block.start, block.end, block.step == "rows") for block in blocks]
+    return _in_parallel(calls)[0]
 
 
 def _in_parallel(calls):
@@ -444,14 +482,6 @@ def _split_matmul_tn(a, b, parts):
     return functools.reduce(np.add, partial)
 
 
-@njit(inline="always", **_JIT)
-def _use_row_matmul(B):
-    """Per-step GEMMs of 2..32 rows: OpenBLAS packs the whole weight matrix for every call and reaches
-    10-150 GFLOP/s there on one core; _rows_matmul_t 75-210 (0.2-0.9x OpenBLAS's time, H = 128..1024,
-    benchmarks/step_matmul.py). One row goes to OpenBLAS's GEMV, which is faster."""
-    return 2 <= B <= 32
-
-
 @njit(**_JIT)
 def _rows_matmul_t(a, w, out, pad):
     """out = a @ w.T for the few rows of ``a`` (w: [N, K], C-contiguous): eight rows at a time, then four.
@@ -468,12 +498,13 @@ def _rows_matmul_t(a, w, out, pad):
         r0 += 8
     while r0 < R:
         rows = min(4, R - r0)
-        if rows == 4:
-            _four_rows_matmul_t(a[r0], a[r0 + 1], a[r0 + 2], a[r0 + 3], w, out, r0, 4)
-        else:
+        block = a[r0:r0 + 4]
+        if rows < 4:
             pad[:] = 0.0
-            pad[:rows] = a[r0:]
-            _four_rows_matmul_t(pad[0], pad[1], pad[2], pad[3], w, out, r0, rows)
+            for i in range(rows):
+                _copy(a[r0 + i], pad[i])
+            block = pad
+        _four_rows_matmul_t(block[0], block[1], block[2], block[3], w, out, r0, rows)
         r0 += rows
 
 
@@ -590,6 +621,25 @@ def _tanh_float32(a):
     q = x2 * q + np.float32(2.26843463243900e-03)
     q = x2 * q + np.float32(4.89352518554385e-03)
     return x * p / q
+
+
+def cache_is_cold(dtype="float32"):
+    """Whether the next training in ``dtype`` must first compile the time loops (about 10 s of one core).
+
+    True when Numba's cache holds no forward or no backward time loop of ``dtype`` compiled for this CPU: the
+    first run after installing, after this file changed, or with a new ``NUMBA_CACHE_DIR``. Cheap: it reads
+    the two loops' cache index files and compiles nothing, so a command can say what it is waiting for.
+    """
+    element = numba.from_dtype(np.dtype(dtype))
+    for loop in (_forward_sequence, _backward_sequence):
+        try:  # Numba's cache index: {(signature, target machine, source hashes): data file}
+            index = loop._cache._cache_file._load_index()
+            machine = loop.targetctx.codegen().magic_tuple()
+        except AttributeError:  # another Numba's internals: assume the worst, the message is harmless
+            return True
+        if not any(key[1] == machine and key[0][1].dtype == element for key in index):
+            return True
+    return False
 
 
 def set_num_threads(n):

@@ -13,19 +13,22 @@ at [600, 16, 80]), waiting for its second thread; the loss is a small part of a 
 import numpy as np
 from numba import njit
 
+from .arguments import check_ctc
+
 # No fastmath: -inf (an unreachable state) must add and compare exactly, and impossible alignments must give
 # inf losses and NaN gradients as the reference (and PyTorch) do.
 _JIT = {"cache": True, "error_model": "numpy"}
 
 
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0):
-    """Per-sequence losses ``[B]`` and their gradients with respect to the logits ``[T, B, C]`` (float64)."""
+    """Per-sequence losses ``[B]`` and their gradients with respect to the logits ``[T, B, C]`` (float64).
+
+    ``targets`` padded ``[B, S]``; its arguments are checked first (``arguments.check_ctc``)."""
+    targets, input_lengths, target_lengths = check_ctc(log_probs, targets, input_lengths, target_lengths, blank)
     log_probs = np.ascontiguousarray(log_probs, dtype=np.float64)
     losses = np.empty(log_probs.shape[1])
     grads = np.empty_like(log_probs)
-    _ctc_batch(log_probs, np.ascontiguousarray(targets, dtype=np.int64),
-               np.ascontiguousarray(input_lengths, dtype=np.int64),
-               np.ascontiguousarray(target_lengths, dtype=np.int64), int(blank), losses, grads)
+    _ctc_batch(log_probs, np.ascontiguousarray(targets), input_lengths, target_lengths, int(blank), losses, grads)
     return losses, grads
 
 

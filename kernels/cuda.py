@@ -50,6 +50,8 @@ import numpy as np
 from numba import config as _numba_config
 from numba import cuda
 
+from .arguments import check_backward, check_forward, require_cache
+
 SIMULATOR = bool(_numba_config.ENABLE_CUDASIM)
 
 try:  # CuPy owns the arrays and the stream on a real GPU; the simulator works on NumPy arrays
@@ -469,9 +471,8 @@ def _require_device_arrays():
 
 def _forward(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, nonlinearity):
     _require_device_arrays()
+    lengths = check_forward(GATES[cell], x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths)
     dtype = np.dtype(x.dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"the CUDA kernels take float32 or float64 arrays, got {dtype}")
     x, h0, w_ih, w_hh, b_ih, b_hh = (_as_device(a, dtype) for a in (x, h0, w_ih, w_hh, b_ih, b_hh))
     T, B, I = x.shape
     H = h0.shape[1]
@@ -514,10 +515,11 @@ def _forward(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, nonline
 
 
 def _backward(dy, dh_n, dc_n, cache):
-    cell, x, lens, w_ih, w_hh, h_states, c_states, acts, relu = cache
+    cell, x, lens, w_ih, w_hh, h_states, c_states, acts, relu = require_cache(cache)
     dtype = np.dtype(x.dtype)
     T, B, I = x.shape
     H = h_states.shape[2]
+    check_backward(dy, dh_n, dc_n, T, B, H, H if cell == "lstm" else None, dtype)
     GH = GATES[cell] * H
     dy = _as_device(dy, dtype)
     dummy = xp.zeros((1, 1, 1), dtype=dtype)

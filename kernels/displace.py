@@ -8,24 +8,28 @@ vectorises (2x faster than bounds per shift).
 import numpy as np
 from numba import njit, prange
 
+from .arguments import check_displace
+
 _JIT = {"cache": True, "fastmath": True, "parallel": True}
 
 
 def displace(x, kernels):
     """``y [N, H, W]``: each image moved by its ``S x S`` kernel."""
+    check_displace(x, kernels)
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
-    _displace(x, np.ascontiguousarray(kernels, dtype=x.dtype), y)
+    _displace(x, np.ascontiguousarray(kernels), y)
     return y
 
 
 def displace_backward(x, kernels, dy_out):
     """``(dx, dkernels)`` for the output gradient ``dy_out``."""
+    check_displace(x, kernels, dy_out)
     x = np.ascontiguousarray(x)
-    kernels = np.ascontiguousarray(kernels, dtype=x.dtype)
+    kernels = np.ascontiguousarray(kernels)
     dx_in = np.empty_like(x)
     dkernels = np.empty_like(kernels)
-    _displace_backward(x, kernels, np.ascontiguousarray(dy_out, dtype=x.dtype), dx_in, dkernels)
+    _displace_backward(x, kernels, np.ascontiguousarray(dy_out), dx_in, dkernels)
     return dx_in, dkernels
 
 

@@ -42,9 +42,13 @@ Calling convention shared by every backend (the state is one array for GRU/RNN, 
 
 ``dh_n`` / ``dc_n`` may be None (no gradient flows into the final state). The cache is opaque: only the
 backward of the same module reads it.
+
+Every function checks its arguments first (``arguments.py``): a ValueError names a wrong shape, dtype or length.
 """
 
 import numpy as np
+
+from .arguments import check_backward, check_forward, require_cache
 
 
 def sigmoid(a):
@@ -66,6 +70,7 @@ def _zeros_if_none(grad, like):
 # ---------------------------------------------------------------------------------------------- LSTM
 
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True, w_hr=None):
+    lengths = check_forward(4, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, w_hr)
     T, B, _ = x.shape
     mask = step_mask(T, B, lengths, x.dtype)
     h, c = h0, c0
@@ -88,7 +93,9 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True,
 
 
 def lstm_backward(dy, dh_n, dc_n, cache):
-    x, mask, w_ih, w_hh, w_hr, steps = cache
+    x, mask, w_ih, w_hh, w_hr, steps = require_cache(cache)
+    h0, c0 = steps[0][:2]
+    check_backward(dy, dh_n, dc_n, *x.shape[:2], h0.shape[1], c0.shape[1], x.dtype)
     dh = _zeros_if_none(dh_n, steps[0][0])
     dc = _zeros_if_none(dc_n, steps[0][1])
     dx = np.zeros_like(x)
@@ -124,6 +131,7 @@ def lstm_backward(dy, dh_n, dc_n, cache):
 # ----------------------------------------------------------------------------------------------- GRU
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True):
+    lengths = check_forward(3, x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths)
     T, B, _ = x.shape
     mask = step_mask(T, B, lengths, x.dtype)
     h = h0
@@ -144,7 +152,8 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True):
 
 
 def gru_backward(dy, dh_n, cache):
-    x, mask, w_ih, w_hh, steps = cache
+    x, mask, w_ih, w_hh, steps = require_cache(cache)
+    check_backward(dy, dh_n, None, *x.shape[:2], steps[0][0].shape[1], None, x.dtype)
     dh = _zeros_if_none(dh_n, steps[0][0])
     dx = np.zeros_like(x)
     dw_ih, dw_hh = np.zeros_like(w_ih), np.zeros_like(w_hh)
@@ -173,6 +182,7 @@ def gru_backward(dy, dh_n, cache):
 def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True, nonlinearity="tanh"):
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    lengths = check_forward(1, x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths)
     T, B, _ = x.shape
     mask = step_mask(T, B, lengths, x.dtype)
     h = h0
@@ -190,7 +200,8 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, training=True, nonl
 
 
 def rnn_backward(dy, dh_n, cache):
-    x, mask, w_ih, w_hh, steps, nonlinearity = cache
+    x, mask, w_ih, w_hh, steps, nonlinearity = require_cache(cache)
+    check_backward(dy, dh_n, None, *x.shape[:2], steps[0][0].shape[1], None, x.dtype)
     dh = _zeros_if_none(dh_n, steps[0][0])
     dx = np.zeros_like(x)
     dw_ih, dw_hh = np.zeros_like(w_ih), np.zeros_like(w_hh)

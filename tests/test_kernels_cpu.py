@@ -1,6 +1,10 @@
 """The fused Numba kernels (kernels/cpu.py) against the NumPy reference, and their own gradients."""
 
 import itertools
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -145,8 +149,12 @@ def test_finite_difference_gradients(cell):
         np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-7, err_msg=name)
 
 
-def test_larger_float32_shapes_match_reference():
-    """A shape big enough that the vectorised loops run full SIMD widths plus remainders."""
+@pytest.mark.parametrize("threads, steps", [(1, ["gemm"]), (2, ["rows", "rows"])])
+def test_larger_float32_shapes_match_reference(threads, steps, pin_threads):
+    """A shape big enough that the vectorised loops run full SIMD widths plus remainders: B = 37 on one thread
+    is one block whose per-step GEMM is OpenBLAS's, on two threads two blocks through _rows_matmul_t."""
+    pin_threads(threads)
+    assert [block.step for block in cpu.plan(37)] == steps
     rng = np.random.default_rng(4)
     for cell in CELLS:
         p = make_inputs(rng, cell, 9, 37, 21, 45, np.float32)
@@ -186,8 +194,11 @@ def test_small_batch_matmul_matches_numpy(dtype):
 
 
 @pytest.mark.parametrize("B", [6, 8, 13, 27])
-def test_small_batches_above_four_match_reference(B):
-    """B = 5..32 runs the small-batch kernel over several row blocks, the last one padded, forward and backward."""
+def test_small_batches_above_four_match_reference(B, pin_threads):
+    """B = 5..32 on one thread runs the small-batch kernel over several row blocks, the last one padded, forward
+    and backward."""
+    pin_threads(1)
+    assert cpu.plan(B) == [cpu.Block(0, B, "rows")]
     rng = np.random.default_rng(B)
     for cell in CELLS:
         p = make_inputs(rng, cell, 5, B, 7, 13, np.float64)
@@ -202,23 +213,60 @@ def test_small_batches_above_four_match_reference(B):
             assert_close(a, b, np.float64)
 
 
-@pytest.mark.parametrize("B, threads", [(1, 2), (7, 2), (8, 2), (13, 2), (14, 3), (100, 2), (9, 16)])
-def test_row_blocks_cover_the_batch(B, threads):
-    blocks = cpu._row_blocks(B, threads)
-    assert blocks[0][0] == 0 and blocks[-1][1] == B
-    assert all(end == start for (_, end), (start, _) in itertools.pairwise(blocks))
+@pytest.fixture
+def pin_threads(monkeypatch):
+    """``pin_threads(n)``: the kernels plan for ``n`` threads, whatever the machine has; undone after the test.
+
+    The kernels read Numba's thread count only to plan (``cpu.plan``); they run the blocks on Python threads of
+    their own. ``numba.set_num_threads(n)`` refuses an ``n`` above NUMBA_NUM_THREADS (the core count, 1 on a
+    1-core machine), so the count is pinned where the plan reads it and every path runs on every machine."""
+    import numba
+
+    def pin(n):
+        monkeypatch.setattr(numba, "get_num_threads", lambda: n)
+    return pin
+
+
+@pytest.mark.parametrize("B, threads, blocks", [
+    (1, 1, [(0, 1, "gemv")]),
+    (1, 16, [(0, 1, "gemv")]),
+    (2, 16, [(0, 2, "rows")]),
+    (7, 2, [(0, 7, "rows")]),  # two blocks would have fewer than 4 rows each
+    (8, 2, [(0, 4, "rows"), (4, 8, "rows")]),
+    (9, 16, [(0, 4, "rows"), (4, 9, "rows")]),
+    (32, 1, [(0, 32, "rows")]),
+    (33, 1, [(0, 33, "gemm")]),
+    (66, 2, [(0, 33, "gemm"), (33, 66, "gemm")]),
+    (65, 2, [(0, 32, "rows"), (32, 65, "gemm")]),
+    (14, 3, [(0, 4, "rows"), (4, 9, "rows"), (9, 14, "rows")]),
+    (256, 16, [(16 * i, 16 * i + 16, "rows") for i in range(16)]),
+])
+def test_plan(B, threads, blocks):
+    assert cpu.plan(B, threads) == [cpu.Block(*block) for block in blocks]
+
+
+@pytest.mark.parametrize("B, threads", [(1, 2), (7, 2), (8, 2), (13, 2), (14, 3), (100, 2), (9, 16), (1000, 7)])
+def test_plan_covers_the_batch(B, threads):
+    blocks = cpu.plan(B, threads)
+    assert blocks[0].start == 0 and blocks[-1].end == B
+    assert all(a.end == b.start for a, b in itertools.pairwise(blocks))
     assert len(blocks) <= threads
-    assert len(blocks) == 1 or min(b1 - b0 for b0, b1 in blocks) >= cpu._MIN_ROWS_PER_THREAD
-    sizes = [b1 - b0 for b0, b1 in blocks]
+    sizes = [block.end - block.start for block in blocks]
+    assert len(blocks) == 1 or min(sizes) >= cpu._MIN_ROWS_PER_THREAD
     assert max(sizes) - min(sizes) <= 1
 
 
+def test_plan_reads_numbas_thread_count(pin_threads):
+    pin_threads(3)
+    assert len(cpu.plan(14)) == 3
+
+
 @pytest.mark.parametrize("cell", CELLS)
-def test_time_loops_split_over_threads_match_reference(cell, monkeypatch):
+def test_time_loops_split_over_threads_match_reference(cell, pin_threads):
     """Three threads, each running the whole time loop for its block of rows (4, 5 and 5 of 14; ragged
     lengths), forward and backward, float64 and float32 (its blocks take the small-batch kernel)."""
-    import numba
-    monkeypatch.setattr(numba, "get_num_threads", lambda: 3)
+    pin_threads(3)
+    assert [block.step for block in cpu.plan(14)] == ["rows"] * 3
     for dtype in (np.float64, np.float32):
         rng = np.random.default_rng(11)
         p = make_inputs(rng, cell, 6, 14, 5, 9, dtype)
@@ -245,3 +293,44 @@ def test_split_gemms_match_numpy(parts):
         np.testing.assert_allclose(cpu._split_matmul(a, b, parts), a @ b, rtol=1e-12)
         np.testing.assert_allclose(cpu._split_matmul(a, b.T.copy().T, parts), a @ b, rtol=1e-12)
         np.testing.assert_allclose(cpu._split_matmul_tn(a, c, parts), a.T @ c, rtol=1e-12, atol=1e-12)
+
+
+def test_cache_is_cold_until_the_time_loops_are_compiled(tmp_path):
+    """In a fresh process with an empty NUMBA_CACHE_DIR: cold; after a float32 forward and backward: warm for
+    float32, still cold for float64, and warm again for float32 in the next process (read from the cache)."""
+    script = textwrap.dedent("""
+        import numpy as np
+        from lstmzoo.kernels import cpu
+        print(cpu.cache_is_cold("float32"), cpu.cache_is_cold("float64"))
+        a = lambda *shape: np.ones(shape, np.float32)
+        y, _, _, cache = cpu.lstm_forward(a(2, 3, 2), a(3, 2), a(3, 2), a(8, 2), a(8, 2), a(8), a(8))
+        cpu.lstm_backward(y, None, None, cache)
+        print(cpu.cache_is_cold("float32"), cpu.cache_is_cold("float64"))
+    """)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert first.stdout.split("\n")[:2] == ["True True", "False True"], first.stdout + first.stderr
+    again = subprocess.run([sys.executable, "-c", "from lstmzoo.kernels import cpu; print(cpu.cache_is_cold())"],
+                           env=env, capture_output=True, text=True, check=True)
+    assert again.stdout.strip() == "False"
+
+
+def test_every_kernel_name_the_readme_uses_exists():
+    """The README's paragraph on ``lstmzoo.kernels``: each name it lists is there (``gru_*``: forward and
+    backward), the functions are the CPU kernels, and the submodules it names can be reached as attributes."""
+    import re
+    from pathlib import Path
+
+    import lstmzoo.kernels as kernels
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    paragraph = readme[readme.index("`lstmzoo.kernels` exposes"):]
+    paragraph = paragraph[:paragraph.index("\n\n")]
+    names = [name for name in re.findall(r"`([\w.*]+)`", paragraph) if name != "lstmzoo.kernels"]
+    assert "lstm_forward" in names and "kernels.cpu" in names
+    for name in names:
+        for full in ([name[:-1] + "forward", name[:-1] + "backward"] if name.endswith("_*") else [name]):
+            value = kernels
+            for part in full.removeprefix("kernels.").split("."):
+                value = getattr(value, part)
+            if full in kernels.FUNCTIONS:
+                assert value is getattr(cpu, full)

@@ -41,12 +41,14 @@ def assert_close(actual, expected, dtype, name):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("with_lengths", [False, True])
-# 1: OpenBLAS GEMV; 3: the small-batch kernel; 12 and 80: two threads, each with its block of rows, through
-# the small-batch kernel (6 rows each) and OpenBLAS's GEMM (40 rows each).
-@pytest.mark.parametrize("B", [1, 3, 12, 80])
-def test_cpu_matches_reference(dtype, with_lengths, B, monkeypatch):
+# Two threads (pinned where the kernels' plan reads the count, as on any machine): 1 row, OpenBLAS's GEMV; 3, the
+# small-batch kernel; 12 and 80, two blocks of rows, one thread each, through the small-batch kernel (6 rows each)
+# and OpenBLAS's GEMM (40 rows each).
+@pytest.mark.parametrize("B, steps", [(1, ["gemv"]), (3, ["rows"]), (12, ["rows", "rows"]), (80, ["gemm", "gemm"])])
+def test_cpu_matches_reference(dtype, with_lengths, B, steps, monkeypatch):
     import numba
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    assert [block.step for block in cpu.plan(B)] == steps
     rng = np.random.default_rng(B + 10 * with_lengths)
     p = make_inputs(rng, T, B, I, H, P, dtype)
     lengths = rng.integers(1, T + 1, B) if with_lengths else None

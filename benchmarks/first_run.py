@@ -1,0 +1,88 @@
+"""Wall time of the first ``lstmzoo train airline-passengers`` after installing (Numba compiles the CPU kernels)
+against a warm run (the kernels loaded from Numba's cache), printed as a Markdown table.
+
+    python benchmarks/first_run.py               # cold, then warm, 2 runs each
+    python benchmarks/first_run.py --runs 3
+
+Each run is a fresh ``python -m lstmzoo train airline-passengers --out <tmp>`` subprocess. Cold runs point
+``NUMBA_CACHE_DIR`` at a new empty folder, so every kernel the run needs is compiled; warm runs reuse one folder
+that a previous run filled. The main job (airline passengers) ships with the package, so no download is timed.
+"""
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+            else:
+                name = platform.processor() or "unknown CPU"
+            f.seek(0)
+            flags = next((set(line.split()) for line in f if line.startswith("flags")), set())
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{name}, {vector}, {os.cpu_count()} logical CPUs"
+
+
+def train_seconds(cache_dir, out_dir):
+    """(wall, CPU) seconds of one ``lstmzoo train airline-passengers`` with ``NUMBA_CACHE_DIR=cache_dir``.
+
+    The CPU seconds (user + system, all threads) are what the run cost whatever else the machine was doing;
+    the wall seconds are what a user waits, and grow on a busy machine."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "lstmzoo", "train", "airline-passengers", "--out", out_dir], env=env,
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def _median_gap(cold, warm, column):
+    """median(cold) - median(warm) of column 0 (wall seconds) or 1 (CPU seconds)."""
+    return statistics.median(r[column] for r in cold) - statistics.median(r[column] for r in warm)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=2, help="cold runs and warm runs, each (default 2)")
+    args = parser.parse_args()
+    cold, warm = [], []
+    with tempfile.TemporaryDirectory(prefix="lstmzoo-first-run-") as tmp:
+        warm_cache = os.path.join(tmp, "warm-cache")
+        for run in range(args.runs):
+            cold.append(train_seconds(os.path.join(tmp, f"cold-cache-{run}"), os.path.join(tmp, f"cold-{run}")))
+            if run == 0:  # fill the warm cache once, untimed
+                train_seconds(warm_cache, os.path.join(tmp, "fill"))
+            warm.append(train_seconds(warm_cache, os.path.join(tmp, f"warm-{run}")))
+    print(f"`lstmzoo train airline-passengers`, {cpu_model()}, Python {platform.python_version()}, "
+          f"NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', 'default')}; "
+          f"load average at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print()
+    print("| Numba cache | runs | wall s, median | wall s, min-max | CPU s, median |")
+    print("|---|---:|---:|---:|---:|")
+    for name, runs in (("cold (empty NUMBA_CACHE_DIR)", cold), ("warm", warm)):
+        walls, cpus = [w for w, _ in runs], [c for _, c in runs]
+        print(f"| {name} | {len(runs)} | {statistics.median(walls):.1f} | {min(walls):.1f}-{max(walls):.1f} | "
+              f"{statistics.median(cpus):.1f} |")
+    print()
+    print(f"cold - warm (medians): {_median_gap(cold, warm, 0):.1f} s wall, "
+          f"{_median_gap(cold, warm, 1):.1f} s CPU")
+
+
+if __name__ == "__main__":
+    main()
