@@ -61,7 +61,7 @@ class LstmzooGroup(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort,
                 KeyboardInterrupt, SystemExit):
             raise
-        except Exception as error:  # noqa: BLE001 - reported as a bug below (or re-raised with --debug)
+        except Exception as error:
             if ctx.params.get("debug"):
                 raise
             raise click.ClickException(_bug_report(ctx, error)) from None
@@ -136,20 +136,27 @@ Examples:
 @click.option("--application", type=click.Choice(APPLICATIONS), help="Only recipes of this application.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def list_command(application, as_json):
-    """List the installed recipes (built-in and from plugins)."""
+    """List the tasks (your own data: train TASK --data FILE) and the installed recipes (built-in and from
+    plugins)."""
     _warn_skipped_plugins()
     recipes = list_recipes(application)
     if as_json:
-        click.echo(json.dumps([{"name": r.name, "application": r.application, "summary": r.summary}
-                               for r in recipes], indent=2))
+        click.echo(json.dumps([{"name": r.name, "application": r.application, "summary": r.summary,
+                                "task": bool(r.task)} for r in recipes], indent=2))
         return
     if not recipes:
         click.echo("no recipes installed" + (f" for {application}" if application else ""))
         return
     name_width = max(len(r.name) for r in recipes)
     app_width = max(len(r.application) for r in recipes)
-    for r in recipes:
-        click.echo(f"{r.name:<{name_width}}  {r.application:<{app_width}}  {r.summary}")
+    tasks = [r for r in recipes if r.task]
+    zoo = [r for r in recipes if not r.task]
+    for title, group in (("tasks: your own data, lstmzoo train TASK --data FILE", tasks),
+                         ("recipes: a dataset and a published result, lstmzoo train RECIPE", zoo)):
+        if group:
+            click.echo(title)
+            for r in group:
+                click.echo(f"  {r.name:<{name_width}}  {r.application:<{app_width}}  {r.summary}")
 
 
 @main.command(epilog="""\b
@@ -226,8 +233,15 @@ Examples:
   lstmzoo train airline-passengers --seed 1 --set hidden_size=64 --set lr=0.002
   lstmzoo train airline-passengers --out runs/air --epochs 50
   lstmzoo train airline-passengers --out runs/air --resume     # continue after Ctrl-C
-The hyperparameters and their defaults: lstmzoo info RECIPE.""")
+  lstmzoo train forecasting --data sales.csv --set horizon=6   # a task: your own data
+  lstmzoo train sequence-classification --data train.ts --test-data test.ts
+  lstmzoo train text-classification --data reviews.csv --out runs/reviews
+The hyperparameters and their defaults: lstmzoo info RECIPE (or TASK).""")
 @click.argument("recipe")
+@click.option("--data", type=click.Path(exists=True, path_type=Path),
+              help="Tasks: the file (or folder) to train on; see lstmzoo info TASK for the formats.")
+@click.option("--test-data", type=click.Path(exists=True, path_type=Path),
+              help="Tasks: a file to score the test metrics on  [default: a part of --data held out]")
 @click.option("--epochs", type=click.IntRange(min=1), help="Maximum epochs  [default: the recipe's]")
 @click.option("--seed", type=int, help="Random seed  [default: the recipe's, 0]")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
@@ -235,9 +249,9 @@ The hyperparameters and their defaults: lstmzoo info RECIPE.""")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to train  [default: cpu]")
 @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", help="Override a hyperparameter (repeatable).")
-def train(recipe, epochs, seed, out, resume, device, settings):
-    """Train a recipe; writes config, best and last weights, metrics log and learning curve to the run folder,
-    then prints the best model's metrics on the test split."""
+def train(recipe, data, test_data, epochs, seed, out, resume, device, settings):
+    """Train a recipe, or a task on your data; writes config, best and last weights, metrics log and learning
+    curve to the run folder, then prints the best model's metrics on the test split."""
     from .checkpoint import (
         CONFIG,
         CheckpointError,
@@ -251,6 +265,10 @@ def train(recipe, epochs, seed, out, resume, device, settings):
     for name, value in (("epochs", epochs), ("seed", seed), ("device", device)):
         if value is not None:
             overrides[name] = value
+    overrides.update(_data_options(chosen, data=data, test_data=test_data))
+    if not resume and chosen.task and "data" not in overrides:
+        raise UserError(f"the {chosen.name} task trains on your data: give it with --data FILE (the formats: "
+                        f"lstmzoo info {chosen.name})")
     if resume and out is None:
         raise UserError("--resume continues a run: name its folder with --out")
     if resume and set(overrides) - {"epochs", "device"}:
@@ -262,6 +280,8 @@ def train(recipe, epochs, seed, out, resume, device, settings):
             if has_checkpoint(run_dir):
                 raise UserError(f"{run_dir} already holds a run: continue it with --resume, or choose another --out")
             check_new_run_folder(run_dir)
+            # A task reads the user's file here, before the folder exists: a bad file leaves nothing behind.
+            hp = chosen.settle(hp)
         _check_device(hp["device"])
     # One writer at a time, from the first check to the last plot: a second `train` (or `evaluate`) into this
     # folder is refused until this one ends.
@@ -303,6 +323,18 @@ def train(recipe, epochs, seed, out, resume, device, settings):
     _print_metrics(metrics, as_json=False)
 
 
+def _data_options(chosen, **given):
+    """``{hyperparameter: path}`` of the data options given (``--data``, ``--test-data``), which only tasks
+    take."""
+    given = {name: str(value) for name, value in given.items() if value is not None}
+    if given and not chosen.task:
+        from .registry import list_recipes
+        tasks = ", ".join(r.name for r in list_recipes() if r.task)
+        raise UserError(f"recipe {chosen.name!r} trains on its own dataset; --data and --test-data are for the "
+                        f"tasks ({tasks})")
+    return given
+
+
 def _check_device(device):
     """A one-sentence error, before any work, when the device cannot be used here (CUDA without a GPU)."""
     from .array import device_module
@@ -316,20 +348,27 @@ def _check_device(device):
 Examples:
   lstmzoo evaluate airline-passengers --checkpoint runs/air
   lstmzoo evaluate airline-passengers --checkpoint runs/air --json
-  lstmzoo evaluate rt-polarity --checkpoint runs/rt --cv 10     # trains 10 models: slow""")
+  lstmzoo evaluate rt-polarity --checkpoint runs/rt --cv 10     # trains 10 models: slow
+  lstmzoo evaluate forecasting --checkpoint runs/sales --data next-quarter.csv""")
 @click.argument("recipe")
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="A run folder of this recipe.")
+@click.option("--data", type=click.Path(exists=True, path_type=Path),
+              help="Tasks: score this file instead of the run's own test part.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of metric name -> number.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to run  [default: where it was trained]")
 @click.option("--cv", "folds", type=click.IntRange(min=2), metavar="K",
               help="K-fold cross-validation with the run's hyperparameters instead: trains K new models (slow; "
                    "only recipes that support it).")
-def evaluate(recipe, checkpoint, as_json, device, folds):
+def evaluate(recipe, checkpoint, data, as_json, device, folds):
     """Evaluate the best weights of a run on the recipe's test split (or cross-validate its hyperparameters)."""
     from .checkpoint import run_folder_lock
     chosen = _recipe(recipe)
+    test_data = _data_options(chosen, test_data=data)
     with _reported():
         model, hp = chosen.restore(checkpoint, device=device)
+        if chosen.task:
+            chosen.check_data_unchanged(checkpoint, hp)     # the files it trained on, as they were
+            hp = {**hp, **test_data}
         if folds:
             metrics = chosen.cross_validate(hp, folds, progress=not as_json)
         else:
@@ -342,6 +381,7 @@ def evaluate(recipe, checkpoint, as_json, device, folds):
 Examples:
   lstmzoo predict airline-passengers --checkpoint runs/air --horizon 24
   lstmzoo predict airline-passengers --checkpoint runs/air --input past.csv --plot forecast.png
+  lstmzoo predict forecasting --checkpoint runs/sales --input history.csv --output forecast.csv
 What --input takes depends on the recipe: see `lstmzoo info RECIPE`.""")
 @click.argument("recipe")
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="A run folder of this recipe.")
@@ -349,13 +389,15 @@ What --input takes depends on the recipe: see `lstmzoo info RECIPE`.""")
 @click.option("--horizon", type=click.IntRange(min=1), help="Steps to forecast (time series)  [default: one season]")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to draw the forecast (time series)  [default: CHECKPOINT/forecast.png]")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Tasks: write the predictions to this CSV file  [default: print them]")
 @click.option("--json", "as_json", is_flag=True, help="Print the prediction as JSON.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to run  [default: where it was trained]")
-def predict(recipe, checkpoint, input_, horizon, plot, as_json, device):
-    """Run a trained recipe on new input."""
+def predict(recipe, checkpoint, input_, horizon, plot, output, as_json, device):
+    """Run a trained recipe (or task) on new input."""
     chosen = _recipe(recipe)
-    given = {name: value for name, value in (("input", input_), ("horizon", horizon), ("plot", plot))
-             if value is not None}
+    given = {name: value for name, value in (("input", input_), ("horizon", horizon), ("plot", plot),
+                                             ("output", output)) if value is not None}
     unsupported = sorted(set(given) - set(chosen.predict_options()))
     if unsupported:
         raise UserError(f"recipe {chosen.name!r} does not take --{', --'.join(unsupported)}")

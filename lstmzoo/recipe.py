@@ -20,8 +20,9 @@ from typing import ClassVar
 
 from .errors import UserError
 
-APPLICATIONS = ("time-series", "language-modeling", "translation", "sentiment-analysis", "speech-commands",
-                "speech-to-text", "handwriting", "video")
+APPLICATIONS = ("time-series", "sequence-classification", "sequence-regression", "text-classification",
+                "language-modeling", "translation", "sentiment-analysis", "speech-commands", "speech-to-text",
+                "handwriting", "video")
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}

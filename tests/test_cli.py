@@ -51,7 +51,8 @@ def test_help_has_a_worked_example(command):
 def test_list_and_info():
     assert "airline-passengers" in run("list").output
     speech = run("list", "--application", "speech-commands").output.splitlines()
-    assert speech and all(line.split()[1] == "speech-commands" for line in speech)
+    assert speech[0].startswith("recipes:") and speech[1:]
+    assert all(line.split()[1] == "speech-commands" for line in speech[1:])
     listed = json.loads(run("list", "--json").output)
     assert {"name": "airline-passengers", "application": "time-series"}.items() <= listed[0].items()
     text = run("info", "airline-passengers").output

@@ -56,7 +56,7 @@ def test_learns_from_a_csv_and_predicts_from_the_run_folder(tmp_path):
     assert config["fitted"]["classes"] == ["complaint", "praise", "question"]
     (tmp_path / "train.csv").unlink()                    # predict needs only the run folder
     result = task.predict(trained.model, hp, tmp_path / "run", input="w1 w2 superb w3")
-    assert result["rows"]["label"].tolist() == ["praise"]
+    assert result["rows"]["label"] == ["praise"]
 
 
 def test_reads_json_lines_and_class_folders(tmp_path):

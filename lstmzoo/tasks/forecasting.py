@@ -34,6 +34,7 @@ from lstmzoo.recipe import Hyperparameter
 
 from .base import Task
 from .readers import MISSING_FILLS, read_series
+from .reports import csv_text, json_columns
 
 DEFAULT_MAX_WINDOW = 200
 
@@ -243,14 +244,14 @@ class ForecastingTask(Task):
                 "y_hat": forecast.reshape(-1)}
         if output is not None:
             from lstmzoo.checkpoint import atomic_write_bytes
-            atomic_write_bytes(Path(output), _csv(rows).encode("utf-8"))
+            atomic_write_bytes(Path(output), csv_text(rows).encode("utf-8"))
         plot = Path(plot) if plot is not None else Path(out_dir) / "forecast.png"
         drawn = _plot_forecasts(plot, history, future, forecast)
-        return {"rows": rows, "output": None if output is None else str(output),
+        return {"rows": json_columns(rows), "output": None if output is None else str(output),
                 "plot": None if drawn is None else str(drawn)}
 
     def format_prediction(self, result):
-        return _csv(result["rows"]).rstrip("\n") if result["output"] is None else (
+        return csv_text(result["rows"]).rstrip("\n") if result["output"] is None else (
             f"wrote {len(result['rows']['y_hat'])} forecasts to {result['output']}")
 
 
@@ -325,17 +326,6 @@ def _forecast_metrics(data, forecast, hp, prefix):
                                             for k in series])),
             f"{prefix}smape": float(np.mean([smape(actual[k], forecast[k]) for k in series])),
             f"{prefix}rmse": rmse(actual, forecast), f"{prefix}mae": mae(actual, forecast)}
-
-
-def _csv(rows):
-    """``unique_id,ds,y_hat`` lines (ids quoted when they hold a comma or a quote)."""
-    import csv
-    import io
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(list(rows))
-    writer.writerows(zip(rows["unique_id"], rows["ds"], (f"{v:.6g}" for v in rows["y_hat"])))
-    return buffer.getvalue()
 
 
 def _plot_forecasts(path, history, future, forecast, count=4):

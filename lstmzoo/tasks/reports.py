@@ -56,6 +56,11 @@ def write_per_class(path, classes, matrix):
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
 
 
+def json_columns(columns):
+    """The columns (name -> array) as lists of plain Python values, for ``predict --json``."""
+    return {name: np.asarray(values).tolist() for name, values in columns.items()}
+
+
 def csv_text(columns):
     """CSV text of equal-length columns (a dict of name -> array): a header line, then a row per entry."""
     names = list(columns)

@@ -25,7 +25,15 @@ from lstmzoo.recipe import Hyperparameter
 
 from .base import Task
 from .readers import MISSING_FILLS, read_sequences
-from .reports import csv_text, draw_confusion_matrix, nearest, resampled, split_indices, write_per_class
+from .reports import (
+    csv_text,
+    draw_confusion_matrix,
+    json_columns,
+    nearest,
+    resampled,
+    split_indices,
+    write_per_class,
+)
 
 SPLIT_SEED = 20261202       # the held-out parts do not move with the training seed
 CONFUSION_MATRIX = "confusion-matrix.png"
@@ -219,7 +227,7 @@ class SequenceTask(Task):
         text = csv_text(rows)
         if output is not None:
             atomic_write_bytes(Path(output), text.encode("utf-8"))
-        return {"rows": rows, "text": text, "output": None if output is None else str(output)}
+        return {"rows": json_columns(rows), "text": text, "output": None if output is None else str(output)}
 
     def format_prediction(self, result):
         if result["output"] is None:

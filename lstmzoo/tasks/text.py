@@ -27,7 +27,7 @@ from lstmzoo.recipe import Hyperparameter
 
 from .base import Task
 from .readers import read_texts
-from .reports import csv_text, draw_confusion_matrix, split_indices, write_per_class
+from .reports import csv_text, draw_confusion_matrix, json_columns, split_indices, write_per_class
 from .sequences import CONFUSION_MATRIX, PER_CLASS, SPLIT_SEED
 
 PAD, UNK = 0, 1
@@ -240,7 +240,7 @@ class TextClassificationTask(Task):
         text = csv_text(rows)
         if output is not None:
             atomic_write_bytes(Path(output), text.encode("utf-8"))
-        return {"rows": rows, "text": text, "output": None if output is None else str(output)}
+        return {"rows": json_columns(rows), "text": text, "output": None if output is None else str(output)}
 
     def format_prediction(self, result):
         if result["output"] is None:

@@ -1,0 +1,56 @@
+"""The tasks through the command line: train TASK --data, evaluate (the run's own test part, or --data), predict
+--output; a bad file leaves no run folder; the recipes refuse --data."""
+
+import json
+
+import numpy as np
+from helpers import run
+from test_task_forecasting import QUICK, write_series
+
+SETTINGS = [arg for name, value in QUICK.items() for arg in ("--set", f"{name}={value}")]
+
+
+def user_error(*args):
+    result = run(*args, code=2)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def test_forecasting_from_the_command_line(tmp_path):
+    data = write_series(tmp_path / "sales.csv", n_series=4, length=72)
+    out = tmp_path / "run"
+    trained = run("train", "forecasting", "--data", data, "--out", out, *SETTINGS)
+    assert "test metrics of the best model:" in trained.stdout and "seasonal_naive_mase" in trained.stdout
+    config = json.loads((out / "config.json").read_text())
+    assert config["data_files"]["data"]["path"] == str(data.resolve())
+    assert config["hyperparameters"]["horizon"] == 12                # settled from the monthly file
+    evaluated = json.loads(run("evaluate", "forecasting", "--checkpoint", out, "--json").stdout)
+    printed = dict(line.split() for line in trained.stdout.split("test metrics of the best model:")[1].splitlines()
+                   if line.strip())
+    assert {name: f"{value:.4f}" for name, value in evaluated.items()} == printed   # the same test part
+
+    forecast = tmp_path / "forecast.csv"
+    said = run("predict", "forecasting", "--checkpoint", out, "--input", data, "--output", forecast).stdout
+    assert str(forecast) in said
+    lines = forecast.read_text().splitlines()
+    assert lines[0] == "unique_id,ds,y_hat" and len(lines) == 1 + 4 * 12
+    printed_rows = run("predict", "forecasting", "--checkpoint", out).stdout.splitlines()
+    assert printed_rows == lines                                     # without --output: the same CSV on stdout
+    as_json = json.loads(run("predict", "forecasting", "--checkpoint", out, "--json").stdout)
+    assert as_json["rows"]["unique_id"][:2] == ["s0", "s0"] and np.isfinite(as_json["rows"]["y_hat"]).all()
+
+    data.write_text(data.read_text().replace("s0,", "s9,", 1))
+    assert "changed since the run" in user_error("evaluate", "forecasting", "--checkpoint", out)
+
+
+def test_mistakes_leave_no_run_folder(tmp_path):
+    assert "--data FILE" in user_error("train", "forecasting", "--out", tmp_path / "a")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("unique_id,ds,y\ns0,2020-01,1\ns0,2020-02,lots\n")
+    assert "bad.csv line 3" in user_error("train", "forecasting", "--data", bad, "--out", tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert "--data and --test-data are for the tasks" in user_error("train", "airline-passengers", "--data", bad)
+    listed = json.loads(run("list", "--json").stdout)
+    assert {r["name"] for r in listed if r["task"]} == {"forecasting", "sequence-classification",
+                                                        "sequence-regression", "text-classification"}
