@@ -214,9 +214,10 @@ class Recipe:
     def make_scheduler(self, optimizer, hp):
         """A learning-rate schedule from ``lstmzoo.schedules``, or None (the default: a constant rate)."""
 
-    def train(self, hp, run_dir, *, resume=False, progress=True):
+    def train(self, hp, run_dir, *, resume=False, progress=True, data=None):
         """Train into ``run_dir`` with ``lstmzoo.train.fit``; returns a ``Trained`` whose model holds the
-        best epoch's weights (``resume`` continues the run in ``run_dir``).
+        best epoch's weights (``resume`` continues the run in ``run_dir``). ``data`` is what ``load_data(hp)``
+        would return, when the caller has it already (the estimators hand a task their arrays this way).
 
         Honours the optional hyperparameters ``patience`` (epochs without improvement before stopping;
         0 = never) and ``clip_norm`` (global gradient-norm clipping; 0 = off); ``fit`` refuses (ValueError)
@@ -225,9 +226,10 @@ class Recipe:
         """
         from . import random
         from .train import fit
-        hp = self.settle(hp)
+        if data is None:
+            hp = self.settle(hp)
         random.seed(hp["seed"])
-        data = self.load_data(hp)
+        data = self.load_data(hp) if data is None else data
         model = self.build_model(hp)
         optimizer = self.make_optimizer(model, hp)
         result = fit(

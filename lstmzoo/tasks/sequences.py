@@ -91,13 +91,16 @@ class SequenceTask(Task):
     }
 
     # ------------------------------------------------------------------------------------------ settling
-    def settle(self, hp):
-        if not hp["data"]:
-            raise UserError(f"the {self.name} task trains on your file: give it with --data PATH")
-        data = self._read(hp, hp["data"])
-        n = len(data)
-        return {**hp, "input_size": data.X.shape[2],
-                "output_size": len(data.classes) if self.kind == "classification" else 1,
+    def settle(self, hp, cases=None):
+        """``hp`` with the sizes left at 0 chosen from the cases (``cases``, a ``readers.SequenceSet``; default:
+        the file ``hp["data"]``) and the input and output sizes they need."""
+        if cases is None:
+            if not hp["data"]:
+                raise UserError(f"the {self.name} task trains on your file: give it with --data PATH")
+            cases = self._read(hp, hp["data"])
+        n = len(cases)
+        return {**hp, "input_size": cases.X.shape[2],
+                "output_size": len(cases.classes) if self.kind == "classification" else 1,
                 "hidden_size": hp["hidden_size"] or (32 if n < 500 else 64 if n < 5000 else 128),
                 "batch_size": hp["batch_size"] or int(np.clip(n // 20, 8, 64))}
 
@@ -107,15 +110,21 @@ class SequenceTask(Task):
 
     # ---------------------------------------------------------------------------------------------- data
     def load_data(self, hp):
-        whole = self._read(hp, hp["data"])
+        test_set = self._read(hp, hp["test_data"], training=False) if hp["test_data"] else None
+        return self.prepare(self._read(hp, hp["data"]), hp, test_set=test_set)
+
+    def prepare(self, whole, hp, test_set=None, hold_out_test=True):
+        """``SequenceData`` from the cases ``whole`` (a ``readers.SequenceSet``): the test part is ``test_set``
+        when given, else held out of ``whole`` (``test_fraction``, stratified, fixed seed), or with
+        ``hold_out_test=False`` none (an empty test part: every case trains or validates); the validation part
+        is ``val_fraction`` of the rest; the preprocessing is fitted on the training part."""
         rng = np.random.default_rng(SPLIT_SEED)
         targets = whole.y
         stratify = self.kind == "classification"
-        if hp["test_data"]:
-            rest, test_set = np.arange(len(whole)), self._read(hp, hp["test_data"], training=False)
+        if test_set is not None or not hold_out_test:
+            rest, test = np.arange(len(whole)), np.arange(0)
         else:
             rest, test = split_indices(len(whole), hp["test_fraction"], rng, targets if stratify else None)
-            test_set = None
         train, val = split_indices(len(rest), hp["val_fraction"], rng, targets[rest] if stratify else None)
         train, val = rest[train], rest[val]
         fitted = self.fit_preprocessing(whole.X[train], whole.lengths[train], targets[train])
