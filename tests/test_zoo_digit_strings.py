@@ -28,6 +28,12 @@ SMALL = {"val_strings": 12, "test_strings": 40}
 # A tiny run: the CLI's --set options.
 TINY = ["--epochs", "1", "--set", "hidden_size=8", "--set", "num_layers=1", "--set", "strings_per_epoch=64",
         "--set", "val_strings=8", "--set", "test_strings=16", "--set", "beam_width=3"]
+# A short pendigits-strings run that learns: 4 epochs of 1,000 strings at a high rate, coarser resampling. Measured
+# (seed 0): validation character error rate 0.95 / 0.32 / 0.14 / 0.13 after epochs 1-4 and 6.9 % on the first 100
+# test strings (71 % of them exact), where answering nothing (CTC's blank-only phase) scores 100 %.
+PEN_SHORT = ["--epochs", "4", "--set", "strings_per_epoch=1000", "--set", "hidden_size=64", "--set", "lr=0.01",
+             "--set", "points_per_height=4", "--set", "augment=0", "--set", "val_strings=50", "--set", "test_strings=100",
+             "--set", "beam_width=3"]
 BAR = [np.array([[0.0, 0.0], [0.0, 10.0], [0.0, 20.0]])]                 # a "1": one stroke, 20 high
 TEE = [np.array([[0.0, 0.0], [0.0, 20.0]]), np.array([[-5.0, 20.0], [5.0, 20.0]])]     # stem, then bar
 
@@ -152,11 +158,14 @@ def _one_line_error(result):
 @needs_shared
 def test_pen_train_evaluate_predict(mirror, tmp_path):
     out = tmp_path / "run"
-    run("train", "pendigits-strings", "--out", out, *TINY)
-    metrics = json.loads(run("evaluate", "pendigits-strings", "--checkpoint", out, "--json").stdout)
-    assert metrics["strings"] == 16 and metrics["character_error_rate"] >= 0
-    assert 0 <= metrics["sequence_accuracy"] <= 1 and 0 <= metrics["greedy_sequence_accuracy"] <= 1
+    run("train", "pendigits-strings", "--out", out, "--seed", 0, *PEN_SHORT)
+    evaluated = run("evaluate", "pendigits-strings", "--checkpoint", out, "--json")
+    assert "decoding 100 test strings (beam width 3)..." in evaluated.stderr.splitlines()
+    metrics = json.loads(evaluated.stdout)
+    assert metrics["strings"] == 100 and 0 <= metrics["greedy_sequence_accuracy"] <= 1
     assert metrics["errors"] == pytest.approx(metrics["character_error_rate"] * metrics["digits"])
+    # It learned to read the digits: far below the 100 % of answering nothing.
+    assert metrics["character_error_rate"] < 0.3 and metrics["sequence_accuracy"] > 0.3, metrics
 
     text = (SHARED / "pendigits" / "pendigits-orig.tes").read_text()
     starts = [m.start() for m in re.finditer(r"^\.SEGMENT", text, re.MULTILINE)][:4]
@@ -165,7 +174,8 @@ def test_pen_train_evaluate_predict(mirror, tmp_path):
     assert re.fullmatch(r"\d+|\(no digits recognised\)", said.output.strip()), said.output
     result = json.loads(run("predict", "pendigits-strings", "--checkpoint", out, "--input", tmp_path / "number.txt",
                             "--json").stdout)
-    assert result["segments"] == 3 and result["points"] > 30 and re.fullmatch(r"\d*", result["digits"])
+    # about 10 points per digit at points_per_height=4
+    assert result["segments"] == 3 and result["points"] > 15 and re.fullmatch(r"\d*", result["digits"])
 
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "bad.json").write_text("[[1, 2]]")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from helpers import run
 from lstmzoo.zoo.multi30k import (
+    EOS,
     SPECIALS,
     TOKENIZER,
     Multi30kEnDe,
@@ -20,8 +21,11 @@ from lstmzoo.zoo.multi30k import (
     tokenize,
 )
 
-TINY = ("--set", "limit=200", "--set", "eval_limit=30", "--set", "embedding_dim=8", "--set", "encoder_hidden=8",
-        "--set", "decoder_hidden=16", "--set", "beam_width=2")
+# A short run that learns: 3,000 training pairs, 3 epochs, scored on the first 100 test sentences. Measured (seed 0,
+# 200 test sentences): BLEU 2.2 where copying the English source scores 0.23, and a teacher-forced test loss of 3.94
+# nats per word where the training text's word frequencies (add-one) score 4.88.
+SHORT = ("--set", "limit=3000", "--set", "eval_limit=100", "--set", "embedding_dim=64", "--set", "encoder_hidden=64",
+         "--set", "decoder_hidden=128", "--set", "beam_width=2", "--set", "dropout=0.1", "--set", "lr=0.005")
 
 
 # ------------------------------------------------------------------------------------------- tokeniser
@@ -78,16 +82,25 @@ def test_splits_have_the_published_sizes_and_the_vocabularies(mirror):
 # ------------------------------------------------------------------------------------------ the CLI
 def test_train_evaluate_predict(mirror, tmp_path):
     out = tmp_path / "run"
-    run("train", "multi30k-en-de", "--epochs", 1, "--out", out, *TINY)
+    run("train", "multi30k-en-de", "--seed", 0, "--epochs", 3, "--out", out, *SHORT)
     saved = json.loads((out / "vocab.json").read_text())
     recipe = Multi30kEnDe()
     recipe.restore(out)
     assert recipe._vocab == saved and len(saved["src"]) > 10
-    assert (out / "test_2016_flickr.hyp.de").read_text(encoding="utf-8").count("\n") == 30
+    assert (out / "test_2016_flickr.hyp.de").read_text(encoding="utf-8").count("\n") == 100
 
-    metrics = json.loads(run("evaluate", "multi30k-en-de", "--checkpoint", out, "--json").stdout)
-    assert {"bleu", "bleu_cased", "greedy_bleu", "test_loss"} <= set(metrics) and metrics["sentences"] == 30
-    assert 0 <= metrics["bleu"] <= 100 and metrics["test_loss"] > 0
+    evaluated = run("evaluate", "multi30k-en-de", "--checkpoint", out, "--json")
+    assert "translating 100 test sentences (beam width 2)..." in evaluated.stderr.splitlines()
+    metrics = json.loads(evaluated.stdout)
+    assert {"bleu", "bleu_cased", "greedy_bleu", "test_loss"} <= set(metrics) and metrics["sentences"] == 100
+    # It learned: its words are likelier than the training text's word frequencies make them, and its
+    # translations score above the English sentences copied unchanged.
+    data = recipe.load_data(recipe.resolve({"limit": 3000, "eval_limit": 100}))
+    counts = np.bincount(np.concatenate([np.append(t, EOS) for t in data.train.tgt]), minlength=len(saved["tgt"]))
+    frequencies = (counts + 1) / (counts + 1).sum()
+    unigram = float(-np.log(frequencies[np.concatenate([np.append(t, EOS) for t in data.test.tgt])]).mean())
+    copied = bleu_scores(list(data.test.src_text), data.test.tgt_text)["bleu"]
+    assert metrics["test_loss"] < unigram - 0.5 and metrics["bleu"] > copied + 0.5, (metrics, unigram, copied)
 
     result = json.loads(run("predict", "multi30k-en-de", "--checkpoint", out, "--input", "A man rides a bike.",
                             "--json").stdout)
