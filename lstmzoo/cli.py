@@ -303,6 +303,7 @@ def train(recipe, data, test_data, epochs, seed, out, resume, device, settings):
         else:
             check_new_run_folder(run_dir)   # empty, or a run folder: never someone else's files
         click.echo(f"training {chosen.name} into {run_dir}", err=True)
+        _say_if_compiling(hp["device"])
         try:
             trained = chosen.train(hp, run_dir, resume=resume)
             metrics = chosen.evaluate(trained.model, trained.data, hp, out_dir=run_dir)
@@ -321,6 +322,15 @@ def train(recipe, data, test_data, epochs, seed, out, resume, device, settings):
                + (f"  learning curve  {curve}\n" if curve.exists() else "")
                + "test metrics of the best model:")
     _print_metrics(metrics, as_json=False)
+
+
+def _say_if_compiling(device):
+    """One line before a wait the user would otherwise take for a hang: Numba compiling the CPU kernels."""
+    if device != "cpu":
+        return
+    from .kernels import cpu
+    if cpu.cache_is_cold():
+        click.echo("compiling the CPU kernels (first run only: Numba caches them for the next runs) ...", err=True)
 
 
 def _data_options(chosen, **given):

@@ -4,6 +4,7 @@ downloads fail fast and never hang; dataset files stay inside the data cache."""
 
 import http.server
 import json
+import os
 import textwrap
 import threading
 import time
@@ -218,3 +219,20 @@ def test_a_folder_download_stops_at_the_first_unreachable_file(tmp_path, monkeyp
     with pytest.raises(DataError, match="could not reach http://127.0.0.1:9/ .* so the other files were not tried"):
         fetch(entry, progress=False)
     assert 1 <= len(tried) <= 40, len(tried)      # the 8 workers' first files, not all 200
+
+
+# ------------------------------------------------------------------------------------- first run (issue 13, item 3)
+def test_the_first_training_says_it_is_compiling(tmp_path):
+    """With an empty Numba cache the first training says why it waits; the second, from the cache, does not."""
+    import subprocess
+    import sys
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache"), "NUMBA_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "lstmzoo", "train", "airline-passengers", "--epochs", "1", "--set",
+               "hidden_size=4"]
+    first = subprocess.run([*command, "--out", str(tmp_path / "a")], check=False, env=env, capture_output=True,
+                           text=True, timeout=900)
+    assert first.returncode == 0, first.stderr
+    assert "compiling the CPU kernels (first run only" in first.stderr
+    second = subprocess.run([*command, "--out", str(tmp_path / "b")], check=False, env=env, capture_output=True,
+                            text=True, timeout=900)
+    assert second.returncode == 0 and "compiling" not in second.stderr, second.stderr
