@@ -18,7 +18,7 @@ import math
 import re
 from typing import ClassVar
 
-from .errors import UserError
+from .errors import RecipeError, UserError
 
 APPLICATIONS = ("time-series", "sequence-classification", "sequence-regression", "text-classification",
                 "language-modeling", "translation", "sentiment-analysis", "speech-commands", "speech-to-text",
@@ -234,14 +234,28 @@ class Recipe:
         optimizer = self.make_optimizer(model, hp)
         result = fit(
             model, optimizer,
-            train_step=lambda model, batch: self.train_step(model, batch, hp),
+            train_step=lambda model, batch: self._checked_train_step(model, batch, hp),
             make_batches=lambda rng: self.make_batches(data, hp, rng),
-            evaluate=lambda model: self.validate(model, data, hp),
+            evaluate=lambda model: self._checked_validate(model, data, hp),
             epochs=hp["epochs"], run_dir=run_dir, monitor=self.monitor, mode=self.mode,
             patience=hp.get("patience") or None, clip_norm=hp.get("clip_norm") or None,
             scheduler=self.make_scheduler(optimizer, hp), resume=resume, config=self.run_config(hp, data),
             progress=progress)
         return Trained(model, data, result, hp)
+
+    def _checked_train_step(self, model, batch, hp):
+        result = self.train_step(model, batch, hp)
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise RecipeError(f"recipe {self.name!r} broke the recipe contract: train_step must return "
+                              f"(mean_loss, number_of_items), it returned {type(result).__name__} {result!r:.60}")
+        return result
+
+    def _checked_validate(self, model, data, hp):
+        metrics = self.validate(model, data, hp)
+        if not isinstance(metrics, dict) or self.monitor not in metrics:
+            raise RecipeError(f"recipe {self.name!r} broke the recipe contract: validate must return a dict "
+                              f"holding its monitor {self.monitor!r}, it returned {metrics!r:.80}")
+        return metrics
 
     # ------------------------------------------------------------------------------ provided
     @classmethod

@@ -24,7 +24,8 @@ def _on_path(directory):
     registry.cache_clear()
     yield directory
     sys.path.remove(str(directory))
-    for name in [m for m in sys.modules if m.startswith(("lstmzoo_example_plugin", "broken_plugin"))]:
+    plugins = ("lstmzoo_example_plugin", "broken_plugin", "misbehaving")
+    for name in [m for m in sys.modules if m.startswith(plugins)]:
         del sys.modules[name]
     registry.cache_clear()
 

@@ -59,6 +59,7 @@ def plugins(tmp_path):
         refusing = misbehaving.refusing:Misbehaving
         no-lr = misbehaving.no_lr:Misbehaving
         escapes = misbehaving.escapes:Misbehaving
+        float-step = misbehaving.float_step:FloatStep
         """))
     package = tmp_path / "misbehaving"
     package.mkdir()
@@ -77,7 +78,34 @@ def plugins(tmp_path):
     (package / "escapes.py").write_text(RECIPE.format(
         name="escapes", hyperparameters=lr, predict="return {}",
         datasets="(DataFile('ds', '../../escaped.csv', 'http://127.0.0.1:9/x', '0' * 64),)"))
+    (package / "float_step.py").write_text(textwrap.dedent('''\
+        from lstmzoo.recipe import Hyperparameter, Recipe
+
+        class FloatStep(Recipe):
+            name = "float-step"
+            application = "time-series"
+            summary = "a plugin recipe whose train_step returns a bare float"
+            hyperparameters = {"lr": Hyperparameter(0.1, "rate")}
+
+            def build_model(self, hp):
+                from lstmzoo.nn import Linear
+                return Linear(1, 1)
+            def load_data(self, hp): return None
+            def evaluate(self, model, data, hp, out_dir=None): return {}
+            def predict(self, model, hp, out_dir, *, input=None): return {}
+            def make_batches(self, data, hp, rng): return [0]
+            def train_step(self, model, batch, hp): return 0.5
+            def validate(self, model, data, hp): return {"val_loss": 1.0}
+        '''))
     yield from _on_path(tmp_path)
+
+
+def test_a_plugin_that_breaks_the_contract_at_run_time_is_named_in_one_sentence(plugins, tmp_path):
+    result = invoke("train", "float-step", "--out", tmp_path / "run", "--epochs", "1")
+    assert result.exit_code == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: recipe 'float-step' broke the recipe contract: train_step must return")
+    assert "Traceback" not in result.output
 
 
 def test_a_plugin_that_exits_or_prints_at_import_touches_nothing_else(plugins):
@@ -106,7 +134,8 @@ def test_a_bug_is_one_line_naming_whose_bug_and_debug_shows_the_traceback(plugin
     try:
         result = invoke("predict", "buggy", "--checkpoint", run_dir)
         assert result.exit_code == 1
-        lines = [line for line in result.stderr.splitlines() if not line.startswith("skipped plugin")]
+        lines = [line for line in result.stderr.splitlines()
+                 if not line.startswith("skipped plugin") and line != "hello from a plugin"]
         assert len(lines) == 1 and "bug in the plugin misbehaving 1.0 (recipe buggy)" in lines[0], result.stderr
         assert "IndexError" in lines[0] and "--debug" in lines[0] and "Traceback" not in result.output
         assert "the authors of misbehaving" in lines[0]
