@@ -25,15 +25,16 @@ from lstmzoo.zoo.digit_strings import (
 )
 
 SMALL = {"val_strings": 12, "test_strings": 40}
-# A tiny run: the CLI's --set options.
-TINY = ["--epochs", "1", "--set", "hidden_size=8", "--set", "num_layers=1", "--set", "strings_per_epoch=64",
-        "--set", "val_strings=8", "--set", "test_strings=16", "--set", "beam_width=3"]
 # A short pendigits-strings run that learns: 4 epochs of 1,000 strings at a high rate, coarser resampling. Measured
 # (seed 0): validation character error rate 0.95 / 0.32 / 0.14 / 0.13 after epochs 1-4 and 6.9 % on the first 100
 # test strings (71 % of them exact), where answering nothing (CTC's blank-only phase) scores 100 %.
 PEN_SHORT = ["--epochs", "4", "--set", "strings_per_epoch=1000", "--set", "hidden_size=64", "--set", "lr=0.01",
              "--set", "points_per_height=4", "--set", "augment=0", "--set", "val_strings=50", "--set", "test_strings=100",
              "--set", "beam_width=3"]
+# A short spoken-digit-strings run that learns: 4 epochs of 600 strings at a high rate. Measured (seed 0): validation
+# digit error rate 0.67 / 0.16 / 0.09 / 0.09 after epochs 1-4 and 4.6 % on the first 100 test strings (83 % exact).
+SPOKEN_SHORT = ["--epochs", "4", "--set", "strings_per_epoch=600", "--set", "hidden_size=64", "--set", "lr=0.01",
+                "--set", "val_strings=50", "--set", "test_strings=100", "--set", "beam_width=3"]
 BAR = [np.array([[0.0, 0.0], [0.0, 10.0], [0.0, 20.0]])]                 # a "1": one stroke, 20 high
 TEE = [np.array([[0.0, 0.0], [0.0, 20.0]]), np.array([[-5.0, 20.0], [5.0, 20.0]])]     # stem, then bar
 
@@ -208,9 +209,11 @@ def test_spoken_strings_are_built_from_the_official_split(mirror):
 def test_spoken_train_evaluate_predict(mirror, tmp_path):
     from lstmzoo.zoo.spoken_digits import SpokenDigits
     out = tmp_path / "run"
-    run("train", "spoken-digit-strings", "--out", out, *TINY)
+    run("train", "spoken-digit-strings", "--out", out, "--seed", 0, *SPOKEN_SHORT)
     metrics = json.loads(run("evaluate", "spoken-digit-strings", "--checkpoint", out, "--json").stdout)
-    assert metrics["strings"] == 16 and metrics["digit_error_rate"] >= 0 and 0 <= metrics["sequence_accuracy"] <= 1
+    # It learned to hear the digits: far below the 100 % of answering nothing.
+    assert metrics["strings"] == 100 and metrics["digit_error_rate"] < 0.3 and metrics["sequence_accuracy"] > 0.3, \
+        metrics
 
     recordings = [r for r in SpokenDigits().load_recordings() if r.index == 0 and r.speaker == "theo"]
     pause = np.zeros(800, dtype=np.float32)
