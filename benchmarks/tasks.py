@@ -1,0 +1,572 @@
+"""Are the tasks' defaults strong? Train each task with NO --set on data converted from ../shared/datasets and
+compare with the tuned zoo recipe on the same test set; write zoo/TASK-RESULTS.md.
+
+    LSTMZOO_MIRROR=../shared/datasets python benchmarks/tasks.py                     # every row, seed 0
+    python benchmarks/tasks.py --rows airline sunspots --seeds 0 1 2
+    python benchmarks/tasks.py --quick --rows airline pendigits-npz                  # smoke test (tiny runs)
+    python benchmarks/tasks.py --rows rt-polarity-csv --set epochs=10                # a trial, NOT for the table
+
+What it does, per row: converts a shared dataset into the files a user would have (single-series CSVs, a long
+CSV, .npz, a text,label CSV, a folder per class) in a work folder (``--work``, default /tmp/lstmzoo-tasks),
+keeping the zoo recipe's own train/test split by writing a ``--data`` and a ``--test-data`` file, so the
+task's test set is the zoo recipe's; then for each seed runs, one at a time, with ``NUMBA_NUM_THREADS=1``:
+
+    lstmzoo train TASK --data TRAIN --test-data TEST --out RUN --seed S
+    lstmzoo evaluate TASK --checkpoint RUN --json
+
+Forecasting rows are scored like the zoo's time-series recipes, one step ahead at every month (day) of the
+zoo's test part (rolling origins): the model is trained on the series up to the zoo's test start (``--data``;
+the task holds out its last ``horizon`` values for early stopping) and ``lstmzoo predict forecasting --checkpoint
+RUN --input ORIGINS.csv`` forecasts from every origin t of the test part at once, ORIGINS.csv holding one series
+per origin (the true history up to t, as its own ``unique_id``); the first forecast value of each is the
+one-step forecast of value t. rmse, mae and mase (MAE over the in-sample MAE of the seasonal naive forecast on
+the training part, the task's season) are computed here, with the naive (previous value) and seasonal naive
+forecasts scored on the same points. The task's own protocol (``--test-data`` = the zoo's test part: the first
+``horizon`` values after the training part, forecast at once from its end) is recorded beside it.
+
+The results (JSON record at the end of the file) merge with the rows already there (the runs of a row run again
+with the same settings are added by seed, so seeds may run in separate calls); the table is rebuilt.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "zoo" / "TASK-RESULTS.md"
+ZOO_RESULTS = ROOT / "zoo" / "RESULTS.md"
+SHARED = ROOT.parent / "shared" / "datasets"
+RECORD_START, RECORD_END = "<!-- task-results", "-->"
+
+SERIES = {  # row name -> (zoo recipe, module.class, file in ../shared/datasets)
+    "airline": ("airline-passengers", "airline.AirlinePassengers", "airline-passengers/airline-passengers.csv"),
+    "sunspots": ("monthly-sunspots", "sunspots.MonthlySunspots", "monthly-sunspots/monthly-sunspots.csv"),
+    "temperatures": ("daily-min-temperatures", "temperatures.DailyMinTemperatures",
+                     "daily-min-temperatures/daily-min-temperatures.csv"),
+}
+
+
+# ================================================================================================ conversion
+def _recipe_class(path):
+    import importlib
+    module, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(f"lstmzoo.zoo.{module}"), name)
+
+
+def zoo_series(row):
+    """(dates, values, test_start) of a zoo time series, split as the zoo recipe splits it."""
+    from lstmzoo.zoo.timeseries import read_series
+    recipe, cls, file = SERIES[row]
+    labels, values = read_series((SHARED / file).read_bytes(), file)
+    size = _recipe_class(cls).test_size
+    test_size = round(len(values) * size) if size < 1 else size
+    return np.array(labels), values, len(values) - test_size
+
+
+def _write_csv(path, header, columns):
+    lines = [",".join(header)]
+    lines += [",".join(map(str, row)) for row in zip(*columns)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _fmt(values):
+    return [repr(float(v)) for v in values]
+
+
+def convert_series(work, row):
+    """A single-series ``ds,y`` CSV of the training part and one of the test part."""
+    dates, values, cut = zoo_series(row)
+    # A single series' unique_id is its file's name: the test file must have the same name as the training file.
+    folder = work / "data" / row
+    for part in ("train", "test"):
+        (folder / part).mkdir(parents=True, exist_ok=True)
+    _write_csv(folder / "train" / f"{row}.csv", ["ds", "y"], [dates[:cut], _fmt(values[:cut])])
+    _write_csv(folder / "test" / f"{row}.csv", ["ds", "y"], [dates[cut:], _fmt(values[cut:])])
+    return {"data": folder / "train" / f"{row}.csv", "test": folder / "test" / f"{row}.csv",
+            "series": {row: (dates, values, cut)}}
+
+
+def convert_long_series(work):
+    """The three series in one long CSV ``unique_id,ds,y`` (training parts) and one of their test parts."""
+    folder = work / "data" / "series-long"
+    folder.mkdir(parents=True, exist_ok=True)
+    train, test, series = [[], [], []], [[], [], []], {}
+    for row in SERIES:
+        dates, values, cut = zoo_series(row)
+        series[row] = (dates, values, cut)
+        for part, chosen in ((train, slice(None, cut)), (test, slice(cut, None))):
+            part[0] += [row] * len(values[chosen])
+            part[1] += list(dates[chosen])
+            part[2] += _fmt(values[chosen])
+    _write_csv(folder / "train.csv", ["unique_id", "ds", "y"], train)
+    _write_csv(folder / "test.csv", ["unique_id", "ds", "y"], test)
+    return {"data": folder / "train.csv", "test": folder / "test.csv", "series": series}
+
+
+def _pendigits_arrays():
+    """(X_train, y_train, X_test, y_test): the zoo's pendigits features (48 points resampled at equal
+    arc-length, x, y, dx, dy, pen-lifted flag: [N, 48, 5]) of the writer-independent split (.tra / .tes)."""
+    from lstmzoo.zoo.pendigits import PenDigits, point_features, resample
+    recipe = PenDigits()
+    points = recipe.hyperparameters["points"].default
+    out = []
+    for index in (0, 1):
+        digits = recipe.load_digits(index)
+        out.append(np.stack([point_features(resample(d.strokes, points)) for d in digits]).astype(np.float32))
+        out.append(np.array([str(d.label) for d in digits]))
+    return out
+
+
+def convert_pendigits_npz(work):
+    folder = work / "data" / "pendigits-npz"
+    folder.mkdir(parents=True, exist_ok=True)
+    x_train, y_train, x_test, y_test = _pendigits_arrays()
+    np.savez(folder / "train.npz", X=x_train, y=y_train.astype("U1"))
+    np.savez(folder / "test.npz", X=x_test, y=y_test.astype("U1"))
+    return {"data": folder / "train.npz", "test": folder / "test.npz"}
+
+
+def _long_csv(path, X, y, lengths=None):
+    """One row per time step: id, f0..f{C-1}, label."""
+    n, t, c = X.shape
+    lengths = np.full(n, t) if lengths is None else lengths
+    keep = np.arange(t)[None, :] < lengths[:, None]
+    ids = np.broadcast_to(np.arange(n)[:, None], (n, t))[keep]
+    labels = np.broadcast_to(y[:, None], (n, t))[keep]
+    values = X[keep]
+    lines = ["id," + ",".join(f"f{k}" for k in range(c)) + ",label"]
+    body = np.char.add(np.char.add(ids.astype(str), ","), np.array([",".join(f"{v:.6g}" for v in r) for r in values]))
+    lines += list(np.char.add(np.char.add(body, ","), labels.astype(str)))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def convert_pendigits_csv(work):
+    folder = work / "data" / "pendigits-csv"
+    folder.mkdir(parents=True, exist_ok=True)
+    x_train, y_train, x_test, y_test = _pendigits_arrays()
+    _long_csv(folder / "train.csv", x_train, y_train)
+    _long_csv(folder / "test.csv", x_test, y_test)
+    return {"data": folder / "train.csv", "test": folder / "test.csv"}
+
+
+def convert_spoken_digits(work):
+    """MFCCs (13, deltas, delta-deltas, per-utterance normalised: the zoo's ``mfcc_features``, librosa) of the
+    FSDD recordings; official split: index 0-4 test, 5-49 training."""
+    from lstmzoo.zoo.spoken_digits import SAMPLE_RATE, SpokenDigits, mfcc_features
+    folder = work / "data" / "spoken-digits"
+    folder.mkdir(parents=True, exist_ok=True)
+    recordings = SpokenDigits().load_recordings()
+    for name, chosen in (("train", [r for r in recordings if r.index >= 5]),
+                         ("test", [r for r in recordings if r.index < 5])):
+        features = [mfcc_features(r.audio, SAMPLE_RATE, 13) for r in chosen]
+        lengths = np.array([len(f) for f in features])
+        X = np.zeros((len(features), lengths.max(), features[0].shape[1]), dtype=np.float32)
+        for k, f in enumerate(features):
+            X[k, :len(f)] = f
+        np.savez(folder / f"{name}.npz", X=X, y=np.array([str(r.digit) for r in chosen]), lengths=lengths)
+    return {"data": folder / "train.npz", "test": folder / "test.npz"}
+
+
+def _rt_polarity_split():
+    """(texts, labels 'pos'/'neg', rest indices, test indices): the zoo's fixed 10 % test split."""
+    from lstmzoo.zoo.rt_polarity import RtPolarity, test_split
+    sentences, labels = RtPolarity().load_sentences()
+    rest, test = test_split(len(sentences))
+    return list(sentences), np.where(np.asarray(labels) == 1, "pos", "neg"), rest, test
+
+
+def convert_rt_polarity_csv(work):
+    import csv
+    folder = work / "data" / "rt-polarity-csv"
+    folder.mkdir(parents=True, exist_ok=True)
+    texts, labels, rest, test = _rt_polarity_split()
+    for name, chosen in (("train", rest), ("test", test)):
+        with open(folder / f"{name}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label"])
+            writer.writerows((texts[i], labels[i]) for i in chosen)
+    return {"data": folder / "train.csv", "test": folder / "test.csv"}
+
+
+def convert_rt_polarity_folders(work):
+    folder = work / "data" / "rt-polarity-folders"
+    texts, labels, rest, test = _rt_polarity_split()
+    for name, chosen in (("train", rest), ("test", test)):
+        for label in ("neg", "pos"):
+            (folder / name / label).mkdir(parents=True, exist_ok=True)
+        for i in chosen:
+            (folder / name / labels[i] / f"{i:05d}.txt").write_text(texts[i] + "\n", encoding="utf-8")
+    return {"data": folder / "train", "test": folder / "test"}
+
+
+def convert_mnist_rows(work):
+    """Extra public data: MNIST's 10,000 t10k digits read row by row (28 steps of 28 pixels, 0-1), the first
+    8,000 to train, the last 2,000 to test (the shared copy has only the t10k part)."""
+    import gzip
+    folder = work / "data" / "mnist-rows"
+    folder.mkdir(parents=True, exist_ok=True)
+    images = np.frombuffer(gzip.decompress((SHARED / "mnist/t10k-images-idx3-ubyte.gz").read_bytes()), np.uint8,
+                           offset=16).reshape(-1, 28, 28).astype(np.float32) / 255
+    labels = np.frombuffer(gzip.decompress((SHARED / "mnist/t10k-labels-idx1-ubyte.gz").read_bytes()), np.uint8,
+                           offset=8).astype(str)
+    np.savez(folder / "train.npz", X=images[:8000], y=labels[:8000])
+    np.savez(folder / "test.npz", X=images[8000:], y=labels[8000:])
+    return {"data": folder / "train.npz", "test": folder / "test.npz"}
+
+
+ROWS = {  # name -> (task, converter, zoo recipe or None, what the user file is)
+    "airline": ("forecasting", lambda w: convert_series(w, "airline"), "airline-passengers",
+                "airline-passengers as a single-series CSV (ds,y); train 1949-01..1956-12, test the zoo's last 48 months"),
+    "sunspots": ("forecasting", lambda w: convert_series(w, "sunspots"), "monthly-sunspots",
+                 "monthly-sunspots as a single-series CSV; test the zoo's last 33 % (931 months)"),
+    "temperatures": ("forecasting", lambda w: convert_series(w, "temperatures"), "daily-min-temperatures",
+                     "daily-min-temperatures as a single-series CSV; test the zoo's 1990 (365 days)"),
+    "series-long": ("forecasting", convert_long_series, None,
+                    "the three series together as one long CSV (unique_id,ds,y), one global model; same test parts"),
+    "pendigits-npz": ("sequence-classification", convert_pendigits_npz, "pendigits",
+                      "pendigits as .npz X [N, 48, 5] (the zoo's resampled x, y, dx, dy, pen-lifted), writer-"
+                      "independent: 7,494 training digits (30 writers), 3,498 test (14 other writers)"),
+    "pendigits-csv": ("sequence-classification", convert_pendigits_csv, "pendigits",
+                      "the same digits as a long CSV (id, f0..f4, label; one row per point)"),
+    "spoken-digits": ("sequence-classification", convert_spoken_digits, "spoken-digits",
+                      "FSDD: MFCCs extracted here with librosa (13 + deltas + delta-deltas, 10 ms frames, "
+                      "per-utterance normalised) as .npz with lengths; official split (index 0-4 test, 300)"),
+    "rt-polarity-csv": ("text-classification", convert_rt_polarity_csv, "rt-polarity",
+                        "rt-polarity as a text,label CSV; the zoo's fixed 10 % test split (1,066 sentences)"),
+    "rt-polarity-folders": ("text-classification", convert_rt_polarity_folders, "rt-polarity",
+                            "rt-polarity as a folder per class (train/pos/*.txt ...); the same split"),
+    "mnist-rows": ("sequence-classification", convert_mnist_rows, None,
+                   "extra: MNIST t10k as sequences of 28 rows of 28 pixels (.npz), first 8,000 train, last 2,000 test"),
+}
+QUICK = {"forecasting": ["epochs=2", "windows_per_epoch=64"],
+         "sequence-classification": ["epochs=1", "hidden_size=8"],
+         "text-classification": ["epochs=1", "hidden_size=8", "embedding_dim=8"]}
+
+
+# ================================================================================================ running
+def _env():
+    env = dict(os.environ, NUMBA_NUM_THREADS="1")
+    env.setdefault("LSTMZOO_MIRROR", str(SHARED))
+    return env
+
+
+def _lstmzoo(*args, capture=True):
+    exe = shutil.which("lstmzoo") or str(Path(sys.executable).with_name("lstmzoo"))
+    done = subprocess.run([exe, *map(str, args)], env=_env(), capture_output=capture, text=True, cwd=ROOT)
+    if done.returncode:
+        raise RuntimeError(f"lstmzoo {' '.join(map(str, args))} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def _display(path, work):
+    return str(path).replace(str(work), "$WORK")
+
+
+def rolling_one_step(run, task_hp_season, series, folder, work):
+    """One-step forecasts at every point of each series' test part: ``lstmzoo predict`` on a file with one
+    series per origin (its true history up to there). Returns per series the forecasts and scores."""
+    ids, ds, ys, origins = [], [], [], []
+    for name, (dates, values, cut) in series.items():
+        for t in range(cut, len(values)):
+            key = f"{name}@{t}"
+            ids.append(np.full(t, key))
+            ds.append(dates[:t])
+            ys.append(values[:t])
+            origins.append((key, name, t))
+    path = folder / "origins.csv"
+    ids, ds, ys = np.concatenate(ids), np.concatenate(ds), np.concatenate(ys)
+    rows = np.char.add(np.char.add(np.char.add(np.char.add(ids, ","), ds), ","), ys.astype(str))
+    path.write_text("unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    out = folder / "forecasts.csv"
+    _lstmzoo("predict", "forecasting", "--checkpoint", run, "--input", path, "--output", out,
+             "--plot", folder / "forecast.png")
+    first = {}
+    for line in out.read_text().splitlines()[1:]:
+        key, _, value = line.rsplit(",", 2)
+        first.setdefault(key.strip('"'), float(value))
+    scores = {}
+    for name, (dates, values, cut) in series.items():
+        targets = np.arange(cut, len(values))
+        forecast = np.array([first[f"{name}@{t}"] for t in targets])
+        actual = values[targets]
+        season = task_hp_season[name]
+        history = values[:cut]
+        scale = np.mean(np.abs(history[season:] - history[:-season]))
+        naive, seasonal = values[targets - 1], values[targets - season]
+
+        def score(f):
+            return {"rmse": float(np.sqrt(np.mean((f - actual) ** 2))), "mae": float(np.mean(np.abs(f - actual))),
+                    "mase": float(np.mean(np.abs(f - actual)) / scale)}
+
+        scores[name] = {**score(forecast), **{f"naive_{k}": v for k, v in score(naive).items()},
+                        **{f"seasonal_naive_{k}": v for k, v in score(seasonal).items()}, "season": season,
+                        "points": len(targets)}
+    path.unlink()
+    return scores
+
+
+def converted(name, convert, work):
+    """``convert(work)``, or the files it wrote before (listed in ``work/data/NAME.json``; the conversions are
+    deterministic, and the MFCC extraction takes minutes)."""
+    manifest = work / "data" / f"{name}.json"
+    if manifest.is_file():
+        files = {k: Path(v) for k, v in json.loads(manifest.read_text()).items()}
+        if all(path.exists() for path in files.values()):
+            return files
+    files = convert(work)
+    manifest.write_text(json.dumps({k: str(v) for k, v in files.items()}))
+    return files
+
+
+def run_row(name, seeds, work, quick=False, settings=(), log=print):
+    task, convert, zoo, what = ROWS[name]
+    files = converted(name, convert, work) if task != "forecasting" else convert(work)
+    runs = []
+    for seed in seeds:
+        run = work / "runs" / f"{name}-seed{seed}"
+        if run.exists():
+            shutil.rmtree(run)
+        sets = [*(QUICK[task] if quick else []), *settings]
+        args = ["train", task, "--data", files["data"], "--test-data", files["test"], "--out", run, "--seed", seed,
+                *[a for s in sets for a in ("--set", s)]]
+        started = time.perf_counter()
+        _lstmzoo(*args)
+        seconds = time.perf_counter() - started
+        metrics = json.loads(_lstmzoo("evaluate", task, "--checkpoint", run, "--json").strip().splitlines()[-1])
+        config = json.loads((run / "config.json").read_text())
+        hp = config.get("hyperparameters", config.get("hp", {}))
+        entry = {"seed": seed, "seconds": round(seconds, 1), "task_metrics": metrics,
+                 "settled": {k: hp.get(k) for k in ("horizon", "season", "window", "hidden_size", "batch_size",
+                                                   "epochs") if k in hp}}
+        history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        epochs = [h for h in history if "epoch" in h]
+        if epochs:
+            entry["epochs_run"] = max(h["epoch"] for h in epochs)
+        if task == "forecasting":
+            seasons = {}
+            for series_name in files["series"]:
+                seasons[series_name] = _series_season(hp, series_name)
+            entry["rolling"] = rolling_one_step(run, seasons, files["series"], run, work)
+        runs.append(entry)
+        log(f"{name} seed {seed}: {seconds:.0f} s, {json.dumps(_headline(task, entry))}")
+    command = (f"lstmzoo train {task} --data {_display(files['data'], work)} --test-data "
+               f"{_display(files['test'], work)} --seed {seeds[0]}"
+               + "".join(f" --set {s}" for s in [*(QUICK[task] if quick else []), *settings]))
+    return {"row": name, "task": task, "zoo": zoo, "what": what, "runs": runs, "command": command,
+            "quick": quick, "settings": list(settings), "date": datetime.date.today().isoformat(),
+            "cpu": cpu_model()}
+
+
+SEASONS = {"airline": 12, "sunspots": 12, "temperatures": 7}
+
+
+def _series_season(hp, name):
+    """The season of the mase scale and the seasonal naive forecast: what the task infers from the series' own
+    single-series file (monthly 12, daily 7), also in the long-CSV row, whose one file-wide season (7: most steps
+    are daily) is not each series'."""
+    return SEASONS[name]
+
+
+def _headline(task, entry):
+    if task == "forecasting":
+        return {name: {k: round(v, 4) for k, v in s.items() if k in ("rmse", "mase", "naive_rmse",
+                                                                   "seasonal_naive_rmse")}
+                for name, s in entry["rolling"].items()}
+    return {k: v for k, v in entry["task_metrics"].items()}
+
+
+def cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# ================================================================================================ the table
+def zoo_figures():
+    """{recipe: (metric, [values over seeds], command)} from zoo/RESULTS.md's record."""
+    text = ZOO_RESULTS.read_text()
+    start = text.rfind("<!-- zoo-results")
+    records = json.loads(text[start + len("<!-- zoo-results"):text.index("-->", start)])
+    return {r["recipe"]: (r["metric"], [run["metrics"][r["metric"]] for run in r["runs"]], r["command"])
+            for r in records}
+
+
+def _spread(values, digits):
+    med = statistics.median(values)
+    if len(values) == 1:
+        return f"{med:.{digits}f} (one seed)"
+    return f"{med:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f}, {len(values)} seeds)"
+
+
+def _series_lines(record, zoo):
+    """One table line per series of a forecasting record."""
+    lines = []
+    names = list(record["runs"][0]["rolling"])
+    for series_name in names:
+        recipe = SERIES[series_name][0]
+        scores = [run["rolling"][series_name] for run in record["runs"]]
+        rmse = [s["rmse"] for s in scores]
+        mase = [s["mase"] for s in scores]
+        zoo_metric, zoo_values, zoo_command = zoo[recipe]
+        zoo_med = statistics.median(zoo_values)
+        ratio = statistics.median(rmse) / zoo_med
+        verdict = f"{ratio:.3f} x zoo: " + ("yes" if ratio <= 1.05 else "**no**")
+        s = scores[0]
+        baselines = (f"naive rmse {s['naive_rmse']:.4g} (mase {s['naive_mase']:.3g}), seasonal naive (m={s['season']}) "
+                     f"rmse {s['seasonal_naive_rmse']:.4g} (mase {s['seasonal_naive_mase']:.3g})")
+        own = [run["task_metrics"] for run in record["runs"]]
+        own_text = (f"its own protocol ({record['runs'][0]['settled'].get('horizon')} steps from the cut): rmse "
+                    f"{statistics.median([m['rmse'] for m in own]):.4g}, seasonal naive {own[0]['seasonal_naive_rmse']:.4g}"
+                    if len(names) == 1 else
+                    f"its own protocol (all series, {record['runs'][0]['settled'].get('horizon')} steps from the cut): "
+                    f"rmse {statistics.median([m['rmse'] for m in own]):.4g}, mase "
+                    f"{statistics.median([m['mase'] for m in own]):.3g} (seasonal naive mase {own[0]['seasonal_naive_mase']:.3g})")
+        lines.append([f"{record['row']}" + (f": {series_name}" if len(names) > 1 else ""), record["what"],
+                      f"rmse {_spread(rmse, 3)}; mase {_spread(mase, 3)}; {own_text}",
+                      f"`{recipe}` rmse {_spread(zoo_values, 3)}", verdict, baselines])
+    return lines
+
+
+def _class_line(record, zoo):
+    runs = record["runs"]
+    acc = [100 * run["task_metrics"]["accuracy"] for run in runs]
+    m = runs[0]["task_metrics"]
+    baselines = ", ".join(f"{k.replace('_accuracy', '')} {100 * v:.2f} %" for k, v in m.items()
+                          if k.endswith("_accuracy"))
+    if record["zoo"]:
+        _, zoo_values, _ = zoo[record["zoo"]]
+        zoo_pct = [100 * v for v in zoo_values]
+        gap = statistics.median(acc) - statistics.median(zoo_pct)
+        zoo_text = f"`{record['zoo']}` {_spread(zoo_pct, 2)} %"
+        verdict = f"{gap:+.2f} points: " + ("yes" if gap >= -1.0 else "**no**")
+    else:
+        zoo_text, verdict = "no zoo recipe", "n/a"
+    return [record["row"], record["what"], f"accuracy {_spread(acc, 2)} %", zoo_text, verdict, baselines]
+
+
+def render(records):
+    zoo = zoo_figures()
+    columns = ["row", "the user's file", "task defaults (median (range) over seeds)", "tuned zoo recipe (RESULTS.md)",
+               "within 1 point / 5 % rmse", "non-LSTM baselines (same test set)", "train s (median)", "reproduce",
+               "date, CPU"]
+    lines = ["# Task defaults against the tuned zoo recipes", "",
+             "Written by `python benchmarks/tasks.py` (do not edit by hand). Each row: a shared dataset converted to "
+             "the files a user would have, then `lstmzoo train TASK --data TRAIN --test-data TEST --seed S` with "
+             "**no --set** (the task's defaults), one training at a time with `NUMBA_NUM_THREADS=1`, on a machine "
+             "shared with other work; scored by `lstmzoo evaluate TASK --checkpoint RUN --json`. The test set is the "
+             "zoo recipe's own (the zoo's train/test split written as --data / --test-data); the task takes its "
+             "validation part out of --data. `$WORK` is the work folder (`--work`, default /tmp/lstmzoo-tasks) "
+             "that `python benchmarks/tasks.py --rows ROW` fills. Train seconds: the wall time of `lstmzoo train` "
+             "(start-up, reading, Numba compilation or cache load, training, the final evaluation).", "",
+             "**Forecasting protocol.** The zoo's time-series recipes score one-step-ahead forecasts at every point "
+             "of a long test part (airline: the last 48 months; sunspots: the last 931 months; temperatures: 1990), "
+             "each from the true history before it. The task forecasts `horizon` values (default one season: 12 "
+             "monthly, 7 daily) from the end of each series, so its own `evaluate` scores only the first `horizon` "
+             "test values, several steps ahead. For a fair comparison the task is trained on the series up to "
+             "the zoo's test start (its defaults hold out the last `horizon` of that for early stopping), then "
+             "`lstmzoo predict forecasting --checkpoint RUN --input ORIGINS.csv` is given one series per origin t of "
+             "the zoo's test part (the true history up to t, its own `unique_id`; predict scales each by its own "
+             "history, as for any user input), and the first forecast value of each is the one-step forecast of "
+             "value t: the same points, the same information and the same rmse as the zoo's. mase = that MAE over "
+             "the in-sample MAE of the seasonal naive forecast on the training part (the task's season m). The "
+             "naive (previous value) and seasonal naive (m back) forecasts are scored on the same points. The "
+             "task's own protocol figure is shown beside it (not comparable with the zoo's).", "",
+             "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    for name in ROWS:
+        record = records.get(name)
+        if record is None:
+            continue
+        seconds = statistics.median([run["seconds"] for run in record["runs"]])
+        seeds = " ".join(str(run["seed"]) for run in record["runs"])
+        tail = [f"{seconds:.0f}", f"`{record['command']}`" + (" (QUICK smoke test, not a result)" if record["quick"]
+                                                               else "")
+                + f"; the whole row: `python benchmarks/tasks.py --rows {name} --seeds {seeds}`",
+                f"{record['date']}, {record['cpu']}"]
+        body = _series_lines(record, zoo) if record["task"] == "forecasting" else [_class_line(record, zoo)]
+        for cells in body:
+            lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells + tail)
+                         + " |")
+    missing = [name for name in ROWS if name not in records]
+    if missing:
+        lines += ["", "Not measured yet: " + ", ".join(missing) + "."]
+    lines += ["", RECORD_START, json.dumps([records[n] for n in ROWS if n in records], indent=1), RECORD_END, ""]
+    return "\n".join(lines)
+
+
+def read_records(path):
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    text = path.read_text()
+    start = text.rfind(RECORD_START)
+    if start < 0:
+        return {}
+    return {r["row"]: r for r in json.loads(text[start + len(RECORD_START):text.index(RECORD_END, start)])}
+
+
+def merge(old, new):
+    """``new``'s runs added to ``old``'s (a seed run again replaces its old run) when both ran the same settings
+    (quick or not, the same --set); otherwise ``new`` alone."""
+    if old is None or (old["quick"], old["settings"]) != (new["quick"], new["settings"]):
+        return new
+    seeds = {run["seed"] for run in new["runs"]}
+    runs = sorted([run for run in old["runs"] if run["seed"] not in seeds] + new["runs"], key=lambda r: r["seed"])
+    first = runs[0]["seed"]
+    command = new["command"].rsplit(" --seed ", 1)
+    tail = command[1].split(" ", 1)
+    command = f"{command[0]} --seed {first}" + (f" {tail[1]}" if len(tail) > 1 else "")
+    dates = sorted({old["date"], new["date"]})
+    return {**new, "runs": runs, "command": command, "date": dates[-1] if len(dates) == 1 else " / ".join(dates)}
+
+
+def write(path, new):
+    """Merge the ``new`` records into the file at ``path`` (runs of the same row and settings are added by seed)
+    and rebuild it."""
+    records = read_records(path)
+    records.update({r["row"]: merge(records.get(r["row"]), r) for r in new})
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(render(records))
+    tmp.replace(path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", nargs="+", choices=sorted(ROWS), default=list(ROWS), metavar="NAME",
+                        help=f"rows to run (default: all): {', '.join(ROWS)}")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--quick", action="store_true", help="tiny runs (a smoke test; marked in the table)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a task default (a trial: printed, never written to the table)")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lstmzoo-tasks")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.quick and args.results == RESULTS:      # a smoke test never lands in the real table
+        args.results = args.work / "TASK-RESULTS-quick.md"
+    for name in args.rows:
+        record = run_row(name, args.seeds, args.work, quick=args.quick, settings=args.settings,
+                         log=lambda line: print(line, file=sys.stderr, flush=True))
+        if args.settings:
+            print(json.dumps(record), flush=True)
+            continue
+        write(args.results, [record])
+        print(f"wrote {args.results} ({name})", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
