@@ -1,0 +1,259 @@
+"""The scikit-learn estimators: they learn variable-length sequences given as lists or arrays, work in Pipeline,
+cross_val_score and GridSearchCV, pass scikit-learn's estimator checks but those that assume tabular data, save
+and load without pickle, and train exactly the model the command line trains on the same data and seed."""
+
+import ast
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import run
+from sklearn.metrics import f1_score, mean_squared_error
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from test_task_sequences import sequences
+
+from lstmzoo.checkpoint import CheckpointError, load_weights
+from lstmzoo.errors import UserError
+from lstmzoo.estimators import TASK_PARAMETERS, LSTMClassifier, LSTMRegressor
+
+# Labels whose order as numbers (2, 10, 33) differs from their order as text ("10", "2", "33"), which is the
+# task's: a column of predict_proba put under the wrong class would show in the accuracy.
+LABELS = {"class 0": 33, "class 1": 2, "class 2": 10}
+TINY = {"epochs": 2, "hidden_size": 4, "random_state": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_learning_curves():
+    """An estimator's run folder is temporary, so the learning curve ``fit`` draws into it is never seen; drawing
+    it takes 0.35 s, most of a tiny fit, and the estimator checks fit a hundred times."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("lstmzoo.train.write_learning_curve", lambda *args, **kwargs: None)
+        yield
+
+
+def as_list(X, lengths):
+    return [X[i, :length] for i, length in enumerate(lengths)]
+
+
+@pytest.fixture(scope="module")
+def classified():
+    """A classifier fitted on 180 variable-length 2-channel sequences given as a list, and 60 more to test on."""
+    X, names, lengths = sequences(n=240, seed=0)
+    cases, y = as_list(X, lengths), np.array([LABELS[name] for name in names])
+    classifier = LSTMClassifier(epochs=10, random_state=0).fit(cases[:180], y[:180])
+    return classifier, cases[180:], y[180:]
+
+
+@pytest.fixture(scope="module")
+def regressed():
+    X, y, lengths = sequences(n=240, seed=1, regression=True)
+    cases = as_list(X, lengths)
+    return LSTMRegressor(epochs=10, random_state=0).fit(cases[:180], y[:180]), cases[180:], y[180:]
+
+
+def test_classifier_learns_variable_length_sequences(classified):
+    classifier, cases, y = classified
+    majority = np.bincount(np.searchsorted(classifier.classes_, y)).max() / len(y)
+    # Measured: accuracy 0.87 where the majority class scores 0.37.
+    assert classifier.score(cases, y) > majority + 0.3
+    np.testing.assert_array_equal(classifier.classes_, [2, 10, 33])
+    assert set(classifier.predict(cases)) <= {2, 10, 33}
+    probabilities = classifier.predict_proba(cases)
+    assert probabilities.shape == (60, 3) and np.allclose(probabilities.sum(axis=1), 1)
+
+
+def test_regressor_beats_predicting_the_mean(regressed):
+    regressor, cases, y = regressed
+    # r2 is 0 for the test cases' own mean, below 0 for any other constant. Measured: 0.85.
+    assert regressor.score(cases, y) > 0.5
+
+
+def test_padding_never_enters_the_maths(classified):
+    classifier, cases, _ = classified
+    short, long = min(cases, key=len), max(cases, key=len)
+    assert len(short) < len(long)
+    # Batched with a longer case, the short one is zero-padded; alone it is not: the same probabilities.
+    np.testing.assert_allclose(classifier.predict_proba([short, long])[0], classifier.predict_proba([short])[0],
+                               rtol=1e-5)
+
+
+def test_a_list_of_equal_lengths_is_the_array(classified):
+    classifier, cases, _ = classified
+    X = np.stack([case[:15] for case in cases])
+    np.testing.assert_array_equal(classifier.predict_proba(list(X)), classifier.predict_proba(X))
+
+
+def test_univariate_cases_as_n_by_t_arrays_or_lists_of_t_values():
+    X, names, _ = sequences(n=40, seed=2)
+    univariate, y = X[:, :, 0], names
+    from_2d = LSTMClassifier(**TINY).fit(univariate, y)
+    from_3d = LSTMClassifier(**TINY).fit(univariate[:, :, None], y)
+    assert from_2d.n_features_in_ == from_3d.n_features_in_ == 1
+    np.testing.assert_array_equal(from_2d.predict_proba(univariate), from_3d.predict_proba(univariate[:, :, None]))
+    np.testing.assert_array_equal(from_2d.predict_proba(list(univariate)), from_2d.predict_proba(univariate))
+
+
+def test_in_a_pipeline_cross_validated_and_grid_searched():
+    X, y, _ = sequences(n=60, seed=4)
+    pipeline = make_pipeline(FunctionTransformer(np.tanh), LSTMClassifier(epochs=3, hidden_size=8, random_state=0))
+    scores = cross_val_score(pipeline, X, y, cv=3)
+    assert scores.shape == (3,) and np.isfinite(scores).all()
+    # A grid of NumPy integers, as np.arange makes them, reaches the task as plain ints.
+    search = GridSearchCV(pipeline, {"lstmclassifier__hidden_size": np.array([4, 6])}, cv=2).fit(X, y)
+    best = search.best_params_["lstmclassifier__hidden_size"]
+    assert best in (4, 6) and search.best_estimator_[-1].model_.lstm.hidden_size == best
+    assert len(search.cv_results_["mean_test_score"]) == 2 and search.predict(X).shape == (60,)
+
+
+# ------------------------------------------------------------------------------------ scikit-learn's checks
+# Each check that assumes tabular data, and why it does not hold for sequences. An [N, T] array is N univariate
+# sequences of T steps: the checks' "features" are time steps.
+TABULAR_CHECKS = {
+    "check_n_features_in": "n_features_in_ is the values per time step (1 for an [N, T] array), not X.shape[1]",
+    "check_n_features_in_after_fitting": "n_features_in_ is the values per time step, not X.shape[1]; and an "
+                                         "[N, T'] array of other length T' is valid input, not a mismatch",
+    "check_estimators_empty_data_messages": "an [N, 0] array is N sequences of no steps, refused as an empty "
+                                            "sequence, not as '0 feature(s)'",
+}
+CLASSIFIER_CHECKS = {
+    "check_classifiers_train": "predicting on X.T must fail for a tabular model, but X.T is valid input here (2 "
+                               "sequences of n_samples steps); nor do 2 epochs on 2-step sequences reach 0.83",
+}
+REGRESSOR_CHECKS = {
+    "check_regressors_train": "R2 > 0.5 on make_regression's 10 independent columns (1 informative) read as one "
+                              "10-step sequence, after the 2 epochs these checks train",
+}
+
+
+def failing_checks(estimator):
+    return {**TABULAR_CHECKS, **(CLASSIFIER_CHECKS if isinstance(estimator, LSTMClassifier) else REGRESSOR_CHECKS)}
+
+
+@parametrize_with_checks([LSTMClassifier(**TINY), LSTMRegressor(**TINY)], expected_failed_checks=failing_checks,
+                         xfail_strict=True)
+def test_scikit_learn_checks(estimator, check):
+    check(estimator)
+
+
+# ----------------------------------------------------------------------------------------------- save, load
+@pytest.mark.parametrize("fitted", ["classified", "regressed"])
+def test_save_and_load_give_the_same_predictions_without_pickle(fitted, request, tmp_path):
+    estimator, cases, _ = request.getfixturevalue(fitted)
+    estimator.save(tmp_path / "saved")
+    assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == ["estimator.json", "weights.safetensors"]
+    assert "lstm.weight_ih_l0" in load_weights(tmp_path / "saved" / "weights.safetensors")   # PyTorch's names
+    loaded = type(estimator).load(tmp_path / "saved")
+    assert loaded.get_params() == estimator.get_params() and loaded.n_features_in_ == estimator.n_features_in_
+    if fitted == "classified":
+        assert loaded.classes_.dtype == estimator.classes_.dtype
+        np.testing.assert_array_equal(loaded.classes_, estimator.classes_)
+        np.testing.assert_array_equal(loaded.predict_proba(cases), estimator.predict_proba(cases))
+    np.testing.assert_array_equal(loaded.predict(cases), estimator.predict(cases))
+
+
+def test_load_refuses_another_estimator_and_files_of_two_saves(classified, tmp_path):
+    classifier = classified[0]
+    classifier.save(tmp_path / "first")
+    classifier.save(tmp_path / "second")
+    with pytest.raises(CheckpointError, match="holds an LSTMClassifier, not an LSTMRegressor"):
+        LSTMRegressor.load(tmp_path / "first")
+    shutil.copy(tmp_path / "second" / "weights.safetensors", tmp_path / "first" / "weights.safetensors")
+    with pytest.raises(CheckpointError, match="come from different saves"):
+        LSTMClassifier.load(tmp_path / "first")
+
+
+def test_labels_json_cannot_hold_are_refused_when_saving(tmp_path):
+    X, names, _ = sequences(n=20, seed=3)
+    days = np.array([f"2026-01-1{name[-1]}" for name in names], dtype="datetime64[D]")
+    classifier = LSTMClassifier(**TINY).fit(X, days)
+    with pytest.raises(ValueError, match="the classes are date values, which JSON cannot hold"):
+        classifier.save(tmp_path / "saved")
+    assert not (tmp_path / "saved" / "estimator.json").exists()
+
+
+# ------------------------------------------------------------------------------------ the command line's run
+@pytest.mark.parametrize("task", ["sequence-classification", "sequence-regression"])
+def test_the_estimators_train_the_model_the_command_line_trains(task, tmp_path):
+    """``lstmzoo train TASK --data train.npz --test-data test.npz --seed 5`` and the estimator fitted on
+    train.npz's arrays with ``random_state=5`` and the same settings: the same weights, and the same figures on
+    test.npz. (Without --test-data the command holds a test part out of --data; fitted on exactly the remaining
+    cases, the estimator would split them for validation differently, as the held-out draw comes first.)"""
+    regression = task == "sequence-regression"
+    X, y, lengths = sequences(n=80, seed=6, regression=regression)
+    np.savez(tmp_path / "train.npz", X=X[:60], y=y[:60], lengths=lengths[:60])
+    np.savez(tmp_path / "test.npz", X=X[60:], y=y[60:], lengths=lengths[60:])
+    run("train", task, "--data", tmp_path / "train.npz", "--test-data", tmp_path / "test.npz", "--seed", 5,
+        "--epochs", 3, "--out", tmp_path / "run")
+    figures = json.loads(run("evaluate", task, "--checkpoint", tmp_path / "run", "--json").stdout)
+
+    estimator = (LSTMRegressor if regression else LSTMClassifier)(epochs=3, random_state=5)
+    estimator.fit(as_list(X[:60], lengths[:60]), y[:60])
+    trained = load_weights(tmp_path / "run" / "weights-best.safetensors")
+    assert trained.keys() == estimator.model_.parameters().keys()
+    for name, weights in trained.items():
+        np.testing.assert_array_equal(estimator.model_.parameters()[name], weights, err_msg=name)
+    test_cases = as_list(X[60:], lengths[60:])
+    if regression:
+        predicted = estimator.predict(test_cases)
+        assert mean_squared_error(y[60:], predicted) ** 0.5 == pytest.approx(figures["rmse"], rel=1e-12)
+        assert estimator.score(test_cases, y[60:]) == pytest.approx(figures["r2"], rel=1e-12)
+    else:
+        assert estimator.score(test_cases, y[60:]) == figures["accuracy"]
+        predicted = estimator.predict(test_cases)
+        assert f1_score(y[60:], predicted, average="macro") == pytest.approx(figures["macro_f1"], rel=1e-12)
+
+
+# ------------------------------------------------------------------------------------- defaults and mistakes
+@pytest.mark.parametrize("estimator", [LSTMClassifier(), LSTMRegressor()])
+def test_defaults_are_the_tasks(estimator):
+    declared = estimator.task_class.all_hyperparameters()
+    assert set(estimator.get_params()) == {*TASK_PARAMETERS, "random_state", "verbose"}
+    assert {name: getattr(estimator, name) for name in TASK_PARAMETERS} == \
+        {name: declared[name].default for name in TASK_PARAMETERS}
+
+
+@pytest.mark.parametrize(("X", "message"), [
+    ([np.zeros((5, 2)), np.zeros((6, 3))], r"X\[1\] has 3 values per time step, X\[0\] has 2"),
+    ([np.zeros((5, 2)), np.zeros((0, 2))], r"X\[1\] is an empty sequence"),
+    ([np.zeros((5, 2)), np.full((4, 2), np.nan)], r"Input X\[1\] contains NaN"),
+    ([np.zeros((5, 2, 1)), np.zeros((4, 2, 1))], r"X\[0\] is shaped \[5, 2, 1\]"),
+])
+def test_bad_cases_are_one_sentence(X, message):
+    with pytest.raises(ValueError, match=message):
+        LSTMClassifier().fit(X, ["a", "b"])
+
+
+def test_a_bad_hyperparameter_is_the_tasks_sentence():
+    with pytest.raises(UserError, match="'hidden_size' must be between 0 and 16384, got -1"):
+        LSTMClassifier(hidden_size=-1).fit(np.zeros((4, 3)), ["a", "b", "a", "b"])
+
+
+def test_predict_refuses_other_values_per_step(classified):
+    with pytest.raises(ValueError, match="X has 1 values per time step, but LSTMClassifier was fitted with 2"):
+        classified[0].predict(np.zeros((3, 10)))
+
+
+def test_without_scikit_learn_the_import_says_how_to_install():
+    code = "import sys\nsys.modules['sklearn'] = None\nimport lstmzoo.estimators\n"
+    completed = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert completed.stderr.strip().splitlines()[-1] == (
+        "ImportError: lstmzoo.estimators needs scikit-learn: pip install 'lstmzoo[sklearn]'")
+
+
+def test_only_the_estimators_import_scikit_learn():
+    package = Path(__file__).resolve().parents[1] / "lstmzoo"
+    importers = []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(name == "sklearn" or name.startswith("sklearn.") for name in names):
+                importers.append(path.relative_to(package).as_posix())
+    assert sorted(set(importers)) == ["estimators.py"]
