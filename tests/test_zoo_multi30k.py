@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pytest
 from helpers import run
+
+from lstmzoo.errors import UserError
 from lstmzoo.zoo.multi30k import (
     EOS,
     SPECIALS,
@@ -57,7 +59,7 @@ def test_bleu_is_lowercased_for_the_literature_and_cased_by_default():
 
 def test_a_missing_sacrebleu_is_one_sentence(monkeypatch):
     monkeypatch.setitem(sys.modules, "sacrebleu", None)
-    with pytest.raises(ValueError, match=r'pip install "lstmzoo\[translation\]"'):
+    with pytest.raises(UserError, match=r'pip install "lstmzoo\[translation\]"'):
         bleu_scores(["a"], ["a"])
 
 

@@ -7,6 +7,8 @@ import re
 import numpy as np
 import pytest
 from helpers import SHARED, needs_shared, run
+
+from lstmzoo.errors import UserError
 from lstmzoo.zoo.classification import confusion_matrix, macro_f1
 from lstmzoo.zoo.pendigits import (
     PenDigits,
@@ -97,11 +99,11 @@ def test_unipen_and_json_readers_agree_and_refuse_other_text():
     assert (digit.label, digit.writer, len(digit.strokes)) == ("4", 3, 2)
     points = [[*p, 1] for p in TWO_STROKES[0].tolist()] + [[0, 20, 0]] + [[*p, 1] for p in TWO_STROKES[1].tolist()]
     assert all(np.array_equal(a, b) for a, b in zip(read_points_json(points, "j"), digit.strokes))
-    with pytest.raises(ValueError, match="line 2"):
+    with pytest.raises(UserError, match="line 2"):
         read_unipen(b".PEN_DOWN\n1 two\n.PEN_UP\n", "t")
-    with pytest.raises(ValueError, match="no pen-down strokes"):
+    with pytest.raises(UserError, match="no pen-down strokes"):
         read_unipen(b".SEGMENT DIGIT 1\n", "t")
-    with pytest.raises(ValueError, match="point 1"):
+    with pytest.raises(UserError, match="point 1"):
         read_points_json([[0, 0, 1], [0, 1]], "j")
 
 

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from helpers import SHARED, needs_librosa, run, write_wav
 
+from lstmzoo.errors import UserError
+
 ARCHIVE = SHARED / "free-spoken-digit-dataset" / "recordings.tar.gz"
 SPEAKERS = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]
 
@@ -74,7 +76,7 @@ def test_wav_reader_and_features(tmp_path):
     audio16, rate16 = read_wav_file(tmp_path / "tone16.wav")
     assert rate16 == 16000 and len(audio16) == 8000
     assert mfcc_features(audio16, rate16, 13).shape == features.shape
-    with pytest.raises(ValueError, match="too short"):
+    with pytest.raises(UserError, match="too short"):
         mfcc_features(audio[:100], rate, 13)
 
 
@@ -127,7 +129,7 @@ def test_train_evaluate_predict(mirror, tmp_path):
 def test_missing_librosa_is_one_sentence(monkeypatch):
     from lstmzoo.zoo.spoken_digits import mfcc_features
     monkeypatch.setitem(sys.modules, "librosa", None)       # import librosa now raises ImportError
-    with pytest.raises(ValueError, match=re.escape("pip install 'lstmzoo[audio]'")):
+    with pytest.raises(UserError, match=re.escape("pip install 'lstmzoo[audio]'")):
         mfcc_features(np.zeros(8000), 8000, 13)
 
 

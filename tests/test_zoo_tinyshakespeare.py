@@ -6,6 +6,8 @@ import json
 import numpy as np
 import pytest
 from helpers import needs_shared, run
+
+from lstmzoo.errors import UserError
 from lstmzoo.zoo.tinyshakespeare import TinyShakespeare, encode, split_text, stream_loss
 
 from lstmzoo.nn import CrossEntropyLoss
@@ -42,7 +44,7 @@ def test_split_is_nanogpts_90_10(mirror):
 
 
 def test_encode_names_unknown_characters():
-    with pytest.raises(ValueError, match="'#'"):
+    with pytest.raises(UserError, match="'#'"):
         encode("ab#", "ab")
 
 
