@@ -1,25 +1,26 @@
 """scikit-learn estimators over the sequence tasks: ``LSTMClassifier`` and ``LSTMRegressor``.
 
-They are the ``sequence-classification`` and ``sequence-regression`` tasks of ``lstmzoo.tasks.sequences`` with
-the arrays handed over in memory instead of read from a file: the same settled sizes, preprocessing (channels
-standardised on the training part, class weights, standardised targets), model, batching and early stopping.
-Every case given to ``fit`` trains or validates (``val_fraction`` of them, stratified by class, pick the best
-epoch and stop training early); nothing is held out for testing, which is the caller's business
-(``cross_val_score``, ``train_test_split``). Fitted on the cases of a ``--data`` file with the same settings and
-``random_state`` as ``lstmzoo train TASK --data FILE --test-data TEST --seed S``, an estimator trains exactly
-the model the command does.
+They are the ``sequence-classification`` and ``sequence-regression`` tasks of ``lstmzoo.tasks.sequences``
+with the arrays handed over in memory instead of read from a file: the same settled sizes, preprocessing
+(channels standardised on the training part, class weights, standardised targets), model, batching and early
+stopping. Every case given to ``fit`` trains or validates (``val_fraction`` of them, stratified by class, pick
+the best epoch and stop training early); nothing is held out for testing, which is the caller's business
+(``cross_val_score``, ``train_test_split``). Fitted on the cases of a ``--data`` file, in the file's order,
+with the settings and ``random_state`` of ``lstmzoo train TASK --data FILE --test-data TEST --seed S``, an
+estimator trains exactly the model that command does.
 
 X is an array ``[N, T, C]`` (N cases of T steps of C values), ``[N, T]`` (one value per step), or a list of N
-arrays ``[T_i, C]`` or ``[T_i]`` of different lengths, which reach the kernels with their lengths: padding never
-enters the maths. Every case of an array is T steps long; give a list for cases of different lengths.
+arrays ``[T_i, C]`` or ``[T_i]`` of different lengths, which reach the kernels with their lengths: padding
+never enters the maths. Every case of an array is T steps long; give a list for cases of different lengths.
 ``n_features_in_`` is C, the values per time step.
 
 ``random_state`` is the task's ``seed`` (weight initialisation, dropout, shuffling): an int is used as it is
 (``random_state=3`` trains what ``--seed 3`` does); None draws one from NumPy's global generator and a
 ``numpy.random.RandomState`` from itself, as scikit-learn's ``check_random_state`` does.
 
-``save(folder)`` writes ``weights.safetensors`` (PyTorch's parameter names) and ``estimator.json`` (parameters,
-settled hyperparameters, fitted preprocessing, the classes); ``load(folder)`` reads them back. No pickle.
+``save(folder)`` writes ``weights.safetensors`` (PyTorch's parameter names) and ``estimator.json``
+(parameters, settled hyperparameters, fitted preprocessing, the classes); ``load(folder)`` reads them back.
+No pickle.
 """
 
 import secrets
@@ -54,12 +55,12 @@ TASK_PARAMETERS = ("hidden_size", "num_layers", "bidirectional", "dropout", "epo
 
 
 def as_sequences(X):
-    """``(X float64 [N, T_max, C] zero past each length, lengths int64 [N])`` from an array ``[N, T, C]`` or
-    ``[N, T]`` or a list of ``[T_i, C]`` or ``[T_i]`` arrays; ValueError (TypeError for a sparse matrix) saying
-    what is wrong."""
+    """``(X float64 [N, T_max, C] zero past each length, lengths int64 [N])`` from an array ``[N, T, C]``
+    or ``[N, T]`` or a list of ``[T_i, C]`` or ``[T_i]`` arrays; ValueError (TypeError for a sparse matrix)
+    saying what is wrong."""
     if hasattr(X, "toarray"):        # a SciPy sparse matrix or array
-        raise TypeError("X is a sparse matrix; the LSTM estimators take a dense array [N, T, C] or [N, T], or a "
-                        "list of [T_i, C] arrays")
+        raise TypeError("X is a sparse matrix; the LSTM estimators take a dense array [N, T, C] or [N, T], "
+                        "or a list of [T_i, C] arrays")
     if not isinstance(X, (list, tuple)):
         X = np.asarray(X)
     ragged = isinstance(X, (list, tuple)) or (X.dtype == object and X.ndim == 1)
@@ -83,8 +84,8 @@ def as_sequences(X):
         if padded.ndim == 2:
             padded = padded[:, :, None]
         if padded.ndim == 1:
-            raise ValueError("X is a 1D array; Reshape your data: [1, T] for one sequence of T values, [N, 1] for N "
-                             "sequences of one value")
+            raise ValueError("X is a 1D array; Reshape your data: [1, T] for one sequence of T values, [N, 1] "
+                             "for N sequences of one value")
         if padded.ndim != 3:
             raise ValueError(f"X is shaped {list(padded.shape)}; expected a 3D array [N, T, C], a 2D array "
                              f"[N, T] (one value per step) or a list of [T_i, C] arrays")
@@ -156,7 +157,8 @@ class _SequenceEstimator(BaseEstimator):
         if not isinstance(seed, int):
             seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))
         hp = task.resolve({**{name: _plain(getattr(self, name)) for name in TASK_PARAMETERS}, "seed": seed})
-        cases = SequenceSet(Path("<array X>"), X, lengths, targets, [f"x{c}" for c in range(X.shape[2])], task.kind)
+        names = [f"x{c}" for c in range(X.shape[2])]
+        cases = SequenceSet(Path("<array X>"), X, lengths, targets, names, task.kind)
         hp = task.settle(hp, cases)
         data = task.prepare(cases, hp, hold_out_test=False)
         with tempfile.TemporaryDirectory(prefix="lstmzoo-estimator-") as folder:
@@ -185,9 +187,10 @@ class _SequenceEstimator(BaseEstimator):
         params = {name: _plain(value) for name, value in self.get_params().items()}
         if not isinstance(params["random_state"], (int, type(None))):    # a RandomState: the seed it gave
             params["random_state"] = self.hp_["seed"]
-        state = {"format": FORMAT, "estimator": type(self).__name__, "params": params, "hyperparameters": self.hp_,
-                 "preprocessing": self.preprocessing_, "n_features_in": self.n_features_in_, "n_iter": self.n_iter_,
-                 "best_epoch": self.best_epoch_, **self._saved_targets(), "save_id": secrets.token_hex(16)}
+        state = {"format": FORMAT, "estimator": type(self).__name__, "params": params,
+                 "hyperparameters": self.hp_, "preprocessing": self.preprocessing_,
+                 "n_features_in": self.n_features_in_, "n_iter": self.n_iter_, "best_epoch": self.best_epoch_,
+                 **self._saved_targets(), "save_id": secrets.token_hex(16)}
         save_weights(folder / WEIGHTS_FILE, self.model_.parameters(), metadata={SAVE_ID: state["save_id"]})
         write_json(folder / ESTIMATOR_FILE, state)
 
@@ -203,8 +206,8 @@ class _SequenceEstimator(BaseEstimator):
             raise CheckpointError(f"{folder} holds an {state.get('estimator')}, not an {cls.__name__}")
         tensors, metadata = load_weights_and_metadata(folder / WEIGHTS_FILE)
         if metadata.get(SAVE_ID) != state["save_id"]:
-            raise CheckpointError(f"{folder / WEIGHTS_FILE} and {folder / ESTIMATOR_FILE} come from different "
-                                  f"saves; save the estimator again")
+            raise CheckpointError(f"{folder / WEIGHTS_FILE} and {folder / ESTIMATOR_FILE} come from "
+                                  f"different saves; save the estimator again")
         task = cls.task_class()
         estimator = cls(**state["params"])
         estimator.hp_ = task.resolve(state["hyperparameters"])
@@ -230,9 +233,9 @@ class LSTMClassifier(ClassifierMixin, _SequenceEstimator):
 
     Parameters (the task's hyperparameters, ``lstmzoo info sequence-classification``): ``hidden_size`` (0: 32
     below 500 cases, 64 below 5,000, else 128), ``num_layers``, ``bidirectional``, ``dropout``, ``epochs``,
-    ``batch_size`` (0: a 20th of the cases, 8 to 64), ``lr``, ``patience`` (0: never stop early), ``clip_norm``,
-    ``val_fraction``, ``device`` ("cpu" or "cuda"); ``random_state`` (see the module docstring); ``verbose``
-    shows the training's progress on stderr.
+    ``batch_size`` (0: a 20th of the cases, 8 to 64), ``lr``, ``patience`` (0: never stop early),
+    ``clip_norm``, ``val_fraction``, ``device`` ("cpu" or "cuda"); ``random_state`` (see the module
+    docstring); ``verbose`` shows the training's progress on stderr.
 
     Fitted attributes: ``classes_``, ``n_features_in_`` (values per time step), ``n_iter_`` (epochs run),
     ``best_epoch_`` (whose weights the model holds), ``model_``, ``hp_`` (the settled hyperparameters) and
@@ -272,8 +275,8 @@ class LSTMClassifier(ClassifierMixin, _SequenceEstimator):
         values = self.classes_.tolist()
         if not all(isinstance(value, (str, int, float, bool)) for value in values):
             kinds = sorted({type(value).__name__ for value in values})
-            raise ValueError(f"the classes are {', '.join(kinds)} values, which JSON cannot hold; fit with labels "
-                             f"that are strings, integers, floats or booleans to save the classifier")
+            raise ValueError(f"the classes are {', '.join(kinds)} values, which JSON cannot hold; fit with "
+                             f"labels that are strings, integers, floats or booleans to save the classifier")
         return {"classes": values, "classes_dtype": self.classes_.dtype.str}
 
     def _restore_targets(self, state):

@@ -61,7 +61,7 @@ def regressed():
 def test_classifier_learns_variable_length_sequences(classified):
     classifier, cases, y = classified
     majority = np.bincount(np.searchsorted(classifier.classes_, y)).max() / len(y)
-    # Measured: accuracy 0.87 where the majority class scores 0.37.
+    # Measured: accuracy 0.98 where the majority class scores 0.42.
     assert classifier.score(cases, y) > majority + 0.3
     np.testing.assert_array_equal(classifier.classes_, [2, 10, 33])
     assert set(classifier.predict(cases)) <= {2, 10, 33}
@@ -71,7 +71,7 @@ def test_classifier_learns_variable_length_sequences(classified):
 
 def test_regressor_beats_predicting_the_mean(regressed):
     regressor, cases, y = regressed
-    # r2 is 0 for the test cases' own mean, below 0 for any other constant. Measured: 0.85.
+    # r2 is 0 for the test cases' own mean, below 0 for any other constant. Measured: 0.91.
     assert regressor.score(cases, y) > 0.5
 
 
@@ -102,9 +102,10 @@ def test_univariate_cases_as_n_by_t_arrays_or_lists_of_t_values():
 
 def test_in_a_pipeline_cross_validated_and_grid_searched():
     X, y, _ = sequences(n=60, seed=4)
-    pipeline = make_pipeline(FunctionTransformer(np.tanh), LSTMClassifier(epochs=3, hidden_size=8, random_state=0))
+    classifier = LSTMClassifier(epochs=3, hidden_size=8, random_state=0)
+    pipeline = make_pipeline(FunctionTransformer(np.tanh), classifier)      # [N, T, C] passes through
     scores = cross_val_score(pipeline, X, y, cv=3)
-    assert scores.shape == (3,) and np.isfinite(scores).all()
+    assert scores.shape == (3,) and ((scores >= 0) & (scores <= 1)).all()
     # A grid of NumPy integers, as np.arange makes them, reaches the task as plain ints.
     search = GridSearchCV(pipeline, {"lstmclassifier__hidden_size": np.array([4, 6])}, cv=2).fit(X, y)
     best = search.best_params_["lstmclassifier__hidden_size"]
@@ -187,6 +188,8 @@ def test_the_estimators_train_the_model_the_command_line_trains(task, tmp_path):
     cases, the estimator would split them for validation differently, as the held-out draw comes first.)"""
     regression = task == "sequence-regression"
     X, y, lengths = sequences(n=80, seed=6, regression=regression)
+    if not regression:      # the command line reads the numbers as text: its classes are "10", "2", "33"
+        y = np.array([LABELS[name] for name in y])
     np.savez(tmp_path / "train.npz", X=X[:60], y=y[:60], lengths=lengths[:60])
     np.savez(tmp_path / "test.npz", X=X[60:], y=y[60:], lengths=lengths[60:])
     run("train", task, "--data", tmp_path / "train.npz", "--test-data", tmp_path / "test.npz", "--seed", 5,
