@@ -498,13 +498,13 @@ def _rows_matmul_t(a, w, out, pad):
         r0 += 8
     while r0 < R:
         rows = min(4, R - r0)
-        block = a[r0:r0 + 4]
-        if rows < 4:
+        if rows == 4:
+            _four_rows_matmul_t(a[r0], a[r0 + 1], a[r0 + 2], a[r0 + 3], w, out, r0, 4)
+        else:
             pad[:] = 0.0
             for i in range(rows):
                 _copy(a[r0 + i], pad[i])
-            block = pad
-        _four_rows_matmul_t(block[0], block[1], block[2], block[3], w, out, r0, rows)
+            _four_rows_matmul_t(pad[0], pad[1], pad[2], pad[3], w, out, r0, rows)
         r0 += rows
 
 
