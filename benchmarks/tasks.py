@@ -211,8 +211,9 @@ def convert_rt_polarity_folders(work):
 
 
 def convert_mnist_rows(work):
-    """Extra public data: MNIST's 10,000 t10k digits read row by row (28 steps of 28 pixels, 0-1), the first
-    8,000 to train, the last 2,000 to test (the shared copy has only the t10k part)."""
+    """Extra public data: MNIST's t10k digits read row by row (28 steps of 28 pixels, 0-1), the first 4,000 to
+    train, the last 2,000 to test (the shared copy has only the t10k part; 4,000 keeps a run within minutes on
+    one core)."""
     import gzip
     folder = work / "data" / "mnist-rows"
     folder.mkdir(parents=True, exist_ok=True)
@@ -220,7 +221,7 @@ def convert_mnist_rows(work):
                            offset=16).reshape(-1, 28, 28).astype(np.float32) / 255
     labels = np.frombuffer(gzip.decompress((SHARED / "mnist/t10k-labels-idx1-ubyte.gz").read_bytes()), np.uint8,
                            offset=8).astype(str)
-    np.savez(folder / "train.npz", X=images[:8000], y=labels[:8000])
+    np.savez(folder / "train.npz", X=images[:4000], y=labels[:4000])
     np.savez(folder / "test.npz", X=images[8000:], y=labels[8000:])
     return {"data": folder / "train.npz", "test": folder / "test.npz"}
 
@@ -247,7 +248,8 @@ ROWS = {  # name -> (task, converter, zoo recipe or None, what the user file is)
     "rt-polarity-folders": ("text-classification", convert_rt_polarity_folders, "rt-polarity",
                             "rt-polarity as a folder per class (train/pos/*.txt ...); the same split"),
     "mnist-rows": ("sequence-classification", convert_mnist_rows, None,
-                   "extra: MNIST t10k as sequences of 28 rows of 28 pixels (.npz), first 8,000 train, last 2,000 test"),
+                   "extra public data: MNIST t10k digits as sequences of 28 rows of 28 pixels (.npz), the first 4,000 "
+                   "train, the last 2,000 test"),
 }
 QUICK = {"forecasting": ["epochs=2", "windows_per_epoch=64"],
          "sequence-classification": ["epochs=1", "hidden_size=8"],
@@ -459,6 +461,22 @@ def _class_line(record, zoo):
     return [record["row"], record["what"], f"accuracy {_spread(acc, 2)} %", zoo_text, verdict, baselines]
 
 
+def _record_lines(record, zoo):
+    """The table lines of a record (one per series of a forecasting record)."""
+    seconds = statistics.median([run["seconds"] for run in record["runs"]])
+    seeds = " ".join(str(run["seed"]) for run in record["runs"])
+    tail = [f"{seconds:.0f}", f"`{record['command']}`" + (" (QUICK smoke test, not a result)" if record["quick"]
+                                                           else "")
+            + f"; the whole row: `python benchmarks/tasks.py --rows {record['row']} --seeds {seeds}"
+            + "".join(f" --set {x}" for x in record["settings"]) + "`",
+            f"{record['date']}, {record['cpu']}"]
+    body = _series_lines(record, zoo) if record["task"] == "forecasting" else [_class_line(record, zoo)]
+    if record["settings"]:
+        body = [[cells[0] + "".join(f" `--set {x}`" for x in record["settings"]), *cells[1:]] for cells in body]
+    return ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells + tail) + " |"
+            for cells in body]
+
+
 def render(records):
     zoo = zoo_figures()
     columns = ["row", "the user's file", "task defaults (median (range) over seeds)", "tuned zoo recipe (RESULTS.md)",
@@ -487,24 +505,19 @@ def render(records):
              "naive (previous value) and seasonal naive (m back) forecasts are scored on the same points. The "
              "task's own protocol figure is shown beside it (not comparable with the zoo's).", "",
              "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    for name in ROWS:
-        record = records.get(name)
-        if record is None:
-            continue
-        seconds = statistics.median([run["seconds"] for run in record["runs"]])
-        seeds = " ".join(str(run["seed"]) for run in record["runs"])
-        tail = [f"{seconds:.0f}", f"`{record['command']}`" + (" (QUICK smoke test, not a result)" if record["quick"]
-                                                               else "")
-                + f"; the whole row: `python benchmarks/tasks.py --rows {name} --seeds {seeds}`",
-                f"{record['date']}, {record['cpu']}"]
-        body = _series_lines(record, zoo) if record["task"] == "forecasting" else [_class_line(record, zoo)]
-        for cells in body:
-            lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells + tail)
-                         + " |")
+    trials = sorted((k for k in records if records[k]["settings"]),
+                    key=lambda k: (list(ROWS).index(records[k]["row"]), k))
     missing = [name for name in ROWS if name not in records]
+    lines += [line for name in ROWS if name in records for line in _record_lines(records[name], zoo)]
     if missing:
-        lines += ["", "Not measured yet: " + ", ".join(missing) + "."]
-    lines += ["", RECORD_START, json.dumps([records[n] for n in ROWS if n in records], indent=1), RECORD_END, ""]
+        lines += ["", "Not measured (no time left in this session): " + ", ".join(missing) + "."]
+    if trials:
+        lines += ["", "**Trials of other settings** (`--set`: NOT the defaults; the evidence for the proposed "
+                  "defaults, on the same files and test sets):", "", "| " + " | ".join(columns) + " |",
+                  "|" + " --- |" * len(columns)]
+        lines += [line for name in trials for line in _record_lines(records[name], zoo)]
+    ordered = [records[n] for n in ROWS if n in records] + [records[k] for k in sorted(trials)]
+    lines += ["", RECORD_START, json.dumps(ordered, indent=1), RECORD_END, ""]
     return "\n".join(lines)
 
 
@@ -516,7 +529,12 @@ def read_records(path):
     start = text.rfind(RECORD_START)
     if start < 0:
         return {}
-    return {r["row"]: r for r in json.loads(text[start + len(RECORD_START):text.index(RECORD_END, start)])}
+    return {key(r): r for r in json.loads(text[start + len(RECORD_START):text.index(RECORD_END, start)])}
+
+
+def key(record):
+    """A record's place in the file: its row, and for a trial its --set values."""
+    return " ".join([record["row"], *(f"--set {s}" for s in record["settings"])])
 
 
 def merge(old, new):
@@ -538,7 +556,7 @@ def write(path, new):
     """Merge the ``new`` records into the file at ``path`` (runs of the same row and settings are added by seed)
     and rebuild it."""
     records = read_records(path)
-    records.update({r["row"]: merge(records.get(r["row"]), r) for r in new})
+    records.update({key(r): merge(records.get(key(r)), r) for r in new})
     tmp = Path(str(path) + ".tmp")
     tmp.write_text(render(records))
     tmp.replace(path)
@@ -551,7 +569,8 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--quick", action="store_true", help="tiny runs (a smoke test; marked in the table)")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a task default (a trial: printed, never written to the table)")
+                        help="override a task default: a trial, written to the trials table below the defaults' "
+                             "table, never into it")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lstmzoo-tasks")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -563,7 +582,6 @@ def main(argv=None):
                          log=lambda line: print(line, file=sys.stderr, flush=True))
         if args.settings:
             print(json.dumps(record), flush=True)
-            continue
         write(args.results, [record])
         print(f"wrote {args.results} ({name})", file=sys.stderr, flush=True)
 
