@@ -23,9 +23,11 @@ from lstmzoo.zoo.multi30k import (
     tokenize,
 )
 
-# A short run that learns: 3,000 training pairs, 3 epochs, scored on the first 100 test sentences. Measured (seed 0,
-# 200 test sentences): BLEU 2.2 where copying the English source scores 0.23, and a teacher-forced test loss of 3.94
-# nats per word where the training text's word frequencies (add-one) score 4.88.
+# A short run that learns: 3,000 training pairs, 3 epochs, scored on the first 100 test sentences. Measured: a
+# teacher-forced test loss of 3.94 nats per word (seed 0, 200 test sentences) and 4.39 (seed 1, 100) where the
+# training text's word frequencies (add-one) score 4.88 and 4.93, and BLEU 2.2 and 0.90 where copying the English
+# source scores 0.23 and 0.33. BLEU this low is mostly noise (the best epoch is picked by it on 100 validation
+# sentences, hence the spread); the loss below the word frequencies is what shows that it learned.
 SHORT = ("--set", "limit=3000", "--set", "eval_limit=100", "--set", "embedding_dim=64", "--set", "encoder_hidden=64",
          "--set", "decoder_hidden=128", "--set", "beam_width=2", "--set", "dropout=0.1", "--set", "lr=0.005")
 
@@ -102,7 +104,7 @@ def test_train_evaluate_predict(mirror, tmp_path):
     frequencies = (counts + 1) / (counts + 1).sum()
     unigram = float(-np.log(frequencies[np.concatenate([np.append(t, EOS) for t in data.test.tgt])]).mean())
     copied = bleu_scores(list(data.test.src_text), data.test.tgt_text)["bleu"]
-    assert metrics["test_loss"] < unigram - 0.5 and metrics["bleu"] > copied + 0.5, (metrics, unigram, copied)
+    assert metrics["test_loss"] < unigram - 0.3 and metrics["bleu"] > copied, (metrics, unigram, copied)
 
     result = json.loads(run("predict", "multi30k-en-de", "--checkpoint", out, "--input", "A man rides a bike.",
                             "--json").stdout)
