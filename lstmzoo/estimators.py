@@ -162,7 +162,8 @@ class _SequenceEstimator(BaseEstimator):
         hp = task.settle(hp, cases)
         data = task.prepare(cases, hp, hold_out_test=False)
         with tempfile.TemporaryDirectory(prefix="lstmzoo-estimator-") as folder:
-            trained = task.train(hp, Path(folder) / "run", progress=bool(self.verbose), data=data)
+            trained = task.train(hp, Path(folder) / "run", progress=bool(self.verbose), data=data,
+                                 learning_curve=False)
         self.model_, self.hp_, self.preprocessing_ = trained.model, hp, data.fitted
         self.n_features_in_ = X.shape[2]
         self.n_iter_, self.best_epoch_ = trained.result.epochs_run, trained.result.best_epoch

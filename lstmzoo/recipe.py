@@ -214,10 +214,11 @@ class Recipe:
     def make_scheduler(self, optimizer, hp):
         """A learning-rate schedule from ``lstmzoo.schedules``, or None (the default: a constant rate)."""
 
-    def train(self, hp, run_dir, *, resume=False, progress=True, data=None):
+    def train(self, hp, run_dir, *, resume=False, progress=True, data=None, learning_curve=True):
         """Train into ``run_dir`` with ``lstmzoo.train.fit``; returns a ``Trained`` whose model holds the
         best epoch's weights (``resume`` continues the run in ``run_dir``). ``data`` is what ``load_data(hp)``
-        would return, when the caller has it already (the estimators hand a task their arrays this way).
+        would return, when the caller has it already (the estimators hand a task their arrays this way);
+        ``learning_curve=False`` draws no learning-curve.png (into a run folder nobody will look at).
 
         Honours the optional hyperparameters ``patience`` (epochs without improvement before stopping;
         0 = never) and ``clip_norm`` (global gradient-norm clipping; 0 = off); ``fit`` refuses (ValueError)
@@ -240,7 +241,7 @@ class Recipe:
             epochs=hp["epochs"], run_dir=run_dir, monitor=self.monitor, mode=self.mode,
             patience=hp.get("patience") or None, clip_norm=hp.get("clip_norm") or None,
             scheduler=self.make_scheduler(optimizer, hp), resume=resume, config=self.run_config(hp, data),
-            progress=progress)
+            progress=progress, learning_curve=learning_curve)
         return Trained(model, data, result, hp)
 
     def _checked_train_step(self, model, batch, hp):

@@ -61,7 +61,7 @@ _FRESH_STATE = {"epoch": 0, "monitor": None, "mode": None, "best_metric": None, 
 
 def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir, monitor="val_loss",
         mode="min", patience=None, clip_norm=None, scheduler=None, resume=False, config=None, progress=True,
-        on_epoch_end=None):
+        on_epoch_end=None, learning_curve=True):
     """Train ``model`` for up to ``epochs`` epochs, checkpointing into ``run_dir`` after each one.
 
     ``monitor`` names the metric (from ``evaluate``'s dict, or ``"train_loss"``) that decides the best epoch,
@@ -75,7 +75,8 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
     ``epochs`` must be at least 1; ``patience`` None or 0 never stops early; ``clip_norm`` None or 0 does not
     clip (ValueError for a negative or NaN one).
 
-    At the end the model holds the best epoch's weights, in eval mode, and ``learning-curve.png`` is drawn. Returns a
+    At the end the model holds the best epoch's weights, in eval mode, and ``learning-curve.png`` is drawn (unless
+    ``learning_curve=False``: a run folder nobody will look at, such as an estimator's). Returns a
     ``FitResult``. Raises ``CheckpointError`` for a run folder that cannot be used (missing, damaged, of another
     recipe, in use by another process, not a run folder at all), ``TrainingError`` for a loss, gradient,
     weight or metric that is NaN or infinite (the last good checkpoint stays); ``KeyboardInterrupt`` passes
@@ -98,7 +99,7 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
         return _fit_locked(model, optimizer, train_step, make_batches, evaluate, epochs=epochs, run_dir=run_dir,
                            monitor=monitor, mode=mode, patience=patience or None, clip_norm=clip_norm or None,
                            scheduler=scheduler, resume=resume, config=config, progress=progress,
-                           on_epoch_end=on_epoch_end)
+                           on_epoch_end=on_epoch_end, learning_curve=learning_curve)
 
 
 def _is_integer(value):
@@ -106,7 +107,7 @@ def _is_integer(value):
 
 
 def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir, monitor, mode,
-                patience, clip_norm, scheduler, resume, config, progress, on_epoch_end):
+                patience, clip_norm, scheduler, resume, config, progress, on_epoch_end, learning_curve):
     if resume:
         # The run in the folder must be the one asked for (its config.json intact and of the same recipe).
         if ckpt.has_checkpoint(run_dir):
@@ -186,8 +187,9 @@ def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs,
 
     ckpt.load_best_weights(run_dir, model)
     model.eval()  # training is over: whatever scores the returned model must not see dropout
-    write_learning_curve(history, run_dir / ckpt.LEARNING_CURVE, monitor, state["best_epoch"],
-                         quiet=not progress)
+    if learning_curve:
+        write_learning_curve(history, run_dir / ckpt.LEARNING_CURVE, monitor, state["best_epoch"],
+                             quiet=not progress)
     return FitResult(best_metric=state["best_metric"], best_epoch=state["best_epoch"],
                      epochs_run=state["epoch"], history=history, run_dir=run_dir)
 
