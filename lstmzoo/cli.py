@@ -11,6 +11,7 @@ of another recipe, an unreadable input file) ends as one sentence on stderr with
 import contextlib
 import datetime
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -107,7 +108,13 @@ def _sentence(error):
 
 def _print_metrics(metrics, as_json):
     if as_json:
-        click.echo(json.dumps(metrics))
+        try:    # standard JSON only: NaN and Infinity break strict parsers (jq, JavaScript)
+            click.echo(json.dumps(metrics, allow_nan=False))
+        except ValueError:
+            bad = sorted(name for name, value in metrics.items()
+                         if isinstance(value, float) and not math.isfinite(value))
+            raise click.ClickException(f"the metrics {', '.join(bad)} are not finite numbers, which standard JSON "
+                                       f"cannot carry; run it without --json to see them") from None
         return
     width = max(map(len, metrics), default=0)
     for name, value in metrics.items():

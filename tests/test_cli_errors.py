@@ -265,3 +265,14 @@ def test_the_first_training_says_it_is_compiling(tmp_path):
     second = subprocess.run([*command, "--out", str(tmp_path / "b")], check=False, env=env, capture_output=True,
                             text=True, timeout=900)
     assert second.returncode == 0 and "compiling" not in second.stderr, second.stderr
+
+
+def test_evaluate_json_never_prints_nan_or_infinity(tmp_path, monkeypatch):
+    from lstmzoo.zoo.airline import AirlinePassengers
+    out = tmp_path / "run"
+    assert invoke("train", "airline-passengers", "--out", out, "--epochs", "1", "--set", "hidden_size=4").exit_code == 0
+    monkeypatch.setattr(AirlinePassengers, "evaluate",
+                        lambda self, model, data, hp, out_dir=None: {"rmse": float("inf"), "mae": 1.0})
+    result = invoke("evaluate", "airline-passengers", "--checkpoint", out, "--json")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "the metrics rmse are not finite numbers" in result.stderr
