@@ -73,12 +73,18 @@ def test_classification_trains_and_evaluates_without_matplotlib(without_matplotl
     assert len(notes(evaluated.stderr, "confusion-matrix.png")) == 1
 
 
+def hide(monkeypatch, package):
+    """Make ``import package`` (and of any of its modules, even those imported already) fail in this process."""
+    for name in [name for name in sys.modules if name == package or name.startswith(package + ".")] + [package]:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
 def test_every_picture_is_skipped_with_one_line(monkeypatch, capsys, tmp_path):
     """The video strip and the confusion matrix (matplotlib) and the animation (Pillow): each is skipped with
     one line when its library is missing, and the GIF still comes when only matplotlib is."""
     from lstmzoo.zoo.classification import plot_confusion_matrix
     from lstmzoo.zoo.moving_mnist import MovingMNIST
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    hide(monkeypatch, "matplotlib")
     frames = np.random.default_rng(0).random((10, 64, 64))
     strip, animation = MovingMNIST.draw(frames, None, frames, tmp_path, "title")
     assert strip is None and animation == tmp_path / "prediction.gif" and animation.read_bytes()[:6] == b"GIF89a"
@@ -86,6 +92,6 @@ def test_every_picture_is_skipped_with_one_line(monkeypatch, capsys, tmp_path):
     lines = capsys.readouterr().err.splitlines()
     assert [line for line in lines if PLOT_EXTRA in line] == lines and len(lines) == 2
     assert "prediction.png" in lines[0] and "confusion-matrix.png" in lines[1]
-    monkeypatch.setitem(sys.modules, "PIL", None)
+    hide(monkeypatch, "PIL")
     assert MovingMNIST.draw(frames, None, frames, tmp_path / "again", "title") == (None, None)
     assert len(capsys.readouterr().err.splitlines()) == 2 and not (tmp_path / "again").exists()
