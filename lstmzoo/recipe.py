@@ -214,11 +214,14 @@ class Recipe:
     def make_scheduler(self, optimizer, hp):
         """A learning-rate schedule from ``lstmzoo.schedules``, or None (the default: a constant rate)."""
 
-    def train(self, hp, run_dir, *, resume=False, progress=True, data=None, learning_curve=True):
+    def train(self, hp, run_dir, *, resume=False, progress=True, data=None, learning_curve=True,
+              on_epoch_end=None):
         """Train into ``run_dir`` with ``lstmzoo.train.fit``; returns a ``Trained`` whose model holds the
         best epoch's weights (``resume`` continues the run in ``run_dir``). ``data`` is what ``load_data(hp)``
         would return, when the caller has it already (the estimators hand a task their arrays this way);
-        ``learning_curve=False`` draws no learning-curve.png (into a run folder nobody will look at).
+        ``learning_curve=False`` draws no learning-curve.png (into a run folder nobody will look at);
+        ``on_epoch_end(row)`` goes to ``fit`` (a sweep reports each epoch's metrics and may stop the trial by
+        raising from it: the epoch's checkpoint is committed first, so the folder stays resumable).
 
         Honours the optional hyperparameters ``patience`` (epochs without improvement before stopping;
         0 = never) and ``clip_norm`` (global gradient-norm clipping; 0 = off); ``fit`` refuses (ValueError)
@@ -241,7 +244,7 @@ class Recipe:
             epochs=hp["epochs"], run_dir=run_dir, monitor=self.monitor, mode=self.mode,
             patience=hp.get("patience") or None, clip_norm=hp.get("clip_norm") or None,
             scheduler=self.make_scheduler(optimizer, hp), resume=resume, config=self.run_config(hp, data),
-            progress=progress, learning_curve=learning_curve)
+            progress=progress, learning_curve=learning_curve, on_epoch_end=on_epoch_end)
         return Trained(model, data, result, hp)
 
     def _checked_train_step(self, model, batch, hp):
@@ -253,7 +256,8 @@ class Recipe:
 
     def _checked_validate(self, model, data, hp):
         metrics = self.validate(model, data, hp)
-        if not isinstance(metrics, dict) or self.monitor not in metrics:
+        # "epoch" and "train_loss" are monitors the trainer adds to every epoch's row itself.
+        if not isinstance(metrics, dict) or self.monitor not in (*metrics, "epoch", "train_loss"):
             raise RecipeError(f"recipe {self.name!r} broke the recipe contract: validate must return a dict "
                               f"holding its monitor {self.monitor!r}, it returned {metrics!r:.80}")
         return metrics
