@@ -29,16 +29,20 @@ class RunVocabulary:
         raise NotImplementedError
 
     def train(self, hp, run_dir, *, resume=False, progress=True):
-        from lstmzoo.checkpoint import write_json
-        self._vocab_from_run = False
-        self._vocab = self.make_vocabulary(hp)
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        write_json(Path(run_dir) / VOCAB, self._vocab)
-        self._vocab_from_run = True
-        try:
-            return super().train(hp, run_dir, resume=resume, progress=progress)
-        finally:
+        from lstmzoo.checkpoint import check_new_run_folder, run_folder_lock, write_json
+        # The vocabulary is written before fit takes the run folder's lock, so take it here: one writer, and
+        # never into a folder that is not a fresh run folder.
+        with run_folder_lock(run_dir):
+            if not resume:
+                check_new_run_folder(run_dir)
             self._vocab_from_run = False
+            self._vocab = self.make_vocabulary(hp)
+            write_json(Path(run_dir) / VOCAB, self._vocab)
+            self._vocab_from_run = True
+            try:
+                return super().train(hp, run_dir, resume=resume, progress=progress)
+            finally:
+                self._vocab_from_run = False
 
     def restore(self, run_dir, weights="best", device=None):
         from lstmzoo.checkpoint import CheckpointError, read_json
