@@ -258,7 +258,9 @@ The hyperparameters and their defaults: lstmzoo info RECIPE (or TASK).""")
 @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", help="Override a hyperparameter (repeatable).")
 def train(recipe, data, test_data, epochs, seed, out, resume, device, settings):
     """Train a recipe, or a task on your data; writes config, best and last weights, metrics log and learning
-    curve to the run folder, then prints the best model's metrics on the test split."""
+    curve to the run folder, then prints the best model's metrics on the test split. Under ``mpiexec -n N`` it
+    trains data-parallel on N ranks (``lstmzoo.distributed``): rank 0 holds the run folder and speaks."""
+    from . import distributed
     from .checkpoint import (
         CONFIG,
         CheckpointError,
@@ -267,6 +269,10 @@ def train(recipe, data, test_data, epochs, seed, out, resume, device, settings):
         read_config,
         run_folder_lock,
     )
+    with _reported():
+        world = distributed.world()
+    leader = world is None or world.rank == 0
+    distributed.quiet_other_ranks()
     chosen = _recipe(recipe)
     overrides = _parse_settings(settings)
     for name, value in (("epochs", epochs), ("seed", seed), ("device", device)):
@@ -292,7 +298,7 @@ def train(recipe, data, test_data, epochs, seed, out, resume, device, settings):
         _check_device(hp["device"])
     # One writer at a time, from the first check to the last plot: a second `train` (or `evaluate`) into this
     # folder is refused until this one ends.
-    with _reported(), run_folder_lock(run_dir, create=not resume):
+    with _reported(), run_folder_lock(run_dir, create=not resume) if leader else contextlib.nullcontext():
         if resume:
             if not has_checkpoint(run_dir):
                 raise CheckpointError(f"{run_dir} holds no checkpoint to resume; train into it without --resume")
@@ -309,10 +315,15 @@ def train(recipe, data, test_data, epochs, seed, out, resume, device, settings):
             raise UserError(f"{run_dir} already holds a run: continue it with --resume, or choose another --out")
         else:
             check_new_run_folder(run_dir)   # empty, or a run folder: never someone else's files
+        distributed.check_device(hp["device"])
         click.echo(f"training {chosen.name} into {run_dir}", err=True)
+        if world is not None:
+            click.echo(world.describe(), err=True)
         _say_if_compiling(hp["device"])
         try:
             trained = chosen.train(hp, run_dir, resume=resume)
+            if not leader:
+                return
             metrics = chosen.evaluate(trained.model, trained.data, hp, out_dir=run_dir)
         except KeyboardInterrupt:
             click.echo(f"\ninterrupted: the last complete epoch is saved in {run_dir}; continue with\n"

@@ -16,6 +16,10 @@ Every epoch appends a row to ``metrics.jsonl`` and commits a checkpoint (``lstmz
 the run folder), so an interrupted or crashed run resumes with ``resume=True`` and ends bit-identical to
 one that never stopped. ``fit`` holds the run folder's lock throughout: one writer at a time.
 
+Launched by ``mpiexec -n N`` (``lstmzoo.distributed``), ``fit`` trains data-parallel: each rank computes its rows of
+every batch, the gradients are averaged with one Allreduce per step, validation is split over the ranks, and rank 0
+alone holds the lock and writes the run folder; the result is one process's up to float rounding.
+
 A training that diverges stops at the first loss, gradient, weight or metric that is NaN or infinite, with a
 ``TrainingError`` (one sentence): nothing non-finite is ever logged or checkpointed, so the last checkpoint
 stays the last finite one.
@@ -35,6 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
+from . import distributed
 from . import random as lz_random
 from .checkpoint import CheckpointError
 from .optim import clip_grad_norm
@@ -61,7 +66,7 @@ _FRESH_STATE = {"epoch": 0, "monitor": None, "mode": None, "best_metric": None, 
 
 def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir, monitor="val_loss",
         mode="min", patience=None, clip_norm=None, scheduler=None, resume=False, config=None, progress=True,
-        on_epoch_end=None, learning_curve=True):
+        on_epoch_end=None, learning_curve=True, shard_batch=None):
     """Train ``model`` for up to ``epochs`` epochs, checkpointing into ``run_dir`` after each one.
 
     ``monitor`` names the metric (from ``evaluate``'s dict, or ``"train_loss"``) that decides the best epoch,
@@ -77,8 +82,10 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
 
     At the end the model holds the best epoch's weights, in eval mode, and ``learning-curve.png`` is drawn (unless
     ``learning_curve=False``: a run folder nobody will look at, such as an estimator's). Returns a
-    ``FitResult``. Raises ``CheckpointError`` for a run folder that cannot be used (missing, damaged, of another
-    recipe, in use by another process, not a run folder at all), ``TrainingError`` for a loss, gradient,
+    ``FitResult``. Under MPI, ``shard_batch(batch, rank, size) -> lstmzoo.distributed.Shard`` cuts a batch whose
+    layout ``lstmzoo.distributed.shard_batch`` (the default) does not know. Raises ``CheckpointError`` for a run
+    folder that cannot be used (missing, damaged, of another recipe, in use by another process, not a run folder
+    at all), ``TrainingError`` for a loss, gradient,
     weight or metric that is NaN or infinite (the last good checkpoint stays); ``KeyboardInterrupt`` passes
     through, likewise leaving the last completed epoch's checkpoint to resume from.
     """
@@ -93,13 +100,23 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
                                   or not clip_norm >= 0):
         raise ValueError(f"clip_norm must be None or a number of at least 0 (0: no clipping), got {clip_norm!r}")
     run_dir = Path(run_dir)
-    if not resume:      # before the lock file is made: a folder that is refused is left exactly as it was
-        ckpt.check_new_run_folder(run_dir, names=ckpt.RUN_FILES)
-    with ckpt.run_folder_lock(run_dir):
+    world = distributed.world()
+    if world is None:
+        if not resume:      # before the lock file is made: a folder that is refused is left exactly as it was
+            ckpt.check_new_run_folder(run_dir, names=ckpt.RUN_FILES)
+        lock = ckpt.run_folder_lock(run_dir)
+    else:
+        if not resume:
+            world.from_root(lambda: ckpt.check_new_run_folder(run_dir, names=ckpt.RUN_FILES))
+        lock = ckpt.run_folder_lock(run_dir) if world.rank == 0 else contextlib.nullcontext()
+        train_step = world.sharded_step(train_step, shard_batch)
+        evaluate = evaluate and world.sharded_evaluation(evaluate)
+        progress = progress and world.rank == 0
+    with lock:
         return _fit_locked(model, optimizer, train_step, make_batches, evaluate, epochs=epochs, run_dir=run_dir,
                            monitor=monitor, mode=mode, patience=patience or None, clip_norm=clip_norm or None,
                            scheduler=scheduler, resume=resume, config=config, progress=progress,
-                           on_epoch_end=on_epoch_end, learning_curve=learning_curve)
+                           on_epoch_end=on_epoch_end, learning_curve=learning_curve, world=world)
 
 
 def _is_integer(value):
@@ -107,30 +124,15 @@ def _is_integer(value):
 
 
 def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir, monitor, mode,
-                patience, clip_norm, scheduler, resume, config, progress, on_epoch_end, learning_curve):
-    if resume:
-        # The run in the folder must be the one asked for (its config.json intact and of the same recipe).
-        if ckpt.has_checkpoint(run_dir):
-            ckpt.read_config(run_dir, recipe=(config or {}).get("recipe"))
-        saved = ckpt.load_training_state(run_dir, model, optimizer, scheduler)
-        state = _trainer_state(saved, run_dir)
-        if (state["monitor"], state["mode"]) != (monitor, mode):
-            raise CheckpointError(f"{run_dir} was trained with monitor={state['monitor']!r}, "
-                                  f"mode={state['mode']!r}; resume it with the same, not "
-                                  f"monitor={monitor!r}, mode={mode!r}.")
-        history = ckpt.truncate_jsonl(run_dir / ckpt.METRICS, state["epoch"])
-    else:
-        if ckpt.has_checkpoint(run_dir):
-            raise CheckpointError(f"{run_dir} already holds a checkpoint; pass resume to continue it, or "
-                                  f"choose another folder.")
-        # Only a run folder's own files are overwritten: a config.json or metrics.jsonl of something else is not.
-        ckpt.check_new_run_folder(run_dir, names=ckpt.RUN_FILES)
-        ckpt.remove_stale_staged_files(run_dir)
-        ckpt.write_config(run_dir, config)
-        # Forget the rows of an earlier run in this folder that never committed a checkpoint.
-        ckpt.atomic_write_bytes(run_dir / ckpt.METRICS, b"")
-        history = []
-        state = {**_FRESH_STATE, "monitor": monitor, "mode": mode}
+                patience, clip_norm, scheduler, resume, config, progress, on_epoch_end, learning_curve, world):
+    def start():
+        return _start(model, optimizer, scheduler, run_dir=run_dir, monitor=monitor, mode=mode, resume=resume,
+                      config=config)
+    if world is None:
+        state, history = start()
+    else:   # rank 0 reads or starts the run folder, and every rank takes its state
+        state, history = world.share_training_state(model, optimizer, scheduler, world.from_root(start))
+    writer = world is None or world.rank == 0
 
     while state["epoch"] < epochs and not state["stopped_early"]:
         epoch = state["epoch"] + 1
@@ -177,21 +179,56 @@ def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs,
             scheduler.step(value)
 
         # The row goes first: if the commit below never happens, resume drops it with the epoch it describes.
-        ckpt.append_jsonl(run_dir / ckpt.METRICS, row)
-        ckpt.save_training_state(run_dir, model, optimizer, scheduler, state, save_best=improved)
+        if writer:
+            ckpt.append_jsonl(run_dir / ckpt.METRICS, row)
+            ckpt.save_training_state(run_dir, model, optimizer, scheduler, state, save_best=improved)
         history.append(row)
         if progress:
             tqdm.write(_summary(row, improved), file=sys.stderr)
         if on_epoch_end is not None:
             on_epoch_end(row)
 
-    ckpt.load_best_weights(run_dir, model)
+    if world is None:
+        ckpt.load_best_weights(run_dir, model)
+    else:
+        world.from_root(lambda: ckpt.load_best_weights(run_dir, model))
+        world.share_weights(model)
     model.eval()  # training is over: whatever scores the returned model must not see dropout
-    if learning_curve:
+    if learning_curve and writer:
         write_learning_curve(history, run_dir / ckpt.LEARNING_CURVE, monitor, state["best_epoch"],
                              quiet=not progress)
     return FitResult(best_metric=state["best_metric"], best_epoch=state["best_epoch"],
                      epochs_run=state["epoch"], history=history, run_dir=run_dir)
+
+
+def _start(model, optimizer, scheduler, *, run_dir, monitor, mode, resume, config):
+    """The trainer's state and the metrics rows to go on from: the checkpoint's when resuming (loaded into model,
+    optimizer, scheduler and the shared generator), else a fresh run's (config.json and an empty metrics.jsonl
+    written)."""
+    if resume:
+        # The run in the folder must be the one asked for (its config.json intact and of the same recipe).
+        if ckpt.has_checkpoint(run_dir):
+            ckpt.read_config(run_dir, recipe=(config or {}).get("recipe"))
+        saved = ckpt.load_training_state(run_dir, model, optimizer, scheduler)
+        state = _trainer_state(saved, run_dir)
+        if (state["monitor"], state["mode"]) != (monitor, mode):
+            raise CheckpointError(f"{run_dir} was trained with monitor={state['monitor']!r}, "
+                                  f"mode={state['mode']!r}; resume it with the same, not "
+                                  f"monitor={monitor!r}, mode={mode!r}.")
+        history = ckpt.truncate_jsonl(run_dir / ckpt.METRICS, state["epoch"])
+    else:
+        if ckpt.has_checkpoint(run_dir):
+            raise CheckpointError(f"{run_dir} already holds a checkpoint; pass resume to continue it, or "
+                                  f"choose another folder.")
+        # Only a run folder's own files are overwritten: a config.json or metrics.jsonl of something else is not.
+        ckpt.check_new_run_folder(run_dir, names=ckpt.RUN_FILES)
+        ckpt.remove_stale_staged_files(run_dir)
+        ckpt.write_config(run_dir, config)
+        # Forget the rows of an earlier run in this folder that never committed a checkpoint.
+        ckpt.atomic_write_bytes(run_dir / ckpt.METRICS, b"")
+        history = []
+        state = {**_FRESH_STATE, "monitor": monitor, "mode": mode}
+    return state, history
 
 
 def _trainer_state(saved, run_dir):

@@ -63,8 +63,11 @@ def softmax_backward(p, dp, axis=-1):
 
 
 def dropout_mask(generator, shape, p, dtype, xp):
-    """Inverted-dropout mask: 0 with probability ``p``, else ``1 / (1 - p)`` (all zeros when p == 1)."""
-    keep = generator.random(shape) >= p
+    """Inverted-dropout mask: 0 with probability ``p``, else ``1 / (1 - p)`` (all zeros when p == 1).
+
+    The batch runs along axis 1 of a time-major 3-D ``shape`` ``[T, B, F]`` and axis 0 otherwise (``[B, F]``): under
+    data-parallel training the mask is drawn for the global batch and sliced (``lstmzoo.random.random_for_batch``)."""
+    keep = lz_random.random_for_batch(generator, shape, batch_axis=1 if len(shape) >= 3 else 0) >= p
     scale = 0.0 if p >= 1 else 1.0 / (1.0 - p)
     return xp.asarray(keep.astype(dtype) * np.asarray(scale, dtype=dtype))
 

@@ -1,0 +1,245 @@
+"""Data-parallel training over MPI: ``mpiexec -n N lstmzoo train ...`` runs N ranks of one training.
+
+Nothing here imports mpi4py unless the process was started by an MPI launcher (``mpiexec``, ``mpirun``,
+``srun``) with more than one rank, which ``world()`` tells from the launcher's environment variables; a plain run
+gets ``None`` and ``lstmzoo.train.fit`` takes its single-process path unchanged.
+
+How N ranks reproduce one (up to float rounding):
+
+- every rank builds the same model and then takes rank 0's weights (one ``Bcast`` of the flat parameter buffer,
+  ``Module.flatten``); a resumed run's whole training state (weights, optimizer, scheduler, shared generator,
+  trainer state) is read by rank 0 and broadcast;
+- every rank draws the same epoch: ``make_batches`` runs on every rank with the same generator, so shuffling and
+  augmentation are made for the GLOBAL batch; each rank then keeps its rows of every batch (``shard_batch``) and
+  its dropout masks are drawn for the global batch and sliced (``lstmzoo.random.batch_rows``), so the shared
+  generator advances identically everywhere and a rank's masks are those one process would have drawn for its rows;
+- after each rank's ``train_step`` on its rows (mean loss over its ``n`` items) ONE ``Allreduce`` sums the flat
+  gradient buffer scaled by ``n`` together with ``loss * n`` and ``n``; dividing by the summed ``n`` gives every
+  rank the gradient and loss of the global batch, so clipping and the optimizer step agree on every rank;
+- validation is sharded: during ``evaluate`` each call ``model(x, lengths=...)`` runs on the rank's rows of ``x``
+  and the outputs are gathered, so every rank computes the recipe's own metrics from all the outputs (exact for
+  any metric, rmse and MASE included);
+- rank 0 alone holds the run folder's lock and writes it; the other ranks print nothing.
+
+The batch layout the generic ``shard_batch`` understands (every batch of lstmzoo's tasks and sequence recipes): a
+tuple whose first element is the model's input, time-major ``[T, B, ...]`` as the LSTM layers take it; every later
+element that is an array with ``B`` rows on its first axis is per item and sliced there (lengths, labels, targets
+``[B, k]``), except a 1-D floating-point array, which is a per-class constant (class weights) and, like ``None``,
+flags and arrays of other sizes, goes whole to every rank. A recipe whose batches look otherwise defines
+``shard_batch(self, batch, rank, size)`` returning a ``Shard``. Dropout draws per item along axis 1 of a 3-D
+(time-major) input and axis 0 of a 2-D one (``lstmzoo.nn.layers.dropout_mask``). ``train_step``'s item count must be
+what its mean loss divides by: a class-weighted cross-entropy (divided by the summed weights) is reproduced only
+approximately.
+"""
+
+import os
+import socket
+import sys
+from typing import NamedTuple
+
+import numpy as np
+
+from . import random as lz_random
+from .errors import UserError
+
+# The variables an MPI launcher sets to the number of ranks: MPICH/Intel MPI (PMI), Open MPI, MVAPICH, Slurm's srun
+# (the step's tasks; SLURM_NTASKS alone is also set inside a batch script that was not started by srun).
+SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
+
+_world = None
+
+
+def launched_size():
+    """The number of ranks the launcher started, from its environment variables; 1 without a launcher."""
+    for name in SIZE_VARIABLES:
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 1:
+            return int(value)
+    return 1
+
+
+def world():
+    """The ``World`` of this MPI job, or None when the process was not launched as one of several ranks (then
+    mpi4py is never imported)."""
+    global _world
+    if _world is None and launched_size() > 1:
+        try:
+            from mpi4py import MPI
+        except ImportError:
+            raise UserError("this process was started by an MPI launcher with several ranks, but mpi4py is not "
+                            "installed: pip install 'lstmzoo[mpi]'") from None
+        _world = World(MPI.COMM_WORLD)
+    return _world
+
+
+def check_device(device):
+    """UserError, one sentence, for a device data-parallel training does not support yet (CUDA)."""
+    if world() is not None and device != "cpu":
+        raise UserError(f"data-parallel training under MPI runs on the CPU only: --device {device} with several "
+                        f"ranks (NCCL) is not supported yet; use --device cpu, or one GPU without mpiexec")
+
+
+class Shard(NamedTuple):
+    """A rank's part of a global batch: the rank's ``piece`` of the batch, the global batch's number of ``items``
+    and the ``rows`` (a slice of range(items)) the piece holds."""
+    piece: object
+    items: int
+    rows: slice
+
+
+def rows_of(items, rank, size):
+    """The rows of a batch of ``items`` that ``rank`` of ``size`` takes: contiguous, sizes differing by at most 1."""
+    return slice(items * rank // size, items * (rank + 1) // size)
+
+
+def shard_batch(batch, rank, size):
+    """``rank``'s ``Shard`` of a batch in the generic layout (see the module's docstring)."""
+    if not isinstance(batch, (tuple, list)) or not batch or getattr(batch[0], "ndim", 0) < 2:
+        raise UserError(f"data-parallel training cannot split this recipe's batches: the first element of a batch "
+                        f"must be the time-major input [T, B, ...], got {type(batch).__name__}; the recipe must "
+                        f"define shard_batch(batch, rank, size)")
+    items = batch[0].shape[1]
+    rows = rows_of(items, rank, size)
+    return Shard(type(batch)(_take_rows(element, items, rows, index) for index, element in enumerate(batch)),
+                 items, rows)
+
+
+def _take_rows(element, items, rows, index):
+    if index == 0:
+        return element[:, rows]
+    shape = getattr(element, "shape", None)
+    if shape is None or len(shape) == 0:
+        return element
+    if len(shape) == 1 and np.issubdtype(element.dtype, np.floating):
+        return element      # a per-class constant: class weights
+    if shape[0] == items:
+        return element[rows]
+    if items in shape:
+        raise UserError(f"data-parallel training cannot split this recipe's batches: element {index} has shape "
+                        f"{tuple(shape)}, with the {items} items on an axis other than the first; the recipe must "
+                        f"define shard_batch(batch, rank, size)")
+    return element
+
+
+class World:
+    """The ranks of one MPI job (``mpi4py`` communicator ``comm``), and the collective steps of training."""
+
+    def __init__(self, comm):
+        self.comm, self.rank, self.size = comm, comm.Get_rank(), comm.Get_size()
+        self.processes = comm.allgather((os.getpid(), socket.gethostname()))
+        self._reduce_buffer = None
+
+    def describe(self):
+        """One line naming every rank's process, so that the launcher's report of a dead PID names its rank."""
+        ranks = ", ".join(f"rank {rank} = pid {pid} on {host}" for rank, (pid, host) in enumerate(self.processes))
+        return f"data-parallel training on {self.size} MPI ranks ({ranks})"
+
+    # ------------------------------------------------------------------------------------ rank 0 decides
+    def from_root(self, function):
+        """``function()`` run on rank 0 alone, its result handed to every rank; an exception it raises is raised
+        on every rank (so no rank waits for a rank 0 that gave up)."""
+        outcome = None
+        if self.rank == 0:
+            try:
+                outcome = (True, function())
+            except Exception as error:  # noqa: BLE001 - every rank raises it below
+                outcome = (False, error)
+        ok, value = self.comm.bcast(outcome, root=0)
+        if not ok:
+            if self.rank == 0:
+                raise value
+            raise value from None
+        return value
+
+    def share_weights(self, model):
+        """Every rank takes rank 0's weights: one Bcast of the flat parameter buffer."""
+        params, _ = model.flatten()
+        self.comm.Bcast(params, root=0)
+
+    def share_training_state(self, model, optimizer, scheduler, extra):
+        """Every rank takes rank 0's weights, optimizer, scheduler and shared-generator state; returns rank 0's
+        ``extra`` (the trainer's own state)."""
+        self.share_weights(model)
+        packed = self.comm.bcast((optimizer.state_dict(), scheduler.state_dict() if scheduler is not None else None,
+                                  lz_random.get_state(), extra) if self.rank == 0 else None, root=0)
+        (arrays, scalars), scheduler_state, rng_state, extra = packed
+        if self.rank != 0:
+            optimizer.load_state_dict(arrays, scalars)
+            if scheduler is not None:
+                scheduler.load_state_dict(scheduler_state)
+            lz_random.set_state(rng_state)
+        return extra
+
+    # ---------------------------------------------------------------------------------------- training
+    def sharded_step(self, train_step, shard=None):
+        """``train_step(model, batch)`` on this rank's rows of the batch, with the gradients and the loss of the
+        whole batch on every rank afterwards. ``shard(batch, rank, size)`` (default ``shard_batch``) cuts a batch.
+        A rank whose rows are empty (a batch of fewer items than ranks) still runs the step on the whole batch, so
+        that its random draws keep in step, and contributes nothing."""
+        shard = shard or shard_batch
+
+        def step(model, batch):
+            piece, items, rows = shard(batch, self.rank, self.size)
+            empty = rows.stop == rows.start
+            with lz_random.batch_rows(items, slice(0, items) if empty else rows):
+                loss, n = train_step(model, batch if empty else piece)
+            if empty:
+                model.zero_grad()
+                loss, n = 0.0, 0
+            return self.reduce_gradients(model, float(loss), n)
+        return step
+
+    def reduce_gradients(self, model, loss, n):
+        """Average the gradients over the ranks, weighted by their item counts ``n``: ONE Allreduce of the flat
+        gradient buffer (scaled by ``n``) followed by ``loss * n`` and ``n``; returns the global (mean loss, items)."""
+        _, grads = model.flatten()
+        size = grads.size
+        if self._reduce_buffer is None or self._reduce_buffer.size != size + 2:
+            self._reduce_buffer = np.empty(size + 2, dtype=grads.dtype)
+        buffer = self._reduce_buffer
+        # NaN * 0 is NaN: a rank that contributes no items must not turn the sum NaN.
+        np.multiply(grads, n, out=buffer[:size]) if n else buffer[:size].fill(0)
+        buffer[size], buffer[size + 1] = loss * n if n else 0.0, n
+        from mpi4py import MPI
+        self.comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+        total = float(buffer[size + 1])
+        np.divide(buffer[:size], total, out=grads)
+        return float(buffer[size]) / total, total
+
+    def sharded_evaluation(self, evaluate):
+        """``evaluate(model)`` with the model's forward passes split over the ranks (see ``ShardedModel``)."""
+        return lambda model: evaluate(ShardedModel(model, self))
+
+
+class ShardedModel:
+    """A model whose calls ``model(x)`` / ``model(x, lengths=...)`` on a time-major ``x [T, B, ...]`` run on this
+    rank's rows and return every rank's outputs ``[B, ...]``, gathered; everything else is the model's."""
+
+    def __init__(self, model, world):
+        object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "_world", world)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def __call__(self, x, lengths=None):
+        world = self._world
+        if getattr(x, "ndim", 0) < 2:
+            return self._model(x, lengths=lengths)
+        rows = rows_of(x.shape[1], world.rank, world.size)
+        local = None
+        if rows.stop > rows.start:
+            local = self._model(x[:, rows], lengths=None if lengths is None else np.asarray(lengths)[rows])
+            if not isinstance(local, np.ndarray) or local.ndim < 1 or local.shape[0] != rows.stop - rows.start:
+                raise UserError(f"data-parallel validation splits the model's calls over the ranks, but "
+                                f"{type(self._model).__name__} returned {type(local).__name__} rather than one "
+                                f"row per sequence; this model cannot be validated under MPI yet")
+        parts = [part for part in world.comm.allgather(local) if part is not None]
+        return np.concatenate(parts, axis=0)
+
+
+def quiet_other_ranks():
+    """On every rank but 0, send stdout and stderr to the null device: rank 0 speaks for the job."""
+    current = world()
+    if current is not None and current.rank != 0:
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process

@@ -1,0 +1,266 @@
+"""Data-parallel training (lstmzoo.distributed): the slicing of batches and the global-batch randomness without MPI,
+then `mpiexec -n 2 lstmzoo train` against one process: the same weights up to float rounding (a recipe with
+dropout, and a task), one Allreduce per step, rank 0 alone writing the run folder, and a killed rank's job resumed
+to the weights of a run that was never interrupted."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import lstmzoo.random as lz_random
+from lstmzoo import distributed
+from lstmzoo.checkpoint import load_weights
+from lstmzoo.errors import UserError
+from lstmzoo.nn import LSTM, Dropout
+
+# ------------------------------------------------------------------------------------------------ no MPI
+
+
+@pytest.mark.parametrize("items", [1, 2, 7, 64])
+@pytest.mark.parametrize("size", [1, 2, 3, 8])
+def test_the_ranks_rows_cover_a_batch_once_in_order_with_sizes_one_apart(items, size):
+    rows = [distributed.rows_of(items, rank, size) for rank in range(size)]
+    assert np.concatenate([np.arange(items)[r] for r in rows]).tolist() == list(range(items))
+    lengths = [r.stop - r.start for r in rows]
+    assert max(lengths) - min(lengths) <= 1
+
+
+def test_a_batch_is_cut_on_the_inputs_batch_axis_and_the_per_item_first_axes():
+    items, classes = 5, 5      # class weights as long as the batch: still a per-class constant
+    inputs = np.arange(3 * items * 2, dtype=np.float32).reshape(3, items, 2)
+    lengths, labels = np.array([3, 1, 2, 3, 2]), np.array([0, 4, 1, 1, 3])
+    targets = np.arange(items * 2, dtype=np.float32).reshape(items, 2)
+    weights = np.linspace(0.5, 1.5, classes).astype(np.float32)
+    batch = (inputs, lengths, labels, targets, weights, None, True)
+    piece, got_items, rows = distributed.shard_batch(batch, 1, 2)
+    assert (got_items, rows) == (items, slice(2, 5))
+    np.testing.assert_array_equal(piece[0], inputs[:, 2:5])
+    for got, whole in zip(piece[1:4], (lengths, labels, targets)):
+        np.testing.assert_array_equal(got, whole[2:5])
+    assert piece[4] is weights and piece[5] is None and piece[6] is True
+
+
+def test_a_batch_with_the_items_on_another_axis_is_refused_in_one_sentence():
+    stream = np.zeros((4, 6), dtype=np.int64)       # a language model's [T, B] targets
+    with pytest.raises(UserError, match="element 1 has shape .4, 6.*shard_batch"):
+        distributed.shard_batch((stream, stream), 0, 2)
+    with pytest.raises(UserError, match="time-major input"):
+        distributed.shard_batch({"x": stream}, 0, 2)
+
+
+def _train_forward(module, x, seed):
+    lz_random.seed(seed)
+    out = module(x)
+    return (out[0] if isinstance(out, tuple) else out), lz_random.get_state()
+
+
+@pytest.mark.parametrize("make, shape, axis", [
+    (lambda: Dropout(0.5), (6, 4), 0),                                          # [B, F]
+    (lambda: LSTM(3, 4, num_layers=2, dropout=0.5), (5, 6, 3), 1),     # between layers: [T, B, H]
+])
+def test_dropout_masks_are_drawn_for_the_global_batch_and_sliced(make, shape, axis):
+    module = make().train()
+    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    whole, state = _train_forward(module, x, seed=3)
+    items = shape[axis]
+    for rank in range(3):
+        rows = distributed.rows_of(items, rank, 3)
+        with lz_random.batch_rows(items, rows):
+            part, part_state = _train_forward(module, x[(slice(None),) * axis + (rows,)], seed=3)
+        np.testing.assert_allclose(part, whole[(slice(None),) * axis + (rows,)], rtol=1e-6, atol=1e-7)
+        assert part_state == state      # every rank's generator moves on exactly as one process's does
+
+
+def test_a_draw_without_this_ranks_rows_on_the_batch_axis_is_refused():
+    with lz_random.batch_rows(8, slice(0, 4)), pytest.raises(ValueError, match="4 items of the batch on axis 0"):
+        lz_random.random_for_batch(np.random.default_rng(0), (3, 4), batch_axis=0)
+
+
+def test_cuda_under_mpi_is_refused_in_one_sentence(monkeypatch):
+    monkeypatch.setattr(distributed, "_world", object())
+    distributed.check_device("cpu")
+    with pytest.raises(UserError, match="--device cuda with several ranks .NCCL. is not supported yet"):
+        distributed.check_device("cuda")
+
+
+def _without_launcher():
+    return {k: v for k, v in os.environ.items() if k not in distributed.SIZE_VARIABLES}
+
+
+@pytest.mark.parametrize("launcher", [{}, {"PMI_SIZE": "1"}])
+def test_without_several_ranks_nothing_imports_mpi4py(launcher):
+    code = ("import sys, lstmzoo.cli, lstmzoo.train, lstmzoo.distributed as d; "
+            "print(d.world() is None, 'mpi4py' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], env={**_without_launcher(), **launcher}, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.split() == ["True", "False"]
+
+
+# ------------------------------------------------------------------------------------------- under MPI
+MPIEXEC = shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirname(sys.executable))
+try:
+    import mpi4py  # noqa: F401
+    MPI_MISSING = None if MPIEXEC else "no mpiexec on PATH (pip install 'lstmzoo[mpi]' brings MPICH's)"
+except ImportError:
+    MPI_MISSING = "mpi4py is not installed (pip install 'lstmzoo[mpi]')"
+needs_mpi = pytest.mark.skipif(MPI_MISSING is not None, reason=MPI_MISSING or "")
+
+# Runs `lstmzoo ARGS` on one rank with its communicator's calls counted and the files it opened for writing in
+# the working folder (the run folder's) recorded, into RECORD_DIR/rank-R.json.
+RECORDING_RANK = """
+import collections, json, os, sys
+from mpi4py import MPI
+from lstmzoo import distributed
+
+class CountingComm:
+    def __init__(self, comm):
+        self.comm, self.calls = comm, collections.Counter()
+    def __getattr__(self, name):
+        attribute = getattr(self.comm, name)
+        def counted(*args, **kwargs):
+            self.calls[name] += 1
+            return attribute(*args, **kwargs)
+        return counted if callable(attribute) else attribute
+
+comm = CountingComm(MPI.COMM_WORLD)
+distributed._world = distributed.World(comm)
+written, os_open = [], os.open
+def recording_open(path, flags, *args, **kwargs):
+    if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and os.path.abspath(path).startswith(os.getcwd()):
+        written.append(os.fspath(path))
+    return os_open(path, flags, *args, **kwargs)
+os.open = recording_open
+from lstmzoo.cli import main
+try:
+    main(sys.argv[2:], prog_name="lstmzoo")
+finally:
+    with open(os.path.join(sys.argv[1], f"rank-{comm.rank}.json"), "w") as f:
+        json.dump({"calls": comm.calls, "written": written}, f)
+"""
+
+AIRLINE = ["airline-passengers", "--epochs", "3", "--set", "hidden_size=8", "--set", "num_layers=2",
+           "--set", "dropout=0.3"]
+
+
+def _env():
+    return {**_without_launcher(), "NUMBA_NUM_THREADS": "1"}
+
+
+def _lstmzoo(args, cwd, ranks=1, record=None, check=True):
+    """`lstmzoo train ARGS` in ``cwd``: one plain process, or ``ranks`` under mpiexec (recorded into ``record``)."""
+    if ranks == 1:
+        command = [sys.executable, "-m", "lstmzoo", "train", *args]
+    else:
+        script = cwd / "recording_rank.py"
+        script.write_text(RECORDING_RANK)
+        record.mkdir(exist_ok=True)
+        command = [MPIEXEC, "-n", str(ranks), sys.executable, str(script), str(record), "train", *args]
+    result = subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def _weights(run_dir, which="last"):
+    return load_weights(run_dir / f"weights-{which}.safetensors")
+
+
+def _assert_same_weights(a, b, atol):
+    assert a.keys() == b.keys()
+    worst = max(float(np.abs(a[k].astype(np.float64) - b[k]).max()) for k in a)
+    assert worst <= atol, f"weights differ by up to {worst}"
+
+
+def _metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _steps_per_epoch(name, args):
+    from lstmzoo.registry import get_recipe
+    recipe = get_recipe(name)
+    settings = dict(a.split("=", 1) for a in args[args.index("--set") + 1::2] if "=" in a)
+    hp = recipe.settle(recipe.resolve(settings))
+    return len(recipe.make_batches(recipe.load_data(hp), hp, np.random.default_rng(0)))
+
+
+@needs_mpi
+def test_two_ranks_train_airline_passengers_with_dropout_to_one_process_weights(tmp_path):
+    one = _lstmzoo([*AIRLINE, "--out", "one"], tmp_path)
+    two = _lstmzoo([*AIRLINE, "--out", "two"], tmp_path, ranks=2, record=tmp_path / "record")
+    _assert_same_weights(_weights(tmp_path / "one"), _weights(tmp_path / "two"), atol=1e-5)
+    for row_one, row_two in zip(_metrics(tmp_path / "one"), _metrics(tmp_path / "two"), strict=True):
+        for name in ("train_loss", "val_loss", "val_rmse"):
+            assert row_two[name] == pytest.approx(row_one[name], rel=1e-5)
+    # rank 0 speaks (the same test metrics as one process), the other rank is silent
+    assert two.stdout.split("test metrics")[1] == one.stdout.split("test metrics")[1]
+    assert re.search(r"on 2 MPI ranks \(rank 0 = pid \d+ on \S+, rank 1 = pid \d+", two.stderr)
+    ranks = [json.loads((tmp_path / "record" / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    # ONE Allreduce per training step, nothing else reduced
+    steps = 3 * _steps_per_epoch("airline-passengers", AIRLINE)
+    for rank in ranks:
+        assert rank["calls"]["Allreduce"] == steps
+        assert not {"allreduce", "Reduce", "reduce"} & set(rank["calls"])
+    # rank 0 alone writes the run folder (its lock included); rank 1 opens nothing for writing
+    assert ranks[1]["written"] == []
+    written = {os.path.basename(path) for path in ranks[0]["written"]}
+    assert {".lstmzoo.lock", "metrics.jsonl"} <= written
+    assert any(name.startswith(".state.json.") for name in written)
+
+
+@needs_mpi
+def test_two_ranks_train_the_forecasting_task_to_one_process_weights(tmp_path):
+    from test_task_forecasting import write_series
+    data = write_series(tmp_path / "sales.csv", n_series=6, length=60)
+    args = ["forecasting", "--data", str(data), "--epochs", "2", "--set", "hidden_size=8",
+            "--set", "windows_per_epoch=200", "--set", "batch_size=25", "--set", "dropout=0.2"]
+    _lstmzoo([*args, "--out", "one"], tmp_path)
+    _lstmzoo([*args, "--out", "two"], tmp_path, ranks=2, record=tmp_path / "record")
+    _assert_same_weights(_weights(tmp_path / "one"), _weights(tmp_path / "two"), atol=1e-5)
+    for row_one, row_two in zip(_metrics(tmp_path / "one"), _metrics(tmp_path / "two"), strict=True):
+        assert row_two["val_mase"] == pytest.approx(row_one["val_mase"], rel=1e-5)
+
+
+@needs_mpi
+def test_a_killed_rank_ends_the_job_naming_it_and_resume_gives_the_uninterrupted_weights(tmp_path):
+    args = ["airline-passengers", "--epochs", "60", "--set", "hidden_size=48", "--set", "patience=0", "--set",
+            "dropout=0.2", "--set", "num_layers=2"]
+    script = tmp_path / "recording_rank.py"
+    script.write_text(RECORDING_RANK)
+    (tmp_path / "record").mkdir()
+    job = subprocess.Popen([MPIEXEC, "-n", "2", sys.executable, str(script), str(tmp_path / "record"), "train",
+                            *args, "--out", "run"], cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    processes = None
+    for line in job.stderr:
+        processes = re.search(r"rank 0 = pid (\d+) on \S+, rank 1 = pid (\d+)", line)
+        if processes:
+            break
+    assert processes, "the job never named its ranks' processes"
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(int(processes[2]), signal.SIGKILL)
+    output = job.stdout.read() + job.stderr.read()
+    assert job.wait(timeout=60) != 0
+    # mpiexec reports the dead process by its pid, which the job's first line gave as rank 1's
+    assert f"PID {processes[2]}" in output
+    done = len(_metrics(tmp_path / "run"))
+    assert 2 <= done < 60, "the rank was killed after the run ended: make the run longer"
+
+    _lstmzoo(["airline-passengers", "--out", "run", "--resume"], tmp_path, ranks=2, record=tmp_path / "record")
+    _lstmzoo([*args, "--out", "uninterrupted"], tmp_path, ranks=2, record=tmp_path / "record")
+    for which in ("last", "best"):
+        resumed, reference = _weights(tmp_path / "run", which), _weights(tmp_path / "uninterrupted", which)
+        _assert_same_weights(resumed, reference, atol=0.0)
+    timing = {"seconds", "items_per_second"}
+    assert ([{k: v for k, v in row.items() if k not in timing} for row in _metrics(tmp_path / "run")]
+            == [{k: v for k, v in row.items() if k not in timing} for row in _metrics(tmp_path / "uninterrupted")])
