@@ -507,5 +507,79 @@ def bench(quick):
     benchmark.run(quick=quick)
 
 
+@main.command(epilog="""\b
+Examples:
+  lstmzoo sweep airline-passengers --trials 20 --storage sqlite:///air.db --param hidden_size=int:8:64 \\
+      --param lr=float:1e-4:1e-2:log
+  lstmzoo sweep airline-passengers --trials 20 --storage journal:air.log --param dropout=choice:0,0.1,0.3 \\
+      --epochs 50 --set hidden_size=16
+  lstmzoo sweep forecasting --data sales.csv --trials 40 --storage sqlite:///sales.db --param window=int:12:48 \\
+      --set horizon=6
+  lstmzoo sweep airline-passengers ... --storage postgresql://user@db.example.org/sweeps   # across machines
+Run the same command in more terminals, or on more machines with a database server, to add workers: they share
+the study and stop when it holds N finished trials. Each trial is a run folder (OUT/trial-0007) that
+lstmzoo evaluate takes; at the end the best trial and the command that trains it again are printed.""")
+@click.argument("recipe")
+@click.option("--trials", required=True, type=click.IntRange(min=1),
+              help="Finished (complete or pruned) trials the study should hold; the workers stop there.")
+@click.option("--storage", required=True,
+              help="Where the study lives, shared by its workers: sqlite:///FILE.db or journal:FILE (or FILE.log) "
+                   "on one machine, a postgresql:// or mysql:// URL across machines.")
+@click.option("--param", "params", multiple=True, metavar="NAME=SPEC",
+              help="A hyperparameter to search (repeatable): int:LOW:HIGH, float:LOW:HIGH (either with :log) or "
+                   "choice:A,B,C.")
+@click.option("--study", "study_name", help="The study's name in the storage  [default: the recipe's name]")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="The sweep's folder, one run folder per trial  [default: runs/sweep-STUDY]")
+@click.option("--pruner", type=click.Choice(["median", "halving", "none"]), default="median",
+              help="Stop trials early after an epoch: below the median of the earlier trials at that epoch, or "
+                   "by successive halving.")
+@click.option("--data", type=click.Path(exists=True, path_type=Path),
+              help="Tasks: the file (or folder) to train on; see lstmzoo info TASK for the formats.")
+@click.option("--test-data", type=click.Path(exists=True, path_type=Path),
+              help="Tasks: a file to score the test metrics on  [default: a part of --data held out]")
+@click.option("--epochs", type=click.IntRange(min=1), help="Maximum epochs of every trial  [default: the recipe's]")
+@click.option("--seed", type=int, help="Random seed of every trial's training  [default: the recipe's, 0]")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to train  [default: cpu]")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
+              help="Fix a hyperparameter for every trial (repeatable).")
+@click.option("--heartbeat", type=click.IntRange(min=1), default=30,
+              help="Database storages: seconds between a worker's signs of life; the trial of a worker silent "
+                   "for twice as long is failed and its values tried once more.")
+def sweep(recipe, trials, storage, params, study_name, out, pruner, data, test_data, epochs, seed, device, settings,
+          heartbeat):
+    """Search a recipe's (or a task's) hyperparameters with Optuna; every process running the same command
+    works on the same study. Needs the sweep extra: pip install 'lstmzoo[sweep]'."""
+    try:
+        from . import sweep as sweeping
+    except ImportError as error:
+        if error.name != "optuna":
+            raise
+        raise UserError(_sentence(error)) from None
+    chosen = _recipe(recipe)
+    fixed = _parse_settings(settings)
+    for name, value in (("epochs", epochs), ("seed", seed), ("device", device)):
+        if value is not None:
+            fixed[name] = value
+    fixed.update(_data_options(chosen, data=data, test_data=test_data))
+    study_name = study_name or chosen.name
+    out = out or Path("runs") / f"sweep-{study_name}"
+    try:
+        with _reported():
+            plan = sweeping.plan(chosen, fixed, params)
+            _check_device(plan.hyperparameters({})["device"])
+            where = sweeping.open_storage(storage, heartbeat)
+            _say_if_compiling(plan.hyperparameters({})["device"])
+            study = sweeping.run(plan, trials=trials, storage=where, study_name=study_name, out=out, pruner=pruner,
+                                 say=lambda line: click.echo(line, err=True))
+            lines = sweeping.report(study, plan, where, out)
+    except sweeping.SweepError as error:
+        raise click.ClickException(_sentence(error)) from None
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: the study keeps its trials; run the same command to go on", err=True)
+        sys.exit(130)
+    click.echo("\n".join(lines))
+
+
 if __name__ == "__main__":
     main()

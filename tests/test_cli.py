@@ -15,7 +15,8 @@ from lstmzoo.zoo.airline import AirlinePassengers
 from lstmzoo.checkpoint import load_weights
 from lstmzoo.cli import main
 
-COMMANDS = ["list", "info", "download", "train", "evaluate", "predict", "generate", "plugins", "bench"]
+COMMANDS = ["list", "info", "download", "train", "evaluate", "predict", "generate", "plugins", "bench",
+            "sweep"]
 QUICK = ["--epochs", "3", "--set", "hidden_size=8"]
 
 
