@@ -15,7 +15,21 @@ from . import reference
 FUNCTIONS = ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_forward", "rnn_backward")
 _SUBMODULES = ("arguments", "cpu", "ctc", "cuda", "displace")
 
-__all__ = ["reference", "backend", *FUNCTIONS, *_SUBMODULES]
+__all__ = [
+    "arguments",
+    "backend",
+    "cpu",
+    "ctc",
+    "cuda",
+    "displace",
+    "gru_backward",
+    "gru_forward",
+    "lstm_backward",
+    "lstm_forward",
+    "reference",
+    "rnn_backward",
+    "rnn_forward",
+]
 
 
 def backend(device):

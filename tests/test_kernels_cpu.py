@@ -321,7 +321,7 @@ def test_every_kernel_name_the_readme_uses_exists():
     import re
     from pathlib import Path
 
-    import lstmzoo.kernels as kernels
+    from lstmzoo import kernels
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     paragraph = readme[readme.index("`lstmzoo.kernels` exposes"):]
     paragraph = paragraph[:paragraph.index("\n\n")]
