@@ -1,5 +1,5 @@
 """pendigits: the UNIPEN loader on the real files (through the mirror), the trajectory preprocessing, the kNN
-baseline, and train -> evaluate -> predict through the CLI on a short run."""
+baseline on UCI's 16 features, and train -> evaluate -> predict through the CLI on a short run."""
 
 import json
 import re
@@ -7,19 +7,18 @@ import re
 import numpy as np
 import pytest
 from helpers import SHARED, needs_shared, run
-
-from lstmzoo.errors import UserError
 from lstmzoo.zoo.classification import confusion_matrix, macro_f1
 from lstmzoo.zoo.pendigits import (
     PenDigits,
-    knn_baseline,
-    knn_predictions,
     point_features,
     read_fixed,
     read_points_json,
     read_unipen,
     resample,
 )
+
+from lstmzoo.errors import UserError
+from lstmzoo.tasks.baselines import knn_baseline
 
 # Per-class counts from SOURCE.md (and UCI), digits 0-9.
 TRAIN_COUNTS = [780, 779, 780, 719, 780, 720, 720, 778, 719, 719]
@@ -62,17 +61,6 @@ def test_fixed_version_and_knn_baseline(mirror):
     assert 1 <= small["knn_k"] <= 5 and small["knn_accuracy"] > 0.85
     assert set(small) >= {f"knn{k}_accuracy" for k in range(1, 6)}
     assert recipe.baseline(None, recipe.resolve())["knn_accuracy"] > 0.97      # UCI: ~97.8 %
-
-
-def test_knn_votes_and_breaks_ties_by_the_nearest():
-    train_x = np.array([[0.0], [1.0], [1.1], [5.0], [5.2]])
-    train_y = np.array([0, 1, 1, 2, 2])
-    predicted = knn_predictions(train_x, train_y, np.array([[0.2], [4.0]]), ks=(1, 2, 3))
-    assert predicted[1].tolist() == [0, 2]
-    assert predicted[2].tolist() == [0, 2]      # 0.2: one vote each for 0 and 1, class 0's member is nearer
-    assert predicted[3].tolist() == [1, 2]
-    loo = knn_predictions(train_x, train_y, train_x, ks=(1,), leave_one_out=True)[1]
-    assert loo.tolist() == [1, 1, 1, 2, 2]
 
 
 # ------------------------------------------------------------------------------------- preprocessing

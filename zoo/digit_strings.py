@@ -301,7 +301,7 @@ class DigitStringRecipe(Recipe):
         string are scored together as ``evaluate`` scores the LSTM's output: ``segmented_knn_der`` (digit error
         rate) or ``segmented_knn_cer`` (character error rate) over the same test strings, the sequence
         accuracy, and k."""
-        from .pendigits import knn_choose_k, knn_predictions
+        from lstmzoo.tasks.baselines import knn_choose_k, knn_predictions
         test = self.load_units(hp)[2]
         if not all(np.array_equal(test.labels[s], t) for s, t in zip(data.test.sources, data.test.targets)):
             raise ValueError(f"{self.name}: the test strings were not built from this recipe's test digits")

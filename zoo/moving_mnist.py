@@ -420,7 +420,7 @@ class MovingMNISTDigits(_MovingMNISTRecipe):
         neighbours, k chosen by leave-one-out on them. A video counts as right when the set of its two
         predictions is the set of its digits, as ``evaluate`` counts the LSTM's: ``segmented_knn_both_right``
         and k."""
-        from .pendigits import knn_choose_k, knn_predictions
+        from lstmzoo.tasks.baselines import knn_choose_k, knn_predictions
         if data.test.sources is None or data.test_images is None:
             raise ValueError(f"{self.name}: the test videos do not record which digit images they show")
         train_x = data.images.reshape(len(data.images), -1) / np.float64(255)

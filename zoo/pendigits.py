@@ -28,6 +28,7 @@ import numpy as np
 
 from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, read_input_file
+from lstmzoo.tasks.baselines import knn_baseline
 
 from .classification import (
     ClassificationData,
@@ -39,7 +40,6 @@ from .classification import (
 _ORIG = "https://raw.githubusercontent.com/choucavalier/pendigits-hmm/ae5148110ade1b17f2d9f948c6e576eae75cc594/data/"
 _FIXED = "https://raw.githubusercontent.com/dmallon/net/aa7addb57ea2c164ec1bcd1c166cb769773c76b2/data/"
 FEATURES = 5                    # x, y, dx, dy, pen lifted before this point
-KNN_KS = (1, 2, 3, 4, 5)
 TRAIN_WRITERS = 30              # writers of pendigits-orig.tra (validation takes the last `val_writers` of them)
 
 
@@ -345,47 +345,3 @@ def distort(points, rng, strength):
     out = points.copy()
     out[:, :2] = points[:, :2] @ matrix.T.astype(np.float32)
     return out
-
-
-# ------------------------------------------------------------------------------------------------ kNN
-def knn_predictions(train_x, train_y, query_x, ks=KNN_KS, leave_one_out=False):
-    """``{k: predicted labels}`` of k-nearest-neighbour votes (Euclidean); a tie goes to the tied class with
-    the nearest member. ``leave_one_out``: the queries are the training points, each left out of its own
-    vote."""
-    train_x, query_x = np.asarray(train_x, np.float64), np.asarray(query_x, np.float64)
-    train_y = np.asarray(train_y)
-    neighbours = []
-    for start in range(0, len(query_x), 1024):     # keeps the distance block at 1024 x N
-        block = query_x[start:start + 1024]
-        distance = (block ** 2).sum(1)[:, None] - 2 * block @ train_x.T + (train_x ** 2).sum(1)[None, :]
-        if leave_one_out:
-            distance[np.arange(len(block)), start + np.arange(len(block))] = np.inf
-        nearest = np.argpartition(distance, max(ks), axis=1)[:, :max(ks)]
-        order = np.argsort(np.take_along_axis(distance, nearest, axis=1), axis=1, kind="stable")
-        neighbours.append(np.take_along_axis(nearest, order, axis=1))
-    labels = train_y[np.concatenate(neighbours)]            # [Q, max k], nearest first
-    classes = np.unique(train_y)
-    result = {}
-    for k in ks:
-        votes = (labels[:, :k, None] == classes).sum(axis=1)          # [Q, C]
-        # Among the classes with the most votes, the one whose first neighbour comes first.
-        first = np.where(labels[:, :k, None] == classes, np.arange(k)[None, :, None], k).min(axis=1)
-        result[k] = classes[np.argmax(votes * (k + 1) - first, axis=1)]
-    return result
-
-
-def knn_choose_k(train_x, train_y, ks=KNN_KS):
-    """``(k, its accuracy)``: the k of ``ks`` with the best leave-one-out accuracy on the training set (the
-    smallest such k)."""
-    chosen_by = {k: float(np.mean(p == train_y)) for k, p in
-                 knn_predictions(train_x, train_y, train_x, ks, leave_one_out=True).items()}
-    best_k = max(ks, key=lambda k: (chosen_by[k], -k))
-    return best_k, chosen_by[best_k]
-
-
-def knn_baseline(train_x, train_y, test_x, test_y, ks=KNN_KS):
-    """k chosen by leave-one-out accuracy on the training set; the test accuracy for it and for every k."""
-    best_k, loo_accuracy = knn_choose_k(train_x, train_y, ks)
-    tested = {k: float(np.mean(p == test_y)) for k, p in knn_predictions(train_x, train_y, test_x, ks).items()}
-    return {"knn_accuracy": tested[best_k], "knn_k": best_k, "knn_loo_train_accuracy": loo_accuracy,
-            **{f"knn{k}_accuracy": tested[k] for k in ks}}

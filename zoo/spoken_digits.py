@@ -168,7 +168,7 @@ class SpokenDigits(ClassificationRecipe):
         """k-NN on each recording's per-feature mean and standard deviation over time (before the utterance
         normalisation, which would make them 0 and 1), standardised with the training set's statistics; k
         chosen by leave-one-out on the training recordings (train + validation)."""
-        from .pendigits import knn_baseline
+        from lstmzoo.tasks.baselines import knn_baseline
         recordings = self.load_recordings()
 
         raw = archive_features(recordings, hp["n_mfcc"], hp["trim_db"], normalise=False)

@@ -1,5 +1,5 @@
-"""What the classification and regression tasks share: held-out splits, the 1-NN baseline, and the reports
-(a per-class table, a confusion matrix, CSV text of predictions)."""
+"""What the classification and regression tasks share: held-out splits, the 1-NN baseline (through
+``baselines``), and the reports (a per-class table, a confusion matrix, CSV text of predictions)."""
 
 import numpy as np
 
@@ -30,15 +30,10 @@ def resampled(split, length=64):
     return ((1 - weight) * split.X[rows, low] + weight * split.X[rows, high]).reshape(n, length * channels)
 
 
-def nearest(reference, queries, block=1024):
-    """Index of each query's nearest reference row (Euclidean), in blocks to bound the memory."""
-    reference = reference.astype(np.float64)
-    norms = (reference ** 2).sum(axis=1)
-    out = np.empty(len(queries), dtype=np.int64)
-    for start in range(0, len(queries), block):
-        part = queries[start:start + block].astype(np.float64)
-        out[start:start + block] = (norms[None, :] - 2 * part @ reference.T).argmin(axis=1)
-    return out
+def nearest(reference, queries):
+    """Index of each query's nearest reference row (Euclidean): the 1-NN of ``baselines.nearest_neighbours``."""
+    from .baselines import nearest_neighbours
+    return nearest_neighbours(reference, queries, 1)[:, 0]
 
 
 def write_per_class(path, classes, matrix):
