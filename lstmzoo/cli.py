@@ -532,8 +532,8 @@ lstmzoo evaluate takes; at the end the best trial and the command that trains it
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="The sweep's folder, one run folder per trial  [default: runs/sweep-STUDY]")
 @click.option("--pruner", type=click.Choice(["median", "halving", "none"]), default="median",
-              help="Stop trials early after an epoch: below the median of the earlier trials at that epoch, or "
-                   "by successive halving.")
+              help="Stop trials early after an epoch: below the median of the earlier trials at that epoch (from "
+                   "a tenth of the epochs on), or by successive halving.")
 @click.option("--data", type=click.Path(exists=True, path_type=Path),
               help="Tasks: the file (or folder) to train on; see lstmzoo info TASK for the formats.")
 @click.option("--test-data", type=click.Path(exists=True, path_type=Path),
