@@ -25,8 +25,8 @@ The batch layout the generic ``shard_batch`` understands (every batch of lstmzoo
 tuple whose first element is the model's input, time-major ``[T, B, ...]`` as the LSTM layers take it; every later
 element that is an array with ``B`` rows on its first axis is per item and sliced there (lengths, labels, targets
 ``[B, k]``), except a 1-D floating-point array, which is a per-class constant (class weights) and, like ``None``,
-flags and arrays of other sizes, goes whole to every rank. A recipe whose batches look otherwise defines
-``shard_batch(self, batch, rank, size)`` returning a ``Shard``. Dropout draws per item along axis 1 of a 3-D
+flags and arrays of other sizes, goes whole to every rank. A recipe whose batches look otherwise overrides
+``Recipe.shard_batch(batch, rank, size)``, returning a ``Shard``. Dropout draws per item along axis 1 of a 3-D
 (time-major) input and axis 0 of a 2-D one (``lstmzoo.nn.layers.dropout_mask``). ``train_step``'s item count must be
 what its mean loss divides by: a class-weighted cross-entropy (divided by the summed weights) is reproduced only
 approximately.
@@ -97,7 +97,7 @@ def shard_batch(batch, rank, size):
     if not isinstance(batch, (tuple, list)) or not batch or getattr(batch[0], "ndim", 0) < 2:
         raise UserError(f"data-parallel training cannot split this recipe's batches: the first element of a batch "
                         f"must be the time-major input [T, B, ...], got {type(batch).__name__}; the recipe must "
-                        f"define shard_batch(batch, rank, size)")
+                        f"override Recipe.shard_batch")
     items = batch[0].shape[1]
     rows = rows_of(items, rank, size)
     return Shard(type(batch)(_take_rows(element, items, rows, index) for index, element in enumerate(batch)),
@@ -117,7 +117,7 @@ def _take_rows(element, items, rows, index):
     if items in shape:
         raise UserError(f"data-parallel training cannot split this recipe's batches: element {index} has shape "
                         f"{tuple(shape)}, with the {items} items on an axis other than the first; the recipe must "
-                        f"define shard_batch(batch, rank, size)")
+                        f"override Recipe.shard_batch")
     return element
 
 

@@ -244,8 +244,17 @@ class Recipe:
             epochs=hp["epochs"], run_dir=run_dir, monitor=self.monitor, mode=self.mode,
             patience=hp.get("patience") or None, clip_norm=hp.get("clip_norm") or None,
             scheduler=self.make_scheduler(optimizer, hp), resume=resume, config=self.run_config(hp, data),
-            progress=progress, learning_curve=learning_curve, on_epoch_end=on_epoch_end)
+            progress=progress, learning_curve=learning_curve, on_epoch_end=on_epoch_end,
+            shard_batch=self.shard_batch)
         return Trained(model, data, result, hp)
+
+    def shard_batch(self, batch, rank, size):
+        """Data-parallel training (``mpiexec -n N lstmzoo train``): rank ``rank``'s part of a batch of
+        ``make_batches`` as a ``lstmzoo.distributed.Shard``. The default cuts the layout of lstmzoo's sequence
+        recipes and tasks (``lstmzoo.distributed``'s docstring states it); a recipe whose batches look otherwise
+        overrides this."""
+        from .distributed import shard_batch
+        return shard_batch(batch, rank, size)
 
     def _checked_train_step(self, model, batch, hp):
         result = self.train_step(model, batch, hp)

@@ -50,7 +50,7 @@ def test_a_batch_is_cut_on_the_inputs_batch_axis_and_the_per_item_first_axes():
 
 def test_a_batch_with_the_items_on_another_axis_is_refused_in_one_sentence():
     stream = np.zeros((4, 6), dtype=np.int64)       # a language model's [T, B] targets
-    with pytest.raises(UserError, match="element 1 has shape .4, 6.*shard_batch"):
+    with pytest.raises(UserError, match="element 1 has shape .4, 6.*Recipe.shard_batch"):
         distributed.shard_batch((stream, stream), 0, 2)
     with pytest.raises(UserError, match="time-major input"):
         distributed.shard_batch({"x": stream}, 0, 2)
