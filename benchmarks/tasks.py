@@ -348,7 +348,8 @@ def run_row(name, seeds, work, quick=False, settings=(), log=print):
         metrics = json.loads(_lstmzoo("evaluate", task, "--checkpoint", run, "--json").strip().splitlines()[-1])
         config = json.loads((run / "config.json").read_text())
         hp = config.get("hyperparameters", config.get("hp", {}))
-        entry = {"seed": seed, "seconds": round(seconds, 1), "task_metrics": metrics,
+        entry = {"seed": seed, "seconds": round(seconds, 1), "load": round(os.getloadavg()[0], 1),
+                 "task_metrics": metrics,
                  "settled": {k: hp.get(k) for k in ("horizon", "season", "window", "hidden_size", "batch_size",
                                                    "epochs") if k in hp}}
         history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -465,7 +466,8 @@ def _record_lines(record, zoo):
     """The table lines of a record (one per series of a forecasting record)."""
     seconds = statistics.median([run["seconds"] for run in record["runs"]])
     seeds = " ".join(str(run["seed"]) for run in record["runs"])
-    tail = [f"{seconds:.0f}", f"`{record['command']}`" + (" (QUICK smoke test, not a result)" if record["quick"]
+    loads = [run["load"] for run in record["runs"] if "load" in run]
+    tail = [f"{seconds:.0f}" + (f" (load {max(loads):.1f})" if loads else ""), f"`{record['command']}`" + (" (QUICK smoke test, not a result)" if record["quick"]
                                                            else "")
             + f"; the whole row: `python benchmarks/tasks.py --rows {record['row']} --seeds {seeds}"
             + "".join(f" --set {x}" for x in record["settings"]) + "`",
@@ -490,7 +492,9 @@ def render(records):
              "zoo recipe's own (the zoo's train/test split written as --data / --test-data); the task takes its "
              "validation part out of --data. `$WORK` is the work folder (`--work`, default /tmp/lstmzoo-tasks) "
              "that `python benchmarks/tasks.py --rows ROW` fills. Train seconds: the wall time of `lstmzoo train` "
-             "(start-up, reading, Numba compilation or cache load, training, the final evaluation).", "",
+             "(start-up, reading, Numba compilation or cache load, training, the final evaluation); where shown, "
+             "(load L) is the machine's highest 1-minute load average at the end of the row's trainings (2 cores: "
+             "above 2, other work slowed them).", "",
              "**Forecasting protocol.** The zoo's time-series recipes score one-step-ahead forecasts at every point "
              "of a long test part (airline: the last 48 months; sunspots: the last 931 months; temperatures: 1990), "
              "each from the true history before it. The task forecasts `horizon` values (default one season: 12 "
