@@ -5,8 +5,8 @@
 
 1. ``lstmzoo train RECIPE`` on 1 process and under ``mpiexec -n 2``, one Numba thread per rank, back to back
    (1, 2, 1, 2, ...: the machine may be shared, so each speed-up is the ratio of a pair of neighbouring runs);
-   the final weights compared, the loss curves of the first pair drawn into ``distributed-loss-curves.png`` beside
-   this script's RESULTS.md.
+   the final weights compared, the loss curves of the first pair drawn into ``distributed-RECIPE-loss-curves.png``
+   beside this script's RESULTS.md.
 2. ``MPI.Allreduce`` of a float32 buffer by size on 2 ranks (the flat gradient buffer's operation), median of
    repeats.
 3. A model, on paper: an epoch on N ranks takes ``s + p ceil(B / N) / B + steps * A(N, M)`` (global batch ``B``), with ``s`` the replicated work
@@ -16,7 +16,7 @@
    ``M``-byte gradient buffer, ``2 (N - 1) / N * M / bandwidth + 2 (N - 1) * latency``; the per-rank batch below
    which a step spends longer communicating than computing is ``A / c``, ``c = p / items`` per item.
 
-Prints a Markdown section for benchmarks/RESULTS.md and writes the raw figures to ``distributed.json`` beside it.
+Prints a Markdown section for benchmarks/RESULTS.md and writes the raw figures to ``distributed-RECIPE.json``.
 """
 
 import argparse
@@ -32,8 +32,14 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-PLOT = HERE / "distributed-loss-curves.png"
-RECORD = HERE / "distributed.json"
+
+def plot_path(recipe):
+    return HERE / f"distributed-{recipe}-loss-curves.png"
+
+
+def record_path(recipe):
+    return HERE / f"distributed-{recipe}.json"
+
 SIZES = [2**k for k in range(8, 25, 2)]        # float32 elements: 1 KB ... 64 MB
 NETWORKS = {"10 Gbit/s": 10e9 / 8, "25 Gbit/s": 25e9 / 8, "100 Gbit/s": 100e9 / 8}
 LATENCY = 10e-6         # s per message hop, assumed (TCP over Ethernet: 10-50 us; InfiniBand: 1-2 us)
@@ -138,7 +144,8 @@ def main():
     parser.add_argument("--pairs", type=int, default=2, help="1-rank/2-rank run pairs, back to back")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--reuse-runs", action="store_true",
-                        help=f"take the training runs from {RECORD.name}; measure the Allreduce and the model's parts")
+                        help="take the training runs from distributed-RECIPE.json; measure the Allreduce and the "
+                             "model's parts")
     parser.add_argument("--allreduce-worker", metavar="OUT", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.allreduce_worker:
@@ -150,7 +157,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="lstmzoo-distributed-"))
     load_before = load_average()
     if options.reuse_runs:
-        old = json.loads(RECORD.read_text())
+        old = json.loads(record_path(options.recipe).read_text())
         runs, difference, largest = old["runs"], old["weights_max_difference"], old["weights_max_abs"]
         load_before = old["load_before"]
     else:
@@ -161,7 +168,7 @@ def main():
                 print(f"pair {pair}, {ranks} rank(s): {runs[-1]['wall']:.1f} s wall, {runs[-1]['epochs']:.1f} s in "
                       f"epochs, load {runs[-1]['load']:.1f}", file=sys.stderr)
         difference, largest = weights_difference(work / "run-0-1", work / "run-0-2")
-        draw(runs[:2], PLOT)
+        draw(runs[:2], plot_path(options.recipe))
 
     times_path = work / "allreduce.json"
     subprocess.run([shutil.which("mpiexec"), "-n", "2", sys.executable, __file__, "--allreduce-worker",
@@ -179,7 +186,7 @@ def main():
               "parameters": elements, "steps_per_epoch": steps, "items_per_epoch": items,
               "epoch_cpu_seconds": parts, "serial": serial, "parallel": parallel,
               "latency_assumed": LATENCY}
-    RECORD.write_text(json.dumps(record, indent=1))
+    record_path(options.recipe).write_text(json.dumps(record, indent=1))
     shutil.rmtree(work)
     report(record)
 
