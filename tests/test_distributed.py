@@ -216,6 +216,14 @@ def test_two_ranks_train_airline_passengers_with_dropout_to_one_process_weights(
 
 
 @needs_mpi
+def test_a_mistake_under_mpi_is_one_sentence_from_rank_0_and_ends_every_rank(tmp_path):
+    result = _lstmzoo(["airline-passengers", "--out", "nowhere", "--resume"], tmp_path, ranks=2,
+                      record=tmp_path / "record", check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("nowhere is not a run folder") == 1, result.stderr
+
+
+@needs_mpi
 def test_two_ranks_train_the_forecasting_task_to_one_process_weights(tmp_path):
     from test_task_forecasting import write_series
     data = write_series(tmp_path / "sales.csv", n_series=6, length=60)
