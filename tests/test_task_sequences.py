@@ -114,3 +114,17 @@ def test_user_mistakes_are_one_sentence(tmp_path):
     np.savez(tmp_path / "wide.npz", X=np.zeros((5, 40, 3)), y=y[:5], lengths=lengths[:5])
     with pytest.raises(UserError, match="has 3 values per time step"):
         task.load_data({**hp, "test_data": str(tmp_path / "wide.npz")})
+
+
+def test_a_class_weighted_batch_counts_its_weights(tmp_path):
+    """With class weights the batch's mean loss divides by its targets' summed weights, so that is what it counts
+    for in the epoch's mean and when data-parallel ranks combine their parts of a batch."""
+    X, y, lengths = sequences(n=120, counts=[90, 30])
+    np.savez(tmp_path / "imbalanced.npz", X=X, y=y, lengths=lengths)
+    task = SequenceClassificationTask()
+    hp = task.settle(task.resolve({"data": str(tmp_path / "imbalanced.npz")}))
+    data = task.load_data(hp)
+    batch = task.make_batches(data, hp, np.random.default_rng(0))[0]
+    weight = np.asarray(data.fitted["class_weight"])
+    _, counted = task.train_step(task.build_model(hp), batch, hp)
+    assert counted == pytest.approx(weight[batch[2]].sum()) and counted != len(batch[1])

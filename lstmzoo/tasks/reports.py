@@ -4,6 +4,16 @@
 import numpy as np
 
 
+def batch_weight(class_weight, targets):
+    """What a training batch counts for in the epoch's mean loss and across data-parallel ranks: its number of
+    cases, or with class weights the sum of its targets' weights (the weighted cross-entropy's denominator, so
+    that ranks' partial means combine into the whole batch's)."""
+    if class_weight is None:
+        return len(targets)
+    from lstmzoo.array import to_numpy
+    return float(np.asarray(class_weight)[to_numpy(targets)].sum())
+
+
 def split_indices(count, fraction, rng, labels=None):
     """(kept, held-out) sorted index arrays of ``range(count)``: ``fraction`` of the cases held out at random,
     of every class when ``labels`` are given (at least one case of each class that has two or more)."""

@@ -26,6 +26,7 @@ from lstmzoo.recipe import Hyperparameter
 from .base import Task
 from .readers import MISSING_FILLS, read_sequences
 from .reports import (
+    batch_weight,
     csv_text,
     draw_confusion_matrix,
     json_columns,
@@ -207,7 +208,7 @@ class SequenceTask(Task):
         loss = self._loss(weight)
         value = loss(model(inputs, lengths=lengths), targets)
         model.backward(loss.backward())
-        return value, len(lengths)
+        return value, batch_weight(weight, targets)
 
     def _outputs(self, model, split, hp):
         """The model's raw outputs ``[N, output_size]`` in the split's order, in length-sorted batches."""

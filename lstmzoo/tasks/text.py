@@ -27,7 +27,14 @@ from lstmzoo.recipe import Hyperparameter
 
 from .base import Task
 from .readers import read_texts
-from .reports import csv_text, draw_confusion_matrix, json_columns, split_indices, write_per_class
+from .reports import (
+    batch_weight,
+    csv_text,
+    draw_confusion_matrix,
+    json_columns,
+    split_indices,
+    write_per_class,
+)
 from .sequences import CONFUSION_MATRIX, PER_CLASS, SPLIT_SEED
 
 PAD, UNK = 0, 1
@@ -181,7 +188,7 @@ class TextClassificationTask(Task):
         loss = CrossEntropyLoss(weight=weight)
         value = loss(model(tokens, lengths=lengths), targets)
         model.backward(loss.backward())
-        return value, len(lengths)
+        return value, batch_weight(weight, targets)
 
     def probabilities(self, model, texts, hp):
         from lstmzoo.array import to_numpy
