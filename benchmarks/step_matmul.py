@@ -1,7 +1,7 @@
 """Time one recurrent step's GEMM, ``h[B, H] @ W_hh^T`` with W_hh ``[4H, H]``, as the CPU LSTM's time loop
 does it: kernels/cpu.py's small-batch kernel ``_rows_matmul_t`` against OpenBLAS's ``np.dot`` on one thread
 (the loop's alternative), in one process, alternating; prints a Markdown table. This is what sets the batch
-sizes that use the small-batch kernel (``_use_row_matmul``).
+sizes that use the small-batch kernel (``kernels.cpu.plan``'s ``"rows"`` step).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/step_matmul.py [--repeats 5]
 """
