@@ -342,13 +342,15 @@ def run_row(name, seeds, work, quick=False, settings=(), log=print):
         sets = [*(QUICK[task] if quick else []), *settings]
         args = ["train", task, "--data", files["data"], "--test-data", files["test"], "--out", run, "--seed", seed,
                 *[a for s in sets for a in ("--set", s)]]
+        code = checkout()
         started = time.perf_counter()
         _lstmzoo(*args)
         seconds = time.perf_counter() - started
         metrics = json.loads(_lstmzoo("evaluate", task, "--checkpoint", run, "--json").strip().splitlines()[-1])
         config = json.loads((run / "config.json").read_text())
         hp = config.get("hyperparameters", config.get("hp", {}))
-        entry = {"seed": seed, "seconds": round(seconds, 1), "load": round(os.getloadavg()[0], 1),
+        entry = {"seed": seed, "seconds": round(seconds, 1), "load": round(os.getloadavg()[0], 1), "code": code,
+                 "started": datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M"),
                  "task_metrics": metrics,
                  "settled": {k: hp.get(k) for k in ("horizon", "season", "window", "hidden_size", "batch_size",
                                                    "epochs") if k in hp}}
@@ -387,6 +389,16 @@ def _headline(task, entry):
                                                                    "seasonal_naive_rmse")}
                 for name, s in entry["rolling"].items()}
     return {k: v for k, v in entry["task_metrics"].items()}
+
+
+def checkout():
+    """The commit the run's code is at, and "+ uncommitted changes" when lstmzoo/, kernels/ or zoo/ differ from it
+    (other people edit the same checkout)."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "lstmzoo", "kernels", "zoo/*.py")
+    return head + (" + uncommitted changes" if dirty else "")
 
 
 def cpu_model():
@@ -471,7 +483,8 @@ def _record_lines(record, zoo):
                                                            else "")
             + f"; the whole row: `python benchmarks/tasks.py --rows {record['row']} --seeds {seeds}"
             + "".join(f" --set {x}" for x in record["settings"]) + "`",
-            f"{record['date']}, {record['cpu']}"]
+            f"{record['date']}, {record['cpu']}"
+            + "".join(f"; seed {run['seed']}: code {run['code']}" for run in record["runs"] if "code" in run)]
     body = _series_lines(record, zoo) if record["task"] == "forecasting" else [_class_line(record, zoo)]
     if record["settings"]:
         body = [[cells[0] + "".join(f" `--set {x}`" for x in record["settings"]), *cells[1:]] for cells in body]
@@ -494,7 +507,10 @@ def render(records):
              "that `python benchmarks/tasks.py --rows ROW` fills. Train seconds: the wall time of `lstmzoo train` "
              "(start-up, reading, Numba compilation or cache load, training, the final evaluation); where shown, "
              "(load L) is the machine's highest 1-minute load average at the end of the row's trainings (2 cores: "
-             "above 2, other work slowed them).", "",
+             "above 2, other work slowed them). Other people change the same checkout while these rows run: a run "
+             "records the commit it ran on (\"code\", with \"+ uncommitted changes\" when lstmzoo/, kernels/ or "
+             "zoo/ differed from it); runs recorded before that field existed ran on the checkout of their time, "
+             "which `git log zoo/TASK-RESULTS.md` dates.", "",
              "**Forecasting protocol.** The zoo's time-series recipes score one-step-ahead forecasts at every point "
              "of a long test part (airline: the last 48 months; sunspots: the last 931 months; temperatures: 1990), "
              "each from the true history before it. The task forecasts `horizon` values (default one season: 12 "
