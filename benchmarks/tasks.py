@@ -413,11 +413,12 @@ def cpu_model():
 
 # ================================================================================================ the table
 def zoo_figures():
-    """{recipe: (metric, [values over seeds], command)} from zoo/RESULTS.md's record."""
+    """{recipe: (metric, [values over seeds], date)} from zoo/RESULTS.md's record (as the checkout holds it now: the
+    zoo's rows are re-run by others, so the comparison is with the figures of that date)."""
     text = ZOO_RESULTS.read_text()
     start = text.rfind("<!-- zoo-results")
     records = json.loads(text[start + len("<!-- zoo-results"):text.index("-->", start)])
-    return {r["recipe"]: (r["metric"], [run["metrics"][r["metric"]] for run in r["runs"]], r["command"])
+    return {r["recipe"]: (r["metric"], [run["metrics"][r["metric"]] for run in r["runs"]], r["date"])
             for r in records}
 
 
@@ -437,7 +438,7 @@ def _series_lines(record, zoo):
         scores = [run["rolling"][series_name] for run in record["runs"]]
         rmse = [s["rmse"] for s in scores]
         mase = [s["mase"] for s in scores]
-        zoo_metric, zoo_values, zoo_command = zoo[recipe]
+        zoo_metric, zoo_values, zoo_date = zoo[recipe]
         zoo_med = statistics.median(zoo_values)
         ratio = statistics.median(rmse) / zoo_med
         verdict = f"{ratio:.3f} x zoo: " + ("yes" if ratio <= 1.05 else "**no**")
@@ -453,7 +454,7 @@ def _series_lines(record, zoo):
                     f"{statistics.median([m['mase'] for m in own]):.3g} (seasonal naive mase {own[0]['seasonal_naive_mase']:.3g})")
         lines.append([f"{record['row']}" + (f": {series_name}" if len(names) > 1 else ""), record["what"],
                       f"rmse {_spread(rmse, 3)}; mase {_spread(mase, 3)}; {own_text}",
-                      f"`{recipe}` rmse {_spread(zoo_values, 3)}", verdict, baselines])
+                      f"`{recipe}` rmse {_spread(zoo_values, 3)} ({zoo_date})", verdict, baselines])
     return lines
 
 
@@ -464,10 +465,10 @@ def _class_line(record, zoo):
     baselines = ", ".join(f"{k.replace('_accuracy', '')} {100 * v:.2f} %" for k, v in m.items()
                           if k.endswith("_accuracy"))
     if record["zoo"]:
-        _, zoo_values, _ = zoo[record["zoo"]]
+        _, zoo_values, zoo_date = zoo[record["zoo"]]
         zoo_pct = [100 * v for v in zoo_values]
         gap = statistics.median(acc) - statistics.median(zoo_pct)
-        zoo_text = f"`{record['zoo']}` {_spread(zoo_pct, 2)} %"
+        zoo_text = f"`{record['zoo']}` {_spread(zoo_pct, 2)} % ({zoo_date})"
         verdict = f"{gap:+.2f} points: " + ("yes" if gap >= -1.0 else "**no**")
     else:
         zoo_text, verdict = "no zoo recipe", "n/a"
