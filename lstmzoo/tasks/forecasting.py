@@ -34,7 +34,7 @@ from lstmzoo.recipe import Hyperparameter
 
 from .base import Task
 from .readers import MISSING_FILLS, read_series
-from .reports import csv_text, json_columns
+from .reports import EVAL_BATCH, csv_text, json_columns
 
 DEFAULT_MAX_WINDOW = 200
 
@@ -255,7 +255,6 @@ class ForecastingTask(Task):
             f"wrote {len(result['rows']['y_hat'])} forecasts to {result['output']}")
 
 
-EVAL_BATCH = 1024
 
 
 def _identity(path):

@@ -3,6 +3,27 @@
 
 import numpy as np
 
+EVAL_BATCH = 256     # cases per forward pass when scoring or predicting, in every task
+
+
+def outputs_by_length(model, lengths, batch_of, output_size):
+    """The model's outputs ``[N, output_size]`` for cases ``0..N-1``, run ``EVAL_BATCH`` at a time in order of
+    length (so a batch pads little); ``batch_of(index)`` gives the model's ``(inputs, lengths)`` for those cases."""
+    from lstmzoo.array import to_numpy
+    out = np.empty((len(lengths), output_size))
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(order), EVAL_BATCH):
+        index = order[start:start + EVAL_BATCH]
+        inputs, batch_lengths = batch_of(index)
+        out[index] = to_numpy(model(inputs, lengths=batch_lengths))
+    return out
+
+
+def softmax(scores):
+    """Class probabilities from scores ``[N, K]`` (rows shifted by their maximum first, so exp never overflows)."""
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
 
 def batch_weight(class_weight, targets):
     """What a training batch counts for in the epoch's mean loss and across data-parallel ranks: its number of

@@ -31,7 +31,9 @@ from .reports import (
     draw_confusion_matrix,
     json_columns,
     nearest,
+    outputs_by_length,
     resampled,
+    softmax,
     split_indices,
     write_per_class,
 )
@@ -39,7 +41,6 @@ from .reports import (
 SPLIT_SEED = 20261202       # the held-out parts do not move with the training seed
 CONFUSION_MATRIX = "confusion-matrix.png"
 PER_CLASS = "per-class.csv"
-EVAL_BATCH = 256
 
 
 @dataclasses.dataclass
@@ -211,16 +212,9 @@ class SequenceTask(Task):
         return value, batch_weight(weight, targets)
 
     def _outputs(self, model, split, hp):
-        """The model's raw outputs ``[N, output_size]`` in the split's order, in length-sorted batches."""
-        from lstmzoo.array import to_numpy
-        out = np.empty((len(split), hp["output_size"]))
-        order = np.argsort(split.lengths, kind="stable")
-        for start in range(0, len(order), EVAL_BATCH):
-            index = order[start:start + EVAL_BATCH]
-            inputs, lengths, _ = self._batch(split, index, hp)
-            out[index] = to_numpy(model(inputs, lengths=lengths))
-        return out
-
+        """The model's raw outputs ``[N, output_size]`` in the split's order."""
+        return outputs_by_length(model, split.lengths, lambda index: self._batch(split, index, hp)[:2],
+                                 hp["output_size"])
 
     # ------------------------------------------------------------------------------------------- predict
     def predict(self, model, hp, out_dir, *, input=None, output=None):
@@ -257,10 +251,7 @@ class SequenceClassificationTask(SequenceTask):
         return CrossEntropyLoss(weight=weight)
 
     def probabilities(self, model, split, hp):
-        outputs = self._outputs(model, split, hp)
-        outputs -= outputs.max(axis=1, keepdims=True)
-        exp = np.exp(outputs)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(self._outputs(model, split, hp))
 
     def prediction_rows(self, model, split, hp, fitted):
         probabilities = self.probabilities(model, split, hp)

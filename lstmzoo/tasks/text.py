@@ -32,13 +32,14 @@ from .reports import (
     csv_text,
     draw_confusion_matrix,
     json_columns,
+    outputs_by_length,
+    softmax,
     split_indices,
     write_per_class,
 )
 from .sequences import CONFUSION_MATRIX, PER_CLASS, SPLIT_SEED
 
 PAD, UNK = 0, 1
-EVAL_BATCH = 256
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
@@ -191,16 +192,9 @@ class TextClassificationTask(Task):
         return value, batch_weight(weight, targets)
 
     def probabilities(self, model, texts, hp):
-        from lstmzoo.array import to_numpy
-        out = np.empty((len(texts), hp["output_size"]))
-        order = np.argsort(texts.lengths, kind="stable")
-        for start in range(0, len(order), EVAL_BATCH):
-            index = order[start:start + EVAL_BATCH]
-            tokens, lengths, _ = self._batch(texts, index, hp)
-            out[index] = to_numpy(model(tokens, lengths=lengths))
-        out -= out.max(axis=1, keepdims=True)
-        exp = np.exp(out)
-        return exp / exp.sum(axis=1, keepdims=True)
+        scores = outputs_by_length(model, texts.lengths, lambda index: self._batch(texts, index, hp)[:2],
+                                   hp["output_size"])
+        return softmax(scores)
 
     def validate(self, model, data, hp):
         from lstmzoo.metrics import accuracy
