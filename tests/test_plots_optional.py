@@ -82,13 +82,14 @@ def hide(monkeypatch, package):
 def test_every_picture_is_skipped_with_one_line(monkeypatch, capsys, tmp_path):
     """The video strip and the confusion matrix (matplotlib) and the animation (Pillow): each is skipped with
     one line when its library is missing, and the GIF still comes when only matplotlib is."""
-    from lstmzoo.zoo.classification import plot_confusion_matrix
     from lstmzoo.zoo.moving_mnist import MovingMNIST
+
+    from lstmzoo.tasks.reports import draw_confusion_matrix
     hide(monkeypatch, "matplotlib")
     frames = np.random.default_rng(0).random((10, 64, 64))
     strip, animation = MovingMNIST.draw(frames, None, frames, tmp_path, "title")
     assert strip is None and animation == tmp_path / "prediction.gif" and animation.read_bytes()[:6] == b"GIF89a"
-    assert plot_confusion_matrix(np.eye(3, dtype=int), "abc", tmp_path / "confusion-matrix.png", "t") is None
+    assert draw_confusion_matrix(tmp_path / "confusion-matrix.png", np.eye(3, dtype=int), "abc", "t") is None
     lines = capsys.readouterr().err.splitlines()
     assert [line for line in lines if PLOT_EXTRA in line] == lines and len(lines) == 2
     assert "prediction.png" in lines[0] and "confusion-matrix.png" in lines[1]

@@ -7,7 +7,6 @@ import re
 import numpy as np
 import pytest
 from helpers import SHARED, needs_shared, run
-from lstmzoo.zoo.classification import confusion_matrix, macro_f1
 from lstmzoo.zoo.pendigits import (
     PenDigits,
     point_features,
@@ -95,13 +94,6 @@ def test_unipen_and_json_readers_agree_and_refuse_other_text():
         read_points_json([[0, 0, 1], [0, 1]], "j")
 
 
-def test_macro_f1():
-    matrix = confusion_matrix([0, 0, 1, 1, 2], [0, 1, 1, 1, 2], 4)
-    assert matrix.tolist()[:3] == [[1, 1, 0, 0], [0, 2, 0, 0], [0, 0, 1, 0]]
-    # F1: class 0: 2/3, class 1: 4/5, class 2: 1, class 3 (absent, never predicted): 1.
-    assert macro_f1(matrix) == pytest.approx((2 / 3 + 4 / 5 + 1 + 1) / 4)
-
-
 # ---------------------------------------------------------------------------------------- end to end
 def _first_digit(path):
     """The text of the first .SEGMENT of a UNIPEN file, and its label."""
@@ -122,6 +114,11 @@ def test_train_evaluate_predict(mirror, tmp_path):
     assert set(metrics) >= {"accuracy", "macro_f1"} and metrics["accuracy"] > 0.75
     assert max(TEST_COUNTS) / sum(TEST_COUNTS) < 0.105
     assert (out / "confusion-matrix.png").read_bytes().startswith(b"\x89PNG")
+    table = (out / "per-class.csv").read_text().splitlines()
+    assert table[0] == "class,support,precision,recall,f1" and [row.split(",")[:2] for row in table[1:]] == \
+        [[str(digit), str(count)] for digit, count in enumerate(TEST_COUNTS)]
+    f1 = [float(row.split(",")[4]) for row in table[1:]]
+    assert np.mean(f1) == pytest.approx(metrics["macro_f1"], abs=1e-4)    # the table's F1 at 4 decimals
 
     segment, label = _first_digit(SHARED / "pendigits" / "pendigits-orig.tes")
     (tmp_path / "digit.txt").write_text(segment)

@@ -31,10 +31,11 @@ def replaced(path, outside, magic):
 
 
 def test_confusion_matrix_replaces_a_planted_link(tmp_path):
-    from lstmzoo.zoo.classification import CONFUSION_MATRIX, plot_confusion_matrix
+    from lstmzoo.tasks.reports import draw_confusion_matrix
+    from lstmzoo.tasks.sequences import CONFUSION_MATRIX
     run_dir = tmp_path / "run"
     outside = plant(run_dir, CONFUSION_MATRIX, tmp_path)
-    assert plot_confusion_matrix(np.eye(3, dtype=int), "abc", run_dir / CONFUSION_MATRIX, "t") == \
+    assert draw_confusion_matrix(run_dir / CONFUSION_MATRIX, np.eye(3, dtype=int), "abc", "t") == \
         run_dir / CONFUSION_MATRIX
     replaced(run_dir / CONFUSION_MATRIX, outside, PNG)
 

@@ -9,7 +9,8 @@ of the training sequences). Everything else is here:
 - batches: training sequences bucketed by length (``bucket_by_length``), padded (``pad_sequences``) and passed
   to the model with their ``lengths``, so padding never changes a result;
 - training: softmax cross-entropy; the best epoch is the one with the highest validation accuracy;
-- metrics: accuracy, macro-averaged F1 and the confusion matrix (drawn as a PNG next to the checkpoint).
+- metrics: accuracy and macro-averaged F1 (``lstmzoo.metrics``), the confusion matrix drawn as a PNG and a
+  per-class table next to the checkpoint (``lstmzoo.tasks.reports``).
 
 The hyperparameters the base reads: ``hidden_size``, ``num_layers``, ``bidirectional``, ``dropout``,
 ``batch_size`` (``classification_hyperparameters`` declares them with a recipe's defaults).
@@ -20,8 +21,7 @@ import dataclasses
 import numpy as np
 
 from lstmzoo.recipe import Hyperparameter, Recipe
-
-CONFUSION_MATRIX = "confusion-matrix.png"
+from lstmzoo.tasks.sequences import CONFUSION_MATRIX, PER_CLASS
 
 
 def classification_hyperparameters(*, hidden_size, epochs, lr, batch_size, patience, num_layers=1,
@@ -68,53 +68,6 @@ class ClassificationData:
     train: SequenceSet
     val: SequenceSet
     test: SequenceSet
-
-
-# ---------------------------------------------------------------------------------------------- metrics
-def confusion_matrix(labels, predicted, num_classes):
-    """``[num_classes, num_classes]`` counts: row = true class, column = predicted class."""
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(labels), np.asarray(predicted)), 1)
-    return matrix
-
-
-def accuracy(labels, predicted):
-    return float(np.mean(np.asarray(labels) == np.asarray(predicted)))
-
-
-def macro_f1(matrix):
-    """The unweighted mean over classes of F1 = 2 TP / (2 TP + FP + FN), from a confusion matrix; a class
-    that never occurs and is never predicted counts as F1 = 1 (nothing to get wrong)."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    true_positive = np.diag(matrix)
-    denominator = matrix.sum(axis=0) + matrix.sum(axis=1)      # 2 TP + FP + FN
-    f1 = np.where(denominator > 0, 2 * true_positive / np.maximum(denominator, 1), 1.0)
-    return float(f1.mean())
-
-
-def plot_confusion_matrix(matrix, class_names, path, title):
-    """Draw ``matrix`` (counts) as a PNG at ``path`` (``plots.draw_figure``: atomic, skipped without
-    matplotlib); returns ``path``, or None when it was not drawn."""
-    from lstmzoo.plots import draw_figure
-    matrix = np.asarray(matrix)
-    size = 2.5 + 0.45 * len(class_names)
-
-    def draw(figure):
-        ax = figure.subplots()
-        ax.imshow(matrix, cmap="Blues")
-        threshold = matrix.max() / 2 if matrix.size else 0
-        for (row, column), count in np.ndenumerate(matrix):
-            if count:
-                ax.text(column, row, str(count), ha="center", va="center", fontsize=8,
-                        color="white" if count > threshold else "black")
-        ticks = np.arange(len(class_names))
-        ax.set_xticks(ticks, class_names)
-        ax.set_yticks(ticks, class_names)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(title)
-
-    return draw_figure(path, draw, figsize=(size, size))
 
 
 # ------------------------------------------------------------------------------------------------ recipe
@@ -181,31 +134,37 @@ class ClassificationRecipe(Recipe):
         return result
 
     def scores(self, model, split, hp):
-        """``(loss, accuracy, confusion matrix)`` of the model on a ``SequenceSet``."""
+        """``(loss, predicted labels)`` of the model on a ``SequenceSet``."""
         probabilities = self.probabilities(model, split.sequences, hp)
         rows = np.arange(len(split))
         loss = float(-np.mean(np.log(np.maximum(probabilities[rows, split.labels], 1e-300))))
-        predicted = probabilities.argmax(axis=1)
-        return loss, accuracy(split.labels, predicted), confusion_matrix(split.labels, predicted,
-                                                                         len(self.class_names))
+        return loss, probabilities.argmax(axis=1)
 
     def validate(self, model, data, hp):
-        loss, val_accuracy, _ = self.scores(model, data.val, hp)
-        return {"val_loss": loss, "val_accuracy": val_accuracy}
+        from lstmzoo.metrics import accuracy
+        loss, predicted = self.scores(model, data.val, hp)
+        return {"val_loss": loss, "val_accuracy": accuracy(data.val.labels, predicted)}
 
     # ---------------------------------------------------------------------------------- evaluation
     def evaluate(self, model, data, hp, out_dir=None):
-        """Test accuracy, macro F1 and loss; the confusion matrix goes to ``out_dir/confusion-matrix.png``."""
+        """Test accuracy, macro F1 (``lstmzoo.metrics``) and loss; the confusion matrix goes to
+        ``out_dir/confusion-matrix.png`` and each class's precision, recall and F1 to ``out_dir/per-class.csv``."""
         from pathlib import Path
+
+        from lstmzoo.metrics import accuracy, confusion_matrix, macro_f1
+        from lstmzoo.tasks.reports import draw_confusion_matrix, write_per_class
         # The model fit() hands back is in training mode (dropout on): `lstmzoo train` and benchmarks/zoo.py
         # pass it straight here.
         model.eval()
-        loss, test_accuracy, matrix = self.scores(model, data.test, hp)
+        loss, predicted = self.scores(model, data.test, hp)
+        test_accuracy = accuracy(data.test.labels, predicted)
         if out_dir is not None:
-            plot_confusion_matrix(matrix, self.class_names, Path(out_dir) / CONFUSION_MATRIX,
+            matrix = confusion_matrix(data.test.labels, predicted, len(self.class_names))
+            write_per_class(Path(out_dir) / PER_CLASS, self.class_names, matrix)
+            draw_confusion_matrix(Path(out_dir) / CONFUSION_MATRIX, matrix, self.class_names,
                                   f"{self.name}: test accuracy {test_accuracy:.2%} ({len(data.test)} items)")
-        return {"accuracy": test_accuracy, "macro_f1": macro_f1(matrix), "loss": loss,
-                "errors": int(matrix.sum() - np.trace(matrix))}
+        return {"accuracy": test_accuracy, "macro_f1": macro_f1(data.test.labels, predicted), "loss": loss,
+                "errors": int(np.sum(predicted != data.test.labels))}
 
     def classify(self, model, sequence, hp):
         """The prediction for one sequence: label, its probability, and every class's probability."""

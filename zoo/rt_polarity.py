@@ -280,6 +280,7 @@ class RtPolarity(RunVocabulary, ClassificationRecipe):
         import tempfile
 
         from lstmzoo import random
+        from lstmzoo.metrics import accuracy
         from lstmzoo.train import fit
         sentences, _ = self.load_sentences()
         order = np.random.default_rng(SPLIT_SEED + 2).permutation(len(sentences))
@@ -305,7 +306,7 @@ class RtPolarity(RunVocabulary, ClassificationRecipe):
                     monitor=self.monitor, mode=self.mode, patience=hp.get("patience") or None,
                     clip_norm=hp.get("clip_norm") or None, config=self.run_config(hp), progress=progress)
             model.eval()
-            accuracies.append(self.scores(model, data.test, hp)[1])
+            accuracies.append(accuracy(data.test.labels, self.scores(model, data.test, hp)[1]))
             if progress:
                 import sys
                 print(f"fold {k + 1}/{folds}: test accuracy {accuracies[-1]:.4f}", file=sys.stderr)
