@@ -167,6 +167,8 @@ class Recipe:
     task: bool = False                  # a task of lstmzoo.tasks: trains on the user's --data
     monitor: str = "val_loss"           # the validation metric that picks the best epoch
     mode: str = "min"                   # "min" or "max": which way `monitor` improves
+    keep: str = "best"                  # the weights training ends with: the "best" epoch's by `monitor`, or the
+                                        # "last" epoch's (a schedule fixes the length); `restore` loads the same
 
     # ---------------------------------------------------------------- to implement (required)
     def build_model(self, hp):
@@ -217,7 +219,7 @@ class Recipe:
     def train(self, hp, run_dir, *, resume=False, progress=True, data=None, learning_curve=True,
               on_epoch_end=None):
         """Train into ``run_dir`` with ``lstmzoo.train.fit``; returns a ``Trained`` whose model holds the
-        best epoch's weights (``resume`` continues the run in ``run_dir``). ``data`` is what ``load_data(hp)``
+        weights ``keep`` names (``resume`` continues the run in ``run_dir``). ``data`` is what ``load_data(hp)``
         would return, when the caller has it already (the estimators hand a task their arrays this way);
         ``learning_curve=False`` draws no learning-curve.png (into a run folder nobody will look at);
         ``on_epoch_end(row)`` goes to ``fit`` (a sweep reports each epoch's metrics and may stop the trial by
@@ -241,7 +243,7 @@ class Recipe:
             train_step=lambda model, batch: self._checked_train_step(model, batch, hp),
             make_batches=lambda rng: self.make_batches(data, hp, rng),
             evaluate=lambda model: self._checked_validate(model, data, hp),
-            epochs=hp["epochs"], run_dir=run_dir, monitor=self.monitor, mode=self.mode,
+            epochs=hp["epochs"], run_dir=run_dir, monitor=self.monitor, mode=self.mode, keep=self.keep,
             patience=hp.get("patience") or None, clip_norm=hp.get("clip_norm") or None,
             scheduler=self.make_scheduler(optimizer, hp), resume=resume, config=self.run_config(hp, data),
             progress=progress, learning_curve=learning_curve, on_epoch_end=on_epoch_end,
@@ -296,9 +298,10 @@ class Recipe:
         adds what it fitted on ``data`` (what ``load_data`` returned), so ``predict`` needs nothing else."""
         return {"recipe": self.name, "hyperparameters": hp}
 
-    def restore(self, run_dir, weights="best", device=None):
-        """``(model, hp)`` from a run folder of this recipe, on ``device`` (default: the one it was trained
-        on); ``checkpoint.CheckpointError`` (one sentence) when the folder is missing, damaged or belongs
+    def restore(self, run_dir, weights=None, device=None):
+        """``(model, hp)`` from a run folder of this recipe with its ``weights`` (``"best"`` or ``"last"``;
+        default: the recipe's ``keep``, the weights training ended with), on ``device`` (default: the one it was
+        trained on); ``checkpoint.CheckpointError`` (one sentence) when the folder is missing, damaged or belongs
         to another recipe, or when its device cannot be used here."""
         from pathlib import Path
 
@@ -320,7 +323,7 @@ class Recipe:
         except RuntimeError as error:
             raise CheckpointError(f"{str(error).rstrip('.')}; load the run on the CPU with --device cpu") from None
         model = self.build_model(hp)
-        tensors = load_weights(run_dir / f"weights-{weights}.safetensors")   # its own CheckpointError
+        tensors = load_weights(run_dir / f"weights-{weights or self.keep}.safetensors")  # its own CheckpointError
         try:
             model.load_parameters(tensors)
         except ValueError as error:
@@ -423,6 +426,8 @@ def contract_problems(recipe):
         problems.append("anchor must be an Anchor or None")
     if recipe.mode not in ("min", "max"):
         problems.append(f"mode must be 'min' or 'max', got {recipe.mode!r}")
+    if recipe.keep not in ("best", "last"):
+        problems.append(f"keep must be 'best' or 'last', got {recipe.keep!r}")
     if type(recipe).make_optimizer is Recipe.make_optimizer and "lr" not in recipe.all_hyperparameters():
         problems.append("uses the default optimizer (Adam), which needs an 'lr' hyperparameter: declare one or "
                         "override make_optimizer")

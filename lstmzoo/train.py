@@ -65,8 +65,8 @@ _FRESH_STATE = {"epoch": 0, "monitor": None, "mode": None, "best_metric": None, 
 
 
 def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir, monitor="val_loss",
-        mode="min", patience=None, clip_norm=None, scheduler=None, resume=False, config=None, progress=True,
-        on_epoch_end=None, learning_curve=True, shard_batch=None):
+        mode="min", keep="best", patience=None, clip_norm=None, scheduler=None, resume=False, config=None,
+        progress=True, on_epoch_end=None, learning_curve=True, shard_batch=None):
     """Train ``model`` for up to ``epochs`` epochs, checkpointing into ``run_dir`` after each one.
 
     ``monitor`` names the metric (from ``evaluate``'s dict, or ``"train_loss"``) that decides the best epoch,
@@ -80,7 +80,12 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
     ``epochs`` must be at least 1; ``patience`` None or 0 never stops early; ``clip_norm`` None or 0 does not
     clip (ValueError for a negative or NaN one).
 
-    At the end the model holds the best epoch's weights, in eval mode, and ``learning-curve.png`` is drawn (unless
+    ``keep`` says which weights the model holds at the end: ``"best"`` the best epoch's by ``monitor``,
+    ``"last"`` the last epoch's (a run whose length a schedule fixes). Either way ``weights-best.safetensors`` holds
+    the best epoch's by ``monitor``, ``weights-last.safetensors`` the last's, and the ``FitResult`` reports the best
+    epoch; the checkpoint, and so resume, is the same for both.
+
+    At the end the model holds the kept weights, in eval mode, and ``learning-curve.png`` is drawn (unless
     ``learning_curve=False``: a run folder nobody will look at, such as an estimator's). Returns a
     ``FitResult``. Under MPI, ``shard_batch(batch, rank, size) -> lstmzoo.distributed.Shard`` cuts a batch whose
     layout ``lstmzoo.distributed.shard_batch`` (the default) does not know. Raises ``CheckpointError`` for a run
@@ -91,6 +96,8 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
     """
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    if keep not in ("best", "last"):
+        raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
     if not _is_integer(epochs) or epochs < 1:
         raise ValueError(f"epochs must be an integer of at least 1, got {epochs!r}")
     if patience is not None and (not _is_integer(patience) or patience < 0):
@@ -114,16 +121,16 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
         progress = progress and world.rank == 0
     with lock:
         return _fit_locked(model, optimizer, train_step, make_batches, evaluate, epochs=epochs, run_dir=run_dir,
-                           monitor=monitor, mode=mode, patience=patience or None, clip_norm=clip_norm or None,
-                           scheduler=scheduler, resume=resume, config=config, progress=progress,
-                           on_epoch_end=on_epoch_end, learning_curve=learning_curve, world=world)
+                           monitor=monitor, mode=mode, keep=keep, patience=patience or None,
+                           clip_norm=clip_norm or None, scheduler=scheduler, resume=resume, config=config,
+                           progress=progress, on_epoch_end=on_epoch_end, learning_curve=learning_curve, world=world)
 
 
 def _is_integer(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir, monitor, mode,
+def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir, monitor, mode, keep,
                 patience, clip_norm, scheduler, resume, config, progress, on_epoch_end, learning_curve, world):
     def start():
         return _start(model, optimizer, scheduler, run_dir=run_dir, monitor=monitor, mode=mode, resume=resume,
@@ -188,9 +195,10 @@ def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs,
         if on_epoch_end is not None:
             on_epoch_end(row)
 
-    if world is None:
+    # keep="last": the model holds the last epoch's weights already (trained, or loaded by a resume).
+    if keep == "best" and world is None:
         ckpt.load_best_weights(run_dir, model)
-    else:
+    elif keep == "best":
         world.from_root(lambda: ckpt.load_best_weights(run_dir, model))
         world.share_weights(model)
     model.eval()  # training is over: whatever scores the returned model must not see dropout

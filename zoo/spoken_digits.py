@@ -90,7 +90,7 @@ class SpokenDigits(ClassificationRecipe):
                  manifest="lstmzoo.zoo:free-spoken-digit-dataset-v1.0.10.sha256"),
     )
     class_names = tuple("0123456789")
-    monitor, mode = "epoch", "max"
+    keep = "last"           # the cosine schedule's last epoch (see the module docstring)
     hyperparameters: ClassVar[dict] = {
         "n_mfcc": n_mfcc_hyperparameter(),
         "trim_db": Hyperparameter(0.0, "cut leading/trailing audio this many dB below the peak (0 = off)", low=0.0,

@@ -44,7 +44,7 @@ class RunVocabulary:
             finally:
                 self._vocab_from_run = False
 
-    def restore(self, run_dir, weights="best", device=None):
+    def restore(self, run_dir, weights=None, device=None):
         from lstmzoo.checkpoint import CheckpointError, read_json
         path = Path(run_dir) / VOCAB
         if (Path(run_dir) / "config.json").is_file() and not path.is_file():
