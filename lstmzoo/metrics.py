@@ -6,9 +6,27 @@ Regression: ``rmse``, ``mae``, ``r2`` (scikit-learn's ``r2_score``, including it
 target). Forecasting, per series, as in the M4 competition (Makridakis et al. 2020): ``mase`` scales the mean
 absolute error by the in-sample mean absolute error of the seasonal naive forecast, ``smape`` is
 200/h * sum |y - f| / (|y| + |f|) in percent (a term with y = f = 0 counts 0); a task averages them over series.
+
+Which way each metric the tasks and the zoo report improves: ``HIGHER_IS_BETTER`` and ``LOWER_IS_BETTER``, read
+by ``higher_is_better`` (the default ``Recipe.target`` compares its anchor's metric the right way with them).
 """
 
 import numpy as np
+
+HIGHER_IS_BETTER = frozenset({"accuracy", "macro_f1", "r2", "bleu", "bleu_cased", "both_right"})
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "mase", "smape", "loss", "bce_per_video", "character_error_rate",
+                             "digit_error_rate"})
+
+
+def higher_is_better(name):
+    """True for a metric of ``HIGHER_IS_BETTER``, False for one of ``LOWER_IS_BETTER``; ValueError for another
+    name (whose direction nobody stated)."""
+    if name in HIGHER_IS_BETTER:
+        return True
+    if name in LOWER_IS_BETTER:
+        return False
+    raise ValueError(f"lstmzoo.metrics does not say whether a higher or a lower {name!r} is better (it knows "
+                     f"{', '.join(sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER))})")
 
 
 def _pair(actual, predicted):

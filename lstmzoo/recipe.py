@@ -344,7 +344,19 @@ class Recipe:
 
     def target(self, metrics):
         """The recipe's target on the test split, checked against ``evaluate``'s ``metrics``: ``(text, met)``
-        such as ``("accuracy >= 0.98", True)``, or None (the default) when the recipe states none."""
+        such as ``("accuracy >= 0.98", True)``, or None when the recipe states none. The default: the anchor's
+        metric at least as good as its value (``>=`` or ``<=`` as ``lstmzoo.metrics.higher_is_better`` says);
+        None without an anchor. A recipe whose target is another (a ratio to a baseline) overrides this."""
+        if self.anchor is None:
+            return None
+        from .metrics import higher_is_better
+        metric, value = self.anchor.metric, self.anchor.value
+        try:
+            higher = higher_is_better(metric)
+        except ValueError as error:
+            raise RecipeError(f"recipe {self.name!r} has no target: {error}; override target()") from None
+        met = metrics[metric] >= value if higher else metrics[metric] <= value
+        return f"{metric} {'>=' if higher else '<='} {value:g}", met
 
     def format_prediction(self, result):
         """The text `lstmzoo predict` prints for ``predict``'s result."""

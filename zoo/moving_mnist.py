@@ -410,9 +410,6 @@ class MovingMNISTDigits(_MovingMNISTRecipe):
         model.eval()
         return self.scores(model, data.test, hp, f"scoring {len(data.test):,} test videos")
 
-    def target(self, metrics):
-        return f"both_right >= {self.anchor.value:g}", metrics["both_right"] >= self.anchor.value
-
     def baseline(self, data, hp):
         """Oracle-segmented k-NN: each test video's digits are classified one by one on their 28x28 MNIST
         images, still and whole (the baseline is told which two images a video shows; the LSTM must find them
@@ -565,9 +562,6 @@ class MovingMNIST(_MovingMNISTRecipe):
                                                    dtype=np.float64))
                     for chunk in self.batched(data.test))
         return {"mean_pixel_bce_per_video": total / len(data.test)}
-
-    def target(self, metrics):
-        return f"bce_per_video <= {self.anchor.value:g}", metrics["bce_per_video"] <= self.anchor.value
 
     def predict(self, model, hp, out_dir, *, input=None):
         """The next 10 frames after the first (up to) 10 frames of ``input``, drawn into ``out_dir``: a PNG

@@ -148,9 +148,6 @@ class PenDigits(ClassificationRecipe):
         test_x, test_y = read_fixed(fetch(self.datasets[3]).read_bytes(), self.datasets[3].filename)
         return knn_baseline(train_x, train_y, test_x, test_y)
 
-    def target(self, metrics):
-        return f"accuracy >= {self.anchor.value:g}", metrics["accuracy"] >= self.anchor.value
-
     # ---------------------------------------------------------------------------------------- predict
     def predict(self, model, hp, out_dir, *, input=None):
         """The digit written in ``input``: a UNIPEN file of one digit, or a JSON file or text of

@@ -346,9 +346,6 @@ class RtPolarity(RunVocabulary, ClassificationRecipe):
         predicted = (bag(data.test) @ w > 0).astype(np.int64)
         return {"bow_logreg_accuracy": float(np.mean(predicted == data.test.labels))}
 
-    def target(self, metrics):
-        return f"accuracy >= {self.anchor.value:g}", metrics["accuracy"] >= self.anchor.value
-
     # ---------------------------------------------------------------------------------------- predict
     def predict(self, model, hp, out_dir, *, input=None):
         """The polarity of the text ``input``, or of each line of the file it names."""

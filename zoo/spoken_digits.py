@@ -179,9 +179,6 @@ class SpokenDigits(ClassificationRecipe):
         mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-9
         return knn_baseline((train_x - mean) / std, train_y, (test_x - mean) / std, test_y)
 
-    def target(self, metrics):
-        return f"accuracy >= {self.anchor.value:g}", metrics["accuracy"] >= self.anchor.value
-
     # ---------------------------------------------------------------------------------------- predict
     def predict(self, model, hp, out_dir, *, input=None):
         """The digit spoken in the WAV file ``input``."""
