@@ -11,9 +11,10 @@ Tokens: Kim's ``clean_str`` (``tokenize``). The vocabulary holds the training se
 ``min_count`` times (index 0 = padding, 1 = unknown word); it is written to ``vocab.json`` in the run folder, so
 ``evaluate`` and ``predict`` need only the run folder.
 
-Model (``TextClassifier``): embedding (random init, dropout on the embedded vectors, and word dropout: each
-training token replaced by the unknown word with probability ``word_dropout``) -> bidirectional LSTM -> max-pool
-over time of the outputs (or the last states, ``pooling=last``) -> dropout -> linear -> 2 class scores.
+Model (``lstmzoo.tasks.models.TextClassifier``, the text-classification task's): embedding (random init, dropout
+on the embedded vectors, and word dropout: each training token replaced by the unknown word with probability
+``word_dropout``) -> bidirectional LSTM -> max-pool over time of the outputs (or the last states,
+``pooling=last``) -> dropout -> linear -> 2 class scores.
 
 Baseline (``baseline``): logistic regression on binary bag of words (same vocabulary), L2-regularised, fitted by
 full-batch L-BFGS (scipy) on the training + validation sentences.
@@ -94,66 +95,6 @@ def test_split(n):
     order = np.random.default_rng(SPLIT_SEED).permutation(n)
     n_test = round(TEST_FRACTION * n)
     return np.sort(order[n_test:]), np.sort(order[:n_test])
-
-
-# --------------------------------------------------------------------------------------------- model
-def _text_classifier(vocab_size, hp):
-    from lstmzoo.array import array_module
-    from lstmzoo.nn import LSTM, Dropout, Embedding, Linear, Module
-
-    class TextClassifier(Module):
-        """token indices ``[T, B]`` -> embedding -> dropout -> BiLSTM -> max-pool (or last states) over each
-        sentence's own steps -> dropout -> linear -> class scores."""
-
-        def __init__(self):
-            super().__init__()
-            device = hp["device"]
-            self.embedding = Embedding(vocab_size, hp["embedding_dim"], padding_idx=PAD, device=device)
-            self.embedding.parameters()["weight"][...] *= hp["embedding_scale"]      # N(0, scale^2), not N(0, 1)
-            self.embedding_dropout = Dropout(hp["embedding_dropout"])
-            self.lstm = LSTM(hp["embedding_dim"], hp["hidden_size"], hp["num_layers"],
-                             bidirectional=hp["bidirectional"], dropout=hp["dropout"], device=device)
-            self.dropout = Dropout(hp["dropout"])
-            self.head = Linear(hp["hidden_size"] * self.lstm.num_directions, 2, device=device)
-            self.pooling = hp["pooling"]
-            self._cache = None
-
-        def forward(self, tokens, lengths=None):
-            xp = array_module(self.embedding.parameters()["weight"])
-            steps, batch = tokens.shape
-            if lengths is None:
-                lengths = np.full(batch, steps, dtype=np.int64)
-            x = self.embedding_dropout(self.embedding(tokens))
-            y, (h_n, _) = self.lstm(x, lengths=lengths)
-            if self.pooling == "max":
-                valid = xp.asarray(np.arange(steps)[:, None] < np.asarray(lengths)[None, :])     # [T, B]
-                masked = xp.where(valid[:, :, None], y, -xp.inf)
-                where = masked.argmax(axis=0)                                                   # [B, F]
-                features = xp.take_along_axis(y, where[None], axis=0)[0]
-                self._cache = ("max", y.shape, where, h_n.shape)
-            else:
-                directions, hidden = self.lstm.num_directions, h_n.shape[2]
-                features = h_n[-directions:].transpose(1, 0, 2).reshape(batch, directions * hidden)
-                self._cache = ("last", y.shape, None, h_n.shape)
-            return self.head(self.dropout(features))
-
-        def backward(self, dout):
-            pooling, y_shape, where, h_shape = self._cache
-            xp = array_module(dout)
-            d_features = self.dropout.backward(self.head.backward(dout))
-            dy = xp.zeros(y_shape, dtype=d_features.dtype)
-            if pooling == "max":
-                batch, features = where.shape      # each feature's gradient goes to the step it was taken from
-                dy[where, xp.arange(batch)[:, None], xp.arange(features)[None, :]] = d_features
-                dx = self.lstm.backward(dy)
-            else:
-                directions = self.lstm.num_directions
-                dh_n = xp.zeros(h_shape, dtype=d_features.dtype)
-                dh_n[-directions:] = d_features.reshape(h_shape[1], directions, h_shape[2]).transpose(1, 0, 2)
-                dx = self.lstm.backward(dy, dh_n=dh_n)
-            self.embedding.backward(self.embedding_dropout.backward(dx))     # indices have no gradient
-
-    return TextClassifier()
 
 
 # -------------------------------------------------------------------------------------------- recipe
@@ -251,7 +192,11 @@ class RtPolarity(RunVocabulary, ClassificationRecipe):
     def build_model(self, hp):
         if self._vocab is None:
             raise ValueError("rt-polarity builds its model after load_data or restore (it needs the vocabulary)")
-        return _text_classifier(len(self._vocab), hp)
+        from lstmzoo.tasks.models import TextClassifier
+        return TextClassifier(len(self._vocab), hp["embedding_dim"], hp["hidden_size"], len(self.class_names),
+                              num_layers=hp["num_layers"], bidirectional=hp["bidirectional"], dropout=hp["dropout"],
+                              embedding_dropout=hp["embedding_dropout"], embedding_scale=hp["embedding_scale"],
+                              pooling=hp["pooling"], device=hp["device"])
 
     def _padded(self, sequences, hp):
         from lstmzoo.batching import pad_sequences
