@@ -67,7 +67,7 @@ def _recipe_class(path):
 def zoo_series(row):
     """(dates, values, test_start) of a zoo time series, split as the zoo recipe splits it."""
     from lstmzoo.zoo.timeseries import read_series
-    recipe, cls, file = SERIES[row]
+    _, cls, file = SERIES[row]
     labels, values = read_series((SHARED / file).read_bytes(), file)
     size = _recipe_class(cls).test_size
     test_size = round(len(values) * size) if size < 1 else size
@@ -236,20 +236,20 @@ ROWS = {  # name -> (task, converter, zoo recipe or None, what the user file is)
     "series-long": ("forecasting", convert_long_series, None,
                     "the three series together as one long CSV (unique_id,ds,y), one global model; same test parts"),
     "pendigits-npz": ("sequence-classification", convert_pendigits_npz, "pendigits",
-                      "pendigits as .npz X [N, 48, 5] (the zoo's resampled x, y, dx, dy, pen-lifted), writer-"
-                      "independent: 7,494 training digits (30 writers), 3,498 test (14 other writers)"),
+                      ("pendigits as .npz X [N, 48, 5] (the zoo's resampled x, y, dx, dy, pen-lifted), writer-"
+                      "independent: 7,494 training digits (30 writers), 3,498 test (14 other writers)")),
     "pendigits-csv": ("sequence-classification", convert_pendigits_csv, "pendigits",
                       "the same digits as a long CSV (id, f0..f4, label; one row per point)"),
     "spoken-digits": ("sequence-classification", convert_spoken_digits, "spoken-digits",
-                      "FSDD: MFCCs extracted here with librosa (13 + deltas + delta-deltas, 10 ms frames, "
-                      "per-utterance normalised) as .npz with lengths; official split (index 0-4 test, 300)"),
+                      ("FSDD: MFCCs extracted here with librosa (13 + deltas + delta-deltas, 10 ms frames, "
+                      "per-utterance normalised) as .npz with lengths; official split (index 0-4 test, 300)")),
     "rt-polarity-csv": ("text-classification", convert_rt_polarity_csv, "rt-polarity",
                         "rt-polarity as a text,label CSV; the zoo's fixed 10 % test split (1,066 sentences)"),
     "rt-polarity-folders": ("text-classification", convert_rt_polarity_folders, "rt-polarity",
                             "rt-polarity as a folder per class (train/pos/*.txt ...); the same split"),
     "mnist-rows": ("sequence-classification", convert_mnist_rows, None,
-                   "extra public data: MNIST t10k digits as sequences of 28 rows of 28 pixels (.npz), the first 4,000 "
-                   "train, the last 2,000 test"),
+                   ("extra public data: MNIST t10k digits as sequences of 28 rows of 28 pixels (.npz), the first 4,000 "
+                   "train, the last 2,000 test")),
 }
 QUICK = {"forecasting": ["epochs=2", "windows_per_epoch=64"],
          "sequence-classification": ["epochs=1", "hidden_size=8"],
@@ -265,7 +265,8 @@ def _env():
 
 def _lstmzoo(*args, capture=True):
     exe = shutil.which("lstmzoo") or str(Path(sys.executable).with_name("lstmzoo"))
-    done = subprocess.run([exe, *map(str, args)], env=_env(), capture_output=capture, text=True, cwd=ROOT)
+    done = subprocess.run([exe, *map(str, args)], env=_env(), capture_output=capture, text=True, cwd=ROOT,
+                          check=False)
     if done.returncode:
         raise RuntimeError(f"lstmzoo {' '.join(map(str, args))} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return done.stdout
@@ -307,7 +308,7 @@ def rolling_one_step(run, task_hp_season, series, folder, work):
         scale = np.mean(np.abs(history[season:] - history[:-season]))
         naive, seasonal = values[targets - 1], values[targets - season]
 
-        def score(f):
+        def score(f, actual=actual, scale=scale):
             return {"rmse": float(np.sqrt(np.mean((f - actual) ** 2))), "mae": float(np.mean(np.abs(f - actual))),
                     "mase": float(np.mean(np.abs(f - actual)) / scale)}
 
@@ -350,7 +351,7 @@ def run_row(name, seeds, work, quick=False, settings=(), log=print):
         config = json.loads((run / "config.json").read_text())
         hp = config.get("hyperparameters", config.get("hp", {}))
         entry = {"seed": seed, "seconds": round(seconds, 1), "load": round(os.getloadavg()[0], 1), "code": code,
-                 "started": datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M"),
+                 "started": datetime.datetime.now(datetime.UTC).strftime("%H:%M"),
                  "task_metrics": metrics,
                  "settled": {k: hp.get(k) for k in ("horizon", "season", "window", "hidden_size", "batch_size",
                                                    "epochs") if k in hp}}
@@ -395,7 +396,7 @@ def checkout():
     """The commit the run's code is at, and "+ uncommitted changes" when lstmzoo/, kernels/ or zoo/ differ from it
     (other people edit the same checkout)."""
     def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
     head = git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = git("status", "--porcelain", "--", "lstmzoo", "kernels", "zoo/*.py")
     return head + (" + uncommitted changes" if dirty else "")
@@ -438,7 +439,7 @@ def _series_lines(record, zoo):
         scores = [run["rolling"][series_name] for run in record["runs"]]
         rmse = [s["rmse"] for s in scores]
         mase = [s["mase"] for s in scores]
-        zoo_metric, zoo_values, zoo_date = zoo[recipe]
+        _, zoo_values, zoo_date = zoo[recipe]
         zoo_med = statistics.median(zoo_values)
         ratio = statistics.median(rmse) / zoo_med
         verdict = f"{ratio:.3f} x zoo: " + ("yes" if ratio <= 1.05 else "**no**")
@@ -499,7 +500,7 @@ def render(records):
                "within 1 point / 5 % rmse", "non-LSTM baselines (same test set)", "train s (median)", "reproduce",
                "date, CPU"]
     lines = ["# Task defaults against the tuned zoo recipes", "",
-             "Written by `python benchmarks/tasks.py` (do not edit by hand). Each row: a shared dataset converted to "
+             ("Written by `python benchmarks/tasks.py` (do not edit by hand). Each row: a shared dataset converted to "
              "the files a user would have, then `lstmzoo train TASK --data TRAIN --test-data TEST --seed S` with "
              "**no --set** (the task's defaults), one training at a time with `NUMBA_NUM_THREADS=1`, on a machine "
              "shared with other work; scored by `lstmzoo evaluate TASK --checkpoint RUN --json`. The test set is the "
@@ -511,8 +512,8 @@ def render(records):
              "above 2, other work slowed them). Other people change the same checkout while these rows run: a run "
              "records the commit it ran on (\"code\", with \"+ uncommitted changes\" when lstmzoo/, kernels/ or "
              "zoo/ differed from it); runs recorded before that field existed ran on the checkout of their time, "
-             "which `git log zoo/TASK-RESULTS.md` dates.", "",
-             "**Forecasting protocol.** The zoo's time-series recipes score one-step-ahead forecasts at every point "
+             "which `git log zoo/TASK-RESULTS.md` dates."), "",
+             ("**Forecasting protocol.** The zoo's time-series recipes score one-step-ahead forecasts at every point "
              "of a long test part (airline: the last 48 months; sunspots: the last 931 months; temperatures: 1990), "
              "each from the true history before it. The task forecasts `horizon` values (default one season: 12 "
              "monthly, 7 daily) from the end of each series, so its own `evaluate` scores only the first `horizon` "
@@ -524,7 +525,7 @@ def render(records):
              "value t: the same points, the same information and the same rmse as the zoo's. mase = that MAE over "
              "the in-sample MAE of the seasonal naive forecast on the training part (the task's season m). The "
              "naive (previous value) and seasonal naive (m back) forecasts are scored on the same points. The "
-             "task's own protocol figure is shown beside it (not comparable with the zoo's).", "",
+             "task's own protocol figure is shown beside it (not comparable with the zoo's)."), "",
              "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     trials = sorted((k for k in records if records[k]["settings"]),
                     key=lambda k: (list(ROWS).index(records[k]["row"]), k))
@@ -533,8 +534,8 @@ def render(records):
     if missing:
         lines += ["", "Not measured (no time left in this session): " + ", ".join(missing) + "."]
     if trials:
-        lines += ["", "**Trials of other settings** (`--set`: NOT the defaults; the evidence for the proposed "
-                  "defaults, on the same files and test sets):", "", "| " + " | ".join(columns) + " |",
+        lines += ["", ("**Trials of other settings** (`--set`: NOT the defaults; the evidence for the proposed "
+                  "defaults, on the same files and test sets):"), "", "| " + " | ".join(columns) + " |",
                   "|" + " --- |" * len(columns)]
         lines += [line for name in trials for line in _record_lines(records[name], zoo)]
     ordered = [records[n] for n in ROWS if n in records] + [records[k] for k in sorted(trials)]
