@@ -141,13 +141,13 @@ def test_user_mistakes_are_one_sentence_and_exit_2(airline_run, tmp_path):
 
     bad_csv = tmp_path / "bad.csv"
     bad_csv.write_text("month,value\n1949-01,112\n1949-02,lots\n")
-    assert "line 3: 'lots' is not a number" in assert_user_error(
+    assert "line 3, column 'value': 'lots' is not a number" in assert_user_error(
         "predict", "airline-passengers", "--checkpoint", out, "--input", bad_csv)
     short = tmp_path / "short.csv"
     short.write_text("1\n2\n3\n")
     assert "at least 24 past values" in assert_user_error(
         "predict", "airline-passengers", "--checkpoint", out, "--input", short)
-    assert "is not a file" in assert_user_error(
+    assert "missing.csv does not exist" in assert_user_error(
         "predict", "airline-passengers", "--checkpoint", out, "--input", tmp_path / "missing.csv")
 
 

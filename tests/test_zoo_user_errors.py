@@ -84,8 +84,10 @@ def _written(tmp_path, name, data):
 
 
 MISTAKES = {
-    "a series with a word for a value": lambda tmp: timeseries.read_series(
-        b"month,value\n1949-01,112\n1949-02,many\n", "past.csv"),
+    "a series with a word for a value": lambda tmp: timeseries.read_one_series(
+        _written(tmp, "past.csv", b"month,value\n1949-01,112\n1949-02,many\n")),
+    "two series for a time-series recipe": lambda tmp: timeseries.read_one_series(
+        _written(tmp, "two.csv", b"a,1,5\na,2,6\nb,1,7\nb,2,8\n")),
     "a forecast horizon of 0": lambda tmp: _timeseries_predict(horizon=0),
     "a history too short to forecast from": lambda tmp: _timeseries_predict(
         input=_written(tmp, "short.csv", b"1\n2\n3\n")),

@@ -1,8 +1,8 @@
 """One-step-ahead forecasting of a univariate series: the base of the time-series recipes.
 
-A subclass names its CSV (``datasets[0]``: a header line, then ``date,value`` rows; or overrides
-``load_series``), its season, its test split and its preprocessing (``transform``, ``difference``), and picks
-hyperparameter defaults with ``forecasting_hyperparameters(...)``; ``target_ratio`` states its target
+A subclass names its CSV (``datasets[0]``: one series, read by ``lstmzoo.tasks.readers.read_series``; or
+overrides ``load_series``), its season, its test split and its preprocessing (``transform``, ``difference``), and
+picks hyperparameter defaults with ``forecasting_hyperparameters(...)``; ``target_ratio`` states its target
 (test rmse <= that x the better naive forecast). Everything else is here:
 
 - preprocessing: an optional transform (``"log"``: multiplicative seasonality becomes additive; ``"sqrt"``:
@@ -31,7 +31,7 @@ import re
 import numpy as np
 
 from lstmzoo.errors import UserError
-from lstmzoo.recipe import Hyperparameter, Recipe, read_input_file
+from lstmzoo.recipe import Hyperparameter, Recipe
 
 
 def forecasting_hyperparameters(*, window, hidden_size, epochs, lr, batch_size, val_size, patience,
@@ -79,7 +79,7 @@ class TimeSeriesRecipe(Recipe):
     transform = None        # None, "log" (values > 0) or "sqrt" (values >= 0)
     difference = 0          # lag of the differencing (0: none)
     predict_change = False  # the model's output is the change from the last input (persistence plus a correction)
-    predict_input = ("a CSV file of past values, one per line (a header line and a date column before the value "
+    predict_input = ("a .csv file of past values, one per line (a header line and a date column before the value "
                      "are allowed); default: the recipe's own series")
 
     # ---------------------------------------------------------------------------------------- data
@@ -87,7 +87,7 @@ class TimeSeriesRecipe(Recipe):
         """(labels, values) of the whole series; by default read from the CSV ``datasets[0]``. A recipe on
         generated or otherwise-stored data overrides this."""
         from lstmzoo.data import fetch
-        return read_series(fetch(self.datasets[0]).read_bytes(), self.datasets[0].filename)
+        return read_one_series(fetch(self.datasets[0]))
 
     def load_data(self, hp):
         labels, values = self.load_series(hp)
@@ -190,28 +190,30 @@ class TimeSeriesRecipe(Recipe):
         return value, outputs.shape[0]
 
     def validate(self, model, data, hp):
+        from lstmzoo.metrics import rmse
         targets = np.arange(data.val_start, data.test_start)
         predicted, expected, forecast = self._forecast(model, data, data.values, targets, hp)
         return {"val_loss": float(np.mean((predicted - expected) ** 2)),
-                "val_rmse": _rmse(forecast, data.values[targets])}
+                "val_rmse": rmse(data.values[targets], forecast)}
 
     # ---------------------------------------------------------------------------------- evaluation
     def evaluate(self, model, data, hp, out_dir=None):
+        from lstmzoo.metrics import mae, rmse
         values, targets = data.values, np.arange(data.test_start, len(data.values))
         actual = values[targets]
         forecast = self._forecast(model, data, values, targets, hp, self._residuals(model, data, hp))[2]
-        return {"rmse": _rmse(forecast, actual), "mae": float(np.mean(np.abs(forecast - actual))),
-                **self.baseline(data, hp)}
+        return {"rmse": rmse(actual, forecast), "mae": mae(actual, forecast), **self.baseline(data, hp)}
 
     def baseline(self, data, hp):
         """The test rmse of the naive forecasts (persistence, seasonal naive at ``season`` and ``more_seasons``)
         and of a linear autoregression (``ar_rmse``)."""
+        from lstmzoo.metrics import rmse
         values, targets = data.values, np.arange(data.test_start, len(data.values))
         actual = values[targets]
-        return {"persistence_rmse": _rmse(values[targets - 1], actual),
-                "seasonal_naive_rmse": _rmse(values[targets - self.season], actual),
-                **{f"seasonal_naive_{lag}_rmse": _rmse(values[targets - lag], actual) for lag in self.more_seasons},
-                "ar_rmse": _rmse(self._autoregression(data, hp["window"], targets, hp["smearing"]), actual)}
+        return {"persistence_rmse": rmse(actual, values[targets - 1]),
+                "seasonal_naive_rmse": rmse(actual, values[targets - self.season]),
+                **{f"seasonal_naive_{lag}_rmse": rmse(actual, values[targets - lag]) for lag in self.more_seasons},
+                "ar_rmse": rmse(actual, self._autoregression(data, hp["window"], targets, hp["smearing"]))}
 
     def _autoregression(self, data, lags, targets, smearing=False):
         """One-step forecasts of ``values[targets]`` by least squares on the previous ``lags`` values (in the
@@ -246,7 +248,7 @@ class TimeSeriesRecipe(Recipe):
         if input is None:
             labels, history = data.labels, data.values
         else:
-            labels, history = read_series(read_input_file(input, "a CSV file of past values"), str(input))
+            labels, history = read_one_series(input)
         horizon = self.season if horizon is None else horizon
         if horizon < 1:
             raise UserError(f"horizon must be at least 1, got {horizon}")
@@ -284,13 +286,21 @@ def _smeared(transform, z, residuals=None):
     return np.array([inverse(row + residuals).mean() for row in z])
 
 
-def _rmse(forecast, actual):
-    return float(np.sqrt(np.mean((np.asarray(forecast) - np.asarray(actual)) ** 2)))
+def read_one_series(path):
+    """(labels, values) of the one series in the CSV at ``path`` (one value per line, or time and value; a header
+    line allowed), read by ``lstmzoo.tasks.readers.read_series``: the labels are its times as text (ISO dates,
+    or the positions 1, 2, ... without a time column). UserError (one sentence) for anything else."""
+    from lstmzoo.tasks.readers import read_series
+    series = read_series(path)
+    if len(series) > 1:
+        raise UserError(f"{path} holds {len(series)} series; a time-series recipe forecasts one")
+    return series.timestamps.astype(str).tolist(), series.values
 
 
 def read_series(raw, name):
     """(labels, values) of a CSV of ``[label,]value`` lines; an optional header line is skipped.
-    UserError naming the line for anything else that is not a number."""
+    UserError naming the line for anything else that is not a number. The recipes read through
+    ``read_one_series`` now; this stays until benchmarks/tasks.py (``zoo_series``) does too."""
     try:
         lines = raw.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError:
