@@ -106,8 +106,9 @@ class SpokenDigits(ClassificationRecipe):
                     source="target on the official FSDD test split (index 0-4, 300 recordings); published "
                            "figures use ad-hoc splits (~95 % reported), none on the official split; the baseline "
                            "is k-NN on per-recording MFCC mean and standard deviation, measured in the same run")
-    measured = ("test accuracy 99.33 %, macro F1 0.993 (2 of 300 wrong) with seed 0; seeds 0/1/2: 99.33 / 99.33 / "
-                "98.67 % (benchmarks/zoo.py, 2026-11-25), 22-26 s each on one CPU core; k-NN on per-recording MFCC "
+    measured = ("test accuracy 99.33 %, macro F1 0.993 (2 of 300 wrong) with seed 0; seeds 0/1/2: 99.33 / 99.67 / "
+                "99.00 % (benchmarks/zoo.py, 2026-12-02; 2026-11-25: 99.33 / 99.33 / 98.67 %), 59-92 s each on one "
+                "core of a loaded machine (22-26 s idle); k-NN on per-recording MFCC "
                 "mean and standard deviation: 95.33 % (k=4 by leave-one-out)")
     preprocessing = ("per recording: silence trimmed (`trim_db`, off by default), MFCCs (`n_mfcc`; 25 ms window, "
                      "10 ms hop, 32 mel bands) with deltas and delta-deltas, each feature normalised over the "
