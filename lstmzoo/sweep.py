@@ -178,7 +178,7 @@ def plan(recipe, fixed, specs):
         if name in fixed:
             raise UserError(f"{name} is both searched (--param) and fixed (--set, --epochs, --seed or --device): "
                             f"give it one way")
-    if "on_epoch_end" not in _keywords(recipe.train):
+    if not _takes_keyword(recipe.train, "on_epoch_end"):
         raise SweepError(f"recipe {recipe.name!r} cannot be swept: its train() does not take on_epoch_end, through "
                          f"which a trial reports its epochs")
     swept = Plan(recipe, dict(fixed), parameters)
@@ -189,9 +189,10 @@ def plan(recipe, fixed, specs):
     return swept
 
 
-def _keywords(function):
+def _takes_keyword(function, name):
+    """Whether ``function`` accepts the keyword argument ``name`` (by name, or through ``**options``)."""
     import inspect
-    return inspect.signature(function).parameters
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in inspect.signature(function).parameters.values())
 
 
 # ------------------------------------------------------------------------------------------------ the storage

@@ -248,3 +248,11 @@ def test_a_worker_killed_in_a_trial_fails_it_and_another_worker_finishes_the_stu
     assert len(finished) == 2 and len(study.trials) == 3
     assert first.params in [t.params for t in finished]     # its values were tried once more
     assert f"(again the values of {out / 'trial-0000'}, whose worker stopped)" in output
+
+
+def test_a_recipe_that_passes_train_options_through_can_be_swept():
+    """rt-polarity's train (RunVocabulary) takes **options: the sweep's on_epoch_end reaches Recipe.train."""
+    from lstmzoo.registry import get_recipe
+    from lstmzoo.sweep import plan
+    swept = plan(get_recipe("rt-polarity"), {}, ["lr=float:1e-4:1e-2:log"])
+    assert swept.hyperparameters({"lr": 0.001})["lr"] == 0.001

@@ -28,10 +28,11 @@ class RunVocabulary:
     def is_vocabulary(self, value):
         raise NotImplementedError
 
-    def train(self, hp, run_dir, *, resume=False, progress=True):
+    def train(self, hp, run_dir, *, resume=False, progress=True, **options):
         from lstmzoo.checkpoint import check_new_run_folder, run_folder_lock, write_json
         # The vocabulary is written before fit takes the run folder's lock, so take it here: one writer, and
-        # never into a folder that is not a fresh run folder.
+        # never into a folder that is not a fresh run folder. ``options`` go to Recipe.train (a sweep's
+        # on_epoch_end, data-parallel hooks).
         with run_folder_lock(run_dir):
             if not resume:
                 check_new_run_folder(run_dir)
@@ -40,7 +41,7 @@ class RunVocabulary:
             write_json(Path(run_dir) / VOCAB, self._vocab)
             self._vocab_from_run = True
             try:
-                return super().train(hp, run_dir, resume=resume, progress=progress)
+                return super().train(hp, run_dir, resume=resume, progress=progress, **options)
             finally:
                 self._vocab_from_run = False
 
