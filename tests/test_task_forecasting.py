@@ -109,3 +109,13 @@ def test_user_mistakes_are_one_sentence(tmp_path):
         task.settle(task.resolve({"data": str(short)}))
     with pytest.raises(UserError, match="horizon"):
         task.resolve({"horizon": "-1"})
+
+
+def test_two_single_series_files_belong_together(tmp_path):
+    values = 100 + 10 * np.sin(2 * np.pi * np.arange(72) / 12) + np.arange(72)
+    months = [np.datetime64("2000-01") + i for i in range(72)]
+    (tmp_path / "train.csv").write_text("ds,y\n" + "".join(f"{m},{v}\n" for m, v in zip(months[:60], values[:60])))
+    (tmp_path / "test.csv").write_text("ds,y\n" + "".join(f"{m},{v}\n" for m, v in zip(months[60:], values[60:])))
+    task = ForecastingTask()
+    hp = task.settle(task.resolve({"data": str(tmp_path / "train.csv"), "test_data": str(tmp_path / "test.csv")}))
+    np.testing.assert_allclose(task.load_data(hp).test_values[0], values[60:])

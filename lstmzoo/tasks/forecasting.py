@@ -128,7 +128,9 @@ class ForecastingTask(Task):
     def _following_values(self, hp, series, horizon):
         """``[S, horizon]``: for each training series, its first ``horizon`` values in ``--test-data``."""
         test = self._read(hp, hp["test_data"])
-        where = {name: k for k, name in enumerate(test.ids)}
+        # Two files of one series each belong together, whatever their names (a single series is named after
+        # its file, and train.csv and test.csv differ).
+        where = {series.ids[0]: 0} if len(series) == len(test) == 1 else {name: k for k, name in enumerate(test.ids)}
         missing = [name for name in series.ids if name not in where]
         if missing:
             raise UserError(f"{test.path} has no values for series {str(missing[0])!r} of {series.path} (it must hold "
