@@ -125,6 +125,7 @@ def _print_metrics(metrics, as_json):
 Examples:
   lstmzoo list
   lstmzoo train airline-passengers
+  lstmzoo train forecasting --data sales.csv
   lstmzoo evaluate airline-passengers --checkpoint runs/airline-passengers-20250101-120000
   lstmzoo --debug evaluate airline-passengers --checkpoint runs/air   # a bug's traceback
 Every command has --help with an example. A mistake in what you asked for ends with one sentence and exit
@@ -133,7 +134,8 @@ status 2; a failure you did not cause (no network, a diverging training) with on
 @click.option("--debug", is_flag=True, envvar=DEBUG_VARIABLE,
               help=f"Show the traceback of an unexpected error (a bug) instead of one line (also {DEBUG_VARIABLE}=1).")
 def main(debug):
-    """Fused LSTM kernels and a zoo of ready recipes: one command from a fresh install to a trained model."""
+    """Fused LSTM kernels, tasks that train on your own files, and a zoo of ready recipes: one command from a
+    fresh install to a trained model."""
 
 
 @main.command("list", epilog="""\b
@@ -258,8 +260,8 @@ The hyperparameters and their defaults: lstmzoo info RECIPE (or TASK).""")
 @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", help="Override a hyperparameter (repeatable).")
 def train(recipe, data, test_data, epochs, seed, out, resume, device, settings):
     """Train a recipe, or a task on your data; writes config, best and last weights, metrics log and learning
-    curve to the run folder, then prints the best model's metrics on the test split. Under ``mpiexec -n N`` it
-    trains data-parallel on N ranks (``lstmzoo.distributed``): rank 0 holds the run folder and speaks."""
+    curve to the run folder, then prints the best model's metrics on the test split. Under `mpiexec -n N` it
+    trains data-parallel on N ranks (lstmzoo.distributed): rank 0 holds the run folder and speaks."""
     from . import distributed
     from .checkpoint import (
         CONFIG,
