@@ -226,6 +226,16 @@ def download(recipe, all_recipes):
             click.echo(f"{r.name}: {datafile.filename} -> {where}{note}")
 
 
+def _data_options_of_train(command):
+    """``--data`` and ``--test-data``, as ``train`` and ``sweep`` take them."""
+    command = click.option("--test-data", type=click.Path(exists=True, path_type=Path),
+                           help="Tasks: a file to score the test metrics on  [default: a part of --data held "
+                                "out]")(command)
+    return click.option("--data", type=click.Path(exists=True, path_type=Path),
+                        help="Tasks: the file (or folder) to train on; see lstmzoo info TASK for the "
+                             "formats.")(command)
+
+
 def _parse_settings(settings):
     overrides = {}
     for setting in settings:
@@ -247,10 +257,7 @@ Examples:
   lstmzoo train text-classification --data reviews.csv --out runs/reviews
 The hyperparameters and their defaults: lstmzoo info RECIPE (or TASK).""")
 @click.argument("recipe")
-@click.option("--data", type=click.Path(exists=True, path_type=Path),
-              help="Tasks: the file (or folder) to train on; see lstmzoo info TASK for the formats.")
-@click.option("--test-data", type=click.Path(exists=True, path_type=Path),
-              help="Tasks: a file to score the test metrics on  [default: a part of --data held out]")
+@_data_options_of_train
 @click.option("--epochs", type=click.IntRange(min=1), help="Maximum epochs  [default: the recipe's]")
 @click.option("--seed", type=int, help="Random seed  [default: the recipe's, 0]")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
@@ -536,10 +543,7 @@ lstmzoo evaluate takes; at the end the best trial and the command that trains it
 @click.option("--pruner", type=click.Choice(["median", "halving", "none"]), default="median",
               help="Stop trials early after an epoch: below the median of the earlier trials at that epoch (from "
                    "a tenth of the epochs on), or by successive halving.")
-@click.option("--data", type=click.Path(exists=True, path_type=Path),
-              help="Tasks: the file (or folder) to train on; see lstmzoo info TASK for the formats.")
-@click.option("--test-data", type=click.Path(exists=True, path_type=Path),
-              help="Tasks: a file to score the test metrics on  [default: a part of --data held out]")
+@_data_options_of_train
 @click.option("--epochs", type=click.IntRange(min=1), help="Maximum epochs of every trial  [default: the recipe's]")
 @click.option("--seed", type=int, help="Random seed of every trial's training  [default: the recipe's, 0]")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to train  [default: cpu]")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sklearn
+
+sklearn = pytest.importorskip("sklearn", reason="the sklearn extra is not installed (pip install 'lstmzoo[sklearn]')")
 from helpers import run
 from sklearn.metrics import f1_score, mean_squared_error
 from sklearn.model_selection import GridSearchCV, cross_val_score

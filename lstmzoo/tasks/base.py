@@ -46,6 +46,23 @@ class Task(Recipe):
                             f"of {self.name}")
         return fitted
 
+    def prediction(self, rows, output=None, **extra):
+        """``predict``'s result for ``rows`` (columns: name -> array): written to ``output`` as CSV when given
+        (atomically), else printed as CSV by ``format_prediction``; JSON-serialisable, with ``extra`` beside."""
+        from lstmzoo.checkpoint import atomic_write_bytes
+
+        from .reports import csv_text, json_columns
+        text = csv_text(rows)
+        if output is not None:
+            atomic_write_bytes(Path(output), text.encode("utf-8"))
+        return {"rows": json_columns(rows), "text": text, "output": None if output is None else str(output),
+                **extra}
+
+    def format_prediction(self, result):
+        if result["output"] is None:
+            return result["text"].rstrip("\n")
+        return f"wrote {len(next(iter(result['rows'].values())))} rows to {result['output']}"
+
     def check_data_unchanged(self, run_dir, hp):
         """UserError when a file the run in ``run_dir`` trained or tested on is missing or changed since."""
         from lstmzoo.checkpoint import read_config

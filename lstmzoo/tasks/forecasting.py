@@ -34,7 +34,7 @@ from lstmzoo.recipe import Hyperparameter
 
 from .base import Task
 from .readers import MISSING_FILLS, read_series
-from .reports import EVAL_BATCH, csv_text, json_columns
+from .reports import EVAL_BATCH
 
 DEFAULT_MAX_WINDOW = 200
 
@@ -244,17 +244,9 @@ class ForecastingTask(Task):
         future = history.future_timestamps(hp["horizon"])
         rows = {"unique_id": np.repeat(history.ids, hp["horizon"]), "ds": future.reshape(-1).astype(str),
                 "y_hat": forecast.reshape(-1)}
-        if output is not None:
-            from lstmzoo.checkpoint import atomic_write_bytes
-            atomic_write_bytes(Path(output), csv_text(rows).encode("utf-8"))
         plot = Path(plot) if plot is not None else Path(out_dir) / "forecast.png"
         drawn = _plot_forecasts(plot, history, future, forecast)
-        return {"rows": json_columns(rows), "output": None if output is None else str(output),
-                "plot": None if drawn is None else str(drawn)}
-
-    def format_prediction(self, result):
-        return csv_text(result["rows"]).rstrip("\n") if result["output"] is None else (
-            f"wrote {len(result['rows']['y_hat'])} forecasts to {result['output']}")
+        return self.prediction(rows, output, plot=None if drawn is None else str(drawn))
 
 
 

@@ -27,9 +27,7 @@ from .base import Task
 from .readers import MISSING_FILLS, read_sequences
 from .reports import (
     batch_weight,
-    csv_text,
     draw_confusion_matrix,
-    json_columns,
     nearest,
     outputs_by_length,
     resampled,
@@ -96,6 +94,8 @@ class SequenceTask(Task):
     def settle(self, hp, cases=None):
         """``hp`` with the sizes left at 0 chosen from the cases (``cases``, a ``readers.SequenceSet``; default:
         the file ``hp["data"]``) and the input and output sizes they need."""
+        if cases is None and hp["input_size"] and hp["output_size"]:    # settled already (by the CLI)
+            return hp
         if cases is None:
             if not hp["data"]:
                 raise UserError(f"the {self.name} task trains on your file: give it with --data PATH")
@@ -221,22 +221,13 @@ class SequenceTask(Task):
         """A row per case of ``input`` (default: the test file, else the training file), in file order: its
         position (``id``, from 0) and the prediction; written to ``output`` as CSV when given. The
         preprocessing comes from the run's config.json, so the training file is not needed."""
-        from lstmzoo.checkpoint import atomic_write_bytes
         fitted = self.recorded_preprocessing(out_dir)
         cases = self._read(hp, input or hp["test_data"] or hp["data"], training=False)
         if cases.X.shape[2] != hp["input_size"]:
             raise UserError(f"{cases.path} has {cases.X.shape[2]} values per time step; the model reads "
                             f"{hp['input_size']}")
         rows = self.prediction_rows(model, self._prepared(fitted, cases.X, cases.lengths, None), hp, fitted)
-        text = csv_text(rows)
-        if output is not None:
-            atomic_write_bytes(Path(output), text.encode("utf-8"))
-        return {"rows": json_columns(rows), "text": text, "output": None if output is None else str(output)}
-
-    def format_prediction(self, result):
-        if result["output"] is None:
-            return result["text"].rstrip("\n")
-        return f"wrote {len(result['rows']['id'])} predictions to {result['output']}"
+        return self.prediction(rows, output)
 
 
 class SequenceClassificationTask(SequenceTask):

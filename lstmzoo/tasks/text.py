@@ -29,9 +29,7 @@ from .base import Task
 from .readers import read_texts
 from .reports import (
     batch_weight,
-    csv_text,
     draw_confusion_matrix,
-    json_columns,
     outputs_by_length,
     softmax,
     split_indices,
@@ -121,6 +119,8 @@ class TextClassificationTask(Task):
     def settle(self, hp):
         if not hp["data"]:
             raise UserError("the text-classification task trains on your texts: give them with --data PATH")
+        if hp["vocab_size"] and hp["output_size"]:      # settled already (the CLI settles before Recipe.train)
+            return hp
         fitted = self.load_data({**hp, "vocab_size": 1, "output_size": 1}).fitted
         return {**hp, "vocab_size": len(fitted["vocabulary"]), "output_size": len(fitted["classes"])}
 
@@ -230,7 +230,6 @@ class TextClassificationTask(Task):
     def predict(self, model, hp, out_dir, *, input=None, output=None):
         """A row per text of ``input`` (a file in a layout of --data, or one text): its position, the label and
         each class's probability; written to ``output`` as CSV when given."""
-        from lstmzoo.checkpoint import atomic_write_bytes
         fitted = self.recorded_preprocessing(out_dir)
         source = input or hp["test_data"] or hp["data"]
         texts = self._read(hp, source).texts if Path(source).exists() else [str(source)]
@@ -238,15 +237,7 @@ class TextClassificationTask(Task):
         classes = fitted["classes"]
         rows = {"id": np.arange(len(texts)), "label": np.asarray(classes)[probabilities.argmax(axis=1)],
                 **{f"p_{name}": probabilities[:, k] for k, name in enumerate(classes)}}
-        text = csv_text(rows)
-        if output is not None:
-            atomic_write_bytes(Path(output), text.encode("utf-8"))
-        return {"rows": json_columns(rows), "text": text, "output": None if output is None else str(output)}
-
-    def format_prediction(self, result):
-        if result["output"] is None:
-            return result["text"].rstrip("\n")
-        return f"wrote {len(result['rows']['id'])} predictions to {result['output']}"
+        return self.prediction(rows, output)
 
 
 def bag_of_words_logistic_regression(train_tokens, train_y, test_tokens, vocab_size, classes, l2=1.0):
