@@ -66,9 +66,9 @@ def _recipe_class(path):
 
 def zoo_series(row):
     """(dates, values, test_start) of a zoo time series, split as the zoo recipe splits it."""
-    from lstmzoo.zoo.timeseries import read_series
+    from lstmzoo.zoo.timeseries import read_one_series
     _, cls, file = SERIES[row]
-    labels, values = read_series((SHARED / file).read_bytes(), file)
+    labels, values = read_one_series(SHARED / file)
     size = _recipe_class(cls).test_size
     test_size = round(len(values) * size) if size < 1 else size
     return np.array(labels), values, len(values) - test_size

@@ -297,34 +297,6 @@ def read_one_series(path):
     return series.timestamps.astype(str).tolist(), series.values
 
 
-def read_series(raw, name):
-    """(labels, values) of a CSV of ``[label,]value`` lines; an optional header line is skipped.
-    UserError naming the line for anything else that is not a number. The recipes read through
-    ``read_one_series`` now; this stays until benchmarks/tasks.py (``zoo_series``) does too."""
-    try:
-        lines = raw.decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise UserError(f"{name} is not a UTF-8 text file") from None
-    labels, values = [], []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        fields = [field.strip().strip('"') for field in line.split(",")]
-        try:
-            value = float(fields[-1])
-        except ValueError:
-            if number == 1:     # a header
-                continue
-            raise UserError(f"{name} line {number}: {fields[-1]!r} is not a number") from None
-        if not np.isfinite(value):
-            raise UserError(f"{name} line {number}: {fields[-1]!r} is not a finite number")
-        labels.append(fields[0] if len(fields) > 1 else str(len(values) + 1))
-        values.append(value)
-    if not values:
-        raise UserError(f"{name} holds no values")
-    return labels, np.array(values)
-
-
 def _following_labels(labels, count):
     """Labels of the next ``count`` steps: dates continue at the series' own unit ("1960-12" -> "1961-01")."""
     if not re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", labels[-1]):
