@@ -10,8 +10,10 @@ of another recipe, an unreadable input file) ends as one sentence on stderr with
 
 import contextlib
 import datetime
+import inspect
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -255,6 +257,7 @@ Examples:
   lstmzoo train forecasting --data sales.csv --set horizon=6   # a task: your own data
   lstmzoo train sequence-classification --data train.ts --test-data test.ts
   lstmzoo train text-classification --data reviews.csv --out runs/reviews
+  lstmzoo train sequence-classification --data train.ts --time-limit 10m   # the best model after ~10 minutes
 The hyperparameters and their defaults: lstmzoo info RECIPE (or TASK).""")
 @click.argument("recipe")
 @_data_options_of_train
@@ -265,7 +268,10 @@ The hyperparameters and their defaults: lstmzoo info RECIPE (or TASK).""")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to train  [default: cpu]")
 @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", help="Override a hyperparameter (repeatable).")
-def train(recipe, data, test_data, epochs, seed, out, resume, device, settings):
+@click.option("--time-limit", metavar="DURATION",
+              help="Stop at the first epoch end after this long (90s, 10m, 1h30m; from the resume with --resume), "
+                   "keeping the best model so far.")
+def train(recipe, data, test_data, epochs, seed, out, resume, device, settings, time_limit):
     """Train a recipe, or a task on your data; writes config, best and last weights, metrics log and learning
     curve to the run folder, then prints the best model's metrics on the test split. Under `mpiexec -n N` it
     trains data-parallel on N ranks (lstmzoo.distributed): rank 0 holds the run folder and speaks."""
@@ -283,6 +289,11 @@ def train(recipe, data, test_data, epochs, seed, out, resume, device, settings):
     leader = world is None or world.rank == 0
     distributed.quiet_other_ranks()
     chosen = _recipe(recipe)
+    options = {}
+    if time_limit is not None:
+        options["time_limit"] = parse_duration(time_limit, "--time-limit")
+        if not _takes_option(chosen.train, "time_limit"):
+            raise UserError(f"recipe {chosen.name!r} trains in its own way, which does not take --time-limit")
     overrides = _parse_settings(settings)
     for name, value in (("epochs", epochs), ("seed", seed), ("device", device)):
         if value is not None:
@@ -330,7 +341,7 @@ def train(recipe, data, test_data, epochs, seed, out, resume, device, settings):
             click.echo(world.describe(), err=True)
         _say_if_compiling(hp["device"])
         try:
-            trained = chosen.train(hp, run_dir, resume=resume)
+            trained = chosen.train(hp, run_dir, resume=resume, **options)
             if not leader:
                 return
             metrics = chosen.evaluate(trained.model, trained.data, hp, out_dir=run_dir)
@@ -349,6 +360,28 @@ def train(recipe, data, test_data, epochs, seed, out, resume, device, settings):
                + (f"  learning curve  {curve}\n" if curve.exists() else "")
                + "test metrics of the best model:")
     _print_metrics(metrics, as_json=False)
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d*)?)h)?(?:(\d+(?:\.\d*)?)m)?(?:(\d+(?:\.\d*)?)s)?")
+
+
+def parse_duration(text, option):
+    """Seconds in a duration such as ``90s``, ``10m``, ``1h30m`` or ``1.5h`` (hours, minutes, seconds in that
+    order, each optional, at least one); UserError, one sentence, for anything else or for zero."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not text.strip() or match is None:
+        raise UserError(f"{option} takes a duration such as 90s, 10m or 1h30m, got {text!r}")
+    hours, minutes, seconds = (float(part or 0) for part in match.groups())
+    total = 3600 * hours + 60 * minutes + seconds
+    if total <= 0:
+        raise UserError(f"{option} must be longer than zero, got {text!r}")
+    return total
+
+
+def _takes_option(method, name):
+    """Whether ``method`` accepts the keyword argument ``name`` (by name, or through ``**options``)."""
+    parameters = inspect.signature(method).parameters.values()
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def _say_if_compiling(device):

@@ -217,13 +217,15 @@ class Recipe:
         """A learning-rate schedule from ``lstmzoo.schedules``, or None (the default: a constant rate)."""
 
     def train(self, hp, run_dir, *, resume=False, progress=True, data=None, learning_curve=True,
-              on_epoch_end=None):
+              on_epoch_end=None, time_limit=None):
         """Train into ``run_dir`` with ``lstmzoo.train.fit``; returns a ``Trained`` whose model holds the
         weights ``keep`` names (``resume`` continues the run in ``run_dir``). ``data`` is what ``load_data(hp)``
         would return, when the caller has it already (the estimators hand a task their arrays this way);
         ``learning_curve=False`` draws no learning-curve.png (into a run folder nobody will look at);
         ``on_epoch_end(row)`` goes to ``fit`` (a sweep reports each epoch's metrics and may stop the trial by
-        raising from it: the epoch's checkpoint is committed first, so the folder stays resumable).
+        raising from it: the epoch's checkpoint is committed first, so the folder stays resumable);
+        ``time_limit`` (seconds; the CLI's ``--time-limit``) goes to ``fit``: training ends at the first epoch end
+        past it, with the best checkpoint so far.
 
         Honours the optional hyperparameters ``patience`` (epochs without improvement before stopping;
         0 = never) and ``clip_norm`` (global gradient-norm clipping; 0 = off); ``fit`` refuses (ValueError)
@@ -247,7 +249,7 @@ class Recipe:
             patience=hp.get("patience") or None, clip_norm=hp.get("clip_norm") or None,
             scheduler=self.make_scheduler(optimizer, hp), resume=resume, config=self.run_config(hp, data),
             progress=progress, learning_curve=learning_curve, on_epoch_end=on_epoch_end,
-            shard_batch=self.shard_batch)
+            shard_batch=self.shard_batch, time_limit=time_limit)
         return Trained(model, data, result, hp)
 
     def shard_batch(self, batch, rank, size):

@@ -24,6 +24,10 @@ A training that diverges stops at the first loss, gradient, weight or metric tha
 ``TrainingError`` (one sentence): nothing non-finite is ever logged or checkpointed, so the last checkpoint
 stays the last finite one.
 
+A ``time_limit`` (seconds) ends training at the first epoch end at which that much time has passed since ``fit``
+started (a resume starts the clock again), like early stopping: the best checkpoint reached by then is kept, and
+``state.json`` records ``stopped_by_time_limit``; a resume of such a run goes on training.
+
 Progress goes to stderr: on a terminal a bar per epoch (batches, loss, items/s) that gives way to one line per
 epoch; in a log (stderr not a terminal) just that one plain line per epoch.
 """
@@ -57,21 +61,23 @@ class FitResult:
     epochs_run: int             # epochs completed in total, counting those before a resume
     history: list = field(repr=False)   # the rows of metrics.jsonl, one dict per epoch
     run_dir: Path
+    stopped_by_time_limit: bool = False     # ended by ``time_limit`` before ``epochs`` or early stopping
 
 
 # The trainer's own part of state.json (save_training_state adds the optimizer's, scheduler's and RNG's).
 _FRESH_STATE = {"epoch": 0, "monitor": None, "mode": None, "best_metric": None, "best_epoch": None,
-                "epochs_without_improvement": 0, "stopped_early": False}
+                "epochs_without_improvement": 0, "stopped_early": False, "stopped_by_time_limit": False}
 
 
 def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir, monitor="val_loss",
         mode="min", keep="best", patience=None, clip_norm=None, scheduler=None, resume=False, config=None,
-        progress=True, on_epoch_end=None, learning_curve=True, shard_batch=None):
+        progress=True, on_epoch_end=None, learning_curve=True, shard_batch=None, time_limit=None):
     """Train ``model`` for up to ``epochs`` epochs, checkpointing into ``run_dir`` after each one.
 
     ``monitor`` names the metric (from ``evaluate``'s dict, or ``"train_loss"``) that decides the best epoch,
     ``mode`` whether lower (``"min"``) or higher (``"max"``) is better; ``patience`` stops after that many
-    epochs without improvement; ``clip_norm`` clips the global gradient norm before each step;
+    epochs without improvement; ``time_limit`` (seconds, None: none) stops at the first epoch end after that
+    much time since this call began (at least one epoch runs), keeping the best checkpoint; ``clip_norm`` clips the global gradient norm before each step;
     ``scheduler.step(metric)`` runs once per epoch with the monitored value. ``resume=True`` continues the
     checkpoint in ``run_dir`` (a finished run just returns); without it ``run_dir`` must not hold one.
     ``config`` (recipe, hyperparameters) goes to config.json when a fresh run starts. ``on_epoch_end(row)``
@@ -106,6 +112,10 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
     if clip_norm is not None and (isinstance(clip_norm, bool) or not isinstance(clip_norm, (int, float))
                                   or not clip_norm >= 0):
         raise ValueError(f"clip_norm must be None or a number of at least 0 (0: no clipping), got {clip_norm!r}")
+    if time_limit is not None and (isinstance(time_limit, bool) or not isinstance(time_limit, (int, float))
+                                   or not time_limit > 0 or not math.isfinite(time_limit)):
+        raise ValueError(f"time_limit must be None or a positive number of seconds, got {time_limit!r}")
+    begun = time.monotonic()    # the time limit counts from here: from the resume, for a resumed run
     run_dir = Path(run_dir)
     world = distributed.world()
     if world is None:
@@ -123,7 +133,8 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
         return _fit_locked(model, optimizer, train_step, make_batches, evaluate, epochs=epochs, run_dir=run_dir,
                            monitor=monitor, mode=mode, keep=keep, patience=patience or None,
                            clip_norm=clip_norm or None, scheduler=scheduler, resume=resume, config=config,
-                           progress=progress, on_epoch_end=on_epoch_end, learning_curve=learning_curve, world=world)
+                           progress=progress, on_epoch_end=on_epoch_end, learning_curve=learning_curve, world=world,
+                           deadline=None if time_limit is None else begun + time_limit)
 
 
 def _is_integer(value):
@@ -131,7 +142,8 @@ def _is_integer(value):
 
 
 def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir, monitor, mode, keep,
-                patience, clip_norm, scheduler, resume, config, progress, on_epoch_end, learning_curve, world):
+                patience, clip_norm, scheduler, resume, config, progress, on_epoch_end, learning_curve, world,
+                deadline):
     def start():
         return _start(model, optimizer, scheduler, run_dir=run_dir, monitor=monitor, mode=mode, resume=resume,
                       config=config)
@@ -140,8 +152,9 @@ def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs,
     else:   # rank 0 reads or starts the run folder, and every rank takes its state
         state, history = world.share_training_state(model, optimizer, scheduler, world.from_root(start))
     writer = world is None or world.rank == 0
+    state["stopped_by_time_limit"] = False      # a run a time limit ended goes on when resumed
 
-    while state["epoch"] < epochs and not state["stopped_early"]:
+    while state["epoch"] < epochs and not state["stopped_early"] and not state["stopped_by_time_limit"]:
         epoch = state["epoch"] + 1
         started = time.perf_counter()
         lr = optimizer.lr
@@ -182,6 +195,13 @@ def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs,
             state["epochs_without_improvement"] += 1
         state["stopped_early"] = patience is not None and state["epochs_without_improvement"] >= patience
         state["epoch"] = epoch
+        # Under MPI every rank must stop after the same epoch: rank 0's clock decides.
+        out_of_time = deadline is not None and time.monotonic() >= deadline
+        if world is not None and deadline is not None:
+            out_of_time = world.from_root(lambda reached=out_of_time: reached)
+        state["stopped_by_time_limit"] = out_of_time and epoch < epochs and not state["stopped_early"]
+        if state["stopped_by_time_limit"]:
+            row["stopped_by_time_limit"] = True
         if scheduler is not None:
             scheduler.step(value)
 
@@ -194,6 +214,9 @@ def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs,
             tqdm.write(_summary(row, improved), file=sys.stderr)
         if on_epoch_end is not None:
             on_epoch_end(row)
+        if state["stopped_by_time_limit"] and progress:
+            tqdm.write(f"time limit reached after epoch {epoch} of {epochs}: training stops, keeping the best "
+                       f"checkpoint (epoch {state['best_epoch']})", file=sys.stderr)
 
     # keep="last": the model holds the last epoch's weights already (trained, or loaded by a resume).
     if keep == "best" and world is None:
@@ -206,7 +229,8 @@ def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs,
         write_learning_curve(history, run_dir / ckpt.LEARNING_CURVE, monitor, state["best_epoch"],
                              quiet=not progress)
     return FitResult(best_metric=state["best_metric"], best_epoch=state["best_epoch"],
-                     epochs_run=state["epoch"], history=history, run_dir=run_dir)
+                     epochs_run=state["epoch"], history=history, run_dir=run_dir,
+                     stopped_by_time_limit=state["stopped_by_time_limit"])
 
 
 def _start(model, optimizer, scheduler, *, run_dir, monitor, mode, resume, config):
@@ -256,7 +280,8 @@ def _trainer_state(saved, run_dir):
         if key not in saved or not valid(saved[key]):
             raise CheckpointError(f"{run_dir / ckpt.STATE} is damaged: its {key!r} is missing or has the wrong "
                                   f"type.")
-    return {key: saved[key] for key in _FRESH_STATE}
+    # A state.json from before the time limit existed has no stopped_by_time_limit: it was not.
+    return {key: saved.get(key, _FRESH_STATE[key]) for key in _FRESH_STATE}
 
 
 def _intact(run_dir, epoch):
