@@ -574,8 +574,9 @@ lstmzoo evaluate takes; at the end the best trial and the command that trains it
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="The sweep's folder, one run folder per trial  [default: runs/sweep-STUDY]")
 @click.option("--pruner", type=click.Choice(["median", "halving", "none"]), default="median",
-              help="Stop trials early after an epoch: below the median of the earlier trials at that epoch (from "
-                   "a tenth of the epochs on), or by successive halving.")
+              help="Stop trials early after an epoch, from a tenth of the epochs on: median, below the median of "
+                   "the earlier trials at that epoch; halving, successive halving (rungs at a tenth of the epochs, "
+                   "then 4x as many; a trial goes on in the best quarter of those at its rung); none.")
 @_data_options_of_train
 @click.option("--epochs", type=click.IntRange(min=1), help="Maximum epochs of every trial  [default: the recipe's]")
 @click.option("--seed", type=int, help="Random seed of every trial's training  [default: the recipe's, 0]")

@@ -5,7 +5,8 @@ or a journal file on one machine, a PostgreSQL or MySQL server across machines. 
 study holds N finished (complete or pruned) trials, then reports the best one. Each trial is an ordinary run folder
 (``trial-0007/`` under the sweep's folder) that ``lstmzoo evaluate`` and ``train --resume`` take.
 
-- Trials report the recipe's ``monitor`` after every epoch; the pruner (median by default) may stop a trial there.
+- Trials report the recipe's ``monitor`` after every epoch; the pruner (``PRUNERS``: median by default, successive
+  halving, or none) may stop a trial there.
   The objective is the monitor's best value; its direction is the recipe's ``mode``.
 - Exactly N: on one machine a worker counts the finished and running trials and starts its trial under an OS lock
   beside the storage file, so two workers never take the last place together. Across machines (a server URL) two
@@ -46,10 +47,15 @@ if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):
 else:   # pragma: no cover - optuna < 4.9
     _RETRY_KEYWORD, _Retry = "failed_trial_callback", optuna.storages.RetryFailedTrialCallback
 
-# How a trial is stopped early, given the epochs it may run. The median pruner waits for a tenth of them: the first
-# epochs of an LSTM say little about its last (airline-passengers, 20 trials: 7 of 12 pruned after epoch 1).
+# How a trial is stopped early, given the epochs it may run. Both pruners wait for a tenth of them: the first
+# epochs of an LSTM say little about its last (airline-passengers, 20 trials: 7 of 12 pruned after epoch 1). The
+# median pruner stops a trial below the median of the earlier trials at the same epoch (after 5 trials); successive
+# halving (asynchronous, as Optuna has it) compares a trial at its rungs, a tenth of the epochs and then 4x as
+# many each time, with the trials that reached the same rung, and keeps it only in their best quarter (the best
+# one while fewer than 8 reached it). Optuna's own first rung ("auto": a hundredth of the first complete trial's
+# epochs, at least 1) would judge at epoch 1, and the trials that ran before one completed would never compete.
 PRUNERS = {"median": lambda epochs: optuna.pruners.MedianPruner(n_warmup_steps=epochs // 10),
-           "halving": lambda epochs: optuna.pruners.SuccessiveHalvingPruner(),
+           "halving": lambda epochs: optuna.pruners.SuccessiveHalvingPruner(min_resource=max(epochs // 10, 1)),
            "none": lambda epochs: optuna.pruners.NopPruner()}
 STORAGE_FORMS = ("sqlite:///FILE.db, journal:FILE (or FILE.log), or a postgresql:// or mysql:// URL")
 SWEEP_FILE = "sweep.json"           # in the sweep folder: which study its trial folders belong to

@@ -197,6 +197,30 @@ def test_a_pruned_trial_leaves_a_run_folder_that_resumes(tmp_path):
     assert len((folder / "metrics.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.parametrize(("pruner", "kind", "third"), [
+    ("halving", "sqlite", TrialState.PRUNED),
+    ("halving", "journal", TrialState.PRUNED),
+    ("median", "journal", TrialState.COMPLETE),   # it waits for 5 trials: the halving above is its own pruner
+])
+def test_successive_halving_prunes_a_trial_worse_at_its_first_rung(tmp_path, pruner, kind, third):
+    """Three trials with queued values: lr 0.01 twice (val_loss 0.173 after epoch 1 of airline-passengers with
+    these settings), then lr 0.001 (0.200). At the first rung (epoch 1 of 2) successive halving keeps only the
+    best of fewer than 8 trials, so it stops the third; the median pruner lets it finish."""
+    from lstmzoo.sweep import open_storage
+    url, out = storage_url(kind, tmp_path), tmp_path / "sweep"
+    study = optuna.create_study(study_name="airline-passengers", storage=open_storage(url, heartbeat=1).storage)
+    for lr in (0.01, 0.01, 0.001):
+        study.enqueue_trial({"lr": lr})
+    output = run(*sweep_args(url, out, 3, *TINY, "--param", LR, "--pruner", pruner)).stdout
+    trials = load(url).trials
+    assert [t.params["lr"] for t in trials] == [0.01, 0.01, 0.001]
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, third]
+    assert trials[0].intermediate_values[1] < trials[2].intermediate_values[1]
+    if third == TrialState.PRUNED:
+        assert trials[2].last_step == 1 and "2 complete, 1 pruned, 0 failed trials" in output
+        assert len((out / "trial-0002" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
 def test_a_sweep_of_the_forecasting_task_on_a_users_file(tmp_path, monkeypatch):
     import numpy as np
     monkeypatch.chdir(tmp_path)
