@@ -86,7 +86,7 @@ def test_test_data_gives_the_values_that_follow(trained, tmp_path):
 def test_predict_writes_the_next_horizon_of_every_series(trained, tmp_path):
     task, hp, result, folder = trained
     out = tmp_path / "forecast.csv"
-    prediction = task.predict(result.model, hp, tmp_path, output=out)
+    prediction = task.predict(result.model, hp, folder / "run", output=out, plot=tmp_path / "forecast.png")
     lines = out.read_text().splitlines()
     assert lines[0] == "unique_id,ds,y_hat" and len(lines) == 1 + 12 * 12
     assert lines[1].startswith("s0,2025-01,") and lines[12].startswith("s0,2025-12,")

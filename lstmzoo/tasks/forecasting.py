@@ -6,13 +6,21 @@ The file is a CSV in long format (``unique_id, ds, y``; many series) or one seri
 - splits, per series and in time: the last ``horizon`` values are the test part (unless ``--test-data`` gives
   the values that follow each series), the ``horizon`` values before them the validation part (early stopping),
   and everything before that the training part;
-- scaling: each series' values are centred and scaled by the mean and standard deviation of its own training
-  part (at ``predict``, of the history given), so series of any level train together;
+- preprocessing, chosen per series from its training part alone (see ``choose_preprocessing``): a log
+  transform when every value is positive and the spread grows with the level (multiplicative series), and a
+  seasonal base (the value one season earlier) instead of the last value when the seasonal strength is high;
+  each series' season is inferred from its own timestamps (a file may mix monthly and daily series) unless
+  ``season=`` sets another; ``config.json`` records every series' choice, which ``evaluate`` and ``predict``
+  reproduce (``predict`` chooses by the same rule for a series the run was not trained on);
+- scaling: each series' (transformed) values are centred and scaled by the mean and standard deviation of its
+  own training part (at ``predict``, of the history given), so series of any level train together;
 - samples: a forecast origin ``o`` in a series' training part; the input is the up to ``window`` values before
   ``o`` (fewer near the series' start: the LSTM receives each window's length, so there is no padding inside
-  the maths), the target the next ``horizon`` values, as changes from the last input value (the model corrects
-  the naive forecast, which keeps forecasts sane at levels the training part never reached); every epoch draws
-  ``windows_per_epoch`` origins from all series, so an epoch costs the same on 1 series or 10,000;
+  the maths), two channels per step: the scaled value and its change from the previous step; the target the
+  next ``horizon`` values as changes from the base (the last value, or with a seasonal base the value one
+  season earlier: the model corrects the naive or the seasonal naive forecast, which keeps forecasts sane at
+  levels the training part never reached); every epoch draws ``windows_per_epoch`` origins from all series, so
+  an epoch costs the same on 1 series or 10,000;
 - the model: LSTM -> last hidden state -> Linear to ``horizon`` values (``SequenceModel``), Adam, MSE on the
   scaled values, early stopping on the validation loss.
 
@@ -33,10 +41,12 @@ from lstmzoo.errors import UserError
 from lstmzoo.recipe import Hyperparameter
 
 from .base import Task
-from .readers import MISSING_FILLS, read_series
+from .readers import MISSING_FILLS, infer_frequency, read_series
 from .reports import EVAL_BATCH
 
 DEFAULT_MAX_WINDOW = 200
+SEASONAL_STRENGTH = 0.64    # seasonal base above this strength (Wang, Smith & Hyndman 2006; R forecast's nsdiffs)
+INPUT_CHANNELS = 2          # the scaled value and its change from the previous step
 
 
 @dataclasses.dataclass
@@ -45,17 +55,29 @@ class ForecastData:
     series: object              # readers.SeriesSet of the training file
     train_end: np.ndarray       # int64 [S]: index (within each series) of its first validation value
     val_end: np.ndarray         # int64 [S]: of its first test value (the series' length with --test-data)
-    mean: np.ndarray            # float64 [S], of each series' training part
+    mean: np.ndarray            # float64 [S], of each series' transformed training part
     scale: np.ndarray           # float64 [S]
     test_values: np.ndarray     # float64 [S, horizon]: the values that follow val_end
+    season: np.ndarray          # int64 [S]: each series' season (seasonal naive forecast, mase)
+    log: np.ndarray             # bool [S]: the series is modelled as log(values)
+    lag: np.ndarray             # int64 [S]: the base of its forecasts: 1 the last value, the season one earlier
+    z: np.ndarray               # float64 [n]: series.values, log-transformed where ``log``
+
+    @property
+    def fitted(self):
+        """The preprocessing chosen for each series, as config.json records it."""
+        return {"preprocessing": {str(name): {"log": bool(log), "lag": int(lag)}
+                                  for name, log, lag in zip(self.series.ids, self.log, self.lag)}}
 
 
 class ForecastingTask(Task):
     name = "forecasting"
     application = "time-series"
     summary = "forecast your own series: a CSV of unique_id, ds, y (or one series) -> the next values"
-    preprocessing = ("each series centred and scaled by its own training part; the last horizon values of every "
-                     "series are the test part, the horizon before them the validation part")
+    preprocessing = ("per series, chosen on its training part: log when positive and multiplicative, a seasonal "
+                     "base when strongly seasonal; then centred and scaled by its own training part; the last "
+                     "horizon values of every series are the test part, the horizon before them the validation "
+                     "part")
     predict_input = ("a CSV of past values in the training file's layout; writes unique_id, ds, y_hat for the "
                      "next horizon steps of each series")
     monitor = "val_loss"
@@ -122,8 +144,7 @@ class ForecastingTask(Task):
             val_end = lengths - horizon
             test_values = _gather(series.values, series.starts[:-1] + val_end, horizon)
         train_end = val_end - horizon
-        mean, scale = _scaling(series.values, series.starts[:-1], train_end)
-        return ForecastData(series, train_end, val_end, mean, scale, test_values)
+        return _prepared(series, train_end, val_end, test_values, _seasons(series))
 
     def _following_values(self, hp, series, horizon):
         """``[S, horizon]``: for each training series, its first ``horizon`` values in ``--test-data``."""
@@ -145,7 +166,7 @@ class ForecastingTask(Task):
     # ------------------------------------------------------------------------------------------ training
     def build_model(self, hp):
         from .models import SequenceModel
-        return SequenceModel(1, hp["hidden_size"], hp["horizon"], num_layers=hp["num_layers"],
+        return SequenceModel(INPUT_CHANNELS, hp["hidden_size"], hp["horizon"], num_layers=hp["num_layers"],
                              dropout=hp["dropout"], device=hp["device"])
 
     def make_batches(self, data, hp, rng):
@@ -167,7 +188,8 @@ class ForecastingTask(Task):
         series = np.arange(len(data.series))
         predicted = self._scaled_forecast(model, data, series, data.train_end, hp)
         actual = _gather(data.series.values, data.series.starts[:-1] + data.train_end, hp["horizon"])
-        expected = (actual - _last_values(data, series, data.train_end)[:, None]) / data.scale[:, None]
+        future = _gather(data.z, data.series.starts[:-1] + data.train_end, hp["horizon"])
+        expected = (future - _base(data, series, data.train_end, hp["horizon"])) / data.scale[:, None]
         forecast = self._unscaled(data, series, data.train_end, predicted)
         return {"val_loss": float(np.mean((predicted - expected) ** 2)),
                 "val_mase": float(np.mean([_series_mase(data, k, data.train_end[k], actual[k], forecast[k], hp)
@@ -175,24 +197,32 @@ class ForecastingTask(Task):
 
     # ------------------------------------------------------------------------------------------- windows
     def _windows(self, data, series, origins, hp, with_targets=False):
-        """The LSTM's inputs ``[window, B, 1]`` (each window's values left-aligned, scaled by its series),
-        their lengths, and with ``with_targets`` the scaled changes ``[B, horizon]`` to predict."""
+        """The LSTM's inputs ``[window, B, 2]`` (each window's values left-aligned, scaled by its series, and
+        their changes from the step before), their lengths, and with ``with_targets`` the scaled changes from
+        the base ``[B, horizon]`` to predict."""
         from lstmzoo.array import device_module
         xp = device_module(hp["device"])
         window, horizon = hp["window"], hp["horizon"]
-        lengths = np.minimum(origins, window)
+        lag = data.lag[series, None]
+        lengths = np.minimum(origins - _first_input(data.lag[series]), window)
         starts = data.series.starts[series]
         steps = np.arange(window)
         index = starts[:, None] + origins[:, None] - lengths[:, None] + steps[None, :]
         valid = steps[None, :] < lengths[:, None]
-        values = data.series.values[np.where(valid, index, starts[:, None])]
-        scaled = np.where(valid, (values - data.mean[series, None]) / data.scale[series, None], 0.0)
-        inputs = xp.asarray(np.ascontiguousarray(scaled.T[:, :, None], dtype=np.float32))
+        index = np.where(valid, index, starts[:, None] + lag)
+        values = data.z[index]
+        scale = data.scale[series, None]
+        # The preprocessed value: the (transformed) value itself, or with a seasonal base its change from one
+        # season earlier; then the change from the step before, 0 at a series' first value.
+        preprocessed = values - np.where(lag > 1, data.z[index - np.where(lag > 1, lag, 0)], 0.0)
+        scaled = np.where(valid, (preprocessed - data.mean[series, None]) / scale, 0.0)
+        has_before = valid & (index > starts[:, None])
+        change = np.where(has_before, (values - data.z[np.maximum(index - 1, 0)]) / scale, 0.0)
+        inputs = xp.asarray(np.ascontiguousarray(np.stack([scaled.T, change.T], axis=2), dtype=np.float32))
         if not with_targets:
             return inputs, lengths
-        future = _gather(data.series.values, starts + origins, horizon)
-        last = data.series.values[starts + origins - 1]
-        targets = (future - last[:, None]) / data.scale[series, None]
+        future = _gather(data.z, starts + origins, horizon)
+        targets = (future - _base(data, series, origins, horizon)) / scale
         return inputs, lengths, xp.asarray(targets.astype(np.float32))
 
     def _scaled_forecast(self, model, data, series, origins, hp):
@@ -206,7 +236,10 @@ class ForecastingTask(Task):
         return out
 
     def _unscaled(self, data, series, origins, predicted):
-        return _last_values(data, series, origins)[:, None] + predicted * data.scale[series, None]
+        """Forecasts on the series' own scale from the model's scaled changes from the base."""
+        z = _base(data, series, origins, predicted.shape[1]) + predicted * data.scale[series, None]
+        with np.errstate(over="ignore"):
+            return np.where(data.log[series, None], np.exp(np.minimum(z, 700.0)), z)
 
     # ---------------------------------------------------------------------------------------- evaluation
     def evaluate(self, model, data, hp, out_dir=None):
@@ -221,10 +254,11 @@ class ForecastingTask(Task):
         """The naive forecast (the last value, held) and the seasonal naive forecast (the value one season
         earlier), scored like the model."""
         series = np.arange(len(data.series))
-        starts, origins, horizon, season = data.series.starts[:-1], data.val_end, hp["horizon"], hp["season"]
+        starts, origins, horizon, season = data.series.starts[:-1], data.val_end, hp["horizon"], data.season
         naive = np.repeat(_last_values(data, series, origins)[:, None], horizon, axis=1)
-        back = season - np.arange(horizon) % season        # the same point of the season, one season back
-        seasonal = data.series.values[(starts + origins)[:, None] - back[None, :]]
+        # The same point of the season, one season back (each series' own season).
+        back = season[:, None] - np.arange(horizon)[None, :] % season[:, None]
+        seasonal = data.series.values[(starts + origins)[:, None] - back]
         return {**_forecast_metrics(data, naive, hp, "naive_"),
                 **_forecast_metrics(data, seasonal, hp, "seasonal_naive_")}
 
@@ -237,8 +271,8 @@ class ForecastingTask(Task):
         ``unique_id, ds, y_hat``; written to ``output`` as CSV when given; a plot of a few series."""
         history = self._read(hp, input or hp["data"])
         lengths = history.lengths
-        mean, scale = _scaling(history.values, history.starts[:-1], lengths)
-        data = ForecastData(history, lengths, lengths, mean, scale, np.empty((len(history), 0)))
+        recorded = self.recorded_preprocessing(out_dir).get("preprocessing", {})
+        data = _prepared(history, lengths, lengths, np.empty((len(history), 0)), _seasons(history), recorded)
         series = np.arange(len(history))
         forecast = self._unscaled(data, series, lengths, self._scaled_forecast(model, data, series, lengths, hp))
         future = history.future_timestamps(hp["horizon"])
@@ -287,13 +321,14 @@ def _scaling(values, starts, ends):
 
 
 def _training_origins(data):
-    """(series, origin) of every forecast window inside the training parts: an origin needs one value before
-    it and ``horizon`` values from it up to the series' validation part."""
+    """(series, origin) of every forecast window inside the training parts: an origin needs its base (``lag``
+    values before it) and ``horizon`` values from it up to the series' validation part."""
     horizon = data.val_end - data.train_end
     last = data.train_end - horizon          # the last origin whose targets end where validation starts
-    counts = np.maximum(last, 0)
+    first = _first_input(data.lag) + 1      # the first origin with an input before it (and its base)
+    counts = np.maximum(last - first + 1, 0)
     series = np.repeat(np.arange(len(counts)), counts)
-    origins = 1 + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    origins = np.repeat(first, counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     if len(series) == 0:
         raise UserError(f"{data.series.path}: no series is long enough to learn from after holding out its "
                         f"validation and test parts; set a shorter horizon=...")
@@ -304,10 +339,132 @@ def _last_values(data, series, origins):
     return data.series.values[data.series.starts[series] + origins - 1]
 
 
+def _base(data, series, origins, horizon):
+    """``[len(series), horizon]``: the forecast the model corrects, on the transformed scale: the last value
+    before each origin (``lag`` 1), or the value one season (``lag``) before each forecast step (the last
+    season repeated past it) plus the mean seasonal change of the training part."""
+    lag = data.lag[series, None]
+    back = lag - np.arange(horizon)[None, :] % lag
+    drift = np.where(lag > 1, data.mean[series, None], 0.0)
+    return data.z[(data.series.starts[series] + origins)[:, None] - back] + drift
+
+
+def _first_input(lag):
+    """The first index of a series whose preprocessed value exists: 0, or ``lag`` with a seasonal base."""
+    return np.where(lag > 1, lag, 0)
+
+
+# ============================================================================================ preprocessing
+def choose_preprocessing(values, season):
+    """``(log, lag)`` for a series from its training part ``values`` (float64) and season, by two rules that
+    look at nothing else:
+
+    - log when every value is positive and the spread grows with the level: over consecutive blocks of one
+      season (at least 2 values), the standard deviation over the mean varies less than the standard deviation
+      itself (Guerrero's 1993 criterion of the Box-Cox transform, between lambda 0, the log, and 1, none), with
+      at least 4 blocks;
+    - lag ``season`` (the seasonal naive forecast as the base) when the seasonal strength of the (transformed)
+      values is above ``SEASONAL_STRENGTH``: 1 - var(remainder) / var(detrended) after a centred moving-average
+      trend and the mean of each season position (Wang, Smith & Hyndman 2006), with at least 3 seasons of
+      values; otherwise lag 1 (the last value as the base)."""
+    values = np.asarray(values, dtype=np.float64)
+    log = _multiplicative(values, season)
+    z = np.log(values) if log else values
+    lag = season if season > 1 and _seasonal_strength(z, season) > SEASONAL_STRENGTH else 1
+    return bool(log), int(lag)
+
+
+def _multiplicative(values, season):
+    block = max(season, 2)
+    count = len(values) // block
+    if count < 4 or not (values > 0).all():
+        return False
+    blocks = values[len(values) - count * block:].reshape(count, block)
+    mean, std = blocks.mean(axis=1), blocks.std(axis=1)
+    if not (std > 0).any():
+        return False
+
+    def variation(x):
+        return x.std() / x.mean()
+
+    return bool(variation(std / mean) < variation(std))
+
+
+def _seasonal_strength(z, season):
+    if len(z) < 3 * season:
+        return 0.0
+    weights = np.r_[0.5, np.ones(season - 1), 0.5] / season if season % 2 == 0 else np.ones(season) / season
+    trend = np.convolve(z, weights, mode="valid")
+    half = (len(weights) - 1) // 2
+    detrended = z[half:half + len(trend)] - trend
+    position = (np.arange(len(detrended)) + half) % season
+    profile = np.bincount(position, detrended, season) / np.bincount(position, None, season)
+    remainder = detrended - (profile - profile.mean())[position]
+    spread = detrended.var()
+    return float(max(0.0, 1 - remainder.var() / spread)) if spread > 0 else 0.0
+
+
+def _seasons(series):
+    """int64 ``[S]``: each series' season. ``season=`` (when it is not the file's inferred one) applies to every
+    series; otherwise each series' own frequency decides (a long file may mix monthly and daily series: its
+    median step is one frequency, the file's ``season``)."""
+    count = len(series)
+    if series.season != series.frequency.season or count == 1 or series.timestamps.dtype.kind != "M":
+        return np.full(count, series.season, dtype=np.int64)
+    lengths = series.lengths
+    steps = np.diff(series.timestamps).astype(np.int64)
+    inside = np.ones(len(steps), dtype=bool)
+    inside[series.starts[1:-1] - 1] = False
+    counts = lengths - 1
+    segment = np.repeat(np.arange(count), counts)
+    ordered = steps[inside][np.lexsort((steps[inside], segment))]
+    valid = counts > 0                         # a series of one value keeps the file's season
+    median = np.full(count, -1, dtype=np.int64)  # each series' lower median step
+    median[valid] = ordered[(np.cumsum(counts) - counts + (counts - 1) // 2)[valid]]
+    seasons = np.full(count, series.season, dtype=np.int64)
+    for step in np.unique(median[valid]):
+        members = np.flatnonzero(median == step)
+        index = np.concatenate([np.arange(series.starts[k], series.starts[k + 1]) for k in members])
+        starts = np.r_[0, np.cumsum(lengths[members])]
+        seasons[members] = infer_frequency(series.timestamps[index], starts, series.path).season
+    return seasons
+
+
+def _prepared(series, train_end, val_end, test_values, seasons, recorded=None):
+    """``ForecastData`` with each series' preprocessing: ``recorded`` (id -> {"log", "lag"}, what config.json
+    holds) where it names the series and still applies (log needs positive values, a lag that many values),
+    else chosen by ``choose_preprocessing`` on its training part; then the scaling of its transformed
+    training part."""
+    recorded = recorded or {}
+    starts = series.starts[:-1]
+    log = np.zeros(len(series), dtype=bool)
+    lag = np.ones(len(series), dtype=np.int64)
+    for k, name in enumerate(series.ids):
+        part = series.values[starts[k]:starts[k] + train_end[k]]
+        entry = recorded.get(str(name))
+        if entry is not None and (not entry["log"] or (part > 0).all()) and train_end[k] > 2 * entry["lag"]:
+            log[k], lag[k] = bool(entry["log"]), int(entry["lag"])
+        else:
+            log[k], lag[k] = choose_preprocessing(part, int(seasons[k]))
+    positive = np.repeat(log, series.lengths)
+    z = series.values.copy()
+    # A log series' values after its training part may be 0 or below: floored at a tiny positive value.
+    z[positive] = np.log(np.maximum(z[positive], np.finfo(np.float64).tiny))
+    # The preprocessed values whose mean and scale are fitted: z, or its change from one season earlier.
+    seasonal = np.flatnonzero(lag > 1)
+    preprocessed = z.copy()
+    for k in seasonal:
+        part = slice(starts[k] + lag[k], starts[k + 1] if k + 1 < len(starts) else len(z))
+        preprocessed[part] = z[part] - z[starts[k]:part.stop - lag[k]]
+    first = _first_input(lag)
+    mean, scale = _scaling(preprocessed, starts + first, train_end - first)
+    return ForecastData(series, train_end, val_end, mean, scale, test_values, seasons, log, lag, z)
+
+
 def _series_mase(data, k, origin, actual, forecast, hp):
     from lstmzoo.metrics import mase
     history = data.series.values[data.series.starts[k]:data.series.starts[k] + origin]
-    season = hp["season"] if len(history) > hp["season"] else 1
+    season = int(data.season[k]) if len(history) > data.season[k] else 1
     return mase(actual, forecast, history, season)
 
 
