@@ -54,3 +54,34 @@ def test_mistakes_leave_no_run_folder(tmp_path):
     listed = json.loads(run("list", "--json").stdout)
     assert {r["name"] for r in listed if r["task"]} == {"forecasting", "sequence-classification",
                                                         "sequence-regression", "text-classification"}
+
+
+def test_predict_takes_unlabelled_input(tmp_path):
+    """predict sequence-classification --input of cases without labels (an .npz of X alone, a .ts without
+    labels) and text-classification --input of a .txt file of texts: the rows of the labelled file."""
+    from test_task_readers import write_sequences
+    from test_task_sequences import sequences
+    from test_task_text import texts, write_csv
+
+    X, y, lengths = sequences(n=60, seed=1)
+    np.savez(tmp_path / "train.npz", X=X, y=y, lengths=lengths)
+    run("train", "sequence-classification", "--data", tmp_path / "train.npz", "--out", tmp_path / "seq", "--epochs", 1)
+    labelled = run("predict", "sequence-classification", "--checkpoint", tmp_path / "seq", "--input",
+                   tmp_path / "train.npz").stdout
+    assert labelled.startswith("id,label,p_class 0,p_class 1,p_class 2\n") and len(labelled.splitlines()) == 61
+    for path in (write_sequences(tmp_path / "new.npz", X, lengths, None),
+                 write_sequences(tmp_path / "new.ts", X[:, :lengths.max()], lengths, None)):
+        assert run("predict", "sequence-classification", "--checkpoint", tmp_path / "seq", "--input",
+                   path).stdout == labelled
+
+    run("train", "text-classification", "--data", write_csv(tmp_path / "texts.csv", n=60), "--out",
+        tmp_path / "text", "--epochs", 1, "--set", "embedding_dim=8", "--set", "hidden_size=8")
+    rows, labels = texts(5, seed=2)
+    (tmp_path / "new.txt").write_text("\n".join(rows) + "\n")
+    (tmp_path / "new.csv").write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in zip(rows, labels)))
+    predicted = run("predict", "text-classification", "--checkpoint", tmp_path / "text", "--input",
+                    tmp_path / "new.txt", "--output", tmp_path / "out.csv")
+    assert "wrote 5 rows" in predicted.stdout
+    assert (tmp_path / "out.csv").read_text().splitlines() == run(
+        "predict", "text-classification", "--checkpoint", tmp_path / "text", "--input", tmp_path / "new.csv"
+    ).stdout.splitlines()

@@ -380,22 +380,27 @@ def test_sequence_format_errors(tmp_path):
     refused(r"task='ranking' is not a sequence task", read_sequences, tmp_path / "d.h5", task="ranking")
 
 
-def write_sequences(path, X, lengths, y):
-    """X [N, T, C] with lengths and labels y in the format of ``path``'s extension, as a user would."""
+def write_sequences(path, X, lengths, y, header=None):
+    """X [N, T, C] with lengths and labels y in the format of ``path``'s extension, as a user would; y None:
+    unlabelled (an .npz without y, a .ts whose lines end in no label, a CSV without the label column). ``header``
+    replaces a .ts file's header lines."""
     N, _, C = X.shape
     if path.suffix == ".npz":
-        np.savez(path, X=X, y=y, lengths=lengths)
+        np.savez(path, X=X, lengths=lengths, **({} if y is None else {"y": y}))
     elif path.suffix == ".ts":
-        cases = [":".join([",".join(map(repr, X[i, :lengths[i], c].tolist())) for c in range(C)] + [y[i]])
-                 for i in range(N)]
-        path.write_text(f"@problemName drawn\n@dimensions {C}\n@equalLength false\n@classLabel true "
-                        f"{' '.join(sorted(set(y)))}\n@data\n" + "\n".join(cases) + "\n")
+        label = [] if y is None else [None]
+        cases = [":".join([",".join(map(repr, X[i, :lengths[i], c].tolist())) for c in range(C)]
+                          + [y[i] for _ in label]) for i in range(N)]
+        labels = "false" if y is None else f"true {' '.join(sorted(set(y)))}"
+        header = header or f"@problemName drawn\n@dimensions {C}\n@equalLength false\n@classLabel {labels}\n"
+        path.write_text(f"{header}@data\n" + "\n".join(cases) + "\n")
     else:
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["id", *[f"f{c}" for c in range(C)], "label"])
-            writer.writerows([f"case{i}", *map(repr, X[i, t].tolist()), y[i]] for i in range(N)
-                             for t in range(lengths[i]))
+            writer.writerow(["id", *[f"f{c}" for c in range(C)], *(["label"] if y is not None else [])])
+            writer.writerows([f"case{i}", *map(repr, X[i, t].tolist()), *([y[i]] if y is not None else [])]
+                             for i in range(N) for t in range(lengths[i]))
+    return path
 
 
 @st.composite
@@ -418,6 +423,52 @@ def test_sequence_round_trip(tmp_path, drawn, suffix):
     write_sequences(path, X, lengths, y)
     data = read_sequences(path, task="classification")
     assert np.array_equal(data.X, X) and np.array_equal(data.lengths, lengths) and np.array_equal(data.y, y)
+    for labels in (y, None):        # predict's reading: with the labels skipped, or without any
+        write_sequences(path, X, lengths, labels)
+        data = read_sequences(path, task="classification", training=False, labelled=False)
+        assert np.array_equal(data.X, X) and np.array_equal(data.lengths, lengths) and data.y is None
+
+
+def test_unlabelled_sequences(tmp_path):
+    X = np.arange(30, dtype=np.float64).reshape(3, 5, 2)
+    lengths = np.array([5, 2, 4])
+    X[np.arange(5)[None, :] >= lengths[:, None]] = 0
+    y = np.array(["a", "b", "a"])
+
+    def read(path, **options):
+        data = read_sequences(path, task="classification", training=False, labelled=False, **options)
+        assert np.array_equal(data.X, X) and np.array_equal(data.lengths, lengths) and data.y is None
+        assert len(data) == 3
+        return data
+
+    for suffix in (".npz", ".ts", ".csv"):
+        assert read(write_sequences(tmp_path / f"unlabelled{suffix}", X, lengths, None)).X.shape[2] == 2
+        read(write_sequences(tmp_path / f"labelled{suffix}", X, lengths, y))          # the labels skipped
+    assert read(tmp_path / "labelled.csv").feature_names == ["f0", "f1"]               # label: no feature
+    # A .ts header that declares labels while the lines have none: @dimensions, or the model's, tells them apart.
+    declared = "@problemName p\n@classLabel true a b\n"
+    path = write_sequences(tmp_path / "p.ts", X, lengths, None, header=declared + "@dimensions 2\n")
+    read(path)
+    path = write_sequences(tmp_path / "p.ts", X, lengths, None, header=declared)
+    read(path, dimensions=2)
+    read(write_sequences(tmp_path / "p.ts", X, lengths, y, header=declared), dimensions=2)
+    # Without either, a line of one part is one dimension without a label.
+    one = read_sequences(write_sequences(tmp_path / "p.ts", X[:, :, :1], lengths, None, header=declared),
+                         task="classification", training=False, labelled=False)
+    assert np.array_equal(one.X, X[:, :, :1]) and one.y is None
+    # Training and test files still need their labels.
+    refused(r"unlabelled\.ts has no labels \(neither @classLabel true nor @targetLabel true\)", read_sequences,
+            tmp_path / "unlabelled.ts", task="classification")
+    refused(r"unlabelled\.npz needs arrays X and y \(found X, lengths\)", read_sequences,
+            tmp_path / "unlabelled.npz", task="classification", training=False)
+    refused(r"unlabelled\.csv has no column 'label' \(found 'id', 'f0', 'f1'\)", read_sequences,
+            tmp_path / "unlabelled.csv", task="classification")
+    refused(r"p\.ts line 4 has 1 dimensions where line 3 has 2", read_sequences,
+            write(tmp_path / "p.ts", "@classLabel false\n@data\n1,2:3,4\n5\n"), task="classification",
+            labelled=False)
+    np.savez(tmp_path / "y.npz", y=y)
+    refused(r"y\.npz needs arrays X \(and optional lengths\) \(found y\)", read_sequences, tmp_path / "y.npz",
+            task="classification", labelled=False)
 
 
 # ==================================================================================================== texts
@@ -444,6 +495,31 @@ def test_text_folder(tmp_path):
             (tmp_path / "reviews" / label / ("more" if k else "") / f"{k}.txt").write_text(text)
     data = read_texts(tmp_path / "reviews")
     assert data.texts == ["bad", "awful", "good"] and data.labels.tolist() == ["neg", "neg", "pos"]
+
+
+def test_unlabelled_texts(tmp_path):
+    rows = ["Great, \"fun\"\u2028film", "dull", "fine"]
+    write(tmp_path / "t.csv", 'text\n"Great, ""fun""\u2028film"\ndull\nfine\n')
+    write(tmp_path / "t.tsv", "id\tsentence\n1\tGreat, \"fun\"\u2028film\n2\tdull\n3\tfine\n")
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in rows))
+    (tmp_path / "t.json").write_text(json.dumps([{"text": t, "label": "x"} for t in rows]))
+    (tmp_path / "t.txt").write_bytes("\n".join(rows[:1] + ["", "dull\r", "  ", "fine"]).encode() + b"\n")
+    for k, text in enumerate(rows):
+        (tmp_path / "texts" / ("deeper" if k == 2 else "")).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "texts" / ("deeper" if k == 2 else "") / f"{k}.txt").write_text(text)
+    for name, names in [("t.csv", {}), ("t.tsv", {"text_column": "sentence"}), ("t.jsonl", {}), ("t.json", {}),
+                        ("t.txt", {}), ("texts", {})]:
+        data = read_texts(tmp_path / name, labelled=False, **names)
+        assert data.texts == rows and data.labels is None and len(data) == 3, name
+    labelled = write(tmp_path / "l.csv", "label,text\n,first\npos,second\n")      # labels skipped, even empty
+    assert read_texts(labelled, labelled=False).texts == ["first", "second"]
+    refused(r"t\.txt is not a text file lstmzoo reads", read_texts, tmp_path / "t.txt")
+    refused(r"t\.csv has no column 'label'", read_texts, tmp_path / "t.csv")
+    refused(r"u\.jsonl line 2 needs the field 'text' \(found 'body'\)", read_texts,
+            write(tmp_path / "u.jsonl", '{"text": "a"}\n{"body": "b"}\n'), labelled=False)
+    refused(r"e\.txt is empty", read_texts, write(tmp_path / "e.txt", "\n  \n"), labelled=False)
+    (tmp_path / "none").mkdir()
+    refused(r"none holds no \.txt files", read_texts, tmp_path / "none", labelled=False)
 
 
 def test_text_errors(tmp_path):

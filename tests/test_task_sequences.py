@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from test_task_readers import write_sequences
 
 from lstmzoo.errors import UserError
 from lstmzoo.tasks.sequences import SequenceClassificationTask, SequenceRegressionTask
@@ -128,3 +129,44 @@ def test_a_class_weighted_batch_counts_its_weights(tmp_path):
     weight = np.asarray(data.fitted["class_weight"])
     _, counted = task.train_step(task.build_model(hp), batch, hp)
     assert counted == pytest.approx(weight[batch[2]].sum()) and counted != len(batch[1])
+
+
+UNLABELLED_TS_HEADERS = {"classLabel false": None,       # write_sequences' own for unlabelled cases
+                         "labels declared, not given": "@problemName p\n@classLabel true a b\n"}
+
+
+@pytest.mark.parametrize("form", [".npz", ".csv", *UNLABELLED_TS_HEADERS])
+def test_predict_reads_cases_without_labels(classified, tmp_path, form):
+    """An .npz of X alone, a long CSV without the label column, a .ts without labels (the model's values per step
+    telling its lines' parts apart where the header does not): the same predictions as from the labelled file."""
+    task, hp, trained, folder = classified
+    X, y, lengths = sequences(n=20, seed=5)
+    X = X[:, :lengths.max()]
+    np.savez(tmp_path / "labelled.npz", X=X, y=y, lengths=lengths)
+    suffix = form if form.startswith(".") else ".ts"
+    path = write_sequences(tmp_path / f"new{suffix}", X, lengths, None, header=UNLABELLED_TS_HEADERS.get(form))
+    expected = task.predict(trained.model, hp, folder / "run", input=str(tmp_path / "labelled.npz"))
+    result = task.predict(trained.model, hp, folder / "run", input=str(path))
+    assert result["text"] == expected["text"] and result["text"].startswith("id,label,p_class 0,")
+    assert len(result["rows"]["id"]) == 20
+
+
+def test_regression_predicts_cases_without_labels_by_the_training_csv_column_names(tmp_path):
+    X, y, lengths = sequences(n=60, regression=True, seed=2)
+    write_sequences(tmp_path / "train.csv", X, lengths, y.astype(str))
+    task = SequenceRegressionTask()
+    hp = task.settle(task.resolve({"data": str(tmp_path / "train.csv"), "epochs": 1}))
+    trained = task.train(hp, tmp_path / "run", progress=False)
+    new = sequences(n=8, regression=True, seed=3)
+    write_sequences(tmp_path / "labelled.csv", new[0], new[2], new[1].astype(str))
+    # Without labels, the columns in another order and one more: the training file's feature names pick them.
+    with open(tmp_path / "new.csv", "w") as handle:
+        handle.write("f1,note,id,f0\n" + "".join(f"{float(new[0][i, t, 1])!r},x,c{i},{float(new[0][i, t, 0])!r}\n"
+                                                  for i in range(8) for t in range(new[2][i])))
+    expected = task.predict(trained.model, hp, tmp_path / "run", input=str(tmp_path / "labelled.csv"))
+    result = task.predict(trained.model, hp, tmp_path / "run", input=str(tmp_path / "new.csv"))
+    assert result["text"] == expected["text"] and result["text"].startswith("id,prediction\n")
+    assert len(result["rows"]["id"]) == 8
+    (tmp_path / "other.csv").write_text("id,f0,g\nc0,1,2\n")
+    with pytest.raises(UserError, match="other.csv has no column 'f1'"):
+        task.predict(trained.model, hp, tmp_path / "run", input=str(tmp_path / "other.csv"))

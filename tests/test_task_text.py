@@ -82,3 +82,32 @@ def test_user_mistakes_are_one_sentence(tmp_path):
     (tmp_path / "test.csv").write_text("text,label\nsomething new,surprise\nw1 superb,praise\n")
     with pytest.raises(UserError, match="label 'surprise', which the training texts"):
         task.settle(task.resolve({"data": str(tmp_path / "train.csv"), "test_data": str(tmp_path / "test.csv")}))
+
+
+def test_predict_reads_texts_without_labels(tmp_path):
+    """Texts to predict need no labels: a CSV/TSV of the text column alone, JSON lines without the label, a .txt
+    file of one text per line, a folder of .txt files; each gives the rows the labelled file gives."""
+    task = TextClassificationTask()
+    hp = task.settle(task.resolve({"data": str(write_csv(tmp_path / "train.csv")), **QUICK, "epochs": 2}))
+    trained = task.train(hp, tmp_path / "run", progress=False)
+    rows, labels = texts(12, seed=3)
+    write = {
+        "labelled.csv": lambda path: path.write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in
+                                                                            zip(rows, labels))),
+        "only.csv": lambda path: path.write_text("text\n" + "".join(f"{t}\n" for t in rows)),
+        "only.tsv": lambda path: path.write_text("id\ttext\n" + "".join(f"{k}\t{t}\n" for k, t in enumerate(rows))),
+        "only.jsonl": lambda path: path.write_text("".join(json.dumps({"text": t}) + "\n" for t in rows)),
+        "lines.txt": lambda path: path.write_text("\n".join(rows) + "\n"),
+        "folder": lambda path: [(path / f"{k:02d}.txt").write_text(t) for k, t in enumerate(rows)
+                                if path.mkdir(exist_ok=True) is None],
+    }
+    results = {}
+    for name, writer in write.items():
+        writer(tmp_path / name)
+        results[name] = task.predict(trained.model, hp, tmp_path / "run", input=str(tmp_path / name))["text"]
+    assert results["labelled.csv"].startswith("id,label,p_complaint,p_praise,p_question\n")
+    assert len(results["labelled.csv"].splitlines()) == 13
+    assert all(text == results["labelled.csv"] for text in results.values()), results
+    with pytest.raises(UserError, match="needs the field 'text'"):
+        (tmp_path / "bad.jsonl").write_text('{"body": "x"}\n')
+        task.predict(trained.model, hp, tmp_path / "run", input=str(tmp_path / "bad.jsonl"))

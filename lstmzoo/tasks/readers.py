@@ -47,6 +47,12 @@ Sequence classification and regression: ``read_sequences(path, task=...)`` -> ``
     so padding never enters the maths. Classification labels are strings (the file's spelling; ``classes``
     sorted), regression targets float64.
 
+    Unlabelled cases (``labelled=False``, what ``predict`` reads; labels that are there are skipped, ``y`` is
+    None): a ``.ts`` file with ``@classLabel false`` (and no ``@targetLabel true``) or whose lines have no
+    trailing label (told apart by ``@dimensions``, or by the ``dimensions`` the model reads: a line of D parts
+    has no label, of D + 1 parts a label); an ``.npz`` with ``X`` alone (and optional ``lengths``); a long CSV
+    without the label column (every column but the id is a feature, unless ``feature_columns`` names them).
+
 Text classification: ``read_texts(path)`` -> ``TextSet``
     - ``.csv`` / ``.tsv`` with a header line and ``text`` and ``label`` columns (``text_column``,
       ``label_column``); quoted fields may hold separators and line breaks.
@@ -54,6 +60,10 @@ Text classification: ``read_texts(path)`` -> ``TextSet``
       array of such objects is read too. A label may be a string or an integer.
     - A folder with one sub-folder per class, holding UTF-8 ``.txt`` files, one text each (the layout of
       Keras' ``text_dataset_from_directory``); files in deeper folders belong to their class's sub-folder.
+
+    Unlabelled texts (``labelled=False``, what ``predict`` reads; labels that are there are skipped,
+    ``labels`` is None): those layouts without the label column or field, a folder of ``.txt`` files at any
+    depth (one text each, in the order of their paths), or a ``.txt`` file holding one text per non-empty line.
 
 Missing values (forecasting and sequences): an empty field, ``?``, ``NA``, ``N/A``, ``null`` or ``NaN`` is
 missing. By default a missing value is refused, naming where it is; ``missing=`` fills it within its own
@@ -572,12 +582,12 @@ class SequenceSet:
     path: Path
     X: np.ndarray               # float64 [N, T_max, C], zero past each case's length
     lengths: np.ndarray         # int64 [N], each >= 1
-    y: np.ndarray               # str [N] (classification) or float64 [N] (regression)
+    y: np.ndarray | None        # str [N] (classification) or float64 [N] (regression); None: read unlabelled
     feature_names: list         # C names
     task: str                   # "classification" or "regression"
 
     def __len__(self):
-        return len(self.y)
+        return len(self.lengths)
 
     @property
     def classes(self):
@@ -586,12 +596,14 @@ class SequenceSet:
 
 
 def read_sequences(path, *, task, missing=None, id_column="id", label_column="label", feature_columns=None,
-                   training=True):
+                   training=True, labelled=True, dimensions=None):
     """The ``SequenceSet`` in a ``.ts``, ``.npz`` or long ``.csv``/``.tsv`` file (see the module docstring)
     for ``task`` ``"classification"`` (labels as strings; at least two classes) or ``"regression"`` (numeric
     targets that are not all equal; ``training=False`` for test cases, which may share one). ``missing`` fills
     missing values (default: refused); the CSV's columns are named by ``id_column``, ``label_column`` and
-    ``feature_columns`` (default: all others)."""
+    ``feature_columns`` (default: all others). ``labelled=False`` reads cases to predict: the file need not
+    have labels, and those it has are skipped (``y`` None); ``dimensions`` (the values per step the model
+    reads) then tells a ``.ts`` line's label from its last dimension when the header does not."""
     if task not in TASKS:
         raise UserError(f"task={task!r} is not a sequence task; use one of {', '.join(TASKS)}")
     path = _existing(path)
@@ -600,13 +612,13 @@ def read_sequences(path, *, task, missing=None, id_column="id", label_column="la
         raise UserError(f"{path} is not a sequence file lstmzoo reads: .ts (the UEA/UCR archive format), "
                         f".npz (X, y, optional lengths) or a long .csv/.tsv (one row per time step)")
     if suffix == ".ts":
-        X, lengths, y, names = _read_ts(path, task, missing)
+        X, lengths, y, names = _read_ts(path, task, missing, labelled, dimensions)
     elif suffix == ".npz":
-        X, lengths, y, names = _read_npz(path, task, missing)
+        X, lengths, y, names = _read_npz(path, task, missing, labelled)
     else:
         X, lengths, y, names = _read_sequence_table(path, task, missing, id_column, label_column,
-                                                    feature_columns)
-    if training:        # test cases may all share one class or target; training cases may not
+                                                    feature_columns, labelled)
+    if training and labelled:   # test cases may all share one class or target; training cases may not
         _check_targets(path, task, y)
     return SequenceSet(path, X, lengths, y, names, task)
 
@@ -644,22 +656,23 @@ def _padded(flat, starts):
     return X, lengths
 
 
-def _read_npz(path, task, missing):
+def _read_npz(path, task, missing, labelled=True):
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (ValueError, OSError, zipfile.BadZipFile):
         raise UserError(f"{path} is not a NumPy .npz archive of plain arrays (pickled objects are not "
                         f"loaded)") from None
-    if "X" not in arrays or "y" not in arrays:
-        raise UserError(f"{path} needs arrays X and y (found {', '.join(arrays) or 'none'})")
-    X, y = arrays["X"], arrays["y"]
+    if "X" not in arrays or (labelled and "y" not in arrays):
+        needed = "X and y" if labelled else "X (and optional lengths)"
+        raise UserError(f"{path} needs arrays {needed} (found {', '.join(arrays) or 'none'})")
+    X, y = arrays["X"], arrays.get("y") if labelled else None
     if X.ndim == 2:
         X = X[:, :, None]
     if X.ndim != 3 or X.dtype.kind not in "biuf":
         raise UserError(f"{path}: X must be numbers shaped [N, T, C] or [N, T], not {X.dtype} "
                         f"{list(X.shape)}")
-    if y.shape != (len(X),):
+    if y is not None and y.shape != (len(X),):
         raise UserError(f"{path}: y must be shaped [N] = [{len(X)}] like X's first axis, not {list(y.shape)}")
     lengths = arrays.get("lengths", np.full(len(X), X.shape[1]))
     if lengths.shape != (len(X),) or lengths.dtype.kind not in "iu":
@@ -675,23 +688,34 @@ def _read_npz(path, task, missing):
     flat = _settle_missing(X[valid].astype(np.float64), starts, missing,
                            lambda i, c: f"{path} X[{cases[i]}, {steps[i]}, {c}]")
     X, lengths = _padded(flat, starts)
-    return X, lengths, _targets(y, task, lambda i: f"{path} y[{i}]"), [f"x{c}" for c in range(X.shape[2])]
+    y = None if y is None else _targets(y, task, lambda i: f"{path} y[{i}]")
+    return X, lengths, y, [f"x{c}" for c in range(X.shape[2])]
 
 
-def _read_sequence_table(path, task, missing, id_column, label_column, feature_columns):
+def _read_sequence_table(path, task, missing, id_column, label_column, feature_columns, labelled=True):
     table = _open_table(path, lambda first: True)
-    id_index, label_index = table.index(id_column, "id_column"), table.index(label_column, "label_column")
+    id_index = table.index(id_column, "id_column")
+    # Unlabelled, the label column is skipped if the file has one.
+    label_index = table.index(label_column, "label_column") if labelled else None
     names = feature_columns or [name for name in table.header if name not in (id_column, label_column)]
     if not names:
-        raise UserError(f"{path} has no feature columns besides {id_column!r} and {label_column!r}")
+        besides = f"{id_column!r} and {label_column!r}" if label_column in table.header else repr(id_column)
+        raise UserError(f"{path} has no feature columns besides {besides}")
     features = [table.index(name, "feature_columns") for name in names]
-    ids, labels, *columns = _read_columns(table, [id_index, label_index, *features],
-                                          [False, False] + [True] * len(features))
+    wanted = [id_index] + ([label_index] if labelled else []) + features
+    ids, *columns = _read_columns(table, wanted, [False] * (1 + labelled) + [True] * len(features))
+    labels = columns.pop(0) if labelled else None
     order, starts = _group(ids)
     flat = np.stack(columns, axis=1)
     rows = np.arange(len(ids)) if order is None else order
     if order is not None:
-        flat, labels = flat[order], labels[order]
+        flat = flat[order]
+    if not labelled:
+        flat = _settle_missing(flat, starts, missing, lambda i, c: table.where(rows[i], features[c]))
+        X, lengths = _padded(flat, starts)
+        return X, lengths, None, list(names)
+    if order is not None:
+        labels = labels[order]
     changed = np.flatnonzero(labels != np.repeat(labels[starts[:-1]], np.diff(starts)))
     if len(changed):
         case = ids[rows[changed[0]]].decode(errors="replace")
@@ -705,7 +729,7 @@ def _read_sequence_table(path, task, missing, id_column, label_column, feature_c
 
 
 # --------------------------------------------------------------------------------------------- .ts (UEA/UCR)
-def _read_ts(path, task, missing):
+def _read_ts(path, task, missing, labelled=True, expected_dimensions=None):
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError:
@@ -713,9 +737,10 @@ def _read_ts(path, task, missing):
     header, data_line = _ts_header(path, lines)
     classes = header.get("classlabel", ["false"])
     regression = header.get("targetlabel", ["false"])[0] == "true"
-    if classes[0] != "true" and not regression:
+    has_labels = classes[0] == "true" or regression
+    if labelled and not has_labels:
         raise UserError(f"{path} has no labels (neither @classLabel true nor @targetLabel true)")
-    if (task == "regression") != regression:
+    if has_labels and (task == "regression") != regression:
         kind = "regression" if regression else "classification"
         tag = "@targetLabel true" if regression else "@classLabel true"
         raise UserError(f"{path} is a {kind} file ({tag}); read it as a {kind} task")
@@ -726,18 +751,30 @@ def _read_ts(path, task, missing):
         raise UserError(f"{path} has no cases after @data")
     line_numbers = np.array([number for number, _ in cases])
     parts = [line.split(":") for _, line in cases]
-    dimensions = len(parts[0]) - 1
+    # Whether a line ends in a label: always when labelled; unlabelled, when the header says the file has labels
+    # and the lines have one part more than the dimensions (declared, or those the model reads), or when the
+    # header says nothing of them and a line has more than one part.
+    declared_dimensions = header.get("dimensions", [None])[0]
+    known = int(declared_dimensions) if (declared_dimensions or "").isdigit() else expected_dimensions
+    if labelled:
+        ends_in_label = True
+    elif not has_labels:
+        ends_in_label = False
+    else:
+        ends_in_label = len(parts[0]) == known + 1 if known else len(parts[0]) > 1
+    dimensions = len(parts[0]) - ends_in_label
     if dimensions == 0:
         raise UserError(f"{path} line {line_numbers[0]} has no label: a case is dim1:dim2:...:label")
-    odd = next((i for i, p in enumerate(parts) if len(p) - 1 != dimensions), None)
+    odd = next((i for i, p in enumerate(parts) if len(p) - ends_in_label != dimensions), None)
     if odd is not None:
-        raise UserError(f"{path} line {line_numbers[odd]} has {len(parts[odd]) - 1} dimensions before its "
-                        f"label where line {line_numbers[0]} has {dimensions}")
+        before = " before its label" if ends_in_label else ""
+        raise UserError(f"{path} line {line_numbers[odd]} has {len(parts[odd]) - ends_in_label} dimensions"
+                        f"{before} where line {line_numbers[0]} has {dimensions}")
     if header.get("dimensions", [str(dimensions)])[0] != str(dimensions):
         raise UserError(f"{path} declares @dimensions {header['dimensions'][0]} but its cases have "
                         f"{dimensions}")
     # Every (case, dimension) is one comma-separated segment; all segments are parsed in one cast.
-    segments = [dimension for p in parts for dimension in p[:-1]]
+    segments = [dimension for p in parts for dimension in p[:dimensions]]
     empty = np.flatnonzero(np.array([not segment.strip() for segment in segments]))
     if len(empty):
         raise UserError(f"{path} line {line_numbers[empty[0] // dimensions]}: dimension "
@@ -761,6 +798,9 @@ def _read_ts(path, task, missing):
     X = np.zeros((len(parts), int(lengths.max()), dimensions))
     segment = np.repeat(np.arange(len(segments)), counts.ravel())
     X[segment // dimensions, np.arange(len(values)) - seg_starts[segment], segment % dimensions] = values
+    names = [f"dim_{d + 1}" for d in range(dimensions)]
+    if not labelled:
+        return X, lengths, None, names
     labels = np.array([p[-1].strip() for p in parts])
     if declared is not None:
         unknown = np.flatnonzero(~np.isin(labels, declared))
@@ -769,7 +809,7 @@ def _read_ts(path, task, missing):
             raise UserError(f"{path} line {line_numbers[unknown[0]]}: label {label!r} is not among those "
                             f"@classLabel declares ({' '.join(declared)})")
     y = _targets(labels, task, lambda i: f"{path} line {line_numbers[i]}")
-    return X, lengths, y, [f"dim_{d + 1}" for d in range(dimensions)]
+    return X, lengths, y, names
 
 
 def _ts_header(path, lines):
@@ -798,7 +838,7 @@ class TextSet:
     """Labelled texts for text classification."""
     path: Path
     texts: list                 # str
-    labels: np.ndarray          # str [N]
+    labels: np.ndarray | None   # str [N]; None: read unlabelled
 
     def __len__(self):
         return len(self.texts)
@@ -808,30 +848,40 @@ class TextSet:
         return np.unique(self.labels)
 
 
-def read_texts(path, *, text_column="text", label_column="label"):
+def read_texts(path, *, text_column="text", label_column="label", labelled=True):
     """The ``TextSet`` in a ``.csv``/``.tsv``/``.jsonl``/``.json`` file or a folder of class sub-folders (see
-    the module docstring); at least two classes."""
+    the module docstring); at least two classes. ``labelled=False`` reads texts to predict: labels are not
+    needed (those there are skipped, ``labels`` is None), and a ``.txt`` file of one text per line or a folder
+    of ``.txt`` files are read too."""
     path = _existing(path)
     suffix = path.suffix.lower()
+    # Unlabelled, the label column or field is not read: None in place of its name.
+    label = label_column if labelled else None
     if path.is_dir():
-        texts, labels = _read_text_folder(path)
+        texts, labels = _read_text_folder(path) if labelled else (_read_text_files(path), None)
     elif suffix in (".csv", ".tsv"):
-        texts, labels = _read_text_table(path, text_column, label_column)
+        texts, labels = _read_text_table(path, text_column, label)
     elif suffix in (".jsonl", ".json"):
-        texts, labels = _read_text_json(path, text_column, label_column)
+        texts, labels = _read_text_json(path, text_column, label)
+    elif suffix == ".txt" and not labelled:
+        texts, labels = _read_text_lines(path), None
     else:
+        others = "" if labelled else ", a .txt file of one text per line, or a folder of .txt files"
         raise UserError(f"{path} is not a text file lstmzoo reads: .csv, .tsv, .jsonl (or .json) with "
                         f"{text_column!r} and {label_column!r} fields, or a folder with one sub-folder of "
-                        f".txt files per class")
+                        f".txt files per class{others}")
+    if not labelled:
+        return TextSet(path, texts, None)
     labels = np.array(labels, dtype=str)
     _check_targets(path, "classification", labels)
     return TextSet(path, texts, labels)
 
 
 def _read_text_table(path, text_column, label_column):
+    """(texts, labels) of a CSV/TSV; ``label_column`` None: texts only (labels None)."""
     table = _open_table(path, lambda first: True)
     text_index = table.index(text_column, "text_column")
-    label_index = table.index(label_column, "label_column")
+    label_index = None if label_column is None else table.index(label_column, "label_column")
     texts, labels = [], []
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
@@ -842,17 +892,19 @@ def _read_text_table(path, text_column, label_column):
                 if len(fields) != table.fields:
                     raise UserError(f"{path} line {reader.line_num} has {len(fields)} fields where the "
                                     f"header has {table.fields}")
+                texts.append(fields[text_index])
+                if label_index is None:
+                    continue
                 label = fields[label_index].strip()
                 if not label:
                     raise UserError(f"{path} line {reader.line_num}, column {label_column!r} has no label")
-                texts.append(fields[text_index])
                 labels.append(label)
     except UnicodeDecodeError:
         raise UserError(f"{path} is not UTF-8 text") from None
     except csv.Error as error:
         raise UserError(f"{path} line {reader.line_num} is not readable {table.delimiter!r}-separated text "
                         f"({error})") from None
-    return texts, labels
+    return texts, None if label_index is None else labels
 
 
 def _read_text_json(path, text_column, label_column):
@@ -877,11 +929,17 @@ def _read_text_json(path, text_column, label_column):
                 raise UserError(f"{path} line {number}, column {error.colno} is not valid JSON "
                                 f"({error.msg}); a .jsonl file holds one object per line") from None
     texts, labels = [], []
+    fields = (text_column,) if label_column is None else (text_column, label_column)
     for number, record in records:
-        if not isinstance(record, dict) or text_column not in record or label_column not in record:
+        if not isinstance(record, dict) or any(field not in record for field in fields):
             found = ", ".join(map(repr, record)) if isinstance(record, dict) else type(record).__name__
-            raise UserError(f"{path} {where} {number} needs fields {text_column!r} and {label_column!r} "
-                            f"(found {found})")
+            raise UserError(f"{path} {where} {number} needs {'fields' if len(fields) > 1 else 'the field'} "
+                            f"{' and '.join(map(repr, fields))} (found {found})")
+        if label_column is None:
+            if not isinstance(record[text_column], str):
+                raise UserError(f"{path} {where} {number}: {text_column!r} must be a string")
+            texts.append(record[text_column])
+            continue
         text, label = record[text_column], record[label_column]
         if not isinstance(text, str) or not isinstance(label, (str, int)) or isinstance(label, bool) \
                 or str(label).strip() == "":
@@ -889,7 +947,33 @@ def _read_text_json(path, text_column, label_column):
                             f"a non-empty string or integer")
         texts.append(text)
         labels.append(str(label).strip())
-    return texts, labels
+    return texts, None if label_column is None else labels
+
+
+def _read_text_files(path):
+    """The texts of the ``.txt`` files anywhere under the folder ``path``, in the order of their paths."""
+    texts = []
+    for file in sorted(path.rglob("*.txt")):
+        try:
+            texts.append(file.read_text(encoding="utf-8-sig"))
+        except UnicodeDecodeError:
+            raise UserError(f"{file} is not UTF-8 text") from None
+    if not texts:
+        raise UserError(f"{path} holds no .txt files")
+    return texts
+
+
+def _read_text_lines(path):
+    """The non-empty lines of a UTF-8 text file, one text each (kept as written, line breaks dropped)."""
+    try:
+        # Only "\n" (or "\r\n") ends a line: str.splitlines would also split at a form feed or U+2028.
+        lines = path.read_text(encoding="utf-8-sig").split("\n")
+        texts = [line.removesuffix("\r") for line in lines if line.strip()]
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text") from None
+    if not texts:
+        raise UserError(f"{path} is empty")
+    return texts
 
 
 def _read_text_folder(path):

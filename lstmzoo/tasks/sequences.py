@@ -63,8 +63,9 @@ class SequenceTask(Task):
     """What classification and regression share; ``kind`` is ``"classification"`` or ``"regression"``."""
     kind = ""
     application = "sequence-classification"
-    predict_input = ("a file in the training file's format (labels, if present, are ignored); writes id and the "
-                     "prediction per case")
+    predict_input = ("a .ts, .npz or long .csv file of cases, with or without labels (labels, if present, are "
+                     "ignored: a .ts without them, an .npz with X alone, a CSV without the label column); writes id "
+                     "and the prediction per case")
     hyperparameters: ClassVar[dict] = {
         "data": Hyperparameter("", "the training file: .ts, .npz or a long .csv (set by --data)"),
         "test_data": Hyperparameter("", "a file of test cases in a format of --data (set by --test-data; default: "
@@ -106,9 +107,10 @@ class SequenceTask(Task):
                 "hidden_size": hp["hidden_size"] or (32 if n < 500 else 64 if n < 5000 else 128),
                 "batch_size": hp["batch_size"] or int(np.clip(n // 20, 8, 64))}
 
-    def _read(self, hp, path, training=True):
+    def _read(self, hp, path, training=True, **options):
         return read_sequences(path, task=self.kind, missing=None if hp["missing"] == "refuse" else hp["missing"],
-                              id_column=hp["id_column"], label_column=hp["label_column"], training=training)
+                              id_column=hp["id_column"], label_column=hp["label_column"], training=training,
+                              **options)
 
     # ---------------------------------------------------------------------------------------------- data
     def load_data(self, hp):
@@ -129,7 +131,8 @@ class SequenceTask(Task):
             rest, test = split_indices(len(whole), hp["test_fraction"], rng, targets if stratify else None)
         train, val = split_indices(len(rest), hp["val_fraction"], rng, targets[rest] if stratify else None)
         train, val = rest[train], rest[val]
-        fitted = self.fit_preprocessing(whole.X[train], whole.lengths[train], targets[train])
+        fitted = {**self.fit_preprocessing(whole.X[train], whole.lengths[train], targets[train]),
+                  "feature_names": list(whole.feature_names)}
         if test_set is not None:
             self._check_test(fitted, test_set, whole)
             test_split = self._prepared(fitted, test_set.X, test_set.lengths, test_set.y)
@@ -220,9 +223,16 @@ class SequenceTask(Task):
     def predict(self, model, hp, out_dir, *, input=None, output=None):
         """A row per case of ``input`` (default: the test file, else the training file), in file order: its
         position (``id``, from 0) and the prediction; written to ``output`` as CSV when given. The
-        preprocessing comes from the run's config.json, so the training file is not needed."""
+        preprocessing comes from the run's config.json, so the training file is not needed. The cases need no
+        labels (see ``readers``: unlabelled cases); a long CSV's feature columns are found by the names of the
+        training CSV's."""
         fitted = self.recorded_preprocessing(out_dir)
-        cases = self._read(hp, input or hp["test_data"] or hp["data"], training=False)
+        source = Path(input or hp["test_data"] or hp["data"])
+        tables = (".csv", ".tsv")
+        names = fitted.get("feature_names") if source.suffix.lower() in tables and \
+            Path(hp["data"]).suffix.lower() in tables else None
+        cases = self._read(hp, source, training=False, labelled=False, dimensions=hp["input_size"],
+                           feature_columns=names)
         if cases.X.shape[2] != hp["input_size"]:
             raise UserError(f"{cases.path} has {cases.X.shape[2]} values per time step; the model reads "
                             f"{hp['input_size']}")

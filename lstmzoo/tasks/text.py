@@ -86,7 +86,8 @@ class TextClassificationTask(Task):
     name = "text-classification"
     application = "text-classification"
     summary = "classify your own texts: a CSV/TSV/JSON-lines file of text,label or a folder per class"
-    predict_input = "a file of texts in a layout of --data (labels, if present, are ignored), or a text"
+    predict_input = ("texts with or without labels (labels, if present, are ignored): a .csv/.tsv/.jsonl with "
+                     "the text column, a .txt file of one text per line, a folder of .txt files, or a text")
     monitor = "val_accuracy"
     mode = "max"
     hyperparameters: ClassVar[dict] = {
@@ -124,8 +125,8 @@ class TextClassificationTask(Task):
         fitted = self.load_data({**hp, "vocab_size": 1, "output_size": 1}).fitted
         return {**hp, "vocab_size": len(fitted["vocabulary"]), "output_size": len(fitted["classes"])}
 
-    def _read(self, hp, path):
-        return read_texts(path, text_column=hp["text_column"], label_column=hp["label_column"])
+    def _read(self, hp, path, labelled=True):
+        return read_texts(path, text_column=hp["text_column"], label_column=hp["label_column"], labelled=labelled)
 
     # ---------------------------------------------------------------------------------------------- data
     def load_data(self, hp):
@@ -228,11 +229,15 @@ class TextClassificationTask(Task):
 
     # ------------------------------------------------------------------------------------------- predict
     def predict(self, model, hp, out_dir, *, input=None, output=None):
-        """A row per text of ``input`` (a file in a layout of --data, or one text): its position, the label and
-        each class's probability; written to ``output`` as CSV when given."""
+        """A row per text of ``input`` (a file or folder of texts, labelled or not, or one text): its position,
+        the label and each class's probability; written to ``output`` as CSV when given."""
         fitted = self.recorded_preprocessing(out_dir)
         source = input or hp["test_data"] or hp["data"]
-        texts = self._read(hp, source).texts if Path(source).exists() else [str(source)]
+        try:
+            is_path = Path(source).exists()
+        except OSError:     # a text too long to be a file name
+            is_path = False
+        texts = self._read(hp, source, labelled=False).texts if is_path else [str(source)]
         probabilities = self.probabilities(model, self._texts(fitted, [tokenize(t) for t in texts], None, hp), hp)
         classes = fitted["classes"]
         rows = {"id": np.arange(len(texts)), "label": np.asarray(classes)[probabilities.argmax(axis=1)],
