@@ -1,4 +1,5 @@
-"""scikit-learn estimators over the sequence tasks: ``LSTMClassifier`` and ``LSTMRegressor``.
+"""scikit-learn estimators over the tasks: ``LSTMClassifier`` and ``LSTMRegressor`` (sequence classification and
+regression), and ``LSTMForecaster`` (forecasting, described in its own docstring).
 
 They are the ``sequence-classification`` and ``sequence-regression`` tasks of ``lstmzoo.tasks.sequences``
 with the arrays handed over in memory instead of read from a file: the same settled sizes, preprocessing
@@ -37,14 +38,25 @@ try:
 except ModuleNotFoundError:
     raise ImportError("lstmzoo.estimators needs scikit-learn: pip install 'lstmzoo[sklearn]'") from None
 
-from lstmzoo.checkpoint import CheckpointError, load_weights_and_metadata, read_json, save_weights, write_json
+from lstmzoo.checkpoint import (
+    CheckpointError,
+    load_weights_and_metadata,
+    read_config,
+    read_json,
+    save_weights,
+    write_config,
+    write_json,
+)
+from lstmzoo.errors import UserError
+from lstmzoo.tasks.forecasting import ForecastingTask
 from lstmzoo.tasks.readers import SequenceSet
 from lstmzoo.tasks.sequences import SequenceClassificationTask, SequenceRegressionTask
 
-__all__ = ["LSTMClassifier", "LSTMRegressor"]
+__all__ = ["LSTMClassifier", "LSTMForecaster", "LSTMRegressor"]
 
 ESTIMATOR_FILE = "estimator.json"
 WEIGHTS_FILE = "weights.safetensors"
+SERIES_FILE = "series.safetensors"      # LSTMForecaster: the series it was fitted on, which predict() continues
 SAVE_ID = "lstmzoo.estimator.save_id"    # in both files: a folder whose files come from two saves is refused
 FORMAT = "lstmzoo-estimator-1"
 
@@ -115,6 +127,51 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _seed(random_state):
+    """The task's ``seed`` for ``random_state`` (see the module docstring)."""
+    seed = _plain(random_state)
+    if not isinstance(seed, int):
+        seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))
+    return seed
+
+
+def _saved_params(estimator, hp):
+    """``get_params()`` as JSON values; a RandomState (not JSON) as the seed it gave."""
+    params = {name: _plain(value) for name, value in estimator.get_params().items()}
+    if not isinstance(params["random_state"], (int, type(None))):
+        params["random_state"] = hp["seed"]
+    return params
+
+
+def _save(folder, state, tensors):
+    """Write ``estimator.json`` (``state``) and the safetensors files ``tensors`` (file name -> arrays) into
+    ``folder``, each atomically, all marked with one save id."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {"format": FORMAT, **state, "save_id": secrets.token_hex(16)}
+    for name, arrays in tensors.items():
+        save_weights(folder / name, arrays, metadata={SAVE_ID: state["save_id"]})
+    write_json(folder / ESTIMATOR_FILE, state)
+
+
+def _load(folder, cls, names):
+    """``(state, {file name: arrays})`` that ``_save`` wrote into ``folder`` for an estimator of class ``cls``;
+    CheckpointError (one sentence) when the folder holds none, another kind, or files of two different saves."""
+    folder = Path(folder)
+    state = read_json(folder / ESTIMATOR_FILE)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{folder / ESTIMATOR_FILE} is not an estimator saved by lstmzoo")
+    if state.get("estimator") != cls.__name__:
+        raise CheckpointError(f"{folder} holds an {state.get('estimator')}, not an {cls.__name__}")
+    tensors = {}
+    for name in names:
+        tensors[name], metadata = load_weights_and_metadata(folder / name)
+        if metadata.get(SAVE_ID) != state["save_id"]:
+            raise CheckpointError(f"{folder / name} and {folder / ESTIMATOR_FILE} come from different saves; save "
+                                  f"the estimator again")
+    return state, tensors
+
+
 class _SequenceEstimator(BaseEstimator):
     """What the classifier and the regressor share; ``task_class`` is the task they run."""
     task_class = None
@@ -153,10 +210,8 @@ class _SequenceEstimator(BaseEstimator):
         if len(targets) < 2:
             raise ValueError("fit got 1 sample; it needs at least 2 (one trains, one validates)")
         task = self.task_class()
-        seed = _plain(self.random_state)
-        if not isinstance(seed, int):
-            seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))
-        hp = task.resolve({**{name: _plain(getattr(self, name)) for name in TASK_PARAMETERS}, "seed": seed})
+        hp = task.resolve({**{name: _plain(getattr(self, name)) for name in TASK_PARAMETERS},
+                           "seed": _seed(self.random_state)})
         names = [f"x{c}" for c in range(X.shape[2])]
         cases = SequenceSet(Path("<array X>"), X, lengths, targets, names, task.kind)
         hp = task.settle(hp, cases)
@@ -183,37 +238,22 @@ class _SequenceEstimator(BaseEstimator):
         """Write the fitted estimator into the folder ``path`` (made if missing): ``weights.safetensors`` and
         ``estimator.json``, each atomically. ValueError when its classes are not JSON values."""
         check_is_fitted(self)
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        params = {name: _plain(value) for name, value in self.get_params().items()}
-        if not isinstance(params["random_state"], (int, type(None))):    # a RandomState: the seed it gave
-            params["random_state"] = self.hp_["seed"]
-        state = {"format": FORMAT, "estimator": type(self).__name__, "params": params,
+        state = {"estimator": type(self).__name__, "params": _saved_params(self, self.hp_),
                  "hyperparameters": self.hp_, "preprocessing": self.preprocessing_,
                  "n_features_in": self.n_features_in_, "n_iter": self.n_iter_, "best_epoch": self.best_epoch_,
-                 **self._saved_targets(), "save_id": secrets.token_hex(16)}
-        save_weights(folder / WEIGHTS_FILE, self.model_.parameters(), metadata={SAVE_ID: state["save_id"]})
-        write_json(folder / ESTIMATOR_FILE, state)
+                 **self._saved_targets()}
+        _save(path, state, {WEIGHTS_FILE: self.model_.parameters()})
 
     @classmethod
     def load(cls, path):
         """The estimator ``save`` wrote into the folder ``path``; CheckpointError (a ValueError, one sentence)
         when the folder holds none, another kind of estimator, or files of two different saves."""
-        folder = Path(path)
-        state = read_json(folder / ESTIMATOR_FILE)
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise CheckpointError(f"{folder / ESTIMATOR_FILE} is not an estimator saved by lstmzoo")
-        if state.get("estimator") != cls.__name__:
-            raise CheckpointError(f"{folder} holds an {state.get('estimator')}, not an {cls.__name__}")
-        tensors, metadata = load_weights_and_metadata(folder / WEIGHTS_FILE)
-        if metadata.get(SAVE_ID) != state["save_id"]:
-            raise CheckpointError(f"{folder / WEIGHTS_FILE} and {folder / ESTIMATOR_FILE} come from "
-                                  f"different saves; save the estimator again")
+        state, tensors = _load(path, cls, [WEIGHTS_FILE])
         task = cls.task_class()
         estimator = cls(**state["params"])
         estimator.hp_ = task.resolve(state["hyperparameters"])
         estimator.model_ = task.build_model(estimator.hp_)
-        estimator.model_.load_parameters(tensors)
+        estimator.model_.load_parameters(tensors[WEIGHTS_FILE])
         estimator.model_.eval()
         estimator.preprocessing_ = state["preprocessing"]
         estimator.n_features_in_, estimator.n_iter_ = state["n_features_in"], state["n_iter"]
@@ -297,3 +337,196 @@ class LSTMRegressor(RegressorMixin, _SequenceEstimator):
         """The predicted target of each case, float64 ``[N]``."""
         split = self._split(X)
         return self.task_class().predictions(self.model_, split, self.hp_, self.preprocessing_)
+
+
+# The LSTMForecaster's arguments that are the forecasting task's hyperparameters of the same names; None stands for
+# the task's default (``lstmzoo info forecasting``), whatever it is in this version.
+FORECAST_PARAMETERS = ("horizon", "season", "window", "hidden_size", "num_layers", "dropout", "epochs",
+                       "windows_per_epoch", "batch_size", "lr", "patience", "clip_norm", "device")
+
+
+class LSTMForecaster(BaseEstimator):
+    """One global LSTM forecasting one or many series (the ``forecasting`` task) with scikit-learn's conventions:
+    ``fit(y)`` then ``predict()``.
+
+    ``fit(y)``: ``y`` is one series (a 1-D array of its values in time order, equally spaced) or many (a list of
+    1-D arrays, of any lengths; a 2-D array is its rows); they train ONE model, each series scaled on its own.
+    The last ``horizon`` values of every series validate (early stopping) and the rest train; nothing is held
+    out for testing. Missing values (NaN) are refused: fill them first. ``predict()`` forecasts the next
+    ``horizon`` values of each fitted series: an array ``[horizon]`` after fitting one series, ``[n_series,
+    horizon]`` after a list. ``predict(y)`` forecasts the next values of the histories ``y`` (the same shapes);
+    when ``y`` holds as many series as ``fit`` had, series ``k`` continues fitted series ``k`` (its preprocessing
+    as chosen in ``fit``), otherwise they are new series.
+
+    It runs the task's own code on the series written as a file: fitted with ``random_state=S`` and the same
+    settings, it trains exactly the model ``lstmzoo train forecasting --data Y.csv --test-data NEXT.csv --seed
+    S`` does (Y.csv the series in long format, NEXT.csv the values that follow them), and ``predict()`` gives
+    what ``lstmzoo predict forecasting`` gives for Y.csv. The time steps are 1, 2, 3, ...: a series given as
+    an array has no calendar, so ``season`` is not inferred; set it (12 for monthly data with a yearly cycle,
+    7 for daily data with a weekly one, ...), else it is 1 and ``horizon`` defaults to 1.
+
+    Parameters: the task's hyperparameters of the same names (``lstmzoo info forecasting``), None standing for
+    the task's default: ``horizon`` (steps ahead), ``season``, ``window`` (past values read per forecast),
+    ``hidden_size``, ``num_layers``, ``dropout``, ``epochs``, ``windows_per_epoch``, ``batch_size``, ``lr``,
+    ``patience``, ``clip_norm``, ``device``; ``random_state`` as the other estimators'; ``verbose`` shows the
+    training's progress on stderr.
+
+    Fitted attributes: ``horizon_``, ``season_``, ``n_series_``, ``single_series_`` (fitted on one series),
+    ``series_`` (the fitted series), ``n_iter_`` (epochs run), ``best_epoch_``, ``model_``, ``hp_`` (the settled hyperparameters) and ``preprocessing_`` (what the task chose per series).
+
+    Not a scikit-learn regressor, and ``parametrize_with_checks`` does not apply: those checks call ``fit(X, y)``
+    with a table X of independent rows and score ``predict(X)`` row by row, while a forecaster learns from the
+    order of one or more series' values and predicts their future, with no X at all (as sktime's and Darts'
+    forecasters, which have their own interfaces, ``fit(y)`` / ``predict(fh)``). ``get_params``/``set_params``
+    and ``clone`` work, so it can be tuned in a loop of your own (a time-ordered split: fit on the start of each
+    series, score on what follows).
+    """
+
+    def __init__(self, horizon=None, season=None, window=None, hidden_size=None, num_layers=None, dropout=None,
+                 epochs=None, windows_per_epoch=None, batch_size=None, lr=None, patience=None, clip_norm=None,
+                 device=None, random_state=None, verbose=False):
+        self.horizon = horizon
+        self.season = season
+        self.window = window
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.epochs = epochs
+        self.windows_per_epoch = windows_per_epoch
+        self.batch_size = batch_size
+        self.lr = lr
+        self.patience = patience
+        self.clip_norm = clip_norm
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -------------------------------------------------------------------------------------------- fit
+    def fit(self, y, X=None):
+        """Train on the series ``y`` (see the class docstring); returns self. ``X`` must be None (no exogenous
+        values). ValueError for series or a hyperparameter the task refuses."""
+        if X is not None:
+            raise ValueError("LSTMForecaster takes no X: fit(y) on the series themselves")
+        series, self.single_series_ = _as_series(y, "y")
+        task = ForecastingTask()
+        settings = {name: _plain(getattr(self, name)) for name in FORECAST_PARAMETERS}
+        hp = task.resolve({**{k: v for k, v in settings.items() if v is not None}, "seed": _seed(self.random_state)})
+        with tempfile.TemporaryDirectory(prefix="lstmzoo-forecaster-") as folder:
+            folder = Path(folder)
+            data = _write_long_csv(folder / "y.csv", series)
+            hp = _as_value_error(lambda: task.settle({**hp, "data": str(data), "test_data": str(folder / "next.csv")}),
+                                 folder)
+            # The values that follow each series, which the task scores as its test part: fit does not score, so
+            # any finite values do (the last one held).
+            _write_long_csv(folder / "next.csv", [np.full(hp["horizon"], s[-1]) for s in series])
+            trained = _as_value_error(lambda: task.train(hp, folder / "run", progress=bool(self.verbose),
+                                                         learning_curve=False), folder)
+            self.preprocessing_ = read_config(folder / "run").get("fitted")
+        self.model_ = trained.model
+        self.hp_ = {**hp, "data": "", "test_data": ""}      # its temporary files are gone
+        self.series_ = series
+        self.horizon_, self.season_, self.n_series_ = hp["horizon"], hp["season"], len(series)
+        self.n_iter_, self.best_epoch_ = trained.result.epochs_run, trained.result.best_epoch
+        return self
+
+    # ---------------------------------------------------------------------------------------- predict
+    def predict(self, y=None):
+        """The next ``horizon_`` values of each fitted series (``y`` None), or of the histories ``y``: ``[horizon]``
+        for one series, ``[n_series, horizon]`` for a list."""
+        check_is_fitted(self)
+        if y is None:
+            series, one = self.series_, self.single_series_
+        else:
+            series, one = _as_series(y, "y")
+        # Histories as many as the fitted series continue them (their names, so their recorded preprocessing).
+        names = None if len(series) == self.n_series_ else [f"new {k}" for k in range(len(series))]
+        task = ForecastingTask()
+        with tempfile.TemporaryDirectory(prefix="lstmzoo-forecaster-") as folder:
+            folder = Path(folder)
+            history = _write_long_csv(folder / "history.csv", series, names)
+            # predict reads the fitted preprocessing from a run folder's config.json.
+            write_config(folder, {"recipe": task.name, "hyperparameters": self.hp_,
+                                  **({"fitted": self.preprocessing_} if self.preprocessing_ is not None else {})})
+            result = _as_value_error(lambda: task.predict(self.model_, {**self.hp_, "data": str(history)}, folder,
+                                                          input=str(history), plot=folder / "forecast.png"),
+                                     folder)
+        forecast = np.asarray(result["rows"]["y_hat"], dtype=np.float64).reshape(len(series), self.horizon_)
+        return forecast[0] if one else forecast
+
+    # ------------------------------------------------------------------------------------ save / load
+    def save(self, path):
+        """Write the fitted forecaster into the folder ``path`` (made if missing): ``weights.safetensors``,
+        ``series.safetensors`` (the fitted series, which ``predict()`` continues) and ``estimator.json``, each
+        atomically."""
+        check_is_fitted(self)
+        state = {"estimator": type(self).__name__, "params": _saved_params(self, self.hp_),
+                 "hyperparameters": self.hp_, "preprocessing": self.preprocessing_, "one_series": self.single_series_,
+                 "n_iter": self.n_iter_, "best_epoch": self.best_epoch_}
+        lengths = [len(s) for s in self.series_]
+        series = {"values": np.concatenate(self.series_), "starts": np.r_[0, np.cumsum(lengths)].astype(np.int64)}
+        _save(path, state, {WEIGHTS_FILE: self.model_.parameters(), SERIES_FILE: series})
+
+    @classmethod
+    def load(cls, path):
+        """The forecaster ``save`` wrote into the folder ``path``; CheckpointError (a ValueError, one sentence)
+        when the folder holds none, another kind of estimator, or files of two different saves."""
+        state, tensors = _load(path, cls, [WEIGHTS_FILE, SERIES_FILE])
+        task = ForecastingTask()
+        estimator = cls(**state["params"])
+        estimator.hp_ = task.resolve(state["hyperparameters"])
+        estimator.model_ = task.build_model(estimator.hp_)
+        estimator.model_.load_parameters(tensors[WEIGHTS_FILE])
+        estimator.model_.eval()
+        values, starts = tensors[SERIES_FILE]["values"], tensors[SERIES_FILE]["starts"]
+        estimator.series_ = np.split(values, starts[1:-1])
+        estimator.preprocessing_, estimator.single_series_ = state["preprocessing"], state["one_series"]
+        estimator.horizon_, estimator.season_ = estimator.hp_["horizon"], estimator.hp_["season"]
+        estimator.n_series_ = len(estimator.series_)
+        estimator.n_iter_, estimator.best_epoch_ = state["n_iter"], state["best_epoch"]
+        return estimator
+
+
+def _as_series(y, name):
+    """``(list of float64 1-D arrays, whether y was one series)``; ValueError saying what is wrong."""
+    if hasattr(y, "toarray"):
+        raise TypeError(f"{name} is a sparse matrix; give a 1-D array of values or a list of them")
+    ragged = isinstance(y, (list, tuple)) or (isinstance(y, np.ndarray) and y.dtype == object)
+    if not ragged:
+        array = np.asarray(y)
+        if array.ndim == 1:
+            return [_numbers(array, name)], True
+        if array.ndim != 2:
+            raise ValueError(f"{name} is shaped {list(array.shape)}; give one series as a 1-D array, or many as a "
+                             f"list of 1-D arrays (or a 2-D array, a series per row)")
+    series = [_numbers(s, f"{name}[{k}]") for k, s in enumerate(y)]
+    for k, s in enumerate(series):
+        if s.ndim != 1:
+            raise ValueError(f"{name}[{k}] is shaped {list(s.shape)}; each series must be a 1-D array of values")
+        if len(s) == 0:
+            raise ValueError(f"{name}[{k}] is an empty series")
+    if not series:
+        raise ValueError(f"{name} holds no series")
+    return series, False
+
+
+def _write_long_csv(path, series, names=None):
+    """The series as the forecasting task's long CSV (``unique_id, ds, y``; ids ``0, 1, ...`` unless ``names``;
+    time steps 1, 2, ...; values exactly, in 17 digits). Returns ``path``."""
+    names = [str(k) for k in range(len(series))] if names is None else names
+    with open(path, "w") as handle:
+        handle.write("unique_id,ds,y\n")
+        for name, values in zip(names, series):
+            steps = np.arange(1, len(values) + 1)
+            handle.write("".join(f"{name},{t},{v!r}\n" for t, v in zip(steps.tolist(), values.tolist())))
+    return path
+
+
+def _as_value_error(action, folder):
+    """``action()``, a task's UserError about the temporary files told as a ValueError about ``y``."""
+    try:
+        return action()
+    except UserError as error:
+        message = str(error)
+        for file in sorted(Path(folder).glob("*.csv"), key=lambda p: -len(str(p))):
+            message = message.replace(f"{file}: ", "").replace(str(file), "y")
+        raise ValueError(message) from None
