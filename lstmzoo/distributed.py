@@ -18,7 +18,8 @@ How N ranks reproduce one (up to float rounding):
   rank the gradient and loss of the global batch, so clipping and the optimizer step agree on every rank;
 - validation is sharded: during ``evaluate`` each call ``model(x, lengths=...)`` runs on the rank's rows of ``x``
   and the outputs are gathered, so every rank computes the recipe's own metrics from all the outputs (exact for
-  any metric, rmse and MASE included);
+  any metric, rmse and MASE included); a recipe whose validation calls the model otherwise (a stateful language
+  model walking a text's streams, a decoder's search) splits it itself with ``evaluation_part``;
 - rank 0 alone holds the run folder's lock and writes it; the other ranks print nothing.
 
 The batch layout the generic ``shard_batch`` understands (every batch of lstmzoo's tasks and sequence recipes): a
@@ -35,6 +36,7 @@ approximately.
 import os
 import socket
 import sys
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -206,9 +208,40 @@ class World:
         np.divide(buffer[:size], total, out=grads)
         return float(buffer[size]) / total, total
 
+    def sum(self, *numbers):
+        """The sums of ``numbers`` over the ranks (one allreduce), as a tuple of floats."""
+        from mpi4py import MPI
+        buffer = np.array(numbers, dtype=np.float64)
+        self.comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+        return tuple(float(value) for value in buffer)
+
+    def join(self, values):
+        """Every rank's list ``values``, concatenated in rank order."""
+        return [value for part in self.comm.allgather(list(values)) for value in part]
+
     def sharded_evaluation(self, evaluate):
         """``evaluate(model)`` with the model's forward passes split over the ranks (see ``ShardedModel``)."""
         return lambda model: evaluate(ShardedModel(model, self))
+
+
+class Part(NamedTuple):
+    """A rank's share of a validation that the recipe splits itself (``evaluation_part``)."""
+    model: object       # the model itself: its calls run on this rank alone
+    rows: slice         # this rank's items, a slice of range(items)
+    sum: Callable       # sum(*numbers) -> the tuple of their sums over the ranks
+    join: Callable      # join(list) -> every rank's lists, concatenated in rank order
+
+
+def evaluation_part(model, items):
+    """This rank's ``Part`` of a validation over ``items`` independent pieces (a text's streams, sentences to
+    translate), for a recipe whose model calls ``ShardedModel`` cannot split (a stateful language model, a
+    decoder's search): the recipe scores ``rows`` with ``model`` and combines the ranks' results with ``sum`` and
+    ``join``. Outside data-parallel validation (``model`` is not a ``ShardedModel``) the whole: every item, and
+    ``sum`` and ``join`` hand their arguments back unchanged."""
+    if isinstance(model, ShardedModel):
+        world = model._world
+        return Part(model._model, rows_of(items, world.rank, world.size), world.sum, world.join)
+    return Part(model, slice(0, items), lambda *numbers: numbers, list)
 
 
 class ShardedModel:

@@ -236,6 +236,38 @@ def test_two_ranks_train_the_forecasting_task_to_one_process_weights(tmp_path):
         assert row_two["val_mase"] == pytest.approx(row_one["val_mase"], rel=1e-5)
 
 
+SHAKESPEARE = ["tinyshakespeare", "--epochs", "2", "--set", "limit=3000", "--set", "embedding_dim=8", "--set",
+               "hidden_size=16", "--set", "num_layers=2", "--set", "batch_size=3", "--set", "steps=16", "--set",
+               "eval_batch_size=3"]
+MULTI30K = ["multi30k-en-de", "--epochs", "2", "--set", "limit=300", "--set", "eval_limit=41", "--set",
+            "embedding_dim=16", "--set", "encoder_hidden=16", "--set", "decoder_hidden=16", "--set", "batch_size=16",
+            "--set", "beam_width=1"]
+
+
+@needs_mpi
+@pytest.mark.parametrize("args", [SHAKESPEARE, [*MULTI30K, "--set", "dropout=0"]], ids=["tinyshakespeare", "multi30k"])
+def test_two_ranks_train_a_text_recipe_to_one_process_weights(tmp_path, mirror, args):
+    """The recipes cut their own batches (Recipe.shard_batch: a language model's streams, a translation's sentence
+    pairs) and split their own validation (distributed.evaluation_part); three streams make uneven shards, with
+    dropout between the LSTM layers. Rank 0 alone writes the run folder, vocab.json included."""
+    _lstmzoo([*args, "--out", "one"], tmp_path)
+    _lstmzoo([*args, "--out", "two"], tmp_path, ranks=2, record=tmp_path / "record")
+    _assert_same_weights(_weights(tmp_path / "one"), _weights(tmp_path / "two"), atol=1e-5)
+    monitored = [name for name in _metrics(tmp_path / "one")[0] if name.startswith(("train_", "val_"))]
+    for row_one, row_two in zip(_metrics(tmp_path / "one"), _metrics(tmp_path / "two"), strict=True):
+        for name in monitored:
+            assert row_two[name] == pytest.approx(row_one[name], rel=1e-5), name
+    assert (tmp_path / "two" / "vocab.json").read_bytes() == (tmp_path / "one" / "vocab.json").read_bytes()
+    assert json.loads((tmp_path / "record" / "rank-1.json").read_text())["written"] == []
+
+
+@needs_mpi
+def test_multi30k_with_dropout_under_mpi_is_refused_in_one_sentence(tmp_path, mirror):
+    result = _lstmzoo([*MULTI30K, "--out", "two"], tmp_path, ranks=2, record=tmp_path / "record", check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("multi30k-en-de trains data-parallel only with --set dropout=0") == 1, result.stderr
+
+
 @needs_mpi
 def test_a_killed_rank_ends_the_job_naming_it_and_resume_gives_the_uninterrupted_weights(tmp_path):
     args = ["airline-passengers", "--epochs", "60", "--set", "hidden_size=48", "--set", "patience=0", "--set",

@@ -7,8 +7,6 @@ import sys
 import numpy as np
 import pytest
 from helpers import run
-
-from lstmzoo.errors import UserError
 from lstmzoo.zoo.multi30k import (
     EOS,
     SPECIALS,
@@ -22,6 +20,8 @@ from lstmzoo.zoo.multi30k import (
     tfidf_nearest,
     tokenize,
 )
+
+from lstmzoo.errors import UserError
 
 # A short run that learns: 3,000 training pairs, 3 epochs, scored on the first 100 test sentences. Measured: a
 # teacher-forced test loss of 3.94 nats per word (seed 0, 200 test sentences) and 4.39 (seed 1, 100) where the
@@ -187,3 +187,29 @@ def test_retrieval_baseline_on_test2016(mirror):
     result = recipe.baseline(recipe.load_data(hp), hp)
     assert set(result) == {"retrieval_bleu", "copy_source_bleu"}
     assert 2 < result["retrieval_bleu"] < 20 and result["copy_source_bleu"] < result["retrieval_bleu"]
+
+
+def test_the_ranks_shards_gradients_weighted_by_their_tokens_are_the_batchs():
+    """Data-parallel training: each rank's sentence pairs (cut to their own longest sentences) give gradients that,
+    weighted by their target tokens, are the whole batch's."""
+    from lstmzoo.zoo.multi30k import _batch
+
+    from lstmzoo.seq2seq import Seq2Seq
+    rng = np.random.default_rng(0)
+    sentences = [rng.integers(4, 30, size=rng.integers(1, 9)) for _ in range(14)]
+    batch = _batch(sentences[:7], sentences[7:])
+    model = Seq2Seq(30, 30, embedding_dim=6, encoder_hidden=5, decoder_hidden=7, dropout=0.0)
+
+    def gradients(piece):
+        model.zero_grad()
+        loss, n = model.loss_and_backward(*piece)
+        return model.flatten()[1].copy(), loss, n
+
+    whole, loss, n = gradients(batch)
+    shards = [Multi30kEnDe().shard_batch(batch, rank, 3) for rank in range(3)]
+    assert [shard.rows for shard in shards] == [slice(0, 2), slice(2, 4), slice(4, 7)]
+    parts = [gradients(shard.piece) for shard in shards]
+    assert sum(part_n for _, _, part_n in parts) == n
+    np.testing.assert_allclose(sum(g * part_n for g, _, part_n in parts) / n, whole, rtol=1e-4, atol=1e-6)
+    assert sum(part_loss * part_n for _, part_loss, part_n in parts) / n == pytest.approx(loss, rel=1e-5)
+    assert shards[0].piece[0].shape[0] == max(batch[1][:2])     # cut to its own longest source sentence

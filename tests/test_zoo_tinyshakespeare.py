@@ -6,10 +6,9 @@ import json
 import numpy as np
 import pytest
 from helpers import needs_shared, run
-
-from lstmzoo.errors import UserError
 from lstmzoo.zoo.tinyshakespeare import TinyShakespeare, encode, split_text, stream_loss
 
+from lstmzoo.errors import UserError
 from lstmzoo.nn import CrossEntropyLoss
 
 TINY = {"limit": 3000, "embedding_dim": 8, "hidden_size": 16, "num_layers": 2, "batch_size": 4, "steps": 16,
@@ -68,6 +67,29 @@ def test_stream_loss_scores_every_character_once_in_order(batch_size, steps):
     total, count = stream_loss(model, tokens, batch_size, steps)
     assert count == predictions
     np.testing.assert_allclose(total, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("batch_size, ranks", [(4, 2), (3, 2), (25, 3), (2, 3)])
+def test_the_ranks_streams_add_up_to_the_whole_loss(batch_size, ranks):
+    """Data-parallel validation: each rank scores its streams (the last rank the left-over characters too; a rank
+    without streams nothing), and the sums are the whole text's."""
+    from lstmzoo.distributed import rows_of
+    _, _, model, tokens = tiny_recipe()
+    model.eval()
+    whole, count = stream_loss(model, tokens, batch_size, 5)
+    parts = [stream_loss(model, tokens, batch_size, 5, streams=rows_of(batch_size, rank, ranks))
+             for rank in range(ranks)]
+    assert sum(n for _, n in parts) == count == len(tokens) - 1
+    np.testing.assert_allclose(sum(total for total, _ in parts), whole, rtol=1e-6)
+
+
+def test_a_ranks_shard_is_its_streams():
+    recipe = tiny_recipe()[0]
+    inputs, targets = np.arange(15).reshape(5, 3), np.arange(15).reshape(5, 3) + 1
+    (x, y, first), items, rows = recipe.shard_batch((inputs, targets, True), 1, 2)
+    assert (items, rows, first) == (3, slice(1, 3), True)
+    np.testing.assert_array_equal(x, inputs[:, 1:])
+    np.testing.assert_array_equal(y, targets[:, 1:])
 
 
 def test_training_windows_continue_each_other_and_reset_first():

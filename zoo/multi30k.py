@@ -25,6 +25,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from lstmzoo import distributed
+from lstmzoo.distributed import evaluation_part
 from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, Recipe
 
@@ -238,6 +240,22 @@ class Multi30kEnDe(RunVocabulary, Recipe):
         self._vocab = None             # {"src": [...], "tgt": [...], "lowercase": bool, "tokenizer": str}
         self._vocab_from_run = False
 
+    def train(self, hp, run_dir, **options):
+        world = distributed.world()
+        if world is not None and hp["dropout"] > 0:
+            raise UserError("multi30k-en-de trains data-parallel only with --set dropout=0 for now: its output "
+                            "dropout is drawn over the batch's sentences times words, which lstmzoo.distributed "
+                            "cannot split over the ranks yet")
+        if world is None or world.rank == 0:
+            return super().train(hp, run_dir, **options)
+        # Data-parallel training on another rank than 0: rank 0 holds the run folder and writes vocab.json into it
+        # (RunVocabulary.train); this rank builds the same vocabularies and trains beside it.
+        self._vocab, self._vocab_from_run = self.make_vocabulary(hp), True
+        try:
+            return Recipe.train(self, hp, run_dir, **options)
+        finally:
+            self._vocab_from_run = False
+
     # ---------------------------------------------------------------------------------------- data
     def read_split(self, split):
         """``(english lines, german lines)`` of ``split`` (one of ``SPLITS``)."""
@@ -293,6 +311,20 @@ class Multi30kEnDe(RunVocabulary, Recipe):
         return [_batch([data.train.src[i] for i in b], [data.train.tgt[i] for i in b])
                 for b in bucket_by_length(lengths, hp["batch_size"], rng)]
 
+    def shard_batch(self, batch, rank, size):
+        """Data-parallel training: a rank takes its sentence pairs, columns of the time-major ``src``, ``tgt_in``
+        and ``tgt_out`` (cut to its longest sentences) and rows of the lengths."""
+        from lstmzoo.distributed import Shard, rows_of
+        src, src_lengths, tgt_in, tgt_out, tgt_lengths = batch
+        items = src.shape[1]
+        rows = rows_of(items, rank, size)
+        if rows.stop == rows.start:
+            return Shard(batch, items, rows)
+        source, target = int(src_lengths[rows].max()), int(tgt_lengths[rows].max())
+        return Shard((np.ascontiguousarray(src[:source, rows]), src_lengths[rows],
+                      np.ascontiguousarray(tgt_in[:target, rows]), np.ascontiguousarray(tgt_out[:target, rows]),
+                      tgt_lengths[rows]), items, rows)
+
     def train_step(self, model, batch, hp):
         return model.loss_and_backward(*batch)
 
@@ -339,20 +371,28 @@ class Multi30kEnDe(RunVocabulary, Recipe):
                                      else words[t] for k, t in enumerate(hyp)])
         return out
 
-    def mean_loss(self, model, pairs, batch_size=200):
+    def loss_sum(self, model, pairs, rows=None, batch_size=200):
+        """``(summed teacher-forced cross-entropy, target tokens)`` over ``pairs`` (those of ``rows``, a slice)."""
+        rows = slice(0, len(pairs)) if rows is None else rows
         total, count = 0.0, 0
-        for start in range(0, len(pairs), batch_size):
-            batch = _batch(pairs.src[start:start + batch_size], pairs.tgt[start:start + batch_size])
-            loss, n = model.loss_sum(*batch)
+        for start in range(rows.start, rows.stop, batch_size):
+            stop = min(start + batch_size, rows.stop)
+            loss, n = model.loss_sum(*_batch(pairs.src[start:stop], pairs.tgt[start:stop]))
             total, count = total + loss, count + n
+        return total, count
+
+    def mean_loss(self, model, pairs, batch_size=200):
+        total, count = self.loss_sum(model, pairs, batch_size=batch_size)
         return total / count
 
     def validate(self, model, data, hp):
-        hyps = self.translate(model, data.val.src_text, hp, beam_width=1, describe="translating the validation set",
-                              announce=False)
+        # Under data-parallel training each rank translates and scores its share of the sentences.
+        part = evaluation_part(model, len(data.val))
+        hyps = part.join(self.translate(part.model, data.val.src_text[part.rows], hp, beam_width=1,
+                                        describe="translating the validation set", announce=False))
         scores = bleu_scores(hyps, data.val.tgt_text)
-        return {"val_bleu": scores["bleu"], "val_bleu_cased": scores["bleu_cased"],
-                "val_loss": self.mean_loss(model, data.val)}
+        total, count = part.sum(*self.loss_sum(part.model, data.val, part.rows))
+        return {"val_bleu": scores["bleu"], "val_bleu_cased": scores["bleu_cased"], "val_loss": total / count}
 
     def evaluate(self, model, data, hp, out_dir=None):
         """Test2016 BLEU with beam search (``bleu``: lower-cased 13a; ``bleu_cased``: sacreBLEU default), greedy

@@ -25,6 +25,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from lstmzoo import distributed
+from lstmzoo.distributed import evaluation_part
 from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, Recipe
 
@@ -79,9 +81,11 @@ def _char_language_model(vocab_size, hp):
     return CharLanguageModel()
 
 
-def stream_loss(model, tokens, batch_size, steps, describe=None, announce=True):
+def stream_loss(model, tokens, batch_size, steps, describe=None, announce=True, streams=None):
     """Summed cross-entropy (nats) of predicting each of ``tokens[1:]`` once, and the number of predictions
-    (``len(tokens) - 1``). The text is cut into ``batch_size`` contiguous streams (``tbptt_batches``), each walked
+    (``len(tokens) - 1``); with ``streams`` (a slice of the ``min(batch_size, len(tokens) - 1)`` streams) those of
+    these streams only, the left-over characters going with the last stream (data-parallel validation: each rank
+    scores its streams). The text is cut into ``batch_size`` contiguous streams (``tbptt_batches``), each walked
     in windows of ``steps`` from a zero state with the state carried between windows; the characters the streams
     leave over continue the last stream. So each stream but the first starts without the text before it: with
     ``batch_size=1`` the result is that of one forward over the whole text, with more streams it is slightly
@@ -93,19 +97,25 @@ def stream_loss(model, tokens, batch_size, steps, describe=None, announce=True):
     from .progress import phase
     criterion = CrossEntropyLoss(reduction="sum")
     batch_size = min(batch_size, len(tokens) - 1)
+    rows = slice(0, batch_size) if streams is None else streams
+    per_stream = (len(tokens) - 1) // batch_size
+    if rows.stop <= rows.start:
+        return 0.0, 0
     model.reset_state()
     total, final = 0.0, None
     for inputs, targets in phase(tbptt_batches(tokens, batch_size, steps), describe, unit="window",
                                  announce=announce):
-        logits, final = model(np.ascontiguousarray(inputs.T))
-        total += criterion(logits, np.ascontiguousarray(targets.T))
-    used = batch_size * ((len(tokens) - 1) // batch_size)
-    if used < len(tokens) - 1:
+        logits, final = model(np.ascontiguousarray(inputs[rows].T))
+        total += criterion(logits, np.ascontiguousarray(targets[rows].T))
+    used = batch_size * per_stream
+    count = per_stream * (rows.stop - rows.start)
+    if used < len(tokens) - 1 and rows.stop == batch_size:
         state = tuple(model.lstm.xp.ascontiguousarray(s[:, -1:]) for s in final)
         logits, _ = model(tokens[used:-1, None], state=state)
         total += criterion(logits, tokens[used + 1:, None])
+        count += len(tokens) - 1 - used
     model.reset_state()
-    return total, len(tokens) - 1
+    return total, count
 
 
 def loss_metrics(total, count, prefix=""):
@@ -239,6 +249,18 @@ class TinyShakespeare(RunVocabulary, Recipe):
     def __init__(self):
         self._vocab = None      # a string of the characters in index order: set by load_data or restore
 
+    def train(self, hp, run_dir, **options):
+        world = distributed.world()
+        if world is None or world.rank == 0:
+            return super().train(hp, run_dir, **options)
+        # Data-parallel training on another rank than 0: rank 0 holds the run folder and writes vocab.json into it
+        # (RunVocabulary.train); this rank builds the same vocabulary and trains beside it.
+        self._vocab, self._vocab_from_run = self.make_vocabulary(hp), True
+        try:
+            return Recipe.train(self, hp, run_dir, **options)
+        finally:
+            self._vocab_from_run = False
+
     # ---------------------------------------------------------------------------------------- data
     def load_text(self):
         from lstmzoo.data import fetch
@@ -282,6 +304,16 @@ class TinyShakespeare(RunVocabulary, Recipe):
         windows = tbptt_batches(data["train"][offset:], hp["batch_size"], hp["steps"])
         return [(np.ascontiguousarray(x.T), np.ascontiguousarray(y.T), k == 0) for k, (x, y) in enumerate(windows)]
 
+    def shard_batch(self, batch, rank, size):
+        """Data-parallel training: a rank takes its streams, the same columns of every window's inputs and targets
+        ``[T, B]``, so its stateful LSTM carries those streams' states from window to window."""
+        from lstmzoo.distributed import Shard, rows_of
+        inputs, targets, first = batch
+        items = inputs.shape[1]
+        rows = rows_of(items, rank, size)
+        return Shard((np.ascontiguousarray(inputs[:, rows]), np.ascontiguousarray(targets[:, rows]), first),
+                     items, rows)
+
     def train_step(self, model, batch, hp):
         from lstmzoo.nn import CrossEntropyLoss
         inputs, targets, first = batch
@@ -294,8 +326,11 @@ class TinyShakespeare(RunVocabulary, Recipe):
         return loss, targets.size
 
     def validate(self, model, data, hp):
-        return loss_metrics(*stream_loss(model, data["val"], hp["eval_batch_size"], hp["steps"],
-                                         describe="scoring the validation text", announce=False), prefix="val_")
+        # Under data-parallel training each rank scores its share of the streams, and the sums are added up.
+        part = evaluation_part(model, min(hp["eval_batch_size"], len(data["val"]) - 1))
+        return loss_metrics(*part.sum(*stream_loss(part.model, data["val"], hp["eval_batch_size"], hp["steps"],
+                                                   describe="scoring the validation text", announce=False,
+                                                   streams=part.rows)), prefix="val_")
 
     def evaluate(self, model, data, hp, out_dir=None):
         """Loss (nats per character), perplexity and bits per character over the whole validation text."""
