@@ -64,3 +64,27 @@ def test_bucket_by_length_cuts_padding_and_keeps_every_index():
     assert padding(batches) < padding(minibatch_indices(1000, 16, np.random.default_rng(1))) / 4
     kept = bucket_by_length(lengths, 16, np.random.default_rng(1), drop_last=True)
     assert all(len(b) == 16 for b in kept) and len(kept) == 1000 // 16
+
+
+def test_evaluation_batches_go_by_length_eval_batch_at_a_time():
+    """The one way tasks and recipes cut their cases for scoring: every case once, ``EVAL_BATCH`` at a time, in
+    order of length (ties in case order), so a batch pads little."""
+    from lstmzoo.tasks.reports import EVAL_BATCH, batches_by_length
+    lengths = np.random.default_rng(0).integers(1, 50, size=2 * EVAL_BATCH + 7)
+    batches = batches_by_length(lengths)
+    assert [len(b) for b in batches] == [EVAL_BATCH, EVAL_BATCH, 7]
+    order = np.concatenate(batches)
+    assert sorted(order.tolist()) == list(range(len(lengths)))
+    assert (np.diff(lengths[order]) >= 0).all()
+    ties = order[lengths[order] == lengths[order][0]]
+    assert (np.diff(ties) > 0).all()
+    assert batches_by_length([]) == []
+
+
+def test_padded_batch_pads_past_each_end_and_keeps_the_lengths():
+    from lstmzoo.tasks.reports import padded_batch
+    tokens, lengths = padded_batch([np.array([4, 5, 6]), np.array([7])], pad_value=9)
+    assert tokens.tolist() == [[4, 7], [5, 9], [6, 9]] and lengths.tolist() == [3, 1]
+    features, lengths = padded_batch([np.ones((2, 3), np.float32), np.ones((4, 3), np.float32)], device="cpu")
+    assert features.shape == (4, 2, 3) and features.dtype == np.float32 and lengths.tolist() == [2, 4]
+    assert (features[2:, 0] == 0).all() and (features[:, 1] == 1).all()

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from typing import ClassVar
 
 import pytest
 
@@ -49,8 +50,9 @@ class _Complete(Recipe):
     application = "time-series"
     summary = "a recipe that keeps the contract"
     datasets = (DataFile("d", "f.csv", "https://example.org/f.csv", "0" * 64),)
-    hyperparameters = {"lr": Hyperparameter(0.01, "learning rate"), "bidirectional": Hyperparameter(True, "both"),
-                       "cell": Hyperparameter("lstm", "cell kind", choices=("lstm", "gru"))}
+    hyperparameters: ClassVar[dict] = {"lr": Hyperparameter(0.01, "learning rate"),
+                                       "bidirectional": Hyperparameter(True, "both"),
+                                       "cell": Hyperparameter("lstm", "cell kind", choices=("lstm", "gru"))}
     anchor = Anchor("rmse", 1.0, "somewhere")
 
     def build_model(self, hp): ...
@@ -68,7 +70,7 @@ def test_contract_check():
         name = "Not A Name"
         summary = "two\nlines"
         datasets = (DataFile("d", "f", "u", "abc"),)
-        hyperparameters = {"layers": Hyperparameter([1, 2], "a list")}
+        hyperparameters: ClassVar[dict] = {"layers": Hyperparameter([1, 2], "a list")}
         mode = "up"
         train = Recipe.train   # the default train then needs make_batches, train_step and validate
     problems = " | ".join(contract_problems(Broken()))
@@ -102,3 +104,15 @@ def test_listing_imports_no_heavy_module():
     completed = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
     assert "airline-passengers" in completed.stdout
+
+
+def test_the_zoo_builds_on_the_public_task_layer():
+    """The zoo's classification recipes subclass the base a plugin gets from lstmzoo.tasks, and the zoo keeps no
+    base of its own (a plugin never needs to import lstmzoo.zoo)."""
+    import importlib.util
+
+    from lstmzoo.tasks import SequenceClassificationRecipe
+    for name in ("pendigits", "spoken-digits", "rt-polarity"):
+        assert isinstance(get_recipe(name), SequenceClassificationRecipe), name
+    for module in ("lstmzoo.zoo.classification", "lstmzoo.zoo.models"):
+        assert importlib.util.find_spec(module) is None, module

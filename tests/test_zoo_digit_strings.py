@@ -127,7 +127,7 @@ def test_stack_frames():
 
 
 def test_frame_model_gradients():
-    from lstmzoo.zoo.models import FrameModel
+    from lstmzoo.tasks.models import FrameModel
     rng = np.random.default_rng(0)
     model = FrameModel(3, 4, 5, num_layers=2, bidirectional=True, dtype="float64")
     x = rng.normal(size=(6, 2, 3))

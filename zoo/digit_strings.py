@@ -40,8 +40,8 @@ import numpy as np
 
 from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, Hyperparameter, Recipe
+from lstmzoo.tasks.recipes import classification_hyperparameters
 
-from .classification import classification_hyperparameters
 from .pendigits import PenDigits, distort, read_trajectory, resample
 from .spoken_digits import (
     SAMPLE_RATE,
@@ -150,7 +150,6 @@ class DigitStringRecipe(Recipe):
     string of them becomes features (``render``) and how ``predict`` reads an input (``read_input``)."""
     error_metric = ""               # "digit_error_rate", "character_error_rate"; the target is the anchor's
     mode = "min"
-    eval_batch_size = 128
 
     def input_size(self, hp):
         raise NotImplementedError
@@ -192,18 +191,13 @@ class DigitStringRecipe(Recipe):
 
     # -------------------------------------------------------------------------------- training
     def build_model(self, hp):
-        from .models import FrameModel
+        from lstmzoo.tasks.models import FrameModel
         return FrameModel(self.input_size(hp), hp["hidden_size"], CLASSES, num_layers=hp["num_layers"],
                           bidirectional=hp["bidirectional"], dropout=hp["dropout"], device=hp["device"])
 
-    def _inputs(self, sequences, hp):
-        from lstmzoo.array import device_module
-        from lstmzoo.batching import pad_sequences
-        padded, lengths = pad_sequences(sequences)
-        return device_module(hp["device"]).asarray(padded), lengths
-
     def make_batches(self, data, hp, rng):
         from lstmzoo.batching import bucket_by_length, pad_sequences
+        from lstmzoo.tasks.reports import padded_batch
 
         from .progress import phase
         sources = [draw_string(data.train, rng) for _ in range(hp["strings_per_epoch"])]
@@ -211,7 +205,7 @@ class DigitStringRecipe(Recipe):
                      for s in phase(sources, "building this epoch's training strings", unit="string", announce=False)]
         batches = []
         for indices in bucket_by_length([len(s) for s in sequences], hp["batch_size"], rng):
-            inputs, lengths = self._inputs([sequences[i] for i in indices], hp)
+            inputs, lengths = padded_batch([sequences[i] for i in indices], hp["device"])
             targets, target_lengths = pad_sequences([data.train.labels[sources[i]] + 1 for i in indices],
                                                     batch_first=True)
             batches.append((inputs, lengths, targets, target_lengths))
@@ -231,46 +225,39 @@ class DigitStringRecipe(Recipe):
         return CosineLR(optimizer, hp["epochs"])
 
     # ------------------------------------------------------------------------------- decoding
-    def decode(self, model, sequences, hp, beam_widths, describe=None, announce=True):
-        """``{beam width: the digits decoded from each of sequences}`` (width 1: greedy), with the model in eval
-        mode, scored in batches of similar length (with a progress bar named ``describe``, see
-        ``progress.phase``)."""
+    def decode(self, model, sequences, hp, beam_widths, targets=None, describe=None, announce=True):
+        """``(decoded, loss)``: ``{beam width: the digits decoded from each of sequences}`` (width 1: greedy) and,
+        given ``targets`` (each sequence's digits), the mean CTC loss per string (else None), from one forward
+        pass of the model (in eval mode) over the batches of ``lstmzoo.tasks.reports.batches_by_length``, with a
+        progress bar named ``describe`` (see ``progress.phase``)."""
         from lstmzoo.array import to_numpy
-        from lstmzoo.nn import ctc_beam_decode, ctc_greedy_decode
+        from lstmzoo.batching import pad_sequences
+        from lstmzoo.nn import CTCLoss, ctc_beam_decode, ctc_greedy_decode
+        from lstmzoo.tasks.reports import batches_by_length, padded_batch
 
         from .progress import phase
-        order = np.argsort([len(s) for s in sequences], kind="stable")
         decoded = {width: [None] * len(sequences) for width in beam_widths}
-        for start in phase(range(0, len(order), self.eval_batch_size), describe, unit="batch", announce=announce):
-            chosen = order[start:start + self.eval_batch_size]
-            inputs, lengths = self._inputs([sequences[i] for i in chosen], hp)
+        total = 0.0
+        for chosen in phase(batches_by_length([len(s) for s in sequences]), describe, unit="batch",
+                            announce=announce):
+            inputs, lengths = padded_batch([sequences[i] for i in chosen], hp["device"])
             logits = to_numpy(model(inputs, lengths=lengths))
             for width in beam_widths:
                 paths = (ctc_greedy_decode(logits, lengths, blank=BLANK) if width <= 1 else
                          ctc_beam_decode(logits, lengths, beam_width=width, blank=BLANK))
                 for index, path in zip(chosen, paths, strict=True):
                     decoded[width][index] = [int(label) - 1 for label in path]
-        return decoded
-
-    def ctc_loss(self, model, strings, hp):
-        """The mean CTC loss per string of a ``StringSet`` (model in eval mode)."""
-        from lstmzoo.array import to_numpy
-        from lstmzoo.batching import pad_sequences
-        from lstmzoo.nn import CTCLoss
-        total = 0.0
-        for start in range(0, len(strings), self.eval_batch_size):
-            inputs, lengths = self._inputs(strings.sequences[start:start + self.eval_batch_size], hp)
-            targets, target_lengths = pad_sequences(
-                [t + 1 for t in strings.targets[start:start + self.eval_batch_size]], batch_first=True)
-            loss = CTCLoss(blank=BLANK, reduction="mean", zero_infinity=True)
-            total += loss(to_numpy(model(inputs, lengths=lengths)), targets, lengths, target_lengths) * len(lengths)
-        return total / len(strings)
+            if targets is not None:
+                labels, label_lengths = pad_sequences([targets[i] + 1 for i in chosen], batch_first=True)
+                loss = CTCLoss(blank=BLANK, reduction="mean", zero_infinity=True)
+                total += loss(logits, labels, lengths, label_lengths) * len(lengths)
+        return decoded, None if targets is None else total / len(sequences)
 
     def validate(self, model, data, hp):
-        decoded = self.decode(model, data.val.sequences, hp, (1,), describe="decoding the validation strings",
-                              announce=False)[1]
-        rate, sequence_accuracy, _ = string_scores(data.val.targets, decoded)
-        return {"val_loss": self.ctc_loss(model, data.val, hp), f"val_{self.error_metric}": rate,
+        decoded, loss = self.decode(model, data.val.sequences, hp, (1,), targets=data.val.targets,
+                                    describe="decoding the validation strings", announce=False)
+        rate, sequence_accuracy, _ = string_scores(data.val.targets, decoded[1])
+        return {"val_loss": loss, f"val_{self.error_metric}": rate,
                 "val_sequence_accuracy": sequence_accuracy}
 
     # ----------------------------------------------------------------------------- evaluation
@@ -278,14 +265,15 @@ class DigitStringRecipe(Recipe):
         """The test strings' error rate and sequence accuracy with the beam search, and with greedy decoding."""
         model.eval()
         widths = sorted({1, hp["beam_width"]})
-        decoded = self.decode(model, data.test.sequences, hp, widths,
-                              describe=f"decoding {len(data.test):,} test strings (beam width {hp['beam_width']})")
+        decoded, loss = self.decode(model, data.test.sequences, hp, widths, targets=data.test.targets,
+                                    describe=f"decoding {len(data.test):,} test strings (beam width "
+                                             f"{hp['beam_width']})")
         metrics = {}
         for width, prefix in ((hp["beam_width"], ""), (1, "greedy_")):
             rate, sequence_accuracy, edits = string_scores(data.test.targets, decoded[width])
             metrics.update({f"{prefix}{self.error_metric}": rate, f"{prefix}sequence_accuracy": sequence_accuracy,
                             f"{prefix}errors": edits})
-        return {**metrics, "loss": self.ctc_loss(model, data.test, hp), "strings": len(data.test),
+        return {**metrics, "loss": loss, "strings": len(data.test),
                 "digits": int(sum(map(len, data.test.targets)))}
 
     def target(self, metrics):
@@ -321,7 +309,7 @@ class DigitStringRecipe(Recipe):
         if input is None:
             raise UserError(f"{self.name} needs --input: {self.predict_input}")
         features, details = self.read_input(input, hp)
-        (digits,) = self.decode(model, [features], hp, (hp["beam_width"],))[hp["beam_width"]]
+        (digits,) = self.decode(model, [features], hp, (hp["beam_width"],))[0][hp["beam_width"]]
         return {"digits": "".join(map(str, digits)), "input": str(input), **details}
 
     def format_prediction(self, result):

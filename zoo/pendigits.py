@@ -29,11 +29,10 @@ import numpy as np
 from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, read_input_file
 from lstmzoo.tasks.baselines import knn_baseline
-
-from .classification import (
-    ClassificationData,
-    ClassificationRecipe,
-    SequenceSet,
+from lstmzoo.tasks.recipes import (
+    LabelledSequences,
+    SequenceClassificationData,
+    SequenceClassificationRecipe,
     classification_hyperparameters,
 )
 
@@ -43,7 +42,7 @@ FEATURES = 5                    # x, y, dx, dy, pen lifted before this point
 TRAIN_WRITERS = 30              # writers of pendigits-orig.tra (validation takes the last `val_writers` of them)
 
 
-class PenDigits(ClassificationRecipe):
+class PenDigits(SequenceClassificationRecipe):
     name = "pendigits"
     application = "handwriting"
     summary = "Handwritten digits 0-9 from UNIPEN pen trajectories, writer-independent (UCI pendigits, 44 writers)"
@@ -117,12 +116,12 @@ class PenDigits(ClassificationRecipe):
             digits = [d for d, keep in zip(digits, chosen) if keep]
             sequences = [resample(d.strokes, hp["points"]) for d in digits]
             bar.update(len(digits))
-            return SequenceSet(sequences, [int(d.label) for d in digits])
+            return LabelledSequences(sequences, [int(d.label) for d in digits])
 
         everything = np.ones(len(test), dtype=bool)
         # The training split keeps the resampled points (xy, pen flag) so that augment can distort them; the
         # features are computed per batch. Validation and test hold features.
-        data = ClassificationData(split(train, ~held_out), split(train, held_out), split(test, everything))
+        data = SequenceClassificationData(split(train, ~held_out), split(train, held_out), split(test, everything))
         data.val.sequences = [point_features(p) for p in data.val.sequences]
         data.test.sequences = [point_features(p) for p in data.test.sequences]
         bar.close()

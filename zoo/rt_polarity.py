@@ -28,13 +28,13 @@ import numpy as np
 
 from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter
-
-from .classification import (
-    ClassificationData,
-    ClassificationRecipe,
-    SequenceSet,
+from lstmzoo.tasks.recipes import (
+    LabelledSequences,
+    SequenceClassificationData,
+    SequenceClassificationRecipe,
     classification_hyperparameters,
 )
+
 from .vocabulary import RunVocabulary, input_lines
 
 SPLIT_SEED = 20140825          # fixes the test split (and the cross-validation folds); not the training seed
@@ -98,7 +98,7 @@ def test_split(n):
 
 
 # -------------------------------------------------------------------------------------------- recipe
-class RtPolarity(RunVocabulary, ClassificationRecipe):
+class RtPolarity(RunVocabulary, SequenceClassificationRecipe):
     name = "rt-polarity"
     application = "sentiment-analysis"
     summary = "Movie-review sentence polarity (Pang & Lee 2005, MR), word embeddings + BiLSTM with max-pooling"
@@ -113,6 +113,7 @@ class RtPolarity(RunVocabulary, ClassificationRecipe):
                  "4af43bf489620b498a0852c5a8c6a535155dec7985fdfea782b8f7756b957ccc"),
     )
     class_names = ("negative", "positive")
+    pad_value = PAD
     hyperparameters: ClassVar[dict] = {
         "embedding_dim": Hyperparameter(128, "word embedding size (random init)"),
         "embedding_scale": Hyperparameter(0.1, "standard deviation of the random initial embeddings", low=0.0,
@@ -177,9 +178,9 @@ class RtPolarity(RunVocabulary, ClassificationRecipe):
             vocab = build_vocab([tokens[i] for i in train], hp["min_count"])
 
         def split(chosen):
-            return SequenceSet([encode(tokens[i], vocab) for i in chosen], labels[chosen])
+            return LabelledSequences([encode(tokens[i], vocab) for i in chosen], labels[chosen])
 
-        return vocab, ClassificationData(split(train), split(val), split(test))
+        return vocab, SequenceClassificationData(split(train), split(val), split(test))
 
     def load_data(self, hp):
         train, val, test = self.split_indices(hp)
@@ -198,11 +199,6 @@ class RtPolarity(RunVocabulary, ClassificationRecipe):
                               num_layers=hp["num_layers"], bidirectional=hp["bidirectional"], dropout=hp["dropout"],
                               embedding_dropout=hp["embedding_dropout"], embedding_scale=hp["embedding_scale"],
                               pooling=hp["pooling"], device=hp["device"])
-
-    def _padded(self, sequences, hp):
-        from lstmzoo.batching import pad_sequences
-        padded, lengths = pad_sequences(sequences, pad_value=PAD)
-        return padded, lengths
 
     def augment(self, sequences, hp, rng):
         """Word dropout: each token becomes ``<unk>`` with probability ``word_dropout``."""

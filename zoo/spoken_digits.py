@@ -32,11 +32,10 @@ import numpy as np
 
 from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, read_input_file
-
-from .classification import (
-    ClassificationData,
-    ClassificationRecipe,
-    SequenceSet,
+from lstmzoo.tasks.recipes import (
+    LabelledSequences,
+    SequenceClassificationData,
+    SequenceClassificationRecipe,
     classification_hyperparameters,
 )
 
@@ -76,7 +75,7 @@ class Recording:
         self.digit, self.speaker, self.index, self.audio = digit, speaker, index, audio
 
 
-class SpokenDigits(ClassificationRecipe):
+class SpokenDigits(SequenceClassificationRecipe):
     name = "spoken-digits"
     application = "speech-commands"
     summary = "Spoken digits 0-9 from 8 kHz recordings of 6 speakers (Free Spoken Digit Dataset), MFCC + BiLSTM"
@@ -136,9 +135,9 @@ class SpokenDigits(ClassificationRecipe):
         features = iter(archive_features(train + val + test, hp["n_mfcc"], hp["trim_db"]))
 
         def split(chosen):
-            return SequenceSet([next(features) for _ in chosen], [r.digit for r in chosen])
+            return LabelledSequences([next(features) for _ in chosen], [r.digit for r in chosen])
 
-        return ClassificationData(split(train), split(val), split(test))
+        return SequenceClassificationData(split(train), split(val), split(test))
 
     def augment(self, sequences, hp, rng):
         """One random run of frames and one random band of coefficients (in each of the MFCC, delta and

@@ -1,7 +1,12 @@
 """The public task layer: forecasting, sequence classification and regression, text classification.
 
 Recipes, plugins and the CLI's tasks build on what is exported here, never on ``lstmzoo.zoo``.
-``readers`` turns a user's files into arrays (see its docstring for the formats understood).
+``readers`` turns a user's files into arrays (see its docstring for the formats understood);
+``SequenceClassificationRecipe`` is the base of a recipe (a plugin's, the zoo's) that classifies sequences of its
+own dataset; ``padded_batch`` and ``batches_by_length`` are how every task and recipe batches variable-length
+sequences, scoring ``EVAL_BATCH`` of them at a time. The models (``SequenceModel``, ``TextClassifier``,
+``FrameModel``) import the layers, so they are loaded on first use: ``from lstmzoo.tasks import SequenceModel``
+inside a recipe's ``build_model`` keeps listing recipes light.
 """
 
 from .readers import (
@@ -15,14 +20,41 @@ from .readers import (
     read_series,
     read_texts,
 )
+from .recipes import (
+    LabelledSequences,
+    SequenceClassificationData,
+    SequenceClassificationRecipe,
+    classification_hyperparameters,
+)
+from .reports import EVAL_BATCH, batches_by_length, padded_batch
+
+_MODELS = ("FrameModel", "SequenceModel", "TextClassifier")
+
+
+def __getattr__(name):
+    if name in _MODELS:
+        from . import models
+        return getattr(models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
+    "EVAL_BATCH",
     "MISSING_FILLS",
+    "FrameModel",
     "Frequency",
+    "LabelledSequences",
+    "SequenceClassificationData",
+    "SequenceClassificationRecipe",
+    "SequenceModel",
     "SequenceSet",
     "SeriesSet",
+    "TextClassifier",
     "TextSet",
+    "batches_by_length",
+    "classification_hyperparameters",
     "fill_missing",
+    "padded_batch",
     "read_sequences",
     "read_series",
     "read_texts",

@@ -1,5 +1,6 @@
-"""The models the tasks (and the zoo's recipes built on them) train. This module imports the layers: a task or
-recipe imports it inside its methods only, so that listing them stays light."""
+"""The models the tasks and the recipes built on them (the zoo's, a plugin's) train: ``SequenceModel`` (one
+vector per sequence), ``TextClassifier`` (token indices -> class scores), ``FrameModel`` (one vector per step).
+This module imports the layers: a task or recipe imports it inside its methods only, so listing them stays light."""
 
 from lstmzoo.array import array_module
 from lstmzoo.nn import LSTM, Dropout, Linear, Module
@@ -89,3 +90,24 @@ class TextClassifier(Module):
             dh_n[-directions:] = d_features.reshape(h_shape[1], directions, h_shape[2]).transpose(1, 0, 2)
             dx = self.lstm.backward(dy, dh_n=dh_n)
         self.embedding.backward(self.embedding_dropout.backward(dx))     # indices have no gradient
+
+
+class FrameModel(Module):
+    """Sequence in, one vector per step out (CTC, tagging): LSTM over ``x [T, B, F]``, dropout, then a linear
+    layer applied to every step: ``[T, B, output_size]``. Steps past a sequence's ``lengths`` hold the bias only
+    (the LSTM's output is zero there); a loss must ignore them."""
+
+    def __init__(self, input_size, hidden_size, output_size, num_layers=1, bidirectional=False, dropout=0.0,
+                 dtype="float32", device="cpu"):
+        super().__init__()
+        self.lstm = LSTM(input_size, hidden_size, num_layers, bidirectional=bidirectional, dropout=dropout,
+                         dtype=dtype, device=device)
+        self.dropout = Dropout(dropout)
+        self.head = Linear(hidden_size * self.lstm.num_directions, output_size, dtype=dtype, device=device)
+
+    def forward(self, x, lengths=None):
+        y, _ = self.lstm(x, lengths=lengths)
+        return self.head(self.dropout(y))
+
+    def backward(self, dout):
+        return self.lstm.backward(self.dropout.backward(self.head.backward(dout)))

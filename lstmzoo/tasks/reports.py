@@ -3,17 +3,32 @@
 
 import numpy as np
 
-EVAL_BATCH = 256     # cases per forward pass when scoring or predicting, in every task
+EVAL_BATCH = 256     # cases per forward pass when scoring or predicting, in every task and recipe
+
+
+def batches_by_length(lengths):
+    """Index arrays of the cases ``0..N-1`` in order of length (ties in case order), ``EVAL_BATCH`` at a time:
+    how every task and recipe cuts its cases for scoring, so a batch pads little."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    return [order[start:start + EVAL_BATCH] for start in range(0, len(order), EVAL_BATCH)]
+
+
+def padded_batch(sequences, device="cpu", pad_value=0):
+    """``(inputs [T_max, B, ...], lengths)``: the ``[T_i, ...]`` arrays ``sequences`` padded with ``pad_value``
+    past each end (``lstmzoo.batching.pad_sequences``) and put on ``device``; ``lengths`` is a NumPy int64 array,
+    what a model takes beside its inputs (nothing past a case's length reaches its result)."""
+    from lstmzoo.array import device_module
+    from lstmzoo.batching import pad_sequences
+    padded, lengths = pad_sequences(sequences, pad_value=pad_value)
+    return device_module(device).asarray(padded), lengths
 
 
 def outputs_by_length(model, lengths, batch_of, output_size):
-    """The model's outputs ``[N, output_size]`` for cases ``0..N-1``, run ``EVAL_BATCH`` at a time in order of
-    length (so a batch pads little); ``batch_of(index)`` gives the model's ``(inputs, lengths)`` for those cases."""
+    """The model's outputs ``[N, output_size]`` for cases ``0..N-1``, run in the batches of ``batches_by_length``;
+    ``batch_of(index)`` gives the model's ``(inputs, lengths)`` for those cases."""
     from lstmzoo.array import to_numpy
     out = np.empty((len(lengths), output_size))
-    order = np.argsort(lengths, kind="stable")
-    for start in range(0, len(order), EVAL_BATCH):
-        index = order[start:start + EVAL_BATCH]
+    for index in batches_by_length(lengths):
         inputs, batch_lengths = batch_of(index)
         out[index] = to_numpy(model(inputs, lengths=batch_lengths))
     return out

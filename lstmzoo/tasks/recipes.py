@@ -1,27 +1,39 @@
-"""Sequence classification: the base of the classification recipes (pendigits, spoken digits, sentences).
+"""A base for recipes that classify variable-length sequences: the zoo's (pendigits, spoken digits, sentence
+polarity) and a plugin's. ``lstmzoo train sequence-classification`` reads a user's file; a recipe of this base
+brings its own dataset, loader and defaults, and inherits the rest.
 
-A subclass loads its data as ``ClassificationData`` (three ``SequenceSet`` splits of variable-length
-``[T_i, F]`` sequences with integer labels), names its ``class_names`` and implements ``load_data`` and
-``predict``; it may override ``build_model`` (the default is ``SequenceModel``: LSTM, bidirectional by
-default, last hidden states -> dropout -> Linear -> class scores) and ``augment`` (a per-batch transformation
-of the training sequences). Everything else is here:
+A subclass names its ``class_names``, implements ``load_data`` (returning ``SequenceClassificationData``: three
+``LabelledSequences`` splits of variable-length ``[T_i, F]`` sequences, or ``[T_i]`` token indices, with integer
+labels), ``input_size`` (features per step) and ``predict`` (``classify`` scores one sequence); it may override
+``build_model`` (the default is ``lstmzoo.tasks.models.SequenceModel``: LSTM, bidirectional by default, last
+hidden states -> dropout -> Linear -> class scores), ``augment`` (a per-batch transformation of the training
+sequences), ``pad_value`` (what fills a batch past each sequence's end) and ``baseline``. The base provides:
 
-- batches: training sequences bucketed by length (``bucket_by_length``), padded (``pad_sequences``) and passed
-  to the model with their ``lengths``, so padding never changes a result;
-- training: softmax cross-entropy; the best epoch is the one with the highest validation accuracy;
-- metrics: accuracy and macro-averaged F1 (``lstmzoo.metrics``), the confusion matrix drawn as a PNG and a
-  per-class table next to the checkpoint (``lstmzoo.tasks.reports``).
+- batches: training sequences bucketed by length (``lstmzoo.batching.bucket_by_length``), padded and passed to
+  the model with their ``lengths`` (``lstmzoo.tasks.reports.padded_batch``), so padding never changes a result;
+  scoring runs ``reports.EVAL_BATCH`` sequences at a time in order of length, as every task does;
+- training: softmax cross-entropy; the best epoch is the one with the highest validation accuracy (``keep =
+  "last"`` keeps the last epoch's weights instead: a learning-rate schedule that fixes the length of training);
+- metrics: accuracy, macro-averaged F1 (``lstmzoo.metrics``), the test loss and the number of errors; the
+  confusion matrix drawn as a PNG (with the plot extra) and a per-class table next to the checkpoint.
+
+State a recipe fits on its training split (a vocabulary, scalers) belongs in ``data.fitted`` (plain JSON values):
+``config.json`` records it, so a recipe instance keeps nothing between calls.
 
 The hyperparameters the base reads: ``hidden_size``, ``num_layers``, ``bidirectional``, ``dropout``,
-``batch_size`` (``classification_hyperparameters`` declares them with a recipe's defaults).
+``batch_size`` (``classification_hyperparameters`` declares them, with ``epochs``, ``lr``, ``patience`` and
+``clip_norm``, with a recipe's defaults); ``lr`` is the default Adam optimizer's learning rate.
 """
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
 from lstmzoo.recipe import Hyperparameter, Recipe
-from lstmzoo.tasks.sequences import CONFUSION_MATRIX, PER_CLASS
+
+from .reports import draw_confusion_matrix, outputs_by_length, padded_batch, softmax, write_per_class
+from .sequences import CONFUSION_MATRIX, PER_CLASS
 
 
 def classification_hyperparameters(*, hidden_size, epochs, lr, batch_size, patience, num_layers=1,
@@ -42,10 +54,10 @@ def classification_hyperparameters(*, hidden_size, epochs, lr, batch_size, patie
 
 
 @dataclasses.dataclass
-class SequenceSet:
+class LabelledSequences:
     """Variable-length sequences (``[T_i, F]`` arrays, or ``[T_i]`` token indices) and their class labels."""
     sequences: list
-    labels: np.ndarray      # int64 [N]
+    labels: np.ndarray      # int64 [N], indices into the recipe's class_names
 
     def __post_init__(self):
         self.labels = np.asarray(self.labels, dtype=np.int64)
@@ -60,30 +72,33 @@ class SequenceSet:
         return np.array([len(s) for s in self.sequences], dtype=np.int64)
 
     def subset(self, indices):
-        return SequenceSet([self.sequences[i] for i in indices], self.labels[np.asarray(indices, dtype=np.int64)])
+        return LabelledSequences([self.sequences[i] for i in indices],
+                                 self.labels[np.asarray(indices, dtype=np.int64)])
 
 
 @dataclasses.dataclass
-class ClassificationData:
-    train: SequenceSet
-    val: SequenceSet
-    test: SequenceSet
+class SequenceClassificationData:
+    """What ``load_data`` returns: the three splits, and what was fitted on the training split (plain JSON values,
+    recorded in ``config.json``; None when nothing was)."""
+    train: LabelledSequences
+    val: LabelledSequences
+    test: LabelledSequences
+    fitted: dict | None = None
 
 
-# ------------------------------------------------------------------------------------------------ recipe
-class ClassificationRecipe(Recipe):
+class SequenceClassificationRecipe(Recipe):
+    """The base of a recipe that classifies variable-length sequences (see the module docstring)."""
     class_names: tuple = ()         # one display name per class, in label order
     monitor = "val_accuracy"
     mode = "max"
-    eval_batch_size = 256           # sequences per forward pass when scoring (no gradients kept)
+    pad_value = 0                   # what fills a batch past each sequence's end (the model never reads it)
 
-    # ------------------------------------------------------------------------------------ training
     def input_size(self, hp):
         """Features per time step of the sequences ``load_data`` gives."""
         raise NotImplementedError
 
     def build_model(self, hp):
-        from lstmzoo.tasks.models import SequenceModel
+        from .models import SequenceModel
         return SequenceModel(self.input_size(hp), hp["hidden_size"], len(self.class_names),
                              num_layers=hp["num_layers"], bidirectional=hp["bidirectional"],
                              dropout=hp["dropout"], device=hp["device"])
@@ -93,20 +108,19 @@ class ClassificationRecipe(Recipe):
         unchanged). Called for every batch of every epoch, so each epoch sees fresh variations."""
         return sequences
 
-    def _padded(self, sequences, hp):
-        from lstmzoo.array import device_module
-        from lstmzoo.batching import pad_sequences
-        padded, lengths = pad_sequences(sequences)
-        return device_module(hp["device"]).asarray(padded), lengths
+    def run_config(self, hp, data=None):
+        fitted = getattr(data, "fitted", None)
+        return {**super().run_config(hp), **({"fitted": fitted} if fitted is not None else {})}
 
+    # ------------------------------------------------------------------------------------ training
     def make_batches(self, data, hp, rng):
+        """``(inputs, lengths, labels)`` batches of training sequences of similar lengths, augmented."""
         from lstmzoo.batching import bucket_by_length
         train = data.train
         batches = []
         for indices in bucket_by_length(train.lengths, hp["batch_size"], rng):
             sequences = self.augment([train.sequences[i] for i in indices], hp, rng)
-            inputs, lengths = self._padded(sequences, hp)
-            batches.append((inputs, lengths, train.labels[indices]))
+            batches.append((*padded_batch(sequences, hp["device"], self.pad_value), train.labels[indices]))
         return batches
 
     def train_step(self, model, batch, hp):
@@ -119,22 +133,14 @@ class ClassificationRecipe(Recipe):
         return value, len(labels)
 
     def probabilities(self, model, sequences, hp):
-        """Class probabilities ``[N, C]`` (NumPy float64) of ``sequences``, scored in batches of similar
-        length; the model must be in eval mode."""
-        from lstmzoo.array import to_numpy
-        order = np.argsort([len(s) for s in sequences], kind="stable")
-        result = np.empty((len(sequences), len(self.class_names)))
-        for start in range(0, len(order), self.eval_batch_size):
-            chosen = order[start:start + self.eval_batch_size]
-            inputs, lengths = self._padded([sequences[i] for i in chosen], hp)
-            logits = to_numpy(model(inputs, lengths=lengths)).astype(np.float64)
-            logits -= logits.max(axis=1, keepdims=True)
-            probabilities = np.exp(logits)
-            result[chosen] = probabilities / probabilities.sum(axis=1, keepdims=True)
-        return result
+        """Class probabilities ``[N, C]`` (NumPy float64) of ``sequences``; the model must be in eval mode."""
+        lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+        return softmax(outputs_by_length(
+            model, lengths, lambda index: padded_batch([sequences[i] for i in index], hp["device"], self.pad_value),
+            len(self.class_names)))
 
     def scores(self, model, split, hp):
-        """``(loss, predicted labels)`` of the model on a ``SequenceSet``."""
+        """``(loss, predicted labels)`` of the model on ``LabelledSequences``."""
         probabilities = self.probabilities(model, split.sequences, hp)
         rows = np.arange(len(split))
         loss = float(-np.mean(np.log(np.maximum(probabilities[rows, split.labels], 1e-300))))
@@ -147,12 +153,9 @@ class ClassificationRecipe(Recipe):
 
     # ---------------------------------------------------------------------------------- evaluation
     def evaluate(self, model, data, hp, out_dir=None):
-        """Test accuracy, macro F1 (``lstmzoo.metrics``) and loss; the confusion matrix goes to
+        """Test accuracy, macro F1 (``lstmzoo.metrics``), loss and errors; the confusion matrix goes to
         ``out_dir/confusion-matrix.png`` and each class's precision, recall and F1 to ``out_dir/per-class.csv``."""
-        from pathlib import Path
-
         from lstmzoo.metrics import accuracy, confusion_matrix, macro_f1
-        from lstmzoo.tasks.reports import draw_confusion_matrix, write_per_class
         # The model fit() hands back is in training mode (dropout on): `lstmzoo train` and benchmarks/zoo.py
         # pass it straight here.
         model.eval()
