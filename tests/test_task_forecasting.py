@@ -119,3 +119,118 @@ def test_two_single_series_files_belong_together(tmp_path):
     task = ForecastingTask()
     hp = task.settle(task.resolve({"data": str(tmp_path / "train.csv"), "test_data": str(tmp_path / "test.csv")}))
     np.testing.assert_allclose(task.load_data(hp).test_values[0], values[60:])
+
+
+# ------------------------------------------------------------------------------------ per-series preprocessing
+def _month_file(path, series):
+    """A long CSV of monthly series (name -> values) from 2000-01."""
+    with open(path, "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["unique_id", "ds", "y"])
+        for name, values in series.items():
+            out.writerows([name, str(np.datetime64("2000-01") + i), f"{v:.6f}"] for i, v in enumerate(values))
+    return path
+
+
+def _shapes(length=120, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)
+    cycle = np.sin(2 * np.pi * t / 12)
+    return {"multiplicative": 100 * np.exp(0.02 * t) * (1 + 0.25 * cycle) * (1 + 0.02 * rng.standard_normal(length)),
+            "additive": 100 + 0.5 * t + 10 * cycle + rng.standard_normal(length),
+            "noise": 100 + 5 * rng.standard_normal(length),
+            "walk": 100 + np.cumsum(rng.standard_normal(length)),
+            "growth": np.exp(0.03 * t) * (1 + 0.05 * rng.standard_normal(length))}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_log_and_seasonal_base_are_chosen_by_the_series_shape(seed):
+    from lstmzoo.tasks.forecasting import choose_preprocessing
+    shapes = _shapes(seed=seed)
+    # A seasonal swing that grows with the level: log, then the seasonal base; a constant swing: no log.
+    assert choose_preprocessing(shapes["multiplicative"], 12) == (True, 12)
+    assert choose_preprocessing(shapes["additive"], 12) == (False, 12)
+    # No season: the last value is the base; a level that barely moves never gets log (its spread says nothing).
+    assert choose_preprocessing(shapes["noise"], 12) == (False, 1)
+    assert choose_preprocessing(shapes["walk"], 12) == (False, 1)
+    assert choose_preprocessing(shapes["walk"], 1) == (False, 1)
+    # Exponential growth with proportional noise, no season: log.
+    assert choose_preprocessing(shapes["growth"], 1) == (True, 1)
+
+
+def test_a_series_with_zeros_or_negatives_never_gets_log():
+    from lstmzoo.tasks.forecasting import choose_preprocessing
+    multiplicative = _shapes()["multiplicative"]
+    assert choose_preprocessing(np.r_[0.0, multiplicative[1:]], 12) == (False, 12)
+    assert choose_preprocessing(multiplicative - 150, 12) == (False, 12)
+    assert choose_preprocessing(np.r_[multiplicative[:-1], -1.0], 12)[0] is False
+
+
+def test_each_series_of_a_long_file_gets_its_own_season_and_choice(tmp_path):
+    shapes = _shapes()
+    path = tmp_path / "mixed.csv"
+    rng = np.random.default_rng(1)
+    days = 700
+    with open(path, "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["unique_id", "ds", "y"])
+        out.writerows(["monthly", str(np.datetime64("2000-01") + i), f"{v:.6f}"]
+                      for i, v in enumerate(shapes["multiplicative"]))
+        weekly = 50 + 10 * np.sin(2 * np.pi * np.arange(days) / 7) + rng.standard_normal(days)
+        out.writerows(["daily", str(np.datetime64("2010-01-01") + i), f"{v:.6f}"] for i, v in enumerate(weekly))
+    task = ForecastingTask()
+    hp = task.settle(task.resolve({"data": str(path)}))
+    assert hp["season"] == 7          # the file's median step is a day
+    data = task.load_data(hp)
+    assert data.season.tolist() == [12, 7]
+    assert data.fitted == {"preprocessing": {"monthly": {"log": True, "lag": 12}, "daily": {"log": False, "lag": 7}}}
+    # season= set to another value applies to every series.
+    forced = task.load_data(task.settle(task.resolve({"data": str(path), "season": "12"})))
+    assert forced.season.tolist() == [12, 12]
+
+
+def test_the_recorded_preprocessing_is_reproduced_by_predict(tmp_path):
+    from lstmzoo.tasks.forecasting import _prepared, _seasons
+    shapes = _shapes()
+    path = _month_file(tmp_path / "train.csv", {**{k: shapes[k] for k in ("multiplicative", "additive", "noise")},
+                                                "again": _shapes(seed=1)["multiplicative"]})
+    task = ForecastingTask()
+    hp = task.settle(task.resolve({"data": str(path), **QUICK, "epochs": 2}))
+    result = task.train(hp, tmp_path / "run", progress=False)
+    recorded = task.recorded_preprocessing(tmp_path / "run")
+    assert recorded == {"preprocessing": {"multiplicative": {"log": True, "lag": 12},
+                                          "additive": {"log": False, "lag": 12}, "noise": {"log": False, "lag": 1},
+                                          "again": {"log": True, "lag": 12}}}
+    # evaluate reads the file again: the same choices.
+    assert task.load_data(hp).fitted == recorded
+    # A short history of a trained series (too short for the rule, which would choose no log and the last value)
+    # keeps its recorded choice; an unknown series is chosen for by the rule; a trained log series that now
+    # holds a zero falls back to the rule (no log).
+    short = shapes["multiplicative"][-30:]
+    history = _month_file(tmp_path / "history.csv", {"multiplicative": short, "new": shapes["multiplicative"],
+                                                      "again": np.r_[0.0, _shapes(seed=1)["multiplicative"][1:]]})
+    out = tmp_path / "forecast.csv"
+    task.predict(result.model, hp, tmp_path / "run", input=str(history), output=out, plot=tmp_path / "f.png")
+    given = task._read(hp, str(history))
+    lengths = given.lengths
+    data = _prepared(given, lengths, lengths, np.empty((3, 0)), _seasons(given), recorded["preprocessing"])
+    assert data.log.tolist() == [True, True, False] and data.lag.tolist() == [12, 12, 12]
+    rows = np.array([line.split(",")[2] for line in out.read_text().splitlines()[1:]], dtype=float).reshape(3, 12)
+    series = np.arange(3)
+    expected = task._unscaled(data, series, lengths, task._scaled_forecast(result.model, data, series, lengths, hp))
+    np.testing.assert_allclose(rows, expected, rtol=1e-4)   # the CSV holds 6 digits
+    assert np.isfinite(rows).all()
+    # Chosen by the rule alone, the short history would differ: the record is what made predict use log.
+    assert _prepared(given, lengths, lengths, np.empty((3, 0)), _seasons(given)).log.tolist()[0] is False
+
+
+def test_a_multiplicative_seasonal_series_set_is_learned(tmp_path):
+    """Series whose yearly swing grows with their level (log + seasonal base): the model beats the seasonal naive
+    forecast, which misses the growth."""
+    series = {f"s{k}": _shapes(seed=k)["multiplicative"] * 10 ** (k % 3) for k in range(6)}
+    task = ForecastingTask()
+    hp = task.settle(task.resolve({"data": str(_month_file(tmp_path / "m.csv", series)), **QUICK}))
+    result = task.train(hp, tmp_path / "run", progress=False)
+    assert all(entry == {"log": True, "lag": 12} for entry in result.data.fitted["preprocessing"].values())
+    metrics = task.evaluate(result.model, result.data, hp)
+    assert metrics["mase"] < 0.8 * metrics["seasonal_naive_mase"]

@@ -46,6 +46,7 @@ from .reports import EVAL_BATCH
 
 DEFAULT_MAX_WINDOW = 200
 SEASONAL_STRENGTH = 0.64    # seasonal base above this strength (Wang, Smith & Hyndman 2006; R forecast's nsdiffs)
+LOG_SLOPE, LOG_T = 0.5, 3.0  # log when a season's spread grows with its level: slope above 0.5, t above 3
 INPUT_CHANNELS = 2          # the scaled value and its change from the previous step
 
 
@@ -117,7 +118,8 @@ class ForecastingTask(Task):
         series = self._read(hp, hp["data"])
         season = hp["season"] or series.season
         horizon = hp["horizon"] or season
-        window = hp["window"] or min(max(2 * season, 2 * horizon), DEFAULT_MAX_WINDOW)
+        longest = int(_seasons(series).max())     # a long file may hold series of longer seasons than its own
+        window = hp["window"] or min(max(2 * season, 2 * longest, 2 * horizon), DEFAULT_MAX_WINDOW)
         held_out = horizon if hp["test_data"] else 2 * horizon
         short = np.flatnonzero(series.lengths < held_out + max(season, 1) + 1)
         if len(short):
@@ -172,17 +174,22 @@ class ForecastingTask(Task):
     def make_batches(self, data, hp, rng):
         from lstmzoo.batching import minibatch_indices
         series, origins = _training_origins(data)
-        drawn = rng.choice(len(series), size=hp["windows_per_epoch"], replace=hp["windows_per_epoch"] > len(series))
+        # Every series weighs the same (as in the metrics, means over series): a series drawn uniformly, then
+        # one of its origins.
+        counts = np.bincount(series, minlength=len(data.series))
+        eligible = np.flatnonzero(counts)
+        chosen = eligible[rng.integers(len(eligible), size=hp["windows_per_epoch"])]
+        drawn = (np.cumsum(counts) - counts)[chosen] + (rng.random(len(chosen)) * counts[chosen]).astype(np.int64)
         return [self._windows(data, series[drawn[batch]], origins[drawn[batch]], hp, with_targets=True)
                 for batch in minibatch_indices(len(drawn), hp["batch_size"], rng)]
 
     def train_step(self, model, batch, hp):
-        from lstmzoo.nn import MSELoss
-        inputs, lengths, targets = batch
-        loss = MSELoss()
-        value = loss(model(inputs, lengths=lengths), targets)
-        model.backward(loss.backward())
-        return value, len(lengths)
+        """MSE over the targets inside the training part (a window near its end has fewer)."""
+        inputs, lengths, targets, inside = batch
+        diff = (model(inputs, lengths=lengths) - targets) * inside
+        count = float(inside.sum())
+        model.backward(diff * diff.dtype.type(2.0 / count))
+        return float((diff * diff).sum()) / count, len(lengths)
 
     def validate(self, model, data, hp):
         series = np.arange(len(data.series))
@@ -223,7 +230,10 @@ class ForecastingTask(Task):
             return inputs, lengths
         future = _gather(data.z, starts + origins, horizon)
         targets = (future - _base(data, series, origins, horizon)) / scale
-        return inputs, lengths, xp.asarray(targets.astype(np.float32))
+        # Only the values before the validation part are targets (the rest count 0 in the loss).
+        inside = origins[:, None] + np.arange(horizon)[None, :] < data.train_end[series, None]
+        return (inputs, lengths, xp.asarray(np.where(inside, targets, 0.0).astype(np.float32)),
+                xp.asarray(inside.astype(np.float32)))
 
     def _scaled_forecast(self, model, data, series, origins, hp):
         """The model's scaled changes ``[len(series), horizon]`` from the given origins, in batches."""
@@ -322,9 +332,9 @@ def _scaling(values, starts, ends):
 
 def _training_origins(data):
     """(series, origin) of every forecast window inside the training parts: an origin needs its base (``lag``
-    values before it) and ``horizon`` values from it up to the series' validation part."""
-    horizon = data.val_end - data.train_end
-    last = data.train_end - horizon          # the last origin whose targets end where validation starts
+    values before it) and at least one target value before the series' validation part (the targets from
+    there on are left out of the loss)."""
+    last = data.train_end - 1               # the last origin with a target before validation starts
     first = _first_input(data.lag) + 1      # the first origin with an input before it (and its base)
     counts = np.maximum(last - first + 1, 0)
     series = np.repeat(np.arange(len(counts)), counts)
@@ -360,9 +370,10 @@ def choose_preprocessing(values, season):
     look at nothing else:
 
     - log when every value is positive and the spread grows with the level: over consecutive blocks of one
-      season (at least 2 values), the standard deviation over the mean varies less than the standard deviation
-      itself (Guerrero's 1993 criterion of the Box-Cox transform, between lambda 0, the log, and 1, none), with
-      at least 4 blocks;
+      season (at least 2 values; at least 4 blocks), the slope of the log of each block's standard deviation
+      on the log of its mean is above ``LOG_SLOPE`` (closer to a spread proportional to the level, the
+      log's case, than to a constant one: the Box-Cox lambda 1 - slope is below 0.5, as in Guerrero's
+      method) and above ``LOG_T`` times its standard error (a level that barely moves says nothing);
     - lag ``season`` (the seasonal naive forecast as the base) when the seasonal strength of the (transformed)
       values is above ``SEASONAL_STRENGTH``: 1 - var(remainder) / var(detrended) after a centred moving-average
       trend and the mean of each season position (Wang, Smith & Hyndman 2006), with at least 3 seasons of
@@ -380,14 +391,15 @@ def _multiplicative(values, season):
     if count < 4 or not (values > 0).all():
         return False
     blocks = values[len(values) - count * block:].reshape(count, block)
-    mean, std = blocks.mean(axis=1), blocks.std(axis=1)
-    if not (std > 0).any():
+    level, spread = np.log(blocks.mean(axis=1)), blocks.std(axis=1)
+    if not (spread > 0).all() or np.ptp(level) == 0:
         return False
-
-    def variation(x):
-        return x.std() / x.mean()
-
-    return bool(variation(std / mean) < variation(std))
+    # The slope of log(spread) on log(level) and its t statistic.
+    centred = level - level.mean()
+    slope = centred @ np.log(spread) / (centred @ centred)
+    residual = np.log(spread) - np.log(spread).mean() - slope * centred
+    error = np.sqrt(residual @ residual / (count - 2) / (centred @ centred))
+    return bool(slope > LOG_SLOPE and slope > LOG_T * error)
 
 
 def _seasonal_strength(z, season):
