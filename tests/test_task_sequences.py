@@ -168,5 +168,5 @@ def test_regression_predicts_cases_without_labels_by_the_training_csv_column_nam
     assert result["text"] == expected["text"] and result["text"].startswith("id,prediction\n")
     assert len(result["rows"]["id"]) == 8
     (tmp_path / "other.csv").write_text("id,f0,g\nc0,1,2\n")
-    with pytest.raises(UserError, match="other.csv has no column 'f1'"):
+    with pytest.raises(UserError, match="other.csv has no column 'f1' .*; the feature columns wanted are 'f0', 'f1'"):
         task.predict(trained.model, hp, tmp_path / "run", input=str(tmp_path / "other.csv"))

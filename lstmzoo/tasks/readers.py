@@ -198,13 +198,13 @@ class _Table:
     def found(self):
         return ", ".join(map(repr, self.header)) if self.header else f"{self.fields} unnamed columns"
 
-    def index(self, name, argument):
+    def index(self, name, argument, advice=None):
         """The column called ``name``; UserError naming the columns found when there is none (``argument``:
-        the reader's argument that names it)."""
+        the reader's argument that names it; ``advice`` replaces the sentence's end that says to set it)."""
         if self.header and name in self.header:
             return self.header.index(name)
-        raise UserError(f"{self.path} has no column {name!r} (found {self.found()}); name yours with "
-                        f"{argument}=...")
+        raise UserError(f"{self.path} has no column {name!r} (found {self.found()}); "
+                        f"{advice or f'name yours with {argument}=...'}")
 
     def rows(self):
         """(physical line number, fields) of every data row, through the csv module: the slow pass, used
@@ -701,7 +701,8 @@ def _read_sequence_table(path, task, missing, id_column, label_column, feature_c
     if not names:
         besides = f"{id_column!r} and {label_column!r}" if label_column in table.header else repr(id_column)
         raise UserError(f"{path} has no feature columns besides {besides}")
-    features = [table.index(name, "feature_columns") for name in names]
+    wanted_features = f"the feature columns wanted are {', '.join(map(repr, names))}"
+    features = [table.index(name, "feature_columns", wanted_features) for name in names]
     wanted = [id_index] + ([label_index] if labelled else []) + features
     ids, *columns = _read_columns(table, wanted, [False] * (1 + labelled) + [True] * len(features))
     labels = columns.pop(0) if labelled else None
