@@ -293,7 +293,7 @@ def test_forecaster_beats_the_naive_forecasts(forecaster):
     mae = np.abs(predicted - y[132:]).mean()
     naive = np.abs(y[131] - y[132:]).mean()
     seasonal_naive = np.abs(y[120:132] - y[132:]).mean()
-    # Measured: mae 0.96 against the naive forecast's 15.0 and the seasonal naive's 6.8 (hidden 32, seed 0).
+    # Measured: mae 1.07 against the naive forecast's 15.0 and the seasonal naive's 6.8 (these settings).
     assert mae < 0.3 * naive and mae < 0.7 * seasonal_naive
     np.testing.assert_array_equal(fitted.predict(y[:132]), predicted)        # the fitted series as a history
 
