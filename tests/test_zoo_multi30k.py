@@ -190,8 +190,8 @@ def test_retrieval_baseline_on_test2016(mirror):
 
 
 def test_the_ranks_shards_gradients_weighted_by_their_tokens_are_the_batchs():
-    """Data-parallel training: each rank's sentence pairs (cut to their own longest sentences) give gradients that,
-    weighted by their target tokens, are the whole batch's."""
+    """Data-parallel training: each rank's sentence pairs give gradients that, weighted by their target tokens, are
+    the whole batch's."""
     from lstmzoo.zoo.multi30k import _batch
 
     from lstmzoo.seq2seq import Seq2Seq
@@ -212,4 +212,3 @@ def test_the_ranks_shards_gradients_weighted_by_their_tokens_are_the_batchs():
     assert sum(part_n for _, _, part_n in parts) == n
     np.testing.assert_allclose(sum(g * part_n for g, _, part_n in parts) / n, whole, rtol=1e-4, atol=1e-6)
     assert sum(part_loss * part_n for _, part_loss, part_n in parts) / n == pytest.approx(loss, rel=1e-5)
-    assert shards[0].piece[0].shape[0] == max(batch[1][:2])     # cut to its own longest source sentence

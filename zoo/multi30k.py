@@ -313,17 +313,14 @@ class Multi30kEnDe(RunVocabulary, Recipe):
 
     def shard_batch(self, batch, rank, size):
         """Data-parallel training: a rank takes its sentence pairs, columns of the time-major ``src``, ``tgt_in``
-        and ``tgt_out`` (cut to its longest sentences) and rows of the lengths."""
+        and ``tgt_out`` and rows of the lengths. The padded lengths stay the global batch's: the dropout masks over
+        ``[T, B, ...]`` are drawn for the whole batch, time steps included."""
         from lstmzoo.distributed import Shard, rows_of
         src, src_lengths, tgt_in, tgt_out, tgt_lengths = batch
         items = src.shape[1]
         rows = rows_of(items, rank, size)
-        if rows.stop == rows.start:
-            return Shard(batch, items, rows)
-        source, target = int(src_lengths[rows].max()), int(tgt_lengths[rows].max())
-        return Shard((np.ascontiguousarray(src[:source, rows]), src_lengths[rows],
-                      np.ascontiguousarray(tgt_in[:target, rows]), np.ascontiguousarray(tgt_out[:target, rows]),
-                      tgt_lengths[rows]), items, rows)
+        return Shard((np.ascontiguousarray(src[:, rows]), src_lengths[rows], np.ascontiguousarray(tgt_in[:, rows]),
+                      np.ascontiguousarray(tgt_out[:, rows]), tgt_lengths[rows]), items, rows)
 
     def train_step(self, model, batch, hp):
         return model.loss_and_backward(*batch)
