@@ -10,6 +10,7 @@ import click
 import numpy as np
 import pytest
 from helpers import run
+from test_distributed import _lstmzoo, needs_mpi
 from test_task_sequences import sequences
 from test_train import assert_bit_identical, deterministic, weights
 from test_train import run as fit_run
@@ -117,3 +118,16 @@ def test_a_bad_limit_exits_2_and_leaves_no_run_folder(tmp_path, value):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--time-limit" in lines[0] and "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
+
+
+@needs_mpi
+def test_under_mpi_every_rank_stops_after_the_same_epoch(tmp_path):
+    """Rank 0's clock decides: a rank that went on alone would wait for the others' gradients for ever."""
+    from test_task_forecasting import write_series
+    data = write_series(tmp_path / "sales.csv", n_series=4, length=60)
+    result = _lstmzoo(["forecasting", "--data", str(data), "--epochs", "5", "--set", "hidden_size=8", "--set",
+                       "windows_per_epoch=100", "--time-limit", "0.001s", "--out", "two"], tmp_path, ranks=2,
+                      record=tmp_path / "record")
+    assert result.stderr.count("time limit reached after epoch 1 of 5") == 1, result.stderr
+    assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 1
+    assert "test metrics of the best model:" in result.stdout
