@@ -46,6 +46,7 @@ from . import checkpoint as ckpt
 from . import distributed
 from . import random as lz_random
 from .checkpoint import CheckpointError
+from .nn.layers import NonFiniteError
 from .optim import clip_grad_norm
 
 
@@ -290,19 +291,14 @@ def _intact(run_dir, epoch):
     return f"the checkpoint of epoch {epoch} in {run_dir} is intact"
 
 
-# The layers refuse non-finite inputs and gradients with a ValueError ending in these words
-# (lstmzoo.nn.layers.check_array). Inside a training step that is the sign of a diverging model (or of NaN in
-# the data), and is reported as the trainer's TrainingError; any other ValueError is left alone.
-_LAYER_NON_FINITE = "contains NaN or inf"
-
-
 @contextlib.contextmanager
 def _divergence_caught(where, intact):
+    """The layers refuse non-finite inputs and gradients with NonFiniteError (lstmzoo.nn.layers.check_array).
+    Inside a training step that is the sign of a diverging model (or of NaN in the data), reported as the
+    trainer's TrainingError; any other ValueError is left alone."""
     try:
         yield
-    except ValueError as error:
-        if not str(error).endswith(_LAYER_NON_FINITE):
-            raise
+    except NonFiniteError as error:
         raise TrainingError(f"the training diverged (or the data holds NaN): {where} met values that are NaN "
                             f"or infinite ({error}); {intact} (try a lower learning rate or clip_norm).") from error
 

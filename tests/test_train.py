@@ -442,6 +442,25 @@ def test_a_diverging_lstm_stops_with_the_trainers_sentence_not_a_layers_error(tm
     assert len(rows) == state["epoch"]
 
 
+def test_a_recipes_own_value_error_is_not_taken_for_divergence(tmp_path):
+    """Only the layers' NonFiniteError means "diverged": a ValueError of a recipe's own code, even one that uses
+    the same words, passes through unchanged (the CLI reports it as the bug it is)."""
+    from lstmzoo.nn import Linear
+    from lstmzoo.nn.layers import NonFiniteError
+    from lstmzoo.optim import SGD
+
+    assert issubclass(NonFiniteError, ValueError)
+    model = Linear(2, 1)
+
+    def step(model, batch):
+        raise ValueError("my own check: x contains NaN or inf")
+
+    with pytest.raises(ValueError, match="my own check") as error:
+        fit(model, SGD(model, lr=0.1), step, lambda rng: [0], lambda model: {"val_loss": 1.0}, epochs=1,
+            run_dir=tmp_path, progress=False)
+    assert not isinstance(error.value, TrainingError)
+
+
 def test_any_non_finite_metric_stops_before_it_is_logged_or_checkpointed(tmp_path):
     values = iter([1.0, float("inf"), 0.5])
 

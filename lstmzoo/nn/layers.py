@@ -41,7 +41,12 @@ def check_array(name, value, dtype, xp, shape=None, finite=False):
     if shape is not None and tuple(value.shape) != tuple(shape):
         raise ValueError(f"{name} has shape {tuple(value.shape)}, expected {tuple(shape)}")
     if finite and not bool(xp.isfinite(value).all()):
-        raise ValueError(f"{name} contains NaN or inf")
+        raise NonFiniteError(f"{name} contains NaN or inf")
+
+
+class NonFiniteError(ValueError):
+    """An array a layer checks holds NaN or infinity. A ValueError like every other argument check; the trainer
+    tells it apart by its type (inside a training step it means the model diverged, or the data holds NaN)."""
 
 
 def check_dtype(dtype):
