@@ -58,6 +58,10 @@ PRUNERS = {"median": lambda epochs: optuna.pruners.MedianPruner(n_warmup_steps=e
            "halving": lambda epochs: optuna.pruners.SuccessiveHalvingPruner(min_resource=max(epochs // 10, 1)),
            "none": lambda epochs: optuna.pruners.NopPruner()}
 STORAGE_FORMS = ("sqlite:///FILE.db, journal:FILE (or FILE.log), or a postgresql:// or mysql:// URL")
+# The package that brings each SQLAlchemy driver (postgresql:// means psycopg 3 from SQLAlchemy 2.1 on, psycopg2
+# before; mysql:// means mysqlclient).
+DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "mysqldb": "mysqlclient",
+                   "pymysql": "pymysql"}
 SWEEP_FILE = "sweep.json"           # in the sweep folder: which study its trial folders belong to
 POLL_SECONDS = 1.0                  # how often a worker waiting for the others' last trials looks again
 
@@ -292,8 +296,11 @@ def open_storage(url, heartbeat):
             storage = _retried(lambda: optuna.storages.RDBStorage(
                 parsed.render_as_string(hide_password=False), engine_kwargs=engine, heartbeat_interval=heartbeat,
                 grace_period=2 * heartbeat, **{_RETRY_KEYWORD: _Retry(max_retry=1)}))
-        except ImportError as error:
-            raise UserError(f"--storage {url} needs its database driver: {error}") from None
+        except ImportError:
+            driver = parsed.get_dialect().driver
+            package = DRIVER_PACKAGES.get(driver, driver)
+            raise UserError(f"--storage {url} needs the database driver {driver}, which is not installed: pip install "
+                            f"{shlex.quote(package)}") from None
     return Storage(storage, url, parsed.render_as_string(hide_password=True), path)
 
 

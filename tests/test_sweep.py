@@ -97,6 +97,16 @@ def test_a_storage_no_worker_can_share_is_one_sentence(tmp_path, url, sentence):
     assert sentence in result.output and len(result.output.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(("url", "package"), [("postgresql+psycopg://sweeper@db.invalid/sweeps", "'psycopg[binary]'"),
+                                            ("postgresql+psycopg2://sweeper@db.invalid/sweeps", "psycopg2-binary")])
+def test_a_server_storage_without_its_driver_says_which_package_brings_it(tmp_path, monkeypatch, url, package):
+    driver = url.split("+")[1].split(":")[0]
+    monkeypatch.setitem(sys.modules, driver, None)     # not installed, wherever the tests run
+    result = run(*sweep_args(url, tmp_path / "sweep", 1, *TINY, "--param", LR), code=2)
+    assert result.output.strip() == (f"Error: --storage {url} needs the database driver {driver}, which is not "
+                                      f"installed: pip install {package}")
+
+
 def test_without_optuna_the_sweep_says_how_to_get_it_and_list_never_imports_it(tmp_path):
     code = ("import sys\n"
             "from lstmzoo.cli import main\n"
