@@ -4,13 +4,12 @@ gradient, and train -> evaluate -> predict of both recipes through the CLI on sh
 import gzip
 import json
 import struct
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import needs_shared, numeric_gradient, run
-
-from lstmzoo.errors import UserError
 from lstmzoo.zoo.moving_mnist import (
     FRAMES,
     TEST_VIDEOS,
@@ -23,6 +22,8 @@ from lstmzoo.zoo.moving_mnist import (
     read_idx,
     to_gif,
 )
+
+from lstmzoo.errors import UserError
 
 SQUARE = np.full((1, 28, 28), 255, dtype=np.uint8)
 
@@ -180,6 +181,22 @@ def test_segmented_knn_baseline_names_each_videos_digits():
 
 
 # ---------------------------------------------------------------------------------------- end to end
+@pytest.fixture
+def one_blas_thread():
+    """Matrix products on one thread: the models' products are small, and on a busy 2-core machine OpenBLAS's
+    second thread waits for the first (the digits run took 116 s of CPU for 20 on one thread, and 290 s against
+    50 s of wall time, under a load of 8). The results are the same to the last digit. Both OpenBLAS copies are
+    loaded first, numpy's (the layers) and scipy's (the LSTM kernels): the limits apply to those loaded."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:         # scikit-learn's dependency, in the test extra from Python 3.11
+        yield
+        return
+    import scipy.linalg  # noqa: F401
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
 def _video_files(tmp_path, frames):
     """A 20-frame test-like video as .npy (uint8) and as a GIF of its first 10 frames."""
     images = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
@@ -205,14 +222,26 @@ def _refuses(recipe, out, tmp_path, names):
 
 
 @needs_shared
-def test_digits_train_evaluate_predict(mirror, tmp_path):
+def test_digits_train_evaluate_predict(mirror, tmp_path, one_blas_thread):
     out = tmp_path / "run"
-    run("train", "moving-mnist-digits", "--out", out, "--epochs", "1", "--set", "train_videos=64", "--set", "val_videos=64",
-        "--set", "embed_size=8", "--set", "hidden_size=8", "--set", "pool=4", "--set", "conv=3/2/4",
-        "--set", "patch=3", "--set", "stride=2")
+    # Small and quick: one 7x7 convolution (digit-sized templates) over frames 1 and 11 pooled to 16x16, 6 epochs of
+    # 3,000 new videos in small batches: about 20 s of one core with evaluation. The default network's deeper
+    # convolutions stay at the prior (loss 0.49) for the first 6,000 videos; this one leaves it within 3,000.
+    settings = {"train_videos": 3000, "val_videos": 200, "pool": 4, "conv": "", "patch": 7, "stride": 1,
+                "embed_size": 128, "hidden_size": 64, "frame_step": 10, "lr": 0.005, "batch_size": 8}
+    run("train", "moving-mnist-digits", "--out", out, "--seed", 0, "--epochs", 6,
+        *[arg for name, value in settings.items() for arg in ("--set", f"{name}={value}")])
     metrics = json.loads(run("evaluate", "moving-mnist-digits", "--checkpoint", out, "--json").stdout)
-    assert set(metrics) == {"both_right", "loss", "errors"} and 0 <= metrics["both_right"] <= 1
+    assert set(metrics) == {"both_right", "loss", "errors"}
     assert metrics["errors"] == round(TEST_VIDEOS * (1 - metrics["both_right"]))
+    # It learned to name both digits. Chance: the best one answer for every test video, the digit set the most test
+    # videos show ({4, 7}: 87 of 3,000, 2.9 %); the same model untrained names both on 1.4-1.6 % (seeds 0-2), and
+    # 1 epoch of 64 videos on 1.2 %. Measured both right after training: 29.9 / 31.7 / 36.0 % (seeds 0-2), so the
+    # bar, 3x chance (8.7 %), leaves each seed a margin of more than 3x.
+    recipe = MovingMNISTDigits()
+    shown = Counter(tuple(sorted(set(pair))) for pair in recipe.load_data(recipe.resolve(settings)).test.digits.tolist())
+    chance = max(shown.values()) / TEST_VIDEOS
+    assert metrics["both_right"] > 3 * chance, (metrics, chance)
 
     npy, gif = _video_files(tmp_path, 20)
     for video in (npy, gif):
