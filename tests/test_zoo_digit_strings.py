@@ -296,3 +296,12 @@ def test_spoken_segmented_knn_baseline(mirror):
 def test_info_states_the_targets():
     assert "character_error_rate 0.05" in run("info", "pendigits-strings").output
     assert "digit_error_rate 0.1" in run("info", "spoken-digit-strings").output
+
+
+def test_the_target_is_the_default_built_from_the_anchor():
+    from lstmzoo.recipe import Recipe
+    for recipe, metric, limit in ((PenDigitStrings(), "character_error_rate", 0.05),
+                                  (SpokenDigitStrings(), "digit_error_rate", 0.1)):
+        assert type(recipe).target is Recipe.target
+        assert recipe.target({metric: limit}) == (f"{metric} <= {limit:g}", True)
+        assert recipe.target({metric: limit + 0.001}) == (f"{metric} <= {limit:g}", False)

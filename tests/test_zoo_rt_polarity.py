@@ -36,8 +36,9 @@ def test_loader_reads_every_sentence_and_splits_them(mirror):
     data = recipe.load_data(recipe.resolve())
     assert (len(data.train), len(data.val), len(data.test)) == (8636, 960, 1066)
     assert 480 < np.bincount(data.test.labels)[1] < 590
-    vocab = recipe._vocab
-    assert vocab["<pad>"] == 0 and vocab["<unk>"] == 1 and 15000 < len(vocab) < 20000
+    vocab = data.fitted["vocabulary"]       # in the data, not on the recipe: its words in index order
+    assert vocab[:2] == ["<pad>", "<unk>"] and 15000 < len(vocab) < 20000 and len(set(vocab)) == len(vocab)
+    assert vars(recipe) == {}
     assert all(s.dtype == np.int64 and s.min() >= 1 for s in data.train.sequences)
     # The test split is fixed by the recipe, whatever the training seed or the limit.
     again = recipe.load_data(recipe.resolve({"seed": 5, "limit": 300}))
@@ -58,7 +59,10 @@ def test_train_evaluate_cross_validate_predict(mirror, tmp_path):
     out = tmp_path / "run"
     run("train", "rt-polarity", "--epochs", 1, "--out", out, "--set", "limit=300", "--set", "hidden_size=16",
         "--set", "embedding_dim=16")
-    assert (out / "vocab.json").is_file() and (out / "confusion-matrix.png").is_file()
+    assert (out / "confusion-matrix.png").is_file() and not (out / "vocab.json").exists()
+    config = json.loads((out / "config.json").read_text())
+    vocab = config["fitted"]["vocabulary"]
+    assert vocab[:2] == ["<pad>", "<unk>"] and config["hyperparameters"]["vocab_size"] == len(vocab) > 100
     metrics = json.loads(run("evaluate", "rt-polarity", "--checkpoint", out, "--json").stdout)
     assert {"accuracy", "macro_f1", "loss", "errors"} <= set(metrics) and 0 <= metrics["accuracy"] <= 1
 
@@ -78,8 +82,16 @@ def test_train_evaluate_cross_validate_predict(mirror, tmp_path):
     for empty in ("", "   "):
         refused = run("predict", "rt-polarity", "--checkpoint", out, "--input", empty, code=2)
         assert len(refused.output.strip().splitlines()) == 1 and "non-empty text" in refused.output
-    (out / "vocab.json").unlink()
-    assert "vocab.json" in run("evaluate", "rt-polarity", "--checkpoint", out, code=2).output
+
+    from lstmzoo.checkpoint import CheckpointError
+    # The model is built from the hyperparameters alone (no load_data first); evaluating the run on data encoded
+    # with another vocabulary is refused.
+    recipe = RtPolarity()
+    model, hp = recipe.restore(out)
+    other = recipe.load_data({**hp, "limit": 200})
+    with pytest.raises(CheckpointError, match="vocabulary rebuilt from the training sentences is not the one"):
+        recipe.evaluate(model, other, hp, out_dir=out)
+    assert recipe.evaluate(model, other, hp)["accuracy"] >= 0
 
 
 def test_a_short_run_learns(mirror, tmp_path):

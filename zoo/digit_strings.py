@@ -276,10 +276,6 @@ class DigitStringRecipe(Recipe):
         return {**metrics, "loss": loss, "strings": len(data.test),
                 "digits": int(sum(map(len, data.test.targets)))}
 
-    def target(self, metrics):
-        return (f"{self.error_metric.replace('_', ' ')} <= {self.anchor.value:g}",
-                metrics[self.error_metric] <= self.anchor.value)
-
     def baseline(self, data, hp):
         """Oracle-segmented k-NN: each test string's digits are classified one by one, the baseline being told
         which single recording or trajectory each digit of the string is (the LSTM is not: it must find the

@@ -8,8 +8,10 @@ rt-polarity --checkpoint DIR --cv 10`` runs the 10-fold cross-validation of Pang
 ten models: about ten times the training time).
 
 Tokens: Kim's ``clean_str`` (``tokenize``). The vocabulary holds the training sentences' words seen at least
-``min_count`` times (index 0 = padding, 1 = unknown word); it is written to ``vocab.json`` in the run folder, so
-``evaluate`` and ``predict`` need only the run folder.
+``min_count`` times (index 0 = padding, 1 = unknown word). It travels in the data (``data.fitted``), not on the
+recipe: ``train`` sets ``vocab_size`` from it (what sizes the model, so ``build_model`` needs only the
+hyperparameters) and ``config.json`` records it, so ``predict`` needs only the run folder and ``evaluate``
+checks that the vocabulary it rebuilds from the training sentences is the run's.
 
 Model (``lstmzoo.tasks.models.TextClassifier``, the text-classification task's): embedding (random init, dropout
 on the embedded vectors, and word dropout: each training token replaced by the unknown word with probability
@@ -22,6 +24,7 @@ full-batch L-BFGS (scipy) on the training + validation sentences.
 
 import functools
 import re
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -35,7 +38,7 @@ from lstmzoo.tasks.recipes import (
     classification_hyperparameters,
 )
 
-from .vocabulary import RunVocabulary, input_lines
+from .vocabulary import input_lines
 
 SPLIT_SEED = 20140825          # fixes the test split (and the cross-validation folds); not the training seed
 TEST_FRACTION = 0.1
@@ -98,7 +101,7 @@ def test_split(n):
 
 
 # -------------------------------------------------------------------------------------------- recipe
-class RtPolarity(RunVocabulary, SequenceClassificationRecipe):
+class RtPolarity(SequenceClassificationRecipe):
     name = "rt-polarity"
     application = "sentiment-analysis"
     summary = "Movie-review sentence polarity (Pang & Lee 2005, MR), word embeddings + BiLSTM with max-pooling"
@@ -127,6 +130,8 @@ class RtPolarity(RunVocabulary, SequenceClassificationRecipe):
                                          "states", choices=("max", "last")),
         "val_fraction": Hyperparameter(0.1, "fraction of the non-test sentences held out for validation"),
         "limit": Hyperparameter(0, "use only this many training sentences (0 = all; for quick trials)"),
+        "vocab_size": Hyperparameter(0, "words in the vocabulary with padding and the unknown word (train sets it "
+                                        "from the training sentences)", low=0, high=100_000_000),
         **classification_hyperparameters(hidden_size=128, epochs=5, lr=0.002, batch_size=50, patience=2,
                                          dropout=0.5, clip_norm=5.0),
     }
@@ -144,14 +149,10 @@ class RtPolarity(RunVocabulary, SequenceClassificationRecipe):
                 "easy side) (this small data set is hard to beat without pretrained embeddings: Kim's "
                 "CNN-rand is 76.1 %, NBSVM 79.4 %, Kim 2014 table 2)")
     preprocessing = ("Windows-1252 text; Kim's clean_str tokenisation (clitics and punctuation split, lower case); "
-                     "vocabulary from the training sentences (`min_count`), saved as vocab.json in the run folder; "
+                     "vocabulary from the training sentences (`min_count`), recorded in the run's config.json; "
                      "fixed shuffled 10 % test split, `val_fraction` of the rest for validation; word dropout on "
                      "training batches")
     predict_input = "a line of text, or the path of a UTF-8 text file with one sentence per line"
-
-    def __init__(self):
-        self._vocab = None          # set by load_data (from the training sentences) or by restore (vocab.json)
-        self._vocab_from_run = False
 
     # ---------------------------------------------------------------------------------------- data
     def load_sentences(self):
@@ -171,31 +172,42 @@ class RtPolarity(RunVocabulary, SequenceClassificationRecipe):
             train = train[:hp["limit"]]
         return np.sort(train), np.sort(val), test
 
-    def _make_data(self, hp, train, val, test, vocab=None):
+    def _make_data(self, hp, train, val, test):
+        """The splits of the sentences ``train``, ``val``, ``test`` as token indices, with the vocabulary built
+        from the training sentences in ``fitted["vocabulary"]`` (its words in index order)."""
         sentences, labels = self.load_sentences()
         tokens = [tokenize(s) for s in sentences]
-        if vocab is None:
-            vocab = build_vocab([tokens[i] for i in train], hp["min_count"])
+        vocab = build_vocab([tokens[i] for i in train], hp["min_count"])
 
         def split(chosen):
             return LabelledSequences([encode(tokens[i], vocab) for i in chosen], labels[chosen])
 
-        return vocab, SequenceClassificationData(split(train), split(val), split(test))
+        return SequenceClassificationData(split(train), split(val), split(test), fitted={"vocabulary": list(vocab)})
 
     def load_data(self, hp):
-        train, val, test = self.split_indices(hp)
-        vocab, data = self._make_data(hp, train, val, test, self._vocab if self._vocab_from_run else None)
-        self._vocab = vocab
-        return data
+        return self._make_data(hp, *self.split_indices(hp))
 
     def input_size(self, hp):
         return hp["embedding_dim"]
 
+    def train(self, hp, run_dir, *, data=None, **options):
+        """``Recipe.train`` with ``vocab_size`` set from the vocabulary of the training sentences."""
+        data = self.load_data(hp) if data is None else data
+        return super().train({**hp, "vocab_size": len(data.fitted["vocabulary"])}, run_dir, data=data, **options)
+
+    def restore(self, run_dir, weights=None, device=None):
+        from lstmzoo.checkpoint import CheckpointError, read_config
+        if not read_config(run_dir, self.name, of_recipe=True)["hyperparameters"].get("vocab_size"):
+            raise CheckpointError(f"{run_dir} records no vocabulary size: it was trained by an older lstmzoo, "
+                                  f"train it again")
+        return super().restore(run_dir, weights=weights, device=device)
+
     def build_model(self, hp):
-        if self._vocab is None:
-            raise ValueError("rt-polarity builds its model after load_data or restore (it needs the vocabulary)")
+        if not hp["vocab_size"]:
+            raise ValueError("rt-polarity's model is sized by vocab_size, which train sets from the training "
+                             "sentences (and a run folder records)")
         from lstmzoo.tasks.models import TextClassifier
-        return TextClassifier(len(self._vocab), hp["embedding_dim"], hp["hidden_size"], len(self.class_names),
+        return TextClassifier(hp["vocab_size"], hp["embedding_dim"], hp["hidden_size"], len(self.class_names),
                               num_layers=hp["num_layers"], bidirectional=hp["bidirectional"], dropout=hp["dropout"],
                               embedding_dropout=hp["embedding_dropout"], embedding_scale=hp["embedding_scale"],
                               pooling=hp["pooling"], device=hp["device"])
@@ -206,13 +218,15 @@ class RtPolarity(RunVocabulary, SequenceClassificationRecipe):
             return sequences
         return [np.where(rng.random(len(s)) < hp["word_dropout"], UNK, s) for s in sequences]
 
-    # ---------------------------------------------------------------------------------------- training
-    def make_vocabulary(self, hp):
-        train, val, test = self.split_indices(hp)
-        return self._make_data(hp, train, val, test)[0]
-
-    def is_vocabulary(self, value):
-        return isinstance(value, dict) and value.get("<unk>") == UNK
+    def evaluate(self, model, data, hp, out_dir=None):
+        """``SequenceClassificationRecipe.evaluate``; CheckpointError when ``out_dir`` holds a run whose vocabulary
+        is not the one ``data`` was encoded with (the model's word indices would mean other words)."""
+        from lstmzoo.checkpoint import CONFIG, CheckpointError
+        if (out_dir is not None and (Path(out_dir) / CONFIG).is_file()
+                and self.recorded_fitted(out_dir)["vocabulary"] != data.fitted["vocabulary"]):
+            raise CheckpointError(f"the vocabulary rebuilt from the training sentences is not the one of the "
+                                      f"run in {out_dir}: evaluate it with the hyperparameters it was trained with")
+        return super().evaluate(model, data, hp, out_dir=out_dir)
 
     def cross_validate(self, hp, folds, progress=True):
         """``folds``-fold cross-validation over all sentences (``limit`` > 0: only that many), folds fixed by
@@ -237,22 +251,22 @@ class RtPolarity(RunVocabulary, SequenceClassificationRecipe):
             rest = np.concatenate([p for j, p in enumerate(parts) if j != k])
             train, val, test = self.split_indices(cv_hp, rest=rest)
             test = np.sort(parts[k])
-            self._vocab, data = self._make_data(hp, train, val, test)
+            data = self._make_data(hp, train, val, test)
+            fold_hp = {**hp, "vocab_size": len(data.fitted["vocabulary"])}
             random.seed(hp["seed"])
-            model = self.build_model(hp)
+            model = self.build_model(fold_hp)
             optimizer = self.make_optimizer(model, hp)
             with tempfile.TemporaryDirectory(prefix="lstmzoo-cv-") as run_dir:
                 fit(model, optimizer, train_step=lambda m, b: self.train_step(m, b, hp),
                     make_batches=lambda rng, data=data: self.make_batches(data, hp, rng),
                     evaluate=lambda m, data=data: self.validate(m, data, hp), epochs=hp["epochs"], run_dir=run_dir,
                     monitor=self.monitor, mode=self.mode, patience=hp.get("patience") or None,
-                    clip_norm=hp.get("clip_norm") or None, config=self.run_config(hp), progress=progress)
+                    clip_norm=hp.get("clip_norm") or None, config=self.run_config(fold_hp, data), progress=progress)
             model.eval()
             accuracies.append(accuracy(data.test.labels, self.scores(model, data.test, hp)[1]))
             if progress:
                 import sys
                 print(f"fold {k + 1}/{folds}: test accuracy {accuracies[-1]:.4f}", file=sys.stderr)
-        self._vocab_from_run = False
         return {"cv_folds": folds, "cv_accuracy": float(np.mean(accuracies)),
                 "cv_accuracy_std": float(np.std(accuracies)),
                 **{f"fold_{k + 1}_accuracy": a for k, a in enumerate(accuracies)}}
@@ -269,7 +283,7 @@ class RtPolarity(RunVocabulary, SequenceClassificationRecipe):
             cols = np.concatenate(split.sequences)
             known = cols > UNK          # padding and unknown words carry no evidence
             matrix = sparse.csr_matrix((np.ones(known.sum()), (rows[known], cols[known])),
-                                       shape=(len(split), len(self._vocab)))
+                                       shape=(len(split), len(data.fitted["vocabulary"])))
             matrix.data[:] = 1.0        # binary: repeated words count once
             return sparse.hstack([matrix, np.ones((len(split), 1))]).tocsr()
 
@@ -292,11 +306,12 @@ class RtPolarity(RunVocabulary, SequenceClassificationRecipe):
     def predict(self, model, hp, out_dir, *, input=None):
         """The polarity of the text ``input``, or of each line of the file it names."""
         lines, source = input_lines(input, self.name, errors="replace")
+        vocab = {word: index for index, word in enumerate(self.recorded_fitted(out_dir)["vocabulary"])}
         results = []
         for line in lines:
             tokens = tokenize(line)
-            known = sum(w in self._vocab for w in tokens)
-            results.append({"text": line, **self.classify(model, encode(tokens, self._vocab), hp),
+            known = sum(w in vocab for w in tokens)
+            results.append({"text": line, **self.classify(model, encode(tokens, vocab), hp),
                             "known_words": known, "words": len(tokens)})
         return {"input": source, "predictions": results}
 

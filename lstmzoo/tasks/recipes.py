@@ -112,6 +112,17 @@ class SequenceClassificationRecipe(Recipe):
         fitted = getattr(data, "fitted", None)
         return {**super().run_config(hp), **({"fitted": fitted} if fitted is not None else {})}
 
+    def recorded_fitted(self, run_dir):
+        """What ``load_data`` fitted on the training split (``data.fitted``) as the run in ``run_dir`` recorded it
+        in config.json: what ``predict`` (which gets the run folder, not the data) reads. CheckpointError when the
+        run recorded nothing."""
+        from lstmzoo.checkpoint import CheckpointError, read_config
+        fitted = read_config(run_dir, self.name, of_recipe=True).get("fitted")
+        if not isinstance(fitted, dict):
+            raise CheckpointError(f"{run_dir}'s config.json records nothing fitted on the training split: it is "
+                                  f"not a finished run of {self.name}")
+        return fitted
+
     # ------------------------------------------------------------------------------------ training
     def make_batches(self, data, hp, rng):
         """``(inputs, lengths, labels)`` batches of training sequences of similar lengths, augmented."""
