@@ -94,8 +94,10 @@ def _full_width_vectors(typingctx):
     vectorises with 8 float32 lanes even where AVX-512 has 16; the per-function attribute lifts that for our
     loops only (not for the rest of a user's Numba code). Where the CPU has no AVX-512 it changes nothing."""
     def codegen(context, builder, signature, args):
-        # llvmlite's FunctionAttributes accepts only flag attributes by name; a key="value" one goes in as text.
-        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        # llvmlite's FunctionAttributes accepts only flag attributes by name; a key="value" one goes in as text (a
+        # hint only: should another llvmlite refuse it, the loops compile as before).
+        with contextlib.suppress(TypeError, AttributeError):
+            set.add(builder.function.attributes, '"prefer-vector-width"="512"')
         return context.get_dummy_value()
     return types.none(), codegen
 
