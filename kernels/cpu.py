@@ -27,6 +27,11 @@ float64 uses libm ``exp``/``tanh`` so it matches the reference to ~1e-15; float3
 rational ``tanh`` (and ``sigmoid(a) = (1 + tanh(a/2)) / 2``) accurate to a few float32 ulp, because libm
 calls in the gate loop were the largest single cost of a plain Numba LSTM.
 
+Vectorisation: two hints to LLVM, each a call at the top of a compiled function. ``_full_width_vectors`` lets it
+use 512-bit registers where the CPU has AVX-512 (it tunes Intel server CPUs to 256-bit otherwise); the cell passes
+(``_cell_forward``, ``_cell_backward``) are functions of their own that call ``_arguments_do_not_overlap``, without
+which LLVM left the LSTM's cell pass scalar (too many rows to check for overlap at run time).
+
 Compilation: every loop is compiled lazily, for the dtypes a run uses, and kept in Numba's cache
 (``cache=True``); the first training in a dtype compiles about 10 s of one core, and ``cache_is_cold`` says
 beforehand whether that is still to come. The loops avoid array assignments (``_copy``), whose shape-mismatch
