@@ -255,7 +255,7 @@ def test_digits_train_evaluate_predict(mirror, tmp_path, one_blas_thread):
 
 
 @needs_shared
-def test_frames_train_evaluate_predict(mirror, tmp_path):
+def test_frames_train_evaluate_predict(mirror, tmp_path, one_blas_thread):
     out = tmp_path / "run"
     settings = {"train_videos": 480, "val_videos": 100, "embed_size": 32, "hidden_size": 32, "lr": 0.01}
     run("train", "moving-mnist", "--out", out, "--seed", 0, "--epochs", 2,
