@@ -18,7 +18,8 @@ Forecasting rows are scored like the zoo's time-series recipes, one step ahead a
 zoo's test part (rolling origins): the model is trained on the series up to the zoo's test start (``--data``;
 the task holds out its last ``horizon`` values for early stopping) and ``lstmzoo predict forecasting --checkpoint
 RUN --input ORIGINS.csv`` forecasts from every origin t of the test part at once, ORIGINS.csv holding one series
-per origin (the true history up to t, as its own ``unique_id``); the first forecast value of each is the
+per origin (the true history up to t, as its own ``unique_id``, which the run never saw: ``predict`` scales it
+and chooses its preprocessing by the task's rule on that history); the first forecast value of each is the
 one-step forecast of value t. rmse, mae and mase (MAE over the in-sample MAE of the seasonal naive forecast on
 the training part, the task's season) are computed here, with the naive (previous value) and seasonal naive
 forecasts scored on the same points. The task's own protocol (``--test-data`` = the zoo's test part: the first
@@ -360,6 +361,8 @@ def run_row(name, seeds, work, quick=False, settings=(), log=print):
         if epochs:
             entry["epochs_run"] = max(h["epoch"] for h in epochs)
         if task == "forecasting":
+            # The preprocessing the task chose for each training series (config.json's fitted record).
+            entry["preprocessing"] = (config.get("fitted") or {}).get("preprocessing")
             seasons = {}
             for series_name in files["series"]:
                 seasons[series_name] = _series_season(hp, series_name)
@@ -453,8 +456,12 @@ def _series_lines(record, zoo):
                     f"its own protocol (all series, {record['runs'][0]['settled'].get('horizon')} steps from the cut): "
                     f"rmse {statistics.median([m['rmse'] for m in own]):.4g}, mase "
                     f"{statistics.median([m['mase'] for m in own]):.3g} (seasonal naive mase {own[0]['seasonal_naive_mase']:.3g})")
+        chosen = (record["runs"][0].get("preprocessing") or {}).get(series_name)
+        chosen_text = "" if chosen is None else (
+            "; preprocessing chosen: " + ("log, " if chosen["log"] else "no log, ")
+            + (f"seasonal base (lag {chosen['lag']})" if chosen["lag"] > 1 else "last value as base"))
         lines.append([f"{record['row']}" + (f": {series_name}" if len(names) > 1 else ""), record["what"],
-                      f"rmse {_spread(rmse, 3)}; mase {_spread(mase, 3)}; {own_text}",
+                      f"rmse {_spread(rmse, 3)}; mase {_spread(mase, 3)}; {own_text}{chosen_text}",
                       f"`{recipe}` rmse {_spread(zoo_values, 3)} ({zoo_date})", verdict, baselines])
     return lines
 
@@ -520,8 +527,9 @@ def render(records):
              "test values, several steps ahead. For a fair comparison the task is trained on the series up to "
              "the zoo's test start (its defaults hold out the last `horizon` of that for early stopping), then "
              "`lstmzoo predict forecasting --checkpoint RUN --input ORIGINS.csv` is given one series per origin t of "
-             "the zoo's test part (the true history up to t, its own `unique_id`; predict scales each by its own "
-             "history, as for any user input), and the first forecast value of each is the one-step forecast of "
+             "the zoo's test part (the true history up to t, its own `unique_id`, which the run never saw: predict "
+             "scales each by its own history and chooses its preprocessing (log, seasonal base) by the task's rule on "
+             "that history, as for any user input), and the first forecast value of each is the one-step forecast of "
              "value t: the same points, the same information and the same rmse as the zoo's. mase = that MAE over "
              "the in-sample MAE of the seasonal naive forecast on the training part (the task's season m). The "
              "naive (previous value) and seasonal naive (m back) forecasts are scored on the same points. The "

@@ -166,7 +166,7 @@ def test_a_series_with_zeros_or_negatives_never_gets_log():
     assert choose_preprocessing(np.r_[multiplicative[:-1], -1.0], 12)[0] is False
 
 
-def test_each_series_of_a_long_file_gets_its_own_season_and_choice(tmp_path):
+def test_each_series_of_a_long_file_gets_its_own_season_and_choice(tmp_path, monkeypatch):
     shapes = _shapes()
     path = tmp_path / "mixed.csv"
     rng = np.random.default_rng(1)
@@ -183,10 +183,32 @@ def test_each_series_of_a_long_file_gets_its_own_season_and_choice(tmp_path):
     assert hp["season"] == 7          # the file's median step is a day
     data = task.load_data(hp)
     assert data.season.tolist() == [12, 7]
-    assert data.fitted == {"preprocessing": {"monthly": {"log": True, "lag": 12}, "daily": {"log": False, "lag": 7}}}
+    assert data.fitted == {"preprocessing": {"monthly": {"log": True, "lag": 12}, "daily": {"log": False, "lag": 7}},
+                           "seasons_per_series": True}
+    assert hp["window"] == 24         # two of the longest season
     # season= set to another value applies to every series.
     forced = task.load_data(task.settle(task.resolve({"data": str(path), "season": "12"})))
-    assert forced.season.tolist() == [12, 12]
+    assert forced.season.tolist() == [12, 12] and forced.fitted["seasons_per_series"] is False
+    # predict: seasons per series also when the input's median step is another (here monthly: a new monthly
+    # series and a short daily history), so the new series gets its own season (12, not the run's 7) by the rule.
+    from lstmzoo.tasks import forecasting
+    result = task.train({**hp, **QUICK, "epochs": 1}, tmp_path / "run", progress=False)
+    seen = []
+
+    def prepared(*args, **kwargs):
+        seen.append(made := original(*args, **kwargs))
+        return made
+
+    original = forecasting._prepared
+    history = tmp_path / "history.csv"
+    lines = path.read_text().splitlines()
+    daily = [line for line in lines if line.startswith("daily,")]
+    history.write_text("\n".join([lines[0], *[line.replace("monthly,", "new,") for line in lines
+                                               if line.startswith("monthly,")], *daily[-30:]]) + "\n")
+    monkeypatch.setattr(forecasting, "_prepared", prepared)
+    task.predict(result.model, {**hp, **QUICK, "epochs": 1}, tmp_path / "run", input=str(history),
+                 output=tmp_path / "f.csv", plot=tmp_path / "f.png")
+    assert seen[-1].season.tolist() == [12, 7] and seen[-1].lag.tolist() == [12, 7]
 
 
 def test_the_recorded_preprocessing_is_reproduced_by_predict(tmp_path):
@@ -200,7 +222,7 @@ def test_the_recorded_preprocessing_is_reproduced_by_predict(tmp_path):
     recorded = task.recorded_preprocessing(tmp_path / "run")
     assert recorded == {"preprocessing": {"multiplicative": {"log": True, "lag": 12},
                                           "additive": {"log": False, "lag": 12}, "noise": {"log": False, "lag": 1},
-                                          "again": {"log": True, "lag": 12}}}
+                                          "again": {"log": True, "lag": 12}}, "seasons_per_series": True}
     # evaluate reads the file again: the same choices.
     assert task.load_data(hp).fitted == recorded
     # A short history of a trained series (too short for the rule, which would choose no log and the last value)

@@ -8,21 +8,25 @@ The file is a CSV in long format (``unique_id, ds, y``; many series) or one seri
   and everything before that the training part;
 - preprocessing, chosen per series from its training part alone (see ``choose_preprocessing``): a log
   transform when every value is positive and the spread grows with the level (multiplicative series), and a
-  seasonal base (the value one season earlier) instead of the last value when the seasonal strength is high;
+  seasonal base (built on the value one season earlier) instead of the last value when the seasonal strength is high;
   each series' season is inferred from its own timestamps (a file may mix monthly and daily series) unless
   ``season=`` sets another; ``config.json`` records every series' choice, which ``evaluate`` and ``predict``
   reproduce (``predict`` chooses by the same rule for a series the run was not trained on);
-- scaling: each series' (transformed) values are centred and scaled by the mean and standard deviation of its
-  own training part (at ``predict``, of the history given), so series of any level train together;
+- scaling: each series' preprocessed values (the transformed values, or with a seasonal base their changes
+  from one season earlier) are centred and scaled by the mean and standard deviation of its own training part
+  (at ``predict``, of the history given), so series of any level train together;
 - samples: a forecast origin ``o`` in a series' training part; the input is the up to ``window`` values before
   ``o`` (fewer near the series' start: the LSTM receives each window's length, so there is no padding inside
-  the maths), two channels per step: the scaled value and its change from the previous step; the target the
-  next ``horizon`` values as changes from the base (the last value, or with a seasonal base the value one
-  season earlier: the model corrects the naive or the seasonal naive forecast, which keeps forecasts sane at
-  levels the training part never reached); every epoch draws ``windows_per_epoch`` origins from all series, so
-  an epoch costs the same on 1 series or 10,000;
+  the maths), two channels per step: the scaled preprocessed value and the change from the previous step; the
+  target the next ``horizon`` values as changes from the base (the last value; or with a seasonal base the
+  value one season earlier plus the last change over a season, the forecast of seasonal and step differencing
+  together, the classic airline model without its moving-average terms: the model corrects the naive or this
+  seasonal forecast, which keeps forecasts sane at levels the training part never reached), those past the
+  training part left out of the loss; every epoch draws ``windows_per_epoch`` windows, each from a series drawn
+  uniformly (every series weighs the same, as in the metrics) at one of its origins, so an epoch costs the
+  same on 1 series or 10,000;
 - the model: LSTM -> last hidden state -> Linear to ``horizon`` values (``SequenceModel``), Adam, MSE on the
-  scaled values, early stopping on the validation loss.
+  scaled targets, early stopping on the validation loss.
 
 Metrics on the test part, on the original scale: ``mase`` (each series' MAE over the in-sample MAE of its
 seasonal naive forecast, then the mean over series, as in M4), ``smape`` (M4's, in percent, mean over series),
@@ -47,6 +51,7 @@ from .reports import EVAL_BATCH
 DEFAULT_MAX_WINDOW = 200
 SEASONAL_STRENGTH = 0.64    # seasonal base above this strength (Wang, Smith & Hyndman 2006; R forecast's nsdiffs)
 LOG_SLOPE, LOG_T = 0.5, 3.0  # log when a season's spread grows with its level: slope above 0.5, t above 3
+VALIDATION_WINDOWS = 4096   # forecasts the validation loss makes at most (one per series beyond)
 INPUT_CHANNELS = 2          # the scaled value and its change from the previous step
 
 
@@ -68,7 +73,8 @@ class ForecastData:
     def fitted(self):
         """The preprocessing chosen for each series, as config.json records it."""
         return {"preprocessing": {str(name): {"log": bool(log), "lag": int(lag)}
-                                  for name, log, lag in zip(self.series.ids, self.log, self.lag)}}
+                                  for name, log, lag in zip(self.series.ids, self.log, self.lag)},
+                "seasons_per_series": _seasons_inferred(self.series)}
 
 
 class ForecastingTask(Task):
@@ -95,8 +101,9 @@ class ForecastingTask(Task):
                                   high=10_000),
         "season": Hyperparameter(0, "steps per season (0 = inferred from the times: monthly 12, daily 7, ...)",
                                  low=0, high=10_000),
-        "window": Hyperparameter(0, "past values the LSTM reads for a forecast (0 = two seasons or two horizons, "
-                                    f"whichever is longer, at most {DEFAULT_MAX_WINDOW})", low=0, high=100_000),
+        "window": Hyperparameter(0, "past values the LSTM reads for a forecast (0 = two seasons of the longest "
+                                    "season of any series, or two horizons, whichever is longer, at most "
+                                    f"{DEFAULT_MAX_WINDOW})", low=0, high=100_000),
         "hidden_size": Hyperparameter(64, "LSTM hidden units"),
         "num_layers": Hyperparameter(1, "stacked LSTM layers"),
         "dropout": Hyperparameter(0.1, "dropout between LSTM layers and before the output layer"),
@@ -105,7 +112,7 @@ class ForecastingTask(Task):
                                             high=10_000_000),
         "batch_size": Hyperparameter(64, "windows per training step"),
         "lr": Hyperparameter(0.001, "Adam learning rate"),
-        "patience": Hyperparameter(15, "epochs without a better validation loss before stopping (0 = never)"),
+        "patience": Hyperparameter(30, "epochs without a better validation loss before stopping (0 = never)"),
         "clip_norm": Hyperparameter(1.0, "global gradient-norm clipping (0 = off)"),
     }
 
@@ -192,15 +199,26 @@ class ForecastingTask(Task):
         return float((diff * diff).sum()) / count, len(lengths)
 
     def validate(self, model, data, hp):
-        series = np.arange(len(data.series))
-        predicted = self._scaled_forecast(model, data, series, data.train_end, hp)
-        actual = _gather(data.series.values, data.series.starts[:-1] + data.train_end, hp["horizon"])
-        future = _gather(data.z, data.series.starts[:-1] + data.train_end, hp["horizon"])
-        expected = (future - _base(data, series, data.train_end, hp["horizon"])) / data.scale[:, None]
-        forecast = self._unscaled(data, series, data.train_end, predicted)
-        return {"val_loss": float(np.mean((predicted - expected) ** 2)),
-                "val_mase": float(np.mean([_series_mase(data, k, data.train_end[k], actual[k], forecast[k], hp)
-                                           for k in series]))}
+        """``val_loss``: the scaled squared error of every forecast of a validation value from an origin up to
+        the validation part's start (each value forecast 1 to ``horizon`` steps ahead: a steadier early
+        stopping than one origin's forecast; at most ``VALIDATION_WINDOWS`` windows, down to one origin per
+        series); ``val_mase``: the forecast from the validation part's start."""
+        horizon, count = hp["horizon"], len(data.series)
+        shifts = np.arange(int(np.clip(VALIDATION_WINDOWS // count, 1, horizon)))
+        series = np.repeat(np.arange(count), len(shifts))
+        origins = data.train_end[series] - np.tile(shifts, count)
+        keep = origins > _first_input(data.lag[series])
+        series, origins = series[keep], origins[keep]
+        predicted = self._scaled_forecast(model, data, series, origins, hp)
+        future = _gather(data.z, data.series.starts[series] + origins, horizon)
+        expected = (future - _base(data, series, origins, horizon)) / data.scale[series, None]
+        inside = origins[:, None] + np.arange(horizon)[None, :] >= data.train_end[series, None]
+        last = origins == data.train_end[series]
+        actual = _gather(data.series.values, data.series.starts[series[last]] + origins[last], horizon)
+        forecast = self._unscaled(data, series[last], origins[last], predicted[last])
+        return {"val_loss": float(np.mean(((predicted - expected) ** 2)[inside])),
+                "val_mase": float(np.mean([_series_mase(data, k, data.train_end[k], actual[i], forecast[i], hp)
+                                           for i, k in enumerate(series[last])]))}
 
     # ------------------------------------------------------------------------------------------- windows
     def _windows(self, data, series, origins, hp, with_targets=False):
@@ -281,8 +299,10 @@ class ForecastingTask(Task):
         ``unique_id, ds, y_hat``; written to ``output`` as CSV when given; a plot of a few series."""
         history = self._read(hp, input or hp["data"])
         lengths = history.lengths
-        recorded = self.recorded_preprocessing(out_dir).get("preprocessing", {})
-        data = _prepared(history, lengths, lengths, np.empty((len(history), 0)), _seasons(history), recorded)
+        fitted = self.recorded_preprocessing(out_dir)
+        seasons = _seasons(history, per_series=fitted.get("seasons_per_series", True))
+        data = _prepared(history, lengths, lengths, np.empty((len(history), 0)), seasons,
+                         fitted.get("preprocessing", {}))
         series = np.arange(len(history))
         forecast = self._unscaled(data, series, lengths, self._scaled_forecast(model, data, series, lengths, hp))
         future = history.future_timestamps(hp["horizon"])
@@ -352,11 +372,13 @@ def _last_values(data, series, origins):
 def _base(data, series, origins, horizon):
     """``[len(series), horizon]``: the forecast the model corrects, on the transformed scale: the last value
     before each origin (``lag`` 1), or the value one season (``lag``) before each forecast step (the last
-    season repeated past it) plus the mean seasonal change of the training part."""
+    season repeated past it) plus the last change over a season, once per season ahead (the forecast of
+    seasonal and step differencing together, as in the classic airline model)."""
     lag = data.lag[series, None]
-    back = lag - np.arange(horizon)[None, :] % lag
-    drift = np.where(lag > 1, data.mean[series, None], 0.0)
-    return data.z[(data.series.starts[series] + origins)[:, None] - back] + drift
+    steps = np.arange(horizon)[None, :]
+    ends = (data.series.starts[series] + origins)[:, None]
+    seasonal = np.where(lag > 1, data.z[ends - 1] - data.z[np.maximum(ends - 1 - lag, 0)], 0.0)
+    return data.z[ends - (lag - steps % lag)] + np.where(lag > 1, steps // lag + 1, 0) * seasonal
 
 
 def _first_input(lag):
@@ -416,13 +438,22 @@ def _seasonal_strength(z, season):
     return float(max(0.0, 1 - remainder.var() / spread)) if spread > 0 else 0.0
 
 
-def _seasons(series):
-    """int64 ``[S]``: each series' season. ``season=`` (when it is not the file's inferred one) applies to every
-    series; otherwise each series' own frequency decides (a long file may mix monthly and daily series: its
-    median step is one frequency, the file's ``season``)."""
+def _seasons_inferred(series):
+    """Whether the training file's seasons are inferred per series: ``season=`` left at 0 (or set to the file's
+    inferred season), not set to another season for every series."""
+    return bool(series.season == series.frequency.season)
+
+
+def _seasons(series, per_series=None):
+    """int64 ``[S]``: each series' season: with ``per_series`` (default: ``_seasons_inferred``) each series'
+    own frequency decides (a long file may mix monthly and daily series: its median step is one frequency, the
+    file's ``season``); otherwise ``season=`` applies to every series."""
     count = len(series)
-    if series.season != series.frequency.season or count == 1 or series.timestamps.dtype.kind != "M":
+    per_series = _seasons_inferred(series) if per_series is None else per_series
+    if not per_series:
         return np.full(count, series.season, dtype=np.int64)
+    if count == 1 or series.timestamps.dtype.kind != "M":
+        return np.full(count, series.frequency.season, dtype=np.int64)
     lengths = series.lengths
     steps = np.diff(series.timestamps).astype(np.int64)
     inside = np.ones(len(steps), dtype=bool)
