@@ -56,7 +56,7 @@ class Seq2Seq(Module):
         self.attention = LuongAttention(decoder_hidden, score=score, key_size=key_size, **options)
         self.combine = Linear(key_size + decoder_hidden, decoder_hidden, bias=False, **options)   # Luong's W_c
         self.combine_tanh = Tanh()
-        self.output_dropout = Dropout(dropout)
+        self.output_dropout = Dropout(dropout, batch_axis=0)     # on [B, T, H]: a mask per sentence
         self.output = Linear(decoder_hidden, tgt_vocab_size, **options)
         self.loss = CrossEntropyLoss(ignore_index=self.pad)
         self._cache = None
@@ -99,7 +99,8 @@ class Seq2Seq(Module):
         # The linear layers see [B*T, features]: one large GEMM, where NumPy's 3-D matmul would run B small ones.
         combined = self.xp.concatenate([context, h], axis=2).reshape(batch * steps, -1)
         attentional = self.combine_tanh(self.combine(combined))
-        return self.output(self.output_dropout(attentional)).reshape(batch, steps, -1)
+        dropped = self.output_dropout(attentional.reshape(batch, steps, -1)).reshape(batch * steps, -1)
+        return self.output(dropped).reshape(batch, steps, -1)
 
     def forward(self, src, src_lengths, tgt_in, tgt_lengths):
         """Teacher-forced scores (logits) ``[B, Tt, V]`` of each next target token."""
@@ -114,7 +115,8 @@ class Seq2Seq(Module):
         (keys_shape,) = require_cache(self)
         self._cache = None
         batch, _, key_size = keys_shape
-        dattentional = self.output_dropout.backward(self.output.backward(dlogits.reshape(-1, dlogits.shape[2])))
+        dropped = self.output.backward(dlogits.reshape(-1, dlogits.shape[2])).reshape(batch, dlogits.shape[1], -1)
+        dattentional = self.output_dropout.backward(dropped).reshape(batch * dlogits.shape[1], -1)
         dcombined = self.combine.backward(self.combine_tanh.backward(dattentional))
         dcombined = dcombined.reshape(batch, -1, dcombined.shape[1])
         dquery, dkeys = self.attention.backward(self.xp.ascontiguousarray(dcombined[:, :, :key_size]))

@@ -245,7 +245,7 @@ MULTI30K = ["multi30k-en-de", "--epochs", "2", "--set", "limit=300", "--set", "e
 
 
 @needs_mpi
-@pytest.mark.parametrize("args", [SHAKESPEARE, [*MULTI30K, "--set", "dropout=0"]], ids=["tinyshakespeare", "multi30k"])
+@pytest.mark.parametrize("args", [SHAKESPEARE, MULTI30K], ids=["tinyshakespeare", "multi30k"])
 def test_two_ranks_train_a_text_recipe_to_one_process_weights(tmp_path, mirror, args):
     """The recipes cut their own batches (Recipe.shard_batch: a language model's streams, a translation's sentence
     pairs) and split their own validation (distributed.evaluation_part); three streams make uneven shards, with
@@ -259,13 +259,6 @@ def test_two_ranks_train_a_text_recipe_to_one_process_weights(tmp_path, mirror, 
             assert row_two[name] == pytest.approx(row_one[name], rel=1e-5), name
     assert (tmp_path / "two" / "vocab.json").read_bytes() == (tmp_path / "one" / "vocab.json").read_bytes()
     assert json.loads((tmp_path / "record" / "rank-1.json").read_text())["written"] == []
-
-
-@needs_mpi
-def test_multi30k_with_dropout_under_mpi_is_refused_in_one_sentence(tmp_path, mirror):
-    result = _lstmzoo([*MULTI30K, "--out", "two"], tmp_path, ranks=2, record=tmp_path / "record", check=False)
-    assert result.returncode == 2
-    assert result.stderr.count("multi30k-en-de trains data-parallel only with --set dropout=0") == 1, result.stderr
 
 
 @needs_mpi

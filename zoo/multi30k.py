@@ -25,7 +25,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from lstmzoo import distributed
 from lstmzoo.distributed import evaluation_part
 from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, Recipe
@@ -239,22 +238,6 @@ class Multi30kEnDe(RunVocabulary, Recipe):
     def __init__(self):
         self._vocab = None             # {"src": [...], "tgt": [...], "lowercase": bool, "tokenizer": str}
         self._vocab_from_run = False
-
-    def train(self, hp, run_dir, **options):
-        world = distributed.world()
-        if world is not None and hp["dropout"] > 0:
-            raise UserError("multi30k-en-de trains data-parallel only with --set dropout=0 for now: its output "
-                            "dropout is drawn over the batch's sentences times words, which lstmzoo.distributed "
-                            "cannot split over the ranks yet")
-        if world is None or world.rank == 0:
-            return super().train(hp, run_dir, **options)
-        # Data-parallel training on another rank than 0: rank 0 holds the run folder and writes vocab.json into it
-        # (RunVocabulary.train); this rank builds the same vocabularies and trains beside it.
-        self._vocab, self._vocab_from_run = self.make_vocabulary(hp), True
-        try:
-            return Recipe.train(self, hp, run_dir, **options)
-        finally:
-            self._vocab_from_run = False
 
     # ---------------------------------------------------------------------------------------- data
     def read_split(self, split):

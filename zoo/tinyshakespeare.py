@@ -25,7 +25,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from lstmzoo import distributed
 from lstmzoo.distributed import evaluation_part
 from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, Recipe
@@ -248,18 +247,6 @@ class TinyShakespeare(RunVocabulary, Recipe):
 
     def __init__(self):
         self._vocab = None      # a string of the characters in index order: set by load_data or restore
-
-    def train(self, hp, run_dir, **options):
-        world = distributed.world()
-        if world is None or world.rank == 0:
-            return super().train(hp, run_dir, **options)
-        # Data-parallel training on another rank than 0: rank 0 holds the run folder and writes vocab.json into it
-        # (RunVocabulary.train); this rank builds the same vocabulary and trains beside it.
-        self._vocab, self._vocab_from_run = self.make_vocabulary(hp), True
-        try:
-            return Recipe.train(self, hp, run_dir, **options)
-        finally:
-            self._vocab_from_run = False
 
     # ---------------------------------------------------------------------------------------- data
     def load_text(self):

@@ -29,7 +29,17 @@ class RunVocabulary:
         raise NotImplementedError
 
     def train(self, hp, run_dir, *, resume=False, progress=True, **options):
+        from lstmzoo import distributed
         from lstmzoo.checkpoint import check_new_run_folder, run_folder_lock, write_json
+        world = distributed.world()
+        if world is not None and world.rank != 0:
+            # Data-parallel training: rank 0 holds the run folder and writes vocab.json into it; this rank builds
+            # the same vocabulary and trains beside it.
+            self._vocab, self._vocab_from_run = self.make_vocabulary(hp), True
+            try:
+                return super().train(hp, run_dir, resume=resume, progress=progress, **options)
+            finally:
+                self._vocab_from_run = False
         # The vocabulary is written before fit takes the run folder's lock, so take it here: one writer, and
         # never into a folder that is not a fresh run folder. ``options`` go to Recipe.train (a sweep's
         # on_epoch_end, data-parallel hooks).

@@ -67,12 +67,15 @@ def softmax_backward(p, dp, axis=-1):
     return p * (dp - (dp * p).sum(axis=axis, keepdims=True))
 
 
-def dropout_mask(generator, shape, p, dtype, xp):
+def dropout_mask(generator, shape, p, dtype, xp, batch_axis=None):
     """Inverted-dropout mask: 0 with probability ``p``, else ``1 / (1 - p)`` (all zeros when p == 1).
 
-    The batch runs along axis 1 of a time-major 3-D ``shape`` ``[T, B, F]`` and axis 0 otherwise (``[B, F]``): under
-    data-parallel training the mask is drawn for the global batch and sliced (``lstmzoo.random.random_for_batch``)."""
-    keep = lz_random.random_for_batch(generator, shape, batch_axis=1 if len(shape) >= 3 else 0) >= p
+    The batch runs along ``batch_axis``; by default axis 1 of a time-major 3-D ``shape`` ``[T, B, F]`` and axis 0
+    otherwise (``[B, F]``): under data-parallel training the mask is drawn for the global batch and sliced
+    (``lstmzoo.random.random_for_batch``)."""
+    if batch_axis is None:
+        batch_axis = 1 if len(shape) >= 3 else 0
+    keep = lz_random.random_for_batch(generator, shape, batch_axis=batch_axis) >= p
     scale = 0.0 if p >= 1 else 1.0 / (1.0 - p)
     return xp.asarray(keep.astype(dtype) * np.asarray(scale, dtype=dtype))
 
@@ -202,20 +205,22 @@ class Embedding(DeviceModule):
 
 class Dropout(Module):
     """Inverted dropout: in train mode zero each element with probability ``p`` and scale the rest by
-    ``1 / (1 - p)``; identity in eval mode. Draws from ``lstmzoo.random.rng()`` unless ``rng`` is given."""
+    ``1 / (1 - p)``; identity in eval mode. Draws from ``lstmzoo.random.rng()`` unless ``rng`` is given.
+    ``batch_axis`` is the input's axis over the batch's items (default: 1 of a 3-D input, 0 otherwise)."""
 
-    def __init__(self, p=0.5, rng=None):
+    def __init__(self, p=0.5, rng=None, batch_axis=None):
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p!r}")
-        self.p, self._rng, self._cache = float(p), rng, None
+        self.p, self._rng, self._cache, self.batch_axis = float(p), rng, None, batch_axis
 
     def forward(self, x):
         if not self.training:
             self._cache = None
             return x
         generator = self._rng if self._rng is not None else lz_random.rng()
-        mask = dropout_mask(generator, x.shape, self.p, x.dtype, array_module(x)) if self.p > 0 else None
+        mask = (dropout_mask(generator, x.shape, self.p, x.dtype, array_module(x), self.batch_axis) if self.p > 0
+                else None)
         self._cache = (mask,)
         return x if mask is None else x * mask
 
