@@ -541,12 +541,15 @@ def plugins(as_json):
 @main.command(epilog="""\b
 Examples:
   lstmzoo bench --quick
-  lstmzoo bench""")
+  lstmzoo bench
+  lstmzoo bench --cell gru --quick""")
 @click.option("--quick", is_flag=True, help="A short run: fewer shapes and repeats.")
-def bench(quick):
-    """Time the CPU LSTM kernels and print a table."""
+@click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default="lstm", show_default=True,
+              help="The cell timed, against torch's nn.LSTM, nn.GRU or nn.RNN (tanh).")
+def bench(quick, cell):
+    """Time the CPU recurrent kernels against torch (when installed) and print a table."""
     from . import bench as benchmark
-    benchmark.run(quick=quick)
+    benchmark.run(quick=quick, cell=cell)
 
 
 @main.command(epilog="""\b

@@ -84,9 +84,11 @@ def test_download_offline_is_one_sentence(monkeypatch, tmp_path):
 def test_bench_calls_the_benchmark(monkeypatch):
     import lstmzoo.bench
     calls = []
-    monkeypatch.setattr(lstmzoo.bench, "run", lambda quick: calls.append(quick))
+    monkeypatch.setattr(lstmzoo.bench, "run", lambda quick, cell: calls.append((quick, cell)))
     run("bench", "--quick")
-    assert calls == [True]
+    run("bench", "--cell", "gru")
+    assert calls == [(True, "lstm"), (False, "gru")]
+    run("bench", "--cell", "lstmx", code=2)
 
 
 def test_train_evaluate_predict(airline_run, tmp_path):
