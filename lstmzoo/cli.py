@@ -341,7 +341,8 @@ def train(recipe, data, test_data, epochs, seed, out, resume, device, settings, 
             click.echo(world.describe(), err=True)
         _say_if_compiling(hp["device"])
         try:
-            trained = chosen.train(hp, run_dir, resume=resume, **options)
+            with distributed.ending_the_job_on_failure():
+                trained = chosen.train(hp, run_dir, resume=resume, **options)
             if not leader:
                 return
             metrics = chosen.evaluate(trained.model, trained.data, hp, out_dir=run_dir)

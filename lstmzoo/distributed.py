@@ -33,6 +33,7 @@ what its mean loss divides by: a class-weighted cross-entropy (divided by the su
 approximately.
 """
 
+import contextlib
 import os
 import socket
 import sys
@@ -269,6 +270,29 @@ class ShardedModel:
                                 f"row per sequence; this model cannot be validated under MPI yet")
         parts = [part for part in world.comm.allgather(local) if part is not None]
         return np.concatenate(parts, axis=0)
+
+
+@contextlib.contextmanager
+def ending_the_job_on_failure():
+    """Around a training under MPI: an exception on one rank ends the whole job (``MPI_Abort``), with one line on
+    the rank's own stderr naming it, instead of leaving the other ranks waiting for it in a collective for ever.
+    Outside MPI, or on one rank, nothing changes. Ctrl-C is not caught: the launcher forwards it to every rank."""
+    current = world()
+    if current is None or current.size == 1:
+        yield
+        return
+    try:
+        yield
+    except Exception as error:
+        from .errors import UserError
+        text = str(error).strip()
+        said = f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+        stream = sys.__stderr__   # the rank's own stderr, also on the ranks quiet_other_ranks silenced
+        stream.write(f"lstmzoo: rank {current.rank} of {current.size} failed ({said}); ending the job on every "
+                     f"rank\n")
+        stream.flush()
+        current.comm.Abort(2 if isinstance(error, UserError) else 1)
+        raise
 
 
 def quiet_other_ranks():

@@ -223,6 +223,34 @@ def test_a_mistake_under_mpi_is_one_sentence_from_rank_0_and_ends_every_rank(tmp
     assert result.stderr.count("nowhere is not a run folder") == 1, result.stderr
 
 
+FAILING_RANK = """
+import sys
+from lstmzoo import distributed
+reduce_gradients, calls = distributed.World.reduce_gradients, []
+def failing(self, *args, **kwargs):
+    calls.append(1)
+    if self.rank == 1 and len(calls) == 3:
+        raise RuntimeError("rank 1 broke in its third step")
+    return reduce_gradients(self, *args, **kwargs)
+distributed.World.reduce_gradients = failing
+from lstmzoo.cli import main
+main(sys.argv[1:], prog_name="lstmzoo")
+"""
+
+
+@needs_mpi
+def test_an_exception_on_one_rank_ends_the_job_instead_of_hanging_it(tmp_path):
+    """Rank 1 raises in a training step while rank 0 waits for it in the step's Allreduce: without the abort,
+    rank 0 would wait for ever (the timeout below); with it, the job ends at once, naming the rank."""
+    script = tmp_path / "failing_rank.py"
+    script.write_text(FAILING_RANK)
+    result = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script), "train", *AIRLINE, "--out", "run"],
+                            cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode != 0
+    assert "rank 1 of 2 failed (RuntimeError: rank 1 broke in its third step); ending the job" in result.stderr, \
+        result.stderr
+
+
 @needs_mpi
 def test_two_ranks_train_the_forecasting_task_to_one_process_weights(tmp_path):
     from test_task_forecasting import write_series
