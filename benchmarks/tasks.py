@@ -458,8 +458,8 @@ def _series_lines(record, zoo):
                     f"{statistics.median([m['mase'] for m in own]):.3g} (seasonal naive mase {own[0]['seasonal_naive_mase']:.3g})")
         chosen = (record["runs"][0].get("preprocessing") or {}).get(series_name)
         chosen_text = "" if chosen is None else (
-            "; preprocessing chosen: " + ("log, " if chosen["log"] else "no log, ")
-            + (f"seasonal base (lag {chosen['lag']})" if chosen["lag"] > 1 else "last value as base"))
+            f"; preprocessing chosen: {chosen.get('transform', 'none')} transform, "
+            + (f"seasonal base (lag {chosen['lag']})" if chosen["lag"] > 1 else "the last value as base"))
         lines.append([f"{record['row']}" + (f": {series_name}" if len(names) > 1 else ""), record["what"],
                       f"rmse {_spread(rmse, 3)}; mase {_spread(mase, 3)}; {own_text}{chosen_text}",
                       f"`{recipe}` rmse {_spread(zoo_values, 3)} ({zoo_date})", verdict, baselines])

@@ -148,22 +148,33 @@ def test_log_and_seasonal_base_are_chosen_by_the_series_shape(seed):
     from lstmzoo.tasks.forecasting import choose_preprocessing
     shapes = _shapes(seed=seed)
     # A seasonal swing that grows with the level: log, then the seasonal base; a constant swing: no log.
-    assert choose_preprocessing(shapes["multiplicative"], 12) == (True, 12)
-    assert choose_preprocessing(shapes["additive"], 12) == (False, 12)
+    assert choose_preprocessing(shapes["multiplicative"], 12) == ("log", 12)
+    assert choose_preprocessing(shapes["additive"], 12) == ("none", 12)
     # No season: the last value is the base; a level that barely moves never gets log (its spread says nothing).
-    assert choose_preprocessing(shapes["noise"], 12) == (False, 1)
-    assert choose_preprocessing(shapes["walk"], 12) == (False, 1)
-    assert choose_preprocessing(shapes["walk"], 1) == (False, 1)
+    assert choose_preprocessing(shapes["noise"], 12) == ("none", 1)
+    assert choose_preprocessing(shapes["walk"], 12) == ("none", 1)
+    assert choose_preprocessing(shapes["walk"], 1) == ("none", 1)
     # Exponential growth with proportional noise, no season: log.
-    assert choose_preprocessing(shapes["growth"], 1) == (True, 1)
+    assert choose_preprocessing(shapes["growth"], 1) == ("log", 1)
 
 
 def test_a_series_with_zeros_or_negatives_never_gets_log():
     from lstmzoo.tasks.forecasting import choose_preprocessing
     multiplicative = _shapes()["multiplicative"]
-    assert choose_preprocessing(np.r_[0.0, multiplicative[1:]], 12) == (False, 12)
-    assert choose_preprocessing(multiplicative - 150, 12) == (False, 12)
-    assert choose_preprocessing(np.r_[multiplicative[:-1], -1.0], 12)[0] is False
+    # A zero: the square root at most (the next weaker power); a negative value: no transform at all.
+    assert choose_preprocessing(np.r_[0.0, multiplicative[1:]], 12) == ("sqrt", 12)
+    assert choose_preprocessing(multiplicative - 150, 12) == ("none", 12)
+    assert choose_preprocessing(np.r_[multiplicative[:-1], -1.0], 12)[0] == "none"
+
+
+def test_a_spread_growing_with_the_square_root_of_the_level_gets_sqrt():
+    from lstmzoo.tasks.forecasting import choose_preprocessing
+    # Counts around a slow cycle (sunspot-like): Poisson noise, whose spread grows as the square root of the level
+    # (Box-Cox lambda 0.5); no yearly season.
+    level = 5 + 200 * (1 + np.sin(2 * np.pi * np.arange(480) / 132))
+    for seed in range(3):
+        counts = np.random.default_rng(seed).poisson(level).astype(float)
+        assert choose_preprocessing(counts, 12) == ("sqrt", 1)
 
 
 def test_each_series_of_a_long_file_gets_its_own_season_and_choice(tmp_path, monkeypatch):
@@ -183,7 +194,7 @@ def test_each_series_of_a_long_file_gets_its_own_season_and_choice(tmp_path, mon
     assert hp["season"] == 7          # the file's median step is a day
     data = task.load_data(hp)
     assert data.season.tolist() == [12, 7]
-    assert data.fitted == {"preprocessing": {"monthly": {"log": True, "lag": 12}, "daily": {"log": False, "lag": 7}},
+    assert data.fitted == {"preprocessing": {"monthly": {"transform": "log", "lag": 12}, "daily": {"transform": "none", "lag": 7}},
                            "seasons_per_series": True}
     assert hp["window"] == 24         # two of the longest season
     # season= set to another value applies to every series.
@@ -220,14 +231,14 @@ def test_the_recorded_preprocessing_is_reproduced_by_predict(tmp_path):
     hp = task.settle(task.resolve({"data": str(path), **QUICK, "epochs": 2}))
     result = task.train(hp, tmp_path / "run", progress=False)
     recorded = task.recorded_preprocessing(tmp_path / "run")
-    assert recorded == {"preprocessing": {"multiplicative": {"log": True, "lag": 12},
-                                          "additive": {"log": False, "lag": 12}, "noise": {"log": False, "lag": 1},
-                                          "again": {"log": True, "lag": 12}}, "seasons_per_series": True}
+    assert recorded == {"preprocessing": {"multiplicative": {"transform": "log", "lag": 12},
+                                          "additive": {"transform": "none", "lag": 12}, "noise": {"transform": "none", "lag": 1},
+                                          "again": {"transform": "log", "lag": 12}}, "seasons_per_series": True}
     # evaluate reads the file again: the same choices.
     assert task.load_data(hp).fitted == recorded
     # A short history of a trained series (too short for the rule, which would choose no log and the last value)
     # keeps its recorded choice; an unknown series is chosen for by the rule; a trained log series that now
-    # holds a zero falls back to the rule (no log).
+    # holds a zero falls back to the rule (no log: the square root).
     short = shapes["multiplicative"][-30:]
     history = _month_file(tmp_path / "history.csv", {"multiplicative": short, "new": shapes["multiplicative"],
                                                       "again": np.r_[0.0, _shapes(seed=1)["multiplicative"][1:]]})
@@ -236,14 +247,14 @@ def test_the_recorded_preprocessing_is_reproduced_by_predict(tmp_path):
     given = task._read(hp, str(history))
     lengths = given.lengths
     data = _prepared(given, lengths, lengths, np.empty((3, 0)), _seasons(given), recorded["preprocessing"])
-    assert data.log.tolist() == [True, True, False] and data.lag.tolist() == [12, 12, 12]
+    assert data.transform.tolist() == ["log", "log", "sqrt"] and data.lag.tolist() == [12, 12, 12]
     rows = np.array([line.split(",")[2] for line in out.read_text().splitlines()[1:]], dtype=float).reshape(3, 12)
     series = np.arange(3)
     expected = task._unscaled(data, series, lengths, task._scaled_forecast(result.model, data, series, lengths, hp))
     np.testing.assert_allclose(rows, expected, rtol=1e-4)   # the CSV holds 6 digits
     assert np.isfinite(rows).all()
     # Chosen by the rule alone, the short history would differ: the record is what made predict use log.
-    assert _prepared(given, lengths, lengths, np.empty((3, 0)), _seasons(given)).log.tolist()[0] is False
+    assert _prepared(given, lengths, lengths, np.empty((3, 0)), _seasons(given)).transform.tolist()[0] == "none"
 
 
 def test_a_multiplicative_seasonal_series_set_is_learned(tmp_path):
@@ -253,6 +264,6 @@ def test_a_multiplicative_seasonal_series_set_is_learned(tmp_path):
     task = ForecastingTask()
     hp = task.settle(task.resolve({"data": str(_month_file(tmp_path / "m.csv", series)), **QUICK}))
     result = task.train(hp, tmp_path / "run", progress=False)
-    assert all(entry == {"log": True, "lag": 12} for entry in result.data.fitted["preprocessing"].values())
+    assert all(entry == {"transform": "log", "lag": 12} for entry in result.data.fitted["preprocessing"].values())
     metrics = task.evaluate(result.model, result.data, hp)
     assert metrics["mase"] < 0.8 * metrics["seasonal_naive_mase"]

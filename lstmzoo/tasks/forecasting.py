@@ -6,10 +6,10 @@ The file is a CSV in long format (``unique_id, ds, y``; many series) or one seri
 - splits, per series and in time: the last ``horizon`` values are the test part (unless ``--test-data`` gives
   the values that follow each series), the ``horizon`` values before them the validation part (early stopping),
   and everything before that the training part;
-- preprocessing, chosen per series from its training part alone (see ``choose_preprocessing``): a log
-  transform when every value is positive and the spread grows with the level (multiplicative series), and a
-  seasonal base (built on the value one season earlier) instead of the last value when the seasonal strength is high;
-  each series' season is inferred from its own timestamps (a file may mix monthly and daily series) unless
+- preprocessing, chosen per series from its training part alone (see ``choose_preprocessing``): a square
+  root or log transform when the spread grows with the level (counts, multiplicative series), and a
+  seasonal base (built on the value one season earlier) instead of the last value when the seasonal strength
+  is high; each series' season is inferred from its own timestamps (a file may mix monthly and daily series) unless
   ``season=`` sets another; ``config.json`` records every series' choice, which ``evaluate`` and ``predict``
   reproduce (``predict`` chooses by the same rule for a series the run was not trained on);
 - scaling: each series' preprocessed values (the transformed values, or with a seasonal base their changes
@@ -50,7 +50,8 @@ from .reports import EVAL_BATCH
 
 DEFAULT_MAX_WINDOW = 200
 SEASONAL_STRENGTH = 0.64    # seasonal base above this strength (Wang, Smith & Hyndman 2006; R forecast's nsdiffs)
-LOG_SLOPE, LOG_T = 0.5, 3.0  # log when a season's spread grows with its level: slope above 0.5, t above 3
+TRANSFORMS = ("none", "sqrt", "log")    # Box-Cox lambda 1, 0.5, 0
+SPREAD_T = 3.0              # the spread-on-level slope decides a transform when its t statistic is above this
 VALIDATION_WINDOWS = 4096   # forecasts the validation loss makes at most (one per series beyond)
 INPUT_CHANNELS = 2          # the scaled value and its change from the previous step
 
@@ -65,15 +66,15 @@ class ForecastData:
     scale: np.ndarray           # float64 [S]
     test_values: np.ndarray     # float64 [S, horizon]: the values that follow val_end
     season: np.ndarray          # int64 [S]: each series' season (seasonal naive forecast, mase)
-    log: np.ndarray             # bool [S]: the series is modelled as log(values)
+    transform: np.ndarray       # str [S]: the series is modelled as its values, their sqrt or their log
     lag: np.ndarray             # int64 [S]: the base of its forecasts: 1 the last value, the season one earlier
-    z: np.ndarray               # float64 [n]: series.values, log-transformed where ``log``
+    z: np.ndarray               # float64 [n]: series.values, each series transformed
 
     @property
     def fitted(self):
         """The preprocessing chosen for each series, as config.json records it."""
-        return {"preprocessing": {str(name): {"log": bool(log), "lag": int(lag)}
-                                  for name, log, lag in zip(self.series.ids, self.log, self.lag)},
+        return {"preprocessing": {str(name): {"transform": str(transform), "lag": int(lag)}
+                                  for name, transform, lag in zip(self.series.ids, self.transform, self.lag)},
                 "seasons_per_series": _seasons_inferred(self.series)}
 
 
@@ -81,7 +82,8 @@ class ForecastingTask(Task):
     name = "forecasting"
     application = "time-series"
     summary = "forecast your own series: a CSV of unique_id, ds, y (or one series) -> the next values"
-    preprocessing = ("per series, chosen on its training part: log when positive and multiplicative, a seasonal "
+    preprocessing = ("per series, chosen on its training part: sqrt or log when the spread grows with the level, "
+                     "a seasonal "
                      "base when strongly seasonal; then centred and scaled by its own training part; the last "
                      "horizon values of every series are the test part, the horizon before them the validation "
                      "part")
@@ -267,7 +269,7 @@ class ForecastingTask(Task):
         """Forecasts on the series' own scale from the model's scaled changes from the base."""
         z = _base(data, series, origins, predicted.shape[1]) + predicted * data.scale[series, None]
         with np.errstate(over="ignore"):
-            return np.where(data.log[series, None], np.exp(np.minimum(z, 700.0)), z)
+            return _inverse(z, data.transform[series, None])
 
     # ---------------------------------------------------------------------------------------- evaluation
     def evaluate(self, model, data, hp, out_dir=None):
@@ -388,40 +390,63 @@ def _first_input(lag):
 
 # ============================================================================================ preprocessing
 def choose_preprocessing(values, season):
-    """``(log, lag)`` for a series from its training part ``values`` (float64) and season, by two rules that
-    look at nothing else:
+    """``(transform, lag)`` for a series from its training part ``values`` (float64) and season, by two rules
+    that look at nothing else:
 
-    - log when every value is positive and the spread grows with the level: over consecutive blocks of one
-      season (at least 2 values; at least 4 blocks), the slope of the log of each block's standard deviation
-      on the log of its mean is above ``LOG_SLOPE`` (closer to a spread proportional to the level, the
-      log's case, than to a constant one: the Box-Cox lambda 1 - slope is below 0.5, as in Guerrero's
-      method) and above ``LOG_T`` times its standard error (a level that barely moves says nothing);
+    - the transform (``"none"``, ``"sqrt"``, ``"log"``) from how the spread grows with the level: over
+      consecutive blocks of one season (at least 2 values; at least 4 blocks with a positive mean and spread),
+      the slope b of the log of each block's standard deviation on the log of its mean gives the Box-Cox
+      lambda 1 - b (Guerrero's idea: the power that makes the spread constant), rounded to the nearest of 1
+      (none), 0.5 (sqrt) and 0 (log), when b is above ``SPREAD_T`` times its standard error (a level that
+      barely moves says nothing: none); log needs every value positive and sqrt every value at least 0 (else
+      the next weaker one);
     - lag ``season`` (the seasonal naive forecast as the base) when the seasonal strength of the (transformed)
       values is above ``SEASONAL_STRENGTH``: 1 - var(remainder) / var(detrended) after a centred moving-average
       trend and the mean of each season position (Wang, Smith & Hyndman 2006), with at least 3 seasons of
       values; otherwise lag 1 (the last value as the base)."""
     values = np.asarray(values, dtype=np.float64)
-    log = _multiplicative(values, season)
-    z = np.log(values) if log else values
+    transform = _transform_for(values, season)
+    z = _forward(values, transform)
     lag = season if season > 1 and _seasonal_strength(z, season) > SEASONAL_STRENGTH else 1
-    return bool(log), int(lag)
+    return transform, int(lag)
 
 
-def _multiplicative(values, season):
+def _transform_for(values, season):
     block = max(season, 2)
     count = len(values) // block
-    if count < 4 or not (values > 0).all():
-        return False
+    if count < 4 or not (values >= 0).all():
+        return "none"
     blocks = values[len(values) - count * block:].reshape(count, block)
-    level, spread = np.log(blocks.mean(axis=1)), blocks.std(axis=1)
-    if not (spread > 0).all() or np.ptp(level) == 0:
-        return False
+    level, spread = blocks.mean(axis=1), blocks.std(axis=1)
+    used = (level > 0) & (spread > 0)
+    level, spread = np.log(level[used]), np.log(spread[used])
+    if len(level) < 4 or np.ptp(level) == 0:
+        return "none"
     # The slope of log(spread) on log(level) and its t statistic.
     centred = level - level.mean()
-    slope = centred @ np.log(spread) / (centred @ centred)
-    residual = np.log(spread) - np.log(spread).mean() - slope * centred
-    error = np.sqrt(residual @ residual / (count - 2) / (centred @ centred))
-    return bool(slope > LOG_SLOPE and slope > LOG_T * error)
+    slope = centred @ spread / (centred @ centred)
+    residual = spread - spread.mean() - slope * centred
+    error = np.sqrt(residual @ residual / (len(level) - 2) / (centred @ centred))
+    if not slope > SPREAD_T * error or slope < 0.25:
+        return "none"
+    return "log" if slope > 0.75 and (values > 0).all() else "sqrt"
+
+
+def _forward(values, transform):
+    """The transformed values (a log series' values at or below 0, possible past its training part, are
+    floored at a tiny positive value; a sqrt series' below 0 at 0)."""
+    if transform == "log":
+        return np.log(np.maximum(values, np.finfo(np.float64).tiny))
+    if transform == "sqrt":
+        return np.sqrt(np.maximum(values, 0.0))
+    return values
+
+
+def _inverse(z, transform):
+    """Values on the series' own scale from transformed ones (``transform`` broadcast against ``z``)."""
+    with np.errstate(over="ignore"):
+        return np.where(transform == "log", np.exp(np.minimum(z, 700.0)),
+                        np.where(transform == "sqrt", np.square(np.maximum(z, 0.0)), z))
 
 
 def _seasonal_strength(z, season):
@@ -474,25 +499,28 @@ def _seasons(series, per_series=None):
 
 
 def _prepared(series, train_end, val_end, test_values, seasons, recorded=None):
-    """``ForecastData`` with each series' preprocessing: ``recorded`` (id -> {"log", "lag"}, what config.json
-    holds) where it names the series and still applies (log needs positive values, a lag that many values),
+    """``ForecastData`` with each series' preprocessing: ``recorded`` (id -> {"transform", "lag"}, what
+    config.json holds) where it names the series and still applies (log needs positive values, sqrt values
+    at least 0, a lag of L more than 2 L values),
     else chosen by ``choose_preprocessing`` on its training part; then the scaling of its transformed
     training part."""
     recorded = recorded or {}
     starts = series.starts[:-1]
-    log = np.zeros(len(series), dtype=bool)
+    transform = np.full(len(series), "none", dtype=object)
     lag = np.ones(len(series), dtype=np.int64)
     for k, name in enumerate(series.ids):
         part = series.values[starts[k]:starts[k] + train_end[k]]
         entry = recorded.get(str(name))
-        if entry is not None and (not entry["log"] or (part > 0).all()) and train_end[k] > 2 * entry["lag"]:
-            log[k], lag[k] = bool(entry["log"]), int(entry["lag"])
+        if entry is not None and entry.get("transform") in TRANSFORMS and train_end[k] > 2 * entry["lag"] \
+                and {"log": (part > 0).all(), "sqrt": (part >= 0).all()}.get(entry["transform"], True):
+            transform[k], lag[k] = entry["transform"], int(entry["lag"])
         else:
-            log[k], lag[k] = choose_preprocessing(part, int(seasons[k]))
-    positive = np.repeat(log, series.lengths)
+            transform[k], lag[k] = choose_preprocessing(part, int(seasons[k]))
+    transform = transform.astype(str)
     z = series.values.copy()
-    # A log series' values after its training part may be 0 or below: floored at a tiny positive value.
-    z[positive] = np.log(np.maximum(z[positive], np.finfo(np.float64).tiny))
+    for name in ("sqrt", "log"):
+        chosen = np.repeat(transform == name, series.lengths)
+        z[chosen] = _forward(z[chosen], name)
     # The preprocessed values whose mean and scale are fitted: z, or its change from one season earlier.
     seasonal = np.flatnonzero(lag > 1)
     preprocessed = z.copy()
@@ -501,7 +529,7 @@ def _prepared(series, train_end, val_end, test_values, seasons, recorded=None):
         preprocessed[part] = z[part] - z[starts[k]:part.stop - lag[k]]
     first = _first_input(lag)
     mean, scale = _scaling(preprocessed, starts + first, train_end - first)
-    return ForecastData(series, train_end, val_end, mean, scale, test_values, seasons, log, lag, z)
+    return ForecastData(series, train_end, val_end, mean, scale, test_values, seasons, transform, lag, z)
 
 
 def _series_mase(data, k, origin, actual, forecast, hp):
