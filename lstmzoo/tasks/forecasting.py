@@ -193,12 +193,14 @@ class ForecastingTask(Task):
                 for batch in minibatch_indices(len(drawn), hp["batch_size"], rng)]
 
     def train_step(self, model, batch, hp):
-        """MSE over the targets inside the training part (a window near its end has fewer)."""
+        """MSE over the targets inside the training part (a window near its end has fewer). The items it
+        returns are those targets, not the windows: data-parallel training weights each rank's gradient by them,
+        so that two ranks average over the same targets as one process."""
         inputs, lengths, targets, inside = batch
         diff = (model(inputs, lengths=lengths) - targets) * inside
-        count = float(inside.sum())
+        count = max(int(inside.sum()), 1)
         model.backward(diff * diff.dtype.type(2.0 / count))
-        return float((diff * diff).sum()) / count, len(lengths)
+        return float((diff * diff).sum()) / count, count
 
     def validate(self, model, data, hp):
         """``val_loss``: the scaled squared error of every forecast of a validation value from an origin up to
