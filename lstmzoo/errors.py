@@ -18,3 +18,9 @@ class UserError(ValueError):
 class RecipeError(Exception):
     """A recipe (usually a plugin's) broke the recipe contract at run time; the message names the recipe and the
     rule. Not the user's mistake, and not a bug of lstmzoo's own: the CLI prints the sentence, exit status 1."""
+
+
+class NonFiniteError(ValueError):
+    """An array a layer checks (lstmzoo.nn.layers.check_array) holds NaN or infinity. A ValueError like every
+    other argument check; the trainer tells it apart by its type (inside a training step it means the model
+    diverged, or the data holds NaN). Here rather than in lstmzoo.nn, so that the trainer imports no layers."""

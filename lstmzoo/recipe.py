@@ -300,6 +300,10 @@ class Recipe:
         adds what it fitted on ``data`` (what ``load_data`` returned), so ``predict`` needs nothing else."""
         return {"recipe": self.name, "hyperparameters": hp}
 
+    def check_run_format(self, run_dir):
+        """CheckpointError (one sentence) when the run in ``run_dir`` was written in a form this version cannot
+        read; a recipe's runs have one form (a task raises its ``format`` when its runs change)."""
+
     def restore(self, run_dir, weights=None, device=None):
         """``(model, hp)`` from a run folder of this recipe with its ``weights`` (``"best"`` or ``"last"``;
         default: the recipe's ``keep``, the weights training ended with), on ``device`` (default: the one it was

@@ -46,7 +46,7 @@ from . import checkpoint as ckpt
 from . import distributed
 from . import random as lz_random
 from .checkpoint import CheckpointError
-from .nn.layers import NonFiniteError
+from .errors import NonFiniteError
 from .optim import clip_grad_norm
 
 

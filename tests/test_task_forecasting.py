@@ -267,3 +267,32 @@ def test_a_multiplicative_seasonal_series_set_is_learned(tmp_path):
     assert all(entry == {"transform": "log", "lag": 12} for entry in result.data.fitted["preprocessing"].values())
     metrics = task.evaluate(result.model, result.data, hp)
     assert metrics["mase"] < 0.8 * metrics["seasonal_naive_mase"]
+
+
+def test_a_run_of_an_older_task_format_is_refused_in_one_sentence(trained):
+    """A run written before the task's inputs changed (format 1: one input channel, no recorded per-series
+    preprocessing) is refused by evaluate, predict and --resume with one sentence, not a shape error; a run
+    of the current format restores. A config.json from before "task_format" existed counts as format 1."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from lstmzoo.checkpoint import CheckpointError, read_config, write_config
+    from lstmzoo.cli import main
+
+    task, hp, _, folder = trained
+    assert read_config(folder / "run")["task_format"] == ForecastingTask.format == 2
+    task.restore(folder / "run")
+    old = folder / "old-run"
+    shutil.copytree(folder / "run", old)
+    config = read_config(old)
+    del config["task_format"]
+    write_config(old, {k: v for k, v in config.items() if k not in ("versions", "created", "format")})
+    with pytest.raises(CheckpointError, match="run format 1, this lstmzoo reads format 2"):
+        task.restore(old)
+    for args in (["evaluate", "forecasting", "--checkpoint", str(old)],
+                 ["predict", "forecasting", "--checkpoint", str(old), "--input", hp["data"]],
+                 ["train", "forecasting", "--out", str(old), "--resume", "--epochs", "9"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "trained by another version of the forecasting task" in result.output

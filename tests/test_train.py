@@ -445,11 +445,13 @@ def test_a_diverging_lstm_stops_with_the_trainers_sentence_not_a_layers_error(tm
 def test_a_recipes_own_value_error_is_not_taken_for_divergence(tmp_path):
     """Only the layers' NonFiniteError means "diverged": a ValueError of a recipe's own code, even one that uses
     the same words, passes through unchanged (the CLI reports it as the bug it is)."""
-    from lstmzoo.nn import Linear
-    from lstmzoo.nn.layers import NonFiniteError
+    from lstmzoo.errors import NonFiniteError
+    from lstmzoo.nn import LSTM, Linear
     from lstmzoo.optim import SGD
 
     assert issubclass(NonFiniteError, ValueError)
+    with pytest.raises(NonFiniteError):
+        LSTM(2, 3)(np.full((4, 1, 2), np.nan, dtype=np.float32))
     model = Linear(2, 1)
 
     def step(model, batch):

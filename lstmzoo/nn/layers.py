@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import random as lz_random
 from ..array import array_module, device_module
+from ..errors import NonFiniteError  # noqa: F401 - raised by check_array, importable from here too
 from .module import Module
 
 
@@ -42,11 +43,6 @@ def check_array(name, value, dtype, xp, shape=None, finite=False):
         raise ValueError(f"{name} has shape {tuple(value.shape)}, expected {tuple(shape)}")
     if finite and not bool(xp.isfinite(value).all()):
         raise NonFiniteError(f"{name} contains NaN or inf")
-
-
-class NonFiniteError(ValueError):
-    """An array a layer checks holds NaN or infinity. A ValueError like every other argument check; the trainer
-    tells it apart by its type (inside a training step it means the model diverged, or the data holds NaN)."""
 
 
 def check_dtype(dtype):

@@ -30,12 +30,28 @@ class Task(Recipe):
     ``config.json`` records so that ``predict`` needs only the run folder."""
     task = True
     DATA_ROLES = ("data", "test_data")
+    # The version of what a run of this task holds (model inputs, the fitted record): raised when a change makes
+    # older run folders unreadable, so that they are refused in one sentence instead of failing on a shape.
+    # config.json records it as "task_format"; runs from before that field are format 1.
+    format = 1
 
     def run_config(self, hp, data=None):
         files = {role: {"path": str(Path(hp[role]).resolve()), "sha256": fingerprint(hp[role])}
                  for role in self.DATA_ROLES if hp[role]}
         fitted = getattr(data, "fitted", None)
-        return {**super().run_config(hp), "data_files": files, **({"fitted": fitted} if fitted is not None else {})}
+        return {**super().run_config(hp), "task_format": self.format, "data_files": files,
+                **({"fitted": fitted} if fitted is not None else {})}
+
+    def check_run_format(self, run_dir):
+        from lstmzoo.checkpoint import CheckpointError, read_config
+        made = read_config(run_dir, self.name, of_recipe=True).get("task_format", 1)
+        if made != self.format:
+            raise CheckpointError(f"the run in {run_dir} was trained by another version of the {self.name} task "
+                                  f"(run format {made}, this lstmzoo reads format {self.format}): train it again")
+
+    def restore(self, run_dir, weights=None, device=None):
+        self.check_run_format(run_dir)
+        return super().restore(run_dir, weights=weights, device=device)
 
     def recorded_preprocessing(self, run_dir):
         """The ``fitted`` preprocessing in ``run_dir``'s config.json; UserError when it has none."""

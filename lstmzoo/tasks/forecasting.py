@@ -81,6 +81,7 @@ class ForecastData:
 class ForecastingTask(Task):
     name = "forecasting"
     application = "time-series"
+    format = 2   # 2: two input channels (scaled values and their step changes) and per-series preprocessing
     summary = "forecast your own series: a CSV of unique_id, ds, y (or one series) -> the next values"
     preprocessing = ("per series, chosen on its training part: sqrt or log when the spread grows with the level, "
                      "a seasonal "
