@@ -302,7 +302,7 @@ def test_a_worker_killed_in_a_trial_fails_it_and_another_worker_finishes_the_stu
 
 
 def test_a_recipe_that_passes_train_options_through_can_be_swept():
-    """rt-polarity's train (RunVocabulary) takes **options: the sweep's on_epoch_end reaches Recipe.train."""
+    """rt-polarity's own train (it sets vocab_size from the data) takes **options: the sweep's on_epoch_end reaches Recipe.train."""
     from lstmzoo.registry import get_recipe
     from lstmzoo.sweep import plan
     swept = plan(get_recipe("rt-polarity"), {}, ["lr=float:1e-4:1e-2:log"])

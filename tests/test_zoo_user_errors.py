@@ -144,7 +144,7 @@ def test_a_missing_optional_package_is_a_user_error_saying_what_to_install(modul
 
 def test_a_programming_error_stays_an_ordinary_exception():
     """Inconsistent arguments from code (not from a user) are a bug: a plain ValueError, not a UserError."""
-    from lstmzoo.zoo.classification import SequenceSet
+    from lstmzoo.tasks import LabelledSequences as SequenceSet
     from lstmzoo.zoo.digit_strings import Units
     for make in (lambda: SequenceSet([np.zeros((3, 2))], [0, 1]), lambda: Units([1, 2], [0], ["a", "a"])):
         with pytest.raises(ValueError) as error:
