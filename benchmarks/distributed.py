@@ -152,7 +152,7 @@ def main():
         allreduce_worker(options.allreduce_worker)
         return
 
-    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     args = ["--epochs", str(options.epochs), *(f"--set={s}" for s in options.settings)]
     work = Path(tempfile.mkdtemp(prefix="lstmzoo-distributed-"))
     load_before = load_average()
