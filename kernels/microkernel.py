@@ -1,0 +1,282 @@
+"""An outer-product GEMM micro-kernel written as LLVM IR: ``out = a @ b`` for a few rows ``a`` and a matrix ``b``
+packed once into column panels, as a recurrent step's ``h @ W_hh^T`` (``b = W_hh^T``, packed once per call).
+
+Why: ``kernels/cpu.py``'s per-step kernel (``_rows_matmul_t``) computes 8 rows x 2 columns of dot products, each a
+reduction over K that LLVM vectorises along K: every sum is a vector that has to be reduced at the end, and each
+pair of W_hh rows is streamed from cache once per 8 rows of ``a``. BLAS libraries (and oneDNN) instead keep a
+register tile of OUTPUT elements: ``MR`` rows x ``NR`` vectors of ``W`` lanes, ``MR * NR`` vector accumulators that
+live in registers for the whole K loop. Per k one row of the packed panel (``NR`` vector loads) is multiplied by
+``MR`` scalars of ``a`` (each broadcast to all lanes) and added: ``MR * NR`` FMAs for ``NR`` loads and ``MR``
+broadcasts, with no reduction at the end. Numba has no vector types, and LLVM's SLP vectoriser did not build such a
+tile out of scalar code (RESULTS.md, session 6: 5 GFLOP/s), so the tile is written here directly in LLVM IR.
+
+The register tile (``_TILES``, chosen by the CPU's vector width at import, ``VECTOR_BITS``):
+
+- AVX-512 (32 vector registers of 512 bits): 8 rows x 3 vectors = 24 accumulators of 16 float32 (8 float64),
+  3 registers for the panel row, the broadcasts fold into the FMAs as memory operands;
+- AVX2 (16 registers of 256 bits): 4 rows x 3 vectors = 12 accumulators of 8 float32 (4 float64), + 3 + 1.
+
+The IR of one tile function (``_tile_function``: ``mr`` rows, ``nr`` vectors of ``lanes`` elements)::
+
+    entry:   row pointers a_i = a + i * lda;  if K == 0 goto store
+    k_loop:  k = phi [0, entry], [k + 1, k_loop];  acc[i][v] = phi [zeroinitializer, entry], [acc'[i][v], k_loop]
+             b_v = load <lanes x T> at panel + k * nr * lanes + v * lanes            (nr vector loads)
+             s_i = splat(load a_i[k])                                                (mr broadcasts)
+             acc'[i][v] = llvm.fma(s_i, b_v, acc[i][v])                              (mr * nr FMAs)
+             if k + 1 < K goto k_loop
+    store:   store acc[i][v] at c + i * ldc + v * lanes
+
+The functions are internal to the module that calls them, ``noinline`` so that they keep their own attributes:
+``"min-legal-vector-width"`` and ``"prefer-vector-width"`` at the vectors' width (LLVM tunes Intel server CPUs to
+256-bit vectors and would otherwise split a 512-bit FMA into two), and ``noalias`` on the three pointers.
+
+Packing (``pack``): ``b`` [K, N] becomes ``packed`` [P, K, PW], ``PW = nr * lanes`` columns per panel, P = ceil(N /
+PW), the last panel padded with zeros, so that the k loop reads one contiguous row of PW elements per k. The panel
+width also tells ``matmul_packed`` which tile to run (the widths of the two tiles differ for each dtype).
+
+The driver (``matmul_packed``) runs panel by panel (each panel is read from memory once and stays in cache for all
+the row tiles; ``a`` is small) and, in each panel, ``mr`` rows at a time; the last rows run a tile of fewer rows
+(the IR switches on the row count, so none is padded), and the last, partial panel is stored into a scratch tile
+from which only the real columns are copied.
+
+float32 and float64 both run these tiles (float64 with half the lanes). ``out`` must not overlap ``a`` or ``packed``.
+"""
+
+import contextlib
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+_JIT = {"cache": True, "error_model": "numpy", "fastmath": {"nsz", "arcp", "contract", "reassoc"}}
+
+# (rows, vectors) of the register tile for each vector width in bits. 512: 24 of the 32 zmm registers hold sums;
+# 256: 12 of the 16 ymm registers (an AVX2 CPU has no more).
+_TILES = {512: (8, 3), 256: (4, 3)}
+
+
+def _host_vector_bits():
+    """512 where the CPU Numba compiles for has AVX-512F, else 256: read from Numba's own target features (so that
+    ``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` are respected), falling back to LLVM's view of the host."""
+    features = ""
+    with contextlib.suppress(Exception):
+        from numba.core.registry import cpu_target
+        features = cpu_target.target_context.codegen()._tm_features
+    if not features:
+        with contextlib.suppress(Exception):
+            import llvmlite.binding as llvm
+            features = ",".join(("+" if on else "-") + name for name, on in llvm.get_host_cpu_features().items())
+    return 512 if "+avx512f" in features.split(",") else 256
+
+
+VECTOR_BITS = _host_vector_bits()
+
+
+def panel_width(dtype, bits=None):
+    """Columns per packed panel for ``dtype`` at vector width ``bits`` (default ``VECTOR_BITS``)."""
+    bits = VECTOR_BITS if bits is None else bits
+    if bits not in _TILES:
+        raise ValueError(f"bits must be one of {sorted(_TILES)}, got {bits!r}")
+    return _TILES[bits][1] * bits // (8 * np.dtype(dtype).itemsize)
+
+
+def pack(b, bits=None):
+    """``b`` [K, N] (e.g. ``w_hh.T``) laid out in column panels [P, K, PW] for ``matmul_packed``, zero-padded;
+    ``bits`` forces a vector width (256 or 512; default: the CPU's)."""
+    b = np.asarray(b)
+    if b.ndim != 2 or b.dtype not in (np.float32, np.float64):
+        raise ValueError(f"pack takes a 2-D float32 or float64 array, got {b.ndim}-D {b.dtype}")
+    K, N = b.shape
+    pw = panel_width(b.dtype, bits)
+    packed = np.empty((-(-N // pw), K, pw), b.dtype)
+    pack_into(b, packed)
+    return packed
+
+
+@njit(nogil=True, **_JIT)
+def pack_into(b, packed):
+    """packed[p, k, j] = b[k, p * PW + j], 0 past b's last column (compiled and without the GIL, so that a time
+    loop's caller can pack). The inner loop runs along b's contiguous axis: along k for a transposed C array
+    such as ``w_hh.T``, whose columns are the rows of ``w_hh``, 16 k at a time (the other order read it 4 KB apart).
+    """
+    P, K, PW = packed.shape
+    N = b.shape[1]
+    zero = packed.dtype.type(0)
+    for p in range(P):
+        if b.strides[0] < b.strides[1]:
+            for k0 in range(0, K, 16):  # 16 k at a time: the panel rows written stay in L1
+                k1 = min(k0 + 16, K)
+                for j in range(PW):
+                    n = p * PW + j
+                    for k in range(k0, k1):
+                        packed[p, k, j] = b[k, n] if n < N else zero
+        else:
+            for k in range(K):
+                for j in range(PW):
+                    n = p * PW + j
+                    packed[p, k, j] = b[k, n] if n < N else zero
+
+
+# ------------------------------------------------------------------------------------------- the IR
+
+def _tile_function(module, element, lanes, nr, mr):
+    """The LLVM function ``void tile(T* a, i64 lda, T* panel, i64 K, T* c, i64 ldc)``: c[i, j] = sum_k a[i*lda + k]
+    * panel[k * nr*lanes + j] for i < mr, j < nr*lanes (see the module's docstring); defined once per module."""
+    name = f"lstmzoo_tile_{element}_{mr}x{nr}x{lanes}"
+    if name in module.globals:
+        return module.globals[name]
+    i64 = ir.IntType(64)
+    pointer = element.as_pointer()
+    vector = ir.VectorType(element, lanes)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [pointer, i64, pointer, i64, pointer, i64]), name)
+    fn.linkage = "internal"
+    a, lda, panel, K, c, ldc = fn.args
+    for argument in (a, panel, c):
+        argument.add_attribute("noalias")
+    fn.attributes.add("nounwind")
+    fn.attributes.add("noinline")
+    bits = lanes * (32 if isinstance(element, ir.FloatType) else 64)
+    # Key="value" attributes go in as text (llvmlite's FunctionAttributes knows only flags by name).
+    set.add(fn.attributes, f'"min-legal-vector-width"="{bits}"')
+    set.add(fn.attributes, f'"prefer-vector-width"="{bits}"')
+    size = 4 if isinstance(element, ir.FloatType) else 8
+
+    entry, loop, store = fn.append_basic_block("entry"), fn.append_basic_block("k_loop"), fn.append_basic_block("store")
+    builder = ir.IRBuilder(entry)
+    rows = [builder.gep(a, [builder.mul(lda, i64(i))]) for i in range(mr)]
+    zero = ir.Constant(vector, None)
+    builder.cbranch(builder.icmp_signed(">", K, i64(0)), loop, store)
+
+    builder.position_at_end(loop)
+    k = builder.phi(i64, "k")
+    acc = [[builder.phi(vector, f"acc{i}_{v}") for v in range(nr)] for i in range(mr)]
+    row = builder.gep(panel, [builder.mul(k, i64(nr * lanes))])
+    b = [builder.load(builder.bitcast(builder.gep(row, [i64(v * lanes)]), vector.as_pointer()), align=size)
+         for v in range(nr)]
+    suffix = f"v{lanes}f{32 if isinstance(element, ir.FloatType) else 64}"
+    fma = cgutils.get_or_insert_function(module, ir.FunctionType(vector, [vector] * 3), f"llvm.fma.{suffix}")
+    broadcast = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+    new = []
+    for i in range(mr):
+        scalar = builder.load(builder.gep(rows[i], [k]), align=size)
+        splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vector, ir.Undefined), scalar, i64(0)),
+                                       ir.Constant(vector, ir.Undefined), broadcast)
+        new.append([builder.call(fma, [splat, b[v], acc[i][v]]) for v in range(nr)])
+    k_next = builder.add(k, i64(1))
+    builder.cbranch(builder.icmp_signed("<", k_next, K), loop, store)
+    k.add_incoming(i64(0), entry)
+    k.add_incoming(k_next, loop)
+    for i in range(mr):
+        for v in range(nr):
+            acc[i][v].add_incoming(zero, entry)
+            acc[i][v].add_incoming(new[i][v], loop)
+
+    builder.position_at_end(store)
+    totals = [[builder.phi(vector) for v in range(nr)] for i in range(mr)]  # the phis first in the block
+    for i in range(mr):
+        out_row = builder.gep(c, [builder.mul(ldc, i64(i))])
+        for v in range(nr):
+            totals[i][v].add_incoming(zero, entry)
+            totals[i][v].add_incoming(new[i][v], loop)
+            target = builder.bitcast(builder.gep(out_row, [i64(v * lanes)]), vector.as_pointer())
+            builder.store(totals[i][v], target, align=size)
+    builder.ret_void()
+    return fn
+
+
+def _make_tile(bits):
+    """The intrinsic ``tile(a, r0, rows, packed, p, c, c0, n0)``: ``c[c0:c0+rows, n0:n0+PW] = a[r0:r0+rows] @
+    packed[p]`` for 1 <= rows <= mr, with the register tile of ``_TILES[bits]`` (a switch on ``rows`` picks the
+    tile function of that many rows). ``a`` and ``c`` need unit strides along their rows; no bounds checks."""
+    mr, nr = _TILES[bits]
+
+    @intrinsic
+    def tile(typingctx, a, r0, rows, packed, p, c, c0, n0):
+        arrays = (a, packed, c)
+        if not all(isinstance(x, types.Array) for x in arrays) or len({x.dtype for x in arrays}) != 1:
+            return None
+        if a.dtype not in (types.float32, types.float64):
+            return None
+        if (a.ndim, packed.ndim, c.ndim) != (2, 3, 2):
+            return None
+
+        def codegen(context, builder, signature, args):
+            a_type, _, _, packed_type, _, c_type, _, _ = signature.args
+            a_val, r0_val, rows_val, packed_val, p_val, c_val, c0_val, n0_val = args
+            element = context.get_value_type(a_type.dtype)
+            lanes = bits // (8 * context.get_abi_sizeof(element))
+            i64 = ir.IntType(64)
+            a_array = context.make_array(a_type)(context, builder, a_val)
+            packed_array = context.make_array(packed_type)(context, builder, packed_val)
+            c_array = context.make_array(c_type)(context, builder, c_val)
+            zero = context.get_constant(types.intp, 0)
+            a_ptr = cgutils.get_item_pointer(context, builder, a_type, a_array, [r0_val, zero])
+            panel_ptr = cgutils.get_item_pointer(context, builder, packed_type, packed_array, [p_val, zero, zero])
+            c_ptr = cgutils.get_item_pointer(context, builder, c_type, c_array, [c0_val, n0_val])
+            size = i64(context.get_abi_sizeof(element))
+            lda = builder.sdiv(cgutils.unpack_tuple(builder, a_array.strides)[0], size)
+            ldc = builder.sdiv(cgutils.unpack_tuple(builder, c_array.strides)[0], size)
+            K = cgutils.unpack_tuple(builder, packed_array.shape)[1]
+            # switch rows: case m -> tile of m rows (m = 1..mr-1); default: the full tile.
+            done = builder.append_basic_block("tile_done")
+            default = builder.append_basic_block(f"tile_{mr}")
+            switch = builder.switch(rows_val, default)
+            for m in range(mr, 0, -1):
+                block = default if m == mr else builder.append_basic_block(f"tile_{m}")
+                if m < mr:
+                    switch.add_case(ir.Constant(rows_val.type, m), block)
+                builder.position_at_end(block)
+                builder.call(_tile_function(builder.module, element, lanes, nr, m), [a_ptr, lda, panel_ptr, K, c_ptr, ldc])
+                builder.branch(done)
+            builder.position_at_end(done)
+            return context.get_dummy_value()
+
+        return types.none(a, r0, rows, packed, p, c, c0, n0), codegen
+
+    return tile
+
+
+_tile_512 = _make_tile(512)
+_tile_256 = _make_tile(256)
+_MR_512, _NR_512 = _TILES[512]
+_MR_256, _NR_256 = _TILES[256]
+
+
+@njit(**_JIT)
+def matmul_packed(a, packed, out):
+    """out[:] = a @ b, with ``packed = pack(b)`` (``a`` [M, K], ``out`` [M, N], rows with unit stride, one dtype).
+    Which tile runs follows from the panel width (``pack``'s ``bits``)."""
+    M, K = a.shape
+    P, _, PW = packed.shape
+    N = out.shape[1]
+    if packed.shape[1] != K or out.shape[0] != M or P * PW < N or (P - 1) * PW >= max(N, 1):
+        raise ValueError("matmul_packed: shapes of a, packed and out do not match")
+    if M == 0 or N == 0:
+        return
+    if (K > 1 and a.strides[1] != a.itemsize) or (N > 1 and out.strides[1] != out.itemsize):
+        raise ValueError("matmul_packed: a and out need unit strides along their rows")
+    wide = PW == _NR_512 * (64 // a.itemsize)
+    if not wide and PW != _NR_256 * (32 // a.itemsize):
+        raise ValueError("matmul_packed: packed was not made by pack() for this dtype")
+    mr = _MR_512 if wide else _MR_256
+    scratch = np.empty((mr, PW), out.dtype)
+    for p in range(P):
+        n0 = p * PW
+        cols = min(PW, N - n0)
+        for r0 in range(0, M, mr):
+            rows = min(mr, M - r0)
+            if cols == PW:
+                if wide:
+                    _tile_512(a, r0, rows, packed, p, out, r0, n0)
+                else:
+                    _tile_256(a, r0, rows, packed, p, out, r0, n0)
+            else:  # the last, partial panel: through the scratch tile
+                if wide:
+                    _tile_512(a, r0, rows, packed, p, scratch, 0, 0)
+                else:
+                    _tile_256(a, r0, rows, packed, p, scratch, 0, 0)
+                for i in range(rows):
+                    for j in range(cols):
+                        out[r0 + i, n0 + j] = scratch[i, j]

@@ -1,0 +1,122 @@
+"""The LLVM-IR outer-product micro-kernel (kernels/microkernel.py) against NumPy's ``a @ w.T``.
+
+Both vector widths run on every machine (``pack(..., bits=)`` picks the tile): on an AVX2-only CPU LLVM splits the
+512-bit tile's vectors in two, which is slow but exact, so the AVX-512 path is checked there too, and the AVX2 path
+on an AVX-512 CPU."""
+
+import platform
+import types
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lstmzoo.kernels import microkernel
+from numba import njit
+
+BITS = [256, 512]
+TOLERANCE = {np.float32: 1e-5, np.float64: 1e-10}
+
+
+def check(rows, K, N, dtype, bits, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((rows, K)).astype(dtype)
+    w = rng.standard_normal((N, K)).astype(dtype)
+    out = np.full((rows, N), np.nan, dtype)
+    microkernel.matmul_packed(a, microkernel.pack(w.T, bits), out)
+    expected = a.astype(np.float64) @ w.T.astype(np.float64)
+    scale = max(np.abs(expected).max(initial=0.0), 1e-30)
+    assert np.abs(out - expected).max(initial=0.0) / scale <= TOLERANCE[dtype], (rows, K, N, dtype, bits)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("rows, K, N", [
+    (8, 128, 512), (16, 256, 1024), (32, 64, 256), (64, 128, 384),   # whole tiles and panels (float32, 512 bits)
+    (1, 1, 1), (3, 5, 7), (7, 33, 47), (9, 17, 49), (13, 77, 101),    # partial row tiles and panels
+    (5, 300, 3), (12, 2, 200), (129, 40, 96),
+])
+def test_matches_numpy(rows, K, N, dtype, bits):
+    check(rows, K, N, dtype, bits)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 40), K=st.integers(1, 160), N=st.integers(1, 200), bits=st.sampled_from(BITS),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_random_shapes(rows, K, N, bits, dtype, seed):
+    check(rows, K, N, dtype, bits, seed)
+
+
+@pytest.mark.parametrize("bits", BITS)
+def test_empty_shapes(bits):
+    """K = 0 gives zeros; no rows or no columns write nothing."""
+    out = np.full((3, 5), np.nan, np.float32)
+    microkernel.matmul_packed(np.empty((3, 0), np.float32), microkernel.pack(np.empty((0, 5), np.float32), bits), out)
+    assert (out == 0).all()
+    microkernel.matmul_packed(np.empty((0, 4), np.float32), microkernel.pack(np.ones((4, 5), np.float32), bits),
+                              np.empty((0, 5), np.float32))
+
+
+@pytest.mark.parametrize("bits", BITS)
+def test_rows_of_a_larger_array(bits):
+    """``a`` and ``out`` may be row slices of bigger arrays (the time loops pass ``hs[t][b0:b1]``): only their
+    rows are read and written."""
+    rng = np.random.default_rng(1)
+    h = rng.standard_normal((20, 64)).astype(np.float32)
+    w = rng.standard_normal((100, 64)).astype(np.float32)
+    out = np.full((20, 100), 7.0, np.float32)
+    microkernel.matmul_packed(h[5:14], microkernel.pack(w.T, bits), out[5:14])
+    np.testing.assert_allclose(out[5:14], h[5:14] @ w.T, rtol=1e-5, atol=1e-5)
+    assert (out[:5] == 7).all() and (out[14:] == 7).all()
+
+
+@pytest.mark.parametrize("layout", ["transposed", "contiguous"])
+def test_pack_layout(layout):
+    """packed[p, k, j] = b[k, p * PW + j], zero past N; the same for a transposed and a C-contiguous ``b``."""
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((50, 37)).astype(np.float32)
+    b = w.T if layout == "transposed" else np.ascontiguousarray(w.T)
+    packed = microkernel.pack(b, 512)
+    PW = microkernel.panel_width(np.float32, 512)
+    assert packed.shape == (-(-50 // PW), 37, PW)
+    unpacked = packed.transpose(1, 0, 2).reshape(37, -1)
+    np.testing.assert_array_equal(unpacked[:, :50], b)
+    assert (unpacked[:, 50:] == 0).all()
+
+
+def test_panel_widths():
+    """The widths that select the tile differ for each dtype (matmul_packed tells the tiles apart by them)."""
+    for dtype in (np.float32, np.float64):
+        assert microkernel.panel_width(dtype, 256) != microkernel.panel_width(dtype, 512)
+    assert microkernel.VECTOR_BITS in BITS
+
+
+def test_mismatched_shapes_are_refused():
+    packed = microkernel.pack(np.ones((4, 5), np.float32), 512)
+    with pytest.raises(ValueError):
+        microkernel.matmul_packed(np.ones((2, 3), np.float32), packed, np.empty((2, 5), np.float32))
+    with pytest.raises(ValueError):
+        microkernel.matmul_packed(np.ones((2, 4), np.float32), packed, np.empty((2, 60), np.float32))
+    with pytest.raises(ValueError):
+        microkernel.pack(np.ones((4, 5), np.int64))
+    with pytest.raises(ValueError):
+        microkernel.pack(np.ones((4, 5), np.float32), bits=128)
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="reads x86-64 machine code")
+def test_the_tile_is_vector_code():
+    """The compiled tile holds its sums in vector registers and multiplies with packed FMAs: at the CPU's width,
+    the k loop of the widest tile is at least mr * nr fused multiply-adds on zmm (AVX-512) or ymm (AVX2)
+    registers. Read from a fresh, uncached compilation (Numba shows no machine code for a cached one)."""
+    source = microkernel.matmul_packed.py_func
+    fresh = njit(**dict(microkernel._JIT, cache=False))(
+        types.FunctionType(source.__code__, source.__globals__, "fresh"))
+    a, w = np.ones((8, 32), np.float32), np.ones((32, 96), np.float32)
+    fresh(a, microkernel.pack(w), np.empty((8, 96), np.float32))
+    asm = "".join(fresh.inspect_asm().values())
+    mr, nr = microkernel._TILES[microkernel.VECTOR_BITS]
+    lanes = microkernel.VECTOR_BITS // 32
+    body = asm.split(f"lstmzoo_tile_float_{mr}x{nr}x{lanes}:")[1].split(".Lfunc_end")[0]
+    register = "zmm" if microkernel.VECTOR_BITS == 512 else "ymm"
+    fmas = [line for line in body.splitlines() if "vfmadd" in line and f"%{register}" in line]
+    assert len(fmas) >= mr * nr, body[:3000]
