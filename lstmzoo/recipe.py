@@ -169,6 +169,8 @@ class Recipe:
     mode: str = "min"                   # "min" or "max": which way `monitor` improves
     keep: str = "best"                  # the weights training ends with: the "best" epoch's by `monitor`, or the
                                         # "last" epoch's (a schedule fixes the length); `restore` loads the same
+    schedule: str | None = None         # the default make_scheduler's learning-rate schedule: None (a constant
+                                        # rate) or "cosine" (half a cosine from lr to 0 over `epochs`)
 
     # ---------------------------------------------------------------- to implement (required)
     def build_model(self, hp):
@@ -214,7 +216,17 @@ class Recipe:
         return hp
 
     def make_scheduler(self, optimizer, hp):
-        """A learning-rate schedule from ``lstmzoo.schedules``, or None (the default: a constant rate)."""
+        """A learning-rate schedule from ``lstmzoo.schedules``, or None (a constant rate). The default follows
+        the class attribute ``schedule``: None (a constant rate), or ``"cosine"``: ``CosineLR(optimizer,
+        hp["epochs"])``, the rate falling along half a cosine from ``lr`` to 0 over the epochs, so that the last
+        ones settle. A recipe with another schedule (a floor, a warm-up, a plateau rule) overrides this."""
+        if self.schedule is None:
+            return None
+        if self.schedule == "cosine":
+            from .schedules import CosineLR
+            return CosineLR(optimizer, hp["epochs"])
+        raise RecipeError(f"recipe {self.name!r} has schedule {self.schedule!r}; the default make_scheduler "
+                          f"knows None and 'cosine' (override make_scheduler for another)")
 
     def train(self, hp, run_dir, *, resume=False, progress=True, data=None, learning_curve=True,
               on_epoch_end=None, time_limit=None):

@@ -150,6 +150,7 @@ class DigitStringRecipe(Recipe):
     string of them becomes features (``render``) and how ``predict`` reads an input (``read_input``)."""
     error_metric = ""               # "digit_error_rate", "character_error_rate"; the target is the anchor's
     mode = "min"
+    schedule = "cosine"             # the learning rate falls along half a cosine to zero over `epochs`
 
     def input_size(self, hp):
         raise NotImplementedError
@@ -218,11 +219,6 @@ class DigitStringRecipe(Recipe):
         value = loss(model(inputs, lengths=lengths), targets, lengths, target_lengths)
         model.backward(loss.backward())
         return value, len(lengths)
-
-    def make_scheduler(self, optimizer, hp):
-        """The learning rate falls along half a cosine to zero over ``epochs``."""
-        from lstmzoo.schedules import CosineLR
-        return CosineLR(optimizer, hp["epochs"])
 
     # ------------------------------------------------------------------------------- decoding
     def decode(self, model, sequences, hp, beam_widths, targets=None, describe=None, announce=True):

@@ -218,6 +218,7 @@ class _MovingMNISTRecipe(Recipe):
     """What both recipes share: the digits, the generated videos, batching and the readers."""
 
     application = "video"
+    schedule = "cosine"     # the learning rate falls along half a cosine to zero over `epochs`
     datasets = (
         DataFile("mnist", "t10k-images-idx3-ubyte.gz", _MNIST + "t10k-images-idx3-ubyte.gz",
                  "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
@@ -248,11 +249,6 @@ class _MovingMNISTRecipe(Recipe):
         test_videos = Videos(*bouncing_digits(images[test], labels[test], TEST_VIDEOS,
                                               np.random.default_rng(TEST_SEED), sources=True))
         return MovingMNISTData(images[train], labels[train], val, test_videos, images[test])
-
-    def make_scheduler(self, optimizer, hp):
-        """The learning rate falls along half a cosine to zero over ``epochs``."""
-        from lstmzoo.schedules import CosineLR
-        return CosineLR(optimizer, hp["epochs"])
 
     def make_batches(self, data, hp, rng):
         return FreshBatches(data, hp["train_videos"], hp["batch_size"], rng, lambda v: self.prepare(v, hp))

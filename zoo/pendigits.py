@@ -65,6 +65,7 @@ class PenDigits(SequenceClassificationRecipe):
     # rate, and scored 97.6 % on the test writers against 99.5 % for the last. Validation is still reported (and
     # weights-best.safetensors holds the most accurate validation epoch's weights).
     keep = "last"
+    schedule = "cosine"     # the learning rate falls along half a cosine to zero over `epochs`: the last settle
     hyperparameters: ClassVar[dict] = {
         "points": Hyperparameter(48, "points each trajectory is resampled to (equal arc-length spacing)", low=2,
                                  high=1000),
@@ -136,11 +137,6 @@ class PenDigits(SequenceClassificationRecipe):
         if strength > 0:
             sequences = [distort(points, rng, strength) for points in sequences]
         return [point_features(points) for points in sequences]
-
-    def make_scheduler(self, optimizer, hp):
-        """The learning rate falls along half a cosine to zero over ``epochs``: the last epochs settle."""
-        from lstmzoo.schedules import CosineLR
-        return CosineLR(optimizer, hp["epochs"])
 
     # ---------------------------------------------------------------------------------------- baseline
     def baseline(self, data, hp):

@@ -90,6 +90,7 @@ class SpokenDigits(SequenceClassificationRecipe):
     )
     class_names = tuple("0123456789")
     keep = "last"           # the cosine schedule's last epoch (see the module docstring)
+    schedule = "cosine"     # the learning rate falls along half a cosine to zero over `epochs`
     hyperparameters: ClassVar[dict] = {
         "n_mfcc": n_mfcc_hyperparameter(),
         "trim_db": Hyperparameter(0.0, "cut leading/trailing audio this many dB below the peak (0 = off)", low=0.0,
@@ -157,11 +158,6 @@ class SpokenDigits(SequenceClassificationRecipe):
                 features[:, block * n_mfcc + low:block * n_mfcc + low + band] = 0
             masked.append(features)
         return masked
-
-    def make_scheduler(self, optimizer, hp):
-        """The learning rate falls along half a cosine to zero over ``epochs``: the last epochs settle."""
-        from lstmzoo.schedules import CosineLR
-        return CosineLR(optimizer, hp["epochs"])
 
     # ---------------------------------------------------------------------------------------- baseline
     def baseline(self, data, hp):
