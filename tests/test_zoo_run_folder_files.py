@@ -31,8 +31,7 @@ def replaced(path, outside, magic):
 
 
 def test_confusion_matrix_replaces_a_planted_link(tmp_path):
-    from lstmzoo.tasks.reports import draw_confusion_matrix
-    from lstmzoo.tasks.sequences import CONFUSION_MATRIX
+    from lstmzoo.tasks.reports import CONFUSION_MATRIX, draw_confusion_matrix
     run_dir = tmp_path / "run"
     outside = plant(run_dir, CONFUSION_MATRIX, tmp_path)
     assert draw_confusion_matrix(run_dir / CONFUSION_MATRIX, np.eye(3, dtype=int), "abc", "t") == \

@@ -26,14 +26,12 @@ The hyperparameters the base reads: ``hidden_size``, ``num_layers``, ``bidirecti
 """
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 
 from lstmzoo.recipe import Hyperparameter, Recipe
 
-from .reports import draw_confusion_matrix, outputs_by_length, padded_batch, softmax, write_per_class
-from .sequences import CONFUSION_MATRIX, PER_CLASS
+from .reports import classification_metrics, outputs_by_length, padded_batch, softmax
 
 
 def classification_hyperparameters(*, hidden_size, epochs, lr, batch_size, patience, num_layers=1,
@@ -166,19 +164,12 @@ class SequenceClassificationRecipe(Recipe):
     def evaluate(self, model, data, hp, out_dir=None):
         """Test accuracy, macro F1 (``lstmzoo.metrics``), loss and errors; the confusion matrix goes to
         ``out_dir/confusion-matrix.png`` and each class's precision, recall and F1 to ``out_dir/per-class.csv``."""
-        from lstmzoo.metrics import accuracy, confusion_matrix, macro_f1
         # The model fit() hands back is in training mode (dropout on): `lstmzoo train` and benchmarks/zoo.py
         # pass it straight here.
         model.eval()
         loss, predicted = self.scores(model, data.test, hp)
-        test_accuracy = accuracy(data.test.labels, predicted)
-        if out_dir is not None:
-            matrix = confusion_matrix(data.test.labels, predicted, len(self.class_names))
-            write_per_class(Path(out_dir) / PER_CLASS, self.class_names, matrix)
-            draw_confusion_matrix(Path(out_dir) / CONFUSION_MATRIX, matrix, self.class_names,
-                                  f"{self.name}: test accuracy {test_accuracy:.2%} ({len(data.test)} items)")
-        return {"accuracy": test_accuracy, "macro_f1": macro_f1(data.test.labels, predicted), "loss": loss,
-                "errors": int(np.sum(predicted != data.test.labels))}
+        metrics = classification_metrics(self.name, data.test.labels, predicted, self.class_names, out_dir)
+        return {**metrics, "loss": loss, "errors": int(np.sum(predicted != data.test.labels))}
 
     def classify(self, model, sequence, hp):
         """The prediction for one sequence: label, its probability, and every class's probability."""

@@ -97,6 +97,25 @@ def write_per_class(path, classes, matrix):
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
 
 
+CONFUSION_MATRIX = "confusion-matrix.png"
+PER_CLASS = "per-class.csv"
+
+
+def classification_metrics(name, y, predicted, classes, out_dir=None):
+    """``accuracy`` and ``macro_f1`` of the predicted class indices against ``y``; with ``out_dir``, the run
+    folder also gets the per-class table (``per-class.csv``) and the confusion matrix (a PNG with the plot
+    extra) - what every classification task reports."""
+    from lstmzoo.metrics import accuracy, confusion_matrix, macro_f1
+    metrics = {"accuracy": accuracy(y, predicted), "macro_f1": macro_f1(y, predicted)}
+    if out_dir is not None:
+        from pathlib import Path
+        matrix = confusion_matrix(y, predicted, len(classes))
+        write_per_class(Path(out_dir) / PER_CLASS, classes, matrix)
+        draw_confusion_matrix(Path(out_dir) / CONFUSION_MATRIX, matrix, classes,
+                              f"{name}: test accuracy {metrics['accuracy']:.2%} ({len(y)} items)")
+    return metrics
+
+
 def json_columns(columns):
     """The columns (name -> array) as lists of plain Python values, for ``predict --json``."""
     return {name: np.asarray(values).tolist() for name, values in columns.items()}

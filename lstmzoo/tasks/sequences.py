@@ -27,18 +27,15 @@ from .base import Task
 from .readers import MISSING_FILLS, read_sequences
 from .reports import (
     batch_weight,
-    draw_confusion_matrix,
+    classification_metrics,
     nearest,
     outputs_by_length,
     resampled,
     softmax,
     split_indices,
-    write_per_class,
 )
 
 SPLIT_SEED = 20261202       # the held-out parts do not move with the training seed
-CONFUSION_MATRIX = "confusion-matrix.png"
-PER_CLASS = "per-class.csv"
 
 
 @dataclasses.dataclass
@@ -266,17 +263,9 @@ class SequenceClassificationTask(SequenceTask):
         return {"val_accuracy": accuracy(data.val.y, predicted)}
 
     def evaluate(self, model, data, hp, out_dir=None):
-        from lstmzoo.metrics import accuracy, confusion_matrix, macro_f1
         predicted = self.probabilities(model, data.test, hp).argmax(axis=1)
-        metrics = {"accuracy": accuracy(data.test.y, predicted), "macro_f1": macro_f1(data.test.y, predicted)}
-        metrics.update(self.baseline(data, hp))
-        if out_dir is not None:
-            classes = data.fitted["classes"]
-            matrix = confusion_matrix(data.test.y, predicted, len(classes))
-            write_per_class(Path(out_dir) / PER_CLASS, classes, matrix)
-            draw_confusion_matrix(Path(out_dir) / CONFUSION_MATRIX, matrix, classes,
-                                   f"{self.name}: test accuracy {metrics['accuracy']:.3f}")
-        return metrics
+        metrics = classification_metrics(self.name, data.test.y, predicted, data.fitted["classes"], out_dir)
+        return {**metrics, **self.baseline(data, hp)}
 
     def baseline(self, data, hp):
         """The majority class's accuracy and 1-NN's (Euclidean, each case resampled to a common length)."""

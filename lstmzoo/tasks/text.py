@@ -29,13 +29,12 @@ from .base import Task
 from .readers import read_texts
 from .reports import (
     batch_weight,
-    draw_confusion_matrix,
+    classification_metrics,
     outputs_by_length,
     softmax,
     split_indices,
-    write_per_class,
 )
-from .sequences import CONFUSION_MATRIX, PER_CLASS, SPLIT_SEED
+from .sequences import SPLIT_SEED
 
 PAD, UNK = 0, 1
 _WORD = re.compile(r"\w+|[^\w\s]")
@@ -203,17 +202,9 @@ class TextClassificationTask(Task):
 
     # ---------------------------------------------------------------------------------------- evaluation
     def evaluate(self, model, data, hp, out_dir=None):
-        from lstmzoo.metrics import accuracy, confusion_matrix, macro_f1
         predicted = self.probabilities(model, data.test, hp).argmax(axis=1)
-        metrics = {"accuracy": accuracy(data.test.y, predicted), "macro_f1": macro_f1(data.test.y, predicted),
-                   **self.baseline(data, hp)}
-        if out_dir is not None:
-            classes = data.fitted["classes"]
-            matrix = confusion_matrix(data.test.y, predicted, len(classes))
-            write_per_class(Path(out_dir) / PER_CLASS, classes, matrix)
-            draw_confusion_matrix(Path(out_dir) / CONFUSION_MATRIX, matrix, classes,
-                                  f"{self.name}: test accuracy {metrics['accuracy']:.3f}")
-        return metrics
+        metrics = classification_metrics(self.name, data.test.y, predicted, data.fitted["classes"], out_dir)
+        return {**metrics, **self.baseline(data, hp)}
 
     def baseline(self, data, hp):
         """The majority class's accuracy and a bag-of-words logistic regression's, fitted on the training part."""
