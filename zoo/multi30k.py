@@ -4,8 +4,10 @@
 Data: the official split, train (29,000 sentence pairs) / val (1,014) / test_2016_flickr (1,000), raw UTF-8
 text. Tokens: ``tokenize`` (words, numbers and single punctuation marks; case kept unless ``lowercase``);
 vocabularies per language from the training sentences' tokens seen at least ``min_count`` times, with
-``<pad>`` 0, ``<unk>`` 1, ``<s>`` 2, ``</s>`` 3. Tokenisation settings and vocabularies are written to
-``vocab.json`` in the run folder, so ``evaluate`` and ``predict`` need only the run folder.
+``<pad>`` 0, ``<unk>`` 1, ``<s>`` 2, ``</s>`` 3. The vocabularies, with the tokenisation settings, travel in the
+data (``data.fitted["vocabulary"]``, built by ``load_data``); ``train`` sets the hyperparameters ``src_vocab_size``
+and ``tgt_vocab_size`` from them (what sizes the model) and the run's config.json records them, so ``predict`` needs
+only the run folder. Runs trained before kept them in ``vocab.json``, which is still read.
 
 Scores: BLEU on test2016 as that literature reports it (multi-bleu.perl on lower-cased, Moses-tokenised text):
 here sacreBLEU's ``13a`` tokeniser with ``lowercase=True`` on the detokenised output against the raw
@@ -29,7 +31,7 @@ from lstmzoo.distributed import evaluation_part
 from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, Recipe
 
-from .vocabulary import RunVocabulary, input_lines
+from .vocabulary import input_lines, older_run_vocabulary, restore_older_run
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
@@ -86,6 +88,17 @@ def build_vocab(token_lists, min_count):
     return [*SPECIALS, *words]
 
 
+def is_vocabulary(value):
+    """Whether ``value`` (read from a run folder) is a vocabulary of this recipe's tokenizer."""
+    return (isinstance(value, dict) and value.get("tokenizer") == TOKENIZER
+            and all(isinstance(value.get(side), list) and value[side][:4] == list(SPECIALS) for side in ("src", "tgt")))
+
+
+def sizes(vocabulary):
+    """The hyperparameters that size the model for ``vocabulary``."""
+    return {"src_vocab_size": len(vocabulary["src"]), "tgt_vocab_size": len(vocabulary["tgt"])}
+
+
 def encode(tokens, index):
     """Token indices (int64), unknown words -> ``UNK``."""
     return np.array([index.get(w, UNK) for w in tokens], dtype=np.int64)
@@ -114,9 +127,12 @@ class Pairs:
 
 @dataclass
 class TranslationData:
+    """The three splits, and ``fitted["vocabulary"]``: ``{"tokenizer", "lowercase", "src", "tgt"}``, the word lists
+    (index = position) the pairs are encoded with."""
     train: Pairs
     val: Pairs
     test: Pairs
+    fitted: dict
 
 
 def _batch(src_seqs, tgt_seqs):
@@ -180,8 +196,13 @@ def tfidf_nearest(corpus, queries, block=250):
                            for start in range(0, len(queries), block)])
 
 
+def _indices(vocabulary):
+    """``(source word -> index, target word -> index)`` of ``vocabulary``."""
+    return ({w: i for i, w in enumerate(vocabulary["src"])}, {w: i for i, w in enumerate(vocabulary["tgt"])})
+
+
 # -------------------------------------------------------------------------------------------- recipe
-class Multi30kEnDe(RunVocabulary, Recipe):
+class Multi30kEnDe(Recipe):
     name = "multi30k-en-de"
     application = "translation"
     summary = "English -> German image captions (Multi30K task 1), BiLSTM encoder + Luong-attention LSTM decoder"
@@ -216,6 +237,10 @@ class Multi30kEnDe(RunVocabulary, Recipe):
                                             "most"),
         "limit": Hyperparameter(0, "use only this many training pairs (0 = all; for quick trials)"),
         "eval_limit": Hyperparameter(0, "score only this many val/test pairs (0 = all; for quick trials)"),
+        "src_vocab_size": Hyperparameter(0, "English words in the vocabulary with the four specials (train sets it "
+                                            "from the training pairs)", low=0, high=100_000_000),
+        "tgt_vocab_size": Hyperparameter(0, "German words in the vocabulary with the four specials (train sets it "
+                                            "from the training pairs)", low=0, high=100_000_000),
     }
     anchor = Anchor(metric="bleu", value=37.3,
                     source="text-only attentive NMT (nmtpy) in the WMT16 multimodal task 1 (Caglayan et al. 2016), "
@@ -228,16 +253,12 @@ class Multi30kEnDe(RunVocabulary, Recipe):
                 "trained to 14 epochs the best validation epoch gives 33.26 (it overfits); seeds 0/1/2: 35.59 / 34.73 / "
                 "37.10 (seed 1 misses the target), 34-61 min each")
     preprocessing = ("raw UTF-8 text; regex tokenisation into words, numbers and punctuation (case kept); word "
-                     "vocabularies (min_count) from the training pairs, saved with the tokenisation settings as "
-                     "vocab.json in the run folder")
+                     "vocabularies (min_count) from the training pairs, recorded with the tokenisation settings in "
+                     "the run's config.json")
     predict_input = "an English sentence, or the path of a UTF-8 text file with one sentence per line"
     monitor = "val_bleu"
     mode = "max"
     target_bleu = 35.0
-
-    def __init__(self):
-        self._vocab = None             # {"src": [...], "tgt": [...], "lowercase": bool, "tokenizer": str}
-        self._vocab_from_run = False
 
     # ---------------------------------------------------------------------------------------- data
     def read_split(self, split):
@@ -250,6 +271,7 @@ class Multi30kEnDe(RunVocabulary, Recipe):
         return en, de
 
     def make_vocabulary(self, hp):
+        """The vocabularies of the training pairs (the first ``limit``) with the tokenisation settings."""
         en, de = self.read_split("train")
         if hp["limit"] > 0:
             en, de = en[:hp["limit"]], de[:hp["limit"]]
@@ -258,14 +280,12 @@ class Multi30kEnDe(RunVocabulary, Recipe):
                 "src": build_vocab([tokenize(s, lower) for s in en], hp["min_count"]),
                 "tgt": build_vocab([tokenize(s, lower) for s in de], hp["min_count"])}
 
-    def _indices(self):
-        return ({w: i for i, w in enumerate(self._vocab["src"])}, {w: i for i, w in enumerate(self._vocab["tgt"])})
-
-    def load_data(self, hp):
-        if not self._vocab_from_run:
-            self._vocab = self.make_vocabulary(hp)
-        src_index, tgt_index = self._indices()
-        lower = self._vocab["lowercase"]
+    def load_data(self, hp, vocabulary=None):
+        """``TranslationData`` of the three splits, encoded with ``vocabulary`` (a run's own, on resume) or else
+        the vocabularies ``make_vocabulary`` builds from the training pairs; ``fitted["vocabulary"]`` holds it."""
+        vocabulary = self.make_vocabulary(hp) if vocabulary is None else vocabulary
+        src_index, tgt_index = _indices(vocabulary)
+        lower = vocabulary["lowercase"]
 
         def pairs(split, limit):
             en, de = self.read_split(split)
@@ -275,19 +295,52 @@ class Multi30kEnDe(RunVocabulary, Recipe):
                          [encode(tokenize(s, lower), tgt_index) for s in de], en, de)
 
         return TranslationData(pairs("train", hp["limit"]), pairs("val", hp["eval_limit"]),
-                               pairs("test_2016_flickr", hp["eval_limit"]))
+                               pairs("test_2016_flickr", hp["eval_limit"]), fitted={"vocabulary": vocabulary})
+
+    def recorded_vocabulary(self, run_dir):
+        """The vocabulary the run in ``run_dir`` was trained with: its config.json's, or an older run's vocab.json;
+        CheckpointError (one sentence) when it has none."""
+        from lstmzoo.checkpoint import CheckpointError, read_config
+        fitted = read_config(run_dir, self.name, of_recipe=True).get("fitted")
+        if fitted is None:
+            return older_run_vocabulary(self, run_dir, is_vocabulary)
+        if not (isinstance(fitted, dict) and is_vocabulary(fitted.get("vocabulary"))):
+            raise CheckpointError(f"{run_dir}'s config.json records no {self.name} vocabulary")
+        return fitted["vocabulary"]
+
+    def run_config(self, hp, data=None):
+        """``Recipe.run_config`` with the vocabulary ``data`` was encoded with (``fitted``)."""
+        return {**super().run_config(hp, data), **({"fitted": data.fitted} if data is not None else {})}
 
     def build_model(self, hp):
-        if self._vocab is None:
-            raise ValueError("multi30k-en-de builds its model after load_data or restore (it needs the vocabularies)")
+        if not (hp["src_vocab_size"] and hp["tgt_vocab_size"]):
+            raise ValueError("multi30k-en-de's model is sized by src_vocab_size and tgt_vocab_size, which train sets "
+                             "from the training pairs (and a run folder records)")
         from lstmzoo.seq2seq import Seq2Seq
-        return Seq2Seq(len(self._vocab["src"]), len(self._vocab["tgt"]), embedding_dim=hp["embedding_dim"],
+        return Seq2Seq(hp["src_vocab_size"], hp["tgt_vocab_size"], embedding_dim=hp["embedding_dim"],
                        encoder_hidden=hp["encoder_hidden"], encoder_layers=hp["encoder_layers"],
                        decoder_hidden=hp["decoder_hidden"], decoder_layers=hp["decoder_layers"],
                        dropout=hp["dropout"], score=hp["score"], bridge=hp["bridge"], pad=PAD, bos=BOS, eos=EOS,
                        device=hp["device"])
 
     # ---------------------------------------------------------------------------------------- training
+    def train(self, hp, run_dir, *, resume=False, data=None, **options):
+        """``Recipe.train`` with ``src_vocab_size`` and ``tgt_vocab_size`` set from the data's vocabulary (on
+        ``resume``, the run's own)."""
+        if data is None:
+            data = self.load_data(hp, self.recorded_vocabulary(run_dir) if resume else None)
+        return super().train({**hp, **sizes(data.fitted["vocabulary"])}, run_dir, resume=resume, data=data,
+                             **options)
+
+    def restore(self, run_dir, weights=None, device=None):
+        """``Recipe.restore``; a run trained before the vocabulary sizes were hyperparameters gets its
+        vocab.json's."""
+        from lstmzoo.checkpoint import read_config
+        if read_config(run_dir, self.name, of_recipe=True)["hyperparameters"].get("src_vocab_size"):
+            return super().restore(run_dir, weights=weights, device=device)
+        vocabulary = older_run_vocabulary(self, run_dir, is_vocabulary)
+        return restore_older_run(self, run_dir, sizes(vocabulary), weights=weights, device=device)
+
     def make_batches(self, data, hp, rng):
         from lstmzoo.batching import bucket_by_length
         lengths = [len(s) for s in data.train.src]
@@ -314,24 +367,20 @@ class Multi30kEnDe(RunVocabulary, Recipe):
         from lstmzoo.schedules import ReduceLROnPlateau
         return ReduceLROnPlateau(optimizer, mode="max", factor=hp["lr_decay"], patience=0)
 
-    def is_vocabulary(self, value):
-        return (isinstance(value, dict) and value.get("tokenizer") == TOKENIZER
-                and all(isinstance(value.get(side), list) and value[side][:4] == list(SPECIALS)
-                        for side in ("src", "tgt")))
-
     # ---------------------------------------------------------------------------------------- scoring
-    def translate(self, model, lines, hp, beam_width, batch_size=100, describe=None, announce=True):
-        """Detokenised translations of the English ``lines`` (greedy when ``beam_width`` is 1). With
+    def translate(self, model, vocabulary, lines, hp, beam_width, batch_size=100, describe=None, announce=True):
+        """Detokenised translations of the English ``lines`` (greedy when ``beam_width`` is 1) by ``model``, whose
+        word indices are those of ``vocabulary`` (``data.fitted["vocabulary"]``, a run's recorded one). With
         ``replace_unk``, an ``<unk>`` in a translation becomes the source word it attends to most (names and
         numbers mostly pass into German unchanged). ``describe`` names a progress bar (``progress.phase``)."""
         from lstmzoo.batching import pad_sequences
 
         from .progress import phase
-        src_index, _ = self._indices()
-        tokens = [tokenize(line, self._vocab["lowercase"]) for line in lines]
+        src_index, _ = _indices(vocabulary)
+        tokens = [tokenize(line, vocabulary["lowercase"]) for line in lines]
         src_seqs = [encode(t, src_index) for t in tokens]
         order = np.argsort([len(s) for s in src_seqs], kind="stable")     # similar lengths share a batch
-        words = self._vocab["tgt"]
+        words = vocabulary["tgt"]
         out = [None] * len(src_seqs)
         for start in phase(range(0, len(order), batch_size), describe, unit="batch", announce=announce):
             chosen = order[start:start + batch_size]
@@ -368,25 +417,32 @@ class Multi30kEnDe(RunVocabulary, Recipe):
     def validate(self, model, data, hp):
         # Under data-parallel training each rank translates and scores its share of the sentences.
         part = evaluation_part(model, len(data.val))
-        hyps = part.join(self.translate(part.model, data.val.src_text[part.rows], hp, beam_width=1,
-                                        describe="translating the validation set", announce=False))
+        hyps = part.join(self.translate(part.model, data.fitted["vocabulary"], data.val.src_text[part.rows], hp,
+                                        beam_width=1, describe="translating the validation set", announce=False))
         scores = bleu_scores(hyps, data.val.tgt_text)
         total, count = part.sum(*self.loss_sum(part.model, data.val, part.rows))
         return {"val_bleu": scores["bleu"], "val_bleu_cased": scores["bleu_cased"], "val_loss": total / count}
 
     def evaluate(self, model, data, hp, out_dir=None):
         """Test2016 BLEU with beam search (``bleu``: lower-cased 13a; ``bleu_cased``: sacreBLEU default), greedy
-        BLEU and the teacher-forced loss; the translations go to ``test_2016_flickr.hyp.de`` in ``out_dir``."""
+        BLEU and the teacher-forced loss; the translations go to ``test_2016_flickr.hyp.de`` in ``out_dir``.
+        CheckpointError when ``out_dir`` holds a run whose vocabulary is not the one ``data`` was encoded with
+        (the model's word indices would mean other words)."""
+        from pathlib import Path
+
+        from lstmzoo.checkpoint import CONFIG, CheckpointError, atomic_write_bytes
         _sacrebleu()
+        vocabulary = data.fitted["vocabulary"]
+        if (out_dir is not None and (Path(out_dir) / CONFIG).is_file()
+                and self.recorded_vocabulary(out_dir) != vocabulary):
+            raise CheckpointError(f"the vocabulary rebuilt from the training pairs is not the one of the run in "
+                                  f"{out_dir}: evaluate it with the hyperparameters it was trained with")
         test = data.test
-        beam = self.translate(model, test.src_text, hp, beam_width=hp["beam_width"],
+        beam = self.translate(model, vocabulary, test.src_text, hp, beam_width=hp["beam_width"],
                               describe=f"translating {len(test):,} test sentences (beam width {hp['beam_width']})")
-        greedy = self.translate(model, test.src_text, hp, beam_width=1,
+        greedy = self.translate(model, vocabulary, test.src_text, hp, beam_width=1,
                                 describe=f"translating {len(test):,} test sentences greedily")
         if out_dir is not None:
-            from pathlib import Path
-
-            from lstmzoo.checkpoint import atomic_write_bytes
             atomic_write_bytes(Path(out_dir) / "test_2016_flickr.hyp.de", ("\n".join(beam) + "\n").encode())
         scores, greedy_scores = bleu_scores(beam, test.tgt_text), bleu_scores(greedy, test.tgt_text)
         return {"bleu": scores["bleu"], "bleu_cased": scores["bleu_cased"], "greedy_bleu": greedy_scores["bleu"],
@@ -411,7 +467,7 @@ class Multi30kEnDe(RunVocabulary, Recipe):
     def predict(self, model, hp, out_dir, *, input=None):
         """The German translation of the English ``input``, or of each line of the file it names."""
         lines, source = input_lines(input, self.name, what="English sentence")
-        translations = self.translate(model, lines, hp, beam_width=hp["beam_width"])
+        translations = self.translate(model, self.recorded_vocabulary(out_dir), lines, hp, beam_width=hp["beam_width"])
         return {"input": source, "translations": [{"source": s, "translation": t}
                                                   for s, t in zip(lines, translations)]}
 

@@ -3,8 +3,10 @@
 Data: ``input.txt``, 1,115,394 characters of Shakespeare (65 distinct). Split as nanoGPT does: the first 90 % of
 the characters train, the last 10 % validate; the validation text is also what ``evaluate`` scores (there is no
 third split), so the metric is comparable with nanoGPT's "val loss". The vocabulary is the sorted set of the whole
-text's characters (nanoGPT's too); it is written to ``vocab.json`` in the run folder, so ``evaluate`` and
-``generate`` need only the run folder.
+text's characters (nanoGPT's too): ``load_data`` builds it and carries it in the data, ``train`` makes it the
+hyperparameter ``vocabulary`` (which sizes the model), and config.json records it with the other hyperparameters,
+so ``evaluate``, ``predict`` and ``generate`` need only the run folder. Runs trained before kept it in
+``vocab.json``, which ``restore`` still reads.
 
 Model (``CharLanguageModel``): character embedding -> stateful multi-layer LSTM (dropout between layers) ->
 dropout -> linear over the characters. Training is truncated back-propagation through time: the training text is
@@ -29,7 +31,7 @@ from lstmzoo.distributed import evaluation_part
 from lstmzoo.errors import UserError
 from lstmzoo.recipe import Anchor, DataFile, Hyperparameter, Recipe
 
-from .vocabulary import RunVocabulary
+from .vocabulary import older_run_vocabulary, restore_older_run
 
 TRAIN_FRACTION = 0.9
 
@@ -48,6 +50,11 @@ def encode(text, vocab):
         raise UserError(f"the text has characters outside the model's vocabulary: "
                         f"{', '.join(map(repr, missing))}")
     return np.array([index[ch] for ch in text], dtype=np.int64)
+
+
+def is_vocabulary(value):
+    """Whether ``value`` (read from a run folder) can be a vocabulary: a non-empty string of distinct characters."""
+    return isinstance(value, str) and bool(value) and len(set(value)) == len(value)
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -207,7 +214,7 @@ def ngram_baseline(train, val, vocab_size, orders=NGRAM_ORDERS):
 
 
 # -------------------------------------------------------------------------------------------- recipe
-class TinyShakespeare(RunVocabulary, Recipe):
+class TinyShakespeare(Recipe):
     name = "tinyshakespeare"
     application = "language-modeling"
     summary = "Character-level language model of Shakespeare (char-rnn's tinyshakespeare), stacked stateful LSTM"
@@ -231,6 +238,8 @@ class TinyShakespeare(RunVocabulary, Recipe):
         "patience": Hyperparameter(0, "stop after this many epochs without a better val_loss (0 = never)"),
         "limit": Hyperparameter(0, "use only this many training and validation characters (0 = all; for "
                                    "quick trials)"),
+        "vocabulary": Hyperparameter("", "the characters the model knows, in index order (train sets them: the "
+                                         "text's characters, sorted)"),
     }
     anchor = Anchor(metric="loss", value=1.4697,
                     source="nanoGPT's baby GPT (6-layer transformer, 10.7M parameters), val loss on the same "
@@ -240,13 +249,10 @@ class TinyShakespeare(RunVocabulary, Recipe):
                 "1.463 / 1.445 / 1.438) on 2 shared, loaded CPU cores, one thread (NUMBA_NUM_THREADS=1); scored as one "
                 "stream (eval_batch_size=1) the same model gives 1.4368; seeds 0/1/2: 1.438 / 1.436 / 1.442 "
                 "(benchmarks/zoo.py, 2026-11-24); nanoGPT's baby GPT: 1.4697")
-    preprocessing = ("characters as indices (vocabulary: the whole text's 65 characters, sorted; saved as vocab.json "
-                     "in the run folder); first 90 % train, last 10 % validation (nanoGPT's split); truncated BPTT "
+    preprocessing = ("characters as indices (vocabulary: the whole text's 65 characters, sorted; recorded as the "
+                     "hyperparameter vocabulary in the run's config.json); first 90 % train, last 10 % validation (nanoGPT's split); truncated BPTT "
                      "windows over contiguous streams")
     predict_input = "a text: its loss under the model (bits per character) and the most likely next characters"
-
-    def __init__(self):
-        self._vocab = None      # a string of the characters in index order: set by load_data or restore
 
     # ---------------------------------------------------------------------------------------- data
     def load_text(self):
@@ -254,26 +260,39 @@ class TinyShakespeare(RunVocabulary, Recipe):
         return fetch(self.datasets[0]).read_text(encoding="utf-8")
 
     def load_data(self, hp):
-        """``{"train": indices, "val": indices}`` (int64) of the 90/10 split."""
+        """``{"train": indices, "val": indices, "vocabulary": characters}`` of the 90/10 split (indices int64):
+        the vocabulary is ``hp["vocabulary"]`` when set (a run's own: evaluate, resume), else the whole text's
+        characters, sorted."""
         text = self.load_text()
-        if self._vocab is None:
-            self._vocab = "".join(sorted(set(text)))
+        vocabulary = hp["vocabulary"] or "".join(sorted(set(text)))
         train, val = split_text(text)
         if hp["limit"] > 0:
             train, val = train[:hp["limit"]], val[:hp["limit"]]
-        return {"train": encode(train, self._vocab), "val": encode(val, self._vocab)}
+        return {"train": encode(train, vocabulary), "val": encode(val, vocabulary), "vocabulary": vocabulary}
 
     def build_model(self, hp):
-        if self._vocab is None:
-            raise ValueError("tinyshakespeare builds its model after load_data or restore (it needs the vocabulary)")
-        return _char_language_model(len(self._vocab), hp)
+        if not hp["vocabulary"]:
+            raise ValueError("tinyshakespeare's model is sized by the hyperparameter vocabulary, which train sets "
+                             "from the text (and a run folder records)")
+        return _char_language_model(len(hp["vocabulary"]), hp)
 
     # ---------------------------------------------------------------------------------------- training
-    def make_vocabulary(self, hp):
-        return "".join(sorted(set(self.load_text())))
+    def train(self, hp, run_dir, *, resume=False, data=None, **options):
+        """``Recipe.train`` with the hyperparameter ``vocabulary`` set from the data (on ``resume``, the run's
+        own: config.json's, or an older run's vocab.json)."""
+        if resume and not hp["vocabulary"]:
+            hp = {**hp, "vocabulary": older_run_vocabulary(self, run_dir, is_vocabulary)}
+        data = self.load_data(hp) if data is None else data
+        return super().train({**hp, "vocabulary": data["vocabulary"]}, run_dir, resume=resume, data=data,
+                             **options)
 
-    def is_vocabulary(self, value):
-        return isinstance(value, str) and bool(value) and len(set(value)) == len(value)
+    def restore(self, run_dir, weights=None, device=None):
+        """``Recipe.restore``; a run trained before the vocabulary was a hyperparameter gets its vocab.json's."""
+        from lstmzoo.checkpoint import read_config
+        if read_config(run_dir, self.name, of_recipe=True)["hyperparameters"].get("vocabulary"):
+            return super().restore(run_dir, weights=weights, device=device)
+        vocabulary = older_run_vocabulary(self, run_dir, is_vocabulary)
+        return restore_older_run(self, run_dir, {"vocabulary": vocabulary}, weights=weights, device=device)
 
     def make_optimizer(self, model, hp):
         from lstmzoo.optim import Adam
@@ -333,7 +352,7 @@ class TinyShakespeare(RunVocabulary, Recipe):
         (1-8) chosen on the training text alone (fit on its first 90 %, scored on the rest): ``ngram_val_loss``,
         its mean loss in nats per character over the same validation text and predictions as ``evaluate``'s
         loss (each character after the first, given at most the ``order - 1`` before it)."""
-        return ngram_baseline(data["train"], data["val"], len(self._vocab))
+        return ngram_baseline(data["train"], data["val"], len(data["vocabulary"]))
 
     # ---------------------------------------------------------------------------------------- using it
     def _next_logits(self, model, tokens, state):
@@ -356,7 +375,8 @@ class TinyShakespeare(RunVocabulary, Recipe):
             raise UserError(f"top_k must be 0 (all characters) or more, got {top_k}")
         if length < 0:
             raise UserError(f"length must be 0 or more, got {length}")
-        tokens = encode(prompt or "\n", self._vocab)
+        vocabulary = hp["vocabulary"]
+        tokens = encode(prompt or "\n", vocabulary)
         model.eval()
         logits, state = self._next_logits(model, tokens, None)
         yield prompt
@@ -367,7 +387,7 @@ class TinyShakespeare(RunVocabulary, Recipe):
             probabilities = np.exp(scores - scores.max())
             index = int(np.argmax(probabilities)) if top_k == 1 else int(
                 rng.choice(len(scores), p=probabilities / probabilities.sum()))
-            yield self._vocab[index]
+            yield vocabulary[index]
             logits, state = self._next_logits(model, [index], state)
 
     def predict(self, model, hp, out_dir, *, input=None):
@@ -375,7 +395,7 @@ class TinyShakespeare(RunVocabulary, Recipe):
         the five most likely characters to follow it."""
         if not input:
             raise UserError("tinyshakespeare needs a text as --input")
-        tokens = encode(str(input), self._vocab)
+        tokens = encode(str(input), hp["vocabulary"])
         model.eval()
         result = {"input": str(input)}
         if len(tokens) > 1:
@@ -385,7 +405,7 @@ class TinyShakespeare(RunVocabulary, Recipe):
         probabilities = np.exp(logits - logits.max())
         probabilities /= probabilities.sum()
         best = np.argsort(-probabilities)[:5]
-        result["next"] = [{"char": self._vocab[i], "probability": float(probabilities[i])} for i in best]
+        result["next"] = [{"char": hp["vocabulary"][i], "probability": float(probabilities[i])} for i in best]
         return result
 
     def format_prediction(self, result):

@@ -1,71 +1,45 @@
-"""Text recipes' shared pieces: a vocabulary built from the training data and kept in the run folder, and
+"""Text recipes' shared pieces: the vocabulary of a run trained before the vocabulary travelled in the data, and
 reading ``predict``'s text input.
 
-A recipe whose model is sized by a vocabulary (words, characters) builds it from the training split when it
-trains; ``evaluate``, ``predict`` and ``generate`` must rebuild exactly that model from the run folder alone,
-so ``train`` writes the vocabulary there as JSON (``vocab.json``) and ``restore`` reads it back.
+A recipe whose model is sized by a vocabulary (words, characters) builds it in ``load_data`` from the training
+data and carries it in what ``load_data`` returns; ``train`` puts its size (tinyshakespeare: the characters
+themselves) among the hyperparameters, so that ``build_model(hp)`` and ``restore`` need nothing else, and the
+run's config.json records the vocabulary. Runs trained before kept it in ``vocab.json`` beside config.json and
+recorded no size: ``older_run_vocabulary`` reads that file and ``restore_older_run`` sizes their model from it.
 """
 
+import copy
 from pathlib import Path
 
 from lstmzoo.errors import UserError
 
-VOCAB = "vocab.json"
+VOCAB = "vocab.json"        # where runs trained before the vocabulary travelled in the data kept it
 
 
-class RunVocabulary:
-    """Mixin, listed before ``Recipe`` in the bases. The recipe keeps its vocabulary (any JSON value) in
-    ``self._vocab`` and implements ``make_vocabulary(hp)`` (build it from the training data) and
-    ``is_vocabulary(value)`` (whether a value read back is one of its own). While ``self._vocab_from_run`` is
-    set (during ``train``, after ``restore``), ``load_data`` must use ``self._vocab`` rather than build one."""
+def older_run_vocabulary(recipe, run_dir, is_vocabulary):
+    """The vocabulary in ``run_dir``'s vocab.json (a run trained before the vocabulary travelled in the data);
+    ``checkpoint.CheckpointError`` (one sentence) when the file is missing or ``is_vocabulary(value)`` says it is
+    not one of ``recipe``'s."""
+    from lstmzoo.checkpoint import CheckpointError, read_json
+    path = Path(run_dir) / VOCAB
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} has no {VOCAB} and its config.json records no vocabulary: "
+                              f"{recipe.name} needs the vocabulary of its run")
+    value = read_json(path)
+    if not is_vocabulary(value):
+        raise CheckpointError(f"{path} is not a {recipe.name} vocabulary")
+    return value
 
-    _vocab = None
-    _vocab_from_run = False
 
-    def make_vocabulary(self, hp):
-        raise NotImplementedError
-
-    def is_vocabulary(self, value):
-        raise NotImplementedError
-
-    def train(self, hp, run_dir, *, resume=False, progress=True, **options):
-        from lstmzoo import distributed
-        from lstmzoo.checkpoint import check_new_run_folder, run_folder_lock, write_json
-        world = distributed.world()
-        if world is not None and world.rank != 0:
-            # Data-parallel training: rank 0 holds the run folder and writes vocab.json into it; this rank builds
-            # the same vocabulary and trains beside it.
-            self._vocab, self._vocab_from_run = self.make_vocabulary(hp), True
-            try:
-                return super().train(hp, run_dir, resume=resume, progress=progress, **options)
-            finally:
-                self._vocab_from_run = False
-        # The vocabulary is written before fit takes the run folder's lock, so take it here: one writer, and
-        # never into a folder that is not a fresh run folder. ``options`` go to Recipe.train (a sweep's
-        # on_epoch_end, data-parallel hooks).
-        with run_folder_lock(run_dir):
-            if not resume:
-                check_new_run_folder(run_dir)
-            self._vocab_from_run = False
-            self._vocab = self.make_vocabulary(hp)
-            write_json(Path(run_dir) / VOCAB, self._vocab)
-            self._vocab_from_run = True
-            try:
-                return super().train(hp, run_dir, resume=resume, progress=progress, **options)
-            finally:
-                self._vocab_from_run = False
-
-    def restore(self, run_dir, weights=None, device=None):
-        from lstmzoo.checkpoint import CheckpointError, read_json
-        path = Path(run_dir) / VOCAB
-        if (Path(run_dir) / "config.json").is_file() and not path.is_file():
-            raise CheckpointError(f"{run_dir} has no {VOCAB}: {self.name} needs the vocabulary of its run")
-        if path.is_file():
-            value = read_json(path)
-            if not self.is_vocabulary(value):
-                raise CheckpointError(f"{path} is not a {self.name} vocabulary")
-            self._vocab, self._vocab_from_run = value, True
-        return super().restore(run_dir, weights=weights, device=device)
+def restore_older_run(recipe, run_dir, sizes, weights=None, device=None):
+    """``Recipe.restore`` of a run whose config.json lacks the hyperparameters ``sizes`` (name -> value) that size
+    its model (a run trained before the vocabulary travelled in the data): they come from its vocab.json, and the
+    returned ``hp`` holds them. ``recipe`` itself is left as it was."""
+    from lstmzoo.recipe import Recipe
+    sized = copy.copy(recipe)       # a throw-away view whose build_model adds the sizes; `recipe` keeps no state
+    sized.build_model = lambda hp: recipe.build_model({**hp, **sizes})
+    model, hp = Recipe.restore(sized, run_dir, weights=weights, device=device)
+    return model, {**hp, **sizes}
 
 
 def input_lines(input, recipe, what="text", errors="strict"):
