@@ -15,7 +15,8 @@ What is fused (DESIGN.md, "The kernels"):
   step, ``dh @ W_hr``, before it; ``dW_hr`` is one GEMM after the loop over the saved ``o * tanh(c')``.
 
 Every GEMM goes through ``np.dot`` inside ``@njit``, i.e. scipy's OpenBLAS, except a step's recurrent GEMM
-for 2..32 rows, which is our own register-blocked kernel (``_rows_matmul_t``). Threads: a per-step handoff
+from 2 rows, which is our own outer-product micro-kernel (``microkernel.matmul_packed``, LLVM IR through a Numba
+intrinsic) against W_hh^T (W_hh in backward) packed once per call, not once per step as OpenBLAS does. Threads: a per-step handoff
 to other threads, OpenBLAS's or a ``prange``'s, cost far more than it saved on the shared machine
 (notes/cpu-lstm-measurements.md), so there is none. Instead the batch is split into blocks of rows
 (``plan``: one per Numba thread, at least 4 rows each) and each thread runs the WHOLE time loop for its
@@ -79,6 +80,7 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 from .arguments import check_backward, check_forward, require_cache
+from .microkernel import matmul_packed, pack
 
 # Cell kinds, passed to the compiled loops as plain ints (branches on them sit outside the inner loops).
 LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
@@ -172,9 +174,11 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
     blocks = plan(B)
     with _gemm_blas(blocks):
         xp = _split_matmul(x2d, w_ih.T, len(blocks)).reshape(T, B, w_hh.shape[0])
+    # The per-step GEMMs' right-hand sides, W_hh^T and W_hr^T, packed once for all steps and threads.
+    w_hh_packed, w_hr_packed = _packed(blocks, w_hh.T, w_hr.T)
     with _recurrence_blas(B):
-        last = _in_row_blocks(_forward_sequence, blocks, kind, xp, w_hh, np.ascontiguousarray(b_ih),
-                              np.ascontiguousarray(b_hh), lengths, hs, cs, saved, y, training, w_hr, r)
+        last = _in_row_blocks(_forward_sequence, blocks, kind, xp, w_hh, w_hh_packed, np.ascontiguousarray(b_ih),
+                              np.ascontiguousarray(b_hh), lengths, hs, cs, saved, y, training, w_hr, w_hr_packed, r)
     h_n = hs[last].copy()
     c_n = cs[last].copy() if kind == LSTM else None
     cache = (kind, x2d, w_ih, w_hh, lengths, hs, cs, saved, w_hr, r) if training else None
@@ -182,10 +186,12 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
 
 
 @njit(nogil=True, **_JIT)
-def _forward_sequence(kind, xp, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training, w_hr, r, b0, b1, small):
+def _forward_sequence(kind, xp, w_hh, w_hh_packed, b_ih, b_hh, lengths, hs, cs, saved, y, training, w_hr,
+                      w_hr_packed, r, b0, b1, packed):
     """The whole forward recurrence of the sequences ``b0 <= b < b1`` (the others are not touched, so
     blocks of rows can run in parallel threads); returns the slot of ``hs``/``cs`` holding the final state.
-    ``small``: the per-step GEMMs go through ``_rows_matmul_t`` instead of OpenBLAS (``plan``).
+    ``packed``: the per-step GEMMs run the micro-kernel against ``w_hh_packed`` (``w_hr_packed``) instead of
+    OpenBLAS against ``w_hh`` (``w_hr``) (``plan``).
 
     With a projection (``w_hr`` not empty) the cell pass writes o * tanh(c') to ``r`` and the projected
     state ``r W_hr^T`` is one more GEMM per step."""
@@ -195,13 +201,11 @@ def _forward_sequence(kind, xp, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, tra
     gh = np.empty((b1 - b0, GH), y.dtype)
     projected = w_hr.shape[0] > 0
     hp = np.empty((b1 - b0, w_hr.shape[0]), y.dtype)
-    pad_h = np.empty((4, hs.shape[2]), y.dtype)
-    pad_r = np.empty((4, w_hr.shape[1]), y.dtype)
     for t in range(T):
         cur, nxt = (t, t + 1) if training else (t & 1, (t + 1) & 1)
         h_rows = hs[cur][b0:b1]
-        if small:
-            _rows_matmul_t(h_rows, w_hh, gh, pad_h)
+        if packed:
+            matmul_packed(h_rows, w_hh_packed, gh)
         else:
             np.dot(h_rows, w_hh.T, gh)
         for b in range(b0, b1):
@@ -220,8 +224,8 @@ def _forward_sequence(kind, xp, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, tra
                     r[t if training else 0, b] = 0.0  # the projection GEMM and dW_hr read every row
         if projected:
             r_rows = r[t if training else 0][b0:b1]
-            if small:
-                _rows_matmul_t(r_rows, w_hr, hp, pad_r)
+            if packed:
+                matmul_packed(r_rows, w_hr_packed, hp)
             else:
                 np.dot(r_rows, w_hr.T, hp)
             for b in range(b0, b1):
@@ -306,9 +310,10 @@ def _backward(dy, dh_n, dc_n, cache):
     projected = len(w_hr) > 0
     dhp = np.zeros((T, B, H) if projected else (0, 0, 0), dtype)  # gradients w.r.t. the projected states
     blocks = plan(B)
+    w_hh_packed, w_hr_packed = _packed(blocks, w_hh, w_hr)  # the per-step GEMMs' W_hh and W_hr, packed once
     with _recurrence_blas(B):
-        _in_row_blocks(_backward_sequence, blocks, kind, np.ascontiguousarray(dy, dtype), dh, dc, w_hh, lengths,
-                       hs, cs, saved, da_x, da_h, w_hr, dhp)
+        _in_row_blocks(_backward_sequence, blocks, kind, np.ascontiguousarray(dy, dtype), dh, dc, w_hh, w_hh_packed,
+                       lengths, hs, cs, saved, da_x, da_h, w_hr, w_hr_packed, dhp)
     # Everything that does not feed the recurrence: one GEMM each over all T*B rows (on all of OpenBLAS's
     # threads, or split over the time loops' threads), and the bias gradients as column sums.
     da_x2d, da_h2d = da_x.reshape(T * B, GH), da_h.reshape(T * B, GH)
@@ -324,21 +329,17 @@ def _backward(dy, dh_n, dc_n, cache):
 
 
 @njit(nogil=True, **_JIT)
-def _backward_sequence(kind, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_h, w_hr, dhp, b0, b1, small):
+def _backward_sequence(kind, dy, dh, dc, w_hh, w_hh_packed, lengths, hs, cs, saved, da_x, da_h, w_hr, w_hr_packed,
+                       dhp, b0, b1, packed):
     """Backward through time for the sequences ``b0 <= b < b1``: fills their rows of da_x, da_h (and with a
     projection dhp, the gradients w.r.t. the projected states) and updates their dh, dc in place to dh0,
-    dc0."""
+    dc0. ``packed``: the per-step GEMMs run the micro-kernel against ``w_hh_packed`` (``w_hr_packed``)."""
     _full_width_vectors()
     T, _, H = dy.shape
     dh_rec = np.empty((b1 - b0, H), dy.dtype)
     projected = w_hr.shape[0] > 0
     dr = np.empty((b1 - b0, w_hr.shape[1]), dy.dtype)  # w.r.t. o * tanh(c'): what the cell pass takes as dy
     no_dh = np.zeros(w_hr.shape[1], dy.dtype)  # all of the state's gradient already went through W_hr
-    # The per-step kernel reads the weights as [N, K]: transposed copies, once per sequence.
-    w_hh_t = np.ascontiguousarray(w_hh.T) if small else w_hh[:0]
-    w_hr_t = np.ascontiguousarray(w_hr.T) if small and projected else w_hr[:0]
-    pad_g = np.empty((4, w_hh.shape[0]), dy.dtype)
-    pad_p = np.empty((4, w_hr.shape[0]), dy.dtype)
     for t in range(T - 1, -1, -1):
         if projected:
             for b in range(b0, b1):
@@ -347,8 +348,8 @@ def _backward_sequence(kind, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_
                         dhp[t, b, j] = dy[t, b, j] + dh[b, j]
                     dh[b] = 0.0
             dhp_rows = dhp[t][b0:b1]
-            if small:
-                _rows_matmul_t(dhp_rows, w_hr_t, dr, pad_p)
+            if packed:
+                matmul_packed(dhp_rows, w_hr_packed, dr)
             else:
                 np.dot(dhp_rows, w_hr, dr)
         for b in range(b0, b1):
@@ -359,8 +360,8 @@ def _backward_sequence(kind, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_
                                da_x[t, b], da_h[t, b])
             # else: da stays zero and dh, dc pass through unchanged, as the frozen state did.
         da_rows = da_h[t][b0:b1]
-        if small:
-            _rows_matmul_t(da_rows, w_hh_t, dh_rec, pad_g)
+        if packed:
+            matmul_packed(da_rows, w_hh_packed, dh_rec)
         else:
             np.dot(da_rows, w_hh, dh_rec)
         for b in range(b0, b1):
@@ -441,18 +442,16 @@ def _column_sums(a):
     return out
 
 
-# A time loop is split over threads only when each gets at least this many sequences: the small-batch kernel
-# computes rows four at a time, so fewer would only pad.
+# A time loop is split over threads only when each gets at least this many sequences (measured on the previous
+# per-step kernel, which computed rows four at a time).
 _MIN_ROWS_PER_THREAD = 4
-# The largest block of rows whose per-step GEMM is _rows_matmul_t (from 2 rows; 1 row is OpenBLAS's GEMV).
-_MAX_ROWS_MATMUL = 32
 
 
 class Block(typing.NamedTuple):
     """Rows ``start <= b < end`` of a batch, whose whole time loop one thread runs, and its per-step GEMM."""
     start: int
     end: int
-    step: str  # "gemv" (1 row, OpenBLAS), "rows" (2..32 rows, _rows_matmul_t) or "gemm" (more, OpenBLAS)
+    step: str  # "gemv" (1 row, OpenBLAS) or "packed" (2 or more rows, microkernel.matmul_packed)
 
 
 def plan(B, threads=None):
@@ -464,16 +463,23 @@ def plan(B, threads=None):
     never meet in a time loop (each step's GEMM is row by row), so each thread runs the whole loop for its
     rows: one hand-off per call, none per step, and a thread slowed down on a shared machine only delays the end.
 
-    Per-step GEMM, by the rows of a block: OpenBLAS packs the whole weight matrix for every call and reaches
-    10-150 GFLOP/s on 2..32 rows on one core, _rows_matmul_t 75-210 (0.2-0.9x OpenBLAS's time, H = 128..1024,
-    benchmarks/step_matmul.py); one row goes to OpenBLAS's GEMV, which is faster, and more than 32 to its GEMM.
-    The hidden size does not enter: the crossover was measured flat over H = 128..1024.
+    Per-step GEMM, by the rows of a block: from 2 rows the outer-product micro-kernel (kernels/microkernel.py)
+    against W_hh^T packed once per call. OpenBLAS packs the whole weight matrix for every call (20-110 GFLOP/s on
+    8..128 rows, one core, Emerald Rapids); the micro-kernel reached 34-163, 1.0-2.5x the previous 8-row
+    dot-product kernel (``_rows_matmul_t``) and 0.9-2.8x OpenBLAS's GEMM (benchmarks/step_microkernel.py, H =
+    128..1024). One row goes to OpenBLAS's GEMV. The hidden size does not enter.
     """
     if threads is None:
         threads = numba.get_num_threads()
     blocks = _even_blocks(B, max(1, min(threads, B // _MIN_ROWS_PER_THREAD)))
-    return [Block(b0, b1, "gemv" if b1 - b0 == 1 else "rows" if b1 - b0 <= _MAX_ROWS_MATMUL else "gemm")
-            for b0, b1 in blocks]
+    return [Block(b0, b1, "gemv" if b1 - b0 == 1 else "packed") for b0, b1 in blocks]
+
+
+def _packed(blocks, *matrices):
+    """``microkernel.pack`` of each of ``matrices`` (the right-hand sides [K, N] of a time loop's per-step GEMMs)
+    where a block runs the micro-kernel; an empty array where none does or the matrix is empty (no projection)."""
+    use = any(block.step == "packed" for block in blocks)
+    return [pack(m) if use and m.size else np.empty((0, 0, 0), m.dtype) for m in matrices]
 
 
 def _even_blocks(n, parts):
@@ -482,9 +488,9 @@ def _even_blocks(n, parts):
 
 
 def _in_row_blocks(loop, blocks, *args):
-    """``loop(*args, start, end, small)`` for each of the ``plan``'s ``blocks``, one thread each (the loops
+    """``loop(*args, start, end, packed)`` for each of the ``plan``'s ``blocks``, one thread each (the loops
     release the GIL); returns the first block's result."""
-    calls = [functools.partial(loop, *args, block.start, block.end, block.step == "rows") for block in blocks]
+    calls = [functools.partial(loop, *args, block.start, block.end, block.step == "packed") for block in blocks]
     return _in_parallel(calls)[0]
 
 
@@ -533,6 +539,8 @@ def _split_matmul_tn(a, b, parts):
 @njit(**_JIT)
 def _rows_matmul_t(a, w, out, pad):
     """out = a @ w.T for the few rows of ``a`` (w: [N, K], C-contiguous): eight rows at a time, then four.
+    The time loops' per-step kernel for 2..32 rows before the micro-kernel; kept as the baseline that
+    benchmarks/step_matmul.py and step_microkernel.py time.
 
     Each block of rows streams ``w`` once, two of its rows at a time: 16 (or 8) dot products share each load
     and their sums stay in registers over the whole K loop (the k loop vectorises as a reduction). When
@@ -724,7 +732,7 @@ def _scipy_openblas():
 def _recurrence_blas(B):
     """The OpenBLAS setting for a time loop over B sequences: one thread, except for B = 1, whose per-step
     GEMV was measured both faster (loaded machine, H = 512: 0.45-0.85x the time) and slower (quieter,
-    1.45x) single-threaded, so it keeps the default. B = 2..32 uses _rows_matmul_t, not OpenBLAS."""
+    1.45x) single-threaded, so it keeps the default. B >= 2 uses the micro-kernel, not OpenBLAS."""
     return _single_threaded_blas() if B > 1 else contextlib.nullcontext()
 
 

@@ -149,10 +149,11 @@ def test_finite_difference_gradients(cell):
         np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-7, err_msg=name)
 
 
-@pytest.mark.parametrize("threads, steps", [(1, ["gemm"]), (2, ["rows", "rows"])])
+@pytest.mark.parametrize("threads, steps", [(1, ["packed"]), (2, ["packed", "packed"])])
 def test_larger_float32_shapes_match_reference(threads, steps, pin_threads):
     """A shape big enough that the vectorised loops run full SIMD widths plus remainders: B = 37 on one thread
-    is one block whose per-step GEMM is OpenBLAS's, on two threads two blocks through _rows_matmul_t."""
+    is one block whose per-step GEMM is the micro-kernel (four whole row tiles and a partial one, a partial
+    panel: 4H = 180 columns), on two threads two blocks of 18 and 19 rows."""
     pin_threads(threads)
     assert [block.step for block in cpu.plan(37)] == steps
     rng = np.random.default_rng(4)
@@ -195,10 +196,10 @@ def test_small_batch_matmul_matches_numpy(dtype):
 
 @pytest.mark.parametrize("B", [6, 8, 13, 27])
 def test_small_batches_above_four_match_reference(B, pin_threads):
-    """B = 5..32 on one thread runs the small-batch kernel over several row blocks, the last one padded, forward
+    """B = 5..32 on one thread runs the micro-kernel over several row tiles, the last one partial, forward
     and backward."""
     pin_threads(1)
-    assert cpu.plan(B) == [cpu.Block(0, B, "rows")]
+    assert cpu.plan(B) == [cpu.Block(0, B, "packed")]
     rng = np.random.default_rng(B)
     for cell in CELLS:
         p = make_inputs(rng, cell, 5, B, 7, 13, np.float64)
@@ -230,16 +231,16 @@ def pin_threads(monkeypatch):
 @pytest.mark.parametrize("B, threads, blocks", [
     (1, 1, [(0, 1, "gemv")]),
     (1, 16, [(0, 1, "gemv")]),
-    (2, 16, [(0, 2, "rows")]),
-    (7, 2, [(0, 7, "rows")]),  # two blocks would have fewer than 4 rows each
-    (8, 2, [(0, 4, "rows"), (4, 8, "rows")]),
-    (9, 16, [(0, 4, "rows"), (4, 9, "rows")]),
-    (32, 1, [(0, 32, "rows")]),
-    (33, 1, [(0, 33, "gemm")]),
-    (66, 2, [(0, 33, "gemm"), (33, 66, "gemm")]),
-    (65, 2, [(0, 32, "rows"), (32, 65, "gemm")]),
-    (14, 3, [(0, 4, "rows"), (4, 9, "rows"), (9, 14, "rows")]),
-    (256, 16, [(16 * i, 16 * i + 16, "rows") for i in range(16)]),
+    (2, 16, [(0, 2, "packed")]),
+    (7, 2, [(0, 7, "packed")]),  # two blocks would have fewer than 4 rows each
+    (8, 2, [(0, 4, "packed"), (4, 8, "packed")]),
+    (9, 16, [(0, 4, "packed"), (4, 9, "packed")]),
+    (32, 1, [(0, 32, "packed")]),
+    (33, 1, [(0, 33, "packed")]),
+    (66, 2, [(0, 33, "packed"), (33, 66, "packed")]),
+    (14, 3, [(0, 4, "packed"), (4, 9, "packed"), (9, 14, "packed")]),
+    (256, 1, [(0, 256, "packed")]),  # no BLAS in the time loop at any batch size above one
+    (256, 16, [(16 * i, 16 * i + 16, "packed") for i in range(16)]),
 ])
 def test_plan(B, threads, blocks):
     assert cpu.plan(B, threads) == [cpu.Block(*block) for block in blocks]
@@ -264,9 +265,9 @@ def test_plan_reads_numbas_thread_count(pin_threads):
 @pytest.mark.parametrize("cell", CELLS)
 def test_time_loops_split_over_threads_match_reference(cell, pin_threads):
     """Three threads, each running the whole time loop for its block of rows (4, 5 and 5 of 14; ragged
-    lengths), forward and backward, float64 and float32 (its blocks take the small-batch kernel)."""
+    lengths), forward and backward, float64 and float32 (each block through the micro-kernel)."""
     pin_threads(3)
-    assert [block.step for block in cpu.plan(14)] == ["rows"] * 3
+    assert [block.step for block in cpu.plan(14)] == ["packed"] * 3
     for dtype in (np.float64, np.float32):
         rng = np.random.default_rng(11)
         p = make_inputs(rng, cell, 6, 14, 5, 9, dtype)
