@@ -44,12 +44,11 @@ from lstmzoo.checkpoint import (
     read_config,
     read_json,
     save_weights,
-    write_config,
     write_json,
 )
 from lstmzoo.errors import UserError
 from lstmzoo.tasks.forecasting import ForecastingTask
-from lstmzoo.tasks.readers import SequenceSet
+from lstmzoo.tasks.readers import Frequency, SequenceSet, SeriesSet
 from lstmzoo.tasks.sequences import SequenceClassificationTask, SequenceRegressionTask
 
 __all__ = ["LSTMClassifier", "LSTMForecaster", "LSTMRegressor"]
@@ -439,18 +438,9 @@ class LSTMForecaster(BaseEstimator):
         else:
             series, one = _as_series(y, "y")
         # Histories as many as the fitted series continue them (their names, so their recorded preprocessing).
-        names = None if len(series) == self.n_series_ else [f"new {k}" for k in range(len(series))]
-        task = ForecastingTask()
-        with tempfile.TemporaryDirectory(prefix="lstmzoo-forecaster-") as folder:
-            folder = Path(folder)
-            history = _write_long_csv(folder / "history.csv", series, names)
-            # predict reads the fitted preprocessing from a run folder's config.json.
-            write_config(folder, {"recipe": task.name, "hyperparameters": self.hp_,
-                                  **({"fitted": self.preprocessing_} if self.preprocessing_ is not None else {})})
-            result = _as_value_error(lambda: task.predict(self.model_, {**self.hp_, "data": str(history)}, folder,
-                                                          input=str(history), plot=folder / "forecast.png"),
-                                     folder)
-        forecast = np.asarray(result["rows"]["y_hat"], dtype=np.float64).reshape(len(series), self.horizon_)
+        names = [str(k) if len(series) == self.n_series_ else f"new {k}" for k in range(len(series))]
+        forecast = ForecastingTask().forecast(self.model_, self.hp_, _series_set(series, names, self.hp_["season"]),
+                                              self.preprocessing_ or {})
         return forecast[0] if one else forecast
 
     # ------------------------------------------------------------------------------------ save / load
@@ -519,6 +509,15 @@ def _write_long_csv(path, series, names=None):
             steps = np.arange(1, len(values) + 1)
             handle.write("".join(f"{name},{t},{v!r}\n" for t, v in zip(steps.tolist(), values.tolist())))
     return path
+
+
+def _series_set(series, names, season):
+    """The series as the ``SeriesSet`` the task reads from ``_write_long_csv``'s file of them (ids ``names``, time
+    steps 1, 2, ...), without the file."""
+    lengths = np.array([len(s) for s in series], dtype=np.int64)
+    steps = np.concatenate([np.arange(1, n + 1) for n in lengths])
+    return SeriesSet(Path("y"), np.array(names), np.r_[0, np.cumsum(lengths)], steps, np.concatenate(series),
+                     Frequency("integer", 1, "integer", 1), season)
 
 
 def _as_value_error(action, folder):

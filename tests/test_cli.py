@@ -147,7 +147,7 @@ def test_user_mistakes_are_one_sentence_and_exit_2(airline_run, tmp_path):
         "predict", "airline-passengers", "--checkpoint", out, "--input", bad_csv)
     short = tmp_path / "short.csv"
     short.write_text("1\n2\n3\n")
-    assert "at least 24 past values" in assert_user_error(
+    assert "at least 36 past values" in assert_user_error(
         "predict", "airline-passengers", "--checkpoint", out, "--input", short)
     assert "missing.csv does not exist" in assert_user_error(
         "predict", "airline-passengers", "--checkpoint", out, "--input", tmp_path / "missing.csv")

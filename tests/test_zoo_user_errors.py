@@ -7,11 +7,12 @@ import sys
 import numpy as np
 import pytest
 from helpers import run
+from lstmzoo.zoo import moving_mnist, multi30k, pendigits, spoken_digits, tinyshakespeare, vocabulary
 
 from lstmzoo.errors import UserError
 from lstmzoo.recipe import COMMON_HYPERPARAMETERS
 from lstmzoo.registry import get_recipe, list_recipes
-from lstmzoo.zoo import moving_mnist, multi30k, pendigits, spoken_digits, timeseries, tinyshakespeare, vocabulary
+from lstmzoo.tasks import read_one_series
 
 ZOO = ["airline-passengers", "daily-min-temperatures", "monthly-sunspots", "pendigits", "spoken-digits", "rt-polarity",
        "tinyshakespeare", "multi30k-en-de", "moving-mnist", "moving-mnist-digits", "spoken-digit-strings",
@@ -71,10 +72,16 @@ def _timeseries_predict(horizon=1, input=None):
     recipe.predict(None, recipe.resolve(), "unused", horizon=horizon, input=input)
 
 
+def _negative_airline():
+    """The airline recipe (log transform) on a series with a negative value."""
+    values = np.r_[112.0, -1.0, np.full(142, 150.0)]
+    recipe = type(get_recipe("airline-passengers"))
+    return type("Negative", (recipe,), {"load_series": lambda self, hp: ([str(i) for i in range(144)], values)})()
+
+
 def _generate(**options):
     recipe = get_recipe("tinyshakespeare")
-    recipe._vocab = "abc"
-    next(recipe.generate(None, recipe.resolve(), "ab", 3, rng=np.random.default_rng(0), **options))
+    next(recipe.generate(None, recipe.resolve({"vocabulary": "abc"}), "ab", 3, rng=np.random.default_rng(0), **options))
 
 
 def _written(tmp_path, name, data):
@@ -84,15 +91,15 @@ def _written(tmp_path, name, data):
 
 
 MISTAKES = {
-    "a series with a word for a value": lambda tmp: timeseries.read_one_series(
+    "a series with a word for a value": lambda tmp: read_one_series(
         _written(tmp, "past.csv", b"month,value\n1949-01,112\n1949-02,many\n")),
-    "two series for a time-series recipe": lambda tmp: timeseries.read_one_series(
+    "two series for a time-series recipe": lambda tmp: read_one_series(
         _written(tmp, "two.csv", b"a,1,5\na,2,6\nb,1,7\nb,2,8\n")),
     "a forecast horizon of 0": lambda tmp: _timeseries_predict(horizon=0),
     "a history too short to forecast from": lambda tmp: _timeseries_predict(
         input=_written(tmp, "short.csv", b"1\n2\n3\n")),
-    "a series of negative numbers for a log transform": lambda tmp: get_recipe("airline-passengers")._transform(
-        np.array([112.0, -1.0])),
+    "a series of negative numbers for a log transform": lambda tmp: _negative_airline().load_data(
+        get_recipe("airline-passengers").resolve()),
     "pendigits without an input": lambda tmp: get_recipe("pendigits").predict(None, {}, tmp),
     "a UNIPEN file that is not text": lambda tmp: pendigits.read_unipen(
         b"\xff\xfe", "digit.txt"),
@@ -144,8 +151,9 @@ def test_a_missing_optional_package_is_a_user_error_saying_what_to_install(modul
 
 def test_a_programming_error_stays_an_ordinary_exception():
     """Inconsistent arguments from code (not from a user) are a bug: a plain ValueError, not a UserError."""
-    from lstmzoo.tasks import LabelledSequences as SequenceSet
     from lstmzoo.zoo.digit_strings import Units
+
+    from lstmzoo.tasks import LabelledSequences as SequenceSet
     for make in (lambda: SequenceSet([np.zeros((3, 2))], [0, 1]), lambda: Units([1, 2], [0], ["a", "a"])):
         with pytest.raises(ValueError) as error:
             make()

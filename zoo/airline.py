@@ -4,11 +4,10 @@ The series ships inside the package (zoo/data/), so this recipe trains with no n
 """
 
 from lstmzoo.recipe import Anchor, DataFile
+from lstmzoo.tasks import ForecastingRecipe, forecasting_hyperparameters
 
-from .timeseries import TimeSeriesRecipe, forecasting_hyperparameters
 
-
-class AirlinePassengers(TimeSeriesRecipe):
+class AirlinePassengers(ForecastingRecipe):
     name = "airline-passengers"
     summary = "One-month-ahead forecasts of monthly airline passengers 1949-1960 (144 values, ships with lstmzoo)"
     datasets = (DataFile(
@@ -21,12 +20,12 @@ class AirlinePassengers(TimeSeriesRecipe):
     target_ratio = 0.75         # the better naive forecast here is the seasonal one
     test_size = 48              # 1957-01 ... 1960-12, the usual 67/33 chronological split
     transform = "log"           # the seasonal swing grows with the level: multiplicative
-    difference = 12             # year-over-year change removes both trend and seasonality
+    lag = 12                    # the base: the month a year earlier plus the last year-over-year change
     preprocessing = ("log of the passenger counts, then the 12-month difference (log growth over the same month "
                      "a year earlier), standardised with the training part's mean and std; inputs are the "
                      "previous `window` such values; test = the last 48 months, validation = the 12 months before")
     hyperparameters = forecasting_hyperparameters(
-        window=12, hidden_size=32, epochs=150, lr=0.002, batch_size=8, val_size=12, patience=30)
+        window=24, hidden_size=64, dropout=0.1, epochs=100, lr=0.001, batch_size=64, val_size=12, patience=30)
     anchor = Anchor(metric="rmse", value=41.85,
                     source="seasonal naive forecast (same month a year earlier) on the last 48 months; "
                            "target: rmse <= 0.75 x that")

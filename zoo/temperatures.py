@@ -1,11 +1,10 @@
 """daily-min-temperatures: daily minimum temperatures in Melbourne 1981-1990 (Bureau of Meteorology, via TSDL)."""
 
 from lstmzoo.recipe import Anchor, DataFile
+from lstmzoo.tasks import ForecastingRecipe, forecasting_hyperparameters
 
-from .timeseries import TimeSeriesRecipe, forecasting_hyperparameters
 
-
-class DailyMinTemperatures(TimeSeriesRecipe):
+class DailyMinTemperatures(ForecastingRecipe):
     name = "daily-min-temperatures"
     summary = "One-day-ahead forecasts of Melbourne's daily minimum temperature 1981-1990 (3,650 values)"
     datasets = (DataFile(
@@ -15,13 +14,15 @@ class DailyMinTemperatures(TimeSeriesRecipe):
         sha256="8b9de63ed6789492bf497625e7f9beb96a63d367b4b0a21754006f749fa5e5da"),)
     season = 365                # the file has no 29 Februaries, so 365 rows back is the same date a year earlier
     test_size = 365             # 1990, the customary hold-out
+    transform = "none"
+    lag = 1                     # the base: the previous day
     target_ratio = 0.9
     preprocessing = ("degrees Celsius standardised with the training part's mean and std; inputs are the previous "
                      "`window` days; test = the last 365 days (1990), validation = the `val_size` days before; "
                      "the seasonal naive baseline is the same date a year earlier (365 rows: the file has no "
                      "29 Februaries)")
     hyperparameters = forecasting_hyperparameters(
-        window=30, hidden_size=32, epochs=40, lr=0.002, batch_size=32, val_size=365, patience=10)
+        window=30, hidden_size=64, dropout=0.1, epochs=100, lr=0.001, batch_size=64, val_size=365, patience=30)
     anchor = Anchor(metric="rmse", value=2.58,
                     source="the better naive forecast on 1990: persistence (2.58; seasonal naive 3.65); "
                            "target: rmse <= 0.9 x that")

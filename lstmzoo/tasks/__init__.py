@@ -9,6 +9,8 @@ sequences, scoring ``EVAL_BATCH`` of them at a time. The models (``SequenceModel
 inside a recipe's ``build_model`` keeps listing recipes light.
 """
 
+from .forecasting import ForecastingTask
+from .forecasting_recipes import ForecastingRecipe, forecasting_hyperparameters, read_one_series
 from .readers import (
     MISSING_FILLS,
     Frequency,
@@ -41,6 +43,8 @@ def __getattr__(name):
 __all__ = [
     "EVAL_BATCH",
     "MISSING_FILLS",
+    "ForecastingRecipe",
+    "ForecastingTask",
     "FrameModel",
     "Frequency",
     "LabelledSequences",
@@ -54,7 +58,9 @@ __all__ = [
     "batches_by_length",
     "classification_hyperparameters",
     "fill_missing",
+    "forecasting_hyperparameters",
     "padded_batch",
+    "read_one_series",
     "read_sequences",
     "read_series",
     "read_texts",

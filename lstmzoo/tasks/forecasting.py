@@ -92,6 +92,11 @@ class ForecastingTask(Task):
                      "next horizon steps of each series")
     monitor = "val_loss"
     mode = "min"
+    # The evaluation protocol. False: the ``horizon`` values after each series' validation part, forecast from
+    # its end. True (rolling origin): the test part is every value from ``val_end`` to the series' end, each
+    # forecast one step ahead from the true values before it (as the zoo's series recipes score), and the
+    # validation part is scored the same way; every origin is one row of one batched forecast.
+    rolling_test = False
     hyperparameters: ClassVar[dict] = {
         "data": Hyperparameter("", "the training CSV (set by --data)"),
         "test_data": Hyperparameter("", "a CSV of the values that follow each training series, scored as the test "
@@ -207,7 +212,11 @@ class ForecastingTask(Task):
         """``val_loss``: the scaled squared error of every forecast of a validation value from an origin up to
         the validation part's start (each value forecast 1 to ``horizon`` steps ahead: a steadier early
         stopping than one origin's forecast; at most ``VALIDATION_WINDOWS`` windows, down to one origin per
-        series); ``val_mase``: the forecast from the validation part's start."""
+        series); ``val_mase``: the forecast from the validation part's start. With ``rolling_test``: every
+        forecast step inside the validation part from every origin up to its end (``val_loss``), and the
+        one-step forecasts of its values on the original scale (``val_rmse``)."""
+        if self.rolling_test:
+            return self._rolling_validation(model, data, hp)
         horizon, count = hp["horizon"], len(data.series)
         shifts = np.arange(int(np.clip(VALIDATION_WINDOWS // count, 1, horizon)))
         series = np.repeat(np.arange(count), len(shifts))
@@ -224,6 +233,22 @@ class ForecastingTask(Task):
         return {"val_loss": float(np.mean(((predicted - expected) ** 2)[inside])),
                 "val_mase": float(np.mean([_series_mase(data, k, data.train_end[k], actual[i], forecast[i], hp)
                                            for i, k in enumerate(series[last])]))}
+
+    def _rolling_validation(self, model, data, hp):
+        from lstmzoo.metrics import rmse
+        horizon = hp["horizon"]
+        first = np.maximum(data.train_end - horizon + 1, _first_input(data.lag) + 1)
+        series, origins = _origins_between(first, data.val_end)
+        predicted = self._scaled_forecast(model, data, series, origins, hp)
+        steps = origins[:, None] + np.arange(horizon)[None, :]
+        inside = (steps >= data.train_end[series, None]) & (steps < data.val_end[series, None])
+        starts = data.series.starts[series]
+        future = data.z[np.minimum(starts[:, None] + steps, len(data.z) - 1)]
+        expected = (future - _base(data, series, origins, horizon)) / data.scale[series, None]
+        one_step = origins >= data.train_end[series]
+        forecast = self._unscaled(data, series[one_step], origins[one_step], predicted[one_step])[:, 0]
+        return {"val_loss": float(np.mean(((predicted - expected) ** 2)[inside])),
+                "val_rmse": rmse(data.series.values[starts[one_step] + origins[one_step]], forecast)}
 
     # ------------------------------------------------------------------------------------------- windows
     def _windows(self, data, series, origins, hp, with_targets=False):
@@ -276,6 +301,10 @@ class ForecastingTask(Task):
 
     # ---------------------------------------------------------------------------------------- evaluation
     def evaluate(self, model, data, hp, out_dir=None):
+        if self.rolling_test:
+            series, origins = self.test_origins(data)
+            forecast = self.one_step_forecasts(model, data, series, origins, hp)
+            return {**_rolling_metrics(data, series, origins, forecast, ""), **self.baseline(data, hp)}
         series = np.arange(len(data.series))
         forecast = self._unscaled(data, series, data.val_end,
                                   self._scaled_forecast(model, data, series, data.val_end, hp))
@@ -286,6 +315,11 @@ class ForecastingTask(Task):
     def baseline(self, data, hp):
         """The naive forecast (the last value, held) and the seasonal naive forecast (the value one season
         earlier), scored like the model."""
+        if self.rolling_test:
+            series, origins = self.test_origins(data)
+            values, at = data.series.values, data.series.starts[series] + origins
+            return {**_rolling_metrics(data, series, origins, values[at - 1], "naive_"),
+                    **_rolling_metrics(data, series, origins, values[at - data.season[series]], "seasonal_naive_")}
         series = np.arange(len(data.series))
         starts, origins, horizon, season = data.series.starts[:-1], data.val_end, hp["horizon"], data.season
         naive = np.repeat(_last_values(data, series, origins)[:, None], horizon, axis=1)
@@ -295,6 +329,15 @@ class ForecastingTask(Task):
         return {**_forecast_metrics(data, naive, hp, "naive_"),
                 **_forecast_metrics(data, seasonal, hp, "seasonal_naive_")}
 
+    def test_origins(self, data):
+        """``(series, origins)`` of every value of the rolling test part (``val_end`` to each series' end)."""
+        return _origins_between(data.val_end, data.series.lengths)
+
+    def one_step_forecasts(self, model, data, series, origins, hp):
+        """float64 ``[len(origins)]``: the forecast of value ``origins[i]`` of series ``series[i]`` from the true
+        values before it (one batched pass over all origins)."""
+        return self._unscaled(data, series, origins, self._scaled_forecast(model, data, series, origins, hp))[:, 0]
+
     def target(self, metrics):
         return ("mase below the seasonal naive forecast's", metrics["mase"] < metrics["seasonal_naive_mase"])
 
@@ -303,13 +346,7 @@ class ForecastingTask(Task):
         """The next ``horizon`` values of every series in ``input`` (default: the training file), as rows
         ``unique_id, ds, y_hat``; written to ``output`` as CSV when given; a plot of a few series."""
         history = self._read(hp, input or hp["data"])
-        lengths = history.lengths
-        fitted = self.recorded_preprocessing(out_dir)
-        seasons = _seasons(history, per_series=fitted.get("seasons_per_series", True))
-        data = _prepared(history, lengths, lengths, np.empty((len(history), 0)), seasons,
-                         fitted.get("preprocessing", {}))
-        series = np.arange(len(history))
-        forecast = self._unscaled(data, series, lengths, self._scaled_forecast(model, data, series, lengths, hp))
+        forecast = self.forecast(model, hp, history, self.recorded_preprocessing(out_dir))
         future = history.future_timestamps(hp["horizon"])
         rows = {"unique_id": np.repeat(history.ids, hp["horizon"]), "ds": future.reshape(-1).astype(str),
                 "y_hat": forecast.reshape(-1)}
@@ -317,6 +354,16 @@ class ForecastingTask(Task):
         drawn = _plot_forecasts(plot, history, future, forecast)
         return self.prediction(rows, output, plot=None if drawn is None else str(drawn))
 
+    def forecast(self, model, hp, history, fitted):
+        """float64 ``[S, horizon]``: the next ``horizon`` values after each series of ``history`` (a
+        ``readers.SeriesSet``), with the preprocessing ``fitted`` as config.json records it (``data.fitted``),
+        each series scaled by its own history: what ``predict`` writes, without reading or writing a file."""
+        lengths = history.lengths
+        seasons = _seasons(history, per_series=fitted.get("seasons_per_series", True))
+        data = _prepared(history, lengths, lengths, np.empty((len(history), 0)), seasons,
+                         fitted.get("preprocessing", {}))
+        series = np.arange(len(history))
+        return self._unscaled(data, series, lengths, self._scaled_forecast(model, data, series, lengths, hp))
 
 
 
@@ -533,6 +580,31 @@ def _prepared(series, train_end, val_end, test_values, seasons, recorded=None):
     first = _first_input(lag)
     mean, scale = _scaling(preprocessed, starts + first, train_end - first)
     return ForecastData(series, train_end, val_end, mean, scale, test_values, seasons, transform, lag, z)
+
+
+def _origins_between(first, end):
+    """``(series, origins)``: every origin ``first[k] <= o < end[k]`` of every series ``k``, in order."""
+    counts = np.maximum(np.asarray(end) - np.asarray(first), 0)
+    series = np.repeat(np.arange(len(counts)), counts)
+    return series, np.repeat(first, counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def _rolling_metrics(data, series, origins, forecast, prefix):
+    """The metrics of one-step forecasts of the values at ``origins``: ``rmse`` and ``mae`` over all of them,
+    ``mase`` (each series' MAE over the in-sample MAE of its seasonal naive forecast on the values before its
+    test part, as M4) and ``smape`` as means over the series."""
+    from lstmzoo.metrics import mae, mase, rmse, smape
+    actual = data.series.values[data.series.starts[series] + origins]
+    members = [np.flatnonzero(series == k) for k in np.unique(series)]
+    scaled = []
+    for part in members:
+        k = series[part[0]]
+        history = data.series.values[data.series.starts[k]:data.series.starts[k] + data.val_end[k]]
+        season = int(data.season[k]) if len(history) > data.season[k] else 1
+        scaled.append(mase(actual[part], forecast[part], history, season))
+    return {f"{prefix}mase": float(np.mean(scaled)),
+            f"{prefix}smape": float(np.mean([smape(actual[part], forecast[part]) for part in members])),
+            f"{prefix}rmse": rmse(actual, forecast), f"{prefix}mae": mae(actual, forecast)}
 
 
 def _series_mase(data, k, origin, actual, forecast, hp):
