@@ -42,9 +42,10 @@ def assert_close(actual, expected, dtype, name):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("with_lengths", [False, True])
 # Two threads (pinned where the kernels' plan reads the count, as on any machine): 1 row, OpenBLAS's GEMV; 3, the
-# small-batch kernel; 12 and 80, two blocks of rows, one thread each, through the small-batch kernel (6 rows each)
-# and OpenBLAS's GEMM (40 rows each).
-@pytest.mark.parametrize("B, steps", [(1, ["gemv"]), (3, ["rows"]), (12, ["rows", "rows"]), (80, ["gemm", "gemm"])])
+# packed micro-kernel on one thread; 12 and 80, two blocks of rows, one thread each, through the micro-kernel (6 and
+# 40 rows each: full and partial register tiles).
+@pytest.mark.parametrize("B, steps", [(1, ["gemv"]), (3, ["packed"]), (12, ["packed", "packed"]),
+                                      (80, ["packed", "packed"])])
 def test_cpu_matches_reference(dtype, with_lengths, B, steps, monkeypatch):
     import numba
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
