@@ -33,12 +33,17 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 
-def plot_path(recipe):
-    return HERE / f"distributed-{recipe}-loss-curves.png"
+def _name(recipe, settings=()):
+    """``recipe`` and its ``--set`` values (``pendigits-hidden_size=256``): runs of other settings keep their files."""
+    return "-".join([recipe, *settings])
 
 
-def record_path(recipe):
-    return HERE / f"distributed-{recipe}.json"
+def plot_path(recipe, settings=()):
+    return HERE / f"distributed-{_name(recipe, settings)}-loss-curves.png"
+
+
+def record_path(recipe, settings=()):
+    return HERE / f"distributed-{_name(recipe, settings)}.json"
 
 SIZES = [2**k for k in range(8, 25, 2)]        # float32 elements: 1 KB ... 64 MB
 NETWORKS = {"10 Gbit/s": 10e9 / 8, "25 Gbit/s": 25e9 / 8, "100 Gbit/s": 100e9 / 8}
@@ -157,7 +162,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="lstmzoo-distributed-"))
     load_before = load_average()
     if options.reuse_runs:
-        old = json.loads(record_path(options.recipe).read_text())
+        old = json.loads(record_path(options.recipe, options.settings).read_text())
         runs, difference, largest = old["runs"], old["weights_max_difference"], old["weights_max_abs"]
         load_before = old["load_before"]
     else:
@@ -168,7 +173,7 @@ def main():
                 print(f"pair {pair}, {ranks} rank(s): {runs[-1]['wall']:.1f} s wall, {runs[-1]['epochs']:.1f} s in "
                       f"epochs, load {runs[-1]['load']:.1f}", file=sys.stderr)
         difference, largest = weights_difference(work / "run-0-1", work / "run-0-2")
-        draw(runs[:2], plot_path(options.recipe))
+        draw(runs[:2], plot_path(options.recipe, options.settings))
 
     times_path = work / "allreduce.json"
     subprocess.run([shutil.which("mpiexec"), "-n", "2", sys.executable, __file__, "--allreduce-worker",
@@ -186,7 +191,7 @@ def main():
               "parameters": elements, "steps_per_epoch": steps, "items_per_epoch": items,
               "epoch_cpu_seconds": parts, "serial": serial, "parallel": parallel,
               "latency_assumed": LATENCY}
-    record_path(options.recipe).write_text(json.dumps(record, indent=1))
+    record_path(options.recipe, options.settings).write_text(json.dumps(record, indent=1))
     shutil.rmtree(work)
     report(record)
 
