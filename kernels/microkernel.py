@@ -103,20 +103,22 @@ def pack_into(b, packed):
     """
     P, K, PW = packed.shape
     N = b.shape[1]
-    zero = packed.dtype.type(0)
     for p in range(P):
+        n0 = p * PW
+        columns = min(PW, N - n0)
         if b.strides[0] < b.strides[1]:
             for k0 in range(0, K, 16):  # 16 k at a time: the panel rows written stay in L1
                 k1 = min(k0 + 16, K)
-                for j in range(PW):
-                    n = p * PW + j
+                for j in range(columns):
                     for k in range(k0, k1):
-                        packed[p, k, j] = b[k, n] if n < N else zero
+                        packed[p, k, j] = b[k, n0 + j]
         else:
             for k in range(K):
-                for j in range(PW):
-                    n = p * PW + j
-                    packed[p, k, j] = b[k, n] if n < N else zero
+                for j in range(columns):
+                    packed[p, k, j] = b[k, n0 + j]
+        for k in range(K):  # the last panel's padding
+            for j in range(columns, PW):
+                packed[p, k, j] = 0
 
 
 # ------------------------------------------------------------------------------------------- the IR
