@@ -103,14 +103,18 @@ def test_mismatched_shapes_are_refused():
         microkernel.pack(np.ones((4, 5), np.float32), bits=128)
 
 
+def fresh_matmul_packed():
+    """An uncached compilation of matmul_packed (Numba shows no machine code for a function from its cache)."""
+    source = microkernel.matmul_packed.py_func
+    return njit(**dict(microkernel._JIT, cache=False))(types.FunctionType(source.__code__, source.__globals__, "fresh"))
+
+
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="reads x86-64 machine code")
 def test_the_tile_is_vector_code():
     """The compiled tile holds its sums in vector registers and multiplies with packed FMAs: at the CPU's width,
     the k loop of the widest tile is at least mr * nr fused multiply-adds on zmm (AVX-512) or ymm (AVX2)
     registers. Read from a fresh, uncached compilation (Numba shows no machine code for a cached one)."""
-    source = microkernel.matmul_packed.py_func
-    fresh = njit(**dict(microkernel._JIT, cache=False))(
-        types.FunctionType(source.__code__, source.__globals__, "fresh"))
+    fresh = fresh_matmul_packed()
     a, w = np.ones((8, 32), np.float32), np.ones((32, 96), np.float32)
     fresh(a, microkernel.pack(w), np.empty((8, 96), np.float32))
     asm = "".join(fresh.inspect_asm().values())
@@ -120,3 +124,20 @@ def test_the_tile_is_vector_code():
     register = "zmm" if microkernel.VECTOR_BITS == 512 else "ymm"
     fmas = [line for line in body.splitlines() if "vfmadd" in line and f"%{register}" in line]
     assert len(fmas) >= mr * nr, body[:3000]
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="compiles for x86-64 CPUs")
+def test_the_avx2_tile_fits_sixteen_registers():
+    """On any machine: the 256-bit tile's IR compiled for an AVX2 CPU without AVX-512 (16 ymm registers, not 32)
+    keeps its 12 sums in registers: every FMA on ymm registers and nothing spilled to the stack."""
+    import llvmlite.binding as llvm
+    fresh = fresh_matmul_packed()
+    fresh(np.ones((8, 32), np.float32), microkernel.pack(np.ones((32, 96), np.float32), 256),
+          np.empty((8, 96), np.float32))
+    module = llvm.parse_assembly("".join(fresh.inspect_llvm().values()))
+    machine = llvm.Target.from_triple(llvm.get_process_triple()).create_target_machine(cpu="haswell", opt=3)
+    mr, nr = microkernel._TILES[256]
+    body = machine.emit_assembly(module).split(f"lstmzoo_tile_float_{mr}x{nr}x8:")[1].split(".Lfunc_end")[0]
+    lines = body.splitlines()
+    assert sum("vfmadd" in line and "%ymm" in line for line in lines) >= mr * nr
+    assert not any("zmm" in line or "rsp" in line for line in lines), body[:3000]
