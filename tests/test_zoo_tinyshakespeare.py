@@ -1,7 +1,9 @@
 """tinyshakespeare: the 90/10 split of the real text (through the mirror), the streamed validation loss, the
-training windows, and train -> evaluate -> generate -> predict through the CLI on a tiny run."""
+training windows, train -> evaluate -> generate -> predict through the CLI on a tiny run, the vocabulary carried by
+the data and the hyperparameters (none kept on the recipe), and runs trained before that (vocab.json)."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -22,9 +24,9 @@ SETTINGS = [arg for name, value in SHORT.items() for arg in ("--set", f"{name}={
 
 def tiny_recipe(text="First Citizen:\nBefore we proceed any further, hear me speak.\n"):
     recipe = TinyShakespeare()
-    recipe._vocab = "".join(sorted(set(text)))
-    hp = recipe.resolve({**TINY, "seed": 0})
-    return recipe, hp, recipe.build_model(hp), encode(text, recipe._vocab)
+    vocabulary = "".join(sorted(set(text)))
+    hp = recipe.resolve({**TINY, "seed": 0, "vocabulary": vocabulary})
+    return recipe, hp, recipe.build_model(hp), encode(text, vocabulary)
 
 
 # ------------------------------------------------------------------------------------------- the data
@@ -37,9 +39,10 @@ def test_split_is_nanogpts_90_10(mirror):
     assert (len(train), len(val)) == (1003854, 111540)
     assert train + val == text and val.startswith(text[1003854:1003900])
     data = recipe.load_data(recipe.resolve())
-    assert len(recipe._vocab) == 65 and recipe._vocab == "".join(sorted(set(text)))
+    vocabulary = data["vocabulary"]
+    assert len(vocabulary) == 65 and vocabulary == "".join(sorted(set(text)))
     assert (len(data["train"]), len(data["val"])) == (1003854, 111540)
-    assert "".join(recipe._vocab[i] for i in data["val"][:40]) == val[:40]
+    assert "".join(vocabulary[i] for i in data["val"][:40]) == val[:40]
 
 
 def test_encode_names_unknown_characters():
@@ -118,7 +121,9 @@ def test_train_and_evaluate(trained):
     from lstmzoo.zoo.tinyshakespeare import CharNgram
     rows = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2, 3] and rows[-1]["train_loss"] < np.log(65)
-    assert len(json.loads((trained / "vocab.json").read_text())) == 65
+    # The vocabulary is a hyperparameter of the run (config.json), not a file beside it.
+    vocabulary = json.loads((trained / "config.json").read_text())["hyperparameters"]["vocabulary"]
+    assert len(vocabulary) == 65 and not (trained / "vocab.json").exists()
     evaluated = run("evaluate", "tinyshakespeare", "--checkpoint", trained, "--json")
     assert "scoring 50,000 characters of validation text..." in evaluated.stderr.splitlines()
     metrics = json.loads(evaluated.stdout)
@@ -154,12 +159,12 @@ def test_top_k_one_is_greedy(trained):
                          12, "--top-k", 1, "--seed", 6).stdout
     # The argmax chain recomputed from scratch for each prefix (no carried state).
     recipe = TinyShakespeare()
-    model, _ = recipe.restore(trained)
+    model, hp = recipe.restore(trained)
     text = "KING"
     for _ in range(12):
         model.reset_state()
-        logits, _ = model(encode(text, recipe._vocab)[:, None])
-        text += recipe._vocab[int(np.argmax(logits[-1, 0]))]
+        logits, _ = model(encode(text, hp["vocabulary"])[:, None])
+        text += hp["vocabulary"][int(np.argmax(logits[-1, 0]))]
     assert greedy == text + "\n"
 
 
@@ -181,6 +186,72 @@ def test_predict_reports_bits_per_char_and_next_characters(trained):
 def test_generate_errors_exit_2(trained, options, message):
     result = run("generate", "tinyshakespeare", "--checkpoint", trained, *options, code=2)
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def _as_older_run(run_dir, older):
+    """A copy of the run in ``run_dir`` laid out as lstmzoo wrote runs before the vocabulary travelled in the data:
+    no ``vocabulary`` among config.json's hyperparameters, the characters in vocab.json beside it."""
+    from lstmzoo.checkpoint import CONFIG, read_config, write_checked_json, write_json
+    shutil.copytree(run_dir, older)
+    config = read_config(older)
+    vocabulary = config["hyperparameters"].pop("vocabulary")
+    write_checked_json(older / CONFIG, config)
+    write_json(older / "vocab.json", vocabulary)
+    return older
+
+
+@needs_shared
+def test_a_run_trained_before_the_vocabulary_was_a_hyperparameter_is_still_read(trained, tmp_path):
+    older = _as_older_run(trained, tmp_path / "older")
+    for command in (["evaluate", "--json"], ["predict", "--input", "To be, or not", "--json"],
+                    ["generate", "--prompt", "ROMEO:", "--length", 30, "--seed", 3]):
+        assert (run(command[0], "tinyshakespeare", "--checkpoint", older, *command[1:]).stdout
+                == run(command[0], "tinyshakespeare", "--checkpoint", trained, *command[1:]).stdout)
+    _, hp = TinyShakespeare().restore(older)
+    assert hp["vocabulary"] == json.loads((older / "vocab.json").read_text())
+    (older / "vocab.json").unlink()
+    refused = run("generate", "tinyshakespeare", "--checkpoint", older, code=2)
+    assert "vocab.json" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+
+@needs_shared
+def test_resuming_a_run_ends_with_the_weights_of_the_uninterrupted_one(trained, tmp_path):
+    """--resume, of a run of this version and of one trained before (vocab.json): three epochs in two goes (the
+    first stopped after its first epoch by --time-limit) give the weights of the three-epoch run (``trained``), bit
+    for bit."""
+    from lstmzoo.checkpoint import load_weights
+    first = tmp_path / "first"
+    run("train", "tinyshakespeare", "--out", first, "--seed", 0, "--epochs", 3, "--time-limit", "1s", *SETTINGS)
+    assert len((first / "metrics.jsonl").read_text().splitlines()) == 1
+    older = _as_older_run(first, tmp_path / "older")
+    for folder in (first, older):
+        run("train", "tinyshakespeare", "--out", folder, "--epochs", 3, "--resume")
+        resumed, whole = load_weights(folder / "weights-last.safetensors"), load_weights(
+            trained / "weights-last.safetensors")
+        assert resumed.keys() == whole.keys()
+        for name in whole:
+            assert np.array_equal(resumed[name], whole[name]), (folder.name, name)
+
+
+@needs_shared
+def test_the_recipe_keeps_no_vocabulary_between_runs(trained, tmp_path):
+    """The vocabulary travels in the data and the hyperparameters: one recipe instance restoring a run of another
+    vocabulary, then loading data, training and building models, keeps nothing of the first (the instance holds
+    no state at all), and build_model needs no load_data first."""
+    recipe = TinyShakespeare()
+    from lstmzoo.checkpoint import write_json
+    other = _as_older_run(trained, tmp_path / "other")        # a run of the same characters in another order
+    write_json(other / "vocab.json", "".join(sorted(json.loads((other / "vocab.json").read_text()), reverse=True)))
+    _, hp = recipe.restore(other)
+    assert hp["vocabulary"][0] == "z"
+    data = recipe.load_data(recipe.resolve({"limit": 2000}))
+    assert data["vocabulary"][0] == "\n" and "".join(data["vocabulary"][i] for i in data["val"][:20]) == (
+        split_text(recipe.load_text())[1][:20])
+    trained_here = recipe.train(recipe.resolve({**TINY, "epochs": 1}), tmp_path / "run", progress=False)
+    assert trained_here.hp["vocabulary"] == data["vocabulary"]
+    assert vars(recipe) == {}
+    fresh = TinyShakespeare().build_model(TinyShakespeare.resolve({**TINY, "vocabulary": "abc"}))
+    assert fresh.embedding.num_embeddings == 3
 
 
 def test_generate_refuses_other_recipes_and_missing_runs(tmp_path):
