@@ -1,7 +1,9 @@
-"""multi30k-en-de: tokenising, the splits on the real files (through the mirror), the vocabularies, BLEU, and
-train -> evaluate -> predict through the CLI on a short run of a subset."""
+"""multi30k-en-de: tokenising, the splits on the real files (through the mirror), the vocabularies (carried by
+the data and the run's config.json, none kept on the recipe; runs trained before kept them in vocab.json), BLEU,
+and train -> evaluate -> predict through the CLI on a short run of a subset."""
 
 import json
+import shutil
 import sys
 
 import numpy as np
@@ -74,7 +76,7 @@ def test_splits_have_the_published_sizes_and_the_vocabularies(mirror):
     hp = recipe.resolve({"limit": 2000})
     data = recipe.load_data(hp)
     assert (len(data.train), len(data.val), len(data.test)) == (2000, 1014, 1000)
-    vocab = recipe._vocab
+    vocab = data.fitted["vocabulary"]
     assert vocab["src"][:4] == vocab["tgt"][:4] == list(SPECIALS) and not vocab["lowercase"]
     assert "Mann" in vocab["tgt"] and "man" in vocab["src"]
     assert data.test.tgt_text[0] == recipe.read_split("test_2016_flickr")[1][0]
@@ -87,10 +89,11 @@ def test_splits_have_the_published_sizes_and_the_vocabularies(mirror):
 def test_train_evaluate_predict(mirror, tmp_path):
     out = tmp_path / "run"
     run("train", "multi30k-en-de", "--seed", 0, "--epochs", 3, "--out", out, *SHORT)
-    saved = json.loads((out / "vocab.json").read_text())
+    saved = json.loads((out / "config.json").read_text())["fitted"]["vocabulary"]
     recipe = Multi30kEnDe()
-    recipe.restore(out)
-    assert recipe._vocab == saved and len(saved["src"]) > 10
+    _, hp = recipe.restore(out)
+    assert (hp["src_vocab_size"], hp["tgt_vocab_size"]) == (len(saved["src"]), len(saved["tgt"]))
+    assert recipe.recorded_vocabulary(out) == saved and len(saved["src"]) > 10 and not (out / "vocab.json").exists()
     assert (out / "test_2016_flickr.hyp.de").read_text(encoding="utf-8").count("\n") == 100
 
     evaluated = run("evaluate", "multi30k-en-de", "--checkpoint", out, "--json")
@@ -124,8 +127,51 @@ def test_train_evaluate_predict(mirror, tmp_path):
     binary.write_bytes(b"\xff\xfe\x00bad")
     assert "cannot be read as UTF-8" in run("predict", "multi30k-en-de", "--checkpoint", out, "--input", binary,
                                             code=2).output
-    (out / "vocab.json").unlink()
-    assert "vocab.json" in run("evaluate", "multi30k-en-de", "--checkpoint", out, code=2).output
+
+    # A run trained before the vocabulary travelled in the data (vocab.json, no sizes in config.json) is read.
+    older = _as_older_run(out, tmp_path / "older")
+    assert json.loads(run("evaluate", "multi30k-en-de", "--checkpoint", older, "--json").stdout) == metrics
+    assert run("predict", "multi30k-en-de", "--checkpoint", older, "--input", lines).output == printed
+    (older / "vocab.json").unlink()
+    assert "vocab.json" in run("evaluate", "multi30k-en-de", "--checkpoint", older, code=2).output
+
+
+def _as_older_run(run_dir, older):
+    """A copy of the run in ``run_dir`` laid out as lstmzoo wrote runs before the vocabulary travelled in the data:
+    config.json without ``fitted`` and the vocabulary sizes, the vocabulary in vocab.json beside it."""
+    from lstmzoo.checkpoint import CONFIG, read_config, write_checked_json, write_json
+    shutil.copytree(run_dir, older)
+    config = read_config(older)
+    vocabulary = config.pop("fitted")["vocabulary"]
+    for name in ("src_vocab_size", "tgt_vocab_size"):
+        del config["hyperparameters"][name]
+    write_checked_json(older / CONFIG, config)
+    write_json(older / "vocab.json", vocabulary)
+    return older
+
+
+TINY = {"limit": 300, "eval_limit": 20, "embedding_dim": 8, "encoder_hidden": 8, "decoder_hidden": 8,
+        "beam_width": 1, "epochs": 1}
+
+
+def test_the_recipe_keeps_no_vocabulary_between_runs(mirror, tmp_path):
+    """One recipe instance, two runs of different vocabularies (300 and 600 training pairs): restoring the first
+    leaves nothing behind that the second's data, training or model would pick up (the instance holds no state),
+    and build_model needs no load_data first."""
+    recipe = Multi30kEnDe()
+    small, large = recipe.resolve(TINY), recipe.resolve({**TINY, "limit": 600})
+    recipe.train(small, tmp_path / "small", progress=False)
+    _, restored = recipe.restore(tmp_path / "small")
+    data, fresh = recipe.load_data(large), Multi30kEnDe().load_data(large)
+    assert data.fitted == fresh.fitted and len(fresh.fitted["vocabulary"]["src"]) > restored["src_vocab_size"]
+    assert all(np.array_equal(a, b) for a, b in zip(data.train.src, fresh.train.src, strict=True))
+    trained = recipe.train(large, tmp_path / "large", progress=False)
+    assert trained.hp["src_vocab_size"] == len(fresh.fitted["vocabulary"]["src"])
+    model, _ = recipe.restore(tmp_path / "large")
+    assert model.src_embedding.num_embeddings == len(fresh.fitted["vocabulary"]["src"])
+    assert vars(recipe) == {}
+    sized = Multi30kEnDe().build_model(recipe.resolve({**TINY, "src_vocab_size": 10, "tgt_vocab_size": 12}))
+    assert (sized.src_embedding.num_embeddings, sized.tgt_embedding.num_embeddings) == (10, 12)
 
 
 class _Echo:
@@ -146,10 +192,9 @@ class _Echo:
 @pytest.mark.parametrize("replace, expected", [(True, "Anna ist 42"), (False, "<unk> ist <unk>")])
 def test_unknown_words_become_the_source_words_they_attend_to(replace, expected):
     recipe = Multi30kEnDe()
-    recipe._vocab = {"tokenizer": TOKENIZER, "lowercase": False, "src": [*SPECIALS, "is"],
-                     "tgt": [*SPECIALS, "ist"]}
+    vocabulary = {"tokenizer": TOKENIZER, "lowercase": False, "src": [*SPECIALS, "is"], "tgt": [*SPECIALS, "ist"]}
     hp = {**recipe.resolve(), "replace_unk": replace}
-    assert recipe.translate(_Echo([0, 1, 2]), ["Anna is 42"], hp, beam_width=1) == [expected]
+    assert recipe.translate(_Echo([0, 1, 2]), vocabulary, ["Anna is 42"], hp, beam_width=1) == [expected]
 
 
 # -------------------------------------------------------------------------------------- the baseline

@@ -128,11 +128,11 @@ class Pairs:
 @dataclass
 class TranslationData:
     """The three splits, and ``fitted["vocabulary"]``: ``{"tokenizer", "lowercase", "src", "tgt"}``, the word lists
-    (index = position) the pairs are encoded with."""
+    (index = position) the pairs are encoded with (``load_data`` sets it)."""
     train: Pairs
     val: Pairs
     test: Pairs
-    fitted: dict
+    fitted: dict | None = None
 
 
 def _batch(src_seqs, tgt_seqs):
