@@ -18,18 +18,19 @@ class MonthlySunspots(ForecastingRecipe):
     transform = "sqrt"          # steadies the noise, which grows with the count, and compresses the peaks
     lag = 1                     # the test part holds the highest cycle on record (1957): correct persistence
     target_ratio = 0.9
-    preprocessing = ("square root of the counts, standardised with the training part's mean and std; inputs are "
-                     "the previous `window` months, read a year (`step` months) per LSTM step; the model predicts the change from the last month; test = "
-                     "the last 33 % (931 months, 1906-06 ... 1983-12), validation = the `val_size` months "
-                     "before; the seasonal naive baseline uses the 11-year solar cycle (132 months: the cycle "
-                     "runs 9-14 years, so no lag fits it well), and the 12-month lag is reported too "
-                     "(seasonal_naive_12_rmse); forecasts are squared back with Duan's smearing over the training residuals "
-                     "(the mean, not the median, of the count)")
-    # A year per LSTM step, dropout before the output layer and a short cosine schedule give a steady model
-    # (test rmse 16.28-16.42 over seeds 0-19); read month by month (step=1, 20 epochs, no dropout) the seeds
-    # spread over about 16.5-16.8 even with smearing.
+    preprocessing = ("the forecasting task's (lstmzoo info forecasting) with its choice for this series fixed: square "
+                     "root of the counts; the model corrects the last month's value, scaled by the training part; "
+                     "inputs are the previous `window` months, two channels each (the scaled root and its change "
+                     "from the month before); test = the last 33 % (931 months, 1906-06 ... 1983-12), each forecast "
+                     "from the true months before it, validation = the `val_size` months before; the seasonal naive "
+                     "baseline uses the 11-year solar cycle (132 months: the cycle runs 9-14 years, so no lag fits "
+                     "it well), and the 12-month lag is reported too (seasonal_naive_12_rmse); forecasts are squared "
+                     "back with Duan's smearing over the training residuals (the mean, not the median, of the count)")
+    # Chosen by the validation rmse averaged over seeds 0-2 (240 months before the test part): LSTM(32) 11.514; the
+    # task's LSTM(64) 11.573, with dropout 0.4 11.550, LSTM(32) with dropout 0.4 11.564; windows of 24 or 48
+    # months, a horizon of 3 or 12, lr 0.003 and a cosine schedule scored worse with seed 0.
     hyperparameters = forecasting_hyperparameters(
-        window=36, hidden_size=64, dropout=0.1, epochs=100, lr=0.001, batch_size=64, val_size=240, patience=30)
+        window=36, hidden_size=32, dropout=0.1, epochs=100, lr=0.001, batch_size=64, val_size=240, patience=30)
     anchor = Anchor(metric="rmse", value=18.40,
                     source="the better naive forecast on the last 33 %: persistence (18.40; seasonal naive "
                            "36.52 at 12 months, 38.75 at 132); target: rmse <= 0.9 x that")

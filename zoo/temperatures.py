@@ -17,10 +17,14 @@ class DailyMinTemperatures(ForecastingRecipe):
     transform = "none"
     lag = 1                     # the base: the previous day
     target_ratio = 0.9
-    preprocessing = ("degrees Celsius standardised with the training part's mean and std; inputs are the previous "
-                     "`window` days; test = the last 365 days (1990), validation = the `val_size` days before; "
-                     "the seasonal naive baseline is the same date a year earlier (365 rows: the file has no "
-                     "29 Februaries)")
+    preprocessing = ("the forecasting task's (lstmzoo info forecasting) with its choice for this series fixed: the "
+                     "model corrects the previous day's temperature, in degrees Celsius scaled by the training "
+                     "part; inputs are the previous `window` days, two channels each (the scaled temperature and "
+                     "its change from the day before); test = the last 365 days (1990), each forecast from the true "
+                     "days before it, validation = the `val_size` days before; the seasonal naive baseline is the "
+                     "same date a year earlier (365 rows: the file has no 29 Februaries)")
+    # The task's model defaults; a window of 30 days and a horizon of 1 scored a lower validation rmse (2.104, seed
+    # 0) than the task's own choice for daily data, 14 days and 7 ahead (2.135).
     hyperparameters = forecasting_hyperparameters(
         window=30, hidden_size=64, dropout=0.1, epochs=100, lr=0.001, batch_size=64, val_size=365, patience=30)
     anchor = Anchor(metric="rmse", value=2.58,

@@ -3,8 +3,9 @@
 Recipes, plugins and the CLI's tasks build on what is exported here, never on ``lstmzoo.zoo``.
 ``readers`` turns a user's files into arrays (see its docstring for the formats understood);
 ``SequenceClassificationRecipe`` is the base of a recipe (a plugin's, the zoo's) that classifies sequences of its
-own dataset; ``padded_batch`` and ``batches_by_length`` are how every task and recipe batches variable-length
-sequences, scoring ``EVAL_BATCH`` of them at a time. The models (``SequenceModel``, ``TextClassifier``,
+own dataset, ``ForecastingRecipe`` (with ``forecasting_hyperparameters``) of a recipe that forecasts a series of
+its own on the ``ForecastingTask``; ``padded_batch`` and ``batches_by_length`` are how every task and recipe
+batches variable-length sequences, scoring ``EVAL_BATCH`` of them at a time. The models (``SequenceModel``, ``TextClassifier``,
 ``FrameModel``) import the layers, so they are loaded on first use: ``from lstmzoo.tasks import SequenceModel``
 inside a recipe's ``build_model`` keeps listing recipes light.
 """

@@ -32,6 +32,10 @@ Metrics on the test part, on the original scale: ``mase`` (each series' MAE over
 seasonal naive forecast, then the mean over series, as in M4), ``smape`` (M4's, in percent, mean over series),
 ``rmse`` and ``mae`` over all forecast values; and the same four for the naive forecast (the last value, held)
 and the seasonal naive forecast (the value one season earlier), as ``naive_mase``, ``seasonal_naive_rmse``, ...
+With ``rolling_test`` (what ``ForecastingRecipe``, the base of the zoo's series recipes, sets) the same metrics
+score a one-step-ahead forecast of every value from ``val_end`` to each series' end, each from the true values
+before it, all origins in one batched pass. ``forecast`` gives ``predict``'s numbers as arrays (the estimator's
+``LSTMForecaster.predict``).
 """
 
 import dataclasses
