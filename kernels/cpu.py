@@ -464,10 +464,11 @@ def plan(B, threads=None):
     rows: one hand-off per call, none per step, and a thread slowed down on a shared machine only delays the end.
 
     Per-step GEMM, by the rows of a block: from 2 rows the outer-product micro-kernel (kernels/microkernel.py)
-    against W_hh^T packed once per call. OpenBLAS packs the whole weight matrix for every call (20-110 GFLOP/s on
-    8..128 rows, one core, Emerald Rapids); the micro-kernel reached 34-163, 1.0-2.5x the previous 8-row
-    dot-product kernel (``_rows_matmul_t``) and 0.9-2.8x OpenBLAS's GEMM (benchmarks/step_microkernel.py, H =
-    128..1024). One row goes to OpenBLAS's GEMV. The hidden size does not enter.
+    against W_hh^T packed once per call. OpenBLAS packs the whole weight matrix for every call: 3-97 GFLOP/s on
+    2..128 rows on one core (Emerald Rapids, H = 128..1024), the micro-kernel 19-131, 1.25-2.6x the previous
+    8-row dot-product kernel (``_rows_matmul_t``) but at 4 rows and H = 1024 (0.98x), and at least OpenBLAS's speed
+    from 4 rows (benchmarks/step_microkernel.py); whole LSTM calls at B = 256 ran at 0.93-0.99x the time of
+    OpenBLAS's per-step GEMM. One row goes to OpenBLAS's GEMV. The hidden size does not enter.
     """
     if threads is None:
         threads = numba.get_num_threads()

@@ -41,9 +41,10 @@ from which only the real columns are copied.
 
 float32 and float64 both run these tiles (float64 with half the lanes). ``out`` must not overlap ``a`` or ``packed``.
 
-Measured (benchmarks/step_microkernel.py, one thread, float32, Emerald Rapids, a loaded machine): 73-145 GFLOP/s at
-H = 128..512 and 2..128 rows, 1.2-3.2x the previous dot-product kernel and 1.0-3x OpenBLAS's GEMM; at H = 1024,
-whose 16 MB of weights stream from L3 every step, 22-112. Tried and not kept: other AVX-512 tiles (12x2, 6x4,
+Measured (benchmarks/step_microkernel.py, one thread, float32, Emerald Rapids, load 4.6-5.9 from other jobs): 19-131
+GFLOP/s over 2..128 rows and H = 128..1024 (N = 4H), 1.25-2.6x the previous dot-product kernel everywhere but 4
+rows at H = 1024 (0.98), and 0.9-3.1x the best of OpenBLAS, NumPy and torch.mm (below 1 at 128 rows, at 32-64 rows
+with H = 1024 and at 2 rows with H = 128). At H = 1024 the 16 MB of weights stream from L3 every step. Tried and not kept: other AVX-512 tiles (12x2, 6x4,
 14x2, 4x4: within +-10 %), a software prefetch of the panel and blocking k so that a panel's block stays in L1
 (both no faster). The 256-bit tile is checked to fit an AVX2 CPU's 16 registers (tests/test_microkernel.py), not
 timed on one.
