@@ -57,7 +57,7 @@ def test_list_and_info():
     listed = json.loads(run("list", "--json").output)
     assert {"name": "airline-passengers", "application": "time-series"}.items() <= listed[0].items()
     text = run("info", "airline-passengers").output
-    assert "preprocessing:" in text and "12-month difference" in text and "hidden_size" in text
+    assert "preprocessing:" in text and "12-month change" in text and "hidden_size" in text
     described = json.loads(run("info", "airline-passengers", "--json").output)
     assert described["hyperparameters"]["epochs"]["type"] == "int"
     assert described["anchor"]["metric"] == "rmse"

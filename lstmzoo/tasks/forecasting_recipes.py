@@ -30,7 +30,6 @@ from lstmzoo.errors import UserError
 from lstmzoo.recipe import Hyperparameter, Recipe
 
 from .forecasting import (
-    INPUT_CHANNELS,
     ForecastData,
     ForecastingTask,
     _base,
@@ -45,12 +44,10 @@ from .readers import Frequency, SeriesSet
 
 
 def forecasting_hyperparameters(*, window, hidden_size, epochs, lr, batch_size, val_size, patience, horizon=1,
-                                step=1, num_layers=1, dropout=0.0, clip_norm=1.0, windows_per_epoch=1024, smearing=True):
+                                num_layers=1, dropout=0.0, clip_norm=1.0, windows_per_epoch=1024, smearing=True):
     """The hyperparameters of a recipe of ``ForecastingRecipe``, with that recipe's defaults."""
     return {
         "window": Hyperparameter(window, "past values the LSTM reads for each forecast"),
-        "step": Hyperparameter(step, "values the LSTM reads at each of its steps: window / step steps of `step` "
-                                     "consecutive values (12 reads a monthly window a year at a time)"),
         "horizon": Hyperparameter(horizon, "steps the model learns to forecast from each origin (the test scores "
                                            "the first: more steps are a steadier target to learn)", low=1,
                                   high=10_000),
@@ -87,6 +84,10 @@ class ForecastingRecipe(ForecastingTask):
                      "are allowed); default: the recipe's own series")
     hyperparameters: ClassVar[dict] = {}
 
+    # A recipe's runs have one form (``Recipe``'s): a run from before the recipe ran on the task is refused by its
+    # weights, which do not fit the model, in one sentence too.
+    check_run_format = Recipe.check_run_format
+
     # ---------------------------------------------------------------------------------------- data
     def settle(self, hp):
         return hp
@@ -108,8 +109,6 @@ class ForecastingRecipe(ForecastingTask):
         chosen = choose_preprocessing(part, self.season) if None in (self.transform, self.lag) else (None, None)
         transform = self.transform or chosen[0]
         lag = self.lag or chosen[1]
-        if hp["window"] % hp["step"]:
-            raise UserError(f"window={hp['window']} is not a multiple of step={hp['step']}")
         if transform in ("log", "sqrt") and not (values > 0 if transform == "log" else values >= 0).all():
             raise UserError(f"recipe {self.name!r} takes the {transform} of the series, so every value must be "
                             f"{'positive' if transform == 'log' else 'non-negative'}")
@@ -120,33 +119,6 @@ class ForecastingRecipe(ForecastingTask):
         return _prepared(series, np.array([train_end]), np.array([val_end]),
                          values[None, val_end:val_end + hp["horizon"]], np.array([self.season]),
                          {self.name: {"transform": transform, "lag": int(lag)}})
-
-    # ------------------------------------------------------------------------------------ training
-    def build_model(self, hp):
-        from .models import SequenceModel
-        return SequenceModel(INPUT_CHANNELS * hp["step"], hp["hidden_size"], hp["horizon"],
-                             num_layers=hp["num_layers"], dropout=hp["dropout"], device=hp["device"])
-
-    def _windows(self, data, series, origins, hp, with_targets=False):
-        """The task's windows read ``step`` values (both channels of each) per LSTM step: ``[window / step, B,
-        2 step]``. A window is cut to its newest whole steps; one with fewer than ``step`` values (the first
-        origins of the series) starts with zeros for the values before the series."""
-        made = super()._windows(data, series, origins, hp, with_targets)
-        step = hp["step"]
-        if step == 1:
-            return made
-        from lstmzoo.array import array_module
-        inputs, lengths = made[0], made[1]
-        xp = array_module(inputs)
-        window, count, channels = inputs.shape
-        kept = np.maximum(lengths // step * step, step)
-        position = np.arange(window)[:, None] + (lengths - kept)[None, :]      # in the task's window
-        inside = (position >= 0) & (position < lengths[None, :])
-        gathered = xp.take_along_axis(inputs, xp.asarray(np.clip(position, 0, window - 1))[:, :, None], axis=0)
-        gathered = gathered * xp.asarray(inside[:, :, None].astype(inputs.dtype))
-        grouped = gathered.reshape(window // step, step, count, channels).transpose(0, 2, 1, 3)
-        return (xp.ascontiguousarray(grouped.reshape(window // step, count, step * channels)), kept // step,
-                *made[2:])
 
     # ---------------------------------------------------------------------------------- evaluation
     def one_step_forecasts(self, model, data, series, origins, hp, residuals=None):
