@@ -67,7 +67,7 @@ def _recipe_class(path):
 
 def zoo_series(row):
     """(dates, values, test_start) of a zoo time series, split as the zoo recipe splits it."""
-    from lstmzoo.zoo.timeseries import read_one_series
+    from lstmzoo.tasks import read_one_series
     _, cls, file = SERIES[row]
     labels, values = read_one_series(SHARED / file)
     size = _recipe_class(cls).test_size

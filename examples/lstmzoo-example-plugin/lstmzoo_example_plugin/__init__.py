@@ -5,14 +5,14 @@ Only metadata is defined at import (``lstmzoo list`` imports this module); NumPy
 
 import numpy as np
 from lstmzoo.recipe import Anchor
-from lstmzoo.zoo.timeseries import TimeSeriesRecipe, forecasting_hyperparameters
+from lstmzoo.tasks import ForecastingRecipe, forecasting_hyperparameters
 
 PERIOD = 20
 LENGTH = 500
 NOISE = 0.1
 
 
-class SineWave(TimeSeriesRecipe):
+class SineWave(ForecastingRecipe):
     name = "sine-wave"
     summary = f"One-step-ahead forecasts of a noisy sine wave (period {PERIOD}, generated; an example plugin)"
     datasets = ()                   # generated: nothing to download
