@@ -2,6 +2,7 @@
 naive forecasts miss; the splits, the baselines, --test-data, predict's rows and the user's mistakes."""
 
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -296,3 +297,65 @@ def test_a_run_of_an_older_task_format_is_refused_in_one_sentence(trained):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 2, (args, result.output)
         assert "trained by another version of the forecasting task" in result.output
+
+
+# ------------------------------------------------------------------------------------- weighing the series
+def _calm_and_rough(path):
+    """Two monthly series of one global model: a slow cycle whose monthly changes are small next to its spread
+    (sunspot-like), and noise whose changes are as large as its spread."""
+    rng = np.random.default_rng(0)
+    t = np.arange(240)
+    return _month_file(path, {"calm": 100 + 20 * np.sin(2 * np.pi * t / 132) + 0.5 * rng.standard_normal(240),
+                              "rough": 100 + 5 * rng.standard_normal(240)})
+
+
+class _Zero:
+    """A model that forecasts the base (zero change) and keeps the gradient it is given."""
+
+    def __call__(self, inputs, lengths=None):
+        return np.zeros((inputs.shape[1], self.horizon), dtype=np.float32)
+
+    def backward(self, gradient):
+        self.gradient = gradient
+
+
+def test_every_series_weighs_the_same_relative_to_its_base_forecast(tmp_path):
+    """Each series' squared errors weigh by 1 over the in-sample error of its base forecast, in the training loss
+    and in the validation loss: without it the rough series' errors outweighed the calm one's 14 to 1 (as airline's
+    did sunspots' in the three-series benchmark file), in the gradient and in the loss that stops training."""
+    from lstmzoo.tasks.forecasting import _training_origins
+    task = ForecastingTask()
+    hp = {**task.settle(task.resolve({"data": str(_calm_and_rough(tmp_path / "two.csv"))})), "device": "cpu"}
+    data = task.load_data(hp)
+    series, origins = _training_origins(data)
+    _, _, targets, weight = task._windows(data, series, origins, hp, with_targets=True)
+    targets, weight = np.asarray(targets, np.float64), np.asarray(weight, np.float64)
+    inside = weight > 0
+    mse = np.array([np.mean(targets[series == k][inside[series == k]] ** 2) for k in range(2)])
+    assert mse[1] > 10 * mse[0]
+    assert data.weight.mean() == pytest.approx(1.0)
+    np.testing.assert_allclose(data.weight * mse, np.full(2, data.weight[0] * mse[0]), rtol=1e-4)
+    # The training step: the zero forecast's weighted loss is the same share for both series, its gradient
+    # weighted the same way.
+    model = _Zero()
+    model.horizon = hp["horizon"]
+    losses = [task.train_step(model, task._windows(data, series[series == k], origins[series == k], hp, True), hp)[0]
+              for k in range(2)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+    # Validation: each series' share of the zero forecast's loss is its squared scaled validation error times its
+    # weight; the calm series is not drowned by the rough one.
+    val = task.validate(model, data, hp)["val_loss"]
+    share = [task.validate(model, dataclasses.replace(data, weight=np.eye(2)[k]), hp)["val_loss"] * data.weight[k]
+             for k in range(2)]
+    assert val == pytest.approx(sum(share), rel=1e-6)
+    assert min(share) > 0.2 * val
+
+
+def test_a_single_series_weighs_one(tmp_path):
+    """One series: weight 1, so a single-series run trains and stops exactly as without weights."""
+    task = ForecastingTask()
+    path = tmp_path / "one.csv"
+    path.write_text("ds,y\n" + "".join(f"{np.datetime64('2000-01') + i},{v}\n"
+                                       for i, v in enumerate(_shapes()["walk"])))
+    data = task.load_data(task.settle(task.resolve({"data": str(path)})))
+    assert data.weight.tolist() == [1.0]

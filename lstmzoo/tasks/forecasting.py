@@ -24,7 +24,9 @@ The file is a CSV in long format (``unique_id, ds, y``; many series) or one seri
   seasonal forecast, which keeps forecasts sane at levels the training part never reached), those past the
   training part left out of the loss; every epoch draws ``windows_per_epoch`` windows, each from a series drawn
   uniformly (every series weighs the same, as in the metrics) at one of its origins, so an epoch costs the
-  same on 1 series or 10,000;
+  same on 1 series or 10,000; and each series' squared errors, in the training loss and the validation loss,
+  weigh by 1 over the in-sample error of its base forecast (``_series_weights``; 1 for a single series), so
+  that a series whose changes are large next to its spread does not outweigh the others;
 - the model: LSTM -> last hidden state -> Linear to ``horizon`` values (``SequenceModel``), Adam, MSE on the
   scaled targets, early stopping on the validation loss.
 
@@ -73,6 +75,7 @@ class ForecastData:
     transform: np.ndarray       # str [S]: the series is modelled as its values, their sqrt or their log
     lag: np.ndarray             # int64 [S]: the base of its forecasts: 1 the last value, the season one earlier
     z: np.ndarray               # float64 [n]: series.values, each series transformed
+    weight: np.ndarray = None   # float64 [S]: each series' weight in the losses (``_series_weights``; mean 1)
 
     @property
     def fitted(self):
@@ -165,7 +168,9 @@ class ForecastingTask(Task):
             val_end = lengths - horizon
             test_values = _gather(series.values, series.starts[:-1] + val_end, horizon)
         train_end = val_end - horizon
-        return _prepared(series, train_end, val_end, test_values, _seasons(series))
+        data = _prepared(series, train_end, val_end, test_values, _seasons(series))
+        data.weight = _series_weights(data, horizon)
+        return data
 
     def _following_values(self, hp, series, horizon):
         """``[S, horizon]``: for each training series, its first ``horizon`` values in ``--test-data``."""
@@ -206,11 +211,12 @@ class ForecastingTask(Task):
         """MSE over the targets inside the training part (a window near its end has fewer). The items it
         returns are those targets, not the windows: data-parallel training weights each rank's gradient by them,
         so that two ranks average over the same targets as one process."""
-        inputs, lengths, targets, inside = batch
-        diff = (model(inputs, lengths=lengths) - targets) * inside
-        count = max(int(inside.sum()), 1)
-        model.backward(diff * diff.dtype.type(2.0 / count))
-        return float((diff * diff).sum()) / count, count
+        inputs, lengths, targets, weight = batch
+        # ``weight``: each target's series weight (``_series_weights``), 0 past the training part.
+        diff = (model(inputs, lengths=lengths) - targets) * (weight > 0)
+        count = max(int((weight > 0).sum()), 1)
+        model.backward(weight * diff * diff.dtype.type(2.0 / count))
+        return float((weight * diff * diff).sum()) / count, count
 
     def validate(self, model, data, hp):
         """``val_loss``: the scaled squared error of every forecast of a validation value from an origin up to
@@ -234,7 +240,11 @@ class ForecastingTask(Task):
         last = origins == data.train_end[series]
         actual = _gather(data.series.values, data.series.starts[series[last]] + origins[last], horizon)
         forecast = self._unscaled(data, series[last], origins[last], predicted[last])
-        return {"val_loss": float(np.mean(((predicted - expected) ** 2)[inside])),
+        # Each series' squared errors weigh by its weight (``_series_weights``: relative to its base forecast's
+        # in-sample error), so that no series' scale decides early stopping for all.
+        weight = np.broadcast_to(data.weight[series, None], inside.shape)
+        val = float(np.sum(((predicted - expected) ** 2 * weight)[inside]) / max(inside.sum(), 1))
+        return {"val_loss": val,
                 "val_mase": float(np.mean([_series_mase(data, k, data.train_end[k], actual[i], forecast[i], hp)
                                            for i, k in enumerate(series[last])]))}
 
@@ -284,8 +294,9 @@ class ForecastingTask(Task):
         targets = (future - _base(data, series, origins, horizon)) / scale
         # Only the values before the validation part are targets (the rest count 0 in the loss).
         inside = origins[:, None] + np.arange(horizon)[None, :] < data.train_end[series, None]
+        weight = np.where(inside, data.weight[series, None], 0.0)
         return (inputs, lengths, xp.asarray(np.where(inside, targets, 0.0).astype(np.float32)),
-                xp.asarray(inside.astype(np.float32)))
+                xp.asarray(weight.astype(np.float32)))
 
     def _scaled_forecast(self, model, data, series, origins, hp):
         """The model's scaled changes ``[len(series), horizon]`` from the given origins, in batches."""
@@ -419,6 +430,35 @@ def _training_origins(data):
         raise UserError(f"{data.series.path}: no series is long enough to learn from after holding out its "
                         f"validation and test parts; set a shorter horizon=...")
     return series, origins
+
+
+def _series_weights(data, horizon, chunk=1 << 16):
+    """float64 ``[S]``: each series' weight in the training and validation losses: 1 over the mean squared
+    scaled target of its training windows (the in-sample error of the base forecast the model corrects, as
+    MASE scales by the in-sample naive error), divided by the mean over the series (1 for a single series).
+    Without it a series whose scaled changes are large (a trending or erratic one) outweighs one whose changes
+    are small next to its spread (sunspots' months against airline's): its squared errors would dominate the
+    gradient and the validation loss that early stopping follows. A weight is at most 100 times the median
+    one (a flat training part, whose base is exact, would otherwise take all the weight)."""
+    series, origins = _training_origins(data)
+    total = np.zeros(len(data.series))
+    count = np.zeros(len(data.series))
+    for start in range(0, len(series), chunk):
+        s, o = series[start:start + chunk], origins[start:start + chunk]
+        future = _gather(data.z, data.series.starts[s] + o, horizon)
+        error = (future - _base(data, s, o, horizon)) / data.scale[s, None]
+        inside = o[:, None] + np.arange(horizon)[None, :] < data.train_end[s, None]
+        total += np.bincount(s, np.where(inside, error * error, 0.0).sum(axis=1), len(total))
+        count += np.bincount(s, inside.sum(axis=1), len(count))
+    used = count > 0
+    mse = np.full(len(total), np.nan)
+    mse[used] = total[used] / count[used]
+    typical = np.median(mse[used]) if used.any() else 1.0
+    mse = np.where(used, np.maximum(mse, 1e-2 * typical), typical)
+    if not typical > 0:     # every training part is flat: weigh them the same
+        return np.ones(len(total))
+    weight = 1.0 / mse
+    return weight / weight.mean()
 
 
 def _last_values(data, series, origins):
