@@ -74,7 +74,7 @@ def retrain_command(output):
     (["--param", "dropout=float:0:0.5:log"], "a :log range must start above 0"),
     (["--param", "hidden_size=float:2:8"], "search it with int:LOW:HIGH"),
     (["--param", "hidden_size=int:2"], "SPEC must be int:LOW:HIGH or int:LOW:HIGH:log"),
-    (["--param", "schedule=choice:constant,linear"], "'schedule' must be one of"),
+    (["--param", "device=choice:cpu,tpu"], "'device' must be one of"),
     (["--param", "batch_size=choice:4,4"], "names a choice twice"),
     (["--param", LR, "--param", "lr=float:0.002:0.003"], "--param lr is given twice"),
     (["--param", LR, "--set", "lr=0.002"], "lr is both searched (--param) and fixed"),

@@ -75,7 +75,12 @@ class ForecastData:
     transform: np.ndarray       # str [S]: the series is modelled as its values, their sqrt or their log
     lag: np.ndarray             # int64 [S]: the base of its forecasts: 1 the last value, the season one earlier
     z: np.ndarray               # float64 [n]: series.values, each series transformed
-    weight: np.ndarray = None   # float64 [S]: each series' weight in the losses (``_series_weights``; mean 1)
+    weight: np.ndarray = None   # float64 [S]: each series' weight in the losses (``_series_weights``; mean 1;
+                                # None: 1 for every series, as for one series or a recipe's own)
+
+    def __post_init__(self):
+        if self.weight is None:
+            self.weight = np.ones(len(self.train_end))
 
     @property
     def fitted(self):
