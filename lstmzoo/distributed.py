@@ -44,21 +44,9 @@ import numpy as np
 
 from . import random as lz_random
 from .errors import UserError
-
-# The variables an MPI launcher sets to the number of ranks: MPICH/Intel MPI (PMI), Open MPI, MVAPICH, Slurm's srun
-# (the step's tasks; SLURM_NTASKS alone is also set inside a batch script that was not started by srun).
-SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
+from .launcher import SIZE_VARIABLES, launched_size  # noqa: F401 (both part of this module's interface)
 
 _world = None
-
-
-def launched_size():
-    """The number of ranks the launcher started, from its environment variables; 1 without a launcher."""
-    for name in SIZE_VARIABLES:
-        value = os.environ.get(name, "")
-        if value.isdigit() and int(value) > 1:
-            return int(value)
-    return 1
 
 
 def world():
