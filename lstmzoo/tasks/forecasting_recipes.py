@@ -212,7 +212,9 @@ def _smeared(z, transform, residuals=None):
     ``residuals`` Duan's (1983) smearing estimate of the mean, E[inverse(z + e)] averaged over the residuals e."""
     if residuals is None or transform == "none":
         return _inverse(z, transform)
-    return np.array([_inverse(row + residuals, transform).mean() for row in z])
+    residuals = np.asarray(residuals)
+    chunks = np.array_split(np.asarray(z), max(1, np.size(z) * residuals.size // (1 << 20)))  # ~8 MB at a time
+    return np.concatenate([_inverse(part[:, None] + residuals, transform).mean(axis=1) for part in chunks])
 
 
 def _autoregression(data, lags, origins, smearing=False):
