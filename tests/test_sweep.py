@@ -131,7 +131,10 @@ def test_a_sweep_finishes_n_trials_and_prints_the_command_that_retrains_its_best
     assert "3 complete, 0 pruned, 0 failed trials" in output
     best = study.best_trial
     best_folder = out / f"trial-{best.number:04d}"
-    assert f"best trial {best.number}: val_loss {best.value:.6g} (epoch 2) in {best_folder}" in output
+    # The epoch the trial kept: its best val_loss (the recipe keeps its best epoch, so not always the last).
+    rows = [json.loads(line) for line in (best_folder / "metrics.jsonl").read_text().splitlines()]
+    kept = min(rows, key=lambda row: row["val_loss"])["epoch"]
+    assert f"best trial {best.number}: val_loss {best.value:.6g} (epoch {kept}) in {best_folder}" in output
     assert (out / "optimisation-history.png").is_file() and (out / "parameter-importance.png").is_file()
 
     # Each trial is a run folder whose best epoch is the trial's value; the printed command trains the best again,
