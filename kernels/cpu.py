@@ -80,7 +80,7 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 from .arguments import check_backward, check_forward, require_cache
-from .microkernel import matmul_packed, pack
+from .microkernel import gemm_packed, matmul_packed, pack, pack_side_by_side_into, panel_width
 
 # Cell kinds, passed to the compiled loops as plain ints (branches on them sit outside the inner loops).
 LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
@@ -314,18 +314,72 @@ def _backward(dy, dh_n, dc_n, cache):
     with _recurrence_blas(B):
         _in_row_blocks(_backward_sequence, blocks, kind, np.ascontiguousarray(dy, dtype), dh, dc, w_hh, w_hh_packed,
                        lengths, hs, cs, saved, da_x, da_h, w_hr, w_hr_packed, dhp)
-    # Everything that does not feed the recurrence: one GEMM each over all T*B rows (on all of OpenBLAS's
-    # threads, or split over the time loops' threads), and the bias gradients as column sums.
+    # Everything that does not feed the recurrence: one GEMM each over all T*B rows, through the micro-kernel's
+    # blocked GEMM (kernels/microkernel.py, gemm_packed) on all of Numba's threads; the bias gradients come out of
+    # the weight-gradient GEMM as its column of ones.
     da_x2d, da_h2d = da_x.reshape(T * B, GH), da_h.reshape(T * B, GH)
-    parts = len(blocks)
-    with _gemm_blas(blocks):
-        dx = _split_matmul(da_x2d, w_ih, parts)
-        dw_ih = _split_matmul_tn(da_x2d, x2d, parts)
-        dw_hh = _split_matmul_tn(da_h2d, hs[:T].reshape(T * B, H), parts)
-        dw_hr = _split_matmul_tn(dhp.reshape(T * B, H), r.reshape(T * B, r.shape[2]), parts) if projected else None
-    grads = (dx.reshape(T, B, x2d.shape[1]), dh, dc if kind == LSTM else None,
-             dw_ih, dw_hh, _column_sums(da_x2d), _column_sums(da_h2d))
-    return grads + (dw_hr,) if projected else grads
+    threads = numba.get_num_threads()
+    n_in = x2d.shape[1]
+    h2d = hs[:T].reshape(T * B, H)
+    if da_h is da_x:  # one GEMM da^T [x | h | 1] for dW_ih, dW_hh and the (equal) bias gradients
+        g = _weight_gradients(da_x2d, x2d, h2d, True, threads)
+        dw_ih, dw_hh, db_ih = g[:, :n_in].copy(), g[:, n_in:n_in + H].copy(), g[:, n_in + H].copy()
+        db_hh = db_ih.copy()
+    else:
+        g_x = _weight_gradients(da_x2d, x2d, x2d[:, :0], True, threads)
+        g_h = _weight_gradients(da_h2d, h2d, h2d[:, :0], True, threads)
+        dw_ih, db_ih, dw_hh, db_hh = g_x[:, :n_in].copy(), g_x[:, n_in].copy(), g_h[:, :H].copy(), g_h[:, H].copy()
+    dx = _big_matmul(da_x2d, w_ih, threads)
+    grads = (dx.reshape(T, B, n_in), dh, dc if kind == LSTM else None, dw_ih, dw_hh, db_ih, db_hh)
+    if projected:
+        r2d = r.reshape(T * B, r.shape[2])
+        grads += (_weight_gradients(dhp.reshape(T * B, H), r2d, r2d[:, :0], False, threads),)
+    return grads
+
+
+def _weight_gradients(a, b1, b2, ones, threads):
+    """``a^T [b1 | b2 | 1]`` (without the ones column unless ``ones``) for ``a`` [K, M] and ``b1``, ``b2`` [K, N1],
+    [K, N2] C-ordered: the weight gradients ``da^T x`` and ``da^T h`` (and the bias gradients, the column sums of
+    ``da``) of all T*B rows in one blocked GEMM, ``[b1 | b2 | 1]`` packed once, ``a^T`` read in place (its rows
+    are ``a``'s columns, so each k's row values are adjacent). Packing and GEMM are split over ``threads``
+    (rows of the packed matrix, then rows of the result): every output element is the same sum in the same order
+    on any number of threads."""
+    K, M = a.shape
+    N = b1.shape[1] + b2.shape[1] + int(ones)
+    PW = panel_width(a.dtype)
+    packed = np.empty((-(-N // PW), K, PW), a.dtype)
+    _in_parallel([functools.partial(pack_side_by_side_into, b1, b2, ones, packed, k0, k1)
+                  for k0, k1 in _even_blocks(K, max(1, min(threads, K // 64)))])
+    out = np.empty((M, N), a.dtype)
+    _split_gemm_packed(a.T, packed, out, threads)
+    return out
+
+
+def _big_matmul(a, b, threads):
+    """``a @ b`` (a [M, K], b [K, N], both C-ordered) through the blocked micro-kernel GEMM, packing the smaller of
+    ``b`` and ``a^T``: ``dx = da W_ih`` packs W_ih once (T*B >= I), or for few rows ``da^T`` and computes
+    ``dx^T = W_ih^T da^T``."""
+    M, K = a.shape
+    N = b.shape[1]
+    if M >= N:
+        packed = np.empty((-(-N // panel_width(a.dtype)), K, panel_width(a.dtype)), a.dtype)
+        _in_parallel([functools.partial(pack_side_by_side_into, b, b[:, :0], False, packed, k0, k1)
+                      for k0, k1 in _even_blocks(K, max(1, min(threads, K // 64)))])
+        out = np.empty((M, N), a.dtype)
+        _split_gemm_packed(a, packed, out, threads)
+        return out
+    out_t = np.empty((N, M), a.dtype)
+    _split_gemm_packed(b.T, pack(a.T), out_t, threads)
+    return np.ascontiguousarray(out_t.T)
+
+
+def _split_gemm_packed(a, packed, out, threads):
+    """``gemm_packed(a, packed, out)`` with the rows of ``a`` and ``out`` split into up to ``threads`` blocks of
+    whole register tiles, one thread each."""
+    tiles = -(-len(a) // 8)
+    parts = max(1, min(threads, tiles // 4))
+    _in_parallel([functools.partial(gemm_packed, a[8 * t0:8 * t1], packed, out[8 * t0:8 * t1])
+                  for t0, t1 in _even_blocks(tiles, parts)])
 
 
 @njit(nogil=True, **_JIT)

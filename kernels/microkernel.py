@@ -300,3 +300,232 @@ def matmul_packed(a, packed, out):
                 for i in range(rows):
                     for j in range(cols):
                         out[r0 + i, n0 + j] = scratch[i, j]
+
+
+# ------------------------------------------------------------------ a blocked GEMM for the big GEMMs outside the loops
+
+def _block_tile_function(module, element, lanes, nr, mr, a_columns, accumulate):
+    """Like ``_tile_function``, for ``gemm_packed``'s blocks: ``void tile(T* a, i64 lda, T* panel, i64 K, T* c,
+    i64 ldc)`` with c[i, j] (+)= sum_k a_i(k) * panel[k * nr*lanes + j] for i < mr, j < nr*lanes, where a_i(k) is
+    ``a[i * lda + k]`` (``a_columns`` False: a row-major block) or ``a[k * lda + i]`` (True: a block of a transposed
+    matrix, e.g. ``da.T``, whose mr values of one k are adjacent), and ``accumulate`` adds to c instead of
+    overwriting it (a block of K after the first)."""
+    name = f"lstmzoo_block_tile_{element}_{mr}x{nr}x{lanes}_{'c' if a_columns else 'r'}{'a' if accumulate else 's'}"
+    if name in module.globals:
+        return module.globals[name]
+    i64 = ir.IntType(64)
+    pointer = element.as_pointer()
+    vector = ir.VectorType(element, lanes)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [pointer, i64, pointer, i64, pointer, i64]), name)
+    fn.linkage = "internal"
+    a, lda, panel, K, c, ldc = fn.args
+    for argument in (a, panel, c):
+        argument.add_attribute("noalias")
+    fn.attributes.add("nounwind")
+    fn.attributes.add("noinline")
+    bits = lanes * (32 if isinstance(element, ir.FloatType) else 64)
+    set.add(fn.attributes, f'"min-legal-vector-width"="{bits}"')
+    set.add(fn.attributes, f'"prefer-vector-width"="{bits}"')
+    size = 4 if isinstance(element, ir.FloatType) else 8
+
+    entry, loop, store = fn.append_basic_block("entry"), fn.append_basic_block("k_loop"), fn.append_basic_block("store")
+    builder = ir.IRBuilder(entry)
+    targets = [[builder.bitcast(builder.gep(builder.gep(c, [builder.mul(ldc, i64(i))]), [i64(v * lanes)]),
+                                vector.as_pointer()) for v in range(nr)] for i in range(mr)]
+    if accumulate:
+        start = [[builder.load(targets[i][v], align=size) for v in range(nr)] for i in range(mr)]
+    else:
+        start = [[ir.Constant(vector, None)] * nr for _ in range(mr)]
+    offsets = [i64(i) if a_columns else builder.mul(lda, i64(i)) for i in range(mr)]
+    builder.cbranch(builder.icmp_signed(">", K, i64(0)), loop, store)
+
+    builder.position_at_end(loop)
+    k = builder.phi(i64, "k")
+    acc = [[builder.phi(vector, f"acc{i}_{v}") for v in range(nr)] for i in range(mr)]
+    row = builder.gep(panel, [builder.mul(k, i64(nr * lanes))])
+    b = [builder.load(builder.bitcast(builder.gep(row, [i64(v * lanes)]), vector.as_pointer()), align=size)
+         for v in range(nr)]
+    suffix = f"v{lanes}f{32 if isinstance(element, ir.FloatType) else 64}"
+    fma = cgutils.get_or_insert_function(module, ir.FunctionType(vector, [vector] * 3), f"llvm.fma.{suffix}")
+    broadcast = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+    a_k = builder.gep(a, [builder.mul(k, lda)]) if a_columns else builder.gep(a, [k])
+    new = []
+    for i in range(mr):
+        scalar = builder.load(builder.gep(a_k, [offsets[i]]), align=size)
+        splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vector, ir.Undefined), scalar, i64(0)),
+                                       ir.Constant(vector, ir.Undefined), broadcast)
+        new.append([builder.call(fma, [splat, b[v], acc[i][v]]) for v in range(nr)])
+    k_next = builder.add(k, i64(1))
+    builder.cbranch(builder.icmp_signed("<", k_next, K), loop, store)
+    k.add_incoming(i64(0), entry)
+    k.add_incoming(k_next, loop)
+    for i in range(mr):
+        for v in range(nr):
+            acc[i][v].add_incoming(start[i][v], entry)
+            acc[i][v].add_incoming(new[i][v], loop)
+
+    builder.position_at_end(store)
+    totals = [[builder.phi(vector) for v in range(nr)] for i in range(mr)]
+    for i in range(mr):
+        for v in range(nr):
+            totals[i][v].add_incoming(start[i][v], entry)
+            totals[i][v].add_incoming(new[i][v], loop)
+            builder.store(totals[i][v], targets[i][v], align=size)
+    builder.ret_void()
+    return fn
+
+
+def _make_block_tile(bits):
+    """The intrinsic ``tile(a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate)``:
+    ``c[c0:c0+rows, n0:n0+PW] (+)= a[r0:r0+rows, k0:k0+kc] @ packed[p, k0:k0+kc]`` for 1 <= rows <= mr. ``a`` has
+    unit strides along its rows (``a_columns`` False) or along its columns (True, a transposed view); ``c`` along
+    its rows. No bounds checks."""
+    mr, nr = _TILES[bits]
+
+    @intrinsic
+    def tile(typingctx, a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate):
+        arrays = (a, packed, c)
+        if not all(isinstance(x, types.Array) for x in arrays) or len({x.dtype for x in arrays}) != 1:
+            return None
+        if a.dtype not in (types.float32, types.float64) or (a.ndim, packed.ndim, c.ndim) != (2, 3, 2):
+            return None
+
+        def codegen(context, builder, signature, args):
+            a_type, _, _, _, _, _, packed_type, _, c_type, _, _, _ = signature.args
+            a_val, columns_val, r0_val, rows_val, k0_val, kc_val, packed_val, p_val, c_val, c0_val, n0_val, acc_val = args
+            element = context.get_value_type(a_type.dtype)
+            lanes = bits // (8 * context.get_abi_sizeof(element))
+            i64 = ir.IntType(64)
+            a_array = context.make_array(a_type)(context, builder, a_val)
+            packed_array = context.make_array(packed_type)(context, builder, packed_val)
+            c_array = context.make_array(c_type)(context, builder, c_val)
+            zero = context.get_constant(types.intp, 0)
+            a_ptr = cgutils.get_item_pointer(context, builder, a_type, a_array, [r0_val, k0_val])
+            panel_ptr = cgutils.get_item_pointer(context, builder, packed_type, packed_array, [p_val, k0_val, zero])
+            c_ptr = cgutils.get_item_pointer(context, builder, c_type, c_array, [c0_val, n0_val])
+            size = i64(context.get_abi_sizeof(element))
+            a_strides = cgutils.unpack_tuple(builder, a_array.strides)
+            ldc = builder.sdiv(cgutils.unpack_tuple(builder, c_array.strides)[0], size)
+            done = builder.append_basic_block("block_tile_done")
+            for a_columns in (False, True):
+                for accumulate in (False, True):
+                    chosen = builder.and_(
+                        builder.icmp_unsigned("==", columns_val, ir.Constant(columns_val.type, int(a_columns))),
+                        builder.icmp_unsigned("==", acc_val, ir.Constant(acc_val.type, int(accumulate))))
+                    here = builder.append_basic_block("variant")
+                    after = builder.append_basic_block("next_variant")
+                    builder.cbranch(chosen, here, after)
+                    builder.position_at_end(here)
+                    lda = builder.sdiv(a_strides[1 if a_columns else 0], size)
+                    default = builder.append_basic_block(f"block_tile_{mr}")
+                    switch = builder.switch(rows_val, default)
+                    for m in range(mr, 0, -1):
+                        block = default if m == mr else builder.append_basic_block(f"block_tile_{m}")
+                        if m < mr:
+                            switch.add_case(ir.Constant(rows_val.type, m), block)
+                        builder.position_at_end(block)
+                        function = _block_tile_function(builder.module, element, lanes, nr, m, a_columns, accumulate)
+                        builder.call(function, [a_ptr, lda, panel_ptr, kc_val, c_ptr, ldc])
+                        builder.branch(done)
+                    builder.position_at_end(after)
+            builder.branch(done)
+            builder.position_at_end(done)
+            return context.get_dummy_value()
+
+        return types.none(a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate), codegen
+
+    return tile
+
+
+_block_tile_512 = _make_block_tile(512)
+_block_tile_256 = _make_block_tile(256)
+
+#: ``gemm_packed``'s blocks: rows of ``a`` (and ``out``) per block, whose ``KC`` columns stay in L2 while all panels
+#: pass, and the K block (a panel's KC x PW part stays in L1 while the block's row tiles pass).
+GEMM_MC, GEMM_KC = 128, 256
+
+
+@njit(nogil=True, **_JIT)
+def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC):
+    """out[:] = a @ b for a large ``a`` [M, K], with ``packed = pack(b)`` ([K, N] in column panels): the micro-
+    kernel's register tile over blocks of ``mc`` rows and ``kc`` of K (the first K block stores, the others add).
+    ``a`` may be C-ordered (unit stride along rows) or a transposed C array such as ``da.T`` (unit stride along
+    columns: each k's ``mr`` values are adjacent); ``out`` needs unit stride along its rows. Deterministic: the
+    order of the sums depends only on the shapes and ``kc``."""
+    M, K = a.shape
+    P, _, PW = packed.shape
+    N = out.shape[1]
+    if packed.shape[1] != K or out.shape[0] != M or P * PW < N or (P - 1) * PW >= max(N, 1):
+        raise ValueError("gemm_packed: shapes of a, packed and out do not match")
+    if M == 0 or N == 0:
+        return
+    if K == 0:
+        for i in range(M):
+            for j in range(N):
+                out[i, j] = 0
+        return
+    a_columns = not (K == 1 or a.strides[1] == a.itemsize)
+    if a_columns and M > 1 and a.strides[0] != a.itemsize:
+        raise ValueError("gemm_packed: a needs unit stride along its rows or along its columns")
+    if N > 1 and out.strides[1] != out.itemsize:
+        raise ValueError("gemm_packed: out needs unit stride along its rows")
+    wide = PW == _NR_512 * (64 // a.itemsize)
+    if not wide and PW != _NR_256 * (32 // a.itemsize):
+        raise ValueError("gemm_packed: packed was not made by pack() for this dtype")
+    mr = _MR_512 if wide else _MR_256
+    scratch = np.empty((mr, PW), out.dtype)
+    for m0 in range(0, M, mc):
+        m1 = min(M, m0 + mc)
+        for k0 in range(0, K, kc):
+            kk = min(kc, K - k0)
+            accumulate = k0 > 0
+            for p in range(P):
+                n0 = p * PW
+                cols = min(PW, N - n0)
+                for r0 in range(m0, m1, mr):
+                    rows = min(mr, m1 - r0)
+                    if cols == PW:
+                        if wide:
+                            _block_tile_512(a, a_columns, r0, rows, k0, kk, packed, p, out, r0, n0, accumulate)
+                        else:
+                            _block_tile_256(a, a_columns, r0, rows, k0, kk, packed, p, out, r0, n0, accumulate)
+                    else:  # the last, partial panel: through the scratch tile
+                        if accumulate:
+                            for i in range(rows):
+                                for j in range(cols):
+                                    scratch[i, j] = out[r0 + i, n0 + j]
+                        if wide:
+                            _block_tile_512(a, a_columns, r0, rows, k0, kk, packed, p, scratch, 0, 0, accumulate)
+                        else:
+                            _block_tile_256(a, a_columns, r0, rows, k0, kk, packed, p, scratch, 0, 0, accumulate)
+                        for i in range(rows):
+                            for j in range(cols):
+                                out[r0 + i, n0 + j] = scratch[i, j]
+
+
+@njit(nogil=True, **_JIT)
+def pack_side_by_side_into(b1, b2, ones, packed, k0, k1):
+    """Rows ``k0 <= k < k1`` of ``pack([b1 | b2 | 1])``: packed[p, k, j] = c[k, p * PW + j] for the matrix c [K, N1
+    + N2 (+ 1)] of ``b1`` [K, N1] and ``b2`` [K, N2] side by side and, with ``ones``, a last column of ones (its
+    column of ``a @ c`` is ``a``'s row sums); 0 past c's last column. The right-hand side of the weight-gradient
+    GEMM ``da^T [x | h | 1]``. ``b1`` and ``b2`` need unit strides along their rows; ``b2`` may have no columns.
+    Row ranges let threads pack disjoint parts."""
+    P, K, PW = packed.shape
+    N1 = b1.shape[1]
+    N2 = b2.shape[1]
+    N = N1 + N2 + (1 if ones else 0)
+    one = packed.dtype.type(1)
+    zero = packed.dtype.type(0)
+    for kb in range(k0, k1, 64):  # 64 rows of the sources at a time stay in cache while the panels are written
+        ke = min(k1, kb + 64)
+        for p in range(P):
+            c0 = p * PW
+            e1 = min(c0 + PW, N1)
+            s2, e2 = max(c0, N1), min(c0 + PW, N1 + N2)
+            for k in range(kb, ke):
+                for c in range(c0, e1):
+                    packed[p, k, c - c0] = b1[k, c]
+                for c in range(s2, e2):
+                    packed[p, k, c - c0] = b2[k, c - N1]
+                for c in range(max(c0, N1 + N2), c0 + PW):
+                    packed[p, k, c - c0] = one if c < N else zero

@@ -1,0 +1,94 @@
+"""A/B of the CPU LSTM training step (forward with saved gates + backward): this checkout's kernels/cpu.py against
+an older copy of the kernels package, and torch.nn.LSTM forward + backward, interleaved in one process.
+
+    git show <commit>:kernels/cpu.py > /tmp/oldpkg/kernels_old/cpu.py   (also microkernel.py, arguments.py,
+    an empty __init__.py)
+    NUMBA_NUM_THREADS=1 python benchmarks/ab_backward.py --old /tmp/oldpkg --threads 1 --shapes 128x128x128
+
+Prints, per shape (BxIxH, T = --steps), the median CPU time (process time, all threads) and wall time of: new
+training, old training, new backward alone, old backward alone, torch training."""
+
+import argparse
+import importlib
+import sys
+import time
+
+import numpy as np
+
+
+def timed(call, repeats_out, key):
+    start_cpu, start_wall = time.process_time(), time.perf_counter()
+    call()
+    repeats_out.setdefault(key, []).append((time.process_time() - start_cpu, time.perf_counter() - start_wall))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--old", default="/tmp/oldpkg")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cell", default="lstm", choices=("lstm", "gru", "rnn"))
+    parser.add_argument("--shapes", nargs="+", default=["128x128x128"])
+    parser.add_argument("--no-torch", action="store_true")
+    args = parser.parse_args()
+    import numba
+
+    from kernels import cpu as new
+    sys.path.insert(0, args.old)
+    old = importlib.import_module("kernels_old.cpu")
+    numba.set_num_threads(args.threads)
+    new.set_num_threads(args.threads)
+    torch = None
+    if not args.no_torch:
+        import torch
+        torch.set_num_threads(args.threads)
+        from lstmzoo.bench import torch_call
+    G = {"lstm": 4, "gru": 3, "rnn": 1}[args.cell]
+    print(f"{args.cell}, T={args.steps}, {args.threads} thread(s), median of {args.repeats}; ms CPU / ms wall")
+    print("| B | I | H | new train | old train | new bwd | old bwd | torch train | new/old train | new/torch "
+          "(CPU) | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for shape in args.shapes:
+        B, width, H = map(int, shape.split("x"))
+        T = args.steps
+        rng = np.random.default_rng(0)
+        bound = 1 / np.sqrt(H)
+        p = {"w_ih": rng.uniform(-bound, bound, (G * H, width)), "w_hh": rng.uniform(-bound, bound, (G * H, H)),
+             "b_ih": rng.uniform(-bound, bound, G * H), "b_hh": rng.uniform(-bound, bound, G * H)}
+        p = {k: v.astype(np.float32) for k, v in p.items()}
+        x = rng.standard_normal((T, B, width)).astype(np.float32)
+        h0 = np.zeros((B, H), np.float32)
+        dy = rng.standard_normal((T, B, H)).astype(np.float32)
+
+        def step(mod):
+            if args.cell == "lstm":
+                *_, cache = mod.lstm_forward(x, h0, h0, **p)
+                return lambda: mod.lstm_backward(dy, None, None, cache)
+            *_, cache = getattr(mod, args.cell + "_forward")(x, h0, **p)
+            return lambda: getattr(mod, args.cell + "_backward")(dy, None, cache)
+
+        calls = {"new train": lambda: step(new)(), "old train": lambda: step(old)()}
+        bwd_new, bwd_old = step(new), step(old)
+        calls["new bwd"], calls["old bwd"] = bwd_new, bwd_old
+        if torch is not None:
+            calls["torch train"] = torch_call(torch, p, x, dy, True, cell=args.cell)
+        for call in calls.values():
+            call()  # compile, warm up
+        load = open("/proc/loadavg").read().split()[0]
+        samples = {}
+        for _ in range(args.repeats):
+            for key, call in calls.items():
+                timed(call, samples, key)
+        med = {k: np.median(np.array(v), axis=0) * 1e3 for k, v in samples.items()}
+        cells = [f"{med[k][0]:.1f} / {med[k][1]:.1f}" for k in calls]
+        ratio_old = med["new train"][0] / med["old train"][0]
+        ratio_torch = f"{med['new train'][0] / med['torch train'][0]:.2f}" if torch is not None else "-"
+        if torch is None:
+            cells.append("-")
+        print(f"| {B} | {width} | {H} | " + " | ".join(cells) + f" | {ratio_old:.2f} | {ratio_torch} | {load} |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
