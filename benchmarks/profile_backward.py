@@ -65,7 +65,7 @@ def profile(T, B, width, H, repeats, torch):
     out = {}
     out["forward (training)"] = cpu_time(lambda: cpu.lstm_forward(x, h0, h0, w_ih, w_hh, b_ih, b_hh), repeats)
     out["backward"] = cpu_time(lambda: cpu.lstm_backward(dy, None, None, cache), repeats)
-    out["  alloc da (zeros T*B*4H)"] = cpu_time(lambda: np.zeros((T, B, GH), f32), repeats)
+    out["  alloc da (zeros T*B*4H) + touch"] = cpu_time(lambda: np.zeros((T, B, GH), f32).fill(1), repeats)
     out["  pack W_hh"] = cpu_time(lambda: cpu._packed(cpu.plan(B), w_hh), repeats)
 
     def recurrence():
@@ -84,10 +84,14 @@ def profile(T, B, width, H, repeats, torch):
     cells()
     out["    cell passes alone"] = cpu_time(cells, repeats)
     da2d = da.reshape(T * B, GH)
-    out["  dx = da W_ih"] = cpu_time(lambda: cpu._matmul(da2d, w_ih), repeats)
-    out["  dW_ih = da^T x"] = cpu_time(lambda: cpu._matmul(da2d.T, x2d), repeats)
-    out["  dW_hh = da^T h"] = cpu_time(lambda: cpu._matmul(da2d.T, hs[:T].reshape(T * B, H)), repeats)
-    out["  bias sums (x1)"] = cpu_time(lambda: cpu._column_sums(da2d), repeats)
+    h2d = hs[:T].reshape(T * B, H)
+    out["  dx = da W_ih (micro-kernel GEMM)"] = cpu_time(lambda: cpu._big_matmul(da2d, w_ih, 1), repeats)
+    out["  da^T [x | h | 1] (pack + GEMM)"] = cpu_time(lambda: cpu._weight_gradients(da2d, x2d, h2d, True, 1),
+                                                      repeats)
+    out["  OpenBLAS: dx = da W_ih"] = cpu_time(lambda: cpu._matmul(da2d, w_ih), repeats)
+    out["  OpenBLAS: dW_ih = da^T x"] = cpu_time(lambda: cpu._matmul(da2d.T, x2d), repeats)
+    out["  OpenBLAS: dW_hh = da^T h"] = cpu_time(lambda: cpu._matmul(da2d.T, h2d), repeats)
+    out["  bias sums as loops (x1)"] = cpu_time(lambda: cpu._column_sums(da2d), repeats)
     if torch is not None:
         from lstmzoo.bench import torch_call
         call = torch_call(torch, {"w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh}, x, dy, True)

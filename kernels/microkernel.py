@@ -502,30 +502,3 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC):
                             for j in range(cols):
                                 out[r0 + i, n0 + j] = scratch[i, j]
 
-
-@njit(nogil=True, **_JIT)
-def pack_side_by_side_into(b1, b2, ones, packed, k0, k1):
-    """Rows ``k0 <= k < k1`` of ``pack([b1 | b2 | 1])``: packed[p, k, j] = c[k, p * PW + j] for the matrix c [K, N1
-    + N2 (+ 1)] of ``b1`` [K, N1] and ``b2`` [K, N2] side by side and, with ``ones``, a last column of ones (its
-    column of ``a @ c`` is ``a``'s row sums); 0 past c's last column. The right-hand side of the weight-gradient
-    GEMM ``da^T [x | h | 1]``. ``b1`` and ``b2`` need unit strides along their rows; ``b2`` may have no columns.
-    Row ranges let threads pack disjoint parts."""
-    P, K, PW = packed.shape
-    N1 = b1.shape[1]
-    N2 = b2.shape[1]
-    N = N1 + N2 + (1 if ones else 0)
-    one = packed.dtype.type(1)
-    zero = packed.dtype.type(0)
-    for kb in range(k0, k1, 64):  # 64 rows of the sources at a time stay in cache while the panels are written
-        ke = min(k1, kb + 64)
-        for p in range(P):
-            c0 = p * PW
-            e1 = min(c0 + PW, N1)
-            s2, e2 = max(c0, N1), min(c0 + PW, N1 + N2)
-            for k in range(kb, ke):
-                for c in range(c0, e1):
-                    packed[p, k, c - c0] = b1[k, c]
-                for c in range(s2, e2):
-                    packed[p, k, c - c0] = b2[k, c - N1]
-                for c in range(max(c0, N1 + N2), c0 + PW):
-                    packed[p, k, c - c0] = one if c < N else zero
