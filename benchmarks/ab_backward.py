@@ -5,8 +5,9 @@ an older copy of the kernels package, and torch.nn.LSTM forward + backward, inte
     an empty __init__.py)
     NUMBA_NUM_THREADS=1 python benchmarks/ab_backward.py --old /tmp/oldpkg --threads 1 --shapes 128x128x128
 
-Prints, per shape (BxIxH, T = --steps), the median CPU time (process time, all threads) and wall time of: new
-training, old training, new backward alone, old backward alone, torch training."""
+Prints, per shape (BxIxH, T = --steps), the median (and min) CPU time (process time, all threads) and the median
+wall time of: new training, old training, new backward alone, old backward alone, torch training; each round
+calls each of them once, in that order."""
 
 import argparse
 import importlib
@@ -27,7 +28,9 @@ def main():
     parser.add_argument("--old", default="/tmp/oldpkg")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="at least this many rounds")
+    parser.add_argument("--budget", type=float, default=20.0,
+                        help="more rounds (up to 200) for fast shapes, to last about this many seconds")
     parser.add_argument("--cell", default="lstm", choices=("lstm", "gru", "rnn"))
     parser.add_argument("--shapes", nargs="+", default=["128x128x128"])
     parser.add_argument("--no-torch", action="store_true")
@@ -45,7 +48,7 @@ def main():
         torch.set_num_threads(args.threads)
         from lstmzoo.bench import torch_call
     G = {"lstm": 4, "gru": 3, "rnn": 1}[args.cell]
-    print(f"{args.cell}, T={args.steps}, {args.threads} thread(s), median of {args.repeats}; ms CPU / ms wall")
+    print(f"{args.cell}, T={args.steps}, {args.threads} thread(s); ms: median CPU (min CPU) / median wall")
     print("| B | I | H | new train | old train | new bwd | old bwd | torch train | new/old train | new/torch "
           "(CPU) | load |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -73,20 +76,27 @@ def main():
         calls["new bwd"], calls["old bwd"] = bwd_new, bwd_old
         if torch is not None:
             calls["torch train"] = torch_call(torch, p, x, dy, True, cell=args.cell)
+        start = time.perf_counter()
         for call in calls.values():
             call()  # compile, warm up
         load = open("/proc/loadavg").read().split()[0]
         samples = {}
-        for _ in range(args.repeats):
+        for call in calls.values():
+            call()
+        one_round = time.perf_counter() - start  # an upper bound: the first round compiled
+        repeats = max(args.repeats, min(200, int(args.budget / max(one_round / 2, 1e-6))))
+        for _ in range(repeats):
             for key, call in calls.items():
                 timed(call, samples, key)
         med = {k: np.median(np.array(v), axis=0) * 1e3 for k, v in samples.items()}
-        cells = [f"{med[k][0]:.1f} / {med[k][1]:.1f}" for k in calls]
+        low = {k: np.min(np.array(v), axis=0) * 1e3 for k, v in samples.items()}
+        cells = [f"{med[k][0]:.4g} ({low[k][0]:.4g}) / {med[k][1]:.4g}" for k in calls]
         ratio_old = med["new train"][0] / med["old train"][0]
         ratio_torch = f"{med['new train'][0] / med['torch train'][0]:.2f}" if torch is not None else "-"
         if torch is None:
             cells.append("-")
-        print(f"| {B} | {width} | {H} | " + " | ".join(cells) + f" | {ratio_old:.2f} | {ratio_torch} | {load} |",
+        print(f"| {B} | {width} | {H} | " + " | ".join(cells) + f" | {ratio_old:.2f} | {ratio_torch} | {load}, "
+              f"{repeats} rounds |",
               flush=True)
 
 
