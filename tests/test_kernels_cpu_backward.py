@@ -1,0 +1,118 @@
+"""The CPU backward's GEMMs after the time loop (kernels/cpu.py ``_weight_gradients``, ``_big_matmul``, on
+``microkernel.gemm_packed``): against NumPy, at shapes with several K and row blocks, on several threads, and
+bitwise the same on any thread count."""
+
+import numpy as np
+import pytest
+from lstmzoo.kernels import cpu, microkernel, reference
+from test_kernels_cpu import CELLS, assert_close, backward, forward, make_inputs
+
+BITS = [256, 512]
+TOLERANCE = {np.float32: 1e-5, np.float64: 1e-10}
+
+
+@pytest.fixture
+def pin_threads(monkeypatch):
+    """``pin_threads(n)``: the kernels plan for ``n`` threads (as in test_kernels_cpu.py)."""
+    import numba
+
+    def pin(n):
+        monkeypatch.setattr(numba, "get_num_threads", lambda: n)
+    return pin
+
+
+def check_gemm(a, b, bits, mc, kc):
+    dtype = a.dtype.type
+    out = np.full((a.shape[0], b.shape[1]), np.nan, a.dtype)
+    microkernel.gemm_packed(a, microkernel.pack(b, bits), out, mc, kc)
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    scale = max(np.abs(expected).max(initial=0.0), 1e-30)
+    assert np.abs(out - expected).max(initial=0.0) / scale <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("layout", ["rows", "transposed"])
+@pytest.mark.parametrize("M, K, N, mc, kc", [
+    (1, 1, 1, 128, 256), (3, 5, 7, 128, 256), (37, 600, 50, 16, 64),     # several K blocks that add, partial tiles
+    (130, 300, 97, 32, 128), (9, 1, 49, 8, 1), (200, 64, 48, 128, 256),  # a partial panel; kc = 1; whole panels
+])
+def test_gemm_packed_matches_numpy(M, K, N, mc, kc, layout, bits, dtype):
+    """C-ordered ``a`` and a transposed view (``da.T``: unit stride along its columns) give ``a @ b`` for every
+    block size: the first K block stores, the others add, the last partial panel goes through a scratch tile."""
+    rng = np.random.default_rng(M * 1000 + K)
+    a = rng.standard_normal((M, K)).astype(dtype)
+    if layout == "transposed":
+        a = np.ascontiguousarray(a.T).T
+        assert a.strides[0] == a.itemsize
+    check_gemm(a, rng.standard_normal((K, N)).astype(dtype), bits, mc, kc)
+
+
+@pytest.mark.parametrize("bits", BITS)
+def test_gemm_packed_empty_and_refused(bits):
+    out = np.full((3, 5), np.nan, np.float32)
+    microkernel.gemm_packed(np.empty((3, 0), np.float32), microkernel.pack(np.empty((0, 5), np.float32), bits), out)
+    assert (out == 0).all()
+    microkernel.gemm_packed(np.empty((0, 4), np.float32), microkernel.pack(np.ones((4, 5), np.float32), bits),
+                            np.empty((0, 5), np.float32))
+    with pytest.raises(ValueError):  # neither rows nor columns with unit stride
+        microkernel.gemm_packed(np.ones((6, 8), np.float32)[::2, ::2], microkernel.pack(np.ones((4, 5), np.float32)),
+                                np.empty((3, 5), np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("N1, N2, ones", [(3, 0, False), (3, 0, True), (47, 1, True), (48, 48, True), (48, 47, True),
+                                           (100, 200, False), (1, 1, True), (24, 0, True), (0, 0, True)])
+def test_pack_side_by_side_is_pack_of_the_concatenation(N1, N2, ones, dtype):
+    rng = np.random.default_rng(N1 + N2)
+    b1, b2 = rng.standard_normal((9, N1)).astype(dtype), rng.standard_normal((9, N2)).astype(dtype)
+    whole = np.concatenate([b1, b2] + ([np.ones((9, 1), dtype)] if ones else []), axis=1)
+    np.testing.assert_array_equal(cpu._pack_side_by_side(b1, b2, ones), microkernel.pack(whole))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_weight_gradients_and_dx_match_numpy(threads):
+    rng = np.random.default_rng(threads)
+    da, x, h = rng.standard_normal((700, 160)), rng.standard_normal((700, 30)), rng.standard_normal((700, 40))
+    w = rng.standard_normal((160, 30))
+    g = cpu._weight_gradients(da, x, h, True, threads)
+    np.testing.assert_allclose(g, np.concatenate([da.T @ x, da.T @ h, da.sum(0)[:, None]], axis=1), rtol=1e-10,
+                               atol=1e-10)
+    np.testing.assert_allclose(cpu._big_matmul(da, w, threads), da @ w, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_backward_over_several_gemm_blocks_matches_reference(threads, dtype, pin_threads):
+    """T*B = 390 rows (two K blocks of the weight-gradient GEMM) and 4H = 168 (two row blocks), with lengths."""
+    pin_threads(threads)
+    rng = np.random.default_rng(7)
+    for cell in CELLS:
+        p = make_inputs(rng, cell, 30, 13, 19, 42, dtype)
+        for name in ("w_ih", "w_hh"):
+            p[name] *= 0.3
+        lengths = rng.integers(1, 31, size=13)
+        got, got_cache = forward(cpu, cell, p, lengths)
+        want, want_cache = forward(reference, cell, p, lengths)
+        dy = rng.standard_normal(got[0].shape).astype(dtype)
+        for a, b in zip(backward(cpu, cell, got_cache, dy, None, None),
+                        backward(reference, cell, want_cache, dy, None, None)):
+            assert_close(a, b, dtype)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_backward_is_bitwise_the_same_on_any_thread_count(cell, pin_threads):
+    """Exact resume of training relies on it: the same cache and gradients give the same bits on 1, 2 or 3 threads
+    (each output element is one sum in one order however the rows are split), and twice on the same count."""
+    rng = np.random.default_rng(8)
+    p = make_inputs(rng, cell, 12, 26, 17, 36, np.float32)
+    _, cache = forward(cpu, cell, p, rng.integers(1, 13, size=26))
+    dy = rng.standard_normal((12, 26, 36)).astype(np.float32)
+    results = []
+    for threads in (1, 2, 3, 2):
+        pin_threads(threads)
+        results.append(backward(cpu, cell, cache, dy, None, None))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            if a is not None:
+                np.testing.assert_array_equal(a, b)
