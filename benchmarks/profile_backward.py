@@ -28,12 +28,12 @@ def _steps_gemm_only(da_h, w_hh_packed, T, B, H):
 
 
 @njit(nogil=True, cache=True)
-def _steps_cell_only(kind, dy, dh, dc, hs, cs, saved, da_x, da_h):
-    T, B, _ = dy.shape
+def _steps_cell_only(kind, dy, dh, dc, hs, cs, saved, da_x, da_h, lengths):
+    T, B, H = dy.shape
+    dr = np.empty((0, 0), dy.dtype)
+    no_dh = np.zeros(H, dy.dtype)
     for t in range(T - 1, -1, -1):
-        for b in range(B):
-            cpu._cell_backward(kind, dy[t, b], dh[b], dc[b], cs[t, b], hs[t, b], hs[t + 1, b], saved[t, b],
-                               da_x[t, b], da_h[t, b])
+        cpu._cells_backward(kind, t, 0, B, lengths, False, dr, dy, dh, no_dh, dc, cs, hs, saved, da_x, da_h)
 
 
 def cpu_time(call, repeats):
@@ -80,7 +80,8 @@ def profile(T, B, width, H, repeats, torch):
     scratch = np.zeros((T, B, GH), f32)
 
     def cells():
-        _steps_cell_only(kind, dy, np.zeros((B, H), f32), np.zeros((B, H), f32), hs, cs, saved, scratch, scratch)
+        _steps_cell_only(kind, dy, np.zeros((B, H), f32), np.zeros((B, H), f32), hs, cs, saved, scratch, scratch,
+                         lengths)
     cells()
     out["    cell passes alone"] = cpu_time(cells, repeats)
     da2d = da.reshape(T * B, GH)
