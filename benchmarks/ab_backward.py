@@ -34,6 +34,7 @@ def main():
     parser.add_argument("--cell", default="lstm", choices=("lstm", "gru", "rnn"))
     parser.add_argument("--shapes", nargs="+", default=["128x128x128"])
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--reverse", action="store_true", help="call them in the reverse order in each round")
     args = parser.parse_args()
     import numba
 
@@ -49,8 +50,8 @@ def main():
         from lstmzoo.bench import torch_call
     G = {"lstm": 4, "gru": 3, "rnn": 1}[args.cell]
     print(f"{args.cell}, T={args.steps}, {args.threads} thread(s); ms: median CPU (min CPU) / median wall")
-    print("| B | I | H | new train | old train | new bwd | old bwd | torch train | new/old train | new/torch "
-          "(CPU) | load |")
+    print("| B | I | H | new train | old train | new bwd | old bwd | torch train | new/old train CPU: median (min) | "
+          "new/torch train CPU: median (min) | load before, rounds |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for shape in args.shapes:
         B, width, H = map(int, shape.split("x"))
@@ -85,17 +86,19 @@ def main():
             call()
         one_round = time.perf_counter() - start  # an upper bound: the first round compiled
         repeats = max(args.repeats, min(200, int(args.budget / max(one_round / 2, 1e-6))))
+        order = list(calls.items())[::-1] if args.reverse else list(calls.items())
         for _ in range(repeats):
-            for key, call in calls.items():
+            for key, call in order:
                 timed(call, samples, key)
         med = {k: np.median(np.array(v), axis=0) * 1e3 for k, v in samples.items()}
         low = {k: np.min(np.array(v), axis=0) * 1e3 for k, v in samples.items()}
         cells = [f"{med[k][0]:.4g} ({low[k][0]:.4g}) / {med[k][1]:.4g}" for k in calls]
-        ratio_old = med["new train"][0] / med["old train"][0]
-        ratio_torch = f"{med['new train'][0] / med['torch train'][0]:.2f}" if torch is not None else "-"
+        ratio_old = f"{med['new train'][0] / med['old train'][0]:.2f} ({low['new train'][0] / low['old train'][0]:.2f})"
+        ratio_torch = (f"{med['new train'][0] / med['torch train'][0]:.2f} "
+                       f"({low['new train'][0] / low['torch train'][0]:.2f})") if torch is not None else "-"
         if torch is None:
             cells.append("-")
-        print(f"| {B} | {width} | {H} | " + " | ".join(cells) + f" | {ratio_old:.2f} | {ratio_torch} | {load}, "
+        print(f"| {B} | {width} | {H} | " + " | ".join(cells) + f" | {ratio_old} | {ratio_torch} | {load}, "
               f"{repeats} rounds |",
               flush=True)
 
