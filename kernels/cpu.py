@@ -321,6 +321,16 @@ def _backward(dy, dh_n, dc_n, cache):
     threads = numba.get_num_threads()
     n_in = x2d.shape[1]
     h2d = hs[:T].reshape(T * B, H)
+    if len(blocks) == 1 and threads > 1:
+        # The time loop ran on one thread (B < 8): OpenBLAS on all its threads, as before. Measured on 2 threads
+        # (Zen 5, quiet): the micro-kernel GEMMs split over our threads made the step 1.15x slower at B = 1 and 4,
+        # H = 1024 (wall), though faster on one thread (0.53-0.93 of OpenBLAS's step at B = 1..4).
+        dx = _matmul(da_x2d, w_ih)
+        grads = (dx.reshape(T, B, n_in), dh, dc if kind == LSTM else None, _matmul(da_x2d.T, x2d),
+                 _matmul(da_h2d.T, h2d), _column_sums(da_x2d), _column_sums(da_h2d))
+        if projected:
+            grads += (_matmul(dhp.reshape(T * B, H).T, r.reshape(T * B, r.shape[2])),)
+        return grads
     if da_h is da_x:  # one GEMM da^T [x | h | 1] for dW_ih, dW_hh and the (equal) bias gradients
         g = _weight_gradients(da_x2d, x2d, h2d, True, threads)
         dw_ih, dw_hh, db_ih = g[:, :n_in].copy(), g[:, n_in:n_in + H].copy(), g[:, n_in + H].copy()
