@@ -103,7 +103,9 @@ def test_backward_over_several_gemm_blocks_matches_reference(threads, dtype, pin
 @pytest.mark.parametrize("cell", CELLS)
 def test_backward_is_bitwise_the_same_on_any_thread_count(cell, pin_threads):
     """Exact resume of training relies on it: the same cache and gradients give the same bits on 1, 2 or 3 threads
-    (each output element is one sum in one order however the rows are split), and twice on the same count."""
+    (each output element is one sum in one order however the rows are split), and twice on the same count. B = 26:
+    the time loop splits (for B < 8 on several threads the GEMMs after the loop are OpenBLAS's, whose sums
+    depend on its thread count)."""
     rng = np.random.default_rng(8)
     p = make_inputs(rng, cell, 12, 26, 17, 36, np.float32)
     _, cache = forward(cpu, cell, p, rng.integers(1, 13, size=26))
