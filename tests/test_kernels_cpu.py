@@ -257,6 +257,46 @@ def test_plan_covers_the_batch(B, threads):
     assert max(sizes) - min(sizes) <= 1
 
 
+@pytest.mark.parametrize("B, threads, cells", [
+    (1, 1, []), (4, 1, []), (7, 1, []),                        # below 8 rows: the projection before the loop
+    (8, 1, ["lstm", "rnn_tanh", "rnn_relu"]),                  # from 8 rows: in the step's GEMM, but the GRU's
+    (256, 1, ["lstm", "rnn_tanh", "rnn_relu"]),
+    (15, 2, []), (16, 2, ["lstm", "rnn_tanh", "rnn_relu"]),    # two blocks: 7 + 8 rows no, 8 + 8 yes
+])
+def test_fuses_input(B, threads, cells):
+    kinds = {"lstm": cpu.LSTM, "gru": cpu.GRU, "rnn_tanh": cpu.RNN_TANH, "rnn_relu": cpu.RNN_RELU}
+    assert [cell for cell in CELLS if cpu.fuses_input(kinds[cell], cpu.plan(B, threads))] == cells
+
+
+@settings(max_examples=40, deadline=None)
+@given(cell=st.sampled_from(CELLS), T=st.integers(1, 6), B=st.integers(8, 20), inputs=st.integers(1, 40),
+       H=st.integers(1, 40), dtype=st.sampled_from([np.float32, np.float64]), threads=st.sampled_from([1, 2]),
+       use_lengths=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_fused_input_projection_matches_reference(cell, T, B, inputs, H, dtype, threads, use_lengths, seed):
+    """Batches of 8 rows and more per thread (``fuses_input``: the input projection in each step's GEMM for the LSTM
+    and the RNN) against the reference, forward and backward, with and without lengths, on 1 and 2 threads. The GRU
+    (never fused) runs the same shapes."""
+    import numba
+    rng = np.random.default_rng(seed)
+    p = make_inputs(rng, cell, T, B, inputs, H, dtype)
+    lengths = rng.integers(1, T + 1, B) if use_lengths else None
+    get_num_threads = numba.get_num_threads
+    numba.get_num_threads = lambda: threads  # not pin_threads: a fixture is not reset between hypothesis examples
+    try:
+        got, got_cache = forward(cpu, cell, p, lengths)
+        inferred, _ = forward(cpu, cell, p, lengths, training=False)
+    finally:
+        numba.get_num_threads = get_num_threads
+    want, want_cache = forward(reference, cell, p, lengths)
+    for a, b, c in zip(got, inferred, want):
+        assert_close(a, c, dtype)
+        np.testing.assert_array_equal(a, b)
+    dy = rng.standard_normal(got[0].shape).astype(dtype)
+    for a, b in zip(backward(cpu, cell, got_cache, dy, None, None), backward(reference, cell, want_cache, dy, None,
+                                                                             None)):
+        assert_close(a, b, dtype)
+
+
 def test_plan_reads_numbas_thread_count(pin_threads):
     pin_threads(3)
     assert len(cpu.plan(14)) == 3
