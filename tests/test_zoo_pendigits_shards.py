@@ -42,10 +42,12 @@ def same_bits(a, b):
     np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
 
 
+@pytest.mark.parametrize("points", [20, 2])     # 2: digits of 2 and 3 points (a point per stroke at least)
 @pytest.mark.parametrize("strength", [0.0, 0.1, 0.4])
-def test_one_process_gets_the_batches_it_always_got(strength):
+def test_one_process_gets_the_batches_it_always_got(strength, points):
     recipe = PenDigits()
-    digits = random_digits(37, 20)
+    digits = random_digits(37, points)
+    assert len({len(d) for d in digits}) == (1 if points == 20 else 2)
     hp = {"augment": strength}
     ours, theirs = np.random.default_rng(3), np.random.default_rng(3)
     got = recipe.augment(digits, hp, ours)
@@ -93,15 +95,28 @@ def test_each_ranks_shard_is_one_processes_shard_bit_for_bit(monkeypatch, size, 
 
 
 def test_distortion_and_features_run_for_this_ranks_rows_only(monkeypatch):
-    """The work saved: on rank 1 of 2, the features are computed for half the digits."""
+    """The work saved: on rank 1 of 2, half the digits are distorted and get features; the rest are zeros."""
     import lstmzoo.zoo.pendigits as pendigits
     calls = []
-    original = pendigits.point_features
-    monkeypatch.setattr(pendigits, "point_features", lambda points: calls.append(1) or original(points))
+    original = pendigits._distorted
+    monkeypatch.setattr(pendigits, "_distorted", lambda points, draws: calls.append(1) or original(points, draws))
     as_rank(monkeypatch, 1, 2)
     out = PenDigits().augment(random_digits(9, 12), {"augment": 0.1}, np.random.default_rng(0))
     assert len(calls) == 5 and len(out) == 9        # rows 4..8 of 9
-    assert all(a.shape == (12, FEATURES) for a in out)
+    assert all(a.shape == (12, FEATURES) and a.dtype == np.float32 for a in out)
+    assert [bool(a.any()) for a in out] == [False] * 4 + [True] * 5
+
+
+@pytest.mark.parametrize("points", [1, 2, 5, 48])
+def test_features_of_digits_of_one_length_at_once_are_one_digits_bits(points):
+    import lstmzoo.zoo.pendigits as pendigits
+    digits = [d for d in random_digits(60, points, seed=points) if len(d) == points]   # (more strokes: longer)
+    assert len(digits) >= 5
+    digits[3][:, :2] = 0.25         # a digit that is one point: the scale's 1e-9 floor
+    digits[4][:, 1] = -1.0          # a horizontal line
+    stacked = pendigits._stacked_point_features(np.stack(digits))
+    for one, digit in zip(stacked, digits):
+        same_bits(one, point_features(digit))
 
 
 # ------------------------------------------------------------------------------------------- under MPI

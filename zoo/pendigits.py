@@ -144,9 +144,15 @@ class PenDigits(SequenceClassificationRecipe):
         # one call draws what a call of 4 per digit would, in the same order
         draws = rng.uniform(-strength, strength, (len(sequences), 4)) if strength > 0 else None
         mine = _local_rows(len(sequences))
-        return [(point_features(points if draws is None else _distorted(points, draws[index]))
-                 if mine.start <= index < mine.stop else np.zeros((len(points), FEATURES), dtype=np.float32))
-                for index, points in enumerate(sequences)]
+        features = [np.zeros((len(points), FEATURES), dtype=np.float32) for points in sequences]
+        moved = {index: sequences[index] if draws is None else _distorted(sequences[index], draws[index])
+                 for index in range(mine.start, mine.stop)}
+        # the features of the digits of one length at once (the same operations, element by element)
+        for length in {len(points) for points in moved.values()}:
+            same = [index for index, points in moved.items() if len(points) == length]
+            for index, row in zip(same, _stacked_point_features(np.stack([moved[index] for index in same]))):
+                features[index] = row
+        return features
 
     # ---------------------------------------------------------------------------------------- baseline
     def baseline(self, data, hp):
@@ -342,6 +348,16 @@ def point_features(points):
     xy = (xy - (low + high) / 2) / max(float((high - low).max()) / 2, 1e-9)
     steps = np.diff(xy, axis=0, prepend=xy[:1]) * (len(xy) / 8)
     return np.column_stack([xy, steps, points[:, 2]]).astype(np.float32)
+
+
+def _stacked_point_features(points):
+    """``point_features`` of ``[N, P, 3]`` digits of one length at once, ``[N, P, 5]``: the same float operations on
+    every element, so the same bits as one digit at a time."""
+    xy = points[:, :, :2].astype(np.float64)
+    low, high = xy.min(axis=1), xy.max(axis=1)
+    xy = (xy - ((low + high) / 2)[:, None, :]) / np.maximum((high - low).max(axis=1) / 2, 1e-9)[:, None, None]
+    steps = np.diff(xy, axis=1, prepend=xy[:, :1]) * (points.shape[1] / 8)
+    return np.concatenate([xy, steps, points[:, :, 2:3].astype(np.float64)], axis=2).astype(np.float32)
 
 
 def distort(points, rng, strength):
