@@ -199,3 +199,32 @@ def test_the_avx2_tile_fits_sixteen_registers():
     lines = body.splitlines()
     assert sum("vfmadd" in line and "%ymm" in line for line in lines) >= mr * nr
     assert not any("zmm" in line or "rsp" in line for line in lines), body[:3000]
+
+
+def fresh_matmul2_packed():
+    source = microkernel.matmul2_packed.py_func
+    return njit(**dict(microkernel._JIT, cache=False))(types.FunctionType(source.__code__, source.__globals__, "fresh"))
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="compiles for x86-64 CPUs")
+@pytest.mark.parametrize("bits, cpu, register", [(256, "haswell", "ymm"), (512, "skylake-avx512", "zmm")])
+def test_the_two_source_tile_keeps_its_sums_in_registers(bits, cpu, register):
+    """matmul2_packed's tile (two k loops into the same sums, which start from the bias) compiled for an AVX2 CPU
+    (16 ymm registers) and an AVX-512 one: at least mr * nr FMAs on the vector registers in each k loop and nothing
+    spilled to the stack."""
+    import llvmlite.binding as llvm
+    fresh = fresh_matmul2_packed()
+    fresh(np.ones((8, 16), np.float32), np.ones((8, 16), np.float32), microkernel.pack(np.ones((32, 96), np.float32),
+          bits), microkernel.pack_bias(np.ones(96, np.float32), bits), np.empty((8, 96), np.float32))
+    module = llvm.parse_assembly("".join(fresh.inspect_llvm().values()))
+    machine = llvm.Target.from_triple(llvm.get_process_triple()).create_target_machine(cpu=cpu, opt=3)
+    mr, nr = microkernel._TILES[bits]
+    name = f"lstmzoo_tile_float_{mr}x{nr}x{bits // 32}_2sources_bias:"
+    body = machine.emit_assembly(module).split(name)[1].split(".Lfunc_end")[0]
+    lines = body.splitlines()
+    assert sum("vfmadd" in line and f"%{register}" in line for line in lines) >= 2 * mr * nr
+    # (the stack holds the arguments past the sixth, read through rsp: a spill is a vector register to or from it)
+    assert not any("Spill" in line or "Reload" in line or ("rsp" in line and "mm" in line) for line in lines), \
+        body[:3000]
+    if register == "ymm":
+        assert not any("zmm" in line for line in lines)
