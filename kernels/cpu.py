@@ -4,7 +4,7 @@ Same functions, shapes, dtypes and semantics as ``reference.py`` (read its docst
 What is fused (DESIGN.md, "The kernels"):
 
 - the input projection of all time steps is one GEMM, ``x[T*B, I] @ W_ih^T``, before the recurrence; or, for the
-  LSTM and the RNN from 8 rows per thread (``fuses_input``), part of each step's GEMM: ``[x_t | h] [W_ih | W_hh]^T +
+  LSTM and the RNN from 8 rows per thread (16 above 8 MiB of weights: ``fuses_input``), part of each step's GEMM: ``[x_t | h] [W_ih | W_hh]^T +
   b_ih + b_hh`` in one micro-kernel pass (``_forward_fused``), with a cell pass per step over all the block's rows;
 - the whole time loop runs in compiled code; per step one recurrent GEMM ``h @ W_hh^T`` against the
   stacked gates, then ONE elementwise pass per sequence that adds the biases, applies the activations,
@@ -174,7 +174,7 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
     # loops' threads); the biases are added in the cell pass, which reads xp anyway (a separate bias pass over
     # [T, B, GH] cost ~5 % at large shapes).
     blocks = plan(B)
-    if fuses_input(kind, blocks):
+    if fuses_input(kind, blocks, w_ih, w_hh):
         last = _forward_fused(kind, blocks, x2d.reshape(T, B, I), w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y,
                               training, w_hr, r)
         h_n = hs[last].copy()
@@ -585,21 +585,26 @@ def plan(B, threads=None):
     return [Block(b0, b1, "gemv" if b1 - b0 == 1 else "packed") for b0, b1 in blocks]
 
 
-# A forward computes each step's input projection in the step's GEMM when every block has at least this many rows.
-_MIN_ROWS_FUSED = 8
+# A forward computes each step's input projection in the step's GEMM when every block has at least this many rows;
+# with more than _FUSED_BYTES of weights, at least _MIN_ROWS_FUSED_LARGE.
+_MIN_ROWS_FUSED, _MIN_ROWS_FUSED_LARGE, _FUSED_BYTES = 8, 16, 8 << 20
 
 
-def fuses_input(kind, blocks):
+def fuses_input(kind, blocks, w_ih, w_hh):
     """Whether a forward over the ``plan``'s ``blocks`` computes each step's input projection x_t W_ih^T inside the
     step's GEMM (``_forward_fused``) rather than all steps' in one GEMM before the time loop.
 
-    Yes for the LSTM and the RNN when every block has at least ``_MIN_ROWS_FUSED`` rows (the AVX-512 tile's height);
-    the GRU always projects first (its n gate needs the x and h parts apart). Measured on one Zen 5 core (T = 100,
-    inference, load 5-6): from 8 rows the fused step took 0.68-0.91x the time of projection + step at H = 128..512 and
-    0.86-1.13x at H = 1024 (where the packed [W_ih | W_hh] streams from beyond L2 every step); at 2 rows 1.05-1.87x,
-    at 4 rows 0.91-1.66x: the x part of a few rows runs at GEMV speed, the projection before the loop at GEMM speed."""
-    return kind != GRU and all(block.step == "packed" and block.end - block.start >= _MIN_ROWS_FUSED
-                               for block in blocks)
+    Yes for the LSTM and the RNN when every block has at least ``_MIN_ROWS_FUSED`` rows (the AVX-512 tile's height),
+    or ``_MIN_ROWS_FUSED_LARGE`` when ``w_ih`` and ``w_hh`` together take more than ``_FUSED_BYTES``; the GRU always
+    projects first (its n gate needs the x and h parts apart). With few rows a step streams all of the packed weights
+    from cache or memory for few FLOPs, and the fused step streams W_ih too, while the projection before the loop
+    runs at GEMM speed. Measured on one Zen 5 core (T = 100, inference, load 4-6), fused / projection first: 8 rows
+    0.74-0.91 at H = 128..512 (weights up to 5 MB), 0.86-1.27 at I = 256, H = 1024 (21 MB), 1.13 at I = H = 1024;
+    16 rows 0.99-1.02 at H = 1024, 0.68-0.83 below; 2 rows 1.05-1.87, 4 rows 0.91-1.66."""
+    if kind == GRU or any(block.step != "packed" for block in blocks):
+        return False
+    rows = _MIN_ROWS_FUSED if w_ih.nbytes + w_hh.nbytes <= _FUSED_BYTES else _MIN_ROWS_FUSED_LARGE
+    return all(block.end - block.start >= rows for block in blocks)
 
 
 def _packed(blocks, *matrices):

@@ -257,15 +257,24 @@ def test_plan_covers_the_batch(B, threads):
     assert max(sizes) - min(sizes) <= 1
 
 
-@pytest.mark.parametrize("B, threads, cells", [
-    (1, 1, []), (4, 1, []), (7, 1, []),                        # below 8 rows: the projection before the loop
-    (8, 1, ["lstm", "rnn_tanh", "rnn_relu"]),                  # from 8 rows: in the step's GEMM, but the GRU's
-    (256, 1, ["lstm", "rnn_tanh", "rnn_relu"]),
-    (15, 2, []), (16, 2, ["lstm", "rnn_tanh", "rnn_relu"]),    # two blocks: 7 + 8 rows no, 8 + 8 yes
+@pytest.mark.parametrize("B, threads, H, cells", [
+    (1, 1, 128, []), (4, 1, 128, []), (7, 1, 128, []),       # below 8 rows: the projection before the loop
+    (8, 1, 128, ["lstm", "rnn_tanh", "rnn_relu"]),           # from 8 rows: in the step's GEMM, but the GRU's
+    (256, 1, 128, ["lstm", "rnn_tanh", "rnn_relu"]),
+    (15, 2, 128, []), (16, 2, 128, ["lstm", "rnn_tanh", "rnn_relu"]),  # two blocks: 7 + 8 rows no, 8 + 8 yes
+    (8, 1, 512, ["lstm", "rnn_tanh", "rnn_relu"]),           # LSTM weights 5 MiB: from 8 rows
+    (8, 1, 1024, ["rnn_tanh", "rnn_relu"]), (15, 1, 1024, ["rnn_tanh", "rnn_relu"]),  # LSTM 20 MiB: from 16 rows
+    (16, 1, 1024, ["lstm", "rnn_tanh", "rnn_relu"]), (31, 2, 1024, ["rnn_tanh", "rnn_relu"]),  # 15 + 16
+    (32, 2, 1024, ["lstm", "rnn_tanh", "rnn_relu"]),
 ])
-def test_fuses_input(B, threads, cells):
+def test_fuses_input(B, threads, H, cells):
     kinds = {"lstm": cpu.LSTM, "gru": cpu.GRU, "rnn_tanh": cpu.RNN_TANH, "rnn_relu": cpu.RNN_RELU}
-    assert [cell for cell in CELLS if cpu.fuses_input(kinds[cell], cpu.plan(B, threads))] == cells
+    fused = []
+    for cell in CELLS:
+        w_ih, w_hh = np.empty((GATES[cell] * H, 256), np.float32), np.empty((GATES[cell] * H, H), np.float32)
+        if cpu.fuses_input(kinds[cell], cpu.plan(B, threads), w_ih, w_hh):
+            fused.append(cell)
+    assert fused == cells
 
 
 @settings(max_examples=40, deadline=None)
