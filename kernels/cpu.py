@@ -4,8 +4,9 @@ Same functions, shapes, dtypes and semantics as ``reference.py`` (read its docst
 What is fused (DESIGN.md, "The kernels"):
 
 - the input projection of all time steps is one GEMM, ``x[T*B, I] @ W_ih^T``, before the recurrence; or, for the
-  LSTM and the RNN from 8 rows per thread (16 above 8 MiB of weights: ``fuses_input``), part of each step's GEMM: ``[x_t | h] [W_ih | W_hh]^T +
-  b_ih + b_hh`` in one micro-kernel pass (``_forward_fused``), with a cell pass per step over all the block's rows;
+  LSTM and the RNN from 8 rows per thread (16 above 8 MiB of weights: ``fuses_input``), part of each step's GEMM:
+  ``[x_t | h] [W_ih | W_hh]^T + b_ih + b_hh`` in one micro-kernel pass (``_forward_fused``), with a cell pass per
+  step over all the block's rows;
 - the whole time loop runs in compiled code; per step one recurrent GEMM ``h @ W_hh^T`` against the
   stacked gates, then ONE elementwise pass per sequence that adds the biases, applies the activations,
   updates the state and stores what backward needs;
