@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from lstmzoo.kernels import cpu, reference
 
 CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
+TOLERANCE = {np.float32: 1e-5, np.float64: 1e-10}
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 
 
@@ -304,6 +305,21 @@ def test_fused_input_projection_matches_reference(cell, T, B, inputs, H, dtype, 
     for a, b in zip(backward(cpu, cell, got_cache, dy, None, None), backward(reference, cell, want_cache, dy, None,
                                                                              None)):
         assert_close(a, b, dtype)
+
+
+@pytest.mark.parametrize("bits", [256, 512])
+@pytest.mark.parametrize("rows, threads", [(1, 1), (37, 1), (300, 1), (300, 2), (1000, 2)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_input_projection_matches_numpy(rows, threads, bits, dtype, pin_threads, monkeypatch):
+    """All steps' input projections (the forward's GEMM before the loop where the input is not fused): through the
+    micro-kernel in blocks of rows on one or two threads (the AVX-512 build), or OpenBLAS (``bits`` 256)."""
+    pin_threads(threads)
+    monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", bits)
+    rng = np.random.default_rng(rows)
+    x, w_ih = rng.standard_normal((rows, 45)).astype(dtype), rng.standard_normal((180, 45)).astype(dtype)
+    got = cpu._input_projection(x, w_ih, cpu.plan(3, threads))
+    want = x.astype(np.float64) @ w_ih.T.astype(np.float64)
+    np.testing.assert_allclose(got, want, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype] * np.abs(want).max())
 
 
 def test_plan_reads_numbas_thread_count(pin_threads):
