@@ -4,7 +4,7 @@ Same functions, shapes, dtypes and semantics as ``reference.py`` (read its docst
 What is fused (DESIGN.md, "The kernels"):
 
 - the input projection of all time steps is one GEMM, ``x[T*B, I] @ W_ih^T``, before the recurrence; or, for the
-  LSTM and the RNN from 8 rows per thread (16 above 8 MiB of weights: ``fuses_input``), part of each step's GEMM:
+  LSTM and the RNN from 8 rows per thread (32 above 8 MiB of weights: ``fuses_input``), part of each step's GEMM:
   ``[x_t | h] [W_ih | W_hh]^T + b_ih + b_hh`` in one micro-kernel pass (``_forward_fused``), with a cell pass per
   step over all the block's rows;
 - the whole time loop runs in compiled code; per step one recurrent GEMM ``h @ W_hh^T`` against the
@@ -620,7 +620,7 @@ def plan(B, threads=None):
 
 # A forward computes each step's input projection in the step's GEMM when every block has at least this many rows;
 # with more than _FUSED_BYTES of weights, at least _MIN_ROWS_FUSED_LARGE.
-_MIN_ROWS_FUSED, _MIN_ROWS_FUSED_LARGE, _FUSED_BYTES = 8, 16, 8 << 20
+_MIN_ROWS_FUSED, _MIN_ROWS_FUSED_LARGE, _FUSED_BYTES = 8, 32, 8 << 20
 
 
 def fuses_input(kind, blocks, w_ih, w_hh):
@@ -633,7 +633,9 @@ def fuses_input(kind, blocks, w_ih, w_hh):
     from cache or memory for few FLOPs, and the fused step streams W_ih too, while the projection before the loop
     runs at GEMM speed. Measured on one Zen 5 core (T = 100, inference, load 4-6), fused / projection first: 8 rows
     0.74-0.91 at H = 128..512 (weights up to 5 MB), 0.86-1.27 at I = 256, H = 1024 (21 MB), 1.13 at I = H = 1024;
-    16 rows 0.99-1.02 at H = 1024, 0.68-0.83 below; 2 rows 1.05-1.87, 4 rows 0.91-1.66."""
+    16 rows 0.68-0.83 at H <= 512; 2 rows 1.05-1.87, 4 rows 0.91-1.66 (the projection by OpenBLAS). With the
+    projection through the micro-kernel (``_input_projection``), at H = 1024: 16 rows 1.08 (I = 256) and 1.36
+    (I = 1024), 24 rows 0.98; 32 rows 0.76-0.81 against the previous kernels."""
     if kind == GRU or any(block.step != "packed" for block in blocks):
         return False
     rows = _MIN_ROWS_FUSED if w_ih.nbytes + w_hh.nbytes <= _FUSED_BYTES else _MIN_ROWS_FUSED_LARGE

@@ -264,9 +264,9 @@ def test_plan_covers_the_batch(B, threads):
     (256, 1, 128, ["lstm", "rnn_tanh", "rnn_relu"]),
     (15, 2, 128, []), (16, 2, 128, ["lstm", "rnn_tanh", "rnn_relu"]),  # two blocks: 7 + 8 rows no, 8 + 8 yes
     (8, 1, 512, ["lstm", "rnn_tanh", "rnn_relu"]),           # LSTM weights 5 MiB: from 8 rows
-    (8, 1, 1024, ["rnn_tanh", "rnn_relu"]), (15, 1, 1024, ["rnn_tanh", "rnn_relu"]),  # LSTM 20 MiB: from 16 rows
-    (16, 1, 1024, ["lstm", "rnn_tanh", "rnn_relu"]), (31, 2, 1024, ["rnn_tanh", "rnn_relu"]),  # 15 + 16
-    (32, 2, 1024, ["lstm", "rnn_tanh", "rnn_relu"]),
+    (8, 1, 1024, ["rnn_tanh", "rnn_relu"]), (31, 1, 1024, ["rnn_tanh", "rnn_relu"]),  # LSTM 20 MiB: from 32 rows
+    (32, 1, 1024, ["lstm", "rnn_tanh", "rnn_relu"]), (63, 2, 1024, ["rnn_tanh", "rnn_relu"]),  # 31 + 32
+    (64, 2, 1024, ["lstm", "rnn_tanh", "rnn_relu"]),
 ])
 def test_fuses_input(B, threads, H, cells):
     kinds = {"lstm": cpu.LSTM, "gru": cpu.GRU, "rnn_tanh": cpu.RNN_TANH, "rnn_relu": cpu.RNN_RELU}
