@@ -11,7 +11,8 @@
    repeats.
 3. A model, on paper: an epoch on N ranks takes ``s + p ceil(B / N) / B + steps * A(N, M)`` (global batch ``B``), with ``s`` the replicated work
    (every rank builds every batch, clips and steps the optimizer) and ``p`` the work split over the ranks (the
-   training steps' forward and backward, the validation), both measured in CPU seconds in this process over one
+   training steps' forward and backward, the validation, and the part of building the batches a rank does for its
+   rows only: pendigits' augmentation), both measured in CPU seconds in this process over one
    epoch (CPU time, so that other jobs on a shared machine do not count), and ``A`` a ring Allreduce of the
    ``M``-byte gradient buffer, ``2 (N - 1) / N * M / bandwidth + 2 (N - 1) * latency``; the per-rank batch below
    which a step spends longer communicating than computing is ``A / c``, ``c = p / items`` per item.
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +89,8 @@ def train(recipe, args, ranks, folder, env):
 
 
 def profile(recipe, hp):
-    """CPU seconds of one epoch's parts on one process: {"batches", "steps", "optimizer", "validation"}, and the
+    """CPU seconds of one epoch's parts on one process: {"batches" (replicated), "batches_split", "steps",
+    "optimizer", "validation"}, and the
     epoch's steps, items and the model's parameter count."""
     import lstmzoo.random as lz_random
     from lstmzoo.optim import clip_grad_norm
@@ -96,7 +99,7 @@ def profile(recipe, hp):
     model = recipe.build_model(hp)
     optimizer = recipe.make_optimizer(model, hp)
     model.train()
-    seconds = dict.fromkeys(("batches", "steps", "optimizer", "validation"), 0.0)
+    seconds = dict.fromkeys(("batches", "batches_as_rank_0_of_2", "steps", "optimizer", "validation"), 0.0)
 
     def timed(part, function, *args):
         started = time.process_time()
@@ -104,7 +107,19 @@ def profile(recipe, hp):
         seconds[part] += time.process_time() - started
         return result
 
+    recipe.make_batches(data, hp, np.random.default_rng(0))     # once untimed: both timings below warm
     batches = timed("batches", recipe.make_batches, data, hp, np.random.default_rng(0))
+    # What a rank does of make_batches for its own rows only (pendigits distorts only its rows of each batch):
+    # make_batches timed again as rank 0 of 2; the difference, twice, is split over the ranks, the rest replicated.
+    from lstmzoo import distributed
+    one_rank, world = seconds["batches"], distributed.world
+    distributed.world = lambda: types.SimpleNamespace(rank=0, size=2)
+    try:
+        timed("batches_as_rank_0_of_2", recipe.make_batches, data, hp, np.random.default_rng(0))
+    finally:
+        distributed.world = world
+    split = min(max(2 * (one_rank - seconds.pop("batches_as_rank_0_of_2")), 0.0), one_rank)
+    seconds.update(batches=one_rank - split, batches_split=split)
     for batch in batches:
         optimizer.zero_grad()
         timed("steps", recipe.train_step, model, batch, hp)
@@ -184,7 +199,8 @@ def main():
     recipe = get_recipe(options.recipe)
     hp = recipe.settle(recipe.resolve({"epochs": options.epochs, **dict(s.split("=", 1) for s in options.settings)}))
     parts, steps, items, elements = profile(recipe, hp)
-    serial, parallel = parts["batches"] + parts["optimizer"], parts["steps"] + parts["validation"]
+    serial = parts["batches"] + parts["optimizer"]
+    parallel = parts.get("batches_split", 0.0) + parts["steps"] + parts["validation"]
     record = {"recipe": options.recipe, "settings": options.settings, "epochs": options.epochs,
               "load_before": load_before, "load_after": load_average(), "runs": runs,
               "weights_max_difference": difference, "weights_max_abs": largest, "allreduce_seconds": allreduce,

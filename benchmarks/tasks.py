@@ -14,16 +14,16 @@ task's test set is the zoo recipe's; then for each seed runs, one at a time, wit
     lstmzoo train TASK --data TRAIN --test-data TEST --out RUN --seed S
     lstmzoo evaluate TASK --checkpoint RUN --json
 
-Forecasting rows are scored like the zoo's time-series recipes, one step ahead at every month (day) of the
-zoo's test part (rolling origins): the model is trained on the series up to the zoo's test start (``--data``;
-the task holds out its last ``horizon`` values for early stopping) and ``lstmzoo predict forecasting --checkpoint
-RUN --input ORIGINS.csv`` forecasts from every origin t of the test part at once, ORIGINS.csv holding one series
-per origin (the true history up to t, as its own ``unique_id``, which the run never saw: ``predict`` scales it
-and chooses its preprocessing by the task's rule on that history); the first forecast value of each is the
-one-step forecast of value t. rmse, mae and mase (MAE over the in-sample MAE of the seasonal naive forecast on
-the training part, the task's season) are computed here, with the naive (previous value) and seasonal naive
-forecasts scored on the same points. The task's own protocol (``--test-data`` = the zoo's test part: the first
-``horizon`` values after the training part, forecast at once from its end) is recorded beside it.
+Forecasting rows are scored like the zoo's time-series recipes, one step ahead at every month (day) of the zoo's
+test part (rolling origins): the model is trained on the series up to the zoo's test start (``--data``; the task
+holds out the last 10 % of each series, at least ``horizon`` values, for early stopping) and ``lstmzoo predict
+forecasting --checkpoint RUN --input ORIGINS.csv`` forecasts from every origin t of the test part at once,
+ORIGINS.csv holding one series per origin (the true history up to t, as its own ``unique_id``, which the run never
+saw: ``predict`` scales it and chooses its preprocessing by the task's rule on that history); the first forecast
+value of each is the one-step forecast of value t. rmse, mae and mase (MAE over the in-sample MAE of the seasonal
+naive forecast on the training part, the task's season) are computed here, with the naive (previous value) and
+seasonal naive forecasts scored on the same points. The task's own protocol (``--test-data`` = the zoo's test part:
+the first ``horizon`` values after the training part, forecast at once from its end) is recorded beside it.
 
 The results (JSON record at the end of the file) merge with the rows already there (the runs of a row run again
 with the same settings are added by seed, so seeds may run in separate calls); the table is rebuilt.
@@ -525,7 +525,8 @@ def render(records):
              "each from the true history before it. The task forecasts `horizon` values (default one season: 12 "
              "monthly, 7 daily) from the end of each series, so its own `evaluate` scores only the first `horizon` "
              "test values, several steps ahead. For a fair comparison the task is trained on the series up to "
-             "the zoo's test start (its defaults hold out the last `horizon` of that for early stopping), then "
+             "the zoo's test start (its defaults hold out the last 10 % of that, at least `horizon` values, for early "
+             "stopping), then "
              "`lstmzoo predict forecasting --checkpoint RUN --input ORIGINS.csv` is given one series per origin t of "
              "the zoo's test part (the true history up to t, its own `unique_id`, which the run never saw: predict "
              "scales each by its own history and chooses its preprocessing (log, seasonal base) by the task's rule on "

@@ -32,8 +32,18 @@ __all__ = [
 ]
 
 
+_backends = {}     # device -> its module once imported: the layers look theirs up at every call
+
+
 def backend(device):
     """The kernel module for ``device`` ("cpu", "cuda" or "reference")."""
+    module = _backends.get(device) if isinstance(device, str) else None
+    if module is None:
+        module = _backends[device] = _import_backend(device)
+    return module
+
+
+def _import_backend(device):
     if device == "cpu":
         from . import cpu
         return cpu

@@ -18,7 +18,8 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def float_dtype(name, value):
     """The dtype of the array ``value`` when the kernels compute in it (float32 or float64)."""
-    _require_array(name, value)
+    if type(value) is not np.ndarray:
+        _require_array(name, value)
     if value.dtype not in FLOAT_DTYPES:
         raise ValueError(f"{name} has dtype {value.dtype}, expected float32 or float64; convert it with "
                          f".astype('float32') or .astype('float64')")
@@ -27,23 +28,26 @@ def float_dtype(name, value):
 
 def check_array(name, value, dtype, shape=None, meaning=""):
     """``value`` is an array of ``dtype`` (and ``shape``, which ``meaning`` spells out, e.g. "[B, H]")."""
-    _require_array(name, value)
+    if type(value) is not np.ndarray:   # every call of every step: the common case without a function call
+        _require_array(name, value)
     if value.dtype != dtype:
         raise ValueError(f"{name} has dtype {value.dtype}, expected {dtype} (the dtype of x); the kernels do not cast")
-    if shape is not None and tuple(value.shape) != tuple(shape):
+    if shape is not None and value.shape != shape and tuple(value.shape) != tuple(shape):
         raise ValueError(f"{name} has shape {tuple(value.shape)}, expected {tuple(shape)} = {meaning}")
 
 
 def check_lengths(name, lengths, steps, batch, minimum=1):
     """``lengths`` as a host int64 array of ``batch`` integers in ``minimum..steps``."""
     values = lengths.get() if hasattr(lengths, "get") and hasattr(lengths, "shape") else np.asarray(lengths)
-    if values.dtype == bool or not np.issubdtype(values.dtype, np.integer):
+    if values.dtype.kind not in "iu" and (values.dtype == bool or not np.issubdtype(values.dtype, np.integer)):
         raise ValueError(f"{name} must hold integers, got dtype {values.dtype}")
     if values.shape != (batch,):
         raise ValueError(f"{name} has shape {values.shape}, expected ({batch},): one per sequence")
-    if batch and (values.min() < minimum or values.max() > steps):
-        raise ValueError(f"{name} must be in {minimum}..{steps} (the number of steps), got values from "
-                         f"{values.min()} to {values.max()}")
+    if batch:
+        low, high = values.min(), values.max()
+        if low < minimum or high > steps:
+            raise ValueError(f"{name} must be in {minimum}..{steps} (the number of steps), got values from "
+                             f"{low} to {high}")
     return values.astype(np.int64)
 
 

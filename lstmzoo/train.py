@@ -299,8 +299,12 @@ def _divergence_caught(where, intact):
     try:
         yield
     except NonFiniteError as error:
-        raise TrainingError(f"the training diverged (or the data holds NaN): {where} met values that are NaN "
-                            f"or infinite ({error}); {intact} (try a lower learning rate or clip_norm).") from error
+        raise _diverged(where, intact, error) from error
+
+
+def _diverged(where, intact, error):
+    return TrainingError(f"the training diverged (or the data holds NaN): {where} met values that are NaN or "
+                         f"infinite ({error}); {intact} (try a lower learning rate or clip_norm).")
 
 
 def _finite_parameters(model):
@@ -327,8 +331,10 @@ def _train_epoch(model, optimizer, train_step, batches, clip_norm, *, describe, 
               file=sys.stderr, unit="batch") as bar:
         for number, batch in enumerate(bar, 1):
             optimizer.zero_grad()
-            with _divergence_caught(f"batch {number} of {describe}", intact):
+            try:    # _divergence_caught without a context manager per step
                 loss, n = train_step(model, batch)
+            except NonFiniteError as error:
+                raise _diverged(f"batch {number} of {describe}", intact, error) from error
             loss = float(loss)
             if not math.isfinite(loss):
                 raise TrainingError(f"the training diverged: its loss became {loss} at batch {number} of "
@@ -341,9 +347,10 @@ def _train_epoch(model, optimizer, train_step, batches, clip_norm, *, describe, 
             optimizer.step()
             loss_sum += loss * n
             items += n
-            elapsed = time.perf_counter() - started
-            bar.set_postfix({"loss": f"{loss_sum / items:.4g}", "items/s": f"{items / elapsed:.3g}"},
-                            refresh=False)
+            if not bar.disable:     # a log or no progress: nothing to format
+                elapsed = time.perf_counter() - started
+                bar.set_postfix({"loss": f"{loss_sum / items:.4g}", "items/s": f"{items / elapsed:.3g}"},
+                                refresh=False)
     if items == 0:
         raise ValueError("make_batches gave no batches (or train_step counted no items) for an epoch")
     return loss_sum / items, items, time.perf_counter() - started

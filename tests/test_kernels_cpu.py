@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from lstmzoo.kernels import cpu, reference
 
 CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
+TOLERANCE = {np.float32: 1e-5, np.float64: 1e-10}
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 
 
@@ -255,6 +256,70 @@ def test_plan_covers_the_batch(B, threads):
     sizes = [block.end - block.start for block in blocks]
     assert len(blocks) == 1 or min(sizes) >= cpu._MIN_ROWS_PER_THREAD
     assert max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize("B, threads, H, cells", [
+    (1, 1, 128, []), (4, 1, 128, []), (7, 1, 128, []),       # below 8 rows: the projection before the loop
+    (8, 1, 128, ["lstm", "rnn_tanh", "rnn_relu"]),           # from 8 rows: in the step's GEMM, but the GRU's
+    (256, 1, 128, ["lstm", "rnn_tanh", "rnn_relu"]),
+    (15, 2, 128, []), (16, 2, 128, ["lstm", "rnn_tanh", "rnn_relu"]),  # two blocks: 7 + 8 rows no, 8 + 8 yes
+    (8, 1, 512, ["lstm", "rnn_tanh", "rnn_relu"]),           # LSTM weights 5 MiB: from 8 rows
+    (8, 1, 1024, ["rnn_tanh", "rnn_relu"]), (31, 1, 1024, ["rnn_tanh", "rnn_relu"]),  # LSTM 20 MiB: from 32 rows
+    (32, 1, 1024, ["lstm", "rnn_tanh", "rnn_relu"]), (63, 2, 1024, ["rnn_tanh", "rnn_relu"]),  # 31 + 32
+    (64, 2, 1024, ["lstm", "rnn_tanh", "rnn_relu"]),
+])
+def test_fuses_input(B, threads, H, cells):
+    kinds = {"lstm": cpu.LSTM, "gru": cpu.GRU, "rnn_tanh": cpu.RNN_TANH, "rnn_relu": cpu.RNN_RELU}
+    fused = []
+    for cell in CELLS:
+        w_ih, w_hh = np.empty((GATES[cell] * H, 256), np.float32), np.empty((GATES[cell] * H, H), np.float32)
+        if cpu.fuses_input(kinds[cell], cpu.plan(B, threads), w_ih, w_hh):
+            fused.append(cell)
+    assert fused == cells
+
+
+@settings(max_examples=40, deadline=None)
+@given(cell=st.sampled_from(CELLS), T=st.integers(1, 6), B=st.integers(8, 20), inputs=st.integers(1, 40),
+       H=st.integers(1, 40), dtype=st.sampled_from([np.float32, np.float64]), threads=st.sampled_from([1, 2]),
+       use_lengths=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_fused_input_projection_matches_reference(cell, T, B, inputs, H, dtype, threads, use_lengths, seed):
+    """Batches of 8 rows and more per thread (``fuses_input``: the input projection in each step's GEMM for the LSTM
+    and the RNN) against the reference, forward and backward, with and without lengths, on 1 and 2 threads. The GRU
+    (never fused) runs the same shapes."""
+    import numba
+    rng = np.random.default_rng(seed)
+    p = make_inputs(rng, cell, T, B, inputs, H, dtype)
+    lengths = rng.integers(1, T + 1, B) if use_lengths else None
+    get_num_threads = numba.get_num_threads
+    numba.get_num_threads = lambda: threads  # not pin_threads: a fixture is not reset between hypothesis examples
+    try:
+        got, got_cache = forward(cpu, cell, p, lengths)
+        inferred, _ = forward(cpu, cell, p, lengths, training=False)
+    finally:
+        numba.get_num_threads = get_num_threads
+    want, want_cache = forward(reference, cell, p, lengths)
+    for a, b, c in zip(got, inferred, want):
+        assert_close(a, c, dtype)
+        np.testing.assert_array_equal(a, b)
+    dy = rng.standard_normal(got[0].shape).astype(dtype)
+    for a, b in zip(backward(cpu, cell, got_cache, dy, None, None), backward(reference, cell, want_cache, dy, None,
+                                                                             None)):
+        assert_close(a, b, dtype)
+
+
+@pytest.mark.parametrize("bits", [256, 512])
+@pytest.mark.parametrize("rows, threads", [(1, 1), (37, 1), (300, 1), (300, 2), (1000, 2)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_input_projection_matches_numpy(rows, threads, bits, dtype, pin_threads, monkeypatch):
+    """All steps' input projections (the forward's GEMM before the loop where the input is not fused): through the
+    micro-kernel in blocks of rows on one or two threads (the AVX-512 build), or OpenBLAS (``bits`` 256)."""
+    pin_threads(threads)
+    monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", bits)
+    rng = np.random.default_rng(rows)
+    x, w_ih = rng.standard_normal((rows, 45)).astype(dtype), rng.standard_normal((180, 45)).astype(dtype)
+    got = cpu._input_projection(x, w_ih, cpu.plan(3, threads))
+    want = x.astype(np.float64) @ w_ih.T.astype(np.float64)
+    np.testing.assert_allclose(got, want, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype] * np.abs(want).max())
 
 
 def test_plan_reads_numbas_thread_count(pin_threads):

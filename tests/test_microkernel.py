@@ -103,6 +103,64 @@ def test_mismatched_shapes_are_refused():
         microkernel.pack(np.ones((4, 5), np.float32), bits=128)
 
 
+def check2(rows, K1, K2, N, dtype, bits, seed=0):
+    """matmul2_packed: bias + a1 @ w1 + a2 @ w2 against float64 NumPy."""
+    rng = np.random.default_rng(seed)
+    a1, a2 = rng.standard_normal((rows, K1)).astype(dtype), rng.standard_normal((rows, K2)).astype(dtype)
+    w1, w2 = rng.standard_normal((K1, N)).astype(dtype), rng.standard_normal((K2, N)).astype(dtype)
+    bias = rng.standard_normal(N).astype(dtype)
+    out = np.full((rows, N), np.nan, dtype)
+    microkernel.matmul2_packed(a1, a2, microkernel.pack(np.vstack([w1, w2]), bits), microkernel.pack_bias(bias, bits),
+                               out)
+    expected = bias + a1.astype(np.float64) @ w1 + a2.astype(np.float64) @ w2
+    scale = max(np.abs(expected).max(initial=0.0), 1e-30)
+    assert np.abs(out - expected).max(initial=0.0) / scale <= TOLERANCE[dtype], (rows, K1, K2, N, dtype, bits)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("rows, K1, K2, N", [
+    (8, 32, 128, 512), (16, 128, 128, 1024), (64, 256, 64, 384),   # whole tiles and panels (float32, 512 bits)
+    (1, 1, 1, 1), (3, 5, 7, 7), (13, 21, 45, 180), (9, 17, 3, 49),  # partial row tiles and panels
+    (5, 0, 9, 50), (4, 9, 0, 3), (3, 0, 0, 20),                    # an empty source: bias + the other one
+])
+def test_two_sources_and_bias_match_numpy(rows, K1, K2, N, dtype, bits):
+    check2(rows, K1, K2, N, dtype, bits)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(1, 40), K1=st.integers(0, 80), K2=st.integers(0, 80), N=st.integers(1, 200),
+       bits=st.sampled_from(BITS), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_two_sources_random_shapes(rows, K1, K2, N, bits, dtype, seed):
+    check2(rows, K1, K2, N, dtype, bits, seed)
+
+
+@pytest.mark.parametrize("bits", BITS)
+def test_two_sources_rows_of_larger_arrays(bits):
+    """The time loop passes ``x[t][b0:b1]`` and ``hs[t][b0:b1]``: only those rows are read, only out's are written."""
+    rng = np.random.default_rng(5)
+    x, h = rng.standard_normal((20, 24)).astype(np.float32), rng.standard_normal((20, 40)).astype(np.float32)
+    w = rng.standard_normal((64, 100)).astype(np.float32)
+    bias = rng.standard_normal(100).astype(np.float32)
+    out = np.full((20, 100), 7.0, np.float32)
+    microkernel.matmul2_packed(x[5:14], h[5:14], microkernel.pack(w, bits), microkernel.pack_bias(bias, bits),
+                               out[5:14])
+    np.testing.assert_allclose(out[5:14], bias + np.hstack([x, h])[5:14] @ w, rtol=1e-5, atol=1e-5)
+    assert (out[:5] == 7).all() and (out[14:] == 7).all()
+
+
+def test_two_sources_mismatched_shapes_are_refused():
+    packed, bias = microkernel.pack(np.ones((6, 5), np.float32), 512), microkernel.pack_bias(np.ones(5, np.float32))
+    ones = lambda *shape: np.ones(shape, np.float32)  # noqa: E731
+    with pytest.raises(ValueError):  # K1 + K2 != K
+        microkernel.matmul2_packed(ones(2, 3), ones(2, 2), packed, bias, np.empty((2, 5), np.float32))
+    with pytest.raises(ValueError):  # rows differ
+        microkernel.matmul2_packed(ones(2, 3), ones(3, 3), packed, bias, np.empty((2, 5), np.float32))
+    with pytest.raises(ValueError):  # a bias of another panel width
+        microkernel.matmul2_packed(ones(2, 3), ones(2, 3), packed, microkernel.pack_bias(ones(5), 256),
+                                   np.empty((2, 5), np.float32))
+
+
 def fresh_matmul_packed():
     """An uncached compilation of matmul_packed (Numba shows no machine code for a function from its cache)."""
     source = microkernel.matmul_packed.py_func
@@ -141,3 +199,32 @@ def test_the_avx2_tile_fits_sixteen_registers():
     lines = body.splitlines()
     assert sum("vfmadd" in line and "%ymm" in line for line in lines) >= mr * nr
     assert not any("zmm" in line or "rsp" in line for line in lines), body[:3000]
+
+
+def fresh_matmul2_packed():
+    source = microkernel.matmul2_packed.py_func
+    return njit(**dict(microkernel._JIT, cache=False))(types.FunctionType(source.__code__, source.__globals__, "fresh"))
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="compiles for x86-64 CPUs")
+@pytest.mark.parametrize("bits, cpu, register", [(256, "haswell", "ymm"), (512, "skylake-avx512", "zmm")])
+def test_the_two_source_tile_keeps_its_sums_in_registers(bits, cpu, register):
+    """matmul2_packed's tile (two k loops into the same sums, which start from the bias) compiled for an AVX2 CPU
+    (16 ymm registers) and an AVX-512 one: at least mr * nr FMAs on the vector registers in each k loop and nothing
+    spilled to the stack."""
+    import llvmlite.binding as llvm
+    fresh = fresh_matmul2_packed()
+    fresh(np.ones((8, 16), np.float32), np.ones((8, 16), np.float32), microkernel.pack(np.ones((32, 96), np.float32),
+          bits), microkernel.pack_bias(np.ones(96, np.float32), bits), np.empty((8, 96), np.float32))
+    module = llvm.parse_assembly("".join(fresh.inspect_llvm().values()))
+    machine = llvm.Target.from_triple(llvm.get_process_triple()).create_target_machine(cpu=cpu, opt=3)
+    mr, nr = microkernel._TILES[bits]
+    name = f"lstmzoo_tile_float_{mr}x{nr}x{bits // 32}_2sources_bias:"
+    body = machine.emit_assembly(module).split(name)[1].split(".Lfunc_end")[0]
+    lines = body.splitlines()
+    assert sum("vfmadd" in line and f"%{register}" in line for line in lines) >= 2 * mr * nr
+    # (the stack holds the arguments past the sixth, read through rsp: a spill is a vector register to or from it)
+    assert not any("Spill" in line or "Reload" in line or ("rsp" in line and "mm" in line) for line in lines), \
+        body[:3000]
+    if register == "ymm":
+        assert not any("zmm" in line for line in lines)

@@ -359,3 +359,69 @@ def test_a_single_series_weighs_one(tmp_path):
                                        for i, v in enumerate(_shapes()["walk"])))
     data = task.load_data(task.settle(task.resolve({"data": str(path)})))
     assert data.weight.tolist() == [1.0]
+
+
+# ------------------------------------------------------------------------------------------ the validation part
+def _long_and_short(path):
+    """Two monthly series of one file, 240 and 120 values: noise around a level and a slow swing (the last value
+    as the base, no transform)."""
+    rng = np.random.default_rng(1)
+    return _month_file(path, {"long": 100 + 5 * rng.standard_normal(240),
+                              "short": 50 + 10 * np.sin(2 * np.pi * np.arange(120) / 50) + rng.standard_normal(120)})
+
+
+def test_the_validation_part_is_a_share_of_each_series(tmp_path):
+    """val_fraction (0.1) of each series' values before its test part, at least horizon: 23 of the long series'
+    228 (the horizon's 12 before), 12 of the short one's 108 (10.8 rounds to 11, below the horizon); 0 gives the
+    horizon to every series; never so many that fewer than horizon + season + 1 values are left to learn from."""
+    task = ForecastingTask()
+    hp = task.settle(task.resolve({"data": str(_long_and_short(tmp_path / "two.csv"))}))
+    data = task.load_data(hp)
+    assert data.val_end.tolist() == [228, 108]
+    assert (data.val_end - data.train_end).tolist() == [23, 12]
+    data = task.load_data({**hp, "val_fraction": 0.0})
+    assert (data.val_end - data.train_end).tolist() == [12, 12]
+    from lstmzoo.tasks.forecasting import _validation_sizes
+    assert _validation_sizes(np.array([26, 40, 1000]), 12, np.array([12, 12, 7]), 0.5).tolist() == [12, 15, 500]
+
+
+def test_validation_scores_rolling_origins_through_the_part_per_series(tmp_path):
+    """val_loss: for each series the mean squared scaled error of every forecast of a validation value from
+    every origin that reaches it (horizon - 1 before the part up to its last value), times the series' weight,
+    then the mean over the series: checked against a loop over origins with a model that forecasts the base
+    (the last value), so each error is the value's change from the one before the origin."""
+    task = ForecastingTask()
+    hp = {**task.settle(task.resolve({"data": str(_long_and_short(tmp_path / "two.csv"))})), "device": "cpu"}
+    data = task.load_data(hp)
+    assert data.lag.tolist() == [1, 1] and data.transform.tolist() == ["none", "none"]
+    model = _Zero()
+    model.horizon = horizon = hp["horizon"]
+    per_series = []
+    for k in range(2):
+        values = data.series.series(k)[2]
+        errors = [((values[o + j] - values[o - 1]) / data.scale[k]) ** 2
+                  for o in range(data.train_end[k] - horizon + 1, data.val_end[k])
+                  for j in range(horizon) if data.train_end[k] <= o + j < data.val_end[k]]
+        per_series.append(np.mean(errors))
+    expected = np.mean(np.array(per_series) * data.weight)
+    assert task.validate(model, data, hp)["val_loss"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_run_from_before_val_fraction_keeps_its_training_part(trained):
+    """A run whose config.json has no val_fraction held out horizon values per series: restore gives it
+    val_fraction 0, so evaluate refits the preprocessing and scaling on the same training part."""
+    import shutil
+
+    from lstmzoo.checkpoint import read_config, write_config
+
+    task, hp, _, folder = trained
+    assert task.restore(folder / "run")[1]["val_fraction"] == 0.1
+    old = folder / "run-before-val-fraction"
+    shutil.copytree(folder / "run", old)
+    config = read_config(old)
+    del config["hyperparameters"]["val_fraction"]
+    write_config(old, {k: v for k, v in config.items() if k not in ("versions", "created", "format")})
+    restored = task.restore(old)[1]
+    assert restored["val_fraction"] == 0.0
+    data = task.load_data(restored)
+    assert (data.val_end - data.train_end == restored["horizon"]).all()

@@ -132,11 +132,27 @@ class PenDigits(SequenceClassificationRecipe):
 
     def augment(self, sequences, hp, rng):
         """Random affine distortions of the training digits' points (identity with ``augment=0``), then the
-        features."""
+        features.
+
+        Under data-parallel training (``mpiexec -n N``, ``lstmzoo.distributed``) every rank draws the distortions
+        of the whole global batch, as one process does (so the generator stays in step and a rank's rows get the
+        draws one process gives them), but distorts and computes the features of its own rows only (those the
+        generic ``shard_batch`` gives it, ``distributed.rows_of``): the other rows become zeros of their shape,
+        which this rank never trains on. A rank without rows (a batch of fewer digits than ranks) runs its step on
+        them and discards it."""
         strength = hp["augment"]
-        if strength > 0:
-            sequences = [distort(points, rng, strength) for points in sequences]
-        return [point_features(points) for points in sequences]
+        # one call draws what a call of 4 per digit would, in the same order
+        draws = rng.uniform(-strength, strength, (len(sequences), 4)) if strength > 0 else None
+        mine = _local_rows(len(sequences))
+        features = [np.zeros((len(points), FEATURES), dtype=np.float32) for points in sequences]
+        moved = {index: sequences[index] if draws is None else _distorted(sequences[index], draws[index])
+                 for index in range(mine.start, mine.stop)}
+        # the features of the digits of one length at once (the same operations, element by element)
+        for length in {len(points) for points in moved.values()}:
+            same = [index for index, points in moved.items() if len(points) == length]
+            for index, row in zip(same, _stacked_point_features(np.stack([moved[index] for index in same]))):
+                features[index] = row
+        return features
 
     # ---------------------------------------------------------------------------------------- baseline
     def baseline(self, data, hp):
@@ -334,11 +350,34 @@ def point_features(points):
     return np.column_stack([xy, steps, points[:, 2]]).astype(np.float32)
 
 
+def _stacked_point_features(points):
+    """``point_features`` of ``[N, P, 3]`` digits of one length at once, ``[N, P, 5]``: the same float operations on
+    every element, so the same bits as one digit at a time."""
+    xy = points[:, :, :2].astype(np.float64)
+    low, high = xy.min(axis=1), xy.max(axis=1)
+    xy = (xy - ((low + high) / 2)[:, None, :]) / np.maximum((high - low).max(axis=1) / 2, 1e-9)[:, None, None]
+    steps = np.diff(xy, axis=1, prepend=xy[:, :1]) * (points.shape[1] / 8)
+    return np.concatenate([xy, steps, points[:, :, 2:3].astype(np.float64)], axis=2).astype(np.float32)
+
+
 def distort(points, rng, strength):
     """The points under a random rotation, shear and stretch of size about ``strength`` (radians, fractions)."""
-    angle, shear, stretch_x, stretch_y = rng.uniform(-strength, strength, 4)
+    return _distorted(points, rng.uniform(-strength, strength, 4))
+
+
+def _distorted(points, draws):
+    """``distort`` with its four draws (angle, shear, stretch in x and in y) given."""
+    angle, shear, stretch_x, stretch_y = draws
     cos, sin = np.cos(angle), np.sin(angle)
     matrix = np.array([[cos, -sin], [sin, cos]]) @ np.array([[1 + stretch_x, shear], [0.0, 1 + stretch_y]])
     out = points.copy()
     out[:, :2] = points[:, :2] @ matrix.T.astype(np.float32)
     return out
+
+
+def _local_rows(items):
+    """The rows of a training batch of ``items`` digits this process trains on: this rank's under data-parallel
+    training, else all."""
+    from lstmzoo import distributed
+    world = distributed.world()
+    return slice(0, items) if world is None else distributed.rows_of(items, world.rank, world.size)

@@ -39,7 +39,7 @@ def check_array(name, value, dtype, xp, shape=None, finite=False):
             f"{name} has dtype {value.dtype} but the layer is {dtype}; layers do not cast, "
             f"convert with .astype({str(dtype)!r})"
         )
-    if shape is not None and tuple(value.shape) != tuple(shape):
+    if shape is not None and value.shape != shape and tuple(value.shape) != tuple(shape):
         raise ValueError(f"{name} has shape {tuple(value.shape)}, expected {tuple(shape)}")
     if finite and not bool(xp.isfinite(value).all()):
         raise NonFiniteError(f"{name} contains NaN or inf")
@@ -71,9 +71,9 @@ def dropout_mask(generator, shape, p, dtype, xp, batch_axis=None):
     (``lstmzoo.random.random_for_batch``)."""
     if batch_axis is None:
         batch_axis = 1 if len(shape) >= 3 else 0
-    keep = lz_random.random_for_batch(generator, shape, batch_axis=batch_axis) >= p
-    scale = 0.0 if p >= 1 else 1.0 / (1.0 - p)
-    return xp.asarray(keep.astype(dtype) * np.asarray(scale, dtype=dtype))
+    mask = (lz_random.random_for_batch(generator, shape, batch_axis=batch_axis) >= p).astype(dtype)
+    mask *= np.asarray(0.0 if p >= 1 else 1.0 / (1.0 - p), dtype=dtype)   # in place: one array fewer
+    return xp.asarray(mask)
 
 
 class DeviceModule(Module):

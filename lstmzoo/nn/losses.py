@@ -9,6 +9,7 @@ import numpy as np
 from ..array import array_module
 
 _REDUCTIONS = ("mean", "sum")
+_EXACT_COUNT = 2**24    # float32 sums of ones are exact up to here
 
 
 def _check_reduction(reduction):
@@ -73,13 +74,17 @@ class CrossEntropyLoss(_Loss):
                 f"target has shape {tuple(target.shape)}, expected {tuple(logits.shape[:-1])} "
                 f"(logits {tuple(logits.shape)} with classes in the last dimension)"
             )
-        if target.dtype == bool or not np.issubdtype(target.dtype, np.integer):
+        if target.dtype.kind not in "iu" and (target.dtype == bool or not np.issubdtype(target.dtype, np.integer)):
             raise ValueError(f"target must hold integer class indices, got dtype {target.dtype}")
         classes = logits.shape[-1]
         if self.weight is not None and self.weight.shape != (classes,):
             raise ValueError(f"weight has shape {self.weight.shape}, expected ({classes},)")
         z = logits.reshape(-1, classes)
         t = xp.asarray(target).reshape(-1)
+        if self.weight is None and 0 < t.size <= _EXACT_COUNT:
+            low, high = int(t.min()), int(t.max())
+            if 0 <= low and high < classes and not low <= self.ignore_index <= high:
+                return self._every_target_counts(z, t, logits.shape)
         valid = t != self.ignore_index
         if bool(((t[valid] < 0) | (t[valid] >= classes)).any()):
             raise ValueError(f"target values must be in 0..{classes - 1} or ignore_index={self.ignore_index}")
@@ -99,6 +104,21 @@ class CrossEntropyLoss(_Loss):
         scale = 1.0 / denominator if denominator else 0.0
         self._grad = (grad * z.dtype.type(scale)).reshape(logits.shape)
         return float(total) / denominator if denominator else float("nan")
+
+    def _every_target_counts(self, z, t, shape):
+        """``forward`` when there is no class weight and every target is a class (none is ``ignore_index``): every
+        weight above is 1, so the same float operations less the multiplications by 1 (which change nothing) and
+        the count ``len(t)`` (exact: the sum of that many ones is, up to 2^24) as the denominator."""
+        xp = array_module(z)
+        shifted = z - z.max(axis=1, keepdims=True)  # log-sum-exp without overflow
+        log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        rows = xp.arange(z.shape[0])
+        total = -log_probs[rows, t].sum()
+        denominator = float(len(t)) if self.reduction == "mean" else 1.0
+        grad = xp.exp(log_probs)
+        grad[rows, t] -= 1
+        self._grad = (grad * z.dtype.type(1.0 / denominator)).reshape(shape)
+        return float(total) / denominator
 
 
 class BCEWithLogitsLoss(_Loss):

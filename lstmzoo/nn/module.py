@@ -17,6 +17,15 @@ from typing import NamedTuple
 
 from ..array import array_module
 
+# Bumped whenever any module gains a parameter or a child module: a flat module whose owners were listed at this
+# version, and whose parameters are still views of its buffer, need not be walked again (``Module.flatten``).
+_structure_version = 0
+
+
+def _structure_changed():
+    global _structure_version
+    _structure_version += 1
+
 
 class IncompatibleKeys(NamedTuple):
     """What ``Module.load_state_dict`` did not match, as PyTorch reports it."""
@@ -31,15 +40,18 @@ class Module:
         object.__setattr__(self, "_modules", {})
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_flat", None)
+        object.__setattr__(self, "_flat_owners", None)  # (structure version, [(params dict, name), ...]) when flat
 
     # -------------------------------------------------------------------------------- registration
     def __setattr__(self, name, value):
         if isinstance(value, Module):
             self._modules[name] = value
+            _structure_changed()
         object.__setattr__(self, name, value)
 
     def add_module(self, name, module):
         self._modules[name] = module
+        _structure_changed()
         object.__setattr__(self, name, module)
         return module
 
@@ -47,6 +59,7 @@ class Module:
         """Register ``value`` (an array) as a parameter with a zero gradient beside it."""
         self._params[name] = value
         self._grads[name] = array_module(value).zeros_like(value)
+        _structure_changed()
         return value
 
     # ------------------------------------------------------------------------------------ access
@@ -122,9 +135,18 @@ class Module:
 
         Idempotent: a module already flat returns its buffers. Views into the buffers replace the
         arrays held by each sub-module, so layers keep working unchanged.
+
+        The optimizers and gradient clipping call it every step, so a module that is still flat answers without
+        walking its children: when no module gained a parameter or a child since it was flattened and every
+        parameter is still a view whose base is the buffer.
         """
+        flat, known = self._flat, getattr(self, "_flat_owners", None)
+        if flat is not None and known is not None and known[0] == _structure_version and all(
+                getattr(params.get(name), "base", None) is flat[0] for params, name in known[1]):
+            return flat
         owners = [(m, name) for _, m in self.named_modules() for name in m._params]
         if self._flat is not None and all(_is_view_of(m._params[n], self._flat[0]) for m, n in owners):
+            self._remember_owners(owners)
             return self._flat
         if not owners:
             raise ValueError("the module has no parameters to flatten")
@@ -147,7 +169,11 @@ class Module:
             m._on_parameters_moved()
             offset += p.size
         object.__setattr__(self, "_flat", (flat_p, flat_g))
+        self._remember_owners(owners)
         return self._flat
+
+    def _remember_owners(self, owners):
+        object.__setattr__(self, "_flat_owners", (_structure_version, [(m._params, n) for m, n in owners]))
 
     def _on_parameters_moved(self):
         """Hook for layers that cache references to their parameter arrays."""

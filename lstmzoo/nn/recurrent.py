@@ -17,6 +17,7 @@ the same (zeros otherwise, and after ``reset_state()``). The carried state is a 
 and goes no further back.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -106,9 +107,7 @@ class _Recurrent(DeviceModule):
         return self._rng if self._rng is not None else lz_random.rng()
 
     def _weight_names(self, layer, direction):
-        suffix = f"l{layer}" + ("_reverse" if direction else "")
-        names = (f"weight_ih_{suffix}", f"weight_hh_{suffix}", f"bias_ih_{suffix}", f"bias_hh_{suffix}")
-        return names + (f"weight_hr_{suffix}",) if self.proj_size else names
+        return _weight_names(layer, direction, bool(self.proj_size))
 
     def _kernel(self, which):
         return getattr(kernels.backend(self.device), f"{self.kind}_{which}")
@@ -154,22 +153,24 @@ class _Recurrent(DeviceModule):
         self._check_array("x", x, x.shape)
 
     def _check_lengths(self, lengths, steps, batch):
-        """Host int64 array of per-sequence lengths in 1..steps, or None."""
+        """Host int64 array of per-sequence lengths in 1..steps, or None: for no ``lengths``, and for lengths that
+        are all ``steps`` (every sequence runs every step, which is what the kernels do without lengths)."""
         if lengths is None:
             return None
         values = to_numpy(lengths) if hasattr(lengths, "shape") else np.asarray(lengths)
-        if values.dtype == bool or not np.issubdtype(values.dtype, np.integer):
+        if values.dtype.kind not in "iu" and (values.dtype == bool or not np.issubdtype(values.dtype, np.integer)):
             raise ValueError(f"lengths must hold integers, got dtype {values.dtype}")
         if values.shape != (batch,):
             raise ValueError(
                 f"lengths has shape {values.shape}, expected ({batch},): one length per sequence"
             )
-        if values.min() < 1 or values.max() > steps:
+        low, high = values.min(), values.max()
+        if low < 1 or high > steps:
             raise ValueError(
                 f"lengths must be in 1..{steps} (the number of steps), got values from "
-                f"{values.min()} to {values.max()}"
+                f"{low} to {high}"
             )
-        return values.astype(np.int64)
+        return None if low == steps else values.astype(np.int64)
 
     def _initial_state(self, state, batch):
         """The initial state as a tuple of ``num_states`` arrays [L*D, B, H] (zeros when None)."""
@@ -209,26 +210,40 @@ class _Recurrent(DeviceModule):
     def _gather_time(self, values, index):
         return values[index, self.xp.arange(values.shape[1])[None, :]]
 
+    def _reversed(self, values, index):
+        """``values`` [T, B, ...] with each sequence's steps reversed (its own inverse), as a new C-contiguous array:
+        the gather by ``_reverse_index``'s ``index``, or, for ``index`` None (every sequence runs all T steps),
+        the steps read backwards, the same values without an index."""
+        if index is None:
+            return self.xp.ascontiguousarray(values[::-1])
+        return self._gather_time(values, index)
+
     def _forward(self, x, state, lengths):
+        xp = self.xp
         self._check_input(x)
         if self.batch_first:
-            x = self.xp.ascontiguousarray(x.transpose(1, 0, 2))
+            x = xp.ascontiguousarray(x.transpose(1, 0, 2))
         steps, batch = x.shape[:2]
+        # None when every sequence runs all the steps: the kernels get no lengths and the reverse direction reads
+        # the steps backwards, without a gather (the same values either way).
         lengths = self._check_lengths(lengths, steps, batch)
         state = self._initial_state(state, batch)
         training = self.training
         forward = self._kernel("forward")
-        reverse_index = self._reverse_index(steps, lengths) if self.bidirectional else None
+        directions, width = self.num_directions, self._h_size
+        reverse_index = None if lengths is None or not self.bidirectional else self._reverse_index(steps, lengths)
         final = tuple(
-            self.xp.empty(self._state_shape(batch, k), dtype=self.dtype) for k in range(self.num_states)
+            xp.empty(self._state_shape(batch, k), dtype=self.dtype) for k in range(self.num_states)
         )
+        options = self._kernel_options()
         caches, masks = [], []
         layer_input = x
         for layer in range(self.num_layers):
-            outputs = []
-            for direction in range(self.num_directions):
-                row = layer * self.num_directions + direction
-                sequence = self._gather_time(layer_input, reverse_index) if direction else layer_input
+            # Each direction's output goes into its columns of the layer's output.
+            layer_output = None if directions == 1 else xp.empty((steps, batch, directions * width), self.dtype)
+            for direction in range(directions):
+                row = layer * directions + direction
+                sequence = self._reversed(layer_input, reverse_index) if direction else layer_input
                 weights = [self._params[name] for name in self._weight_names(layer, direction)]
                 projection = {"w_hr": weights.pop()} if self.proj_size else {}  # a keyword of the kernel
                 output, *state_n, cache = forward(
@@ -238,23 +253,28 @@ class _Recurrent(DeviceModule):
                     lengths=lengths,
                     training=training,
                     **projection,
-                    **self._kernel_options(),
+                    **options,
                 )
-                outputs.append(self._gather_time(output, reverse_index) if direction else output)
+                if directions == 1:
+                    layer_output = output
+                elif not direction:
+                    layer_output[:, :, :width] = output
+                else:   # the reverse direction's results back in time order
+                    columns = layer_output[:, :, direction * width:(direction + 1) * width]
+                    columns[...] = output[::-1] if reverse_index is None else self._gather_time(output, reverse_index)
                 for buffer, value in zip(final, state_n):
                     buffer[row] = value
                 caches.append(cache)
-            layer_output = outputs[0] if len(outputs) == 1 else self.xp.concatenate(outputs, axis=2)
             mask = None
             if training and self.dropout > 0 and layer < self.num_layers - 1:  # PyTorch: not after the last
-                mask = dropout_mask(self._generator(), layer_output.shape, self.dropout, self.dtype, self.xp)
+                mask = dropout_mask(self._generator(), layer_output.shape, self.dropout, self.dtype, xp)
                 layer_output = layer_output * mask
             masks.append(mask)
             layer_input = layer_output
         self._cache = (caches, masks, reverse_index, layer_input.shape) if training else None
         if self.stateful:
             self._carried_state = tuple(buffer.copy() for buffer in final)  # the caller may write into `final`
-        y = self.xp.ascontiguousarray(layer_input.transpose(1, 0, 2)) if self.batch_first else layer_input
+        y = xp.ascontiguousarray(layer_input.transpose(1, 0, 2)) if self.batch_first else layer_input
         return y, final
 
     # GRU and RNN carry one state array; LSTM overrides these two with (h, c).
@@ -268,18 +288,20 @@ class _Recurrent(DeviceModule):
     def _backward(self, dy, final_grads):
         """``final_grads``: one gradient (or None) per state array, each [L*D, B, H]."""
         caches, masks, reverse_index, y_shape = require_cache(self)
+        xp = self.xp
         steps, batch, _ = y_shape
         self._check_array("dy", dy, (batch, steps, y_shape[2]) if self.batch_first else y_shape)
         if self.batch_first:
-            dy = self.xp.ascontiguousarray(dy.transpose(1, 0, 2))
+            dy = xp.ascontiguousarray(dy.transpose(1, 0, 2))
         for k, (name, grad) in enumerate(zip(("dh_n", "dc_n"), final_grads)):
             if grad is not None:
                 self._check_array(name, grad, self._state_shape(batch, k))
         backward = self._kernel("backward")
         initial = tuple(
-            self.xp.empty(self._state_shape(batch, k), dtype=self.dtype) for k in range(self.num_states)
+            xp.empty(self._state_shape(batch, k), dtype=self.dtype) for k in range(self.num_states)
         )
         hidden = self._h_size
+        grads = self._grads
         grad_output = dy
         for layer in reversed(range(self.num_layers)):
             if masks[layer] is not None:
@@ -288,24 +310,32 @@ class _Recurrent(DeviceModule):
             for direction in range(self.num_directions):
                 row = layer * self.num_directions + direction
                 grad_y = grad_output[:, :, direction * hidden : (direction + 1) * hidden]
-                grad_y = (
-                    self._gather_time(grad_y, reverse_index)
-                    if direction
-                    else self.xp.ascontiguousarray(grad_y)
-                )
+                grad_y = self._reversed(grad_y, reverse_index) if direction else xp.ascontiguousarray(grad_y)
                 dx, *rest = backward(
                     grad_y, *(None if g is None else g[row] for g in final_grads), caches[row]
                 )
                 for buffer, value in zip(initial, rest[: self.num_states]):
                     buffer[row] = value
                 for name, value in zip(self._weight_names(layer, direction), rest[self.num_states :]):
-                    self._grads[name] += value
-                dx = self._gather_time(dx, reverse_index) if direction else dx
-                grad_input = dx if grad_input is None else grad_input + dx
+                    grads[name] += value
+                if grad_input is None:
+                    grad_input = dx
+                else:   # the reverse direction's gradient back in time order
+                    grad_input = grad_input + (dx[::-1] if reverse_index is None
+                                               else self._gather_time(dx, reverse_index))
             grad_output = grad_input
         self._cache = None  # like PyTorch without retain_graph: one backward per forward
         self.initial_state_grad = initial if self.num_states > 1 else initial[0]
-        return self.xp.ascontiguousarray(grad_output.transpose(1, 0, 2)) if self.batch_first else grad_output
+        return xp.ascontiguousarray(grad_output.transpose(1, 0, 2)) if self.batch_first else grad_output
+
+
+@functools.cache
+def _weight_names(layer, direction, projected):
+    """The parameter names of one layer and direction, PyTorch's: ``weight_ih_l0``, ..., ``bias_hh_l1_reverse``
+    (and ``weight_hr_...`` with a projection)."""
+    suffix = f"l{layer}" + ("_reverse" if direction else "")
+    names = (f"weight_ih_{suffix}", f"weight_hh_{suffix}", f"bias_ih_{suffix}", f"bias_hh_{suffix}")
+    return names + (f"weight_hr_{suffix}",) if projected else names
 
 
 class LSTM(_Recurrent):

@@ -4,8 +4,9 @@ The file is a CSV in long format (``unique_id, ds, y``; many series) or one seri
 ``lstmzoo.tasks.readers``). ONE global model learns from every series at once, each series scaled on its own:
 
 - splits, per series and in time: the last ``horizon`` values are the test part (unless ``--test-data`` gives
-  the values that follow each series), the ``horizon`` values before them the validation part (early stopping),
-  and everything before that the training part;
+  the values that follow each series), ``val_fraction`` (10 %) of the values before them, at least ``horizon``,
+  the validation part (early stopping, on forecasts from rolling origins through it), and everything before that
+  the training part;
 - preprocessing, chosen per series from its training part alone (see ``choose_preprocessing``): a square
   root or log transform when the spread grows with the level (counts, multiplicative series), and a
   seasonal base (built on the value one season earlier) instead of the last value when the seasonal strength
@@ -59,6 +60,7 @@ SEASONAL_STRENGTH = 0.64    # seasonal base above this strength (Wang, Smith & H
 TRANSFORMS = ("none", "sqrt", "log")    # Box-Cox lambda 1, 0.5, 0
 SPREAD_T = 3.0              # the spread-on-level slope decides a transform when its t statistic is above this
 VALIDATION_WINDOWS = 4096   # forecasts the validation loss makes at most (one per series beyond)
+VAL_FRACTION = 0.1          # each series' validation part: this share of its values, at least horizon values
 INPUT_CHANNELS = 2          # the scaled value and its change from the previous step
 
 
@@ -98,8 +100,8 @@ class ForecastingTask(Task):
     preprocessing = ("per series, chosen on its training part: sqrt or log when the spread grows with the level, "
                      "a seasonal "
                      "base when strongly seasonal; then centred and scaled by its own training part; the last "
-                     "horizon values of every series are the test part, the horizon before them the validation "
-                     "part")
+                     "horizon values of every series are the test part, val_fraction (10 %, at least horizon "
+                     "values) of the values before them the validation part")
     predict_input = ("a CSV of past values in the training file's layout; writes unique_id, ds, y_hat for the "
                      "next horizon steps of each series")
     monitor = "val_loss"
@@ -134,6 +136,9 @@ class ForecastingTask(Task):
         "lr": Hyperparameter(0.001, "Adam learning rate"),
         "patience": Hyperparameter(30, "epochs without a better validation loss before stopping (0 = never)"),
         "clip_norm": Hyperparameter(1.0, "global gradient-norm clipping (0 = off)"),
+        "val_fraction": Hyperparameter(VAL_FRACTION, "each series' validation part (early stopping): this share of "
+                                                     "its values before the test part, at least horizon values "
+                                                     "(0 = horizon values)", low=0.0, high=0.5),
     }
 
     # ------------------------------------------------------------------------------------------ settling
@@ -172,7 +177,7 @@ class ForecastingTask(Task):
         else:
             val_end = lengths - horizon
             test_values = _gather(series.values, series.starts[:-1] + val_end, horizon)
-        train_end = val_end - horizon
+        train_end = val_end - _validation_sizes(val_end, horizon, _seasons(series), hp["val_fraction"])
         data = _prepared(series, train_end, val_end, test_values, _seasons(series))
         data.weight = _series_weights(data, horizon)
         return data
@@ -193,6 +198,17 @@ class ForecastingTask(Task):
             raise UserError(f"{test.path} has {test.lengths[order[short[0]]]} values for series "
                             f"{str(series.ids[short[0]])!r}, fewer than the horizon {horizon}")
         return _gather(test.values, test.starts[:-1][order], horizon)
+
+    def restore(self, run_dir, weights=None, device=None):
+        """``Task.restore``; a run from before ``val_fraction`` (its config.json lacks it) held out ``horizon``
+        values per series for validation, so its training part, and with it the preprocessing and scaling that
+        ``load_data`` fits, is rebuilt as it was (``val_fraction`` 0)."""
+        from lstmzoo.checkpoint import read_config
+        model, hp = super().restore(run_dir, weights=weights, device=device)
+        if "val_fraction" in hp and "val_fraction" not in read_config(run_dir, self.name,
+                                                                      of_recipe=True)["hyperparameters"]:
+            hp["val_fraction"] = 0.0
+        return model, hp
 
     # ------------------------------------------------------------------------------------------ training
     def build_model(self, hp):
@@ -224,32 +240,40 @@ class ForecastingTask(Task):
         return float((weight * diff * diff).sum()) / count, count
 
     def validate(self, model, data, hp):
-        """``val_loss``: the scaled squared error of every forecast of a validation value from an origin up to
-        the validation part's start (each value forecast 1 to ``horizon`` steps ahead: a steadier early
-        stopping than one origin's forecast; at most ``VALIDATION_WINDOWS`` windows, down to one origin per
-        series); ``val_mase``: the forecast from the validation part's start. With ``rolling_test``: every
-        forecast step inside the validation part from every origin up to its end (``val_loss``), and the
-        one-step forecasts of its values on the original scale (``val_rmse``)."""
+        """``val_loss``: the scaled squared error of every forecast step inside the validation part from every
+        origin that reaches it (``horizon - 1`` values before the part's start up to its last value; each
+        origin reads the true values before it), a mean per series weighted by its weight (``_series_weights``,
+        as the training loss) and then a mean over series, so that a long series' validation part does not
+        outweigh a short one's; at most ``VALIDATION_WINDOWS`` origins, evenly spread, down to one per series.
+        Rolling origins over a validation part of ``val_fraction`` of each series (rather than the ``horizon``
+        values from its start alone) make early stopping follow many values instead of a few. ``val_mase``: the
+        forecast from the validation part's start. With ``rolling_test``: every forecast step inside the
+        validation part from every origin up to its end (``val_loss``), and the one-step forecasts of its values
+        on the original scale (``val_rmse``)."""
         if self.rolling_test:
             return self._rolling_validation(model, data, hp)
         horizon, count = hp["horizon"], len(data.series)
-        shifts = np.arange(int(np.clip(VALIDATION_WINDOWS // count, 1, horizon)))
-        series = np.repeat(np.arange(count), len(shifts))
-        origins = data.train_end[series] - np.tile(shifts, count)
-        keep = origins > _first_input(data.lag[series])
-        series, origins = series[keep], origins[keep]
+        first = np.maximum(data.train_end - horizon + 1, _first_input(data.lag) + 1)
+        available = np.maximum(data.val_end - first, 0)
+        used = np.minimum(available, max(1, VALIDATION_WINDOWS // count))
+        series = np.repeat(np.arange(count), used)
+        rank = np.arange(used.sum()) - np.repeat(np.cumsum(used) - used, used)
+        origins = first[series] + rank * available[series] // np.maximum(used[series], 1)
+        # and one origin per series at its validation part's start, for val_mase
+        series, origins = np.r_[series, np.arange(count)], np.r_[origins, data.train_end]
         predicted = self._scaled_forecast(model, data, series, origins, hp)
-        future = _gather(data.z, data.series.starts[series] + origins, horizon)
+        steps = origins[:, None] + np.arange(horizon)[None, :]
+        inside = (steps >= data.train_end[series, None]) & (steps < data.val_end[series, None])
+        last = np.arange(len(series)) >= len(series) - count
+        inside[last] = False
+        starts = data.series.starts[series]
+        future = data.z[np.minimum(starts[:, None] + steps, len(data.z) - 1)]
         expected = (future - _base(data, series, origins, horizon)) / data.scale[series, None]
-        inside = origins[:, None] + np.arange(horizon)[None, :] >= data.train_end[series, None]
-        last = origins == data.train_end[series]
+        squared = np.where(inside, (predicted - expected) ** 2, 0.0).sum(axis=1)
+        per_series = np.bincount(series, squared, count) / np.maximum(np.bincount(series, inside.sum(axis=1), count), 1)
         actual = _gather(data.series.values, data.series.starts[series[last]] + origins[last], horizon)
         forecast = self._unscaled(data, series[last], origins[last], predicted[last])
-        # Each series' squared errors weigh by its weight (``_series_weights``: relative to its base forecast's
-        # in-sample error), so that no series' scale decides early stopping for all.
-        weight = np.broadcast_to(data.weight[series, None], inside.shape)
-        val = float(np.sum(((predicted - expected) ** 2 * weight)[inside]) / max(inside.sum(), 1))
-        return {"val_loss": val,
+        return {"val_loss": float(np.mean(per_series * data.weight)),
                 "val_mase": float(np.mean([_series_mase(data, k, data.train_end[k], actual[i], forecast[i], hp)
                                            for i, k in enumerate(series[last])]))}
 
@@ -464,6 +488,14 @@ def _series_weights(data, horizon, chunk=1 << 16):
         return np.ones(len(total))
     weight = 1.0 / mse
     return weight / weight.mean()
+
+
+def _validation_sizes(val_end, horizon, seasons, fraction):
+    """int64 ``[S]``: each series' validation part: ``fraction`` of its ``val_end`` values before the test part,
+    at least ``horizon``, at most what leaves ``horizon`` plus a season and one values to learn from (never
+    below ``horizon``: ``settle`` has refused series too short for that)."""
+    held = np.maximum(horizon, np.round(fraction * np.asarray(val_end)).astype(np.int64))
+    return np.minimum(held, np.maximum(horizon, val_end - horizon - np.maximum(seasons, 1) - 1))
 
 
 def _last_values(data, series, origins):

@@ -1,0 +1,126 @@
+"""A/B of the CPU kernels' forward (or forward + backward) against an older commit's and torch, in one process.
+
+    NUMBA_NUM_THREADS=1 python benchmarks/forward_ab.py --threads 1 --batch 4 32 128 --shapes 32,128 128,128
+    NUMBA_NUM_THREADS=2 python benchmarks/forward_ab.py --threads 2 --old HEAD~1 --mode training
+
+The older kernels (``kernels/{cpu,microkernel,arguments}.py`` at ``--old``, default HEAD) are written to a temporary
+package and imported beside the working tree's; the three contenders (old, new, torch) are timed in turn, each
+``--repeats`` times, and the median is printed. Time: CPU time of the process at 1 thread (other jobs on a shared
+machine do not count), wall time at 2 or more threads (where CPU time adds up the threads). T = 100, float32.
+"""
+
+import argparse
+import importlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def load_old(rev):
+    root = tempfile.mkdtemp(prefix="lstmzoo_ab_")
+    package = os.path.join(root, "oldkernels")
+    os.makedirs(package)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for name in ("cpu", "microkernel", "arguments"):
+        source = subprocess.run(["git", "show", f"{rev}:kernels/{name}.py"], cwd=here, check=True,
+                                capture_output=True, text=True).stdout
+        with open(os.path.join(package, f"{name}.py"), "w") as f:
+            f.write(source)
+    open(os.path.join(package, "__init__.py"), "w").close()
+    sys.path.insert(0, root)
+    return importlib.import_module("oldkernels.cpu")
+
+
+def timer(threads):
+    return time.process_time if threads == 1 else time.perf_counter
+
+
+def seconds(call, clock, budget=0.3):
+    call()
+    start = clock()
+    n = 0
+    while True:
+        call()
+        n += 1
+        elapsed = clock() - start
+        if elapsed >= budget:
+            return elapsed / n
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--old", default="HEAD")
+    parser.add_argument("--cell", default="lstm", choices=("lstm", "gru", "rnn"))
+    parser.add_argument("--mode", default="inference", choices=("inference", "training"))
+    parser.add_argument("--batch", type=int, nargs="+", default=[4, 16, 32, 128, 256])
+    parser.add_argument("--shapes", nargs="+", default=["32,128", "128,128", "256,256", "128,512", "256,1024"],
+                        help="I,H pairs")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-torch", action="store_true")
+    args = parser.parse_args(argv)
+
+    from lstmzoo.kernels import cpu as new
+    old = load_old(args.old)
+    new.set_num_threads(args.threads)
+    old.set_num_threads(args.threads)
+    torch = None
+    if not args.no_torch:
+        import torch
+        torch.set_num_threads(args.threads)
+    from lstmzoo import bench
+
+    clock = timer(args.threads)
+    load = open("/proc/loadavg").read().split()[:3]
+    print(f"# {args.cell} {args.mode}, {args.threads} thread(s), T={args.steps}, old={args.old}, "
+          f"{'CPU' if args.threads == 1 else 'wall'} time, median of {args.repeats}; load before {' '.join(load)}")
+    print("| B | I | H | old ms | new ms | torch ms | new/old | new/torch |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    training = args.mode == "training"
+    G = {"lstm": 4, "gru": 3, "rnn": 1}[args.cell]
+    for I_H in args.shapes:
+        inputs, H = map(int, I_H.split(","))
+        for B in args.batch:
+            rng = np.random.default_rng(0)
+            bound = 1 / np.sqrt(H)
+            params = {"w_ih": rng.uniform(-bound, bound, (G * H, inputs)), "w_hh": rng.uniform(-bound, bound, (G * H, H)),
+                      "b_ih": rng.uniform(-bound, bound, G * H), "b_hh": rng.uniform(-bound, bound, G * H)}
+            params = {k: v.astype(np.float32) for k, v in params.items()}
+            x = rng.standard_normal((args.steps, B, inputs)).astype(np.float32)
+            h0 = np.zeros((B, H), np.float32)
+            dy = rng.standard_normal((args.steps, B, H)).astype(np.float32)
+
+            def ours(module):
+                def call():
+                    if args.cell == "lstm":
+                        *_, cache = module.lstm_forward(x, h0, h0, **params, training=training)
+                        if training:
+                            module.lstm_backward(dy, None, None, cache)
+                    else:
+                        *_, cache = getattr(module, args.cell + "_forward")(x, h0, **params, training=training)
+                        if training:
+                            getattr(module, args.cell + "_backward")(dy, None, cache)
+                return call
+
+            calls = [ours(old), ours(new)]
+            if torch is not None:
+                calls.append(bench.torch_call(torch, params, x, dy, training, cell=args.cell))
+            samples = [[] for _ in calls]
+            for _ in range(args.repeats):
+                for call, times in zip(calls, samples):
+                    times.append(seconds(call, clock))
+            ms = [1e3 * float(np.median(t)) for t in samples]
+            t_ms = f"{ms[2]:.2f}" if torch is not None else "-"
+            vs_torch = f"{ms[1] / ms[2]:.2f}" if torch is not None else "-"
+            print(f"| {B} | {inputs} | {H} | {ms[0]:.2f} | {ms[1]:.2f} | {t_ms} | {ms[1] / ms[0]:.2f} | {vs_torch} |",
+                  flush=True)
+    print(f"# load after {' '.join(open('/proc/loadavg').read().split()[:3])}")
+
+
+if __name__ == "__main__":
+    main()
