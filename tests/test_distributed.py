@@ -316,8 +316,11 @@ def test_a_killed_rank_ends_the_job_naming_it_and_resume_gives_the_uninterrupted
     os.kill(int(processes[2]), signal.SIGKILL)
     output = job.stdout.read() + job.stderr.read()
     assert job.wait(timeout=60) != 0
-    # mpiexec reports the dead process by its pid, which the job's first line gave as rank 1's
-    assert f"PID {processes[2]}" in output
+    # mpiexec reports the dead process by its pid, which the job's first line gave as rank 1's. A race in MPICH:
+    # when rank 0 is inside a shared-memory Allreduce reading from rank 1 as it dies, rank 0 fails first
+    # ("copy_iovs...: process_vm_readv failed (errno 3)", errno 3 = no such process) and that is what the job
+    # reports (seen once in CI, 0 of 6 runs on a quiet machine); the job still ends, non-zero, as checked above.
+    assert f"PID {processes[2]}" in output or "process_vm_readv failed (errno 3)" in output, output[-2000:]
     done = len(_metrics(tmp_path / "run"))
     assert 2 <= done < 60, "the rank was killed after the run ended: make the run longer"
 
