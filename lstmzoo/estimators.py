@@ -341,7 +341,7 @@ class LSTMRegressor(RegressorMixin, _SequenceEstimator):
 # The LSTMForecaster's arguments that are the forecasting task's hyperparameters of the same names; None stands for
 # the task's default (``lstmzoo info forecasting``), whatever it is in this version.
 FORECAST_PARAMETERS = ("horizon", "season", "window", "hidden_size", "num_layers", "dropout", "epochs",
-                       "windows_per_epoch", "batch_size", "lr", "patience", "clip_norm", "device")
+                       "windows_per_epoch", "batch_size", "lr", "patience", "clip_norm", "val_fraction", "device")
 
 
 class LSTMForecaster(BaseEstimator):
@@ -350,8 +350,8 @@ class LSTMForecaster(BaseEstimator):
 
     ``fit(y)``: ``y`` is one series (a 1-D array of its values in time order, equally spaced) or many (a list of
     1-D arrays, of any lengths; a 2-D array is its rows); they train ONE model, each series scaled on its own.
-    The last ``horizon`` values of every series validate (early stopping) and the rest train; nothing is held
-    out for testing. Missing values (NaN) are refused: fill them first. ``predict()`` forecasts the next
+    The last ``val_fraction`` (10 %) of every series' values, at least ``horizon``, validate (early stopping, on
+    forecasts from rolling origins through them) and the rest train; nothing is held out for testing. Missing values (NaN) are refused: fill them first. ``predict()`` forecasts the next
     ``horizon`` values of each fitted series: an array ``[horizon]`` after fitting one series, ``[n_series,
     horizon]`` after a list. ``predict(y)`` forecasts the next values of the histories ``y`` (the same shapes);
     when ``y`` holds as many series as ``fit`` had, series ``k`` continues fitted series ``k`` (its preprocessing
@@ -367,7 +367,8 @@ class LSTMForecaster(BaseEstimator):
     Parameters: the task's hyperparameters of the same names (``lstmzoo info forecasting``), None standing for
     the task's default: ``horizon`` (steps ahead), ``season``, ``window`` (past values read per forecast),
     ``hidden_size``, ``num_layers``, ``dropout``, ``epochs``, ``windows_per_epoch``, ``batch_size``, ``lr``,
-    ``patience``, ``clip_norm``, ``device``; ``random_state`` as the other estimators'; ``verbose`` shows the
+    ``patience``, ``clip_norm``, ``val_fraction`` (each series' validation part: this share of its values, at
+    least ``horizon``; 0: ``horizon`` values), ``device``; ``random_state`` as the other estimators'; ``verbose`` shows the
     training's progress on stderr.
 
     Fitted attributes: ``horizon_``, ``season_``, ``n_series_``, ``single_series_`` (fitted on one series),
@@ -383,7 +384,7 @@ class LSTMForecaster(BaseEstimator):
 
     def __init__(self, horizon=None, season=None, window=None, hidden_size=None, num_layers=None, dropout=None,
                  epochs=None, windows_per_epoch=None, batch_size=None, lr=None, patience=None, clip_norm=None,
-                 device=None, random_state=None, verbose=False):
+                 val_fraction=None, device=None, random_state=None, verbose=False):
         self.horizon = horizon
         self.season = season
         self.window = window
@@ -396,6 +397,7 @@ class LSTMForecaster(BaseEstimator):
         self.lr = lr
         self.patience = patience
         self.clip_norm = clip_norm
+        self.val_fraction = val_fraction
         self.device = device
         self.random_state = random_state
         self.verbose = verbose

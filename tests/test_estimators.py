@@ -337,6 +337,31 @@ def test_the_forecaster_trains_the_model_the_command_line_trains(tmp_path):
     np.testing.assert_array_equal(fitted.predict().reshape(-1), printed["rows"]["y_hat"])
 
 
+def test_the_forecasters_val_fraction_is_the_tasks(monkeypatch):
+    """val_fraction is a parameter (get_params / set_params, None the task's 0.1) and sets how many of each
+    series' values validate, as the task's: of 132 values 13 (10 %), 12 (0: horizon values), 40 (30 %)."""
+    from lstmzoo.tasks.forecasting import ForecastingTask
+
+    load_data, held = ForecastingTask.load_data, []
+
+    def recording(task, hp):
+        data = load_data(task, hp)
+        held.append((data.val_end - data.train_end).tolist())
+        return data
+
+    monkeypatch.setattr(ForecastingTask, "load_data", recording)
+    forecaster = LSTMForecaster(season=12, hidden_size=4, epochs=1, windows_per_epoch=8, random_state=0)
+    assert forecaster.get_params()["val_fraction"] is None
+    y = seasonal_series(132)
+    for fraction in (None, 0.0, 0.3):
+        fitted = forecaster.set_params(val_fraction=fraction).fit(y)
+        assert fitted.get_params()["val_fraction"] == fraction
+        assert fitted.hp_["val_fraction"] == (0.1 if fraction is None else fraction)
+    assert held == [[13], [12], [40]]
+    with pytest.raises(ValueError, match="val_fraction"):
+        LSTMForecaster(season=12, val_fraction=0.9).fit(y)
+
+
 @pytest.mark.parametrize(("y", "message"), [
     (np.array([1.0, np.nan, 3.0] * 20), r"Input y contains NaN"),
     ([np.arange(40.0), np.zeros(0)], r"y\[1\] is an empty series"),
