@@ -44,6 +44,22 @@ def test_forecasting_from_the_command_line(tmp_path):
     assert "changed since the run" in user_error("evaluate", "forecasting", "--checkpoint", out)
 
 
+def test_a_relative_data_path_is_checked_and_found_from_another_folder(tmp_path, monkeypatch):
+    """train --data sales.csv (relative): evaluate from another folder reads the same file, and says when it
+    changed (the check compared the typed path with the recorded absolute one, and skipped)."""
+    (tmp_path / "a").mkdir()
+    write_series(tmp_path / "a" / "sales.csv", n_series=2, length=60)
+    monkeypatch.chdir(tmp_path / "a")
+    run("train", "forecasting", "--data", "sales.csv", "--out", tmp_path / "run", "--set", "hidden_size=8",
+        "--set", "epochs=1", "--set", "windows_per_epoch=64")
+    monkeypatch.chdir(tmp_path)
+    run("evaluate", "forecasting", "--checkpoint", tmp_path / "run", "--json")
+    assert run("predict", "forecasting", "--checkpoint", tmp_path / "run").stdout.startswith("unique_id,ds,y_hat")
+    data = tmp_path / "a" / "sales.csv"
+    data.write_text(data.read_text().replace("s0,", "s9,", 1))
+    assert "changed since the run" in user_error("evaluate", "forecasting", "--checkpoint", tmp_path / "run")
+
+
 def test_mistakes_leave_no_run_folder(tmp_path):
     assert "--data FILE" in user_error("train", "forecasting", "--out", tmp_path / "a")
     bad = tmp_path / "bad.csv"

@@ -50,8 +50,17 @@ class Task(Recipe):
                                   f"(run format {made}, this lstmzoo reads format {self.format}): train it again")
 
     def restore(self, run_dir, weights=None, device=None):
+        """``Recipe.restore``, with ``data`` and ``test_data`` the absolute paths config.json records for the files
+        the run read: a path given relative to the folder ``train`` ran in names the same file from anywhere, and
+        ``check_data_unchanged`` checks it."""
+        from lstmzoo.checkpoint import read_config
         self.check_run_format(run_dir)
-        return super().restore(run_dir, weights=weights, device=device)
+        model, hp = super().restore(run_dir, weights=weights, device=device)
+        recorded = read_config(run_dir, self.name, of_recipe=True).get("data_files") or {}
+        for role, entry in recorded.items():
+            if role in self.DATA_ROLES and hp.get(role) and isinstance(entry, dict) and entry.get("path"):
+                hp[role] = entry["path"]
+        return model, hp
 
     def recorded_preprocessing(self, run_dir):
         """The ``fitted`` preprocessing in ``run_dir``'s config.json; UserError when it has none."""
