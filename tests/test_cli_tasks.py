@@ -72,6 +72,31 @@ def test_mistakes_leave_no_run_folder(tmp_path):
                                                         "sequence-regression", "text-classification"}
 
 
+def test_a_bad_test_file_or_too_few_cases_leave_no_run_folder(tmp_path):
+    """A --test-data file is checked, and the data split, before the run folder is made (they were read after:
+    a bad test file left the folder with its lock file; too few texts or cases crashed in the first validation)."""
+    from test_task_readers import write_sequences
+    from test_task_sequences import sequences
+
+    data = write_series(tmp_path / "sales.csv", n_series=2, length=60)
+    one = tmp_path / "one.csv"
+    one.write_text("".join(line + "\n" for line in data.read_text().splitlines() if not line.startswith("s1,")))
+    assert "has no values for series 's1'" in user_error("train", "forecasting", "--data", data, "--test-data", one,
+                                                         "--out", tmp_path / "a")
+    X, y, lengths = sequences(n=30, seed=1)
+    write_sequences(tmp_path / "train.npz", X, lengths, y)
+    write_sequences(tmp_path / "test.npz", X[:4], lengths[:4], np.array([9, 9, 9, 9]))
+    assert "the label '9'" in user_error("train", "sequence-classification", "--data", tmp_path / "train.npz",
+                                         "--test-data", tmp_path / "test.npz", "--out", tmp_path / "b")
+    write_sequences(tmp_path / "few.npz", X[:4], lengths[:4], np.array([0, 0, 1, 1]))
+    assert "too few cases (4)" in user_error("train", "sequence-classification", "--data", tmp_path / "few.npz",
+                                             "--out", tmp_path / "c")
+    (tmp_path / "few.csv").write_text("text,label\ngood,pos\nbad,neg\nnice,pos\nsad,neg\n")
+    assert "too few texts (4)" in user_error("train", "text-classification", "--data", tmp_path / "few.csv",
+                                             "--out", tmp_path / "d")
+    assert not any((tmp_path / name).exists() for name in "abcd")
+
+
 def test_predict_takes_unlabelled_input(tmp_path):
     """predict sequence-classification --input of cases without labels (an .npz of X alone, a .ts without
     labels) and text-classification --input of a .txt file of texts: the rows of the labelled file."""

@@ -109,9 +109,11 @@ def test_user_mistakes_are_one_sentence(tmp_path):
     X, y, lengths = sequences(n=60)
     np.savez(tmp_path / "train.npz", X=X, y=y, lengths=lengths)
     np.savez(tmp_path / "test.npz", X=X[:5], y=np.array(["class 9"] * 5), lengths=lengths[:5])
-    hp = task.settle(task.resolve({"data": str(tmp_path / "train.npz"), "test_data": str(tmp_path / "test.npz")}))
     with pytest.raises(UserError, match="label 'class 9', which the training cases .* never have"):
-        task.load_data(hp)
+        task.settle(task.resolve({"data": str(tmp_path / "train.npz"), "test_data": str(tmp_path / "test.npz")}))
+    hp = task.settle(task.resolve({"data": str(tmp_path / "train.npz")}))
+    with pytest.raises(UserError, match="label 'class 9', which the training cases .* never have"):
+        task.load_data({**hp, "test_data": str(tmp_path / "test.npz")})
     np.savez(tmp_path / "wide.npz", X=np.zeros((5, 40, 3)), y=y[:5], lengths=lengths[:5])
     with pytest.raises(UserError, match="has 3 values per time step"):
         task.load_data({**hp, "test_data": str(tmp_path / "wide.npz")})

@@ -142,9 +142,10 @@ class ForecastingTask(Task):
     }
 
     # ------------------------------------------------------------------------------------------ settling
-    def settle(self, hp):
+    def settle(self, hp, check_test_data=True):
         """``hp`` with the data-dependent defaults made concrete (horizon, season, window), after reading the
-        files once: a bad file is refused here, before a run folder is made."""
+        files once: a bad file is refused here, before a run folder is made (``--test-data`` too, unless
+        ``check_test_data`` is False: ``LSTMForecaster`` writes its file of the following values after settling)."""
         if not hp["data"]:
             raise UserError("the forecasting task trains on your file: give it with --data PATH")
         series = self._read(hp, hp["data"])
@@ -160,6 +161,8 @@ class ForecastingTask(Task):
                             f"{horizon} steps needs at least {held_out + max(season, 1) + 1} (the held-out "
                             f"{'validation' if hp['test_data'] else 'validation and test'} parts of {horizon} "
                             f"values each plus a season and one to learn from); set a shorter horizon=...")
+        if hp["test_data"] and check_test_data:
+            self._following_values(hp, series, horizon)
         return {**hp, "season": season, "horizon": horizon, "window": window}
 
     def _read(self, hp, path):

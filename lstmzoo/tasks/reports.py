@@ -65,6 +65,17 @@ def split_indices(count, fraction, rng, labels=None):
     return np.setdiff1d(np.arange(count), held), held
 
 
+def check_parts(path, noun, hint="", **parts):
+    """UserError, one sentence, when splitting ``path``'s ``noun`` (cases, texts) left one of ``parts`` (name ->
+    index array, in the order training, validation, test) empty: too few to train, stop early and score."""
+    empty = [name for name, index in parts.items() if len(index) == 0]
+    if empty:
+        from lstmzoo.errors import UserError
+        count = sum(len(index) for index in parts.values())
+        raise UserError(f"{path} has too few {noun} ({count}) to split into {', '.join(parts)} parts (the "
+                        f"{empty[0]} part is empty); give more {noun}{hint}")
+
+
 def resampled(split, length=64):
     """Each case linearly resampled to ``length`` steps and flattened ``[N, length * C]``: what 1-NN compares."""
     n, _, channels = split.X.shape

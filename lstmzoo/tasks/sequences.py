@@ -27,6 +27,7 @@ from .base import Task
 from .readers import MISSING_FILLS, read_sequences
 from .reports import (
     batch_weight,
+    check_parts,
     classification_metrics,
     nearest,
     outputs_by_length,
@@ -98,6 +99,13 @@ class SequenceTask(Task):
             if not hp["data"]:
                 raise UserError(f"the {self.name} task trains on your file: give it with --data PATH")
             cases = self._read(hp, hp["data"])
+            # The parts and the test file checked here, before the CLI makes the run folder: a refusal leaves
+            # nothing behind.
+            test_set = self._read(hp, hp["test_data"], training=False) if hp["test_data"] else None
+            train, _, _ = self._parts(cases, hp, test_set)
+            if test_set is not None:
+                seen = {"classes": np.unique(cases.y[train]).tolist()} if self.kind == "classification" else {}
+                self._check_test(seen, test_set, cases)
         n = len(cases)
         return {**hp, "input_size": cases.X.shape[2],
                 "output_size": len(cases.classes) if self.kind == "classification" else 1,
@@ -119,15 +127,8 @@ class SequenceTask(Task):
         when given, else held out of ``whole`` (``test_fraction``, stratified, fixed seed), or with
         ``hold_out_test=False`` none (an empty test part: every case trains or validates); the validation part
         is ``val_fraction`` of the rest; the preprocessing is fitted on the training part."""
-        rng = np.random.default_rng(SPLIT_SEED)
         targets = whole.y
-        stratify = self.kind == "classification"
-        if test_set is not None or not hold_out_test:
-            rest, test = np.arange(len(whole)), np.arange(0)
-        else:
-            rest, test = split_indices(len(whole), hp["test_fraction"], rng, targets if stratify else None)
-        train, val = split_indices(len(rest), hp["val_fraction"], rng, targets[rest] if stratify else None)
-        train, val = rest[train], rest[val]
+        train, val, test = self._parts(whole, hp, test_set, hold_out_test)
         fitted = {**self.fit_preprocessing(whole.X[train], whole.lengths[train], targets[train]),
                   "feature_names": list(whole.feature_names)}
         if test_set is not None:
@@ -138,6 +139,23 @@ class SequenceTask(Task):
         return SequenceData(self._prepared(fitted, whole.X[train], whole.lengths[train], targets[train]),
                             self._prepared(fitted, whole.X[val], whole.lengths[val], targets[val]),
                             test_split, fitted)
+
+    def _parts(self, whole, hp, test_set=None, hold_out_test=True):
+        """``(train, val, test)`` index arrays of the cases ``whole`` (see ``prepare``); UserError when one that
+        is needed is empty."""
+        rng = np.random.default_rng(SPLIT_SEED)
+        targets = whole.y
+        stratify = self.kind == "classification"
+        held_out = test_set is None and hold_out_test
+        if not held_out:
+            rest, test = np.arange(len(whole)), np.arange(0)
+        else:
+            rest, test = split_indices(len(whole), hp["test_fraction"], rng, targets if stratify else None)
+        train, val = split_indices(len(rest), hp["val_fraction"], rng, targets[rest] if stratify else None)
+        train, val = rest[train], rest[val]
+        hint = f" (at least {3 if held_out else 2} of each class)" if stratify else ""
+        check_parts(whole.path, "cases", hint, training=train, validation=val, **({"test": test} if held_out else {}))
+        return train, val, test
 
     def fit_preprocessing(self, X, lengths, y):
         """The channel means and standard deviations over the training cases' real steps, and the label names

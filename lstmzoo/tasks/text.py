@@ -29,6 +29,7 @@ from .base import Task
 from .readers import read_texts
 from .reports import (
     batch_weight,
+    check_parts,
     classification_metrics,
     outputs_by_length,
     softmax,
@@ -139,6 +140,9 @@ class TextClassificationTask(Task):
             test_set = None
         train, val = split_indices(len(rest), hp["val_fraction"], rng, whole.labels[rest])
         train, val = rest[train], rest[val]
+        held_out = {} if hp["test_data"] else {"test": test}
+        check_parts(whole.path, "texts", f" (at least {2 if hp['test_data'] else 3} of each class)", training=train,
+                    validation=val, **held_out)
         classes, counts = np.unique(whole.labels[train], return_counts=True)
         vocabulary = build_vocabulary([tokens[i] for i in train], hp["min_count"], hp["max_vocab"])
         fitted = {"vocabulary": vocabulary, "classes": classes.tolist(),
