@@ -53,6 +53,11 @@ def test_classifier_learns_what_the_baselines_miss(classified):
     assert task.target(metrics)[1]
     table = (folder / "run" / "per-class.csv").read_text().splitlines()
     assert table[0] == "class,support,precision,recall,f1" and table[1].startswith("class 0,")
+    matrix = [line.split(",") for line in (folder / "run" / "confusion-matrix.csv").read_text().splitlines()]
+    assert matrix[0] == ["true \\ predicted", "class 0", "class 1", "class 2"] and matrix[1][0] == "class 0"
+    counts = np.array([row[1:] for row in matrix[1:]], dtype=np.int64)    # without the plot extra too
+    assert counts.sum() == len(trained.data.test) and np.trace(counts) == round(metrics["accuracy"] * counts.sum())
+    assert counts.sum(axis=1).tolist() == [int(row.split(",")[1]) for row in table[1:]]   # the per-class support
 
 
 def test_splits_are_stratified_fixed_and_disjoint(classified):

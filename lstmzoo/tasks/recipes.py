@@ -15,7 +15,7 @@ sequences), ``pad_value`` (what fills a batch past each sequence's end) and ``ba
 - training: softmax cross-entropy; the best epoch is the one with the highest validation accuracy (``keep =
   "last"`` keeps the last epoch's weights instead: a learning-rate schedule that fixes the length of training);
 - metrics: accuracy, macro-averaged F1 (``lstmzoo.metrics``), the test loss and the number of errors; the
-  confusion matrix drawn as a PNG (with the plot extra) and a per-class table next to the checkpoint.
+  confusion matrix as CSV and drawn as a PNG (with the plot extra), and a per-class table next to the checkpoint.
 
 State a recipe fits on its training split (a vocabulary, scalers) belongs in ``data.fitted`` (plain JSON values):
 ``config.json`` records it, so a recipe instance keeps nothing between calls.
@@ -163,7 +163,8 @@ class SequenceClassificationRecipe(Recipe):
     # ---------------------------------------------------------------------------------- evaluation
     def evaluate(self, model, data, hp, out_dir=None):
         """Test accuracy, macro F1 (``lstmzoo.metrics``), loss and errors; the confusion matrix goes to
-        ``out_dir/confusion-matrix.png`` and each class's precision, recall and F1 to ``out_dir/per-class.csv``."""
+        ``out_dir/confusion-matrix.csv`` (and ``.png``) and each class's precision, recall and F1 to
+        ``out_dir/per-class.csv``."""
         # The model fit() hands back is in training mode (dropout on): `lstmzoo train` and benchmarks/zoo.py
         # pass it straight here.
         model.eval()

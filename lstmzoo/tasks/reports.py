@@ -108,20 +108,31 @@ def write_per_class(path, classes, matrix):
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
 
 
+def write_confusion_matrix(path, classes, matrix):
+    """The confusion matrix as CSV: a row per true class, a column per predicted class (counts), so that the run
+    folder holds it without the plot extra too."""
+    from lstmzoo.checkpoint import atomic_write_bytes
+    lines = [",".join(["true \\ predicted", *map(csv_field, classes)])] + [
+        ",".join([csv_field(name), *map(str, row)]) for name, row in zip(classes, np.asarray(matrix).tolist())]
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
+
+
 CONFUSION_MATRIX = "confusion-matrix.png"
+CONFUSION_TABLE = "confusion-matrix.csv"
 PER_CLASS = "per-class.csv"
 
 
 def classification_metrics(name, y, predicted, classes, out_dir=None):
     """``accuracy`` and ``macro_f1`` of the predicted class indices against ``y``; with ``out_dir``, the run
-    folder also gets the per-class table (``per-class.csv``) and the confusion matrix (a PNG with the plot
-    extra) - what every classification task reports."""
+    folder also gets the per-class table (``per-class.csv``) and the confusion matrix (``confusion-matrix.csv``,
+    and a PNG with the plot extra) - what every classification task reports."""
     from lstmzoo.metrics import accuracy, confusion_matrix, macro_f1
     metrics = {"accuracy": accuracy(y, predicted), "macro_f1": macro_f1(y, predicted)}
     if out_dir is not None:
         from pathlib import Path
         matrix = confusion_matrix(y, predicted, len(classes))
         write_per_class(Path(out_dir) / PER_CLASS, classes, matrix)
+        write_confusion_matrix(Path(out_dir) / CONFUSION_TABLE, classes, matrix)
         draw_confusion_matrix(Path(out_dir) / CONFUSION_MATRIX, matrix, classes,
                               f"{name}: test accuracy {metrics['accuracy']:.2%} ({len(y)} items)")
     return metrics

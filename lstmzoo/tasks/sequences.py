@@ -10,7 +10,7 @@ X.ts`` (or ``.npz``, or a long ``.csv``; see ``lstmzoo.tasks.readers``), ``seque
 - the model: a bidirectional LSTM over each case's own length (the kernels receive ``lengths``: padding never
   enters the maths), its final states -> dropout -> Linear; sizes chosen from the data when left at 0;
 - metrics: ``accuracy`` and ``macro_f1`` with the majority class's and 1-NN's accuracy beside them, a confusion
-  matrix (PNG with the plot extra) and a per-class table in the run folder; ``rmse``, ``mae`` and ``r2`` with
+  matrix (CSV, and a PNG with the plot extra) and a per-class table in the run folder; ``rmse``, ``mae`` and ``r2`` with
   ``mean_rmse`` (predicting the training mean).
 """
 
