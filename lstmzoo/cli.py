@@ -184,6 +184,8 @@ def info(recipe, as_json):
         return
     click.echo(f"{described['name']} ({described['application']})\n  {described['summary']}")
     click.echo("\ndata:")
+    if described.get("formats"):     # a task: the user's files
+        click.echo(f"  your own, given with --data PATH (and --test-data PATH): {described['formats']}")
     for d in described["datasets"]:
         where = f"ships with {d['bundled_with']}" if d["bundled_with"] else "downloaded on first use"
         click.echo(f"  {d['dataset']}/{d['filename']} ({where})\n    {d['url']}\n    sha256 {d['sha256']}")

@@ -97,6 +97,19 @@ def test_a_bad_test_file_or_too_few_cases_leave_no_run_folder(tmp_path):
     assert not any((tmp_path / name).exists() for name in "abcd")
 
 
+def test_info_names_each_tasks_formats():
+    """``lstmzoo info TASK`` (where train's --help and its missing --data point) lists the layouts it reads under
+    "data:", which was empty for a task."""
+    for task, words in (("forecasting", ["unique_id, ds, y", "one numeric column"]),
+                        ("sequence-classification", [".ts", ".npz with X [N, T, C]", "long .csv"]),
+                        ("sequence-regression", ["@targetLabel true", "y [N] (numbers)"]),
+                        ("text-classification", ["JSON lines", "one sub-folder of .txt files per class"])):
+        text = run("info", task).output
+        data = text.split("\ndata:\n")[1].split("\n\n")[0]
+        assert data.startswith("  your own, given with --data PATH") and all(w in data for w in words), (task, data)
+        assert json.loads(run("info", task, "--json").output)["formats"] in data
+
+
 def test_predict_takes_unlabelled_input(tmp_path):
     """predict sequence-classification --input of cases without labels (an .npz of X alone, a .ts without
     labels) and text-classification --input of a .txt file of texts: the rows of the labelled file."""

@@ -34,6 +34,12 @@ class Task(Recipe):
     # older run folders unreadable, so that they are refused in one sentence instead of failing on a shape.
     # config.json records it as "task_format"; runs from before that field are format 1.
     format = 1
+    # The layouts ``--data`` and ``--test-data`` take, as ``lstmzoo info TASK`` shows them under "data:".
+    formats = ""
+
+    @classmethod
+    def describe(cls):
+        return {**super().describe(), "formats": cls.formats}
 
     def run_config(self, hp, data=None):
         files = {role: {"path": str(Path(hp[role]).resolve()), "sha256": fingerprint(hp[role])}

@@ -97,6 +97,9 @@ class ForecastingTask(Task):
     application = "time-series"
     format = 2   # 2: two input channels (scaled values and their step changes) and per-series preprocessing
     summary = "forecast your own series: a CSV of unique_id, ds, y (or one series) -> the next values"
+    formats = ("a .csv (or .tsv) in long format, columns unique_id, ds, y (other names: id_column=, time_column=, "
+               "target_column=), or one series (ds, y; date, value; or one numeric column); ds holds ISO 8601 dates "
+               "or integer steps; --test-data holds the values that follow each series")
     preprocessing = ("per series, chosen on its training part: sqrt or log when the spread grows with the level, "
                      "a seasonal "
                      "base when strongly seasonal; then centred and scaled by its own training part; the last "

@@ -259,6 +259,9 @@ class SequenceClassificationTask(SequenceTask):
     name = "sequence-classification"
     kind = "classification"
     summary = "classify your own sequences: a .ts (UEA/UCR), .npz or long .csv file -> one label per sequence"
+    formats = ("the UEA/UCR .ts format (multivariate, variable lengths, string labels), an .npz with X [N, T, C] "
+               "or [N, T], y [N] and optional lengths [N], or a long .csv (or .tsv), one row per time step: id, "
+               "feature columns, label, rows in time order within an id (other names: id_column=, label_column=)")
     monitor = "val_accuracy"
     mode = "max"
 
@@ -304,6 +307,10 @@ class SequenceRegressionTask(SequenceTask):
     kind = "regression"
     application = "sequence-regression"
     summary = "predict a number from each of your sequences: a .ts (@targetLabel), .npz or long .csv file"
+    formats = ("the UEA/UCR .ts regression format (@targetLabel true), an .npz with X [N, T, C] or [N, T], y [N] "
+               "(numbers) and optional lengths [N], or a long .csv (or .tsv), one row per time step: id, feature "
+               "columns, label (the number), rows in time order within an id (other names: id_column=, "
+               "label_column=)")
     monitor = "val_rmse"
     mode = "min"
 

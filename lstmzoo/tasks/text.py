@@ -86,6 +86,9 @@ class TextClassificationTask(Task):
     name = "text-classification"
     application = "text-classification"
     summary = "classify your own texts: a CSV/TSV/JSON-lines file of text,label or a folder per class"
+    formats = (".csv, .tsv or JSON lines (.jsonl or .json) with text and label fields (other names: text_column=, "
+               "label_column=), or a folder with one sub-folder of .txt files per class (its name the label); "
+               "--data and --test-data may differ in layout")
     predict_input = ("texts with or without labels (labels, if present, are ignored): a .csv/.tsv/.jsonl with "
                      "the text column, a .txt file of one text per line, a folder of .txt files, or a text")
     monitor = "val_accuracy"
