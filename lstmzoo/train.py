@@ -157,6 +157,8 @@ def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs,
 
     while state["epoch"] < epochs and not state["stopped_early"] and not state["stopped_by_time_limit"]:
         epoch = state["epoch"] + 1
+        if world is not None:
+            world.epoch = epoch     # for the line that names a rank that died (distributed.ending_the_job_on_failure)
         started = time.perf_counter()
         lr = optimizer.lr
         # One draw from the shared generator seeds this epoch's shuffle, so the shared state saved at the end
