@@ -146,9 +146,15 @@ def json_columns(columns):
 def csv_text(columns):
     """CSV text of equal-length columns (a dict of name -> array): a header line, then a row per entry."""
     names = list(columns)
-    cells = [[f"{v:.6g}" if isinstance(v, (float, np.floating)) else csv_field(v) for v in columns[name]]
+    cells = [[_number(v) if isinstance(v, (float, np.floating)) else csv_field(v) for v in columns[name]]
              for name in names]
     return "\n".join([",".join(map(csv_field, names)), *(",".join(row) for row in zip(*cells))]) + "\n"
+
+
+def _number(value):
+    """A float for the CSV: 6 significant digits, but every digit before the point of a value of a million or more
+    (a forecast of sales, 1593312.4, is 1593312 rather than 1.59331e+06, which a spreadsheet reads 12 off)."""
+    return f"{value:.6g}" if not abs(value) >= 999_999.5 or not np.isfinite(value) else f"{value:.0f}"
 
 
 def csv_field(text):
