@@ -721,11 +721,16 @@ def _plot_forecasts(path, history, future, forecast, count=4):
         for k, ax in enumerate(axes):
             name, times, values = history.series(k)
             tail = slice(max(0, len(values) - 4 * forecast.shape[1]), None)
-            ax.plot(times[tail], values[tail], label="history")
-            ax.plot(np.r_[times[-1:], future[k]], np.r_[values[-1:], forecast[k]], marker="o", markersize=3,
-                    label="forecast")
+            draw_forecast_panel(ax, times[tail], values[tail], future[k], forecast[k])
             ax.set_title(str(name), fontsize=9)
-            ax.grid(alpha=0.3)
         axes[0].legend()
 
     return draw_figure(path, draw, figsize=(8, 2.2 * shown + 0.5))
+
+
+def draw_forecast_panel(ax, times, values, future, forecast):
+    """One matplotlib panel of a forecast plot: the ``values`` at ``times`` (history) and the ``forecast`` at
+    ``future``, joined at the last value; the task's and the series recipes' plots draw with it."""
+    ax.plot(times, values, label="history")
+    ax.plot(np.r_[times[-1:], future], np.r_[values[-1:], forecast], marker="o", markersize=3, label="forecast")
+    ax.grid(alpha=0.3)

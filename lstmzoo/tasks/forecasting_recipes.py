@@ -39,6 +39,7 @@ from .forecasting import (
     _origins_between,
     _prepared,
     choose_preprocessing,
+    draw_forecast_panel,
 )
 from .readers import Frequency, SeriesSet
 
@@ -259,15 +260,12 @@ def _plot_forecast(path, labels, history, future, forecast, title):
 
     def draw(figure):
         ax = figure.subplots()
-        past = np.arange(len(history))
-        ahead = np.arange(len(history), len(history) + len(forecast))
-        ax.plot(past, history, label="history")
-        ax.plot(np.r_[past[-1], ahead], np.r_[history[-1], forecast], marker="o", markersize=3, label="forecast")
+        draw_forecast_panel(ax, np.arange(len(history)), history,
+                            np.arange(len(history), len(history) + len(forecast)), forecast)
         ticks = np.linspace(0, len(history) + len(forecast) - 1, 8).astype(int)
         names = list(labels) + list(future)
         ax.set_xticks(ticks, [names[i] for i in ticks], rotation=30, ha="right")
         ax.set_title(title)
-        ax.grid(alpha=0.3)
         ax.legend()
 
     return draw_figure(path, draw, figsize=(9, 3.5))
