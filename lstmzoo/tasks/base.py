@@ -3,6 +3,7 @@
 check that the files a run was trained on did not change since."""
 
 import hashlib
+import re
 from pathlib import Path
 
 from lstmzoo.errors import UserError
@@ -22,6 +23,15 @@ def fingerprint(path):
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# A reader's advice to train with another setting, and what predict (whose run keeps its settings) says instead.
+PREDICT_ADVICE = (
+    (re.compile(r"; remove it, or set missing= to one of [^;]*$"),
+     "; remove or fill it (this run refuses missing values: one trained with --set missing=... fills them)"),
+    (re.compile(r"; name (yours|the id, time and target columns) with [^;]*$"),
+     "; name the columns as in the file this run was trained on"),
+)
 
 
 class Task(Recipe):
@@ -88,6 +98,20 @@ class Task(Recipe):
             atomic_write_bytes(Path(output), text.encode("utf-8"))
         return {"rows": json_columns(rows), "text": text, "output": None if output is None else str(output),
                 **extra}
+
+    @staticmethod
+    def read_input(read):
+        """``read()`` of ``predict``'s input; a reader's advice to set a setting (``missing=``, ``text_column=``,
+        ...), which ``predict`` does not take (the run keeps those it was trained with), told as what to do."""
+        try:
+            return read()
+        except UserError as error:
+            message = str(error)
+            for advice, instead in PREDICT_ADVICE:
+                message = advice.sub(instead, message)
+            if message == str(error):
+                raise
+            raise UserError(message) from None
 
     def format_prediction(self, result):
         if result["output"] is None:

@@ -395,7 +395,7 @@ class ForecastingTask(Task):
     def predict(self, model, hp, out_dir, *, input=None, output=None, plot=None):
         """The next ``horizon`` values of every series in ``input`` (default: the training file), as rows
         ``unique_id, ds, y_hat``; written to ``output`` as CSV when given; a plot of a few series."""
-        history = self._read(hp, input or hp["data"])
+        history = self.read_input(lambda: self._read(hp, input or hp["data"]))
         forecast = self.forecast(model, hp, history, self.recorded_preprocessing(out_dir))
         future = history.future_timestamps(hp["horizon"])
         rows = {"unique_id": np.repeat(history.ids, hp["horizon"]), "ds": future.reshape(-1).astype(str),

@@ -246,8 +246,8 @@ class SequenceTask(Task):
         tables = (".csv", ".tsv")
         names = fitted.get("feature_names") if source.suffix.lower() in tables and \
             Path(hp["data"]).suffix.lower() in tables else None
-        cases = self._read(hp, source, training=False, labelled=False, dimensions=hp["input_size"],
-                           feature_columns=names)
+        cases = self.read_input(lambda: self._read(hp, source, training=False, labelled=False,
+                                                   dimensions=hp["input_size"], feature_columns=names))
         if cases.X.shape[2] != hp["input_size"]:
             raise UserError(f"{cases.path} has {cases.X.shape[2]} values per time step; the model reads "
                             f"{hp['input_size']}")

@@ -235,7 +235,7 @@ class TextClassificationTask(Task):
             is_path = Path(source).exists()
         except OSError:     # a text too long to be a file name
             is_path = False
-        texts = self._read(hp, source, labelled=False).texts if is_path else [str(source)]
+        texts = self.read_input(lambda: self._read(hp, source, labelled=False).texts) if is_path else [str(source)]
         probabilities = self.probabilities(model, self._texts(fitted, [tokenize(t) for t in texts], None, hp), hp)
         classes = fitted["classes"]
         rows = {"id": np.arange(len(texts)), "label": np.asarray(classes)[probabilities.argmax(axis=1)],
