@@ -213,6 +213,39 @@ def test_gradients_accumulate_and_initial_state_grad_shapes():
     assert dh0.shape == dc0.shape == (4, 2, 3)
 
 
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_backward_without_dy_is_a_zero_dy_exactly(kind, bidirectional, batch_first):
+    """dy None (a model reading only the final state): the same dx, gradients and initial-state gradients, bit for
+    bit, as an all-zero dy, through dropout between layers, uneven lengths, and batches of other sizes after a
+    larger one (the layer's kept zero array is reused)."""
+    def run(layer, x, lengths, give_dy, seed):
+        lstmzoo.random.seed(seed)            # the same dropout masks for both
+        layer.zero_grad()
+        y, final = unpack(layer, layer.forward(x, lengths=lengths))
+        rng = np.random.default_rng(seed)
+        finals = [rng.standard_normal(f.shape).astype(f.dtype) for f in final]
+        dx = layer.backward(np.zeros_like(y) if give_dy else None, *finals)
+        initial = layer.initial_state_grad
+        return [dx, *(initial if isinstance(initial, tuple) else (initial,)),
+                *(g.copy() for g in layer.grads().values())]
+
+    for dtype in ("float32", "float64"):
+        lstmzoo.random.seed(1)      # the layer draws its weights and dropout masks from lstmzoo.random
+        layer = make(kind, 3, 5, num_layers=2, bidirectional=bidirectional, batch_first=batch_first, dropout=0.4,
+                     dtype=dtype).train()
+        rng = np.random.default_rng(2)
+        for steps, batch, lengths in ((6, 4, [6, 2, 5, 1]), (9, 3, None), (4, 2, [3, 4])):
+            x, _ = random_inputs(layer, steps, batch, rng, with_state=False)
+            expected = run(layer, x, lengths, True, seed=steps)
+            got = run(layer, x, lengths, False, seed=steps)
+            assert len(got) == len(expected)
+            for a, b in zip(got, expected):
+                assert a.dtype == b.dtype and np.array_equal(a, b)
+            assert np.abs(got[0]).max() > 0     # the final states' gradients did reach x
+
+
 # --------------------------------------------------------------------------------------- PyTorch
 
 

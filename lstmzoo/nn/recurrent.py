@@ -85,6 +85,7 @@ class _Recurrent(DeviceModule):
         self.initial_state_grad = None
         self.stateful = bool(stateful)
         self._carried_state = None  # stateful: the previous forward's final state, a tuple like _initial_state's
+        self._zero_buffer = None  # (device, flat zeros): the output gradient of a backward given dy=None
 
         bound = 1.0 / math.sqrt(self.hidden_size)
         generator = self._generator()
@@ -210,6 +211,15 @@ class _Recurrent(DeviceModule):
     def _gather_time(self, values, index):
         return values[index, self.xp.arange(values.shape[1])[None, :]]
 
+    def _zeros(self, shape):
+        """A C-contiguous zero array of ``shape`` for a kernel to read (the kernels never write their ``dy``): a view
+        of one buffer the layer keeps, grown when a larger one is needed."""
+        size = math.prod(shape)
+        kept = self._zero_buffer
+        if kept is None or kept[0] != self.device or kept[1].dtype != self.dtype or kept[1].size < size:
+            kept = self._zero_buffer = (self.device, self.xp.zeros(size, dtype=self.dtype))
+        return kept[1][:size].reshape(shape)
+
     def _reversed(self, values, index):
         """``values`` [T, B, ...] with each sequence's steps reversed (its own inverse), as a new C-contiguous array:
         the gather by ``_reverse_index``'s ``index``, or, for ``index`` None (every sequence runs all T steps),
@@ -286,13 +296,15 @@ class _Recurrent(DeviceModule):
         return self._backward(dy, (dh_n,))
 
     def _backward(self, dy, final_grads):
-        """``final_grads``: one gradient (or None) per state array, each [L*D, B, H]."""
+        """``final_grads``: one gradient (or None) per state array, each [L*D, B, H]. ``dy`` None: the outputs get
+        no gradient (a model that reads only the final state), which is a zero ``dy`` without building one."""
         caches, masks, reverse_index, y_shape = require_cache(self)
         xp = self.xp
         steps, batch, _ = y_shape
-        self._check_array("dy", dy, (batch, steps, y_shape[2]) if self.batch_first else y_shape)
-        if self.batch_first:
-            dy = xp.ascontiguousarray(dy.transpose(1, 0, 2))
+        if dy is not None:
+            self._check_array("dy", dy, (batch, steps, y_shape[2]) if self.batch_first else y_shape)
+            if self.batch_first:
+                dy = xp.ascontiguousarray(dy.transpose(1, 0, 2))
         for k, (name, grad) in enumerate(zip(("dh_n", "dc_n"), final_grads)):
             if grad is not None:
                 self._check_array(name, grad, self._state_shape(batch, k))
@@ -302,15 +314,18 @@ class _Recurrent(DeviceModule):
         )
         hidden = self._h_size
         grads = self._grads
-        grad_output = dy
+        grad_output = dy    # None: zero (0 * a dropout mask is zero too); the kernels read one shared zero array
         for layer in reversed(range(self.num_layers)):
-            if masks[layer] is not None:
+            if masks[layer] is not None and grad_output is not None:
                 grad_output = grad_output * masks[layer]
             grad_input = None
             for direction in range(self.num_directions):
                 row = layer * self.num_directions + direction
-                grad_y = grad_output[:, :, direction * hidden : (direction + 1) * hidden]
-                grad_y = self._reversed(grad_y, reverse_index) if direction else xp.ascontiguousarray(grad_y)
+                if grad_output is None:
+                    grad_y = self._zeros((steps, batch, hidden))
+                else:
+                    grad_y = grad_output[:, :, direction * hidden : (direction + 1) * hidden]
+                    grad_y = self._reversed(grad_y, reverse_index) if direction else xp.ascontiguousarray(grad_y)
                 dx, *rest = backward(
                     grad_y, *(None if g is None else g[row] for g in final_grads), caches[row]
                 )
@@ -345,7 +360,8 @@ class LSTM(_Recurrent):
     ``stateful=True`` a call without ``state`` continues from the previous call's final state (see the module
     docstring; ``reset_state()`` starts over from zeros).
     ``backward(dy, dh_n=None, dc_n=None) -> dx``; gradients accumulate into ``grads()`` and the gradient
-    with respect to the initial state is left in ``initial_state_grad`` as ``(dh0, dc0)``.
+    with respect to the initial state is left in ``initial_state_grad`` as ``(dh0, dc0)``. ``dy`` None (for GRU and
+    RNN too) says the outputs ``y`` get no gradient, as a zero ``dy`` would, without one being built or checked.
 
     ``proj_size=P`` (0 < P < hidden_size; CPU only) is PyTorch's LSTM with projections: ``h = (o * tanh(c))
     W_hr^T`` with one more parameter ``weight_hr_l{k}[_reverse]`` [P, H] per layer and direction, so ``y`` is

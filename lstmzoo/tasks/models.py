@@ -29,14 +29,14 @@ class SequenceModel(Module):
         return self.head(self.dropout(features))
 
     def backward(self, dout):
-        y_shape, h_shape = self._shapes
+        _, h_shape = self._shapes
         directions = self.lstm.num_directions
         xp = array_module(dout)
         d_features = self.dropout.backward(self.head.backward(dout))
         dh_n = xp.zeros(h_shape, dtype=d_features.dtype)
         dh_n[-directions:] = d_features.reshape(h_shape[1], directions, h_shape[2]).transpose(1, 0, 2)
-        # Only the final state feeds the head, so the per-step outputs get no gradient.
-        return self.lstm.backward(xp.zeros(y_shape, dtype=d_features.dtype), dh_n=dh_n)
+        # Only the final state feeds the head, so the per-step outputs get no gradient (dy None: zero).
+        return self.lstm.backward(None, dh_n=dh_n)
 
 
 class TextClassifier(Module):
@@ -79,16 +79,16 @@ class TextClassifier(Module):
         y_shape, where, h_shape = self._cache
         xp = array_module(dout)
         d_features = self.dropout.backward(self.head.backward(dout))
-        dy = xp.zeros(y_shape, dtype=d_features.dtype)
         if where is not None:           # each feature's gradient goes to the step it was taken from
             batch, features = where.shape
+            dy = xp.zeros(y_shape, dtype=d_features.dtype)
             dy[where, xp.arange(batch)[:, None], xp.arange(features)[None, :]] = d_features
             dx = self.lstm.backward(dy)
-        else:
+        else:                           # the final states alone: the per-step outputs get no gradient (None)
             directions = self.lstm.num_directions
             dh_n = xp.zeros(h_shape, dtype=d_features.dtype)
             dh_n[-directions:] = d_features.reshape(h_shape[1], directions, h_shape[2]).transpose(1, 0, 2)
-            dx = self.lstm.backward(dy, dh_n=dh_n)
+            dx = self.lstm.backward(None, dh_n=dh_n)
         self.embedding.backward(self.embedding_dropout.backward(dx))     # indices have no gradient
 
 
