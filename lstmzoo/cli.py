@@ -474,7 +474,10 @@ def predict(recipe, checkpoint, input_, horizon, plot, output, as_json, device):
                                              ("output", output)) if value is not None}
     unsupported = sorted(set(given) - set(chosen.predict_options()))
     if unsupported:
-        raise UserError(f"recipe {chosen.name!r} does not take --{', --'.join(unsupported)}")
+        why = getattr(chosen, "predict_refusals", {})     # a task's sentence for an option it does not take
+        named = f"the {chosen.name} task" if chosen.task else f"recipe {chosen.name!r}"
+        raise UserError(next((why[o] for o in unsupported if o in why), None)
+                        or f"{named} does not take --{', --'.join(unsupported)}")
     from .checkpoint import run_folder_lock
     with _reported():
         model, hp = chosen.restore(checkpoint, device=device)

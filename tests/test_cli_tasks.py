@@ -110,6 +110,15 @@ def test_info_names_each_tasks_formats():
         assert json.loads(run("info", task, "--json").output)["formats"] in data
 
 
+def test_predict_options_a_task_does_not_take(tmp_path):
+    """predict --horizon (shown in predict's --help for time series) with the forecasting task says the run's
+    horizon is fixed and how to change it; other options name the task as a task."""
+    assert "forecasts the horizon its run was trained for" in user_error(
+        "predict", "forecasting", "--checkpoint", tmp_path, "--horizon", 3)
+    assert "the sequence-classification task does not take --plot" in user_error(
+        "predict", "sequence-classification", "--checkpoint", tmp_path, "--plot", tmp_path / "p.png")
+
+
 def test_predict_takes_unlabelled_input(tmp_path):
     """predict sequence-classification --input of cases without labels (an .npz of X alone, a .ts without
     labels) and text-classification --input of a .txt file of texts: the rows of the labelled file."""

@@ -5,6 +5,7 @@ check that the files a run was trained on did not change since."""
 import hashlib
 import re
 from pathlib import Path
+from typing import ClassVar
 
 from lstmzoo.errors import UserError
 from lstmzoo.recipe import Recipe
@@ -46,6 +47,8 @@ class Task(Recipe):
     format = 1
     # The layouts ``--data`` and ``--test-data`` take, as ``lstmzoo info TASK`` shows them under "data:".
     formats = ""
+    # ``predict``'s options (those of the zoo's recipes) a task does not take -> the sentence that says why.
+    predict_refusals: ClassVar[dict] = {}
 
     @classmethod
     def describe(cls):

@@ -105,6 +105,9 @@ class ForecastingTask(Task):
                      "base when strongly seasonal; then centred and scaled by its own training part; the last "
                      "horizon values of every series are the test part, val_fraction (10 %, at least horizon "
                      "values) of the values before them the validation part")
+    predict_refusals: ClassVar[dict] = {
+        "horizon": "the forecasting task forecasts the horizon its run was trained for (config.json's horizon); "
+                   "train with --set horizon=H for another"}
     predict_input = ("a CSV of past values in the training file's layout; writes unique_id, ds, y_hat for the "
                      "next horizon steps of each series")
     monitor = "val_loss"
