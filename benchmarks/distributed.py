@@ -54,7 +54,11 @@ RANKS = [4, 8, 16, 32, 64]
 
 
 def allreduce_worker(out):
-    """Run under mpiexec: time Allreduce of float32 buffers of SIZES elements; rank 0 writes {elements: seconds}."""
+    """Run under mpiexec: time Allreduce of float32 buffers of SIZES elements; rank 0 writes {elements: seconds}.
+    With the MPI settings a training starts with (``lstmzoo.distributed.MPI_DEFAULTS``: MPICH's single-copy
+    transfers off), so the figures are those of a training's Allreduce."""
+    from lstmzoo.distributed import use_mpi_defaults
+    use_mpi_defaults()
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
     times = {}
