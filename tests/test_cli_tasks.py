@@ -117,6 +117,9 @@ def test_predict_options_a_task_does_not_take(tmp_path):
         "predict", "forecasting", "--checkpoint", tmp_path, "--horizon", 3)
     assert "the sequence-classification task does not take --plot" in user_error(
         "predict", "sequence-classification", "--checkpoint", tmp_path, "--plot", tmp_path / "p.png")
+    (tmp_path / "x.csv").write_text("y\n1\n")
+    assert user_error("train", "forecasting", "--data", tmp_path / "x.csv", "--set", "horizn=3").startswith(
+        "Error: the forecasting task has no hyperparameter 'horizn'; it has ")
 
 
 def test_predict_takes_unlabelled_input(tmp_path):

@@ -51,6 +51,17 @@ class Task(Recipe):
     predict_refusals: ClassVar[dict] = {}
 
     @classmethod
+    def resolve(cls, overrides=None):
+        """``Recipe.resolve``; its sentence about an unknown setting names the task as a task."""
+        try:
+            return super().resolve(overrides)
+        except UserError as error:
+            prefix = f"recipe {cls.name!r} "
+            if not str(error).startswith(prefix):
+                raise
+            raise UserError(f"the {cls.name} task {str(error)[len(prefix):]}") from None
+
+    @classmethod
     def describe(cls):
         return {**super().describe(), "formats": cls.formats}
 
