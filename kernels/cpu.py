@@ -82,7 +82,7 @@ from llvmlite import ir as llvm_ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from . import microkernel
+from . import barrier, microkernel
 from .arguments import check_backward, check_forward, require_cache
 from .microkernel import GEMM_KC, GEMM_MC, gemm_packed, matmul2_packed, matmul_packed, pack, pack_bias, panel_width
 
@@ -175,7 +175,14 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
     # All time steps' input projections in one GEMM (on all of OpenBLAS's threads, or split over the time
     # loops' threads); the biases are added in the cell pass, which reads xp anyway (a separate bias pass over
     # [T, B, GH] cost ~5 % at large shapes).
-    blocks = plan(B)
+    blocks = plan(B, kind=kind, hidden=H, projected=len(w_hr) > 0)
+    if blocks[0].step == "units":
+        last = _forward_units(kind, blocks[0].units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training,
+                              fuses_input(kind, blocks, w_ih, w_hh))
+        h_n = hs[last].copy()
+        c_n = cs[last].copy() if kind == LSTM else None
+        cache = (kind, x2d, w_ih, w_hh, lengths, hs, cs, saved, w_hr, r) if training else None
+        return y, h_n, c_n, cache
     if fuses_input(kind, blocks, w_ih, w_hh):
         last = _forward_fused(kind, blocks, x2d.reshape(T, B, I), w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y,
                               training, w_hr, r)
@@ -323,6 +330,145 @@ def _fused_sequence(kind, x, w_packed, bias, GH, lengths, hs, cs, saved, y, trai
                 if t < lengths[b]:
                     _copy(hp[b - b0], hs[nxt, b])
                     _copy(hp[b - b0], y[t, b])
+    return T if training else T & 1
+
+
+def _forward_units(kind, units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training, fused):
+    """The forward recurrence with the HIDDEN UNITS split over threads (``plan``'s "units" step), all rows in every
+    thread: thread ``k`` owns the units ``units[k] = (u0, u1)``, i.e. the gate columns ``g * H + u`` for each gate
+    ``g`` and ``u0 <= u < u1``, packs those rows of ``[W_ih | W_hh]`` (``fused``) or of ``W_hh`` (after the input
+    projection of all steps, ``_input_projection``) once per call, gate-major, and per step computes its [B, G * Hs]
+    gates with one micro-kernel pass over the whole ``h_t`` and runs the cell pass on its units
+    (``_unit_sequence``). The threads meet once per step (kernels/barrier.py), because each one's next step reads
+    every unit of ``h_t``. LSTM (without projection), GRU and RNN; the GRU only projection-first.
+
+    Each output element is the same sum in the same order as in the row split (the micro-kernel's lanes are
+    independent) and the same cell code, so the results are bitwise those of the row split's path of the same kind
+    (fused or projection-first) on one thread. Returns the slot of ``hs``/``cs`` holding the final state."""
+    T, B, _ = y.shape
+    dtype = y.dtype
+    x = x2d.reshape(T, B, x2d.shape[1])
+    if fused:
+        xp = np.empty((0, 0, 0), dtype)
+        bias = b_ih.astype(dtype) + b_hh.astype(dtype)  # as _forward_fused sums them
+    else:
+        xp = _input_projection(x2d, w_ih, [Block(0, B, "packed")]).reshape(T, B, w_hh.shape[0])
+        bias = np.empty(0, dtype)
+    b_ih, b_hh = np.ascontiguousarray(b_ih, dtype), np.ascontiguousarray(b_hh, dtype)
+    state = barrier.new_state()
+    pw = panel_width(dtype)
+    calls = [functools.partial(_unit_thread, state, kind, k, len(units), u0, u1, x, xp, w_ih, w_hh, b_ih, b_hh, bias,
+                               lengths, hs, cs, saved, y, training, fused, pw)
+             for k, (u0, u1) in enumerate(units)]
+    return _in_parallel(calls)[0]
+
+
+def _unit_thread(state, *args):
+    """``_unit_sequence`` on one thread of the unit split; should it fail, the other threads are released from the
+    barrier (they would wait for it forever) before the error goes on."""
+    try:
+        return _unit_sequence(state, *args)
+    except BaseException:
+        barrier.abort(state)
+        raise
+
+
+@njit(nogil=True, **_JIT)
+def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_hh, bias, lengths, hs, cs, saved, y,
+                   training, fused, pw):
+    """Thread ``k`` of ``threads`` in ``_forward_units``: the units ``u0 <= u < u1`` of every row and step.
+
+    One barrier per step is enough, also with inference's two ping-pong slots: at step t each thread reads all of
+    slot ``cur`` and writes only its units of slot ``nxt``. A thread can only write slot ``nxt`` of step t after the
+    barrier of step t - 1, which every thread passes only after its own reads of step t - 1, the last ones of that
+    slot (``nxt`` of step t is ``cur`` of step t - 1); and it reads slot ``cur`` of step t only after the barrier of
+    step t - 1, which every thread reaches after writing its units of that slot. Returns the final state's slot, or
+    -1 when another thread failed (``barrier.abort``)."""
+    _full_width_vectors()
+    T, B, H = y.shape
+    G = w_hh.shape[0] // H
+    Hs = u1 - u0
+    N = G * Hs
+    S = saved.shape[2] // H  # values saved per unit (0 in inference)
+    is_lstm = kind == LSTM
+    # This thread's gate rows, gate-major: local column g * Hs + j is global gate row g * H + u0 + j.
+    rows = np.empty(N, np.int64)
+    for g in range(G):
+        for j in range(Hs):
+            rows[g * Hs + j] = g * H + u0 + j
+    n_in = w_ih.shape[1] if fused else 0
+    K = n_in + H
+    P = (N + pw - 1) // pw
+    packed = np.empty((P, K, pw), y.dtype)
+    for j in range(N % pw if N % pw else pw, pw):  # the last panel's padding
+        for kk in range(K):
+            packed[P - 1, kk, j] = 0.0
+    for n in range(N):
+        p, j = n // pw, n % pw
+        if fused:
+            wi = w_ih[rows[n]]
+            for kk in range(n_in):
+                packed[p, kk, j] = wi[kk]
+        wh = w_hh[rows[n]]
+        for kk in range(H):
+            packed[p, n_in + kk, j] = wh[kk]
+    bias_k = np.zeros((P, pw), y.dtype)
+    b_ih_k = np.empty(N, y.dtype)
+    b_hh_k = np.empty(N, y.dtype)
+    for n in range(N):
+        if fused:
+            bias_k[n // pw, n % pw] = bias[rows[n]]
+        b_ih_k[n] = b_ih[rows[n]]
+        b_hh_k[n] = b_hh[rows[n]]
+    gates = np.empty((B, N), y.dtype)
+    xp_k = np.empty((B, N), y.dtype)
+    h_k = np.empty((B, Hs), y.dtype)
+    c_k = np.empty((B, Hs if is_lstm else 0), y.dtype)
+    h_new = np.empty((B, Hs), y.dtype)
+    c_new = np.empty((B, Hs if is_lstm else 0), y.dtype)
+    save = np.empty((B, S * Hs), y.dtype)
+    no_y = np.empty((B, Hs), y.dtype)
+    for t in range(T):
+        cur, nxt = (t, t + 1) if training else (t & 1, (t + 1) & 1)
+        for b in range(B):  # this thread's units of the state (its own: no other thread writes them)
+            for j in range(Hs):
+                h_k[b, j] = hs[cur, b, u0 + j]
+            if is_lstm:
+                for j in range(Hs):
+                    c_k[b, j] = cs[cur, b, u0 + j]
+        if fused:
+            matmul2_packed(x[t], hs[cur], packed, bias_k, gates)
+            _cells_forward(kind, gates, h_k, c_k, h_new, c_new, save, no_y, lengths, t, training, False)
+        else:
+            matmul_packed(hs[cur], packed, gates)
+            for b in range(B):
+                if t < lengths[b]:
+                    for g in range(G):
+                        for j in range(Hs):
+                            xp_k[b, g * Hs + j] = xp[t, b, g * H + u0 + j]
+                    _cell_forward(kind, xp_k[b], gates[b], b_ih_k, b_hh_k, h_k[b], c_k[b], h_new[b], c_new[b],
+                                  save[b], training)
+        for b in range(B):
+            if t < lengths[b]:
+                for j in range(Hs):
+                    hs[nxt, b, u0 + j] = h_new[b, j]
+                    y[t, b, u0 + j] = h_new[b, j]
+                if is_lstm:
+                    for j in range(Hs):
+                        cs[nxt, b, u0 + j] = c_new[b, j]
+                if training:
+                    for s in range(S):
+                        for j in range(Hs):
+                            saved[t, b, s * H + u0 + j] = save[b, s * Hs + j]
+            else:  # past this sequence's length: state frozen, output zero
+                for j in range(Hs):
+                    hs[nxt, b, u0 + j] = h_k[b, j]
+                    y[t, b, u0 + j] = 0.0
+                if is_lstm:
+                    for j in range(Hs):
+                        cs[nxt, b, u0 + j] = c_k[b, j]
+        if not barrier.wait(state, threads, t):
+            return -1
     return T if training else T & 1
 
 
@@ -680,16 +826,30 @@ def _column_sums(a):
 _MIN_ROWS_PER_THREAD = 4
 
 
+# The forward splits the hidden units over the threads (all rows in every thread) below this many rows of the batch,
+# in parts of a multiple of _UNIT_GRAIN units, each at least _UNIT_GRAIN.
+_MAX_ROWS_UNIT_SPLIT, _UNIT_GRAIN = 8, 16
+
+
 class Block(typing.NamedTuple):
-    """Rows ``start <= b < end`` of a batch, whose whole time loop one thread runs, and its per-step GEMM."""
+    """Rows ``start <= b < end`` of a batch, whose whole time loop one thread runs, and its per-step GEMM; or, with
+    the step "units", all rows, their time loop run by ``len(units)`` threads, thread k computing the hidden units
+    ``units[k] = (u0, u1)`` (``_forward_units``)."""
     start: int
     end: int
-    step: str  # "gemv" (1 row, OpenBLAS) or "packed" (2 or more rows, microkernel.matmul_packed)
+    step: str  # "gemv" (1 row, OpenBLAS), "packed" (2 or more rows, microkernel.matmul_packed) or "units"
+    units: tuple = ()
 
 
-def plan(B, threads=None):
+def plan(B, threads=None, kind=None, hidden=None, projected=False):
     """How the kernels run a batch of ``B`` sequences on ``threads`` threads (default: Numba's thread count,
-    ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``): a list of ``Block``s, one per thread.
+    ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``): a list of ``Block``s, one per thread; or, for a forward
+    (``kind`` and ``hidden``, the cell and H, given), one "units" block that splits the hidden units over the threads.
+
+    Unit split (forward only, not with a projection): where the row split below would leave threads idle or
+    short of rows, i.e. on 2 or more threads for B < ``_MAX_ROWS_UNIT_SPLIT``, and H has at least ``_UNIT_GRAIN``
+    units per thread. The units are split as evenly as possible in multiples of ``_UNIT_GRAIN``, one part per
+    thread (``_unit_parts``). UNIT_SPLIT_MEASUREMENTS.
 
     Threads: the batch is split into at most ``threads`` blocks of consecutive rows, as even as possible, each
     at least ``_MIN_ROWS_PER_THREAD`` rows; one block is the whole batch on one thread. The sequences of a batch
@@ -705,13 +865,28 @@ def plan(B, threads=None):
     """
     if threads is None:
         threads = numba.get_num_threads()
+    if kind is not None and hidden is not None and not projected and threads > 1 and B < _MAX_ROWS_UNIT_SPLIT:
+        units = _unit_parts(hidden, threads)
+        if len(units) > 1:
+            return [Block(0, B, "units", units)]
     blocks = _even_blocks(B, max(1, min(threads, B // _MIN_ROWS_PER_THREAD)))
     return [Block(b0, b1, "gemv" if b1 - b0 == 1 else "packed") for b0, b1 in blocks]
+
+
+def _unit_parts(H, threads):
+    """``range(H)`` in at most ``threads`` parts ``(u0, u1)``, as even as possible in multiples of ``_UNIT_GRAIN``
+    (the last part takes the remainder), each at least ``_UNIT_GRAIN`` units."""
+    grains = H // _UNIT_GRAIN
+    parts = max(1, min(threads, grains))
+    bounds = [_UNIT_GRAIN * (grains * i // parts) for i in range(parts)] + [H]
+    return tuple(itertools.pairwise(bounds))
 
 
 # A forward computes each step's input projection in the step's GEMM when every block has at least this many rows;
 # with more than _FUSED_BYTES of weights, at least _MIN_ROWS_FUSED_LARGE.
 _MIN_ROWS_FUSED, _MIN_ROWS_FUSED_LARGE, _FUSED_BYTES = 8, 32, 8 << 20
+# The same for the unit split (all rows in each thread).
+_MIN_ROWS_UNITS_FUSED = 8
 
 
 def fuses_input(kind, blocks, w_ih, w_hh):
@@ -727,7 +902,11 @@ def fuses_input(kind, blocks, w_ih, w_hh):
     16 rows 0.68-0.83 at H <= 512; 2 rows 1.05-1.87, 4 rows 0.91-1.66 (the projection by OpenBLAS). With the
     projection through the micro-kernel (``_input_projection``), at H = 1024: 16 rows 1.08 (I = 256) and 1.36
     (I = 1024), 24 rows 0.98; 32 rows 0.76-0.81 against the previous kernels."""
-    if kind == GRU or any(block.step != "packed" for block in blocks):
+    if kind == GRU:
+        return False
+    if blocks[0].step == "units":
+        return blocks[0].end - blocks[0].start >= _MIN_ROWS_UNITS_FUSED
+    if any(block.step != "packed" for block in blocks):
         return False
     rows = _MIN_ROWS_FUSED if w_ih.nbytes + w_hh.nbytes <= _FUSED_BYTES else _MIN_ROWS_FUSED_LARGE
     return all(block.end - block.start >= rows for block in blocks)
