@@ -349,7 +349,7 @@ def _forward_units(kind, units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, sa
     dtype = y.dtype
     x = x2d.reshape(T, B, x2d.shape[1])
     if fused:
-        xp = np.empty((0, 0, 0), dtype)
+        xp = np.empty((T, 0, 0), dtype)  # not read
         bias = b_ih.astype(dtype) + b_hh.astype(dtype)  # as _forward_fused sums them
     else:
         xp = _input_projection(x2d, w_ih, [Block(0, B, "packed")]).reshape(T, B, w_hh.shape[0])
@@ -389,8 +389,6 @@ def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_h
     G = w_hh.shape[0] // H
     Hs = u1 - u0
     N = G * Hs
-    S = saved.shape[2] // H  # values saved per unit (0 in inference)
-    is_lstm = kind == LSTM
     # This thread's gate rows, gate-major: local column g * Hs + j is global gate row g * H + u0 + j.
     rows = np.empty(N, np.int64)
     for g in range(G):
@@ -403,73 +401,151 @@ def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_h
     for j in range(N % pw if N % pw else pw, pw):  # the last panel's padding
         for kk in range(K):
             packed[P - 1, kk, j] = 0.0
-    for n in range(N):
-        p, j = n // pw, n % pw
-        if fused:
-            wi = w_ih[rows[n]]
-            for kk in range(n_in):
-                packed[p, kk, j] = wi[kk]
-        wh = w_hh[rows[n]]
-        for kk in range(H):
-            packed[p, n_in + kk, j] = wh[kk]
+    for p in range(P):  # in 16 x 16 blocks: 16 weight rows read along, 16 panel rows written along
+        n0 = p * pw
+        columns = min(pw, N - n0)
+        for j0 in range(0, columns, 16):
+            j1 = min(j0 + 16, columns)
+            for k0 in range(0, K, 16):
+                k1 = min(k0 + 16, K)
+                for j in range(j0, j1):
+                    row = rows[n0 + j]
+                    for kk in range(k0, k1):
+                        packed[p, kk, j] = w_ih[row, kk] if kk < n_in else w_hh[row, kk - n_in]
     bias_k = np.zeros((P, pw), y.dtype)
-    b_ih_k = np.empty(N, y.dtype)
-    b_hh_k = np.empty(N, y.dtype)
     for n in range(N):
         if fused:
             bias_k[n // pw, n % pw] = bias[rows[n]]
-        b_ih_k[n] = b_ih[rows[n]]
-        b_hh_k[n] = b_hh[rows[n]]
     gates = np.empty((B, N), y.dtype)
-    xp_k = np.empty((B, N), y.dtype)
-    h_k = np.empty((B, Hs), y.dtype)
-    c_k = np.empty((B, Hs if is_lstm else 0), y.dtype)
-    h_new = np.empty((B, Hs), y.dtype)
-    c_new = np.empty((B, Hs if is_lstm else 0), y.dtype)
-    save = np.empty((B, S * Hs), y.dtype)
-    no_y = np.empty((B, Hs), y.dtype)
     for t in range(T):
         cur, nxt = (t, t + 1) if training else (t & 1, (t + 1) & 1)
-        for b in range(B):  # this thread's units of the state (its own: no other thread writes them)
-            for j in range(Hs):
-                h_k[b, j] = hs[cur, b, u0 + j]
-            if is_lstm:
-                for j in range(Hs):
-                    c_k[b, j] = cs[cur, b, u0 + j]
+        slot = t if training else 0
         if fused:
             matmul2_packed(x[t], hs[cur], packed, bias_k, gates)
-            _cells_forward(kind, gates, h_k, c_k, h_new, c_new, save, no_y, lengths, t, training, False)
         else:
             matmul_packed(hs[cur], packed, gates)
-            for b in range(B):
-                if t < lengths[b]:
-                    for g in range(G):
-                        for j in range(Hs):
-                            xp_k[b, g * Hs + j] = xp[t, b, g * H + u0 + j]
-                    _cell_forward(kind, xp_k[b], gates[b], b_ih_k, b_hh_k, h_k[b], c_k[b], h_new[b], c_new[b],
-                                  save[b], training)
-        for b in range(B):
-            if t < lengths[b]:
-                for j in range(Hs):
-                    hs[nxt, b, u0 + j] = h_new[b, j]
-                    y[t, b, u0 + j] = h_new[b, j]
-                if is_lstm:
-                    for j in range(Hs):
-                        cs[nxt, b, u0 + j] = c_new[b, j]
-                if training:
-                    for s in range(S):
-                        for j in range(Hs):
-                            saved[t, b, s * H + u0 + j] = save[b, s * Hs + j]
-            else:  # past this sequence's length: state frozen, output zero
-                for j in range(Hs):
-                    hs[nxt, b, u0 + j] = h_k[b, j]
-                    y[t, b, u0 + j] = 0.0
-                if is_lstm:
-                    for j in range(Hs):
-                        cs[nxt, b, u0 + j] = c_k[b, j]
+        _unit_cells(kind, fused, gates, xp[t], b_ih, b_hh, hs[cur], cs[cur], hs[nxt],
+                    cs[nxt], saved[slot], y[t], lengths, t, training, u0, Hs)
         if not barrier.wait(state, threads, t):
             return -1
     return T if training else T & 1
+
+
+@njit(**_JIT)
+def _unit_cells(kind, fused, gates, xp, b_ih, b_hh, h, c, h_new, c_new, save, y, lengths, t, training, u0, Hs):
+    """The cell pass of the units ``u0 <= u < u0 + Hs`` of every row for one step of the unit split, from ``gates``
+    [B, G * Hs] (gate-major over these units): the pre-activations with the biases in (``fused``), or ``h W_hh^T``
+    alone, to which ``xp`` (the input projection of step t, all units) and the biases are added here. Writes these
+    units of ``h_new``, ``c_new``, ``y`` and ``save``; rows past their length keep their state and output zero.
+    Every value is the same expression as in ``_cells_forward`` (fused) or ``_cell_forward``, so the results are
+    bitwise those of the row split. Its arrays do not overlap (distinct slots of hs, cs)."""
+    _full_width_vectors()
+    _arguments_do_not_overlap()
+    H = h.shape[1]
+    zero = h.dtype.type(0)
+    for b in range(gates.shape[0]):
+        hn = h_new[b]
+        yb = y[b]
+        if t >= lengths[b]:  # past this sequence's length: state frozen, output zero
+            hb = h[b]
+            for j in range(u0, u0 + Hs):
+                hn[j] = hb[j]
+                yb[j] = zero
+            if kind == LSTM:
+                cb = c[b]
+                cn = c_new[b]
+                for j in range(u0, u0 + Hs):
+                    cn[j] = cb[j]
+            continue
+        a = gates[b]
+        if kind == LSTM:
+            cb = c[b]
+            cn = c_new[b]
+            sv = save[b]
+            if fused:
+                for j in range(Hs):
+                    i = _sigmoid(a[j])
+                    f = _sigmoid(a[Hs + j])
+                    g = _tanh(a[2 * Hs + j])
+                    o = _sigmoid(a[3 * Hs + j])
+                    u = u0 + j
+                    cj = f * cb[u] + i * g
+                    tanh_c = _tanh(cj)
+                    cn[u] = cj
+                    hj = o * tanh_c
+                    hn[u] = hj
+                    yb[u] = hj
+                    if training:
+                        sv[u] = i
+                        sv[H + u] = f
+                        sv[2 * H + u] = g
+                        sv[3 * H + u] = o
+                        sv[4 * H + u] = tanh_c
+            else:
+                xb = xp[b]
+                for j in range(Hs):
+                    u = u0 + j
+                    i = _sigmoid(xb[u] + b_ih[u] + a[j] + b_hh[u])
+                    f = _sigmoid(xb[H + u] + b_ih[H + u] + a[Hs + j] + b_hh[H + u])
+                    g = _tanh(xb[2 * H + u] + b_ih[2 * H + u] + a[2 * Hs + j] + b_hh[2 * H + u])
+                    o = _sigmoid(xb[3 * H + u] + b_ih[3 * H + u] + a[3 * Hs + j] + b_hh[3 * H + u])
+                    cj = f * cb[u] + i * g
+                    tanh_c = _tanh(cj)
+                    cn[u] = cj
+                    hj = o * tanh_c
+                    hn[u] = hj
+                    yb[u] = hj
+                    if training:
+                        sv[u] = i
+                        sv[H + u] = f
+                        sv[2 * H + u] = g
+                        sv[3 * H + u] = o
+                        sv[4 * H + u] = tanh_c
+        elif kind == GRU:  # never fused
+            xb = xp[b]
+            hb = h[b]
+            sv = save[b]
+            one = h.dtype.type(1)
+            for j in range(Hs):
+                u = u0 + j
+                r = _sigmoid(xb[u] + b_ih[u] + a[j] + b_hh[u])
+                z = _sigmoid(xb[H + u] + b_ih[H + u] + a[Hs + j] + b_hh[H + u])
+                gh_n = a[2 * Hs + j] + b_hh[2 * H + u]
+                n = _tanh(xb[2 * H + u] + b_ih[2 * H + u] + r * gh_n)
+                hj = (one - z) * n + z * hb[u]
+                hn[u] = hj
+                yb[u] = hj
+                if training:
+                    sv[u] = r
+                    sv[H + u] = z
+                    sv[2 * H + u] = n
+                    sv[3 * H + u] = gh_n
+        elif kind == RNN_TANH:
+            if fused:
+                for j in range(Hs):
+                    hj = _tanh(a[j])
+                    hn[u0 + j] = hj
+                    yb[u0 + j] = hj
+            else:
+                xb = xp[b]
+                for j in range(Hs):
+                    u = u0 + j
+                    hj = _tanh(xb[u] + b_ih[u] + a[j] + b_hh[u])
+                    hn[u] = hj
+                    yb[u] = hj
+        else:
+            if fused:
+                for j in range(Hs):
+                    hj = max(a[j], zero)
+                    hn[u0 + j] = hj
+                    yb[u0 + j] = hj
+            else:
+                xb = xp[b]
+                for j in range(Hs):
+                    u = u0 + j
+                    hj = max(xb[u] + b_ih[u] + a[j] + b_hh[u], zero)
+                    hn[u] = hj
+                    yb[u] = hj
 
 
 @njit(**_JIT)
