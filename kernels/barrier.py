@@ -20,7 +20,9 @@ threads meet on a shared counter instead:
 
 The atomics are LLVM IR through Numba intrinsics (as kernels/microkernel.py writes its register tile); ``sched_yield``
 is called by name, resolved by the JIT in the running process (libc), so the compiled loops stay cacheable (a ctypes
-function pointer would be a constant address that Numba cannot cache).
+function pointer would be a constant address that Numba cannot cache). As with microkernel.py: the cached loops of
+``cpu.py`` hold this code compiled in, and Numba only notices a change of ``cpu.py``; after editing this file, clear
+the cache (or touch ``cpu.py``).
 """
 
 import numpy as np

@@ -685,10 +685,14 @@ def _backward(dy, dh_n, dc_n, cache):
     threads = numba.get_num_threads()
     n_in = x2d.shape[1]
     h2d = hs[:T].reshape(T * B, H)
-    if len(blocks) == 1 and threads > 1:
+    forward_units = plan(B, threads, kind, GH // _GATES[kind], projected)[0].step == "units"
+    if len(blocks) == 1 and threads > 1 and not forward_units:
         # The time loop ran on one thread (B < 8): OpenBLAS on all its threads, as before. Measured on 2 threads
         # (Zen 5, quiet): the micro-kernel GEMMs split over our threads made the step 1.15x slower at B = 1 and 4,
         # H = 1024 (wall), though faster on one thread (0.53-0.93 of OpenBLAS's step at B = 1..4).
+        # Not where the forward splits the units over the threads (``plan``): OpenBLAS's workers spin for a while
+        # after each call, and the next forward's threads, which meet every step, waited for the core they took
+        # (training steps 1.1-5x the row split's time at B = 2..4, H = 512..1024).
         dx = _matmul(da_x2d, w_ih)
         grads = (dx.reshape(T, B, n_in), dh, dc if kind == LSTM else None, _matmul(da_x2d.T, x2d),
                  _matmul(da_h2d.T, h2d), _column_sums(da_x2d), _column_sums(da_h2d))
@@ -905,6 +909,8 @@ _MIN_ROWS_PER_THREAD = 4
 # The forward splits the hidden units over the threads (all rows in every thread) below this many rows of the batch,
 # in parts of a multiple of _UNIT_GRAIN units, each at least _UNIT_GRAIN.
 _MAX_ROWS_UNIT_SPLIT, _UNIT_GRAIN = 8, 16
+# ... from this many rows, and where W_hh has at least this many elements (LSTM: H >= 512; RNN: H >= 1024).
+_MIN_ROWS_UNIT_SPLIT, _MIN_UNIT_WEIGHTS = 2, 1 << 20
 
 
 class Block(typing.NamedTuple):
@@ -941,7 +947,8 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False):
     """
     if threads is None:
         threads = numba.get_num_threads()
-    if kind is not None and hidden is not None and not projected and threads > 1 and B < _MAX_ROWS_UNIT_SPLIT:
+    if (kind is not None and hidden is not None and not projected and threads > 1
+            and _MIN_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT and _GATES[kind] * hidden * hidden >= _MIN_UNIT_WEIGHTS):
         units = _unit_parts(hidden, threads)
         if len(units) > 1:
             return [Block(0, B, "units", units)]
