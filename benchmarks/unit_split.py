@@ -6,7 +6,7 @@ with the input projection fused into the step's GEMM), interleaved in one proces
     python benchmarks/unit_split.py --threads 2 --batch 1 4 16 --hidden 256 1024 --input H --mode training
 
 Training times forward (training=True) + backward; the backward is the same code in every variant. The variants are
-forced by setting ``kernels/cpu.py``'s thresholds for the call (``_MAX_ROWS_UNIT_SPLIT``, ``_MIN_ROWS_UNITS_FUSED``);
+forced by setting ``kernels/cpu.py``'s thresholds for the call (``SETTINGS``; "units" wherever it can run);
 "plan" is what ``cpu.plan``/``cpu.fuses_input`` choose with the thresholds as committed.
 """
 
@@ -18,10 +18,12 @@ import numpy as np
 
 from lstmzoo import bench
 
-VARIANTS = {  # (_MAX_ROWS_UNIT_SPLIT, _MIN_ROWS_UNITS_FUSED)
-    "rows": (0, 10**9),
-    "units": (10**9, 10**9),  # projection first
-    "units-fused": (10**9, 0),
+# kernels/cpu.py's thresholds set for each variant's calls
+SETTINGS = ("_MAX_ROWS_UNIT_SPLIT", "_MIN_ROWS_UNIT_SPLIT", "_MIN_UNIT_WEIGHTS", "_MIN_ROWS_UNITS_FUSED")
+VARIANTS = {
+    "rows": (0, 10**9, 10**18, 10**9),
+    "units": (10**9, 1, 0, 10**9),  # projection first
+    "units-fused": (10**9, 1, 0, 0),
 }
 
 
@@ -59,7 +61,7 @@ def main(argv=None):
     numba.set_num_threads(args.threads)
     cpu.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
-    committed = (cpu._MAX_ROWS_UNIT_SPLIT, cpu._MIN_ROWS_UNITS_FUSED)
+    committed = tuple(getattr(cpu, name) for name in SETTINGS)
     G = bench.GATES[args.cell]
     kind = {"lstm": cpu.LSTM, "gru": cpu.GRU, "rnn": cpu.RNN_TANH}[args.cell]
     print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs), micro-kernel {cpu.microkernel.VECTOR_BITS}-bit; "
@@ -88,7 +90,8 @@ def main(argv=None):
 
                     def ours(setting):
                         def call():
-                            cpu._MAX_ROWS_UNIT_SPLIT, cpu._MIN_ROWS_UNITS_FUSED = setting
+                            for name, value in zip(SETTINGS, setting):
+                                setattr(cpu, name, value)
                             try:
                                 if args.cell == "lstm":
                                     *_, cache = cpu.lstm_forward(x, h0, h0, **params, training=training)
@@ -100,7 +103,8 @@ def main(argv=None):
                                     if training:
                                         getattr(cpu, args.cell + "_backward")(dy, None, cache)
                             finally:
-                                cpu._MAX_ROWS_UNIT_SPLIT, cpu._MIN_ROWS_UNITS_FUSED = committed
+                                for name, value in zip(SETTINGS, committed):
+                                    setattr(cpu, name, value)
                         return call
 
                     calls = [ours(VARIANTS[n]) for n in names]
