@@ -17,15 +17,21 @@ What is fused (DESIGN.md, "The kernels"):
   pass (which then writes ``o * tanh(c')`` to a buffer instead of the state), and in backward one GEMM per
   step, ``dh @ W_hr``, before it; ``dW_hr`` is one GEMM after the loop over the saved ``o * tanh(c')``.
 
-Every GEMM goes through ``np.dot`` inside ``@njit``, i.e. scipy's OpenBLAS, except a step's recurrent GEMM
-from 2 rows, which is our own outer-product micro-kernel (``microkernel.matmul_packed``, LLVM IR through a Numba
-intrinsic) against W_hh^T (W_hh in backward) packed once per call, not once per step as OpenBLAS does. Threads: a per-step handoff
-to other threads, OpenBLAS's or a ``prange``'s, cost far more than it saved on the shared machine
-(notes/cpu-lstm-measurements.md), so there is none. Instead the batch is split into blocks of rows
-(``plan``: one per Numba thread, at least 4 rows each) and each thread runs the WHOLE time loop for its
-block, forward and backward, with OpenBLAS at one thread; the GEMMs outside the loops are split over the same
-threads (``_split_matmul``). With one block (B < 8, or one Numba thread) the time loop runs on one thread and
-the GEMMs outside it use all of OpenBLAS's threads.
+GEMMs: a step's recurrent GEMM from 2 rows is our own outer-product micro-kernel (``microkernel.matmul_packed``,
+LLVM IR through a Numba intrinsic) against W_hh^T (W_hh in backward) packed once per call, not once per step as
+OpenBLAS does; one row uses OpenBLAS's GEMV (``np.dot`` inside ``@njit``, scipy's OpenBLAS). Since session 8 the
+GEMMs outside the time loops also run the micro-kernel where its AVX-512 tile runs (the forward's input projection,
+``_input_projection``; the backward's dx and weight gradients, ``gemm_packed``), OpenBLAS otherwise and for the
+backward of a batch whose time loop ran on one thread (B < 8) without the unit split.
+
+Threads: a per-step handoff to other threads, OpenBLAS's or a ``prange``'s, cost far more than it saved on the
+shared machine (notes/cpu-lstm-measurements.md), so there is none. Instead (``plan``) either the batch is split into
+blocks of rows (one per Numba thread, at least 4 rows each) and each thread runs the WHOLE time loop for its block,
+forward and backward, with OpenBLAS at one thread; the GEMMs outside the loops are split over the same threads. With
+one block (B < 8, or one Numba thread) the time loop runs on one thread. Or, for the forward of 2..7 rows with a large
+W_hh on 2+ threads, the hidden units are split over the threads (``_forward_units``): each thread runs the whole time
+loop for all rows and its units, one long-lived call per thread, and the threads meet once per step on a spin
+barrier (kernels/barrier.py) instead of handing work over.
 
 float64 uses libm ``exp``/``tanh`` so it matches the reference to ~1e-15; float32 uses a vectorisable
 rational ``tanh`` (and ``sigmoid(a) = (1 + tanh(a/2)) / 2``) accurate to a few float32 ulp, because libm
@@ -344,7 +350,12 @@ def _forward_units(kind, units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, sa
 
     Each output element is the same sum in the same order as in the row split (the micro-kernel's lanes are
     independent) and the same cell code, so the results are bitwise those of the row split's path of the same kind
-    (fused or projection-first) on one thread. Returns the slot of ``hs``/``cs`` holding the final state."""
+    (fused or projection-first) on one thread. Returns the slot of ``hs``/``cs`` holding the final state.
+
+    The threads are ``_in_parallel``'s: this one and a pool's, each a distinct OS thread, so a thread that waits at
+    the barrier never waits for work queued behind itself. Calls from several Python threads at once share the
+    pool: one call's second thread may then queue behind another call's, and its first thread waits (yielding the
+    core) until it starts; a delay, not a deadlock."""
     T, B, _ = y.shape
     dtype = y.dtype
     x = x2d.reshape(T, B, x2d.shape[1])
@@ -928,10 +939,16 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False):
     ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``): a list of ``Block``s, one per thread; or, for a forward
     (``kind`` and ``hidden``, the cell and H, given), one "units" block that splits the hidden units over the threads.
 
-    Unit split (forward only, not with a projection): where the row split below would leave threads idle or
-    short of rows, i.e. on 2 or more threads for B < ``_MAX_ROWS_UNIT_SPLIT``, and H has at least ``_UNIT_GRAIN``
-    units per thread. The units are split as evenly as possible in multiples of ``_UNIT_GRAIN``, one part per
-    thread (``_unit_parts``). UNIT_SPLIT_MEASUREMENTS.
+    Unit split (forward only, not with a projection; ``_forward_units``): on 2 or more threads for
+    ``_MIN_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT`` (2..7 rows, where the row split runs the time loop on one
+    thread), where W_hh has at least ``_MIN_UNIT_WEIGHTS`` = 2^20 elements (LSTM H >= 512, GRU H >= 592, RNN
+    H >= 1024) and H at least ``_UNIT_GRAIN`` units per thread. The units are split as evenly as possible in
+    multiples of ``_UNIT_GRAIN``, one part per thread (``_unit_parts``). Measured (benchmarks/unit_split.py, Zen 5,
+    2 threads, LSTM, T = 100, quiet but for a load average of 1.6-3 from other jobs), unit split / row split:
+    inference B = 2..4 0.55-0.93 at H = 1024, 0.87-1.26 at H = 512, 1.1-2.2 at H <= 256 (the threads meet every
+    step: ~2 us a step that small steps do not pay back); training (with the backward's GEMMs on our threads, see
+    ``_backward``) B = 2..4 0.69-0.89 at H >= 512. B = 1 (OpenBLAS's GEMV on its threads): 1.1-1.9 at every H.
+    B = 8 (two blocks of 4 rows): 0.89-0.96 at H = 1024, 1.1-1.6 below; the row split stays from 8 rows.
 
     Threads: the batch is split into at most ``threads`` blocks of consecutive rows, as even as possible, each
     at least ``_MIN_ROWS_PER_THREAD`` rows; one block is the whole batch on one thread. The sequences of a batch
@@ -984,7 +1001,12 @@ def fuses_input(kind, blocks, w_ih, w_hh):
     0.74-0.91 at H = 128..512 (weights up to 5 MB), 0.86-1.27 at I = 256, H = 1024 (21 MB), 1.13 at I = H = 1024;
     16 rows 0.68-0.83 at H <= 512; 2 rows 1.05-1.87, 4 rows 0.91-1.66 (the projection by OpenBLAS). With the
     projection through the micro-kernel (``_input_projection``), at H = 1024: 16 rows 1.08 (I = 256) and 1.36
-    (I = 1024), 24 rows 0.98; 32 rows 0.76-0.81 against the previous kernels."""
+    (I = 1024), 24 rows 0.98; 32 rows 0.76-0.81 against the previous kernels.
+
+    The unit split (``plan``'s "units" block, 2..7 rows) projects first: fused, each thread streams its share of
+    W_ih too every step, and at H = 1024 (32 MB of [W_ih | W_hh], the size of the L3) B = 4 took 1.6-2.3x the
+    projection-first time; at H <= 512 within +-15 %. From ``_MIN_ROWS_UNITS_FUSED`` rows (not used by ``plan``
+    today) it would fuse: at 8-16 rows, H = 512, 0.75-0.78x the projection-first unit split."""
     if kind == GRU:
         return False
     if blocks[0].step == "units":
