@@ -363,6 +363,10 @@ def _forward_units(kind, units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, sa
         xp = np.empty((T, 0, 0), dtype)  # not read
         bias = b_ih.astype(dtype) + b_hh.astype(dtype)  # as _forward_fused sums them
     else:
+        # As the row split's one block computes it (the micro-kernel on Numba's threads; on AVX2 builds OpenBLAS on
+        # its threads, whose sums' order depends on the rows per call: split over ours at one OpenBLAS thread, the
+        # results were no longer bitwise the row split's. OpenBLAS's workers may then spin into the first steps;
+        # not timed on an AVX2 machine).
         xp = _input_projection(x2d, w_ih, [Block(0, B, "packed")]).reshape(T, B, w_hh.shape[0])
         bias = np.empty(0, dtype)
     b_ih, b_hh = np.ascontiguousarray(b_ih, dtype), np.ascontiguousarray(b_hh, dtype)
@@ -943,16 +947,19 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False):
     ``_MIN_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT`` (2..7 rows, where the row split runs the time loop on one
     thread), where W_hh has at least ``_MIN_UNIT_WEIGHTS`` = 2^20 elements (LSTM H >= 512, GRU H >= 592, RNN
     H >= 1024) and H at least ``_UNIT_GRAIN`` units per thread. The units are split as evenly as possible in
-    multiples of ``_UNIT_GRAIN``, one part per thread (``_unit_parts``). Measured (benchmarks/unit_split.py, Zen 5,
-    2 threads, LSTM, T = 100, quiet but for a load average of 1.6-3 from other jobs), unit split / row split:
-    inference B = 2..4 0.55-0.93 at H = 1024, 0.87-1.26 at H = 512, 1.1-2.2 at H <= 256 (the threads meet every
-    step: ~2 us a step that small steps do not pay back); training (with the backward's GEMMs on our threads, see
-    ``_backward``) B = 2..4 0.69-0.89 at H >= 512. B = 1 (OpenBLAS's GEMV on its threads): 1.1-1.9 at every H.
-    B = 8 (two blocks of 4 rows): 0.89-0.96 at H = 1024, 1.1-1.6 below; the row split stays from 8 rows.
+    multiples of ``_UNIT_GRAIN``, one part per thread (``_unit_parts``). Measured (benchmarks/unit_split.py and
+    unit-split.md: Zen 5, 2 threads, LSTM, T = 100, load average 1.5-3 with the benchmark's own 2 threads), unit
+    split / row split at B = 2..4: inference 0.66-0.82 at H = 1024, 0.75-1.26 (mostly 0.85-0.94) at H = 512, 1.1-2.4
+    at H <= 256 (the threads meet every step: a few us a step, which small steps do not pay back); training (with the
+    backward's GEMMs on our threads, see ``_backward``) 0.72-0.95 at H >= 512, 0.85-1.03 at H = 256. B = 1 (the row
+    split runs OpenBLAS's GEMV on its threads): 1.08-1.93 at every H.
+    B = 8 (two blocks of 4 rows): 0.89-1.0 at H = 1024, 1.14-2.7 below; B = 16..32: 1.0-3.2. The row split stays
+    from 8 rows. GRU and RNN near the threshold: GRU H = 512 0.76-1.06, 1024 0.68-1.08; RNN H = 512 1.09-1.20
+    (inference), H = 1024..2048 0.63-0.95.
 
-    Threads: the batch is split into at most ``threads`` blocks of consecutive rows, as even as possible, each
-    at least ``_MIN_ROWS_PER_THREAD`` rows; one block is the whole batch on one thread. The sequences of a batch
-    never meet in a time loop (each step's GEMM is row by row), so each thread runs the whole loop for its
+    Row split (otherwise): the batch is split into at most ``threads`` blocks of consecutive rows, as even as
+    possible, each at least ``_MIN_ROWS_PER_THREAD`` rows; one block is the whole batch on one thread. The sequences
+    of a batch never meet in a time loop (each step's GEMM is row by row), so each thread runs the whole loop for its
     rows: one hand-off per call, none per step, and a thread slowed down on a shared machine only delays the end.
 
     Per-step GEMM, by the rows of a block: from 2 rows the outer-product micro-kernel (kernels/microkernel.py)
@@ -960,7 +967,7 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False):
     2..128 rows on one core (Emerald Rapids, H = 128..1024), the micro-kernel 19-131, 1.25-2.6x the previous
     8-row dot-product kernel (``_rows_matmul_t``) but at 4 rows and H = 1024 (0.98x), and at least OpenBLAS's speed
     from 4 rows (benchmarks/step_microkernel.py); whole LSTM calls at B = 256 ran at 0.93-0.99x the time of
-    OpenBLAS's per-step GEMM. One row goes to OpenBLAS's GEMV. The hidden size does not enter.
+    OpenBLAS's per-step GEMM. One row goes to OpenBLAS's GEMV. The hidden size enters only the unit split.
     """
     if threads is None:
         threads = numba.get_num_threads()
