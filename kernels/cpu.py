@@ -425,8 +425,10 @@ def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_h
                 k1 = min(k0 + 16, K)
                 for j in range(j0, j1):
                     row = rows[n0 + j]
-                    for kk in range(k0, k1):
-                        packed[p, kk, j] = w_ih[row, kk] if kk < n_in else w_hh[row, kk - n_in]
+                    for kk in range(k0, min(k1, n_in)):  # W_ih's part (fused), then W_hh's: no branch per element
+                        packed[p, kk, j] = w_ih[row, kk]
+                    for kk in range(max(k0, n_in), k1):
+                        packed[p, kk, j] = w_hh[row, kk - n_in]
     bias_k = np.zeros((P, pw), y.dtype)
     for n in range(N):
         if fused:
