@@ -148,7 +148,7 @@ def test_fused_unit_split_is_bitwise_the_fused_row_split(cell, dtype, pin_thread
             assert_same_cache(got_cache, one_cache, lengths)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
 def test_many_steps_on_the_unit_split(cell, pin_threads, units_everywhere):
     """400 steps of 2 threads meeting at the barrier: a thread that ran ahead would read a half-written h_t and
     the result would differ from the one-thread result (checked to fail with the barrier's wait removed)."""
