@@ -17,15 +17,21 @@ What is fused (DESIGN.md, "The kernels"):
   pass (which then writes ``o * tanh(c')`` to a buffer instead of the state), and in backward one GEMM per
   step, ``dh @ W_hr``, before it; ``dW_hr`` is one GEMM after the loop over the saved ``o * tanh(c')``.
 
-Every GEMM goes through ``np.dot`` inside ``@njit``, i.e. scipy's OpenBLAS, except a step's recurrent GEMM
-from 2 rows, which is our own outer-product micro-kernel (``microkernel.matmul_packed``, LLVM IR through a Numba
-intrinsic) against W_hh^T (W_hh in backward) packed once per call, not once per step as OpenBLAS does. Threads: a per-step handoff
-to other threads, OpenBLAS's or a ``prange``'s, cost far more than it saved on the shared machine
-(notes/cpu-lstm-measurements.md), so there is none. Instead the batch is split into blocks of rows
-(``plan``: one per Numba thread, at least 4 rows each) and each thread runs the WHOLE time loop for its
-block, forward and backward, with OpenBLAS at one thread; the GEMMs outside the loops are split over the same
-threads (``_split_matmul``). With one block (B < 8, or one Numba thread) the time loop runs on one thread and
-the GEMMs outside it use all of OpenBLAS's threads.
+GEMMs: a step's recurrent GEMM from 2 rows is our own outer-product micro-kernel (``microkernel.matmul_packed``,
+LLVM IR through a Numba intrinsic) against W_hh^T (W_hh in backward) packed once per call, not once per step as
+OpenBLAS does; one row uses OpenBLAS's GEMV (``np.dot`` inside ``@njit``, scipy's OpenBLAS). Since session 8 the
+GEMMs outside the time loops also run the micro-kernel where its AVX-512 tile runs (the forward's input projection,
+``_input_projection``; the backward's dx and weight gradients, ``gemm_packed``), OpenBLAS otherwise and for the
+backward of a batch whose time loop ran on one thread (B < 8) without the unit split.
+
+Threads: a per-step handoff to other threads, OpenBLAS's or a ``prange``'s, cost far more than it saved on the
+shared machine (notes/cpu-lstm-measurements.md), so there is none. Instead (``plan``) either the batch is split into
+blocks of rows (one per Numba thread, at least 4 rows each) and each thread runs the WHOLE time loop for its block,
+forward and backward, with OpenBLAS at one thread; the GEMMs outside the loops are split over the same threads. With
+one block (B < 8, or one Numba thread) the time loop runs on one thread. Or, for the forward of 2..7 rows with a large
+W_hh on 2+ threads, the hidden units are split over the threads (``_forward_units``): each thread runs the whole time
+loop for all rows and its units, one long-lived call per thread, and the threads meet once per step on a spin
+barrier (kernels/barrier.py) instead of handing work over.
 
 float64 uses libm ``exp``/``tanh`` so it matches the reference to ~1e-15; float32 uses a vectorisable
 rational ``tanh`` (and ``sigmoid(a) = (1 + tanh(a/2)) / 2``) accurate to a few float32 ulp, because libm
@@ -82,7 +88,7 @@ from llvmlite import ir as llvm_ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from . import microkernel
+from . import barrier, microkernel
 from .arguments import check_backward, check_forward, require_cache
 from .microkernel import GEMM_KC, GEMM_MC, gemm_packed, matmul2_packed, matmul_packed, pack, pack_bias, panel_width
 
@@ -175,7 +181,14 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
     # All time steps' input projections in one GEMM (on all of OpenBLAS's threads, or split over the time
     # loops' threads); the biases are added in the cell pass, which reads xp anyway (a separate bias pass over
     # [T, B, GH] cost ~5 % at large shapes).
-    blocks = plan(B)
+    blocks = plan(B, kind=kind, hidden=H, projected=len(w_hr) > 0)
+    if blocks[0].step == "units":
+        last = _forward_units(kind, blocks[0].units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training,
+                              fuses_input(kind, blocks, w_ih, w_hh))
+        h_n = hs[last].copy()
+        c_n = cs[last].copy() if kind == LSTM else None
+        cache = (kind, x2d, w_ih, w_hh, lengths, hs, cs, saved, w_hr, r) if training else None
+        return y, h_n, c_n, cache
     if fuses_input(kind, blocks, w_ih, w_hh):
         last = _forward_fused(kind, blocks, x2d.reshape(T, B, I), w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y,
                               training, w_hr, r)
@@ -326,6 +339,232 @@ def _fused_sequence(kind, x, w_packed, bias, GH, lengths, hs, cs, saved, y, trai
     return T if training else T & 1
 
 
+def _forward_units(kind, units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training, fused):
+    """The forward recurrence with the HIDDEN UNITS split over threads (``plan``'s "units" step), all rows in every
+    thread: thread ``k`` owns the units ``units[k] = (u0, u1)``, i.e. the gate columns ``g * H + u`` for each gate
+    ``g`` and ``u0 <= u < u1``, packs those rows of ``[W_ih | W_hh]`` (``fused``) or of ``W_hh`` (after the input
+    projection of all steps, ``_input_projection``) once per call, gate-major, and per step computes its [B, G * Hs]
+    gates with one micro-kernel pass over the whole ``h_t`` and runs the cell pass on its units
+    (``_unit_sequence``). The threads meet once per step (kernels/barrier.py), because each one's next step reads
+    every unit of ``h_t``. LSTM (without projection), GRU and RNN; the GRU only projection-first.
+
+    Each output element is the same sum in the same order as in the row split (the micro-kernel's lanes are
+    independent) and the same cell code, so the results are bitwise those of the row split's path of the same kind
+    (fused or projection-first) on one thread. Returns the slot of ``hs``/``cs`` holding the final state.
+
+    The threads are ``_in_parallel``'s: this one and a pool's, each a distinct OS thread, so a thread that waits at
+    the barrier never waits for work queued behind itself. Calls from several Python threads at once share the
+    pool: one call's second thread may then queue behind another call's, and its first thread waits (yielding the
+    core) until it starts; a delay, not a deadlock."""
+    T, B, _ = y.shape
+    dtype = y.dtype
+    x = x2d.reshape(T, B, x2d.shape[1])
+    if fused:
+        xp = np.empty((T, 0, 0), dtype)  # not read
+        bias = b_ih.astype(dtype) + b_hh.astype(dtype)  # as _forward_fused sums them
+    else:
+        # As the row split's one block computes it (the micro-kernel on Numba's threads; on AVX2 builds OpenBLAS on
+        # its threads, whose sums' order depends on the rows per call: split over ours at one OpenBLAS thread, the
+        # results were no longer bitwise the row split's. OpenBLAS's workers may then spin into the first steps;
+        # not timed on an AVX2 machine).
+        xp = _input_projection(x2d, w_ih, [Block(0, B, "packed")]).reshape(T, B, w_hh.shape[0])
+        bias = np.empty(0, dtype)
+    b_ih, b_hh = np.ascontiguousarray(b_ih, dtype), np.ascontiguousarray(b_hh, dtype)
+    state = barrier.new_state()
+    pw = panel_width(dtype)
+    calls = [functools.partial(_unit_thread, state, kind, k, len(units), u0, u1, x, xp, w_ih, w_hh, b_ih, b_hh, bias,
+                               lengths, hs, cs, saved, y, training, fused, pw)
+             for k, (u0, u1) in enumerate(units)]
+    return _in_parallel(calls)[0]
+
+
+def _unit_thread(state, *args):
+    """``_unit_sequence`` on one thread of the unit split; should it fail, the other threads are released from the
+    barrier (they would wait for it forever) before the error goes on."""
+    try:
+        return _unit_sequence(state, *args)
+    except BaseException:
+        barrier.abort(state)
+        raise
+
+
+@njit(nogil=True, **_JIT)
+def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_hh, bias, lengths, hs, cs, saved, y,
+                   training, fused, pw):
+    """Thread ``k`` of ``threads`` in ``_forward_units``: the units ``u0 <= u < u1`` of every row and step.
+
+    One barrier per step is enough, also with inference's two ping-pong slots: at step t each thread reads all of
+    slot ``cur`` and writes only its units of slot ``nxt``. A thread can only write slot ``nxt`` of step t after the
+    barrier of step t - 1, which every thread passes only after its own reads of step t - 1, the last ones of that
+    slot (``nxt`` of step t is ``cur`` of step t - 1); and it reads slot ``cur`` of step t only after the barrier of
+    step t - 1, which every thread reaches after writing its units of that slot. Returns the final state's slot, or
+    -1 when another thread failed (``barrier.abort``)."""
+    _full_width_vectors()
+    T, B, H = y.shape
+    G = w_hh.shape[0] // H
+    Hs = u1 - u0
+    N = G * Hs
+    # This thread's gate rows, gate-major: local column g * Hs + j is global gate row g * H + u0 + j.
+    rows = np.empty(N, np.int64)
+    for g in range(G):
+        for j in range(Hs):
+            rows[g * Hs + j] = g * H + u0 + j
+    n_in = w_ih.shape[1] if fused else 0
+    K = n_in + H
+    P = (N + pw - 1) // pw
+    packed = np.empty((P, K, pw), y.dtype)
+    for j in range(N % pw if N % pw else pw, pw):  # the last panel's padding
+        for kk in range(K):
+            packed[P - 1, kk, j] = 0.0
+    for p in range(P):  # in 16 x 16 blocks: 16 weight rows read along, 16 panel rows written along
+        n0 = p * pw
+        columns = min(pw, N - n0)
+        for j0 in range(0, columns, 16):
+            j1 = min(j0 + 16, columns)
+            for k0 in range(0, K, 16):
+                k1 = min(k0 + 16, K)
+                for j in range(j0, j1):
+                    row = rows[n0 + j]
+                    for kk in range(k0, min(k1, n_in)):  # W_ih's part (fused), then W_hh's: no branch per element
+                        packed[p, kk, j] = w_ih[row, kk]
+                    for kk in range(max(k0, n_in), k1):
+                        packed[p, kk, j] = w_hh[row, kk - n_in]
+    bias_k = np.zeros((P, pw), y.dtype)
+    for n in range(N):
+        if fused:
+            bias_k[n // pw, n % pw] = bias[rows[n]]
+    gates = np.empty((B, N), y.dtype)
+    for t in range(T):
+        cur, nxt = (t, t + 1) if training else (t & 1, (t + 1) & 1)
+        slot = t if training else 0
+        if fused:
+            matmul2_packed(x[t], hs[cur], packed, bias_k, gates)
+        else:
+            matmul_packed(hs[cur], packed, gates)
+        _unit_cells(kind, fused, gates, xp[t], b_ih, b_hh, hs[cur], cs[cur], hs[nxt],
+                    cs[nxt], saved[slot], y[t], lengths, t, training, u0, Hs)
+        if not barrier.wait(state, threads, t):
+            return -1
+    return T if training else T & 1
+
+
+@njit(**_JIT)
+def _unit_cells(kind, fused, gates, xp, b_ih, b_hh, h, c, h_new, c_new, save, y, lengths, t, training, u0, Hs):
+    """The cell pass of the units ``u0 <= u < u0 + Hs`` of every row for one step of the unit split, from ``gates``
+    [B, G * Hs] (gate-major over these units): the pre-activations with the biases in (``fused``), or ``h W_hh^T``
+    alone, to which ``xp`` (the input projection of step t, all units) and the biases are added here. Writes these
+    units of ``h_new``, ``c_new``, ``y`` and ``save``; rows past their length keep their state and output zero.
+    Every value is the same expression as in ``_cells_forward`` (fused) or ``_cell_forward``, so the results are
+    bitwise those of the row split. Its arrays do not overlap (distinct slots of hs, cs)."""
+    _full_width_vectors()
+    _arguments_do_not_overlap()
+    H = h.shape[1]
+    zero = h.dtype.type(0)
+    for b in range(gates.shape[0]):
+        hn = h_new[b]
+        yb = y[b]
+        if t >= lengths[b]:  # past this sequence's length: state frozen, output zero
+            hb = h[b]
+            for j in range(u0, u0 + Hs):
+                hn[j] = hb[j]
+                yb[j] = zero
+            if kind == LSTM:
+                cb = c[b]
+                cn = c_new[b]
+                for j in range(u0, u0 + Hs):
+                    cn[j] = cb[j]
+            continue
+        a = gates[b]
+        if kind == LSTM:
+            cb = c[b]
+            cn = c_new[b]
+            sv = save[b]
+            if fused:
+                for j in range(Hs):
+                    i = _sigmoid(a[j])
+                    f = _sigmoid(a[Hs + j])
+                    g = _tanh(a[2 * Hs + j])
+                    o = _sigmoid(a[3 * Hs + j])
+                    u = u0 + j
+                    cj = f * cb[u] + i * g
+                    tanh_c = _tanh(cj)
+                    cn[u] = cj
+                    hj = o * tanh_c
+                    hn[u] = hj
+                    yb[u] = hj
+                    if training:
+                        sv[u] = i
+                        sv[H + u] = f
+                        sv[2 * H + u] = g
+                        sv[3 * H + u] = o
+                        sv[4 * H + u] = tanh_c
+            else:
+                xb = xp[b]
+                for j in range(Hs):
+                    u = u0 + j
+                    i = _sigmoid(xb[u] + b_ih[u] + a[j] + b_hh[u])
+                    f = _sigmoid(xb[H + u] + b_ih[H + u] + a[Hs + j] + b_hh[H + u])
+                    g = _tanh(xb[2 * H + u] + b_ih[2 * H + u] + a[2 * Hs + j] + b_hh[2 * H + u])
+                    o = _sigmoid(xb[3 * H + u] + b_ih[3 * H + u] + a[3 * Hs + j] + b_hh[3 * H + u])
+                    cj = f * cb[u] + i * g
+                    tanh_c = _tanh(cj)
+                    cn[u] = cj
+                    hj = o * tanh_c
+                    hn[u] = hj
+                    yb[u] = hj
+                    if training:
+                        sv[u] = i
+                        sv[H + u] = f
+                        sv[2 * H + u] = g
+                        sv[3 * H + u] = o
+                        sv[4 * H + u] = tanh_c
+        elif kind == GRU:  # never fused
+            xb = xp[b]
+            hb = h[b]
+            sv = save[b]
+            one = h.dtype.type(1)
+            for j in range(Hs):
+                u = u0 + j
+                r = _sigmoid(xb[u] + b_ih[u] + a[j] + b_hh[u])
+                z = _sigmoid(xb[H + u] + b_ih[H + u] + a[Hs + j] + b_hh[H + u])
+                gh_n = a[2 * Hs + j] + b_hh[2 * H + u]
+                n = _tanh(xb[2 * H + u] + b_ih[2 * H + u] + r * gh_n)
+                hj = (one - z) * n + z * hb[u]
+                hn[u] = hj
+                yb[u] = hj
+                if training:
+                    sv[u] = r
+                    sv[H + u] = z
+                    sv[2 * H + u] = n
+                    sv[3 * H + u] = gh_n
+        elif kind == RNN_TANH:
+            if fused:
+                for j in range(Hs):
+                    hj = _tanh(a[j])
+                    hn[u0 + j] = hj
+                    yb[u0 + j] = hj
+            else:
+                xb = xp[b]
+                for j in range(Hs):
+                    u = u0 + j
+                    hj = _tanh(xb[u] + b_ih[u] + a[j] + b_hh[u])
+                    hn[u] = hj
+                    yb[u] = hj
+        else:
+            if fused:
+                for j in range(Hs):
+                    hj = max(a[j], zero)
+                    hn[u0 + j] = hj
+                    yb[u0 + j] = hj
+            else:
+                xb = xp[b]
+                for j in range(Hs):
+                    u = u0 + j
+                    hj = max(xb[u] + b_ih[u] + a[j] + b_hh[u], zero)
+                    hn[u] = hj
+                    yb[u] = hj
+
+
 @njit(**_JIT)
 def _cells_forward(kind, gates, h, c, h_new, c_new, save, y, lengths, t, training, write_y):
     """The elementwise update of one step for a block of rows (those with ``t < lengths[b]``), from ``gates`` = the
@@ -463,10 +702,14 @@ def _backward(dy, dh_n, dc_n, cache):
     threads = numba.get_num_threads()
     n_in = x2d.shape[1]
     h2d = hs[:T].reshape(T * B, H)
-    if len(blocks) == 1 and threads > 1:
+    forward_units = plan(B, threads, kind, GH // _GATES[kind], projected)[0].step == "units"
+    if len(blocks) == 1 and threads > 1 and not forward_units:
         # The time loop ran on one thread (B < 8): OpenBLAS on all its threads, as before. Measured on 2 threads
         # (Zen 5, quiet): the micro-kernel GEMMs split over our threads made the step 1.15x slower at B = 1 and 4,
         # H = 1024 (wall), though faster on one thread (0.53-0.93 of OpenBLAS's step at B = 1..4).
+        # Not where the forward splits the units over the threads (``plan``): OpenBLAS's workers spin for a while
+        # after each call, and the next forward's threads, which meet every step, waited for the core they took
+        # (training steps 1.1-5x the row split's time at B = 2..4, H = 512..1024).
         dx = _matmul(da_x2d, w_ih)
         grads = (dx.reshape(T, B, n_in), dh, dc if kind == LSTM else None, _matmul(da_x2d.T, x2d),
                  _matmul(da_h2d.T, h2d), _column_sums(da_x2d), _column_sums(da_h2d))
@@ -680,20 +923,45 @@ def _column_sums(a):
 _MIN_ROWS_PER_THREAD = 4
 
 
+# The forward splits the hidden units over the threads (all rows in every thread) below this many rows of the batch,
+# in parts of a multiple of _UNIT_GRAIN units, each at least _UNIT_GRAIN.
+_MAX_ROWS_UNIT_SPLIT, _UNIT_GRAIN = 8, 16
+# ... from this many rows, and where W_hh has at least this many elements (LSTM: H >= 512; RNN: H >= 1024).
+_MIN_ROWS_UNIT_SPLIT, _MIN_UNIT_WEIGHTS = 2, 1 << 20
+
+
 class Block(typing.NamedTuple):
-    """Rows ``start <= b < end`` of a batch, whose whole time loop one thread runs, and its per-step GEMM."""
+    """Rows ``start <= b < end`` of a batch, whose whole time loop one thread runs, and its per-step GEMM; or, with
+    the step "units", all rows, their time loop run by ``len(units)`` threads, thread k computing the hidden units
+    ``units[k] = (u0, u1)`` (``_forward_units``)."""
     start: int
     end: int
-    step: str  # "gemv" (1 row, OpenBLAS) or "packed" (2 or more rows, microkernel.matmul_packed)
+    step: str  # "gemv" (1 row, OpenBLAS), "packed" (2 or more rows, microkernel.matmul_packed) or "units"
+    units: tuple = ()
 
 
-def plan(B, threads=None):
+def plan(B, threads=None, kind=None, hidden=None, projected=False):
     """How the kernels run a batch of ``B`` sequences on ``threads`` threads (default: Numba's thread count,
-    ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``): a list of ``Block``s, one per thread.
+    ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``): a list of ``Block``s, one per thread; or, for a forward
+    (``kind`` and ``hidden``, the cell and H, given), one "units" block that splits the hidden units over the threads.
 
-    Threads: the batch is split into at most ``threads`` blocks of consecutive rows, as even as possible, each
-    at least ``_MIN_ROWS_PER_THREAD`` rows; one block is the whole batch on one thread. The sequences of a batch
-    never meet in a time loop (each step's GEMM is row by row), so each thread runs the whole loop for its
+    Unit split (forward only, not with a projection; ``_forward_units``): on 2 or more threads for
+    ``_MIN_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT`` (2..7 rows, where the row split runs the time loop on one
+    thread), where W_hh has at least ``_MIN_UNIT_WEIGHTS`` = 2^20 elements (LSTM H >= 512, GRU H >= 592, RNN
+    H >= 1024) and H at least ``_UNIT_GRAIN`` units per thread. The units are split as evenly as possible in
+    multiples of ``_UNIT_GRAIN``, one part per thread (``_unit_parts``). Measured (benchmarks/unit_split.py and
+    unit-split.md: Zen 5, 2 threads, LSTM, T = 100, load average 1.5-3 with the benchmark's own 2 threads), unit
+    split / row split at B = 2..4: inference 0.66-0.82 at H = 1024, 0.75-1.26 (mostly 0.85-0.94) at H = 512, 1.1-2.4
+    at H <= 256 (the threads meet every step: a few us a step, which small steps do not pay back); training (with the
+    backward's GEMMs on our threads, see ``_backward``) 0.72-0.95 at H >= 512, 0.85-1.03 at H = 256. B = 1 (the row
+    split runs OpenBLAS's GEMV on its threads): 1.08-1.93 at every H.
+    B = 8 (two blocks of 4 rows): 0.89-1.0 at H = 1024, 1.14-2.7 below; B = 16..32: 1.0-3.2. The row split stays
+    from 8 rows. GRU and RNN near the threshold: GRU H = 512 0.76-1.06, 1024 0.68-1.08; RNN H = 512 1.09-1.20
+    (inference), H = 1024..2048 0.63-0.95.
+
+    Row split (otherwise): the batch is split into at most ``threads`` blocks of consecutive rows, as even as
+    possible, each at least ``_MIN_ROWS_PER_THREAD`` rows; one block is the whole batch on one thread. The sequences
+    of a batch never meet in a time loop (each step's GEMM is row by row), so each thread runs the whole loop for its
     rows: one hand-off per call, none per step, and a thread slowed down on a shared machine only delays the end.
 
     Per-step GEMM, by the rows of a block: from 2 rows the outer-product micro-kernel (kernels/microkernel.py)
@@ -701,17 +969,33 @@ def plan(B, threads=None):
     2..128 rows on one core (Emerald Rapids, H = 128..1024), the micro-kernel 19-131, 1.25-2.6x the previous
     8-row dot-product kernel (``_rows_matmul_t``) but at 4 rows and H = 1024 (0.98x), and at least OpenBLAS's speed
     from 4 rows (benchmarks/step_microkernel.py); whole LSTM calls at B = 256 ran at 0.93-0.99x the time of
-    OpenBLAS's per-step GEMM. One row goes to OpenBLAS's GEMV. The hidden size does not enter.
+    OpenBLAS's per-step GEMM. One row goes to OpenBLAS's GEMV. The hidden size enters only the unit split.
     """
     if threads is None:
         threads = numba.get_num_threads()
+    if (kind is not None and hidden is not None and not projected and threads > 1
+            and _MIN_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT and _GATES[kind] * hidden * hidden >= _MIN_UNIT_WEIGHTS):
+        units = _unit_parts(hidden, threads)
+        if len(units) > 1:
+            return [Block(0, B, "units", units)]
     blocks = _even_blocks(B, max(1, min(threads, B // _MIN_ROWS_PER_THREAD)))
     return [Block(b0, b1, "gemv" if b1 - b0 == 1 else "packed") for b0, b1 in blocks]
+
+
+def _unit_parts(H, threads):
+    """``range(H)`` in at most ``threads`` parts ``(u0, u1)``, as even as possible in multiples of ``_UNIT_GRAIN``
+    (the last part takes the remainder), each at least ``_UNIT_GRAIN`` units."""
+    grains = H // _UNIT_GRAIN
+    parts = max(1, min(threads, grains))
+    bounds = [_UNIT_GRAIN * (grains * i // parts) for i in range(parts)] + [H]
+    return tuple(itertools.pairwise(bounds))
 
 
 # A forward computes each step's input projection in the step's GEMM when every block has at least this many rows;
 # with more than _FUSED_BYTES of weights, at least _MIN_ROWS_FUSED_LARGE.
 _MIN_ROWS_FUSED, _MIN_ROWS_FUSED_LARGE, _FUSED_BYTES = 8, 32, 8 << 20
+# The same for the unit split (all rows in each thread).
+_MIN_ROWS_UNITS_FUSED = 8
 
 
 def fuses_input(kind, blocks, w_ih, w_hh):
@@ -726,8 +1010,17 @@ def fuses_input(kind, blocks, w_ih, w_hh):
     0.74-0.91 at H = 128..512 (weights up to 5 MB), 0.86-1.27 at I = 256, H = 1024 (21 MB), 1.13 at I = H = 1024;
     16 rows 0.68-0.83 at H <= 512; 2 rows 1.05-1.87, 4 rows 0.91-1.66 (the projection by OpenBLAS). With the
     projection through the micro-kernel (``_input_projection``), at H = 1024: 16 rows 1.08 (I = 256) and 1.36
-    (I = 1024), 24 rows 0.98; 32 rows 0.76-0.81 against the previous kernels."""
-    if kind == GRU or any(block.step != "packed" for block in blocks):
+    (I = 1024), 24 rows 0.98; 32 rows 0.76-0.81 against the previous kernels.
+
+    The unit split (``plan``'s "units" block, 2..7 rows) projects first: fused, each thread streams its share of
+    W_ih too every step, and at H = 1024 (32 MB of [W_ih | W_hh], the size of the L3) B = 4 took 1.6-2.3x the
+    projection-first time; at H <= 512 within +-15 %. From ``_MIN_ROWS_UNITS_FUSED`` rows (not used by ``plan``
+    today) it would fuse: at 8-16 rows, H = 512, 0.75-0.78x the projection-first unit split."""
+    if kind == GRU:
+        return False
+    if blocks[0].step == "units":
+        return blocks[0].end - blocks[0].start >= _MIN_ROWS_UNITS_FUSED
+    if any(block.step != "packed" for block in blocks):
         return False
     rows = _MIN_ROWS_FUSED if w_ih.nbytes + w_hh.nbytes <= _FUSED_BYTES else _MIN_ROWS_FUSED_LARGE
     return all(block.end - block.start >= rows for block in blocks)

@@ -1,0 +1,130 @@
+"""The forward's two thread splits A/B against torch: the batch rows over threads (each thread the whole time loop
+of its rows) and the hidden units over threads (all rows in each thread, one barrier per step; projection-first or
+with the input projection fused into the step's GEMM), interleaved in one process, medians, as a Markdown table.
+
+    python benchmarks/unit_split.py --threads 2 --cell lstm --mode inference
+    python benchmarks/unit_split.py --threads 2 --batch 1 4 16 --hidden 256 1024 --input H --mode training
+
+Training times forward (training=True) + backward; the backward is the same code in every variant. The variants are
+forced by setting ``kernels/cpu.py``'s thresholds for the call (``SETTINGS``; "units" wherever it can run);
+"plan" is what ``cpu.plan``/``cpu.fuses_input`` choose with the thresholds as committed.
+"""
+
+import argparse
+import os
+import platform
+
+import numpy as np
+
+from lstmzoo import bench
+
+# kernels/cpu.py's thresholds set for each variant's calls
+SETTINGS = ("_MAX_ROWS_UNIT_SPLIT", "_MIN_ROWS_UNIT_SPLIT", "_MIN_UNIT_WEIGHTS", "_MIN_ROWS_UNITS_FUSED")
+VARIANTS = {
+    "rows": (0, 10**9, 10**18, 10**9),
+    "units": (10**9, 1, 0, 10**9),  # projection first
+    "units-fused": (10**9, 1, 0, 0),
+}
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 256, 512, 1024])
+    parser.add_argument("--input", nargs="+", default=["H", "H/4"])
+    parser.add_argument("--mode", nargs="+", choices=("inference", "training"), default=["inference", "training"])
+    parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--steps", type=int, default=bench.T)
+    parser.add_argument("--idle", type=float, default=0.1, help="seconds of idle before each timing (default 0.1)")
+    parser.add_argument("--timed", type=float, default=0.1, help="seconds each timing aims at (default 0.1)")
+    args = parser.parse_args(argv)
+
+    import numba
+    import torch
+    from lstmzoo.kernels import cpu
+
+    bench.IDLE_S, bench.TIMED_S = args.idle, args.timed
+    numba.set_num_threads(args.threads)
+    cpu.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    committed = tuple(getattr(cpu, name) for name in SETTINGS)
+    G = bench.GATES[args.cell]
+    kind = {"lstm": cpu.LSTM, "gru": cpu.GRU, "rnn": cpu.RNN_TANH}[args.cell]
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs), micro-kernel {cpu.microkernel.VECTOR_BITS}-bit; "
+          f"{args.threads} threads; torch {torch.__version__}; cell {args.cell}; T = {args.steps}; float32; median of "
+          f"{args.repeats}; load average before: {open('/proc/loadavg').read().split()[:3]}")
+    print()
+    names = args.variants
+    print("| B | I | H | mode | " + " | ".join(f"{n} ms" for n in names) + " | torch ms | plan | "
+          + " | ".join(f"{n} / torch" for n in names) + " | plan / torch |")
+    print("|---|---|---|---|" + "---:|" * (2 * len(names) + 3))
+    for mode in args.mode:
+        training = mode == "training"
+        for H in args.hidden:
+            for width in args.input:
+                n_in = H // 4 if width == "H/4" else (H if width == "H" else int(width))
+                for B in args.batch:
+                    rng = np.random.default_rng(0)
+                    bound = 1 / np.sqrt(H)
+                    params = {"w_ih": rng.uniform(-bound, bound, (G * H, n_in)),
+                              "w_hh": rng.uniform(-bound, bound, (G * H, H)),
+                              "b_ih": rng.uniform(-bound, bound, G * H), "b_hh": rng.uniform(-bound, bound, G * H)}
+                    params = {k: v.astype(np.float32) for k, v in params.items()}
+                    x = rng.standard_normal((args.steps, B, n_in)).astype(np.float32)
+                    h0 = np.zeros((B, H), np.float32)
+                    dy = rng.standard_normal((args.steps, B, H)).astype(np.float32)
+
+                    def ours(setting):
+                        def call():
+                            for name, value in zip(SETTINGS, setting):
+                                setattr(cpu, name, value)
+                            try:
+                                if args.cell == "lstm":
+                                    *_, cache = cpu.lstm_forward(x, h0, h0, **params, training=training)
+                                    if training:
+                                        cpu.lstm_backward(dy, None, None, cache)
+                                else:
+                                    *_, cache = getattr(cpu, args.cell + "_forward")(x, h0, **params,
+                                                                                     training=training)
+                                    if training:
+                                        getattr(cpu, args.cell + "_backward")(dy, None, cache)
+                            finally:
+                                for name, value in zip(SETTINGS, committed):
+                                    setattr(cpu, name, value)
+                        return call
+
+                    calls = [ours(VARIANTS[n]) for n in names]
+                    calls.append(bench.torch_call(torch, params, x, dy, training, cell=args.cell))
+                    times = bench.median_times(calls, args.repeats)
+                    blocks = cpu.plan(B, args.threads, kind=kind, hidden=H)
+                    w_ih, w_hh = params["w_ih"], params["w_hh"]
+                    if blocks[0].step == "units":
+                        chosen = "units-fused" if cpu.fuses_input(kind, blocks, w_ih, w_hh) else "units"
+                    else:
+                        chosen = "rows"
+                    t_plan = times[names.index(chosen)] if chosen in names else float("nan")
+                    torch_ms = times[-1] * 1e3
+                    print(f"| {B} | {n_in} | {H} | {mode} | " + " | ".join(f"{t * 1e3:.2f}" for t in times[:-1])
+                          + f" | {torch_ms:.2f} | {chosen} | "
+                          + " | ".join(f"{t * 1e3 / torch_ms:.2f}" for t in times[:-1])
+                          + f" | {t_plan * 1e3 / torch_ms:.2f} |", flush=True)
+    print()
+    print(f"load average after: {open('/proc/loadavg').read().split()[:3]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The forward's hidden-unit split (kernels/cpu.py, ``_forward_units``: all rows in every thread, each thread its
+units, one barrier per step) against the row split on one thread (bitwise) and the NumPy reference; ``plan``'s
+choice between the two splits."""
+
+import numpy as np
+import pytest
+from lstmzoo.kernels import cpu, reference
+from test_kernels_cpu import CELLS, assert_close, backward, forward, make_inputs
+
+KINDS = {"lstm": cpu.LSTM, "gru": cpu.GRU, "rnn_tanh": cpu.RNN_TANH, "rnn_relu": cpu.RNN_RELU}
+
+
+@pytest.fixture
+def pin_threads(monkeypatch):
+    """``pin_threads(n)``: the kernels plan for ``n`` threads (as in test_kernels_cpu.py)."""
+    import numba
+
+    def pin(n):
+        monkeypatch.setattr(numba, "get_num_threads", lambda: n)
+    return pin
+
+
+def inputs(rng, cell, T, B, n_in, H, dtype):
+    """``make_inputs`` with W_hh scaled to a contracting recurrence, so that long sequences stay comparable with
+    the reference in float32 (with make_inputs' scale a 100-step RNN is chaotic: 1-thread results differ from the
+    reference by 1e-3)."""
+    p = make_inputs(rng, cell, T, B, n_in, H, dtype)
+    p["w_hh"] *= 2 / np.sqrt(H)
+    return p
+
+
+def assert_same_cache(a, b, lengths):
+    """Bitwise equal states (hs, cs) and saved values where written (steps within each row's length)."""
+    for x, y in zip(a[5:7], b[5:7]):
+        np.testing.assert_array_equal(x, y)
+    valid = np.arange(len(a[7]))[:, None] < np.asarray(lengths)[None, :]
+    np.testing.assert_array_equal(a[7][valid], b[7][valid])
+
+
+def run(cell, p, lengths, training, threads, pin_threads):
+    pin_threads(threads)
+    got, cache = forward(cpu, cell, p, lengths, training)
+    return got, cache
+
+
+@pytest.fixture
+def units_everywhere(monkeypatch):
+    """The unit split for every shape it can run (from 1 row, any H with 16 units per thread), so that the tests'
+    small shapes take it."""
+    monkeypatch.setattr(cpu, "_MIN_ROWS_UNIT_SPLIT", 1)
+    monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS", 0)
+
+
+@pytest.mark.parametrize("B, threads, kind, H, projected, blocks", [
+    (4, 1, cpu.LSTM, 512, False, [(0, 4, "packed")]),  # one thread: never the unit split
+    (1, 1, cpu.LSTM, 512, False, [(0, 1, "gemv")]),
+    (4, 2, None, None, False, [(0, 4, "packed")]),  # no cell given (the backward): rows
+    (4, 2, cpu.LSTM, 512, True, [(0, 4, "packed")]),  # the LSTM with a projection keeps the row split
+    (4, 2, cpu.LSTM, 512, False, [(0, 4, "units", ((0, 256), (256, 512)))]),
+    (2, 2, cpu.LSTM, 1024, False, [(0, 2, "units", ((0, 512), (512, 1024)))]),
+    (1, 2, cpu.LSTM, 1024, False, [(0, 1, "gemv")]),  # one row: OpenBLAS's GEMV on its threads
+    (2, 2, cpu.GRU, 1024, False, [(0, 2, "units", ((0, 512), (512, 1024)))]),
+    (7, 2, cpu.RNN_TANH, 1024, False, [(0, 7, "units", ((0, 512), (512, 1024)))]),
+    (4, 2, cpu.RNN_TANH, 512, False, [(0, 4, "packed")]),  # W_hh below 2^20 elements: rows
+    (4, 2, cpu.LSTM, 256, False, [(0, 4, "packed")]),
+    (4, 3, cpu.LSTM, 600, False, [(0, 4, "units", ((0, 192), (192, 384), (384, 600)))]),
+    (8, 2, cpu.LSTM, 1024, False, [(0, 4, "packed"), (4, 8, "packed")]),  # from 8 rows: the row split
+    (32, 2, cpu.LSTM, 1024, False, [(0, 16, "packed"), (16, 32, "packed")]),
+])
+def test_plan_chooses_the_split(B, threads, kind, H, projected, blocks):
+    assert cpu.plan(B, threads, kind=kind, hidden=H, projected=projected) == [cpu.Block(*b) for b in blocks]
+
+
+@pytest.mark.parametrize("B, threads, H, blocks", [
+    (4, 2, 37, [(0, 4, "units", ((0, 16), (16, 37)))]),  # the last part takes the remainder
+    (1, 2, 64, [(0, 1, "units", ((0, 32), (32, 64)))]),
+    (4, 3, 100, [(0, 4, "units", ((0, 32), (32, 64), (64, 100)))]),
+    (4, 2, 31, [(0, 4, "packed")]),  # fewer than 16 units per thread: rows
+])
+def test_plan_splits_small_shapes_when_told(B, threads, H, blocks, units_everywhere):
+    assert cpu.plan(B, threads, kind=cpu.LSTM, hidden=H) == [cpu.Block(*b) for b in blocks]
+
+
+@pytest.mark.parametrize("H, threads", [(20, 2), (37, 2), (64, 2), (100, 3), (1000, 7), (1024, 2), (48, 3)])
+def test_unit_parts_cover_the_units(H, threads):
+    parts = cpu._unit_parts(H, threads)
+    assert parts[0][0] == 0 and parts[-1][1] == H
+    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+    assert len(parts) <= threads and all(u1 - u0 >= cpu._UNIT_GRAIN for u0, u1 in parts)
+    assert all(u0 % cpu._UNIT_GRAIN == 0 for u0, _ in parts)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B, H, threads", [(2, 37, 2), (5, 64, 2), (7, 45, 3), (3, 100, 2), (1, 50, 2)])
+def test_unit_split_is_bitwise_the_row_split_and_matches_reference(cell, dtype, B, H, threads, pin_threads,
+                                                                   units_everywhere):
+    """B < 8 on 2-3 threads runs the unit split (projection first); the row split on one thread runs the same sums
+    in the same order (from 2 rows, the micro-kernel): bitwise equal outputs, states and saved values, training and inference, with lengths and
+    h0/c0; odd H and H below threads x the panel width; and the reference within tolerance (forward and the
+    backward that reads the split's cache)."""
+    assert cpu.plan(B, threads, kind=KINDS[cell], hidden=H)[0].step == "units"
+    rng = np.random.default_rng(B * H)
+    T = 9
+    p = inputs(rng, cell, T, B, 6, H, dtype)
+    lengths = rng.integers(1, T + 1, B)
+    lengths[0] = T
+    want, want_cache = forward(reference, cell, p, lengths)
+    for training in (True, False):
+        got, got_cache = run(cell, p, lengths, training, threads, pin_threads)
+        one, one_cache = run(cell, p, lengths, training, 1, pin_threads)
+        for a, b, c in zip(got, one, want):
+            if B > 1:  # one row on one thread: OpenBLAS's GEMV, sums in its order
+                np.testing.assert_array_equal(a, b)
+            assert_close(a, c, dtype)
+        if training:
+            if B > 1:
+                assert_same_cache(got_cache, one_cache, lengths)
+            dy = rng.standard_normal(got[0].shape).astype(dtype)
+            for a, b in zip(backward(cpu, cell, got_cache, dy, None, None),
+                            backward(reference, cell, want_cache, dy, None, None)):
+                assert_close(a, b, dtype)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn_tanh", "rnn_relu"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_unit_split_is_bitwise_the_fused_row_split(cell, dtype, pin_threads, monkeypatch):
+    """The unit split with the input projection in the step's GEMM (forced here for 9 rows) against the fused row
+    split on one thread (9 rows: fused): bitwise, and the reference within tolerance."""
+    monkeypatch.setattr(cpu, "_MAX_ROWS_UNIT_SPLIT", 10**9)
+    monkeypatch.setattr(cpu, "_MIN_ROWS_UNITS_FUSED", 0)
+    monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS", 0)
+    B, H, T = 9, 53, 7
+    rng = np.random.default_rng(3)
+    p = inputs(rng, cell, T, B, 11, H, dtype)
+    lengths = rng.integers(1, T + 1, B)
+    blocks = cpu.plan(B, 2, kind=KINDS[cell], hidden=H)
+    assert blocks[0].step == "units" and cpu.fuses_input(KINDS[cell], blocks, p["w_ih"], p["w_hh"])
+    assert cpu.fuses_input(KINDS[cell], cpu.plan(B, 1), p["w_ih"], p["w_hh"])
+    want, _ = forward(reference, cell, p, lengths)
+    for training in (True, False):
+        got, got_cache = run(cell, p, lengths, training, 2, pin_threads)
+        one, one_cache = run(cell, p, lengths, training, 1, pin_threads)
+        for a, b, c in zip(got, one, want):
+            np.testing.assert_array_equal(a, b)
+            assert_close(a, c, dtype)
+        if training:
+            assert_same_cache(got_cache, one_cache, lengths)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_many_steps_on_the_unit_split(cell, pin_threads, units_everywhere):
+    """400 steps of 2 threads meeting at the barrier: a thread that ran ahead would read a half-written h_t and
+    the result would differ from the one-thread result (checked to fail with the barrier's wait removed)."""
+    B, H, T = 4, 64, 400
+    rng = np.random.default_rng(7)
+    p = inputs(rng, cell, T, B, 8, H, np.float32)
+    for training in (False, True):
+        got, _ = run(cell, p, None, training, 2, pin_threads)
+        one, _ = run(cell, p, None, training, 1, pin_threads)
+        for a, b in zip(got, one):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_projection_keeps_the_row_split(pin_threads, units_everywhere):
+    """The LSTM with a projection (w_hr) at B < 8 on 2 threads: the row split (one block), against the reference."""
+    pin_threads(2)
+    rng = np.random.default_rng(9)
+    B, H, P, T = 4, 40, 24, 6
+    p = make_inputs(rng, "lstm", T, B, 5, H, np.float64)
+    p["h0"] = p["h0"][:, :P]
+    p["w_hh"] = p["w_hh"][:, :P].copy()
+    w_hr = (0.3 * rng.standard_normal((P, H))).astype(np.float64)
+    assert cpu.plan(B, kind=cpu.LSTM, hidden=H, projected=True)[0].step == "packed"
+    got = cpu.lstm_forward(**p, w_hr=w_hr, training=False)
+    want = reference.lstm_forward(**p, w_hr=w_hr, training=False)
+    for a, b in zip(got[:3], want[:3]):
+        assert_close(a, b, np.float64)
+
+
+def test_a_failing_thread_does_not_hang_the_others(pin_threads, monkeypatch, units_everywhere):
+    """When one thread of the unit split fails, the other is released from the barrier (``barrier.abort``) and
+    the error reaches the caller; nothing waits forever."""
+    real = cpu._unit_sequence
+
+    def fail_second(state, kind, k, *args):
+        if k == 1:
+            raise RuntimeError("thread 1 failed")
+        return real(state, kind, k, *args)
+    monkeypatch.setattr(cpu, "_unit_sequence", fail_second)
+    pin_threads(2)
+    rng = np.random.default_rng(1)
+    p = inputs(rng, "lstm", 50, 4, 8, 64, np.float32)
+    with pytest.raises(RuntimeError, match="thread 1 failed"):
+        forward(cpu, "lstm", p, None, False)
