@@ -196,7 +196,10 @@ def test_each_series_of_a_long_file_gets_its_own_season_and_choice(tmp_path, mon
     data = task.load_data(hp)
     assert data.season.tolist() == [12, 7]
     assert data.fitted == {"preprocessing": {"monthly": {"transform": "log", "lag": 12}, "daily": {"transform": "none", "lag": 7}},
-                           "seasons_per_series": True}
+                           "seasons_per_series": True,
+                           "frequencies": [{"name": "daily", "season": 7, "unit": "D", "amount": 1, "month_end": False},
+                                           {"name": "monthly", "season": 12, "unit": "months", "amount": 1,
+                                            "month_end": False}]}
     assert hp["window"] == 24         # two of the longest season
     # season= set to another value applies to every series.
     forced = task.load_data(task.settle(task.resolve({"data": str(path), "season": "12"})))
@@ -234,7 +237,9 @@ def test_the_recorded_preprocessing_is_reproduced_by_predict(tmp_path):
     recorded = task.recorded_preprocessing(tmp_path / "run")
     assert recorded == {"preprocessing": {"multiplicative": {"transform": "log", "lag": 12},
                                           "additive": {"transform": "none", "lag": 12}, "noise": {"transform": "none", "lag": 1},
-                                          "again": {"transform": "log", "lag": 12}}, "seasons_per_series": True}
+                                          "again": {"transform": "log", "lag": 12}}, "seasons_per_series": True,
+                        "frequencies": [{"name": "monthly", "season": 12, "unit": "months", "amount": 1,
+                                         "month_end": False}]}
     # evaluate reads the file again: the same choices.
     assert task.load_data(hp).fitted == recorded
     # A short history of a trained series (too short for the rule, which would choose no log and the last value)

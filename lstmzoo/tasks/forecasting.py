@@ -89,7 +89,10 @@ class ForecastData:
         """The preprocessing chosen for each series, as config.json records it."""
         return {"preprocessing": {str(name): {"transform": str(transform), "lag": int(lag)}
                                   for name, transform, lag in zip(self.series.ids, self.transform, self.lag)},
-                "seasons_per_series": _seasons_inferred(self.series)}
+                "seasons_per_series": _seasons_inferred(self.series),
+                # The steps between the training series' timestamps (one per distinct step; a file may mix
+                # monthly and daily series): predict refuses a dated history at another frequency.
+                "frequencies": [_frequency_record(f) for f in _series_frequencies(self.series)[0]]}
 
 
 class ForecastingTask(Task):
@@ -202,6 +205,7 @@ class ForecastingTask(Task):
             raise UserError(f"{test.path} has no values for series {str(missing[0])!r} of {series.path} (it must hold "
                             f"the {horizon} values that follow every series)")
         order = np.array([where[name] for name in series.ids])
+        _check_following_frequencies(series, test, order)
         short = np.flatnonzero(test.lengths[order] < horizon)
         if len(short):
             raise UserError(f"{test.path} has {test.lengths[order[short[0]]]} values for series "
@@ -399,8 +403,10 @@ class ForecastingTask(Task):
         """The next ``horizon`` values of every series in ``input`` (default: the training file), as rows
         ``unique_id, ds, y_hat``; written to ``output`` as CSV when given; a plot of a few series."""
         history = self.read_input(lambda: self._read(hp, input or hp["data"]))
-        forecast = self.forecast(model, hp, history, self.recorded_preprocessing(out_dir))
-        future = history.future_timestamps(hp["horizon"])
+        fitted = self.recorded_preprocessing(out_dir)
+        _check_frequencies(history, fitted.get("frequencies"), out_dir)
+        forecast = self.forecast(model, hp, history, fitted)
+        future = _future_timestamps(history, hp["horizon"])
         rows = {"unique_id": np.repeat(history.ids, hp["horizon"]), "ds": future.reshape(-1).astype(str),
                 "y_hat": forecast.reshape(-1)}
         plot = Path(plot) if plot is not None else Path(out_dir) / "forecast.png"
@@ -617,8 +623,20 @@ def _seasons(series, per_series=None):
     per_series = _seasons_inferred(series) if per_series is None else per_series
     if not per_series:
         return np.full(count, series.season, dtype=np.int64)
+    frequencies, which = _series_frequencies(series)
+    seasons = np.array([f.season for f in frequencies], dtype=np.int64)
+    return np.where(which >= 0, seasons[np.maximum(which, 0)], series.season).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=4)     # a SeriesSet hashes by identity: settle, load_data and fitted share one pass
+def _series_frequencies(series):
+    """``(frequencies, which)``: the distinct ``Frequency`` of the series (a list) and the index into it of each
+    series' own (int64 ``[S]``; -1 for a series of one value, which has the file's). A series' frequency is
+    inferred from its median step, with the other series of the same median step; one series, or integer time
+    steps, have the file's frequency."""
+    count = len(series)
     if count == 1 or series.timestamps.dtype.kind != "M":
-        return np.full(count, series.frequency.season, dtype=np.int64)
+        return [series.frequency], np.zeros(count, dtype=np.int64)
     lengths = series.lengths
     steps = np.diff(series.timestamps).astype(np.int64)
     inside = np.ones(len(steps), dtype=bool)
@@ -629,13 +647,84 @@ def _seasons(series, per_series=None):
     valid = counts > 0                         # a series of one value keeps the file's season
     median = np.full(count, -1, dtype=np.int64)  # each series' lower median step
     median[valid] = ordered[(np.cumsum(counts) - counts + (counts - 1) // 2)[valid]]
-    seasons = np.full(count, series.season, dtype=np.int64)
+    frequencies, which = [], np.full(count, -1, dtype=np.int64)
     for step in np.unique(median[valid]):
         members = np.flatnonzero(median == step)
         index = np.concatenate([np.arange(series.starts[k], series.starts[k + 1]) for k in members])
         starts = np.r_[0, np.cumsum(lengths[members])]
-        seasons[members] = infer_frequency(series.timestamps[index], starts, series.path).season
-    return seasons
+        which[members] = len(frequencies)
+        frequencies.append(infer_frequency(series.timestamps[index], starts, series.path))
+    return frequencies, which
+
+
+def _frequency_record(frequency):
+    """A ``Frequency`` as config.json records it (``fitted["frequencies"]``)."""
+    return {"name": frequency.name, "season": int(frequency.season), "unit": frequency.unit,
+            "amount": int(frequency.amount), "month_end": bool(frequency.month_end)}
+
+
+def _same_step(a, b):
+    """Whether two frequencies step alike: as many calendar months (on the first or the last of a month alike),
+    the same time (daily in days or in seconds alike), or the same integer step."""
+    if "integer" in (a.unit, b.unit) or "months" in (a.unit, b.unit):
+        return a.unit == b.unit and a.amount == b.amount
+    return bool(np.timedelta64(a.amount, a.unit) == np.timedelta64(b.amount, b.unit))
+
+
+def _dated(frequency):
+    return frequency.unit != "integer"
+
+
+def _check_frequencies(history, recorded, run_dir):
+    """UserError when a dated series of ``history`` steps at none of the ``recorded`` frequencies (config.json's
+    ``fitted["frequencies"]``) of the run in ``run_dir``'s training series, e.g. a daily history for a monthly
+    run. Nothing is compared for a history without dates (integer steps, or one column of values), for a run
+    trained without dates, or for a run from before the record (no ``recorded``)."""
+    if not isinstance(recorded, list) or history.timestamps.dtype.kind != "M":
+        return
+    from .readers import Frequency
+    trained = [Frequency(**entry) for entry in recorded if isinstance(entry, dict)]
+    trained = [f for f in trained if _dated(f)]
+    if not trained:
+        return
+    frequencies, which = _series_frequencies(history)
+    for index, frequency in enumerate(frequencies):
+        if any(_same_step(frequency, f) for f in trained):
+            continue
+        names = " or ".join(dict.fromkeys(f.name for f in trained))
+        given = (f"{history.path} is a {frequency.name} series" if len(history) == 1 else
+                 f"{history.path}: series {str(history.ids[np.argmax(which == index)])!r} is {frequency.name}")
+        raise UserError(f"{given}, but the run in {run_dir} was trained on {names} series; give a history at the "
+                        f"run's frequency ({names}), or train a run on {frequency.name} data")
+
+
+def _check_following_frequencies(series, test, order):
+    """UserError when a series' following values (``test``'s series ``order[k]`` for ``series``' series ``k``)
+    step at another frequency than the series itself (both dated)."""
+    if series.timestamps.dtype.kind != "M" or test.timestamps.dtype.kind != "M" or test.frequency is None:
+        return
+    own, own_which = _series_frequencies(series)
+    then, then_which = _series_frequencies(test)
+    then_which = then_which[order]
+    for k in np.flatnonzero((own_which >= 0) & (then_which >= 0)):
+        a, b = own[own_which[k]], then[then_which[k]]
+        if not _same_step(a, b):
+            raise UserError(f"{test.path}: series {str(series.ids[k])!r} is {b.name}, but {series.path} holds it "
+                            f"{a.name}; give the values that follow each series at its own frequency")
+
+
+def _future_timestamps(history, horizon):
+    """``[S, horizon]``: the next ``horizon`` timestamps after each series' last one, each series at its own
+    frequency (``_series_frequencies``: a file may mix monthly and daily series)."""
+    frequencies, which = _series_frequencies(history)
+    if len(frequencies) == 1:
+        return history.future_timestamps(horizon)
+    last = history.timestamps[history.starts[1:] - 1]
+    future = history.frequency.after(last, horizon)
+    for index, frequency in enumerate(frequencies):
+        members = np.flatnonzero(which == index)
+        future[members] = frequency.after(last[members], horizon)
+    return future
 
 
 def _prepared(series, train_end, val_end, test_values, seasons, recorded=None):
