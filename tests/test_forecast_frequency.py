@@ -116,3 +116,18 @@ def test_a_file_of_monthly_and_daily_series_forecasts_each_at_its_own_frequency(
     assert ds["s0"] == ["2020-01-01", "2020-02-01", "2020-03-01"] and ds["d0"][:2] == ["2020-03-21", "2020-03-22"]
     rows = _rows(run("predict", "forecasting", "--checkpoint", tmp_path / "run", "--input", tmp_path / "d.csv").stdout)
     assert [r[1] for r in rows[:2]] == ["2020-03-21", "2020-03-22"]
+
+
+def test_following_values_of_one_step_each(tmp_path):
+    """--test-data of one value per series (horizon 1), and LSTMForecaster with its default horizon (1, which
+    writes such a file): the file's own frequency cannot be inferred and is not needed (it was refused: "every
+    series has a single timestamp")."""
+    from lstmzoo.estimators import LSTMForecaster
+
+    data = write_series(tmp_path / "train.csv", n_series=2, length=40)
+    (tmp_path / "next.csv").write_text("unique_id,ds,y\ns0,2018-05,1.0\ns1,2018-05,2.0\n")
+    run("train", "forecasting", "--data", data, "--test-data", tmp_path / "next.csv", "--out", tmp_path / "run",
+        *TINY, "--set", "horizon=1")
+    y = [100 + np.sin(np.arange(30.0)), 50 + np.arange(25.0)]
+    forecaster = LSTMForecaster(hidden_size=4, epochs=1, windows_per_epoch=16, random_state=0).fit(y)
+    assert forecaster.horizon_ == 1 and forecaster.predict().shape == (2, 1)

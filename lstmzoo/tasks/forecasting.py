@@ -174,9 +174,9 @@ class ForecastingTask(Task):
             self._following_values(hp, series, horizon)
         return {**hp, "season": season, "horizon": horizon, "window": window}
 
-    def _read(self, hp, path):
+    def _read(self, hp, path, following=False):
         return _read_series(str(path), *_identity(path), hp["id_column"], hp["time_column"], hp["target_column"],
-                            hp["season"] or None, None if hp["missing"] == "refuse" else hp["missing"])
+                            hp["season"] or None, None if hp["missing"] == "refuse" else hp["missing"], following)
 
     # ---------------------------------------------------------------------------------------------- data
     def load_data(self, hp):
@@ -196,7 +196,7 @@ class ForecastingTask(Task):
 
     def _following_values(self, hp, series, horizon):
         """``[S, horizon]``: for each training series, its first ``horizon`` values in ``--test-data``."""
-        test = self._read(hp, hp["test_data"])
+        test = self._read(hp, hp["test_data"], following=True)     # a horizon of 1: one value per series
         # Two files of one series each belong together, whatever their names (a single series is named after
         # its file, and train.csv and test.csv differ).
         where = {series.ids[0]: 0} if len(series) == len(test) == 1 else {name: k for k, name in enumerate(test.ids)}
@@ -437,10 +437,10 @@ def _identity(path):
 
 
 @functools.lru_cache(maxsize=2)
-def _read_series(path, size, mtime, id_column, time_column, target_column, season, missing):
+def _read_series(path, size, mtime, id_column, time_column, target_column, season, missing, following=False):
     """``read_series``, remembered for the file as it is: settling, training and evaluating read it once."""
     return read_series(path, id_column=id_column, time_column=time_column, target_column=target_column,
-                       season=season, missing=missing)
+                       season=season, missing=missing, following=following)
 
 
 def _gather(values, firsts, count):

@@ -445,7 +445,7 @@ class SeriesSet:
     starts: np.ndarray          # int64 [S + 1]
     timestamps: np.ndarray      # datetime64 [n] (the file's finest unit) or int64 [n] (integer time steps)
     values: np.ndarray          # float64 [n]
-    frequency: Frequency
+    frequency: Frequency        # None only for a file of following values read with one value per series
     season: int                 # frequency.season unless set
 
     def __len__(self):
@@ -467,10 +467,12 @@ class SeriesSet:
 
 
 def read_series(path, *, id_column="unique_id", time_column="ds", target_column="y", season=None,
-                missing=None, min_length=1):
+                missing=None, min_length=1, following=False):
     """The ``SeriesSet`` in a CSV, long format or one series (see the module docstring). ``season``
     overrides the inferred one; ``missing`` fills missing values (default: refused); a series with fewer
-    than ``min_length`` values is refused."""
+    than ``min_length`` values is refused. ``following``: the file holds the values that follow other series
+    (``--test-data``), whose frequency is theirs: when every series has one value (a horizon of 1), its own
+    frequency cannot be inferred and is None (season 1) instead of refused."""
     path = _existing(path)
     if path.is_dir() or path.suffix.lower() not in (".csv", ".tsv"):
         raise UserError(f"{path} is not a forecasting file lstmzoo reads: a .csv (or .tsv) file in long "
@@ -502,9 +504,10 @@ def read_series(path, *, id_column="unique_id", time_column="ds", target_column=
         raise UserError(f"{path}: series {name!r} has {length} values, fewer than the {min_length} needed")
     if season is not None and not (isinstance(season, int) and season >= 1):
         raise UserError(f"season={season!r} is not a whole number of steps (1 or more)")
-    frequency = infer_frequency(timestamps, starts, path)
+    frequency = None if following and not _within_series(starts).any() else \
+        infer_frequency(timestamps, starts, path)
     return SeriesSet(path, names, starts, timestamps, values, frequency,
-                     frequency.season if season is None else season)
+                     (1 if frequency is None else frequency.season) if season is None else season)
 
 
 def _series_columns(table, id_column, time_column, target_column):
