@@ -12,7 +12,9 @@ The file is a CSV in long format (``unique_id, ds, y``; many series) or one seri
   seasonal base (built on the value one season earlier) instead of the last value when the seasonal strength
   is high; each series' season is inferred from its own timestamps (a file may mix monthly and daily series) unless
   ``season=`` sets another; ``config.json`` records every series' choice, which ``evaluate`` and ``predict``
-  reproduce (``predict`` chooses by the same rule for a series the run was not trained on);
+  reproduce (``predict`` chooses by the same rule for a series the run was not trained on); it records the
+  frequencies of the training series too (``fitted["frequencies"]``): ``predict`` refuses a dated history at
+  another frequency (a daily history for a monthly run), and writes each series' ``ds`` at its own frequency;
 - scaling: each series' preprocessed values (the transformed values, or with a seasonal base their changes
   from one season earlier) are centred and scaled by the mean and standard deviation of its own training part
   (at ``predict``, of the history given), so series of any level train together;
@@ -111,7 +113,8 @@ class ForecastingTask(Task):
     predict_refusals: ClassVar[dict] = {
         "horizon": "the forecasting task forecasts the horizon its run was trained for (config.json's horizon); "
                    "train with --set horizon=H for another"}
-    predict_input = ("a CSV of past values in the training file's layout; writes unique_id, ds, y_hat for the "
+    predict_input = ("a CSV of past values in the training file's layout, dated at the frequency the run was "
+                     "trained on (or without dates); writes unique_id, ds, y_hat for the "
                      "next horizon steps of each series")
     monitor = "val_loss"
     mode = "min"
