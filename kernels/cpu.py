@@ -181,7 +181,7 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
     # All time steps' input projections in one GEMM (on all of OpenBLAS's threads, or split over the time
     # loops' threads); the biases are added in the cell pass, which reads xp anyway (a separate bias pass over
     # [T, B, GH] cost ~5 % at large shapes).
-    blocks = plan(B, kind=kind, hidden=H, projected=len(w_hr) > 0)
+    blocks = plan(B, kind=kind, hidden=H, projected=len(w_hr) > 0, training=training)
     if blocks[0].step == "units":
         last = _forward_units(kind, blocks[0].units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training,
                               fuses_input(kind, blocks, w_ih, w_hh))
@@ -708,7 +708,7 @@ def _backward(dy, dh_n, dc_n, cache):
     threads = numba.get_num_threads()
     n_in = x2d.shape[1]
     h2d = hs[:T].reshape(T * B, H)
-    forward_units = plan(B, threads, kind, hidden, projected)[0].step == "units"
+    forward_units = plan(B, threads, kind, hidden, projected, training=True)[0].step == "units"
     if len(blocks) == 1 and threads > 1 and not forward_units and not backward_units:
         # The time loop ran on one thread (B < 8): OpenBLAS on all its threads, as before. Measured on 2 threads
         # (Zen 5, quiet): the micro-kernel GEMMs split over our threads made the step 1.15x slower at B = 1 and 4,
@@ -1045,8 +1045,8 @@ _MIN_ROWS_PER_THREAD = 4
 _MAX_ROWS_UNIT_SPLIT, _UNIT_GRAIN = 8, 16
 # ... from this many rows, and where W_hh has at least this many elements (LSTM: H >= 512; RNN: H >= 1024).
 _MIN_ROWS_UNIT_SPLIT, _MIN_UNIT_WEIGHTS = 2, 1 << 20
-# The backward splits the units in the same range of rows where W_hh has at least this many elements.
-_MIN_UNIT_WEIGHTS_BACKWARD = 1 << 20
+# The same for a forward in training, and for the backward (same range of rows).
+_MIN_UNIT_WEIGHTS_TRAINING, _MIN_UNIT_WEIGHTS_BACKWARD = 1 << 20, 1 << 20
 
 
 class Block(typing.NamedTuple):
@@ -1059,7 +1059,7 @@ class Block(typing.NamedTuple):
     units: tuple = ()
 
 
-def plan(B, threads=None, kind=None, hidden=None, projected=False, backward=False):
+def plan(B, threads=None, kind=None, hidden=None, projected=False, training=False, backward=False):
     """How the kernels run a batch of ``B`` sequences on ``threads`` threads (default: Numba's thread count,
     ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``): a list of ``Block``s, one per thread; or, for a forward
     (``kind`` and ``hidden``, the cell and H, given), one "units" block that splits the hidden units over the threads.
@@ -1092,7 +1092,8 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, backward=Fals
     """
     if threads is None:
         threads = numba.get_num_threads()
-    min_weights = _MIN_UNIT_WEIGHTS_BACKWARD if backward else _MIN_UNIT_WEIGHTS
+    min_weights = (_MIN_UNIT_WEIGHTS_BACKWARD if backward else _MIN_UNIT_WEIGHTS_TRAINING if training
+                   else _MIN_UNIT_WEIGHTS)
     if (kind is not None and hidden is not None and not projected and threads > 1
             and _MIN_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT and _GATES[kind] * hidden * hidden >= min_weights):
         units = _unit_parts(hidden, threads)

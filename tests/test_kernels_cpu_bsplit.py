@@ -27,6 +27,7 @@ def units_everywhere(monkeypatch):
     thread), so that the tests' small shapes take it."""
     monkeypatch.setattr(cpu, "_MIN_ROWS_UNIT_SPLIT", 1)
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS", 0)
+    monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS_TRAINING", 0)
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS_BACKWARD", 0)
 
 
