@@ -1045,8 +1045,8 @@ _MIN_ROWS_PER_THREAD = 4
 _MAX_ROWS_UNIT_SPLIT, _UNIT_GRAIN = 8, 16
 # ... from this many rows, and where W_hh has at least this many elements (LSTM: H >= 512; RNN: H >= 1024).
 _MIN_ROWS_UNIT_SPLIT, _MIN_UNIT_WEIGHTS = 2, 1 << 20
-# The same for a forward in training, and for the backward (same range of rows).
-_MIN_UNIT_WEIGHTS_TRAINING, _MIN_UNIT_WEIGHTS_BACKWARD = 1 << 20, 1 << 20
+# The same for a forward in training, and for the backward (same range of rows; LSTM H >= 256).
+_MIN_UNIT_WEIGHTS_TRAINING, _MIN_UNIT_WEIGHTS_BACKWARD = 1 << 20, 1 << 18
 
 
 class Block(typing.NamedTuple):
@@ -1064,9 +1064,9 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``): a list of ``Block``s, one per thread; or, for a forward
     (``kind`` and ``hidden``, the cell and H, given), one "units" block that splits the hidden units over the threads.
 
-    Unit split (forward only, not with a projection; ``_forward_units``): on 2 or more threads for
-    ``_MIN_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT`` (2..7 rows, where the row split runs the time loop on one
-    thread), where W_hh has at least ``_MIN_UNIT_WEIGHTS`` = 2^20 elements (LSTM H >= 512, GRU H >= 592, RNN
+    Unit split (not with a projection; forward ``_forward_units``, backward ``_backward_units``): on 2 or more
+    threads for ``_MIN_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT`` (2..7 rows, where the row split runs the time
+    loop on one thread), where W_hh has at least ``_MIN_UNIT_WEIGHTS`` = 2^20 elements (LSTM H >= 512, GRU H >= 592, RNN
     H >= 1024) and H at least ``_UNIT_GRAIN`` units per thread. The units are split as evenly as possible in
     multiples of ``_UNIT_GRAIN``, one part per thread (``_unit_parts``). Measured (benchmarks/unit_split.py and
     unit-split.md: Zen 5, 2 threads, LSTM, T = 100, load average 1.5-3 with the benchmark's own 2 threads), unit
@@ -1077,6 +1077,15 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     B = 8 (two blocks of 4 rows): 0.89-1.0 at H = 1024, 1.14-2.7 below; B = 16..32: 1.0-3.2. The row split stays
     from 8 rows. GRU and RNN near the threshold: GRU H = 512 0.76-1.06, 1024 0.68-1.08; RNN H = 512 1.09-1.20
     (inference), H = 1024..2048 0.63-0.95.
+
+    A backward (``backward=True``) splits the units in the same range of rows where W_hh has at least
+    ``_MIN_UNIT_WEIGHTS_BACKWARD`` = 2^18 elements (LSTM H >= 256, GRU H >= 296, RNN H >= 512), whatever its forward
+    ran; a forward in training (``training=True``) uses ``_MIN_UNIT_WEIGHTS_TRAINING``, 2^20 as for inference.
+    Measured (unit-split.md, "backward": quiet, 2 threads, T = 100, training = forward + backward, B = 2, 4, 6):
+    with the backward's unit split, training took 0.71-0.94x the time of the forward-only unit split at H >= 512
+    (LSTM, I = H and H/4; GRU 0.70-1.03, RNN H = 1024..2048 0.66-0.88); at H = 256 (LSTM) the forward's row split
+    with the backward's unit split took 0.86-0.99x the row split's time, and the forward's unit split there made it
+    slower (0.99-1.28x). GRU at H < 512 and the RNN at H = 512 were not measured.
 
     Row split (otherwise): the batch is split into at most ``threads`` blocks of consecutive rows, as even as
     possible, each at least ``_MIN_ROWS_PER_THREAD`` rows; one block is the whole batch on one thread. The sequences

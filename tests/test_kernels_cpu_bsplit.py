@@ -45,12 +45,25 @@ def gradients(cell, cache, dy, dh_n, dc_n, threads, pin_threads):
     (7, 2, cpu.RNN_TANH, 1024, False, "units"),
     (1, 2, cpu.LSTM, 1024, False, "gemv"),
     (8, 2, cpu.LSTM, 1024, False, "packed"),
+    (4, 2, cpu.LSTM, 256, False, "units"),  # from 2^18 elements of W_hh (the forward: 2^20)
+    (6, 2, cpu.GRU, 296, False, "units"),
+    (6, 2, cpu.GRU, 288, False, "packed"),
+    (4, 2, cpu.RNN_TANH, 512, False, "units"),
+    (4, 2, cpu.LSTM, 240, False, "packed"),
 ])
 def test_plan_for_a_backward(B, threads, kind, H, projected, step):
     blocks = cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, backward=True)
     assert blocks[0].step == step
     if step == "units":
-        assert blocks == cpu.plan(B, threads, kind=kind, hidden=H, projected=projected)
+        assert blocks == [cpu.Block(0, B, "units", cpu._unit_parts(H, threads))]
+
+
+@pytest.mark.parametrize("B, H, forward", [(4, 256, "packed"), (4, 512, "units"), (2, 1024, "units")])
+def test_plan_for_a_training_forward(B, H, forward):
+    """A forward in training splits the units from 2^20 elements of W_hh, as inference does (at H = 256 the
+    backward's unit split runs after the forward's row split)."""
+    assert cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, training=True)[0].step == forward
+    assert cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, backward=True)[0].step == "units"
 
 
 @pytest.mark.parametrize("cell", CELLS)
