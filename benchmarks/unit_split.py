@@ -5,9 +5,14 @@ with the input projection fused into the step's GEMM), interleaved in one proces
     python benchmarks/unit_split.py --threads 2 --cell lstm --mode inference
     python benchmarks/unit_split.py --threads 2 --batch 1 4 16 --hidden 256 1024 --input H --mode training
 
-Training times forward (training=True) + backward; the backward is the same code in every variant. The variants are
-forced by setting ``kernels/cpu.py``'s thresholds for the call (``SETTINGS``; "units" wherever it can run);
-"plan" is what ``cpu.plan``/``cpu.fuses_input`` choose with the thresholds as committed.
+Training times forward (training=True) + backward. The variants are forced by setting ``kernels/cpu.py``'s thresholds
+for the call (``SETTINGS``; "units" wherever it can run): "rows", "units" and "units-fused" run the backward's time
+loop on the row split (one thread below 8 rows), "units-bwd" splits the units in the backward's time loop too
+(``_backward_units``), "rows-units-bwd" only there. "plan" is what ``cpu.plan``/``cpu.fuses_input`` choose with the
+thresholds as committed.
+
+    python benchmarks/unit_split.py --threads 2 --batch 2 4 --hidden 256 512 1024 --mode training \
+        --variants rows units units-bwd rows-units-bwd
 """
 
 import argparse
@@ -19,11 +24,14 @@ import numpy as np
 from lstmzoo import bench
 
 # kernels/cpu.py's thresholds set for each variant's calls
-SETTINGS = ("_MAX_ROWS_UNIT_SPLIT", "_MIN_ROWS_UNIT_SPLIT", "_MIN_UNIT_WEIGHTS", "_MIN_ROWS_UNITS_FUSED")
+SETTINGS = ("_MAX_ROWS_UNIT_SPLIT", "_MIN_ROWS_UNIT_SPLIT", "_MIN_UNIT_WEIGHTS", "_MIN_UNIT_WEIGHTS_TRAINING",
+            "_MIN_ROWS_UNITS_FUSED", "_MIN_UNIT_WEIGHTS_BACKWARD")
 VARIANTS = {
-    "rows": (0, 10**9, 10**18, 10**9),
-    "units": (10**9, 1, 0, 10**9),  # projection first
-    "units-fused": (10**9, 1, 0, 0),
+    "rows": (0, 10**9, 10**18, 10**18, 10**9, 10**18),
+    "units": (10**9, 1, 0, 0, 10**9, 10**18),  # projection first; the backward's time loop on the row split
+    "units-fused": (10**9, 1, 0, 0, 0, 10**18),
+    "units-bwd": (10**9, 1, 0, 0, 10**9, 0),  # units, and the backward's time loop split by units too
+    "rows-units-bwd": (10**9, 1, 10**18, 10**18, 10**9, 0),  # the forward's row split, the backward's unit split
 }
 
 
@@ -110,12 +118,16 @@ def main(argv=None):
                     calls = [ours(VARIANTS[n]) for n in names]
                     calls.append(bench.torch_call(torch, params, x, dy, training, cell=args.cell))
                     times = bench.median_times(calls, args.repeats)
-                    blocks = cpu.plan(B, args.threads, kind=kind, hidden=H)
+                    blocks = cpu.plan(B, args.threads, kind=kind, hidden=H, training=training)
+                    backward_units = training and cpu.plan(B, args.threads, kind=kind, hidden=H,
+                                                           backward=True)[0].step == "units"
                     w_ih, w_hh = params["w_ih"], params["w_hh"]
                     if blocks[0].step == "units":
                         chosen = "units-fused" if cpu.fuses_input(kind, blocks, w_ih, w_hh) else "units"
+                        if backward_units:
+                            chosen = "units-bwd" if chosen == "units" else "units-fused+bwd (not a variant)"
                     else:
-                        chosen = "rows"
+                        chosen = "rows-units-bwd" if backward_units else "rows"
                     t_plan = times[names.index(chosen)] if chosen in names else float("nan")
                     torch_ms = times[-1] * 1e3
                     print(f"| {B} | {n_in} | {H} | {mode} | " + " | ".join(f"{t * 1e3:.2f}" for t in times[:-1])

@@ -29,9 +29,9 @@ shared machine (notes/cpu-lstm-measurements.md), so there is none. Instead (``pl
 blocks of rows (one per Numba thread, at least 4 rows each) and each thread runs the WHOLE time loop for its block,
 forward and backward, with OpenBLAS at one thread; the GEMMs outside the loops are split over the same threads. With
 one block (B < 8, or one Numba thread) the time loop runs on one thread. Or, for the forward of 2..7 rows with a large
-W_hh on 2+ threads, the hidden units are split over the threads (``_forward_units``): each thread runs the whole time
-loop for all rows and its units, one long-lived call per thread, and the threads meet once per step on a spin
-barrier (kernels/barrier.py) instead of handing work over.
+W_hh on 2+ threads, the hidden units are split over the threads (``_forward_units``; the backward's time loop likewise,
+``_backward_units``): each thread runs the whole time loop for all rows and its units, one long-lived call per
+thread, and the threads meet once per step on a spin barrier (kernels/barrier.py) instead of handing work over.
 
 float64 uses libm ``exp``/``tanh`` so it matches the reference to ~1e-15; float32 uses a vectorisable
 rational ``tanh`` (and ``sigmoid(a) = (1 + tanh(a/2)) / 2``) accurate to a few float32 ulp, because libm
@@ -181,7 +181,7 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
     # All time steps' input projections in one GEMM (on all of OpenBLAS's threads, or split over the time
     # loops' threads); the biases are added in the cell pass, which reads xp anyway (a separate bias pass over
     # [T, B, GH] cost ~5 % at large shapes).
-    blocks = plan(B, kind=kind, hidden=H, projected=len(w_hr) > 0)
+    blocks = plan(B, kind=kind, hidden=H, projected=len(w_hr) > 0, training=training)
     if blocks[0].step == "units":
         last = _forward_units(kind, blocks[0].units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training,
                               fuses_input(kind, blocks, w_ih, w_hh))
@@ -690,11 +690,17 @@ def _backward(dy, dh_n, dc_n, cache):
     da_h = np.zeros((T, B, GH), dtype) if kind == GRU else da_x
     projected = len(w_hr) > 0
     dhp = np.zeros((T, B, H) if projected else (0, 0, 0), dtype)  # gradients w.r.t. the projected states
-    blocks = plan(B)
-    w_hh_packed, w_hr_packed = _packed_c(blocks, w_hh, w_hr)  # the per-step GEMMs' W_hh and W_hr, packed once
-    with _recurrence_blas(B):
-        _in_row_blocks(_backward_sequence, blocks, kind, np.ascontiguousarray(dy, dtype), dh, dc, w_hh, w_hh_packed,
-                       lengths, hs, cs, saved, da_x, da_h, w_hr, w_hr_packed, dhp)
+    hidden = GH // _GATES[kind]
+    blocks = plan(B, kind=kind, hidden=hidden, projected=projected, backward=True)
+    backward_units = blocks[0].step == "units"
+    if backward_units:
+        _backward_units(kind, blocks[0].units, np.ascontiguousarray(dy, dtype), dh, dc, w_hh, lengths, hs, cs, saved,
+                        da_x, da_h)
+    else:
+        w_hh_packed, w_hr_packed = _packed_c(blocks, w_hh, w_hr)  # the per-step GEMMs' W_hh and W_hr, packed once
+        with _recurrence_blas(B):
+            _in_row_blocks(_backward_sequence, blocks, kind, np.ascontiguousarray(dy, dtype), dh, dc, w_hh,
+                           w_hh_packed, lengths, hs, cs, saved, da_x, da_h, w_hr, w_hr_packed, dhp)
     # Everything that does not feed the recurrence: one GEMM each over all T*B rows, through the micro-kernel's
     # blocked GEMM (kernels/microkernel.py, gemm_packed) on all of Numba's threads; the bias gradients come out of
     # the weight-gradient GEMM as its column of ones.
@@ -702,14 +708,15 @@ def _backward(dy, dh_n, dc_n, cache):
     threads = numba.get_num_threads()
     n_in = x2d.shape[1]
     h2d = hs[:T].reshape(T * B, H)
-    forward_units = plan(B, threads, kind, GH // _GATES[kind], projected)[0].step == "units"
-    if len(blocks) == 1 and threads > 1 and not forward_units:
+    forward_units = plan(B, threads, kind, hidden, projected, training=True)[0].step == "units"
+    if len(blocks) == 1 and threads > 1 and not forward_units and not backward_units:
         # The time loop ran on one thread (B < 8): OpenBLAS on all its threads, as before. Measured on 2 threads
         # (Zen 5, quiet): the micro-kernel GEMMs split over our threads made the step 1.15x slower at B = 1 and 4,
         # H = 1024 (wall), though faster on one thread (0.53-0.93 of OpenBLAS's step at B = 1..4).
         # Not where the forward splits the units over the threads (``plan``): OpenBLAS's workers spin for a while
         # after each call, and the next forward's threads, which meet every step, waited for the core they took
-        # (training steps 1.1-5x the row split's time at B = 2..4, H = 512..1024).
+        # (training steps 1.1-5x the row split's time at B = 2..4, H = 512..1024). Nor where the backward's time loop
+        # split the units (``_backward_units``): it ran on our threads too.
         dx = _matmul(da_x2d, w_ih)
         grads = (dx.reshape(T, B, n_in), dh, dc if kind == LSTM else None, _matmul(da_x2d.T, x2d),
                  _matmul(da_h2d.T, h2d), _column_sums(da_x2d), _column_sums(da_h2d))
@@ -831,6 +838,116 @@ def _backward_sequence(kind, dy, dh, dc, w_hh, w_hh_packed, lengths, hs, cs, sav
                     dh[b, j] += dh_rec[b - b0, j]
 
 
+def _backward_units(kind, units, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_h):
+    """The backward recurrence with the HIDDEN UNITS split over threads (``plan``'s "units" step for a backward),
+    all rows in every thread, as ``_forward_units`` splits the forward: thread ``k`` owns the units ``units[k] =
+    (u0, u1)``. Per step it runs the cell backward of its units (which reads only its units of dh and dc), writing
+    its units' columns ``g * H + u`` of the gate gradients da_x[t] (da_h[t]), then, after the threads met (all of
+    da_h[t] written), its units' columns of ``dh_{t-1} += da_h[t] W_hh`` (all of da_h[t] against the columns u0..u1
+    of W_hh, packed once per call per thread). One barrier per step (``_unit_backward_sequence``). LSTM (without
+    projection), GRU and RNN. Fills da_x, da_h and leaves dh0, dc0 in dh, dc, as ``_backward_sequence`` does.
+
+    Each value is the same expression in the same order as in ``_backward_sequence`` (the micro-kernel's columns
+    are independent sums over all of da_h[t]'s columns), so the results are bitwise those of the row split's
+    backward on one thread (from 2 rows; one row runs OpenBLAS's GEMV there)."""
+    state = barrier.new_state()
+    pw = panel_width(dy.dtype)
+    calls = [functools.partial(_unit_backward_thread, state, kind, k, len(units), u0, u1, dy, dh, dc, w_hh, lengths,
+                               hs, cs, saved, da_x, da_h, pw)
+             for k, (u0, u1) in enumerate(units)]
+    _in_parallel(calls)
+
+
+def _unit_backward_thread(state, *args):
+    """``_unit_backward_sequence`` on one thread; on failure the other threads are released (``_unit_thread``)."""
+    try:
+        return _unit_backward_sequence(state, *args)
+    except BaseException:
+        barrier.abort(state)
+        raise
+
+
+@njit(nogil=True, **_JIT)
+def _unit_backward_sequence(state, kind, k, threads, u0, u1, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_h,
+                            pw):
+    """Thread ``k`` of ``threads`` in ``_backward_units``: the units ``u0 <= u < u1`` of every row and step,
+    backwards. One barrier per step, between the cell pass (writes this thread's columns of da_x[t], da_h[t] and its
+    units of dh, dc) and the GEMM (reads all of da_h[t]): step t's GEMM reads only slice t of da_h, which no thread
+    writes again, and dh, dc are read and written by their units' thread only. Returns False when another thread
+    failed (``barrier.abort``)."""
+    _full_width_vectors()
+    T, B, H = dy.shape
+    GH = w_hh.shape[0]
+    Hs = u1 - u0
+    P = (Hs + pw - 1) // pw
+    packed = np.empty((P, GH, pw), dy.dtype)
+    microkernel.pack_into(w_hh[:, u0:u1], packed)  # W_hh's columns of these units, as _packed_c packs all of them
+    dh_rec = np.empty((B, Hs), dy.dtype)
+    for t in range(T - 1, -1, -1):
+        _unit_cells_backward(kind, t, lengths, dy[t], dh, dc, cs[t], hs[t], hs[t + 1], saved[t], da_x[t], da_h[t],
+                             u0, Hs)
+        if not barrier.wait(state, threads, T - 1 - t):
+            return False
+        matmul_packed(da_h[t], packed, dh_rec)
+        for b in range(B):
+            if t < lengths[b]:
+                for j in range(Hs):
+                    dh[b, u0 + j] += dh_rec[b, j]
+    return True
+
+
+@njit(**_JIT)
+def _unit_cells_backward(kind, t, lengths, dy, dh, dc, c_prev, h_prev, h_new, save, da_x, da_h, u0, Hs):
+    """Step ``t``'s cell backward of the units ``u0 <= u < u0 + Hs`` of every row (``_cells_backward`` for a part
+    of the units): each value the same expression as in ``_cell_backward``. The arrays it writes (dh, dc, da_x; da_h
+    for the GRU) overlap nothing it reads (da_h is da_x only where it does not write da_h)."""
+    _full_width_vectors()
+    _arguments_do_not_overlap()
+    H = dy.shape[1]
+    one, zero = dy.dtype.type(1), dy.dtype.type(0)
+    for b in range(dy.shape[0]):
+        if t >= lengths[b]:
+            continue  # da stays zero and dh, dc pass through unchanged, as the frozen state did
+        dyb, dhb, sv, ax = dy[b], dh[b], save[b], da_x[b]
+        if kind == LSTM:
+            dcb, cp = dc[b], c_prev[b]
+            for u in range(u0, u0 + Hs):
+                i, f, g, o, tanh_c = sv[u], sv[H + u], sv[2 * H + u], sv[3 * H + u], sv[4 * H + u]
+                dh_new = dyb[u] + dhb[u]
+                dc_new = dcb[u] + dh_new * o * (one - tanh_c * tanh_c)
+                ax[u] = dc_new * g * i * (one - i)
+                ax[H + u] = dc_new * cp[u] * f * (one - f)
+                ax[2 * H + u] = dc_new * i * (one - g * g)
+                ax[3 * H + u] = dh_new * tanh_c * o * (one - o)
+                dcb[u] = dc_new * f
+                dhb[u] = zero
+        elif kind == GRU:
+            ah, hp = da_h[b], h_prev[b]
+            for u in range(u0, u0 + Hs):
+                r, z, n, gh_n = sv[u], sv[H + u], sv[2 * H + u], sv[3 * H + u]
+                dh_new = dyb[u] + dhb[u]
+                da_n = dh_new * (one - z) * (one - n * n)
+                da_z = dh_new * (hp[u] - n) * z * (one - z)
+                da_r = da_n * gh_n * r * (one - r)
+                ax[u] = da_r
+                ax[H + u] = da_z
+                ax[2 * H + u] = da_n
+                ah[u] = da_r
+                ah[H + u] = da_z
+                ah[2 * H + u] = da_n * r
+                dhb[u] = dh_new * z
+        elif kind == RNN_TANH:
+            hn = h_new[b]
+            for u in range(u0, u0 + Hs):
+                ax[u] = (dyb[u] + dhb[u]) * (one - hn[u] * hn[u])
+                dhb[u] = zero
+        else:
+            hn = h_new[b]
+            for u in range(u0, u0 + Hs):
+                ax[u] = (dyb[u] + dhb[u]) if hn[u] > 0 else zero
+                dhb[u] = zero
+
+
 @njit(**_JIT)
 def _cells_backward(kind, t, b0, b1, lengths, projected, dr, dy, dh, no_dh, dc, cs, hs, saved, da_x, da_h):
     """Step ``t``'s cell passes of the sequences ``b0 <= b < b1`` (``_cell_backward`` of each row, inlined: one call
@@ -928,6 +1045,8 @@ _MIN_ROWS_PER_THREAD = 4
 _MAX_ROWS_UNIT_SPLIT, _UNIT_GRAIN = 8, 16
 # ... from this many rows, and where W_hh has at least this many elements (LSTM: H >= 512; RNN: H >= 1024).
 _MIN_ROWS_UNIT_SPLIT, _MIN_UNIT_WEIGHTS = 2, 1 << 20
+# The same for a forward in training, and for the backward (same range of rows; LSTM H >= 256).
+_MIN_UNIT_WEIGHTS_TRAINING, _MIN_UNIT_WEIGHTS_BACKWARD = 1 << 20, 1 << 18
 
 
 class Block(typing.NamedTuple):
@@ -940,14 +1059,14 @@ class Block(typing.NamedTuple):
     units: tuple = ()
 
 
-def plan(B, threads=None, kind=None, hidden=None, projected=False):
+def plan(B, threads=None, kind=None, hidden=None, projected=False, training=False, backward=False):
     """How the kernels run a batch of ``B`` sequences on ``threads`` threads (default: Numba's thread count,
     ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``): a list of ``Block``s, one per thread; or, for a forward
     (``kind`` and ``hidden``, the cell and H, given), one "units" block that splits the hidden units over the threads.
 
-    Unit split (forward only, not with a projection; ``_forward_units``): on 2 or more threads for
-    ``_MIN_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT`` (2..7 rows, where the row split runs the time loop on one
-    thread), where W_hh has at least ``_MIN_UNIT_WEIGHTS`` = 2^20 elements (LSTM H >= 512, GRU H >= 592, RNN
+    Unit split (not with a projection; forward ``_forward_units``, backward ``_backward_units``): on 2 or more
+    threads for ``_MIN_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT`` (2..7 rows, where the row split runs the time
+    loop on one thread), where W_hh has at least ``_MIN_UNIT_WEIGHTS`` = 2^20 elements (LSTM H >= 512, GRU H >= 592, RNN
     H >= 1024) and H at least ``_UNIT_GRAIN`` units per thread. The units are split as evenly as possible in
     multiples of ``_UNIT_GRAIN``, one part per thread (``_unit_parts``). Measured (benchmarks/unit_split.py and
     unit-split.md: Zen 5, 2 threads, LSTM, T = 100, load average 1.5-3 with the benchmark's own 2 threads), unit
@@ -958,6 +1077,15 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False):
     B = 8 (two blocks of 4 rows): 0.89-1.0 at H = 1024, 1.14-2.7 below; B = 16..32: 1.0-3.2. The row split stays
     from 8 rows. GRU and RNN near the threshold: GRU H = 512 0.76-1.06, 1024 0.68-1.08; RNN H = 512 1.09-1.20
     (inference), H = 1024..2048 0.63-0.95.
+
+    A backward (``backward=True``) splits the units in the same range of rows where W_hh has at least
+    ``_MIN_UNIT_WEIGHTS_BACKWARD`` = 2^18 elements (LSTM H >= 256, GRU H >= 296, RNN H >= 512), whatever its forward
+    ran; a forward in training (``training=True``) uses ``_MIN_UNIT_WEIGHTS_TRAINING``, 2^20 as for inference.
+    Measured (unit-split.md, "backward": quiet, 2 threads, T = 100, training = forward + backward, B = 2, 4, 6):
+    with the backward's unit split, training took 0.71-0.94x the time of the forward-only unit split at H >= 512
+    (LSTM, I = H and H/4; GRU 0.70-1.03, RNN H = 1024..2048 0.66-0.88); at H = 256 (LSTM) the forward's row split
+    with the backward's unit split took 0.86-0.99x the row split's time, and the forward's unit split there made it
+    slower (0.99-1.28x). GRU at H < 512 and the RNN at H = 512 were not measured.
 
     Row split (otherwise): the batch is split into at most ``threads`` blocks of consecutive rows, as even as
     possible, each at least ``_MIN_ROWS_PER_THREAD`` rows; one block is the whole batch on one thread. The sequences
@@ -973,8 +1101,10 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False):
     """
     if threads is None:
         threads = numba.get_num_threads()
+    min_weights = (_MIN_UNIT_WEIGHTS_BACKWARD if backward else _MIN_UNIT_WEIGHTS_TRAINING if training
+                   else _MIN_UNIT_WEIGHTS)
     if (kind is not None and hidden is not None and not projected and threads > 1
-            and _MIN_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT and _GATES[kind] * hidden * hidden >= _MIN_UNIT_WEIGHTS):
+            and _MIN_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT and _GATES[kind] * hidden * hidden >= min_weights):
         units = _unit_parts(hidden, threads)
         if len(units) > 1:
             return [Block(0, B, "units", units)]

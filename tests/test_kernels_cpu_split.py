@@ -49,6 +49,7 @@ def units_everywhere(monkeypatch):
     small shapes take it."""
     monkeypatch.setattr(cpu, "_MIN_ROWS_UNIT_SPLIT", 1)
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS", 0)
+    monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS_TRAINING", 0)
 
 
 @pytest.mark.parametrize("B, threads, kind, H, projected, blocks", [
@@ -130,6 +131,7 @@ def test_fused_unit_split_is_bitwise_the_fused_row_split(cell, dtype, pin_thread
     monkeypatch.setattr(cpu, "_MAX_ROWS_UNIT_SPLIT", 10**9)
     monkeypatch.setattr(cpu, "_MIN_ROWS_UNITS_FUSED", 0)
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS", 0)
+    monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS_TRAINING", 0)
     B, H, T = 9, 53, 7
     rng = np.random.default_rng(3)
     p = inputs(rng, cell, T, B, 11, H, dtype)
