@@ -404,7 +404,9 @@ def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_h
     G = w_hh.shape[0] // H
     Hs = u1 - u0
     N = G * Hs
-    # This thread's gate rows, gate-major: local column g * Hs + j is global gate row g * H + u0 + j.
+    # This thread's gate rows, gate-major: local column g * Hs + j is global gate row g * H + u0 + j, copied row by
+    # row ([W_ih | W_hh] fused, else W_hh) and packed as pack() packs a transposed matrix (tiles transposed in
+    # registers).
     rows = np.empty(N, np.int64)
     for g in range(G):
         for j in range(Hs):
@@ -412,23 +414,13 @@ def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_h
     n_in = w_ih.shape[1] if fused else 0
     K = n_in + H
     P = (N + pw - 1) // pw
+    mine = np.empty((N, K), y.dtype)
+    for n in range(N):
+        if fused:
+            mine[n, :n_in] = w_ih[rows[n]]
+        mine[n, n_in:] = w_hh[rows[n]]
     packed = np.empty((P, K, pw), y.dtype)
-    for j in range(N % pw if N % pw else pw, pw):  # the last panel's padding
-        for kk in range(K):
-            packed[P - 1, kk, j] = 0.0
-    for p in range(P):  # in 16 x 16 blocks: 16 weight rows read along, 16 panel rows written along
-        n0 = p * pw
-        columns = min(pw, N - n0)
-        for j0 in range(0, columns, 16):
-            j1 = min(j0 + 16, columns)
-            for k0 in range(0, K, 16):
-                k1 = min(k0 + 16, K)
-                for j in range(j0, j1):
-                    row = rows[n0 + j]
-                    for kk in range(k0, min(k1, n_in)):  # W_ih's part (fused), then W_hh's: no branch per element
-                        packed[p, kk, j] = w_ih[row, kk]
-                    for kk in range(max(k0, n_in), k1):
-                        packed[p, kk, j] = w_hh[row, kk - n_in]
+    microkernel.pack_into(mine.T, packed)
     bias_k = np.zeros((P, pw), y.dtype)
     for n in range(N):
         if fused:

@@ -112,6 +112,61 @@ def pack(b, bits=None):
     return packed
 
 
+def _make_transpose_tile(bits):
+    """The intrinsic ``transpose_tile(w, r0, c0, packed, p, k0, j0)``: ``packed[p, k0 + i, j0 + j] = w[r0 + j, c0 +
+    i]`` for i, j < L, L = ``bits`` / the element's bits (16 float32 at 512 bits): L vector loads of w's rows, a
+    transpose in registers, L vector stores along the panel's rows. The transpose swaps, for d = L/2, ..., 2, 1, the
+    off-diagonal d x d blocks of each 2d x 2d block (two-source shuffles of rows i and i + d with constant masks:
+    log2(L) rounds of L shuffles); swapping every bit of the row index with the column's is the transpose. ``w``
+    needs a unit stride along its rows; no bounds checks."""
+
+    @intrinsic
+    def transpose_tile(typingctx, w, r0, c0, packed, p, k0, j0):
+        if not (isinstance(w, types.Array) and isinstance(packed, types.Array) and w.dtype == packed.dtype
+                and w.dtype in (types.float32, types.float64) and w.ndim == 2 and packed.ndim == 3):
+            return None
+
+        def codegen(context, builder, signature, args):
+            w_type, _, _, packed_type, _, _, _ = signature.args
+            w_val, r0_val, c0_val, packed_val, p_val, k0_val, j0_val = args
+            element = context.get_value_type(w_type.dtype)
+            size = context.get_abi_sizeof(element)
+            lanes = bits // (8 * size)
+            vector = ir.VectorType(element, lanes)
+            i32 = ir.IntType(32)
+            w_array = context.make_array(w_type)(context, builder, w_val)
+            packed_array = context.make_array(packed_type)(context, builder, packed_val)
+            rows = []
+            for j in range(lanes):
+                r = builder.add(r0_val, context.get_constant(types.intp, j))
+                pointer = cgutils.get_item_pointer(context, builder, w_type, w_array, [r, c0_val])
+                rows.append(builder.load(builder.bitcast(pointer, vector.as_pointer()), align=size))
+            d = lanes // 2
+            while d:
+                low = ir.Constant(ir.VectorType(i32, lanes), [x if not x & d else lanes + x - d for x in range(lanes)])
+                high = ir.Constant(ir.VectorType(i32, lanes), [x + d if not x & d else lanes + x for x in range(lanes)])
+                swapped = list(rows)
+                for i in range(lanes):
+                    if not i & d:
+                        swapped[i] = builder.shuffle_vector(rows[i], rows[i + d], low)
+                        swapped[i + d] = builder.shuffle_vector(rows[i], rows[i + d], high)
+                rows = swapped
+                d //= 2
+            for i in range(lanes):
+                k = builder.add(k0_val, context.get_constant(types.intp, i))
+                pointer = cgutils.get_item_pointer(context, builder, packed_type, packed_array, [p_val, k, j0_val])
+                builder.store(rows[i], builder.bitcast(pointer, vector.as_pointer()), align=size)
+            return context.get_dummy_value()
+
+        return types.none(w, r0, c0, packed, p, k0, j0), codegen
+
+    return transpose_tile
+
+
+_transpose_tile = _make_transpose_tile(VECTOR_BITS)
+_TRANSPOSE_BYTES = VECTOR_BITS // 8  # one vector: the transposed tiles are (bytes / itemsize) squared
+
+
 @njit(nogil=True, **_JIT)
 def pack_into(b, packed):
     """packed[p, k, j] = b[k, p * PW + j], 0 past b's last column (compiled and without the GIL, so that a time
@@ -121,7 +176,24 @@ def pack_into(b, packed):
     and took 2-5x the time)."""
     P, K, PW = packed.shape
     N = b.shape[1]
-    if b.strides[0] < b.strides[1]:
+    w = b.T
+    if b.strides[0] < b.strides[1] and (K < 2 or w.strides[1] == w.itemsize):
+        # a transposed C array: whole L x L tiles transposed in registers (_transpose_tile), the rest one by one
+        L = _TRANSPOSE_BYTES // w.itemsize
+        for p in range(P):
+            n0 = p * PW
+            columns = min(PW, N - n0)
+            whole_j, whole_k = columns - columns % L, K - K % L
+            for j0 in range(0, whole_j, L):
+                for k0 in range(0, whole_k, L):
+                    _transpose_tile(w, n0 + j0, k0, packed, p, k0, j0)
+                for k in range(whole_k, K):
+                    for j in range(j0, j0 + L):
+                        packed[p, k, j] = w[n0 + j, k]
+            for j in range(whole_j, columns):
+                for k in range(K):
+                    packed[p, k, j] = w[n0 + j, k]
+    elif b.strides[0] < b.strides[1]:
         for p in range(P):
             n0 = p * PW
             columns = min(PW, N - n0)

@@ -84,6 +84,24 @@ def test_pack_layout(layout):
     assert (unpacked[:, 50:] == 0).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("view", ["whole", "columns", "strided"])
+@pytest.mark.parametrize("N, K", [(1, 1), (16, 16), (48, 32), (50, 37), (96, 8), (200, 65), (1024, 256), (7, 300)])
+def test_pack_of_a_transposed_matrix(N, K, view, bits, dtype):
+    """pack(w.T), whose whole tiles are transposed in vector registers (_transpose_tile) and the rest one by one,
+    equals the layout built in NumPy, for whole and partial tiles and panels, a view of some of w's columns (rows
+    further apart than their length) and a strided view (the element by element path)."""
+    rng = np.random.default_rng(N * K)
+    base = rng.standard_normal((N, 2 * K + 3)).astype(dtype)
+    w = {"whole": np.ascontiguousarray(base[:, :K]), "columns": base[:, 3:K + 3], "strided": base[:, ::2][:, :K]}[view]
+    packed = microkernel.pack(w.T, bits)
+    PW = microkernel.panel_width(dtype, bits)
+    expected = np.zeros((-(-N // PW) * PW, K), dtype)
+    expected[:N] = w
+    np.testing.assert_array_equal(packed, expected.reshape(-1, PW, K).transpose(0, 2, 1))
+
+
 def test_panel_widths():
     """The widths that select the tile differ for each dtype (matmul_packed tells the tiles apart by them)."""
     for dtype in (np.float32, np.float64):
