@@ -1,9 +1,10 @@
 """A/B of session 10's pack (kernels/microkernel.py ``pack_into``: whole tiles of a transposed matrix transposed in
-vector registers) against the element-by-element pack it replaced (kept here as ``old_pack_into``), inside the
-LSTM forward (and backward) on 2 threads, against torch 2.13.0, interleaved in one process (``bench.median_times``:
-wall time after an idle pause, median of 5). Only ``cpu.pack`` is swapped (the input projection's W_ih^T, the row
-split's W_hh^T, the fused [W_ih | W_hh]^T); the unit split's threads pack with the new code in both columns.
-Prints a Markdown table. T = 100, float32, I = H and H/4, B 1-16, H 128-1024.
+vector registers) against the element-by-element pack it replaced (``microkernel._pack_blocks``, which still packs
+arrays whose rows are not unit-strided), inside the LSTM forward (and backward) on 2 threads, against torch 2.13.0,
+interleaved in one process (``bench.median_times``: wall time after an idle pause, median of 5). Only ``cpu.pack``
+is swapped (the input projection's W_ih^T, the row split's W_hh^T, the fused [W_ih | W_hh]^T); the unit split's
+threads pack with the new code in both columns. Prints a Markdown table. T = 100, float32, I = H and H/4, B 1-16,
+H 128-1024.
 
     env -u OPENBLAS_CORETYPE python benchmarks/ab_pack.py inference
     env -u OPENBLAS_CORETYPE python benchmarks/ab_pack.py training
@@ -14,39 +15,18 @@ import numba
 import numpy as np
 import torch
 from lstmzoo.kernels import cpu, microkernel
-from numba import njit
 
 from lstmzoo import bench
 
 T = 100
 
 
-@njit(nogil=True, cache=False)
-def old_pack_into(b, packed):
-    """The pack of a transposed matrix before session 10: 16 x 16 blocks, one element at a time."""
-    P, K, PW = packed.shape
-    N = b.shape[1]
-    for p in range(P):
-        n0 = p * PW
-        columns = min(PW, N - n0)
-        for j0 in range(0, columns, 16):
-            j1 = min(j0 + 16, columns)
-            for k0 in range(0, K, 16):
-                k1 = min(k0 + 16, K)
-                for j in range(j0, j1):
-                    for k in range(k0, k1):
-                        packed[p, k, j] = b[k, n0 + j]
-    columns = N - (P - 1) * PW if P else PW
-    for k in range(K):
-        for j in range(columns, PW):
-            packed[P - 1, k, j] = 0
-
-
 def old_pack(b, bits=None):
     K, N = b.shape
     pw = microkernel.panel_width(b.dtype, bits)
     packed = np.empty((-(-N // pw), K, pw), b.dtype)
-    old_pack_into(b, packed)
+    microkernel._pack_blocks(b, packed)  # the element-by-element blocks (before session 10)
+    packed[-1, :, N - (len(packed) - 1) * pw:] = 0  # the last panel's padding
     return packed
 
 

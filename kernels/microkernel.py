@@ -198,16 +198,7 @@ def pack_into(b, packed):
                 for k in range(K):
                     packed[p, k, j] = w[n0 + j, k]
     elif b.strides[0] < b.strides[1]:
-        for p in range(P):
-            n0 = p * PW
-            columns = min(PW, N - n0)
-            for j0 in range(0, columns, 16):
-                j1 = min(j0 + 16, columns)
-                for k0 in range(0, K, 16):
-                    k1 = min(k0 + 16, K)
-                    for j in range(j0, j1):
-                        for k in range(k0, k1):
-                            packed[p, k, j] = b[k, n0 + j]
+        _pack_blocks(b, packed)
     else:
         for k in range(K):
             for p in range(P):
@@ -218,6 +209,25 @@ def pack_into(b, packed):
     for k in range(K):  # the last panel's padding
         for j in range(columns, PW):
             packed[P - 1, k, j] = 0
+
+
+@njit(nogil=True, **_JIT)
+def _pack_blocks(b, packed):
+    """``pack_into`` of a transposed array whose rows are not unit-strided: 16 x 16 blocks, one element at a time,
+    16 of its rows read at a time (how every transposed matrix was packed before session 10; benchmarks/ab_pack.py
+    times it against the tiles transposed in registers). Leaves the last panel's padding to the caller."""
+    P, K, PW = packed.shape
+    N = b.shape[1]
+    for p in range(P):
+        n0 = p * PW
+        columns = min(PW, N - n0)
+        for j0 in range(0, columns, 16):
+            j1 = min(j0 + 16, columns)
+            for k0 in range(0, K, 16):
+                k1 = min(k0 + 16, K)
+                for j in range(j0, j1):
+                    for k in range(k0, k1):
+                        packed[p, k, j] = b[k, n0 + j]
 
 
 # ------------------------------------------------------------------------------------------- the IR
