@@ -251,7 +251,9 @@ class Multi30kEnDe(Recipe):
                 "benchmarks/zoo.py, 2026-11-24): 61 min for the 10 epochs on 2 shared, loaded CPU cores (run as 5 epochs "
                 "and then resumed, which ends with the same weights); without the unknown-word replacement 34.16; "
                 "trained to 14 epochs the best validation epoch gives 33.26 (it overfits); seeds 0/1/2: 35.59 / 34.73 / "
-                "37.10 (seed 1 misses the target), 34-61 min each")
+                "37.10 (seed 1 misses the target), 34-61 min each. Re-run with seed 0 on session 10's kernels "
+                "(2026-12-03, their float rounding changed in session 8): 34.28, under the target (greedy 32.55), "
+                "34 min; seeds 1-2 not re-run")
     preprocessing = ("raw UTF-8 text; regex tokenisation into words, numbers and punctuation (case kept); word "
                      "vocabularies (min_count) from the training pairs, recorded with the tokenisation settings in "
                      "the run's config.json")
