@@ -268,7 +268,7 @@ def _forward_sequence(kind, xp, w_hh, w_hh_packed, b_ih, b_hh, lengths, hs, cs, 
                 save = saved[t if training else 0, b]
                 h_new = r[t if training else 0, b] if projected else hs[nxt, b]
                 _cell_forward(kind, xp[t, b], gh[b - b0], b_ih, b_hh, hs[cur, b], cs[cur, b], h_new,
-                              cs[nxt, b], save, training)
+                              cs[nxt, b], save, training, 0)
                 if not projected:
                     _copy(hs[nxt, b], y[t, b])
             else:  # past this sequence's length: state frozen, output zero
@@ -446,8 +446,9 @@ def _unit_cells(kind, fused, gates, xp, b_ih, b_hh, h, c, h_new, c_new, save, y,
     [B, G * Hs] (gate-major over these units): the pre-activations with the biases in (``fused``), or ``h W_hh^T``
     alone, to which ``xp`` (the input projection of step t, all units) and the biases are added here. Writes these
     units of ``h_new``, ``c_new``, ``y`` and ``save``; rows past their length keep their state and output zero.
-    Every value is the same expression as in ``_cells_forward`` (fused) or ``_cell_forward``, so the results are
-    bitwise those of the row split. Its arrays do not overlap (distinct slots of hs, cs)."""
+    Not fused, each row goes through the row split's ``_cell_forward`` (the same compiled loop, vectorised);
+    fused (the LSTM and RNN), every value is the same expression as in ``_cells_forward``, one unit at a time. So
+    the results are bitwise those of the row split. Its arrays do not overlap (distinct slots of hs, cs)."""
     _full_width_vectors()
     _arguments_do_not_overlap()
     H = h.shape[1]
@@ -467,94 +468,43 @@ def _unit_cells(kind, fused, gates, xp, b_ih, b_hh, h, c, h_new, c_new, save, y,
                     cn[j] = cb[j]
             continue
         a = gates[b]
-        if kind == LSTM:
+        if not fused:  # the row split's own cell function on this thread's units
+            _cell_forward(kind, xp[b], a, b_ih, b_hh, h[b], c[b], hn, c_new[b], save[b], training, u0)
+            ys, hv = yb[u0:u0 + Hs], hn[u0:u0 + Hs]
+            for j in range(Hs):
+                ys[j] = hv[j]
+        elif kind == LSTM:  # as _cells_forward computes it
             cb = c[b]
             cn = c_new[b]
             sv = save[b]
-            if fused:
-                for j in range(Hs):
-                    i = _sigmoid(a[j])
-                    f = _sigmoid(a[Hs + j])
-                    g = _tanh(a[2 * Hs + j])
-                    o = _sigmoid(a[3 * Hs + j])
-                    u = u0 + j
-                    cj = f * cb[u] + i * g
-                    tanh_c = _tanh(cj)
-                    cn[u] = cj
-                    hj = o * tanh_c
-                    hn[u] = hj
-                    yb[u] = hj
-                    if training:
-                        sv[u] = i
-                        sv[H + u] = f
-                        sv[2 * H + u] = g
-                        sv[3 * H + u] = o
-                        sv[4 * H + u] = tanh_c
-            else:
-                xb = xp[b]
-                for j in range(Hs):
-                    u = u0 + j
-                    i = _sigmoid(xb[u] + b_ih[u] + a[j] + b_hh[u])
-                    f = _sigmoid(xb[H + u] + b_ih[H + u] + a[Hs + j] + b_hh[H + u])
-                    g = _tanh(xb[2 * H + u] + b_ih[2 * H + u] + a[2 * Hs + j] + b_hh[2 * H + u])
-                    o = _sigmoid(xb[3 * H + u] + b_ih[3 * H + u] + a[3 * Hs + j] + b_hh[3 * H + u])
-                    cj = f * cb[u] + i * g
-                    tanh_c = _tanh(cj)
-                    cn[u] = cj
-                    hj = o * tanh_c
-                    hn[u] = hj
-                    yb[u] = hj
-                    if training:
-                        sv[u] = i
-                        sv[H + u] = f
-                        sv[2 * H + u] = g
-                        sv[3 * H + u] = o
-                        sv[4 * H + u] = tanh_c
-        elif kind == GRU:  # never fused
-            xb = xp[b]
-            hb = h[b]
-            sv = save[b]
-            one = h.dtype.type(1)
             for j in range(Hs):
+                i = _sigmoid(a[j])
+                f = _sigmoid(a[Hs + j])
+                g = _tanh(a[2 * Hs + j])
+                o = _sigmoid(a[3 * Hs + j])
                 u = u0 + j
-                r = _sigmoid(xb[u] + b_ih[u] + a[j] + b_hh[u])
-                z = _sigmoid(xb[H + u] + b_ih[H + u] + a[Hs + j] + b_hh[H + u])
-                gh_n = a[2 * Hs + j] + b_hh[2 * H + u]
-                n = _tanh(xb[2 * H + u] + b_ih[2 * H + u] + r * gh_n)
-                hj = (one - z) * n + z * hb[u]
+                cj = f * cb[u] + i * g
+                tanh_c = _tanh(cj)
+                cn[u] = cj
+                hj = o * tanh_c
                 hn[u] = hj
                 yb[u] = hj
                 if training:
-                    sv[u] = r
-                    sv[H + u] = z
-                    sv[2 * H + u] = n
-                    sv[3 * H + u] = gh_n
+                    sv[u] = i
+                    sv[H + u] = f
+                    sv[2 * H + u] = g
+                    sv[3 * H + u] = o
+                    sv[4 * H + u] = tanh_c
         elif kind == RNN_TANH:
-            if fused:
-                for j in range(Hs):
-                    hj = _tanh(a[j])
-                    hn[u0 + j] = hj
-                    yb[u0 + j] = hj
-            else:
-                xb = xp[b]
-                for j in range(Hs):
-                    u = u0 + j
-                    hj = _tanh(xb[u] + b_ih[u] + a[j] + b_hh[u])
-                    hn[u] = hj
-                    yb[u] = hj
+            for j in range(Hs):
+                hj = _tanh(a[j])
+                hn[u0 + j] = hj
+                yb[u0 + j] = hj
         else:
-            if fused:
-                for j in range(Hs):
-                    hj = max(a[j], zero)
-                    hn[u0 + j] = hj
-                    yb[u0 + j] = hj
-            else:
-                xb = xp[b]
-                for j in range(Hs):
-                    u = u0 + j
-                    hj = max(xb[u] + b_ih[u] + a[j] + b_hh[u], zero)
-                    hn[u] = hj
-                    yb[u] = hj
+            for j in range(Hs):
+                hj = max(a[j], zero)
+                hn[u0 + j] = hj
+                yb[u0 + j] = hj
 
 
 @njit(**_JIT)
@@ -609,47 +559,61 @@ def _cells_forward(kind, gates, h, c, h_new, c_new, save, y, lengths, t, trainin
 
 
 @njit(**_JIT)
-def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, training):
-    """One sequence's elementwise update for one step. xp = x W_ih^T, gh = h W_hh^T (no biases).
-    A function of its own, not inlined, so that its rows can be declared not to overlap (vectorised loops)."""
+def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, training, u0):
+    """One sequence's elementwise update for one step, of the units ``u0 <= u < u0 + S``. xp = x W_ih^T (the
+    whole row), gh = h W_hh^T (no biases) of these units only, gate-major: gate g of unit u0 + j at ``gh[g * S +
+    j]``, S = ``len(gh) // G``. The row split passes whole rows (u0 = 0, S = H), the unit split its own units'
+    gates: one compiled function for both, so that both give the same bits (two copies of the same loop may
+    contract ``f * c + i * g`` into different fused multiply-adds). h_new, c_new, save and the biases are whole
+    rows, written and read at these units only. A function of its own, not inlined, so that its rows can be
+    declared not to overlap (vectorised loops); the rows are sliced at ``u0`` up front, so that every index in
+    the loops is a loop counter plus a multiple of a length, which LLVM can tell is not negative (an index
+    ``u0 + j`` kept Numba's negative-index check and the loop scalar)."""
     _full_width_vectors()
     _arguments_do_not_overlap()
-    H = h_new.shape[0]  # not h's: with a projection h is P wide and h_new is o * tanh(c')
+    # Not h's width: with a projection h is P wide and h_new is o * tanh(c'). max(., 0): LLVM then knows that H + j
+    # is not negative where the loop runs over S, not H (else Numba's negative-index check keeps the loop scalar).
+    H = max(h_new.shape[0], 0)
     one, zero = h.dtype.type(1), h.dtype.type(0)  # typed, or float32 arithmetic would promote to float64
+    x, bi, bh, hn = xp[u0:], b_ih[u0:], b_hh[u0:], h_new[u0:]
     if kind == LSTM:
-        for j in range(H):
-            i = _sigmoid(xp[j] + b_ih[j] + gh[j] + b_hh[j])
-            f = _sigmoid(xp[H + j] + b_ih[H + j] + gh[H + j] + b_hh[H + j])
-            g = _tanh(xp[2 * H + j] + b_ih[2 * H + j] + gh[2 * H + j] + b_hh[2 * H + j])
-            o = _sigmoid(xp[3 * H + j] + b_ih[3 * H + j] + gh[3 * H + j] + b_hh[3 * H + j])
-            cj = f * c[j] + i * g
+        S = gh.shape[0] // 4
+        cb, cn, sv = c[u0:], c_new[u0:], save[u0:]
+        for j in range(S):
+            i = _sigmoid(x[j] + bi[j] + gh[j] + bh[j])
+            f = _sigmoid(x[H + j] + bi[H + j] + gh[S + j] + bh[H + j])
+            g = _tanh(x[2 * H + j] + bi[2 * H + j] + gh[2 * S + j] + bh[2 * H + j])
+            o = _sigmoid(x[3 * H + j] + bi[3 * H + j] + gh[3 * S + j] + bh[3 * H + j])
+            cj = f * cb[j] + i * g
             tanh_c = _tanh(cj)
-            c_new[j] = cj
-            h_new[j] = o * tanh_c
+            cn[j] = cj
+            hn[j] = o * tanh_c
             if training:
-                save[j] = i
-                save[H + j] = f
-                save[2 * H + j] = g
-                save[3 * H + j] = o
-                save[4 * H + j] = tanh_c
+                sv[j] = i
+                sv[H + j] = f
+                sv[2 * H + j] = g
+                sv[3 * H + j] = o
+                sv[4 * H + j] = tanh_c
     elif kind == GRU:
-        for j in range(H):
-            r = _sigmoid(xp[j] + b_ih[j] + gh[j] + b_hh[j])
-            z = _sigmoid(xp[H + j] + b_ih[H + j] + gh[H + j] + b_hh[H + j])
-            gh_n = gh[2 * H + j] + b_hh[2 * H + j]
-            n = _tanh(xp[2 * H + j] + b_ih[2 * H + j] + r * gh_n)
-            h_new[j] = (one - z) * n + z * h[j]
+        S = gh.shape[0] // 3
+        hb, sv = h[u0:], save[u0:]
+        for j in range(S):
+            r = _sigmoid(x[j] + bi[j] + gh[j] + bh[j])
+            z = _sigmoid(x[H + j] + bi[H + j] + gh[S + j] + bh[H + j])
+            gh_n = gh[2 * S + j] + bh[2 * H + j]
+            n = _tanh(x[2 * H + j] + bi[2 * H + j] + r * gh_n)
+            hn[j] = (one - z) * n + z * hb[j]
             if training:
-                save[j] = r
-                save[H + j] = z
-                save[2 * H + j] = n
-                save[3 * H + j] = gh_n
+                sv[j] = r
+                sv[H + j] = z
+                sv[2 * H + j] = n
+                sv[3 * H + j] = gh_n
     elif kind == RNN_TANH:
-        for j in range(H):
-            h_new[j] = _tanh(xp[j] + b_ih[j] + gh[j] + b_hh[j])
+        for j in range(gh.shape[0]):
+            hn[j] = _tanh(x[j] + bi[j] + gh[j] + bh[j])
     else:
-        for j in range(H):
-            h_new[j] = max(xp[j] + b_ih[j] + gh[j] + b_hh[j], zero)
+        for j in range(gh.shape[0]):
+            hn[j] = max(x[j] + bi[j] + gh[j] + bh[j], zero)
 
 
 # ------------------------------------------------------------------------------------------ backward
@@ -806,6 +770,7 @@ def _backward_sequence(kind, dy, dh, dc, w_hh, w_hh_packed, lengths, hs, cs, sav
     projected = w_hr.shape[0] > 0
     dr = np.empty((b1 - b0, w_hr.shape[1]), dy.dtype)  # w.r.t. o * tanh(c'): what the cell pass takes as dy
     no_dh = np.zeros(w_hr.shape[1], dy.dtype)  # all of the state's gradient already went through W_hr
+    units = w_hr.shape[1] if projected else H  # the cell's width (H is the state's: P with a projection)
     for t in range(T - 1, -1, -1):
         if projected:
             for b in range(b0, b1):
@@ -818,7 +783,8 @@ def _backward_sequence(kind, dy, dh, dc, w_hh, w_hh_packed, lengths, hs, cs, sav
                 matmul_packed(dhp_rows, w_hr_packed, dr)
             else:
                 np.dot(dhp_rows, w_hr, dr)
-        _cells_backward(kind, t, b0, b1, lengths, projected, dr, dy, dh, no_dh, dc, cs, hs, saved, da_x, da_h)
+        _cells_backward(kind, t, b0, b1, lengths, projected, dr, dy, dh, no_dh, dc, cs, hs, saved, da_x, da_h, 0,
+                        units)
         da_rows = da_h[t][b0:b1]
         if packed:
             matmul_packed(da_rows, w_hh_packed, dh_rec)
@@ -875,100 +841,54 @@ def _unit_backward_sequence(state, kind, k, threads, u0, u1, dy, dh, dc, w_hh, l
     packed = np.empty((P, GH, pw), dy.dtype)
     microkernel.pack_into(w_hh[:, u0:u1], packed)  # W_hh's columns of these units, as _packed_c packs all of them
     dh_rec = np.empty((B, Hs), dy.dtype)
+    no_dr, no_dh = np.empty((0, 0), dy.dtype), np.empty(0, dy.dtype)  # no projection (as _backward_sequence's types)
     for t in range(T - 1, -1, -1):
-        _unit_cells_backward(kind, t, lengths, dy[t], dh, dc, cs[t], hs[t], hs[t + 1], saved[t], da_x[t], da_h[t],
-                             u0, Hs)
+        _cells_backward(kind, t, 0, B, lengths, False, no_dr, dy, dh, no_dh, dc, cs, hs, saved, da_x, da_h, u0, Hs)
         if not barrier.wait(state, threads, T - 1 - t):
             return False
         matmul_packed(da_h[t], packed, dh_rec)
         for b in range(B):
             if t < lengths[b]:
+                dhb, rec = dh[b, u0:u1], dh_rec[b]
                 for j in range(Hs):
-                    dh[b, u0 + j] += dh_rec[b, j]
+                    dhb[j] += rec[j]
     return True
 
 
 @njit(**_JIT)
-def _unit_cells_backward(kind, t, lengths, dy, dh, dc, c_prev, h_prev, h_new, save, da_x, da_h, u0, Hs):
-    """Step ``t``'s cell backward of the units ``u0 <= u < u0 + Hs`` of every row (``_cells_backward`` for a part
-    of the units): each value the same expression as in ``_cell_backward``. The arrays it writes (dh, dc, da_x; da_h
-    for the GRU) overlap nothing it reads (da_h is da_x only where it does not write da_h)."""
-    _full_width_vectors()
-    _arguments_do_not_overlap()
-    H = dy.shape[1]
-    one, zero = dy.dtype.type(1), dy.dtype.type(0)
-    for b in range(dy.shape[0]):
-        if t >= lengths[b]:
-            continue  # da stays zero and dh, dc pass through unchanged, as the frozen state did
-        dyb, dhb, sv, ax = dy[b], dh[b], save[b], da_x[b]
-        if kind == LSTM:
-            dcb, cp = dc[b], c_prev[b]
-            for u in range(u0, u0 + Hs):
-                i, f, g, o, tanh_c = sv[u], sv[H + u], sv[2 * H + u], sv[3 * H + u], sv[4 * H + u]
-                dh_new = dyb[u] + dhb[u]
-                dc_new = dcb[u] + dh_new * o * (one - tanh_c * tanh_c)
-                ax[u] = dc_new * g * i * (one - i)
-                ax[H + u] = dc_new * cp[u] * f * (one - f)
-                ax[2 * H + u] = dc_new * i * (one - g * g)
-                ax[3 * H + u] = dh_new * tanh_c * o * (one - o)
-                dcb[u] = dc_new * f
-                dhb[u] = zero
-        elif kind == GRU:
-            ah, hp = da_h[b], h_prev[b]
-            for u in range(u0, u0 + Hs):
-                r, z, n, gh_n = sv[u], sv[H + u], sv[2 * H + u], sv[3 * H + u]
-                dh_new = dyb[u] + dhb[u]
-                da_n = dh_new * (one - z) * (one - n * n)
-                da_z = dh_new * (hp[u] - n) * z * (one - z)
-                da_r = da_n * gh_n * r * (one - r)
-                ax[u] = da_r
-                ax[H + u] = da_z
-                ax[2 * H + u] = da_n
-                ah[u] = da_r
-                ah[H + u] = da_z
-                ah[2 * H + u] = da_n * r
-                dhb[u] = dh_new * z
-        elif kind == RNN_TANH:
-            hn = h_new[b]
-            for u in range(u0, u0 + Hs):
-                ax[u] = (dyb[u] + dhb[u]) * (one - hn[u] * hn[u])
-                dhb[u] = zero
-        else:
-            hn = h_new[b]
-            for u in range(u0, u0 + Hs):
-                ax[u] = (dyb[u] + dhb[u]) if hn[u] > 0 else zero
-                dhb[u] = zero
-
-
-@njit(**_JIT)
-def _cells_backward(kind, t, b0, b1, lengths, projected, dr, dy, dh, no_dh, dc, cs, hs, saved, da_x, da_h):
-    """Step ``t``'s cell passes of the sequences ``b0 <= b < b1`` (``_cell_backward`` of each row, inlined: one call
-    per step and block instead of one per row, 0.x of the time at H = 128). A function of its own because the
-    inlined cell promises that the arrays it writes (dh, dc, da_x; da_h for the GRU) overlap nothing it reads; here
-    that holds (da_h is da_x only where the cell does not touch da_h), in ``_backward_sequence`` it would not."""
+def _cells_backward(kind, t, b0, b1, lengths, projected, dr, dy, dh, no_dh, dc, cs, hs, saved, da_x, da_h, u0, n):
+    """Step ``t``'s cell passes of the sequences ``b0 <= b < b1``, units ``u0 <= u < u0 + n`` (``_cell_backward``
+    of each row, inlined: one call per step and block instead of one per row, 0.x of the time at H = 128). The row
+    split passes all units, the unit split (``_unit_backward_sequence``) its own: the same compiled loop, so both
+    give the same bits. A function of its own because the inlined cell promises that the arrays it writes (dh, dc,
+    da_x; da_h for the GRU) overlap nothing it reads; here that holds (da_h is da_x only where the cell does not
+    touch da_h), in ``_backward_sequence`` it would not."""
     for b in range(b0, b1):
         if t < lengths[b]:
             d_out = dr[b - b0] if projected else dy[t, b]
             d_state = no_dh if projected else dh[b]
             _cell_backward(kind, d_out, d_state, dc[b], cs[t, b], hs[t, b], hs[t + 1, b], saved[t, b],
-                           da_x[t, b], da_h[t, b])
+                           da_x[t, b], da_h[t, b], u0, n)
         # else: da stays zero and dh, dc pass through unchanged, as the frozen state did.
 
 
 @njit(inline="always", **_JIT)
-def _cell_backward(kind, dy, dh, dc, c_prev, h_prev, h_new, save, da_x, da_h):
-    """One sequence's gate gradients for one step, from the output gradient dy + dh (a function of its own, like
-    _cell_forward; da_h is da_x itself except for the GRU, and only the GRU's branch writes it).
+def _cell_backward(kind, dy, dh, dc, c_prev, h_prev, h_new, save, da_x, da_h, u0, n):
+    """One sequence's gate gradients for one step, units ``u0 <= u < u0 + n``, from the output gradient dy + dh (a
+    function of its own, like _cell_forward; da_h is da_x itself except for the GRU, and only the GRU's branch
+    writes it). The rows are whole rows, sliced at ``u0`` up front (vectorised loops, as in ``_cell_forward``).
 
     Leaves in dh the part of dh_{t-1} that does not go through W_hh (nonzero only for the GRU's z * h)
     and in dc the new dc_{t-1}; the caller adds da_h @ W_hh to dh.
     """
     _full_width_vectors()
     _arguments_do_not_overlap()
-    H = dy.shape[0]
+    H = max(dy.shape[0], 0)  # known not negative, as in _cell_forward (the loops run over n)
     one, zero = dy.dtype.type(1), dy.dtype.type(0)
+    dy, dh, save, da_x = dy[u0:], dh[u0:], save[u0:], da_x[u0:]
     if kind == LSTM:
-        for j in range(H):
+        dc, c_prev = dc[u0:], c_prev[u0:]
+        for j in range(n):
             i, f, g, o, tanh_c = save[j], save[H + j], save[2 * H + j], save[3 * H + j], save[4 * H + j]
             dh_new = dy[j] + dh[j]
             dc_new = dc[j] + dh_new * o * (one - tanh_c * tanh_c)
@@ -979,11 +899,12 @@ def _cell_backward(kind, dy, dh, dc, c_prev, h_prev, h_new, save, da_x, da_h):
             dc[j] = dc_new * f
             dh[j] = zero
     elif kind == GRU:
-        for j in range(H):
-            r, z, n, gh_n = save[j], save[H + j], save[2 * H + j], save[3 * H + j]
+        h_prev, da_h = h_prev[u0:], da_h[u0:]
+        for j in range(n):
+            r, z, nj, gh_n = save[j], save[H + j], save[2 * H + j], save[3 * H + j]
             dh_new = dy[j] + dh[j]
-            da_n = dh_new * (one - z) * (one - n * n)
-            da_z = dh_new * (h_prev[j] - n) * z * (one - z)
+            da_n = dh_new * (one - z) * (one - nj * nj)
+            da_z = dh_new * (h_prev[j] - nj) * z * (one - z)
             da_r = da_n * gh_n * r * (one - r)
             da_x[j] = da_r
             da_x[H + j] = da_z
@@ -993,11 +914,13 @@ def _cell_backward(kind, dy, dh, dc, c_prev, h_prev, h_new, save, da_x, da_h):
             da_h[2 * H + j] = da_n * r
             dh[j] = dh_new * z
     elif kind == RNN_TANH:
-        for j in range(H):
+        h_new = h_new[u0:]
+        for j in range(n):
             da_x[j] = (dy[j] + dh[j]) * (one - h_new[j] * h_new[j])
             dh[j] = zero
     else:
-        for j in range(H):
+        h_new = h_new[u0:]
+        for j in range(n):
             da_x[j] = (dy[j] + dh[j]) if h_new[j] > 0 else zero
             dh[j] = zero
 
