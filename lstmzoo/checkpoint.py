@@ -73,12 +73,13 @@ CONFIG = "config.json"
 STATE = "state.json"
 WEIGHTS_LAST = "weights-last.safetensors"
 WEIGHTS_BEST = "weights-best.safetensors"
+WEIGHTS_AVERAGE = "weights-average.safetensors"  # fit(average=k): the mean of the last k epochs' weights
 OPTIMIZER = "optimizer.safetensors"
 METRICS = "metrics.jsonl"
 LEARNING_CURVE = "learning-curve.png"
 LOCK = ".lstmzoo.lock"
 # The files a run folder's own code writes (a recipe may add its own, such as vocab.json or plots).
-RUN_FILES = (CONFIG, STATE, WEIGHTS_LAST, WEIGHTS_BEST, OPTIMIZER, METRICS, LEARNING_CURVE)
+RUN_FILES = (CONFIG, STATE, WEIGHTS_LAST, WEIGHTS_BEST, WEIGHTS_AVERAGE, OPTIMIZER, METRICS, LEARNING_CURVE)
 
 # Format 2 added the checksum of config.json and state.json. A file of format 1 (or a config.json without
 # "format") was written by an older lstmzoo, before there was a checksum: it is read without one, so that
@@ -478,14 +479,78 @@ def check_new_run_folder(run_dir, names=None):
 
 
 def remove_stale_staged_files(run_dir):
-    """Remove staged ``.next`` files, which a fresh run (no state.json) never needs."""
-    for name in (WEIGHTS_LAST, OPTIMIZER, WEIGHTS_BEST):
-        staged = _staged(Path(run_dir) / name)
-        if staged.exists() or staged.is_symlink():
+    """Remove staged ``.next`` files and epoch weights (``weights-epoch-N``), which a fresh run (no state.json)
+    never needs."""
+    stale = [_staged(Path(run_dir) / name) for name in (WEIGHTS_LAST, OPTIMIZER, WEIGHTS_BEST)]
+    for path in stale + [path for _, path in _epoch_weight_files(run_dir)]:
+        if path.exists() or path.is_symlink():
             try:
-                staged.unlink()
+                path.unlink()
             except OSError as error:
-                raise CheckpointError(f"cannot remove {staged}: {_reason(error)}.") from error
+                raise CheckpointError(f"cannot remove {path}: {_reason(error)}.") from error
+
+
+# ----------------------------------------------------------------------------------- averaged weights
+# fit(average=k) keeps the weights of the last k epochs, each in weights-epoch-N.safetensors (tagged with its epoch
+# like the checkpoint's files, written before the epoch's commit, so a committed epoch always has its file; a file
+# of an epoch that never committed is rewritten when that epoch runs again), and ends with their mean in
+# weights-average.safetensors. Older epochs' files are removed after each commit.
+_EPOCH_WEIGHTS = re.compile(r"weights-epoch-([0-9]+)\.safetensors")
+
+
+def epoch_weights_path(run_dir, epoch):
+    return Path(run_dir) / f"weights-epoch-{epoch}.safetensors"
+
+
+def _epoch_weight_files(run_dir):
+    """``(epoch, path)`` of the epoch weights in ``run_dir``, in epoch order."""
+    try:
+        names = [p.name for p in Path(run_dir).iterdir()] if Path(run_dir).is_dir() else []
+    except OSError:
+        return []
+    found = [(int(m.group(1)), Path(run_dir) / name) for name in names if (m := _EPOCH_WEIGHTS.fullmatch(name))]
+    return sorted(found)
+
+
+def save_epoch_weights(run_dir, params, epoch):
+    """Save one epoch's weights for a later average (before that epoch's commit)."""
+    save_weights(epoch_weights_path(run_dir, epoch), params, {_EPOCH_KEY: str(epoch)})
+
+
+def remove_epoch_weights_before(run_dir, first):
+    """Remove the epoch weights of the epochs before ``first`` (no longer in the average's window)."""
+    for epoch, path in _epoch_weight_files(run_dir):
+        if epoch < first:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                raise CheckpointError(f"cannot remove {path}: {_reason(error)}.") from error
+
+
+def save_average_weights(run_dir, epochs):
+    """The mean of the weights of ``epochs`` (each file checked against its epoch tag), computed in float64 and
+    stored in each parameter's own dtype, written to weights-average.safetensors and returned. CheckpointError
+    when an epoch's file is missing or is not that epoch's (a run resumed from a folder that did not keep them)."""
+    total, dtypes = None, None
+    for epoch in epochs:
+        path = epoch_weights_path(run_dir, epoch)
+        if not path.exists():
+            raise CheckpointError(f"{path} is missing, so the weights of epochs {epochs[0]}-{epochs[-1]} cannot be "
+                                  f"averaged (was the run resumed from a folder trained without averaging?).")
+        tensors = _load_epoch_file(path, epoch)
+        if total is None:
+            total = {name: value.astype(np.float64) for name, value in tensors.items()}
+            dtypes = {name: value.dtype for name, value in tensors.items()}
+        else:
+            if tensors.keys() != total.keys():
+                raise CheckpointError(f"{path} holds other parameters than the epochs before it.")
+            for name, value in tensors.items():
+                total[name] += value
+    mean = {name: (value / len(epochs)).astype(dtypes[name]) for name, value in total.items()}
+    save_weights(Path(run_dir) / WEIGHTS_AVERAGE, mean, {"epochs": ",".join(map(str, epochs))})
+    return mean
 
 
 # ---------------------------------------------------------------------------------------------- the lock
@@ -646,8 +711,9 @@ def _load_epoch_file(path, epoch):
     return tensors
 
 
-def save_training_state(run_dir, model, optimizer, scheduler, state, *, save_best=False):
-    """Checkpoint the end of an epoch: weights-last, optimizer, state.json (weights-best if ``save_best``).
+def save_training_state(run_dir, model, optimizer, scheduler, state, *, save_best=False, save_epoch=False):
+    """Checkpoint the end of an epoch: weights-last, optimizer, state.json (weights-best if ``save_best``, the
+    epoch's own weights-epoch-N if ``save_epoch``: ``fit(average=k)``).
 
     ``state`` holds the trainer's own fields and must include ``epoch``; the optimizer's scalars, the
     scheduler's state and the shared RNG's state are added here. A crash at any point leaves the previous
@@ -661,6 +727,8 @@ def save_training_state(run_dir, model, optimizer, scheduler, state, *, save_bes
     _stage(run_dir / OPTIMIZER, optimizer_arrays, epoch)
     if save_best:
         _stage(run_dir / WEIGHTS_BEST, params, epoch)
+    if save_epoch:
+        save_epoch_weights(run_dir, params, epoch)
     write_checked_json(run_dir / STATE, {
         **state,
         "format": FORMAT,

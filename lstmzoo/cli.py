@@ -355,16 +355,22 @@ def train(recipe, data, test_data, epochs, seed, out, resume, device, settings, 
             sys.exit(130)
     result = trained.result
     curve = run_dir / "learning-curve.png"  # not drawn without matplotlib (the `plot` extra)
+    averaged = run_dir / "weights-average.safetensors"  # a recipe that keeps the mean of its last epochs
     click.echo(f"run folder {run_dir}:\n"
                f"  config          {run_dir / 'config.json'}\n"
                f"  best weights    {run_dir / 'weights-best.safetensors'} (epoch {result.best_epoch} of "
                f"{result.epochs_run})\n"
                f"  last weights    {run_dir / 'weights-last.safetensors'}\n"
-               f"  metrics log     {run_dir / 'metrics.jsonl'}\n"
+               + (f"  averaged        {averaged} (the last {hp['average_epochs']} epochs)\n" if averaged.exists()
+                  else "")
+               + f"  metrics log     {run_dir / 'metrics.jsonl'}\n"
                + (f"  learning curve  {curve}\n" if curve.exists() else "")
-               + "test metrics of the best model:")
+               + f"test metrics of the {_KEPT[chosen.keep]}:")
     _print_metrics(metrics, as_json=False)
 
+
+# The weights a recipe's training ends with (Recipe.keep), as the summary after `train` names them.
+_KEPT = {"best": "best model", "last": "last epoch's model", "average": "averaged model"}
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d*)?)h)?(?:(\d+(?:\.\d*)?)m)?(?:(\d+(?:\.\d*)?)s)?")
 

@@ -167,8 +167,10 @@ class Recipe:
     task: bool = False                  # a task of lstmzoo.tasks: trains on the user's --data
     monitor: str = "val_loss"           # the validation metric that picks the best epoch
     mode: str = "min"                   # "min" or "max": which way `monitor` improves
-    keep: str = "best"                  # the weights training ends with: the "best" epoch's by `monitor`, or the
-                                        # "last" epoch's (a schedule fixes the length); `restore` loads the same
+    keep: str = "best"                  # the weights training ends with: the "best" epoch's by `monitor`, the
+                                        # "last" epoch's (a schedule fixes the length), or the "average" of the
+                                        # last `average_epochs` epochs' (a hyperparameter the recipe then
+                                        # declares); `restore` loads the same
     schedule: str | None = None         # the default make_scheduler's learning-rate schedule: None (a constant
                                         # rate) or "cosine" (half a cosine from lr to 0 over `epochs`)
 
@@ -258,6 +260,7 @@ class Recipe:
             make_batches=lambda rng: self.make_batches(data, hp, rng),
             evaluate=lambda model: self._checked_validate(model, data, hp),
             epochs=hp["epochs"], run_dir=run_dir, monitor=self.monitor, mode=self.mode, keep=self.keep,
+            average=hp["average_epochs"] if self.keep == "average" else None,
             patience=hp.get("patience") or None, clip_norm=hp.get("clip_norm") or None,
             scheduler=self.make_scheduler(optimizer, hp), resume=resume, config=self.run_config(hp, data),
             progress=progress, learning_curve=learning_curve, on_epoch_end=on_epoch_end,
@@ -341,6 +344,8 @@ class Recipe:
         except RuntimeError as error:
             raise CheckpointError(f"{str(error).rstrip('.')}; load the run on the CPU with --device cpu") from None
         model = self.build_model(hp)
+        if weights is None and self.keep == "average" and not (run_dir / "weights-average.safetensors").exists():
+            weights = "best"  # a run from before the recipe averaged its last epochs kept the best epoch's
         tensors = load_weights(run_dir / f"weights-{weights or self.keep}.safetensors")  # its own CheckpointError
         try:
             model.load_parameters(tensors)
@@ -456,8 +461,10 @@ def contract_problems(recipe):
         problems.append("anchor must be an Anchor or None")
     if recipe.mode not in ("min", "max"):
         problems.append(f"mode must be 'min' or 'max', got {recipe.mode!r}")
-    if recipe.keep not in ("best", "last"):
-        problems.append(f"keep must be 'best' or 'last', got {recipe.keep!r}")
+    if recipe.keep not in ("best", "last", "average"):
+        problems.append(f"keep must be 'best', 'last' or 'average', got {recipe.keep!r}")
+    if recipe.keep == "average" and "average_epochs" not in recipe.all_hyperparameters():
+        problems.append("keep = 'average' needs an 'average_epochs' hyperparameter (how many last epochs)")
     if type(recipe).make_optimizer is Recipe.make_optimizer and "lr" not in recipe.all_hyperparameters():
         problems.append("uses the default optimizer (Adam), which needs an 'lr' hyperparameter: declare one or "
                         "override make_optimizer")

@@ -72,7 +72,7 @@ _FRESH_STATE = {"epoch": 0, "monitor": None, "mode": None, "best_metric": None, 
 
 def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir, monitor="val_loss",
         mode="min", keep="best", patience=None, clip_norm=None, scheduler=None, resume=False, config=None,
-        progress=True, on_epoch_end=None, learning_curve=True, shard_batch=None, time_limit=None):
+        progress=True, on_epoch_end=None, learning_curve=True, shard_batch=None, time_limit=None, average=None):
     """Train ``model`` for up to ``epochs`` epochs, checkpointing into ``run_dir`` after each one.
 
     ``monitor`` names the metric (from ``evaluate``'s dict, or ``"train_loss"``) that decides the best epoch,
@@ -88,9 +88,13 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
     clip (ValueError for a negative or NaN one).
 
     ``keep`` says which weights the model holds at the end: ``"best"`` the best epoch's by ``monitor``,
-    ``"last"`` the last epoch's (a run whose length a schedule fixes). Either way ``weights-best.safetensors`` holds
-    the best epoch's by ``monitor``, ``weights-last.safetensors`` the last's, and the ``FitResult`` reports the best
-    epoch; the checkpoint, and so resume, is the same for both.
+    ``"last"`` the last epoch's (a run whose length a schedule fixes), ``"average"`` the mean of the weights of the
+    last ``average`` epochs (checkpoint averaging: the weights at the ends of the last epochs, averaged parameter by
+    parameter; a smoother model than any one of them, as Polyak averaging gives). Either way
+    ``weights-best.safetensors`` holds the best epoch's by ``monitor``, ``weights-last.safetensors`` the last's
+    (and with ``average``, ``weights-average.safetensors`` the mean, computed when training ends: the last epochs'
+    weights are kept in ``weights-epoch-N.safetensors`` until then), and the ``FitResult`` reports the best epoch;
+    the checkpoint, and so resume, is the same for all three.
 
     At the end the model holds the kept weights, in eval mode, and ``learning-curve.png`` is drawn (unless
     ``learning_curve=False``: a run folder nobody will look at, such as an estimator's). Returns a
@@ -103,8 +107,12 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
     """
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-    if keep not in ("best", "last"):
-        raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
+    if keep not in ("best", "last", "average"):
+        raise ValueError(f"keep must be 'best', 'last' or 'average', got {keep!r}")
+    if average is not None and (not _is_integer(average) or average < 1):
+        raise ValueError(f"average must be None or an integer of at least 1 (epochs), got {average!r}")
+    if keep == "average" and average is None:
+        raise ValueError("keep='average' needs average, the number of last epochs to average")
     if not _is_integer(epochs) or epochs < 1:
         raise ValueError(f"epochs must be an integer of at least 1, got {epochs!r}")
     if patience is not None and (not _is_integer(patience) or patience < 0):
@@ -135,7 +143,7 @@ def fit(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir
                            monitor=monitor, mode=mode, keep=keep, patience=patience or None,
                            clip_norm=clip_norm or None, scheduler=scheduler, resume=resume, config=config,
                            progress=progress, on_epoch_end=on_epoch_end, learning_curve=learning_curve, world=world,
-                           deadline=None if time_limit is None else begun + time_limit)
+                           deadline=None if time_limit is None else begun + time_limit, average=average)
 
 
 def _is_integer(value):
@@ -144,7 +152,7 @@ def _is_integer(value):
 
 def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs, run_dir, monitor, mode, keep,
                 patience, clip_norm, scheduler, resume, config, progress, on_epoch_end, learning_curve, world,
-                deadline):
+                deadline, average):
     def start():
         return _start(model, optimizer, scheduler, run_dir=run_dir, monitor=monitor, mode=mode, resume=resume,
                       config=config)
@@ -211,7 +219,10 @@ def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs,
         # The row goes first: if the commit below never happens, resume drops it with the epoch it describes.
         if writer:
             ckpt.append_jsonl(run_dir / ckpt.METRICS, row)
-            ckpt.save_training_state(run_dir, model, optimizer, scheduler, state, save_best=improved)
+            ckpt.save_training_state(run_dir, model, optimizer, scheduler, state, save_best=improved,
+                                     save_epoch=average is not None)
+            if average is not None:
+                ckpt.remove_epoch_weights_before(run_dir, epoch - average + 1)
         history.append(row)
         if progress:
             tqdm.write(_summary(row, improved), file=sys.stderr)
@@ -221,6 +232,19 @@ def _fit_locked(model, optimizer, train_step, make_batches, evaluate, *, epochs,
             tqdm.write(f"time limit reached after epoch {epoch} of {epochs}: training stops, keeping the best "
                        f"checkpoint (epoch {state['best_epoch']})", file=sys.stderr)
 
+    if average is not None and state["epoch"] > 0:
+        window = list(range(max(1, state["epoch"] - average + 1), state["epoch"] + 1))
+
+        def averaged():
+            mean = ckpt.save_average_weights(run_dir, window)
+            if keep == "average":
+                model.load_parameters(mean)
+        if world is None:
+            averaged()
+        else:
+            world.from_root(averaged)
+            if keep == "average":
+                world.share_weights(model)
     # keep="last": the model holds the last epoch's weights already (trained, or loaded by a resume).
     if keep == "best" and world is None:
         ckpt.load_best_weights(run_dir, model)

@@ -57,9 +57,9 @@ def test_keep_last_resumes_bit_identically_and_a_finished_run_returns_its_last_e
     assert (again.best_epoch, again.epochs_run) == (2, 4)
 
 
-def test_keep_must_be_best_or_last(tmp_path):
+def test_keep_must_be_best_last_or_average(tmp_path):
     model, optimizer, _ = build()
-    with pytest.raises(ValueError, match="keep must be 'best' or 'last', got 'first'"):
+    with pytest.raises(ValueError, match="keep must be 'best', 'last' or 'average', got 'first'"):
         fit(model, optimizer, train_step, make_batches, evaluate, epochs=1, run_dir=tmp_path, keep="first",
             progress=False)
     assert not (tmp_path / ckpt.STATE).exists()
@@ -75,7 +75,7 @@ def test_pendigits_and_spoken_digits_keep_the_last_epoch():
 
     class Broken(PenDigits):
         keep = "final"
-    assert "keep must be 'best' or 'last', got 'final'" in contract_problems(Broken())
+    assert "keep must be 'best', 'last' or 'average', got 'final'" in contract_problems(Broken())
 
 
 def test_restore_loads_the_kept_weights(tmp_path):

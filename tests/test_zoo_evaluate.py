@@ -21,8 +21,8 @@ RUNS = {
 
 
 def printed_metrics(stdout):
-    """The lines of the table after "test metrics of the best model:"."""
-    return stdout.split("test metrics of the best model:\n", 1)[1].splitlines()
+    """The lines of the table after "test metrics of the best model:" (or of the last epoch's, or averaged)."""
+    return re.split(r"test metrics of the [^:\n]*:\n", stdout, maxsplit=1)[1].splitlines()
 
 
 def formatted(metrics):

@@ -12,8 +12,9 @@ only the run folder. Runs trained before kept them in ``vocab.json``, which is s
 Scores: BLEU on test2016 as that literature reports it (multi-bleu.perl on lower-cased, Moses-tokenised text):
 here sacreBLEU's ``13a`` tokeniser with ``lowercase=True`` on the detokenised output against the raw
 references (``bleu``); also sacreBLEU's default cased, detokenised BLEU (``bleu_cased``). The test set is
-translated with beam search (``beam_width``, GNMT length penalty ``length_penalty``); the best epoch is picked
-by greedy-decoding BLEU on val.
+translated with beam search (``beam_width``, GNMT length penalty ``length_penalty``) by the mean of the weights
+of the last ``average_epochs`` epochs (checkpoint averaging); greedy-decoding BLEU on val is reported every epoch
+and halves the learning rate when it stops improving (``lr_decay``).
 
 The baseline measured beside it (``baseline``): translation by retrieval (the German side of the training pair
 whose English side is nearest by TF-IDF cosine), and the English source copied unchanged, scored as ``bleu``.
@@ -230,6 +231,8 @@ class Multi30kEnDe(Recipe):
                                    low=0.001, high=1.0),
         "clip_norm": Hyperparameter(5.0, "global gradient-norm clipping (0 = off)"),
         "patience": Hyperparameter(0, "epochs without val improvement before stopping (0 = never)"),
+        "average_epochs": Hyperparameter(3, "the model is the mean of the weights of this many last epochs "
+                                            "(checkpoint averaging; 1 = the last epoch's)", low=1, high=1_000),
         "beam_width": Hyperparameter(5, "beam width for the test set and predict (1 = greedy)"),
         "length_penalty": Hyperparameter(0.6, "GNMT length-penalty exponent alpha of the beam search (0 = none)",
                                          low=0.0, high=5.0),
@@ -260,6 +263,10 @@ class Multi30kEnDe(Recipe):
     predict_input = "an English sentence, or the path of a UTF-8 text file with one sentence per line"
     monitor = "val_bleu"
     mode = "max"
+    # The mean of the last 3 epochs' weights: with seed 0, val BLEU (greedy) 35.34 against 33.53 for the best
+    # epoch (9) and 33.46 for the last; the last 2, 4 or 5 epochs 34.62-34.74 (/tmp scratch run of the recipe
+    # saving every epoch's weights, 2026-12-03; the test BLEU was looked at only after the choice).
+    keep = "average"
     target_bleu = 35.0
 
     # ---------------------------------------------------------------------------------------- data
