@@ -453,8 +453,9 @@ def has_checkpoint(run_dir):
 def check_new_run_folder(run_dir, names=None):
     """Refuse (CheckpointError) to start a fresh run in ``run_dir`` unless it is missing, empty, or a run
     folder (an lstmzoo config.json) whose run never committed a checkpoint: a fresh run overwrites files, and
-    a folder of something else is not ours to overwrite. ``names``: consider only these entries (``fit``
-    passes ``RUN_FILES``, the names it writes; the CLI checks every entry before a recipe writes its own)."""
+    a folder of something else is not ours to overwrite. ``names``: consider only these entries and the epoch
+    weights ``weights-epoch-N`` (``fit`` passes ``RUN_FILES``, the names it writes; the CLI checks every entry before
+    a recipe writes its own)."""
     run_dir = Path(run_dir)
     if has_checkpoint(run_dir):
         raise CheckpointError(f"{run_dir} already holds a checkpoint; pass resume to continue it, or choose "
@@ -464,7 +465,8 @@ def check_new_run_folder(run_dir, names=None):
     except OSError as error:
         raise CheckpointError(f"cannot use {run_dir} as a run folder: {_reason(error)}.") from error
     entries = [name for name in entries if name != LOCK and not _TEMPORARY.fullmatch(name)
-               and not name.endswith(".next") and (names is None or name in names)]
+               and not name.endswith(".next")
+               and (names is None or name in names or _EPOCH_WEIGHTS.fullmatch(name))]
     if not entries:
         return
     if CONFIG in entries:

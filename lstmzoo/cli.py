@@ -280,6 +280,7 @@ def train(recipe, data, test_data, epochs, seed, out, resume, device, settings, 
     from . import distributed
     from .checkpoint import (
         CONFIG,
+        WEIGHTS_AVERAGE,
         CheckpointError,
         check_new_run_folder,
         has_checkpoint,
@@ -355,7 +356,7 @@ def train(recipe, data, test_data, epochs, seed, out, resume, device, settings, 
             sys.exit(130)
     result = trained.result
     curve = run_dir / "learning-curve.png"  # not drawn without matplotlib (the `plot` extra)
-    averaged = run_dir / "weights-average.safetensors"  # a recipe that keeps the mean of its last epochs
+    averaged = run_dir / WEIGHTS_AVERAGE  # a recipe that keeps the mean of its last epochs
     click.echo(f"run folder {run_dir}:\n"
                f"  config          {run_dir / 'config.json'}\n"
                f"  best weights    {run_dir / 'weights-best.safetensors'} (epoch {result.best_epoch} of "

@@ -326,7 +326,7 @@ class Recipe:
         to another recipe, or when its device cannot be used here."""
         from pathlib import Path
 
-        from .checkpoint import CONFIG, CheckpointError, load_weights, read_config
+        from .checkpoint import CONFIG, WEIGHTS_AVERAGE, CheckpointError, load_weights, read_config
         run_dir = Path(run_dir)
         # Checked: the checksum, the shape of the object, the recipe; then every value against its
         # Hyperparameter's type and bounds, as --set would be.
@@ -344,7 +344,7 @@ class Recipe:
         except RuntimeError as error:
             raise CheckpointError(f"{str(error).rstrip('.')}; load the run on the CPU with --device cpu") from None
         model = self.build_model(hp)
-        if weights is None and self.keep == "average" and not (run_dir / "weights-average.safetensors").exists():
+        if weights is None and self.keep == "average" and not (run_dir / WEIGHTS_AVERAGE).exists():
             weights = "best"  # a run from before the recipe averaged its last epochs kept the best epoch's
         tensors = load_weights(run_dir / f"weights-{weights or self.keep}.safetensors")  # its own CheckpointError
         try:

@@ -95,6 +95,15 @@ def test_a_missing_epoch_file_is_one_sentence_and_a_fresh_run_clears_stale_ones(
     assert epoch_files(fresh) == ["weights-epoch-3.safetensors", "weights-epoch-4.safetensors"]
 
 
+def test_a_folder_of_epoch_files_alone_is_not_ours_to_clear(tmp_path):
+    """A fresh run removes stale epoch weights only from a run folder (config.json): files of that name in a folder
+    of something else are refused like any other entry, and left as they were."""
+    ckpt.save_epoch_weights(tmp_path, {"w": np.zeros(2, np.float32)}, 1)
+    with pytest.raises(CheckpointError, match="is not empty and is not an lstmzoo run folder"):
+        train(tmp_path, 2)
+    assert epoch_files(tmp_path) == ["weights-epoch-1.safetensors"]
+
+
 @pytest.mark.parametrize("keep, average, message", [
     ("average", None, "keep='average' needs average"),
     ("average", 0, "average must be None or an integer of at least 1"),
