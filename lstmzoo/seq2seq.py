@@ -1,4 +1,4 @@
-"""An attention-based encoder-decoder (Luong, Pham & Manning 2015, global attention without input feeding).
+"""An attention-based encoder-decoder (Luong, Pham & Manning 2015, global attention, with or without input feeding).
 
 Token arrays are time-major ``[T, B]`` integers, padded with ``pad`` past each sequence's length (given as a
 NumPy int64 array ``[B]``), the layout of ``lstmzoo.batching.pad_sequences``. For training the target enters
@@ -11,6 +11,11 @@ Luong attention over the encoder outputs -> ``tanh(W_c [context; h])`` -> dropou
 target-vocabulary scores. Without input feeding the
 decoder's input does not depend on the attention, so teacher-forced training runs the decoder LSTM once over
 the whole target; decoding calls it one step at a time with its state.
+
+With ``input_feeding=True`` (Luong et al. 2015, section 3.3) the decoder's input at step t is the target embedding
+joined with the previous step's attentional vector ``tanh(W_c [context; h])`` (zeros at the first step), so the
+decoder knows what it attended to before; it then runs one step at a time in training too. The decoding state is
+``(h, c, attentional [1, B, Hd])``, so beam search reorders all three along axis 1.
 
 Beam search ranks hypotheses by ``log P(y | x) / lp(|y|)`` with GNMT's length penalty
 ``lp(n) = ((5 + n) / 6) ** alpha`` (Wu et al. 2016), where ``n`` counts the generated tokens including
@@ -34,8 +39,9 @@ class Seq2Seq(Module):
 
     def __init__(self, src_vocab_size, tgt_vocab_size, embedding_dim=256, encoder_hidden=256, encoder_layers=1,
                  decoder_hidden=512, decoder_layers=1, dropout=0.3, score="general", bridge=True,
-                 embedding_scale=0.1, pad=0, bos=2, eos=3, dtype="float32", device="cpu"):
+                 embedding_scale=0.1, pad=0, bos=2, eos=3, input_feeding=False, dtype="float32", device="cpu"):
         super().__init__()
+        self.input_feeding = bool(input_feeding)
         self.pad, self.bos, self.eos = int(pad), int(bos), int(eos)
         self.decoder_layers, self.decoder_hidden = int(decoder_layers), int(decoder_hidden)
         key_size = 2 * encoder_hidden
@@ -52,7 +58,9 @@ class Seq2Seq(Module):
             self.bridge_tanh = Tanh()
         else:
             self.bridge = None
-        self.decoder = LSTM(embedding_dim, decoder_hidden, decoder_layers, dropout=dropout, **options)
+        self.embedding_dim = int(embedding_dim)
+        self.decoder = LSTM(embedding_dim + (decoder_hidden if self.input_feeding else 0), decoder_hidden,
+                            decoder_layers, dropout=dropout, **options)
         self.attention = LuongAttention(decoder_hidden, score=score, key_size=key_size, **options)
         self.combine = Linear(key_size + decoder_hidden, decoder_hidden, bias=False, **options)   # Luong's W_c
         self.combine_tanh = Tanh()
@@ -92,38 +100,112 @@ class Seq2Seq(Module):
         return dh_n
 
     # ------------------------------------------------------------------------------------ decoder
-    def _attend(self, h, keys, src_lengths):
-        """Decoder outputs ``h [B, T, Hd]`` -> target-vocabulary scores ``[B, T, V]``."""
+    def _attentional(self, h, keys, src_lengths):
+        """Decoder outputs ``h [B, T, Hd]`` -> ``(attentional vectors tanh(W_c [context; h]) [B, T, Hd], attention
+        weights [B, T, Ts])``."""
         batch, steps, _ = h.shape
-        context, _ = self.attention(h, keys, src_lengths)
+        context, weights = self.attention(h, keys, src_lengths)
         # The linear layers see [B*T, features]: one large GEMM, where NumPy's 3-D matmul would run B small ones.
         combined = self.xp.concatenate([context, h], axis=2).reshape(batch * steps, -1)
-        attentional = self.combine_tanh(self.combine(combined))
-        dropped = self.output_dropout(attentional.reshape(batch, steps, -1)).reshape(batch * steps, -1)
+        return self.combine_tanh(self.combine(combined)).reshape(batch, steps, -1), weights
+
+    def _scores(self, attentional):
+        """Attentional vectors ``[B, T, Hd]`` -> target-vocabulary scores ``[B, T, V]`` (through the dropout)."""
+        batch, steps, _ = attentional.shape
+        dropped = self.output_dropout(attentional).reshape(batch * steps, -1)
         return self.output(dropped).reshape(batch, steps, -1)
+
+    def _attend(self, h, keys, src_lengths):
+        """Decoder outputs ``h [B, T, Hd]`` -> target-vocabulary scores ``[B, T, V]``."""
+        return self._scores(self._attentional(h, keys, src_lengths)[0])
+
+    def _attentional_backward(self, dattentional, key_size):
+        """Back through ``_attentional`` for ``dattentional [B, T, Hd]``: ``(dh [B, T, Hd], dkeys)``."""
+        batch, steps, _ = dattentional.shape
+        dcombined = self.combine.backward(self.combine_tanh.backward(dattentional.reshape(batch * steps, -1)))
+        dcombined = dcombined.reshape(batch, steps, dcombined.shape[1])
+        dquery, dkeys = self.attention.backward(self.xp.ascontiguousarray(dcombined[:, :, :key_size]))
+        return dquery + dcombined[:, :, key_size:], dkeys
+
+    # The modules a fed decoder step runs, whose caches each step keeps for its backward.
+    _STEP_MODULES = ("decoder", "attention", "combine", "combine_tanh")
+
+    def _decoder_start(self, state, batch):
+        """The decoding state before the first target token: the encoder's ``state`` (None: zeros), and with input
+        feeding a zero attentional vector ``[1, B, Hd]`` after it."""
+        if not self.input_feeding:
+            return state
+        if state is None:
+            state = tuple(self.xp.zeros((self.decoder_layers, batch, self.decoder_hidden), self.output.dtype)
+                          for _ in range(2))
+        return (*state, self.xp.zeros((1, batch, self.decoder_hidden), self.output.dtype))
+
+    def _fed_step(self, embedded, state, keys, src_lengths):
+        """One input-fed decoder step for the embedded tokens ``[1, B, E]``: ``(attentional [B, 1, Hd], attention
+        weights [B, 1, Ts], state (h, c, attentional [1, B, Hd]))``."""
+        h0, c0, fed = state
+        h, (h_n, c_n) = self.decoder(self.xp.concatenate([embedded, fed], axis=2), (h0, c0))
+        attentional, weights = self._attentional(self.xp.ascontiguousarray(h.transpose(1, 0, 2)), keys, src_lengths)
+        return attentional, weights, (h_n, c_n, self.xp.ascontiguousarray(attentional.transpose(1, 0, 2)))
+
+    def _fed_teacher_forcing(self, embedded, state, keys, src_lengths):
+        """Input-fed decoding of the embedded target ``[T, B, E]``: ``(attentional [B, T, Hd], weights [B, T, Ts],
+        per-step caches or None)``. In training each step's module caches are kept for ``backward``."""
+        state = self._decoder_start(state, embedded.shape[1])
+        outputs, weights, caches = [], [], [] if self.training else None
+        for t in range(embedded.shape[0]):
+            attentional, step_weights, state = self._fed_step(embedded[t:t + 1], state, keys, src_lengths)
+            outputs.append(attentional)
+            weights.append(step_weights)
+            if caches is not None:
+                caches.append(tuple(getattr(self, name)._cache for name in self._STEP_MODULES))
+        return self.xp.concatenate(outputs, axis=1), self.xp.concatenate(weights, axis=1), caches
+
+    def _fed_backward(self, dattentional, caches, key_size):
+        """Back through ``_fed_teacher_forcing`` for ``dattentional [B, T, Hd]``: ``(dembedded [T, B, E], dkeys,
+        the gradient of the initial (h0, c0))``."""
+        xp = self.xp
+        batch, steps, hidden = dattentional.shape
+        dembedded = xp.empty((steps, batch, self.embedding_dim), dattentional.dtype)
+        dfed, dh_n, dc_n, dkeys = xp.zeros((batch, hidden), dattentional.dtype), None, None, None
+        for t in reversed(range(steps)):
+            for name, cache in zip(self._STEP_MODULES, caches[t]):
+                getattr(self, name)._cache = cache
+            dh, dkeys_t = self._attentional_backward(dattentional[:, t:t + 1] + dfed[:, None, :], key_size)
+            dkeys = dkeys_t if dkeys is None else dkeys + dkeys_t
+            dx = self.decoder.backward(xp.ascontiguousarray(dh.transpose(1, 0, 2)), dh_n, dc_n)
+            dh_n, dc_n = self.decoder.initial_state_grad
+            dembedded[t] = dx[0, :, :self.embedding_dim]
+            dfed = dx[0, :, self.embedding_dim:]
+        return dembedded, dkeys, (dh_n, dc_n)
 
     def forward(self, src, src_lengths, tgt_in, tgt_lengths):
         """Teacher-forced scores (logits) ``[B, Tt, V]`` of each next target token."""
         keys, state = self.encode(src, src_lengths)
         x = self.tgt_dropout(self.tgt_embedding(tgt_in))
-        h, _ = self.decoder(x, state, lengths=tgt_lengths)
-        logits = self._attend(self.xp.ascontiguousarray(h.transpose(1, 0, 2)), keys, src_lengths)
-        self._cache = (keys.shape,) if self.training else None
+        if self.input_feeding:
+            attentional, _, caches = self._fed_teacher_forcing(x, state, keys, src_lengths)
+            logits = self._scores(attentional)
+        else:
+            h, _ = self.decoder(x, state, lengths=tgt_lengths)
+            logits, caches = self._attend(self.xp.ascontiguousarray(h.transpose(1, 0, 2)), keys, src_lengths), None
+        self._cache = (keys.shape, caches) if self.training else None
         return logits
 
     def backward(self, dlogits):
-        (keys_shape,) = require_cache(self)
+        keys_shape, caches = require_cache(self)
         self._cache = None
         batch, _, key_size = keys_shape
         dropped = self.output.backward(dlogits.reshape(-1, dlogits.shape[2])).reshape(batch, dlogits.shape[1], -1)
-        dattentional = self.output_dropout.backward(dropped).reshape(batch * dlogits.shape[1], -1)
-        dcombined = self.combine.backward(self.combine_tanh.backward(dattentional))
-        dcombined = dcombined.reshape(batch, -1, dcombined.shape[1])
-        dquery, dkeys = self.attention.backward(self.xp.ascontiguousarray(dcombined[:, :, :key_size]))
-        dh = dquery + dcombined[:, :, key_size:]
-        dx = self.decoder.backward(self.xp.ascontiguousarray(dh.transpose(1, 0, 2)))
+        dattentional = self.output_dropout.backward(dropped)
+        if self.input_feeding:
+            dx, dkeys, state_grad = self._fed_backward(dattentional, caches, key_size)
+        else:
+            dh, dkeys = self._attentional_backward(dattentional, key_size)
+            dx = self.decoder.backward(self.xp.ascontiguousarray(dh.transpose(1, 0, 2)))
+            state_grad = self.decoder.initial_state_grad
         self.tgt_embedding.backward(self.tgt_dropout.backward(dx))
-        dh_n = self._encoder_final_grads(self.decoder.initial_state_grad, batch)
+        dh_n = self._encoder_final_grads(state_grad, batch)
         dsrc = self.encoder.backward(self.xp.ascontiguousarray(dkeys.transpose(1, 0, 2)), dh_n)
         self.src_embedding.backward(self.src_dropout.backward(dsrc))
 
@@ -145,8 +227,13 @@ class Seq2Seq(Module):
     # ----------------------------------------------------------------------------------- decoding
     def _step(self, tokens, state, keys, src_lengths):
         """One decoder step for the previous tokens ``[B]``: ``(log-probabilities [B, V] on the host, state)``."""
-        h, state = self.decoder(self.tgt_embedding(self.xp.asarray(tokens)[None, :]), state)
-        logits = to_numpy(self._attend(self.xp.ascontiguousarray(h.transpose(1, 0, 2)), keys, src_lengths)[:, 0])
+        embedded = self.tgt_embedding(self.xp.asarray(tokens)[None, :])
+        if self.input_feeding:
+            attentional, _, state = self._fed_step(embedded, state, keys, src_lengths)
+            logits = to_numpy(self._scores(attentional)[:, 0])
+        else:
+            h, state = self.decoder(embedded, state)
+            logits = to_numpy(self._attend(self.xp.ascontiguousarray(h.transpose(1, 0, 2)), keys, src_lengths)[:, 0])
         shifted = logits - logits.max(axis=1, keepdims=True)
         return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True)), state
 
@@ -166,6 +253,7 @@ class Seq2Seq(Module):
         with _evaluating(self):
             keys, state = self.encode(src, src_lengths)
             batch = keys.shape[0]
+            state = self._decoder_start(state, batch)
             tokens = np.full(batch, self.bos, dtype=np.int64)
             outputs = [[] for _ in range(batch)]
             alive = np.ones(batch, dtype=bool)
@@ -194,6 +282,7 @@ class Seq2Seq(Module):
         with _evaluating(self):
             keys, state = self.encode(src, src_lengths)
             batch = keys.shape[0]
+            state = self._decoder_start(state, batch)
             rows = np.repeat(np.arange(batch), width)
             keys, lengths = keys[self.xp.asarray(rows)], np.asarray(src_lengths)[rows]
             if state is not None:
@@ -249,8 +338,12 @@ class Seq2Seq(Module):
                                         pad_value=self.pad)
         with _evaluating(self):
             keys, state = self.encode(src, src_lengths)
-            h, _ = self.decoder(self.tgt_embedding(self.xp.asarray(tgt_in)), state, lengths=lengths)
-            _, weights = self.attention(self.xp.ascontiguousarray(h.transpose(1, 0, 2)), keys, src_lengths)
+            embedded = self.tgt_embedding(self.xp.asarray(tgt_in))
+            if self.input_feeding:
+                _, weights, _ = self._fed_teacher_forcing(embedded, state, keys, src_lengths)
+            else:
+                h, _ = self.decoder(embedded, state, lengths=lengths)
+                _, weights = self.attention(self.xp.ascontiguousarray(h.transpose(1, 0, 2)), keys, src_lengths)
         best = to_numpy(weights).argmax(axis=2)
         return [best[b, :len(h)] for b, h in enumerate(hypotheses)]
 

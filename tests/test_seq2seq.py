@@ -118,7 +118,10 @@ def batch_of(sources, targets):
 
 
 @pytest.mark.parametrize("options", [{}, {"bridge": False, "score": "dot", "decoder_hidden": 6},
-                                     {"encoder_layers": 2, "decoder_layers": 2}])
+                                     {"encoder_layers": 2, "decoder_layers": 2},
+                                     {"input_feeding": True},
+                                     {"input_feeding": True, "bridge": False, "score": "dot", "decoder_hidden": 6},
+                                     {"input_feeding": True, "encoder_layers": 2, "decoder_layers": 2}])
 def test_seq2seq_loss_gradient_matches_finite_differences(options):
     model = tiny_model(**options)
     batch = tiny_batch()
@@ -142,8 +145,9 @@ def test_seq2seq_loss_gradient_matches_finite_differences(options):
             assert grads[name].reshape(-1)[i] == pytest.approx(numeric, rel=1e-5, abs=1e-8), (name, int(i))
 
 
-def test_dropout_changes_training_but_not_decoding():
-    model = tiny_model(dropout=0.5)
+@pytest.mark.parametrize("feeding", [False, True])
+def test_dropout_changes_training_but_not_decoding(feeding):
+    model = tiny_model(dropout=0.5, input_feeding=feeding)
     batch = tiny_batch()
     first, _ = model.loss_and_backward(*batch)
     second, _ = model.loss_and_backward(*batch)
@@ -162,9 +166,10 @@ def teacher_forced_argmax(model, src, src_lengths, hypothesis, row):
     return logits[0].argmax(axis=1).tolist()
 
 
+@pytest.mark.parametrize("feeding", [False, True])
 @pytest.mark.parametrize("seed", range(3))
-def test_greedy_decode_is_the_teacher_forced_argmax_of_its_own_output(seed):
-    model = tiny_model(seed)
+def test_greedy_decode_is_the_teacher_forced_argmax_of_its_own_output(seed, feeding):
+    model = tiny_model(seed, input_feeding=feeding)
     src, lengths, *_ = tiny_batch(seed)
     max_len = 7
     for row, hypothesis in enumerate(model.greedy_decode(src, lengths, max_len)):
@@ -193,6 +198,42 @@ def test_alignments_are_the_attention_argmax_of_each_decoding_step(seed):
             previous = token
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_fed_alignments_are_the_attention_argmax_of_each_decoding_step(seed):
+    """With input feeding the decoder's input at each step is the token's embedding joined with the previous
+    step's attentional vector tanh(W_c [context; h]) (zeros first): decoding step by step by hand gives the
+    alignments and the teacher-forced scores."""
+    model = tiny_model(seed, input_feeding=True).eval()
+    src, lengths, *_ = tiny_batch(seed)
+    hypotheses = [list(h) or [EOS] for h in model.greedy_decode(src, lengths, max_len=6)]
+    aligned = model.alignments(src, lengths, hypotheses)
+    keys, state = model.encode(src, lengths)
+    params = model.parameters()
+    for row, hypothesis in enumerate(hypotheses):
+        step_state = tuple(s[:, row:row + 1] for s in state)
+        fed = np.zeros((1, 1, model.decoder_hidden))
+        tgt_in = np.array([[BOS, *hypothesis]]).T
+        logits = model.forward(src[:, row:row + 1], lengths[row:row + 1], tgt_in, np.array([len(hypothesis) + 1]))
+        for position, previous in enumerate(tgt_in[:, 0]):
+            x = np.concatenate([model.tgt_embedding(np.array([[previous]])), fed], axis=2)
+            h, step_state = model.decoder(x, step_state)
+            context, weights = model.attention(h.transpose(1, 0, 2), keys[row:row + 1], lengths[row:row + 1])
+            attentional = np.tanh(np.concatenate([context[0], h[0]], axis=1) @ params["combine.weight"].T)
+            np.testing.assert_allclose(logits[0, position], (attentional @ params["output.weight"].T
+                                                             + params["output.bias"])[0], rtol=1e-12, atol=1e-12)
+            if position < len(hypothesis):
+                assert aligned[row][position] == int(np.argmax(weights[0, 0]))
+            fed = attentional[None]
+
+
+def test_input_feeding_changes_the_model():
+    """The fed decoder reads embedding + attentional vector, and its scores differ from the unfed model's."""
+    plain, fed = tiny_model(0), tiny_model(0, input_feeding=True)
+    assert plain.decoder.input_size == 4 and fed.decoder.input_size == 4 + 5
+    batch = tiny_batch()
+    assert plain.loss_sum(*batch)[0] != pytest.approx(fed.loss_sum(*batch)[0], rel=1e-3)
+
+
 def normalised(model, src, lengths, hypotheses, max_len, alpha):
     """Each hypothesis's log-probability (with </s> when it ended before max_len) over GNMT's lp."""
     scores = []
@@ -203,17 +244,19 @@ def normalised(model, src, lengths, hypotheses, max_len, alpha):
     return np.array(scores)
 
 
+@pytest.mark.parametrize("feeding", [False, True])
 @pytest.mark.parametrize("seed", range(3))
-def test_beam_of_one_is_greedy(seed):
-    model = tiny_model(seed)
+def test_beam_of_one_is_greedy(seed, feeding):
+    model = tiny_model(seed, input_feeding=feeding)
     src, lengths, *_ = tiny_batch(seed)
     assert model.beam_search(src, lengths, beam_width=1, max_len=7) == model.greedy_decode(src, lengths, 7)
 
 
+@pytest.mark.parametrize("feeding", [False, True])
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
-def test_beam_search_scores_are_right_and_not_worse_than_greedy(seed, alpha):
-    model = tiny_model(seed)
+def test_beam_search_scores_are_right_and_not_worse_than_greedy(seed, alpha, feeding):
+    model = tiny_model(seed, input_feeding=feeding)
     src, lengths, *_ = tiny_batch(seed + 10, src_lengths=(5, 2, 4, 3, 6), tgt_lengths=(1, 1, 1, 1, 1))
     max_len = 6
     beam, beam_scores = model.beam_search(src, lengths, beam_width=4, max_len=max_len,
@@ -224,10 +267,11 @@ def test_beam_search_scores_are_right_and_not_worse_than_greedy(seed, alpha):
     assert np.all(np.array(beam_scores) >= normalised(model, src, lengths, greedy, max_len, alpha) - 1e-12)
 
 
-def test_learns_to_reverse_short_sequences():
+@pytest.mark.parametrize("feeding", [False, True])
+def test_learns_to_reverse_short_sequences(feeding):
     random.seed(0)
     model = Seq2Seq(10, 10, embedding_dim=16, encoder_hidden=32, decoder_hidden=32, dropout=0.0,
-                    pad=PAD, bos=BOS, eos=EOS)
+                    pad=PAD, bos=BOS, eos=EOS, input_feeding=feeding)
     optimizer = Adam(model, lr=0.01)
     rng = np.random.default_rng(0)
 
