@@ -327,6 +327,7 @@ def train(recipe, data, test_data, epochs, seed, out, resume, device, settings, 
                 raise CheckpointError(f"{run_dir} holds no checkpoint to resume; train into it without --resume")
             # The run must be one of this recipe, its config.json intact and every saved value within bounds.
             saved = read_config(run_dir, recipe=chosen.name, of_recipe=True)["hyperparameters"]
+            saved = chosen.recorded(saved)  # with the values of the hyperparameters the run predates
             chosen.check_run_format(run_dir)
             try:
                 chosen.resolve(saved)

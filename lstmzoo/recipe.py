@@ -70,12 +70,15 @@ class Hyperparameter:
     """A typed default, overridable with ``--set name=value``; the type is the default's
     (bool, int, float or str); ``choices`` restricts the allowed values; ``low`` and ``high`` bound a number
     (inclusive; when both are None the conventional bounds of well-known names apply, see
-    ``CONVENTIONAL_BOUNDS``). A float is always finite."""
+    ``CONVENTIONAL_BOUNDS``). A float is always finite. ``before`` is the value a run folder recorded before the
+    hyperparameter existed trained with, when that is not ``default`` (a new default for a recipe's new runs: the
+    older runs keep what they were, see ``Recipe.recorded``)."""
     default: bool | int | float | str
     help: str
     choices: tuple | None = None
     low: int | float | None = None
     high: int | float | None = None
+    before: bool | int | float | str | None = None
 
     @property
     def type(self):
@@ -310,6 +313,16 @@ class Recipe:
             hp[name] = spec.parse(name, value) if isinstance(value, str) else spec.check(name, value)
         return hp
 
+    @classmethod
+    def recorded(cls, saved):
+        """The hyperparameters a run folder's config.json recorded (``saved``, a dict), with those the run predates
+        that declare a ``before`` value set to it; ``resolve`` then fills the rest with their defaults."""
+        if not isinstance(saved, dict):
+            return saved
+        older = {name: spec.before for name, spec in cls.all_hyperparameters().items()
+                 if spec.before is not None and name not in saved}
+        return {**older, **saved}
+
     def run_config(self, hp, data=None):
         """What ``config.json`` records (the trainer adds versions and time): enough to rebuild the model. A task
         adds what it fitted on ``data`` (what ``load_data`` returned), so ``predict`` needs nothing else."""
@@ -332,7 +345,7 @@ class Recipe:
         # Hyperparameter's type and bounds, as --set would be.
         config = read_config(run_dir, recipe=self.name, of_recipe=True)
         try:
-            hp = self.resolve(config["hyperparameters"])
+            hp = self.resolve(self.recorded(config["hyperparameters"]))
         except ValueError as error:
             raise CheckpointError(f"{run_dir / CONFIG} does not fit this version of the recipe: "
                                   f"{str(error).rstrip('.')}") from None

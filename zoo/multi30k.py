@@ -222,8 +222,8 @@ class Multi30kEnDe(Recipe):
         "decoder_layers": Hyperparameter(1, "decoder LSTM layers", low=1, high=64),
         "score": Hyperparameter("general", "Luong attention score", choices=("general", "dot")),
         "bridge": Hyperparameter(True, "start the decoder from tanh(W [encoder final states]) rather than zeros"),
-        "input_feeding": Hyperparameter(False, "feed each step's attentional vector into the decoder's next step "
-                                               "(Luong et al. 2015)"),
+        "input_feeding": Hyperparameter(True, "feed each step's attentional vector into the decoder's next step "
+                                              "(Luong et al. 2015)", before=False),
         "dropout": Hyperparameter(0.2, "dropout on embeddings, between LSTM layers and before the output layer"),
         "min_count": Hyperparameter(2, "training-set words seen fewer times are <unk>", low=1, high=1_000_000),
         "lowercase": Hyperparameter(False, "lower-case all text before tokenising (output is then lower case)"),
