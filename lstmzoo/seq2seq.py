@@ -7,7 +7,8 @@ twice: ``tgt_in`` = ``<s> y_1 .. y_n`` and ``tgt_out`` = ``y_1 .. y_n </s>``, bo
 Model: source embedding -> dropout -> bidirectional LSTM encoder (its outputs are the attention keys). The
 decoder LSTM's initial ``(h0, c0)``, all its layers, is ``tanh(W_b [h_fwd; h_bwd] + b)`` of the encoder's
 last layer's final hidden states (``bridge=True``), or zeros. Target embedding -> dropout -> decoder LSTM ->
-Luong attention over the encoder outputs -> ``tanh(W_c [context; h])`` -> dropout -> linear ->
+Luong attention over the encoder outputs (scores over sqrt(2 He) with ``scaled_attention``) ->
+``tanh(W_c [context; h])`` -> dropout -> linear ->
 target-vocabulary scores. Without input feeding the
 decoder's input does not depend on the attention, so teacher-forced training runs the decoder LSTM once over
 the whole target; decoding calls it one step at a time with its state.
@@ -39,7 +40,8 @@ class Seq2Seq(Module):
 
     def __init__(self, src_vocab_size, tgt_vocab_size, embedding_dim=256, encoder_hidden=256, encoder_layers=1,
                  decoder_hidden=512, decoder_layers=1, dropout=0.3, score="general", bridge=True,
-                 embedding_scale=0.1, pad=0, bos=2, eos=3, input_feeding=False, dtype="float32", device="cpu"):
+                 embedding_scale=0.1, pad=0, bos=2, eos=3, input_feeding=False, scaled_attention=False,
+                 dtype="float32", device="cpu"):
         super().__init__()
         self.input_feeding = bool(input_feeding)
         self.pad, self.bos, self.eos = int(pad), int(bos), int(eos)
@@ -61,7 +63,8 @@ class Seq2Seq(Module):
         self.embedding_dim = int(embedding_dim)
         self.decoder = LSTM(embedding_dim + (decoder_hidden if self.input_feeding else 0), decoder_hidden,
                             decoder_layers, dropout=dropout, **options)
-        self.attention = LuongAttention(decoder_hidden, score=score, key_size=key_size, **options)
+        self.attention = LuongAttention(decoder_hidden, score=score, key_size=key_size, scaled=scaled_attention,
+                                        **options)
         self.combine = Linear(key_size + decoder_hidden, decoder_hidden, bias=False, **options)   # Luong's W_c
         self.combine_tanh = Tanh()
         self.output_dropout = Dropout(dropout, batch_axis=0)     # on [B, T, H]: a mask per sentence

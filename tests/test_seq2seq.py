@@ -15,7 +15,7 @@ PAD, BOS, EOS = 0, 2, 3
 
 
 # ------------------------------------------------------------------------------------------- attention
-def reference_attention(query, keys, key_lengths, weight=None):
+def reference_attention(query, keys, key_lengths, weight=None, scale=1.0):
     """Luong attention one query at a time: the spec the layer must match."""
     batch, steps_q, _ = query.shape
     context = np.zeros((batch, steps_q, keys.shape[2]))
@@ -24,7 +24,7 @@ def reference_attention(query, keys, key_lengths, weight=None):
         valid = keys[b, :key_lengths[b]]
         for t in range(steps_q):
             q = query[b, t] if weight is None else query[b, t] @ weight
-            scores = np.array([q @ k for k in valid])
+            scores = np.array([q @ k for k in valid]) * scale
             a = np.exp(scores - scores.max())
             a /= a.sum()
             weights[b, t, :key_lengths[b]] = a
@@ -32,23 +32,25 @@ def reference_attention(query, keys, key_lengths, weight=None):
     return context, weights
 
 
-def make_attention(score, hidden=5, key_size=None, dtype="float64"):
+def make_attention(score, hidden=5, key_size=None, dtype="float64", scaled=False):
     rng = np.random.default_rng(0)
-    layer = LuongAttention(hidden, score=score, key_size=key_size, dtype=dtype, rng=rng)
+    layer = LuongAttention(hidden, score=score, key_size=key_size, dtype=dtype, rng=rng, scaled=scaled)
     keys_size = layer.key_size
     query = rng.standard_normal((3, 4, hidden)).astype(dtype)
     keys = rng.standard_normal((3, 6, keys_size)).astype(dtype)
     return layer, query, keys, np.array([6, 2, 4])
 
 
+@pytest.mark.parametrize("scaled", [False, True])
 @pytest.mark.parametrize("score,key_size", [("general", None), ("general", 7), ("dot", None)])
 @pytest.mark.parametrize("dtype,tolerance", [("float64", 1e-12), ("float32", 1e-5)])
-def test_attention_matches_reference(score, key_size, dtype, tolerance):
-    layer, query, keys, lengths = make_attention(score, key_size=key_size, dtype=dtype)
+def test_attention_matches_reference(score, key_size, dtype, tolerance, scaled):
+    layer, query, keys, lengths = make_attention(score, key_size=key_size, dtype=dtype, scaled=scaled)
     context, weights = layer(query, keys, lengths)
     weight = layer.parameters()["weight"].astype(np.float64) if score == "general" else None
+    scale = 1 / np.sqrt(layer.key_size) if scaled else 1.0
     expected_context, expected_weights = reference_attention(query.astype(np.float64), keys.astype(np.float64),
-                                                             lengths, weight)
+                                                             lengths, weight, scale)
     np.testing.assert_allclose(context, expected_context, rtol=tolerance, atol=tolerance)
     np.testing.assert_allclose(weights, expected_weights, rtol=tolerance, atol=tolerance)
 
@@ -64,9 +66,10 @@ def test_attention_ignores_keys_past_each_length():
     np.testing.assert_array_equal(layer(query, changed, lengths)[0], context)
 
 
+@pytest.mark.parametrize("scaled", [False, True])
 @pytest.mark.parametrize("score,key_size", [("general", None), ("general", 7), ("dot", None)])
-def test_attention_gradients_match_finite_differences(score, key_size):
-    layer, query, keys, lengths = make_attention(score, key_size=key_size)
+def test_attention_gradients_match_finite_differences(score, key_size, scaled):
+    layer, query, keys, lengths = make_attention(score, key_size=key_size, scaled=scaled)
     direction = np.random.default_rng(1).standard_normal((3, 4, layer.key_size))
 
     def loss():
@@ -121,7 +124,10 @@ def batch_of(sources, targets):
                                      {"encoder_layers": 2, "decoder_layers": 2},
                                      {"input_feeding": True},
                                      {"input_feeding": True, "bridge": False, "score": "dot", "decoder_hidden": 6},
-                                     {"input_feeding": True, "encoder_layers": 2, "decoder_layers": 2}])
+                                     {"input_feeding": True, "encoder_layers": 2, "decoder_layers": 2},
+                                     {"scaled_attention": True},
+                                     {"scaled_attention": True, "input_feeding": True, "score": "dot",
+                                      "decoder_hidden": 6}])
 def test_seq2seq_loss_gradient_matches_finite_differences(options):
     model = tiny_model(**options)
     batch = tiny_batch()

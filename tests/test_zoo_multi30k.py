@@ -174,28 +174,29 @@ def test_the_recipe_keeps_no_vocabulary_between_runs(mirror, tmp_path):
     assert (sized.src_embedding.num_embeddings, sized.tgt_embedding.num_embeddings) == (10, 12)
 
 
-def test_a_run_from_before_input_feeding_keeps_its_decoder(mirror, tmp_path):
-    """A run folder recorded before the hyperparameter input_feeding existed trained without it: restore, evaluate
-    and --resume rebuild that decoder (its config.json lacks the name, and the recipe's default is now True)."""
+def test_a_run_from_before_scaled_attention_keeps_its_attention(mirror, tmp_path):
+    """A run folder recorded before the hyperparameter scaled_attention existed trained without it: restore,
+    evaluate and --resume rebuild that attention (its config.json lacks the name, and the recipe's default is now
+    True); the same run with the name gives the same model."""
     recipe = Multi30kEnDe()
-    assert recipe.resolve({})["input_feeding"] is True
-    assert recipe.recorded({"seed": 3}) == {"input_feeding": False, "seed": 3}
-    assert recipe.recorded({"input_feeding": True}) == {"input_feeding": True}
+    assert recipe.resolve({})["scaled_attention"] is True
+    assert recipe.recorded({"seed": 3}) == {"scaled_attention": False, "seed": 3}
+    assert recipe.recorded({"scaled_attention": True}) == {"scaled_attention": True}
     out = tmp_path / "older"
-    settings = [arg for name, value in {**TINY, "input_feeding": "false"}.items()
+    settings = [arg for name, value in {**TINY, "scaled_attention": "false"}.items()
                 for arg in ("--set", f"{name}={value}")]
     run("train", "multi30k-en-de", "--out", out, *settings)
+    metrics = json.loads(run("evaluate", "multi30k-en-de", "--checkpoint", out, "--json").stdout)
     from lstmzoo.checkpoint import CONFIG, read_config, write_checked_json
     config = read_config(out)
-    del config["hyperparameters"]["input_feeding"]
+    del config["hyperparameters"]["scaled_attention"]
     write_checked_json(out / CONFIG, config)
     model, hp = recipe.restore(out)
-    assert hp["input_feeding"] is False and not model.input_feeding
-    assert model.decoder.input_size == TINY["embedding_dim"]
-    assert json.loads(run("evaluate", "multi30k-en-de", "--checkpoint", out, "--json").stdout)["sentences"] == 20
+    assert hp["scaled_attention"] is False and not model.attention.scaled
+    assert json.loads(run("evaluate", "multi30k-en-de", "--checkpoint", out, "--json").stdout) == metrics
     run("train", "multi30k-en-de", "--out", out, "--resume", "--epochs", 2)
     assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
-    assert recipe.restore(out)[0].decoder.input_size == TINY["embedding_dim"]
+    assert not recipe.restore(out)[0].attention.scaled
 
 
 class _Echo:

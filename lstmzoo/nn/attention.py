@@ -3,6 +3,7 @@ Attention-based Neural Machine Translation", section 3.1).
 
 For each query ``h_t`` (a decoder state) and the keys ``h_s`` (encoder outputs, which are also the values):
 ``score(h_t, h_s) = h_t . h_s`` ("dot") or ``h_t^T W h_s`` ("general", ``W`` ``[query_size, key_size]``);
+with ``scaled=True`` the score is divided by ``sqrt(key_size)`` (Vaswani et al. 2017's scaled dot product);
 ``a_t = softmax_s(score)`` over each source's own first ``key_lengths[b]`` positions (the rest get weight 0);
 ``context_t = sum_s a_t[s] h_s``.
 
@@ -37,10 +38,13 @@ class LuongAttention(DeviceModule):
     ``backward(dcontext) -> (dquery, dkeys)`` (accumulating ``W``'s gradient for "general").
 
     ``hidden_size`` is the query size; ``key_size`` (default ``hidden_size``) the keys' size, which must equal
-    it for "dot". Initialisation of ``weight`` follows ``Linear`` (uniform in +-1/sqrt(key_size)).
+    it for "dot". Initialisation of ``weight`` follows ``Linear`` (uniform in +-1/sqrt(key_size)). ``scaled``
+    divides the scores by sqrt(key_size): under Adam, whose steps do not grow with the scores' scale, the softmax
+    then sharpens more slowly, which keeps it from locking onto wrong source positions early in training.
     """
 
-    def __init__(self, hidden_size, score="general", key_size=None, dtype="float32", device="cpu", rng=None):
+    def __init__(self, hidden_size, score="general", key_size=None, scaled=False, dtype="float32", device="cpu",
+                 rng=None):
         super().__init__(dtype, device)
         if score not in SCORES:
             raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
@@ -49,6 +53,8 @@ class LuongAttention(DeviceModule):
         if score == "dot" and self.key_size != self.hidden_size:
             raise ValueError(f"score='dot' needs key_size == hidden_size, got {self.key_size} and {self.hidden_size}")
         self.score = score
+        self.scaled = bool(scaled)
+        self._scale = 1.0 / math.sqrt(self.key_size) if self.scaled else None
         if score == "general":
             generator = rng if rng is not None else lz_random.rng()
             bound = 1.0 / math.sqrt(self.key_size)
@@ -76,7 +82,10 @@ class LuongAttention(DeviceModule):
             raise ValueError(f"keys has shape {tuple(keys.shape)}, expected [{query.shape[0]}, Tk, {self.key_size}]")
         key_lengths = self._check_lengths(key_lengths, keys.shape[0], keys.shape[1])
         projected = query @ self._params["weight"] if self.score == "general" else query       # [B, Tq, Hk]
-        weights = masked_softmax(projected @ keys.transpose(0, 2, 1), key_lengths, xp)
+        scores = projected @ keys.transpose(0, 2, 1)
+        if self._scale is not None:
+            scores *= self.dtype.type(self._scale)
+        weights = masked_softmax(scores, key_lengths, xp)
         context = weights @ keys
         self._cache = (query, projected, keys, weights) if self.training else None
         return context, weights
@@ -88,6 +97,8 @@ class LuongAttention(DeviceModule):
         dkeys = weights.transpose(0, 2, 1) @ dcontext
         # Softmax backward; masked positions have weight 0, so their score gradient is 0 too.
         dscores = softmax_backward(weights, dweights, axis=2)
+        if self._scale is not None:
+            dscores *= self.dtype.type(self._scale)
         dprojected = dscores @ keys
         dkeys += dscores.transpose(0, 2, 1) @ projected
         if self.score == "general":
@@ -100,4 +111,4 @@ class LuongAttention(DeviceModule):
         return dquery, dkeys
 
     def extra_repr(self):
-        return f"{self.hidden_size}, score={self.score!r}, key_size={self.key_size}"
+        return f"{self.hidden_size}, score={self.score!r}, key_size={self.key_size}" + (", scaled=True" * self.scaled)
