@@ -19,6 +19,7 @@ from lstmzoo.zoo.multi30k import (
     bleu_scores,
     build_vocab,
     detokenize,
+    sizes,
     tfidf_nearest,
     tokenize,
 )
@@ -282,3 +283,32 @@ def test_the_ranks_shards_gradients_weighted_by_their_tokens_are_the_batchs():
     assert sum(part_n for _, _, part_n in parts) == n
     np.testing.assert_allclose(sum(g * part_n for g, _, part_n in parts) / n, whole, rtol=1e-4, atol=1e-6)
     assert sum(part_loss * part_n for _, part_loss, part_n in parts) / n == pytest.approx(loss, rel=1e-5)
+
+
+def test_attention_check_summarises_where_a_run_attends(mirror, tmp_path, capsys):
+    """benchmarks/attention_check.py: the peak weight and entropy agree with the attention weights' own
+    definition (a peak of 1 has entropy 0, a uniform attention peak 1/n and entropy 1), and the table names the run."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "attention_check", Path(__file__).resolve().parents[1] / "benchmarks" / "attention_check.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    recipe = Multi30kEnDe()
+    out = tmp_path / "run"
+    recipe.train(recipe.resolve(TINY), out, progress=False)
+    summary = check.attention_summary(recipe, out, "last", pairs=20)
+    assert 0 < summary["peak"] <= 1 and 0 <= summary["entropy"] <= 1 and -1 <= summary["diagonal"] <= 1
+    model, _ = recipe.restore(out, weights="last")
+    # Zero keys' projection: every score equal, so the attention is uniform over each source.
+    model.attention.parameters()["weight"][...] = 0
+    recipe.restore = lambda run_dir, weights=None: (model, recipe.resolve({**TINY, **sizes(
+        recipe.recorded_vocabulary(out))}))
+    uniform = check.attention_summary(recipe, out, "last", pairs=20)
+    lengths = [max(len(s), 1) for s in recipe.load_data(recipe.resolve(TINY)).val.src[:20]]
+    assert uniform["entropy"] == pytest.approx(1.0, abs=1e-5)
+    assert uniform["peak"] == pytest.approx(np.mean([1 / n for n in lengths]), rel=1e-5)
+    assert np.isnan(uniform["diagonal"])        # ties go to the first word: the attended position never moves
+    del recipe.restore
+    check.main([f"{out}:last", "--pairs", "5"])
+    assert f"| {out} | last |" in capsys.readouterr().out
