@@ -25,13 +25,13 @@ from lstmzoo import bench
 
 # kernels/cpu.py's thresholds set for each variant's calls
 SETTINGS = ("_MAX_ROWS_UNIT_SPLIT", "_MIN_ROWS_UNIT_SPLIT", "_MIN_UNIT_WEIGHTS", "_MIN_UNIT_WEIGHTS_TRAINING",
-            "_MIN_ROWS_UNITS_FUSED", "_MIN_UNIT_WEIGHTS_BACKWARD")
+            "_MIN_ROWS_UNITS_FUSED", "_MIN_UNIT_WEIGHTS_BACKWARD", "_MAX_ROWS_UNIT_SPLIT_LARGE")
 VARIANTS = {
-    "rows": (0, 10**9, 10**18, 10**18, 10**9, 10**18),
-    "units": (10**9, 1, 0, 0, 10**9, 10**18),  # projection first; the backward's time loop on the row split
-    "units-fused": (10**9, 1, 0, 0, 0, 10**18),
-    "units-bwd": (10**9, 1, 0, 0, 10**9, 0),  # units, and the backward's time loop split by units too
-    "rows-units-bwd": (10**9, 1, 10**18, 10**18, 10**9, 0),  # the forward's row split, the backward's unit split
+    "rows": (0, 10**9, 10**18, 10**18, 10**9, 10**18, 0),
+    "units": (10**9, 1, 0, 0, 10**9, 10**18, 10**9),  # projection first; the backward's time loop on the row split
+    "units-fused": (10**9, 1, 0, 0, 0, 10**18, 10**9),
+    "units-bwd": (10**9, 1, 0, 0, 10**9, 0, 10**9),  # units, and the backward's time loop split by units too
+    "rows-units-bwd": (10**9, 1, 10**18, 10**18, 10**9, 0, 10**9),  # the forward's row split, the backward's unit split
 }
 
 

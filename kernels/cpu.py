@@ -962,6 +962,9 @@ _MAX_ROWS_UNIT_SPLIT, _UNIT_GRAIN = 8, 16
 _MIN_ROWS_UNIT_SPLIT, _MIN_UNIT_WEIGHTS = 2, 1 << 20
 # The same for a forward in training, and for the backward (same range of rows; LSTM H >= 256).
 _MIN_UNIT_WEIGHTS_TRAINING, _MIN_UNIT_WEIGHTS_BACKWARD = 1 << 20, 1 << 18
+# Where W_hh has at least _LARGE_UNIT_WEIGHTS elements (LSTM H >= 1024), forward and backward split the units below
+# this many rows instead.
+_MAX_ROWS_UNIT_SPLIT_LARGE, _LARGE_UNIT_WEIGHTS = 13, 1 << 22
 
 
 class Block(typing.NamedTuple):
@@ -989,9 +992,14 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     at H <= 256 (the threads meet every step: a few us a step, which small steps do not pay back); training (with the
     backward's GEMMs on our threads, see ``_backward``) 0.72-0.95 at H >= 512, 0.85-1.03 at H = 256. B = 1 (the row
     split runs OpenBLAS's GEMV on its threads): 1.08-1.93 at every H.
-    B = 8 (two blocks of 4 rows): 0.89-1.0 at H = 1024, 1.14-2.7 below; B = 16..32: 1.0-3.2. The row split stays
-    from 8 rows. GRU and RNN near the threshold: GRU H = 512 0.76-1.06, 1024 0.68-1.08; RNN H = 512 1.09-1.20
-    (inference), H = 1024..2048 0.63-0.95.
+    B = 8 (two blocks of 4 rows): 0.89-1.0 at H = 1024, 1.14-2.7 below; B = 16..32: 1.0-3.2. Where W_hh has at
+    least ``_LARGE_UNIT_WEIGHTS`` = 2^22 elements (LSTM H >= 1024, GRU H >= 1183, RNN H >= 2048) the unit split runs
+    below ``_MAX_ROWS_UNIT_SPLIT_LARGE`` = 13 rows (forward and backward): quiet, 2 threads, LSTM H = 1024 (benchmarks/
+    RESULTS.md "Session 12", two passes), unit / row split inference 0.84-0.93 (B 8), 0.92-0.98 (B 12), 0.83-0.97
+    (B 16); training (both passes split by units) 0.76-0.81, 0.96-1.02, 0.76-0.97 (B 16 stays on rows: one pass only
+    won clearly); at H = 512 it loses (1.09-1.15 inference in the first pass), so the row split stays there from 8
+    rows. GRU and RNN at 8-12 rows were not measured. GRU and RNN near the threshold: GRU H = 512
+    0.76-1.06, 1024 0.68-1.08; RNN H = 512 1.09-1.20 (inference), H = 1024..2048 0.63-0.95.
 
     A backward (``backward=True``) splits the units in the same range of rows where W_hh has at least
     ``_MIN_UNIT_WEIGHTS_BACKWARD`` = 2^18 elements (LSTM H >= 256, GRU H >= 296, RNN H >= 512), whatever its forward
@@ -1018,8 +1026,10 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
         threads = numba.get_num_threads()
     min_weights = (_MIN_UNIT_WEIGHTS_BACKWARD if backward else _MIN_UNIT_WEIGHTS_TRAINING if training
                    else _MIN_UNIT_WEIGHTS)
+    weights = 0 if kind is None or hidden is None else _GATES[kind] * hidden * hidden
+    max_rows = _MAX_ROWS_UNIT_SPLIT_LARGE if weights >= _LARGE_UNIT_WEIGHTS else _MAX_ROWS_UNIT_SPLIT
     if (kind is not None and hidden is not None and not projected and threads > 1
-            and _MIN_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT and _GATES[kind] * hidden * hidden >= min_weights):
+            and _MIN_ROWS_UNIT_SPLIT <= B < max_rows and weights >= min_weights):
         units = _unit_parts(hidden, threads)
         if len(units) > 1:
             return [Block(0, B, "units", units)]
@@ -1039,8 +1049,8 @@ def _unit_parts(H, threads):
 # A forward computes each step's input projection in the step's GEMM when every block has at least this many rows;
 # with more than _FUSED_BYTES of weights, at least _MIN_ROWS_FUSED_LARGE.
 _MIN_ROWS_FUSED, _MIN_ROWS_FUSED_LARGE, _FUSED_BYTES = 8, 32, 8 << 20
-# The same for the unit split (all rows in each thread).
-_MIN_ROWS_UNITS_FUSED = 8
+# The same for the unit split (all rows in each thread): above plan's range, which runs it projection first.
+_MIN_ROWS_UNITS_FUSED = 13
 
 
 def fuses_input(kind, blocks, w_ih, w_hh):
@@ -1057,10 +1067,11 @@ def fuses_input(kind, blocks, w_ih, w_hh):
     projection through the micro-kernel (``_input_projection``), at H = 1024: 16 rows 1.08 (I = 256) and 1.36
     (I = 1024), 24 rows 0.98; 32 rows 0.76-0.81 against the previous kernels.
 
-    The unit split (``plan``'s "units" block, 2..7 rows) projects first: fused, each thread streams its share of
-    W_ih too every step, and at H = 1024 (32 MB of [W_ih | W_hh], the size of the L3) B = 4 took 1.6-2.3x the
-    projection-first time; at H <= 512 within +-15 %. From ``_MIN_ROWS_UNITS_FUSED`` rows (not used by ``plan``
-    today) it would fuse: at 8-16 rows, H = 512, 0.75-0.78x the projection-first unit split."""
+    The unit split (``plan``'s "units" block, 2..7 rows, 2..12 at H >= 1024) projects first: fused, each thread
+    streams its share of W_ih too every step, and at H = 1024 (32 MB of [W_ih | W_hh], the size of the L3) B = 4
+    took 1.6-2.3x the projection-first time; at H <= 512 within +-15 %. From ``_MIN_ROWS_UNITS_FUSED`` rows (not
+    used by ``plan`` today, which splits units up to 12 rows, and only at H >= 1024 from 8) it would fuse: at 8-16 rows,
+    H = 512, 0.75-0.78x the projection-first unit split; not measured at H = 1024 with 8 or more rows."""
     if kind == GRU:
         return False
     if blocks[0].step == "units":

@@ -44,7 +44,10 @@ def gradients(cell, cache, dy, dh_n, dc_n, threads, pin_threads):
     (2, 2, cpu.GRU, 1024, False, "units"),
     (7, 2, cpu.RNN_TANH, 1024, False, "units"),
     (1, 2, cpu.LSTM, 1024, False, "gemv"),
-    (8, 2, cpu.LSTM, 1024, False, "packed"),
+    (8, 2, cpu.LSTM, 512, False, "packed"),
+    (8, 2, cpu.LSTM, 1024, False, "units"),  # W_hh >= 2^22 elements: units up to 12 rows
+    (12, 2, cpu.LSTM, 1024, False, "units"),
+    (13, 2, cpu.LSTM, 1024, False, "packed"),
     (4, 2, cpu.LSTM, 256, False, "units"),  # from 2^18 elements of W_hh (the forward: 2^20)
     (6, 2, cpu.GRU, 296, False, "units"),
     (6, 2, cpu.GRU, 288, False, "packed"),

@@ -65,7 +65,13 @@ def units_everywhere(monkeypatch):
     (4, 2, cpu.RNN_TANH, 512, False, [(0, 4, "packed")]),  # W_hh below 2^20 elements: rows
     (4, 2, cpu.LSTM, 256, False, [(0, 4, "packed")]),
     (4, 3, cpu.LSTM, 600, False, [(0, 4, "units", ((0, 192), (192, 384), (384, 600)))]),
-    (8, 2, cpu.LSTM, 1024, False, [(0, 4, "packed"), (4, 8, "packed")]),  # from 8 rows: the row split
+    (8, 2, cpu.LSTM, 512, False, [(0, 4, "packed"), (4, 8, "packed")]),  # from 8 rows: the row split
+    (8, 2, cpu.LSTM, 1024, False, [(0, 8, "units", ((0, 512), (512, 1024)))]),  # W_hh >= 2^22: units to 12 rows
+    (12, 2, cpu.LSTM, 1024, False, [(0, 12, "units", ((0, 512), (512, 1024)))]),
+    (13, 2, cpu.LSTM, 1024, False, [(0, 6, "packed"), (6, 13, "packed")]),
+    (12, 2, cpu.GRU, 1184, False, [(0, 12, "units", ((0, 592), (592, 1184)))]),
+    (12, 2, cpu.GRU, 1168, False, [(0, 6, "packed"), (6, 12, "packed")]),
+    (12, 2, cpu.LSTM, 1024, True, [(0, 6, "packed"), (6, 12, "packed")]),  # a projection: rows
     (32, 2, cpu.LSTM, 1024, False, [(0, 16, "packed"), (16, 32, "packed")]),
 ])
 def test_plan_chooses_the_split(B, threads, kind, H, projected, blocks):
@@ -148,6 +154,39 @@ def test_fused_unit_split_is_bitwise_the_fused_row_split(cell, dtype, pin_thread
             assert_close(a, c, dtype)
         if training:
             assert_same_cache(got_cache, one_cache, lengths)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B", [8, 12])
+def test_unit_split_of_8_to_12_rows_matches_reference(cell, dtype, B, pin_threads, units_everywhere, monkeypatch):
+    """8-12 rows take the unit split (projection first) where W_hh is large (forced here for small H): forward in
+    both modes and the backward, itself split by units, within tolerance of the reference; its results do not
+    depend on whether the backward splits the units (bitwise)."""
+    monkeypatch.setattr(cpu, "_LARGE_UNIT_WEIGHTS", 0)
+    monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS_BACKWARD", 0)
+    H, T = 45, 8
+    blocks = cpu.plan(B, 2, kind=KINDS[cell], hidden=H)
+    assert blocks[0].step == "units" and cpu.plan(B, 2, kind=KINDS[cell], hidden=H, backward=True)[0].step == "units"
+    rng = np.random.default_rng(B + H)
+    p = inputs(rng, cell, T, B, 7, H, dtype)
+    assert not cpu.fuses_input(KINDS[cell], blocks, p["w_ih"], p["w_hh"])
+    lengths = rng.integers(1, T + 1, B)
+    lengths[0] = T
+    want, want_cache = forward(reference, cell, p, lengths)
+    for training in (True, False):
+        got, got_cache = run(cell, p, lengths, training, 2, pin_threads)
+        for a, c in zip(got, want):
+            assert_close(a, c, dtype)
+        if training:
+            dy = rng.standard_normal(got[0].shape).astype(dtype)
+            split = backward(cpu, cell, got_cache, dy, None, None)
+            for a, b in zip(split, backward(reference, cell, want_cache, dy, None, None)):
+                assert_close(a, b, dtype)
+            monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS_BACKWARD", 10**18)     # the backward on the row split
+            for a, b in zip(split, backward(cpu, cell, got_cache, dy, None, None)):
+                np.testing.assert_array_equal(a, b)
+            monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS_BACKWARD", 0)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
