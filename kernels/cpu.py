@@ -994,12 +994,13 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     split runs OpenBLAS's GEMV on its threads): 1.08-1.93 at every H.
     B = 8 (two blocks of 4 rows): 0.89-1.0 at H = 1024, 1.14-2.7 below; B = 16..32: 1.0-3.2. Where W_hh has at
     least ``_LARGE_UNIT_WEIGHTS`` = 2^22 elements (LSTM H >= 1024, GRU H >= 1183, RNN H >= 2048) the unit split runs
-    below ``_MAX_ROWS_UNIT_SPLIT_LARGE`` = 13 rows (forward and backward): quiet, 2 threads, LSTM H = 1024 (benchmarks/
-    RESULTS.md "Session 12", two passes), unit / row split inference 0.84-0.93 (B 8), 0.92-0.98 (B 12), 0.83-0.97
-    (B 16); training (both passes split by units) 0.76-0.81, 0.96-1.02, 0.76-0.97 (B 16 stays on rows: one pass only
-    won clearly); at H = 512 it loses (1.09-1.15 inference in the first pass), so the row split stays there from 8
-    rows. GRU and RNN at 8-12 rows were not measured. GRU and RNN near the threshold: GRU H = 512
-    0.76-1.06, 1024 0.68-1.08; RNN H = 512 1.09-1.20 (inference), H = 1024..2048 0.63-0.95.
+    below ``_MAX_ROWS_UNIT_SPLIT_LARGE`` = 13 rows (forward and backward). Measured quiet on Zen 5 (not yet on an
+    AVX2 machine), 2 threads, LSTM H = 1024 (benchmarks/RESULTS.md "Session 12", two passes), unit / row split:
+    inference 0.84-0.93 (B 8), 0.92-0.98 (B 12), 0.83-0.97 (B 16); training (both passes split by units) 0.76-0.81,
+    0.96-1.02, 0.76-0.97 (B 16 stays on rows: one pass only won clearly); at H = 512 it loses (1.09-1.15 inference in
+    the first pass), so the row split stays there from 8 rows. GRU and RNN at 8-12 rows were not measured. GRU and
+    RNN near the threshold: GRU H = 512 0.76-1.06, 1024 0.68-1.08; RNN H = 512 1.09-1.20 (inference),
+    H = 1024..2048 0.63-0.95.
 
     A backward (``backward=True``) splits the units in the same range of rows where W_hh has at least
     ``_MIN_UNIT_WEIGHTS_BACKWARD`` = 2^18 elements (LSTM H >= 256, GRU H >= 296, RNN H >= 512), whatever its forward

@@ -260,10 +260,10 @@ class Multi30kEnDe(Recipe):
                 "sacreBLEU 36.24, greedy 34.90, with seed 0 (`lstmzoo train multi30k-en-de --seed 0`; "
                 "benchmarks/zoo.py, 2026-12-03); seeds 0/1/2: 36.62 / 37.56 / 36.73, all above the target; 46 min "
                 "each for the 10 epochs with one thread, three runs sharing 2 CPU cores (33 min alone on 2 cores "
-                "before scaled attention, which costs nothing). Without scaled attention (before 2026-12-03) the "
-                "attention could lock onto wrong source words in the first epochs (mean peak weight 0.995) and a run "
-                "then stalled at val loss 2.1-2.2: seeds 0/1/2 gave 36.10 / 34.32 / 23.91 (session 7's kernels, whose "
-                "rounding differs: 35.59 / 34.73 / 37.10 from the best epoch)")
+                "before scaled attention, which adds one multiplication per score). Without scaled attention "
+                "(before 2026-12-03) the attention could lock onto wrong source words in the first epochs (mean "
+                "peak weight 0.995) and a run then stalled at val loss 2.1-2.2: seeds 0/1/2 gave 36.10 / 34.32 / "
+                "23.91 (session 7's kernels, whose rounding differs: 35.59 / 34.73 / 37.10 from the best epoch)")
     preprocessing = ("raw UTF-8 text; regex tokenisation into words, numbers and punctuation (case kept); word "
                      "vocabularies (min_count) from the training pairs, recorded with the tokenisation settings in "
                      "the run's config.json")
