@@ -13,6 +13,7 @@ import datetime
 import inspect
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -230,12 +231,30 @@ def download(recipe, all_recipes):
             click.echo(f"{r.name}: {datafile.filename} -> {where}{note}")
 
 
+def _existing(ctx, param, path):
+    """The callback of an option naming a file or folder that must exist (``--data``, ``--test-data``): one
+    sentence and exit 2 when it does not, or cannot be read, instead of click's usage block (what
+    ``click.Path(exists=True)`` prints)."""
+    if path is None or ctx.resilient_parsing:
+        return path
+    option = max(param.opts, key=len)
+    if not path.exists():
+        raise UserError(f"{path} does not exist (given with {option})")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"{path} cannot be read: permission denied (given with {option})")
+    return path
+
+
+# readable=False: _existing checks it, in one sentence.
+_EXISTING_PATH = click.Path(readable=False, path_type=Path)
+
+
 def _data_options_of_train(command):
     """``--data`` and ``--test-data``, as ``train`` and ``sweep`` take them."""
-    command = click.option("--test-data", type=click.Path(exists=True, path_type=Path),
-                           help="Tasks: a file to score the test metrics on  [default: a part of --data held "
-                                "out]")(command)
-    return click.option("--data", type=click.Path(exists=True, path_type=Path),
+    command = click.option("--test-data", type=_EXISTING_PATH, callback=_existing,
+                           help="Tasks: the file (or folder) to score the test metrics on  [default: a part of "
+                                "--data held out]")(command)
+    return click.option("--data", type=_EXISTING_PATH, callback=_existing,
                         help="Tasks: the file (or folder) to train on; see lstmzoo info TASK for the "
                              "formats.")(command)
 
@@ -434,7 +453,7 @@ Examples:
   lstmzoo evaluate forecasting --checkpoint runs/sales --data next-quarter.csv""")
 @click.argument("recipe")
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path), help="A run folder of this recipe.")
-@click.option("--data", type=click.Path(exists=True, path_type=Path),
+@click.option("--data", type=_EXISTING_PATH, callback=_existing,
               help="Tasks: score this file instead of the run's own test part.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of metric name -> number.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to run  [default: where it was trained]")
