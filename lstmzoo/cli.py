@@ -259,6 +259,20 @@ def _data_options_of_train(command):
                              "formats.")(command)
 
 
+def _limit_threads(ctx, param, threads):
+    if threads is not None and not ctx.resilient_parsing:
+        from .launcher import limit_threads
+        limit_threads(threads)
+
+
+def _threads_option(command):
+    """``--threads N``: the process's thread pools (Numba's, OpenBLAS's) limited to N, for several runs side by
+    side on one machine."""
+    return click.option("--threads", type=click.IntRange(min=1), expose_value=False, callback=_limit_threads,
+                        help="Threads for the kernels and NumPy's BLAS (e.g. 1 for several runs side by side)  "
+                             "[default: one per core]")(command)
+
+
 def _parse_settings(settings):
     overrides = {}
     for setting in settings:
@@ -292,6 +306,7 @@ The hyperparameters and their defaults: lstmzoo info RECIPE (or TASK).""")
 @click.option("--time-limit", metavar="DURATION",
               help="Stop at the first epoch end after this long (90s, 10m, 1h30m; from the resume with --resume), "
                    "keeping the best model so far.")
+@_threads_option
 def train(recipe, data, test_data, epochs, seed, out, resume, device, settings, time_limit):
     """Train a recipe, or a task on your data; writes config, best and last weights, metrics log and learning
     curve to the run folder, then prints the best model's metrics on the test split. Under `mpiexec -n N` it
@@ -460,6 +475,7 @@ Examples:
 @click.option("--cv", "folds", type=click.IntRange(min=2), metavar="K",
               help="K-fold cross-validation with the run's hyperparameters instead: trains K new models (slow; "
                    "only recipes that support it).")
+@_threads_option
 def evaluate(recipe, checkpoint, data, as_json, device, folds):
     """Evaluate the best weights of a run on the recipe's test split (or cross-validate its hyperparameters)."""
     from .checkpoint import run_folder_lock
@@ -494,6 +510,7 @@ What --input takes depends on the recipe: see `lstmzoo info RECIPE`.""")
               help="Tasks: write the predictions to this CSV file  [default: print them]")
 @click.option("--json", "as_json", is_flag=True, help="Print the prediction as JSON.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to run  [default: where it was trained]")
+@_threads_option
 def predict(recipe, checkpoint, input_, horizon, plot, output, as_json, device):
     """Run a trained recipe (or task) on new input."""
     chosen = _recipe(recipe)
@@ -536,6 +553,7 @@ The text is printed as it is sampled, starting with the prompt.""")
               help="Sample only among the K likeliest next characters (0 = all, 1 = greedy).")
 @click.option("--seed", type=int, help="Seed of the sampling, for a reproducible text  [default: a fresh one]")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where to run  [default: where it was trained]")
+@_threads_option
 def generate(recipe, checkpoint, prompt, length, temperature, top_k, seed, device):
     """Sample text from a trained language model, printed as it is generated."""
     import numpy as np
@@ -623,6 +641,7 @@ lstmzoo evaluate takes; at the end the best trial and the command that trains it
 @click.option("--heartbeat", type=click.IntRange(min=1), default=30,
               help="Database storages: seconds between a worker's signs of life; the trial of a worker silent "
                    "for twice as long is failed and its values tried once more.")
+@_threads_option
 def sweep(recipe, trials, storage, params, study_name, out, pruner, data, test_data, epochs, seed, device, settings,
           heartbeat):
     """Search a recipe's (or a task's) hyperparameters with Optuna; every process running the same command

@@ -55,3 +55,24 @@ def share_cores_between_ranks(environ=os.environ, cores=None):
         for name in THREAD_VARIABLES:
             environ.setdefault(name, str(threads))
     return threads
+
+
+def limit_threads(threads):
+    """Run this process's work on at most ``threads`` threads (``--threads``): Numba's pool, which runs the kernels'
+    time loops, and every BLAS and OpenMP pool NumPy and SciPy have loaded (OpenBLAS's input projections and
+    Linear layers), through threadpoolctl. Without it each lstmzoo process starts a thread per core in each pool,
+    so several trainings or sweep workers side by side on one machine oversubscribe its cores (three trainings
+    with one Numba thread each ran at a load average of 5.6 on 2 cores until OpenBLAS was limited too).
+    ``UserError`` above the size of Numba's pool (``NUMBA_NUM_THREADS``, by default the cores), which is fixed
+    when Numba starts."""
+    import numba
+    import scipy.linalg  # noqa: F401  loads SciPy's OpenBLAS, which the kernels call, so that it is limited too
+    from threadpoolctl import threadpool_limits
+
+    from .errors import UserError
+    ceiling = numba.config.NUMBA_NUM_THREADS
+    if threads > ceiling:
+        raise UserError(f"--threads {threads} is more than the {ceiling} threads Numba can run here "
+                        f"(NUMBA_NUM_THREADS or the cores); give at most {ceiling}")
+    numba.set_num_threads(threads)
+    threadpool_limits(limits=threads)
