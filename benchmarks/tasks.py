@@ -25,6 +25,15 @@ naive forecast on the training part, the task's season) are computed here, with 
 seasonal naive forecasts scored on the same points. The task's own protocol (``--test-data`` = the zoo's test part:
 the first ``horizon`` values after the training part, forecast at once from its end) is recorded beside it.
 
+``--estimators`` (sequence-classification rows of .npz files) also trains each seed's run through the library:
+in a separate Python process, ``lstmzoo.estimators.LSTMClassifier(random_state=S)`` (every other parameter its
+default, which is the task's; ``--set`` / ``--quick`` settings passed as the parameters of the same names) fitted
+on the training file's ``X`` and ``y`` as ``np.load`` gives them (a list of ``[T_i, C]`` arrays cut at ``lengths``
+where the file has them) and scored on the test file's, beside the command line's run of the same seed: the test
+accuracy of both, whether the weights are bit for bit the run's ``weights-best.safetensors``, and whether
+``predict`` / ``predict_proba`` give what ``lstmzoo predict`` writes for the test file. Its own table ("The
+estimators against the command line"); the command line's runs go into the main table as usual.
+
 The results (JSON record at the end of the file) merge with the rows already there (the runs of a row run again
 with the same settings are added by seed, so seeds may run in separate calls); the table is rebuilt.
 """
@@ -252,6 +261,7 @@ ROWS = {  # name -> (task, converter, zoo recipe or None, what the user file is)
                    ("extra public data: MNIST t10k digits as sequences of 28 rows of 28 pixels (.npz), the first 4,000 "
                    "train, the last 2,000 test")),
 }
+ESTIMATOR_ROWS = ("pendigits-npz", "spoken-digits", "mnist-rows")   # --estimators: classification, .npz files
 QUICK = {"forecasting": ["epochs=2", "windows_per_epoch=64"],
          "sequence-classification": ["epochs=1", "hidden_size=8"],
          "text-classification": ["epochs=1", "hidden_size=8", "embedding_dim=8"]}
@@ -375,6 +385,115 @@ def run_row(name, seeds, work, quick=False, settings=(), log=print):
     return {"row": name, "task": task, "zoo": zoo, "what": what, "runs": runs, "command": command,
             "quick": quick, "settings": list(settings), "date": datetime.date.today().isoformat(),
             "cpu": cpu_model()}
+
+
+# ================================================================================================ the estimators
+def npz_cases(path):
+    """(X, y) of a sequence .npz as a user hands them to an estimator: ``X`` as the file has it, or, when the
+    file has ``lengths``, a list of ``[T_i, C]`` arrays cut at them (padding is not data)."""
+    with np.load(path, allow_pickle=False) as archive:
+        X, y = archive["X"], archive["y"]
+        lengths = archive["lengths"] if "lengths" in archive.files else None
+    if lengths is not None:
+        X = [case[:length] for case, length in zip(X, lengths)]
+    return X, y
+
+
+def estimator_parameters(settings):
+    """The ``LSTMClassifier`` parameters of ``--set name=value`` settings, parsed as the task parses them."""
+    from lstmzoo.estimators import TASK_PARAMETERS
+    from lstmzoo.tasks.sequences import SequenceClassificationTask
+    declared = SequenceClassificationTask.all_hyperparameters()
+    parameters = {}
+    for setting in settings:
+        name, _, text = setting.partition("=")
+        if name not in TASK_PARAMETERS:
+            raise SystemExit(f"--set {setting}: {name!r} is not an LSTMClassifier parameter "
+                             f"({', '.join(TASK_PARAMETERS)})")
+        parameters[name] = declared[name].parse(name, text)
+    return parameters
+
+
+def fit_estimator(spec):
+    """The child process of ``--estimators``: fit ``LSTMClassifier(random_state=seed, **settings)`` on
+    ``spec["data"]``'s arrays, score it on ``spec["test"]``'s, and compare with the command line's run
+    ``spec["run"]`` (its weights) and its ``lstmzoo predict`` output ``spec["predictions"]``. Returns a JSON dict."""
+    import csv
+
+    from lstmzoo.checkpoint import load_weights, read_config
+    from lstmzoo.estimators import LSTMClassifier
+    from lstmzoo.tasks.reports import _number
+    X, y = npz_cases(spec["data"])
+    X_test, y_test = npz_cases(spec["test"])
+    estimator = LSTMClassifier(random_state=spec["seed"], **estimator_parameters(spec["settings"]))
+    started = time.perf_counter()
+    estimator.fit(X, y)
+    seconds = time.perf_counter() - started
+    accuracy = float(estimator.score(X_test, y_test))
+    labels, probabilities = estimator.predict(X_test), estimator.predict_proba(X_test)
+
+    run = Path(spec["run"])
+    trained = load_weights(run / "weights-best.safetensors")
+    mine = estimator.model_.parameters()
+    differing = sorted(name for name in trained.keys() | mine.keys()
+                       if name not in trained or name not in mine or trained[name].shape != mine[name].shape
+                       or not np.array_equal(trained[name], mine[name]))
+    largest = max((float(np.max(np.abs(trained[n].astype(np.float64) - mine[n]))) for n in differing
+                   if n in trained and n in mine and trained[n].shape == mine[n].shape), default=0.0)
+    config = read_config(run)
+    hp = config.get("hyperparameters", config.get("hp", {}))
+    settled = sorted(k for k in estimator.hp_.keys() & hp.keys()
+                     if k not in ("data", "test_data") and estimator.hp_[k] != hp[k])
+
+    with open(spec["predictions"], newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = [f"p_{c}" for c in estimator.classes_]
+    text = [[_number(v) for v in case] for case in probabilities]
+    label_mismatch = sum(row["label"] != str(label) for row, label in zip(rows, labels))
+    proba_mismatch = sum([row[c] for c in columns] != case for row, case in zip(rows, text))
+    return {"accuracy": accuracy, "seconds": round(seconds, 1), "epochs_run": int(estimator.n_iter_),
+            "best_epoch": int(estimator.best_epoch_),
+            "weights": {"tensors": len(trained), "differing": differing, "largest_difference": largest},
+            "hyperparameters_differing": settled,
+            "predictions": {"cases": len(y_test), "rows": len(rows), "labels_differing": label_mismatch,
+                            "probabilities_differing": proba_mismatch}}
+
+
+def compare_estimator(record, work, settings=(), quick=False, log=print):
+    """For every run of ``record`` (``run_row``'s, whose run folders are still in ``work``): the same training
+    through ``LSTMClassifier`` in a child process, and its figures beside the run's."""
+    name, task = record["row"], record["task"]
+    files = converted(name, ROWS[name][1], work)
+    sets = [*(QUICK[task] if quick else []), *settings]
+    runs = []
+    for entry in record["runs"]:
+        seed = entry["seed"]
+        run = work / "runs" / f"{name}-seed{seed}"
+        predictions = run / "estimator-check-predictions.csv"
+        _lstmzoo("predict", task, "--checkpoint", run, "--input", files["test"], "--output", predictions)
+        spec = {"data": str(files["data"]), "test": str(files["test"]), "seed": seed, "settings": sets,
+                "run": str(run), "predictions": str(predictions)}
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--fit-estimator", json.dumps(spec)],
+                              env=_env(), capture_output=True, text=True, cwd=ROOT, check=False)
+        if done.returncode:
+            raise RuntimeError(f"the estimator of {name} seed {seed} failed ({done.returncode}):\n"
+                               f"{done.stderr[-3000:]}")
+        child = json.loads(done.stdout.strip().splitlines()[-1])
+        cli = entry["task_metrics"]
+        runs.append({"seed": seed, "code": checkout(), "load": round(os.getloadavg()[0], 1),
+                     "process_seconds": round(time.perf_counter() - started, 1),
+                     "cli": {"accuracy": cli["accuracy"], "macro_f1": cli.get("macro_f1"),
+                             "seconds": entry["seconds"], "epochs_run": entry.get("epochs_run"),
+                             "code": entry.get("code")},
+                     "estimator": child})
+        log(f"{name} seed {seed} estimator: accuracy {child['accuracy']} (command line {cli['accuracy']}), "
+            f"weights differing: {child['weights']['differing'] or 'none'}, predictions differing: "
+            f"{child['predictions']['labels_differing']} labels, {child['predictions']['probabilities_differing']} "
+            f"probability rows")
+    return {"kind": "estimators", "row": name, "task": task, "what": record["what"], "runs": runs,
+            "command": record["command"], "quick": quick, "settings": list(settings), "date": record["date"],
+            "cpu": record["cpu"]}
 
 
 SEASONS = {"airline": 12, "sunspots": 12, "temperatures": 7}
@@ -501,7 +620,64 @@ def _record_lines(record, zoo):
             for cells in body]
 
 
+ESTIMATOR_COLUMNS = ["row", "seeds", "command line: test accuracy", "estimator: test accuracy",
+                     "weights bit for bit the run's", "predictions (labels, probabilities as printed)",
+                     "train s: command line / estimator fit (median)", "reproduce", "date, CPU"]
+
+
+def _estimator_lines(record):
+    """The table line of an ``--estimators`` record."""
+    runs = record["runs"]
+    seeds = [run["seed"] for run in runs]
+
+    def each(values):
+        return " / ".join(values) + (f" (seeds {' / '.join(map(str, seeds))})" if len(seeds) > 1 else "")
+
+    cli = each([f"{100 * run['cli']['accuracy']:.2f} %" for run in runs])
+    mine = each([f"{100 * run['estimator']['accuracy']:.2f} %" for run in runs])
+    same_accuracy = all(run["cli"]["accuracy"] == run["estimator"]["accuracy"] for run in runs)
+    mine += "; " + ("the same" if same_accuracy else "**differs**")
+    tensors = runs[0]["estimator"]["weights"]["tensors"]
+    apart = [run for run in runs if run["estimator"]["weights"]["differing"]]
+    weights = (f"yes, all {tensors} tensors, {len(runs)} of {len(runs)} seeds" if not apart else
+               "**no**: " + "; ".join(f"seed {run['seed']}: {', '.join(run['estimator']['weights']['differing'])} "
+                                      f"(largest difference {run['estimator']['weights']['largest_difference']:.3g})"
+                                      for run in apart))
+    settled = [run for run in runs if run["estimator"]["hyperparameters_differing"]]
+    if settled:
+        weights += "; settled hyperparameters differ: " + "; ".join(
+            f"seed {run['seed']}: {', '.join(run['estimator']['hyperparameters_differing'])}" for run in settled)
+    cases = runs[0]["estimator"]["predictions"]["cases"]
+    off = [run for run in runs if run["estimator"]["predictions"]["labels_differing"]
+           or run["estimator"]["predictions"]["probabilities_differing"]
+           or run["estimator"]["predictions"]["rows"] != run["estimator"]["predictions"]["cases"]]
+    predictions = (f"identical on all {cases:,} test cases, {len(runs)} of {len(runs)} seeds" if not off else
+                   "**no**: " + "; ".join(f"seed {run['seed']}: {run['estimator']['predictions']['labels_differing']} "
+                                          f"labels, {run['estimator']['predictions']['probabilities_differing']} "
+                                          f"probability rows differ" for run in off))
+    seconds = (f"{statistics.median([run['cli']['seconds'] for run in runs]):.0f} / "
+               f"{statistics.median([run['estimator']['seconds'] for run in runs]):.0f}")
+    loads = [run["load"] for run in runs if "load" in run]
+    seconds += f" (load {max(loads):.1f})" if loads else ""
+    first = seeds[0]
+    parameters = "".join(f", {s}" for s in [*(QUICK[record["task"]] if record["quick"] else []),
+                                             *record["settings"]])
+    reproduce = (f"`{record['command']}`" + (" (QUICK smoke test, not a result)" if record["quick"] else "")
+                 + f" beside `LSTMClassifier(random_state={first}{parameters}).fit(X, y).score(X_test, y_test)`, "
+                 f"X, y = the training .npz's X, y (cut at lengths) and X_test, y_test the test .npz's; the whole "
+                 f"row: `python benchmarks/tasks.py --rows {record['row']} --seeds {' '.join(map(str, seeds))}"
+                 + "".join(f" --set {x}" for x in record["settings"]) + (" --quick" if record["quick"] else "")
+                 + " --estimators`")
+    date = (f"{record['date']}, {record['cpu']}"
+            + "".join(f"; seed {run['seed']}: code {run['code']}" for run in runs if "code" in run))
+    cells = [record["row"] + "".join(f" `--set {x}`" for x in record["settings"]), " ".join(map(str, seeds)),
+             cli, mine, weights, predictions, seconds, reproduce, date]
+    return ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"]
+
+
 def render(records):
+    estimators = sorted((k for k in records if records[k].get("kind") == "estimators"),
+                        key=lambda k: (list(ROWS).index(records[k]["row"]), k))
     zoo = zoo_figures()
     columns = ["row", "the user's file", "task defaults (median (range) over seeds)", "tuned zoo recipe (RESULTS.md)",
                "within 1 point / 5 % rmse", "non-LSTM baselines (same test set)", "train s (median)", "reproduce",
@@ -536,18 +712,35 @@ def render(records):
              "naive (previous value) and seasonal naive (m back) forecasts are scored on the same points. The "
              "task's own protocol figure is shown beside it (not comparable with the zoo's)."), "",
              "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    trials = sorted((k for k in records if records[k]["settings"]),
+    trials = sorted((k for k in records if records[k]["settings"] and k not in estimators),
                     key=lambda k: (list(ROWS).index(records[k]["row"]), k))
     missing = [name for name in ROWS if name not in records]
     lines += [line for name in ROWS if name in records for line in _record_lines(records[name], zoo)]
     if missing:
         lines += ["", "Not measured (no time left in this session): " + ", ".join(missing) + "."]
+    if estimators:
+        lines += ["", "## The estimators against the command line", "",
+                  ("Written by `python benchmarks/tasks.py --rows ROW --seeds S ... --estimators` (do not edit by "
+                  "hand). For each seed, the command line's run of the table above (the same run, the same files), "
+                  "then in a separate Python process (`NUMBA_NUM_THREADS=1`) `lstmzoo.estimators.LSTMClassifier("
+                  "random_state=S)`, every other parameter its default (the task's defaults), fitted on the training "
+                  ".npz's `X` and `y` as `np.load` gives them (a list of `[T_i, C]` arrays cut at `lengths` where "
+                  "the file has them) and scored with `.score` on the test .npz's. Weights: the fitted `model_`'s "
+                  "parameters against the run's `weights-best.safetensors`, every tensor compared bit for bit. "
+                  "Predictions: `.predict` and `.predict_proba` (printed as the command line prints them, 6 "
+                  "significant digits) against `lstmzoo predict sequence-classification --checkpoint RUN --input "
+                  "TEST --output FILE`. Train s: `lstmzoo train`'s wall time (start-up, reading, Numba compilation or "
+                  "cache load, training, the final evaluation with its majority and 1-NN baselines) and the "
+                  "estimator's `fit` call alone (not its process's start-up or the reading of the .npz files)."), "",
+                  "| " + " | ".join(ESTIMATOR_COLUMNS) + " |", "|" + " --- |" * len(ESTIMATOR_COLUMNS)]
+        lines += [line for name in estimators for line in _estimator_lines(records[name])]
     if trials:
         lines += ["", ("**Trials of other settings** (`--set`: NOT the defaults; the evidence for the proposed "
                   "defaults, on the same files and test sets):"), "", "| " + " | ".join(columns) + " |",
                   "|" + " --- |" * len(columns)]
         lines += [line for name in trials for line in _record_lines(records[name], zoo)]
-    ordered = [records[n] for n in ROWS if n in records] + [records[k] for k in sorted(trials)]
+    ordered = ([records[n] for n in ROWS if n in records] + [records[k] for k in sorted(trials)]
+               + [records[k] for k in estimators])
     lines += ["", RECORD_START, json.dumps(ordered, indent=1), RECORD_END, ""]
     return "\n".join(lines)
 
@@ -564,8 +757,10 @@ def read_records(path):
 
 
 def key(record):
-    """A record's place in the file: its row, and for a trial its --set values."""
-    return " ".join([record["row"], *(f"--set {s}" for s in record["settings"])])
+    """A record's place in the file: its row, and for a trial its --set values; an ``--estimators`` record's
+    begins with "estimators"."""
+    return " ".join([*(["estimators"] if record.get("kind") == "estimators" else []), record["row"],
+                     *(f"--set {s}" for s in record["settings"])])
 
 
 def merge(old, new):
@@ -604,7 +799,18 @@ def main(argv=None):
                              "table, never into it")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lstmzoo-tasks")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--estimators", action="store_true",
+                        help="also train each seed through lstmzoo.estimators.LSTMClassifier and compare it with "
+                             "the command line's run (sequence-classification rows of .npz files)")
+    parser.add_argument("--fit-estimator", metavar="SPEC", help=argparse.SUPPRESS)   # --estimators' child
     args = parser.parse_args(argv)
+    if args.fit_estimator:
+        print(json.dumps(fit_estimator(json.loads(args.fit_estimator))), flush=True)
+        return
+    if args.estimators:
+        wrong = [name for name in args.rows if name not in ESTIMATOR_ROWS]
+        if wrong:
+            parser.error(f"--estimators compares sequence-classification rows of .npz files; not {', '.join(wrong)}")
     args.work.mkdir(parents=True, exist_ok=True)
     if args.quick and args.results == RESULTS:      # a smoke test never lands in the real table
         args.results = args.work / "TASK-RESULTS-quick.md"
@@ -615,6 +821,11 @@ def main(argv=None):
             print(json.dumps(record), flush=True)
         write(args.results, [record])
         print(f"wrote {args.results} ({name})", file=sys.stderr, flush=True)
+        if args.estimators:
+            compared = compare_estimator(record, args.work, settings=args.settings, quick=args.quick,
+                                         log=lambda line: print(line, file=sys.stderr, flush=True))
+            write(args.results, [compared])
+            print(f"wrote {args.results} ({name}, the estimators)", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
