@@ -111,3 +111,83 @@ def test_predict_reads_texts_without_labels(tmp_path):
     with pytest.raises(UserError, match="needs the field 'text'"):
         (tmp_path / "bad.jsonl").write_text('{"body": "x"}\n')
         task.predict(trained.model, hp, tmp_path / "run", input=str(tmp_path / "bad.jsonl"))
+
+
+def write_folders(folder, n=60, seed=0):
+    """The texts of ``texts(n, seed)`` as a folder with a sub-folder of .txt files per class."""
+    rows, labels = texts(n, seed)
+    for k, (text, label) in enumerate(zip(rows, labels)):
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        (folder / label / f"{k:03d}.txt").write_text(text)
+    return folder
+
+
+def test_imbalanced_classes_get_weights(tmp_path):
+    """Class weights inversely proportional to the training part's class counts when the largest class is more
+    than 1.5 times the smallest (as sequence classification); none for balanced classes; the batches carry them."""
+    rows, _ = texts(120, seed=4)
+    labels = ["common"] * 90 + ["rare"] * 30
+    with open(tmp_path / "imbalanced.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows([("text", "label"), *zip(rows, labels)])
+    task = TextClassificationTask()
+    hp = task.settle(task.resolve({"data": str(tmp_path / "imbalanced.csv"), **QUICK}))
+    data = task.load_data(hp)
+    counts = np.bincount(data.train.y)
+    assert counts[0] > 2.5 * counts[1]                  # stratified: about 3 to 1 in the training part too
+    np.testing.assert_allclose(data.fitted["class_weight"], len(data.train) / (2 * counts))
+    np.testing.assert_allclose(data.fitted["class_weight"], [72 / (2 * 54), 72 / (2 * 18)], rtol=0.05)
+    weight = task.make_batches(data, hp, np.random.default_rng(0))[0][3]
+    np.testing.assert_allclose(weight, data.fitted["class_weight"], rtol=1e-6)
+    balanced = task.settle(task.resolve({"data": str(write_csv(tmp_path / "balanced.csv", n=120)), **QUICK}))
+    assert task.load_data(balanced).fitted["class_weight"] is None
+
+
+def test_data_and_test_data_in_different_layouts(tmp_path):
+    """--data a CSV and --test-data a folder per class, and the reverse: the test part is the other file's texts,
+    with the classes matched by name."""
+    write_csv(tmp_path / "train.csv", n=120, seed=0)
+    write_folders(tmp_path / "train", n=120, seed=0)
+    write_csv(tmp_path / "test.csv", n=30, seed=5)
+    write_folders(tmp_path / "test", n=30, seed=5)
+    _, expected = texts(30, seed=5)
+    task = TextClassificationTask()
+    for data, test in (("train.csv", "test"), ("train", "test.csv")):
+        hp = task.settle(task.resolve({"data": str(tmp_path / data), "test_data": str(tmp_path / test), **QUICK}))
+        loaded = task.load_data(hp)
+        assert len(loaded.train) + len(loaded.val) == 120 and len(loaded.test) == 30
+        assert sorted(np.asarray(loaded.fitted["classes"])[loaded.test.y]) == sorted(expected), (data, test)
+        assert loaded.fitted["classes"] == ["complaint", "praise", "question"]
+
+
+def cli_error(*args):
+    """The one line (``Error: ...``, exit 2, no traceback) the command line says for a user's mistake."""
+    from helpers import run
+    result = run(*args, code=2)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def test_cli_trains_across_layouts_and_predict_refuses_a_missing_file(tmp_path):
+    """train --data a folder per class --test-data a CSV, evaluate; then predict --input naming a file that does
+    not exist (a reader's suffix, or one word with a path separator) is one sentence with exit 2 instead of
+    classifying the path as a text, while a text (also one with a slash in it) is still classified."""
+    from helpers import run
+    write_folders(tmp_path / "train", n=60, seed=0)
+    write_csv(tmp_path / "test.csv", n=15, seed=5)
+    out = tmp_path / "run"
+    run("train", "text-classification", "--data", tmp_path / "train", "--test-data", tmp_path / "test.csv",
+        "--out", out, "--epochs", 1, "--set", "embedding_dim=8", "--set", "hidden_size=8")
+    config = json.loads((out / "config.json").read_text())["hyperparameters"]
+    assert (config["hidden_size"], config["batch_size"]) == (8, 8)      # given; automatic: 60 // 20 -> 8
+    assert set(json.loads(run("evaluate", "text-classification", "--checkpoint", out, "--json").stdout)) >= {
+        "accuracy", "macro_f1"}
+    predict = ("predict", "text-classification", "--checkpoint", out, "--input")
+    for missing in ("missing.csv", "missing.TSV", "missing.jsonl", "missing.json", "missing.txt",
+                    str(tmp_path / "missing.csv"), str(tmp_path / "absent"), "data/new"):
+        assert cli_error(*predict, missing) == f"Error: {missing} does not exist (given with --input)"
+    for text in ("w1 superb w2", "rated 5/10, w3 dull", "superb"):
+        rows = run(*predict, text).stdout.splitlines()
+        assert rows[0].startswith("id,label,p_complaint") and len(rows) == 2, rows
+    (tmp_path / "test.csv").unlink()                     # predict without --input reads the test file: gone
+    assert "test.csv, which the run in" in cli_error("predict", "text-classification", "--checkpoint", out)

@@ -8,7 +8,16 @@ X.ts`` (or ``.npz``, or a long ``.csv``; see ``lstmzoo.tasks.readers``), ``seque
   class weights (inversely proportional to the class counts) when the largest class is more than 1.5 times the
   smallest; all of it is recorded in ``config.json`` with the label names, so ``predict`` needs nothing else;
 - the model: a bidirectional LSTM over each case's own length (the kernels receive ``lengths``: padding never
-  enters the maths), its final states -> dropout -> Linear; sizes chosen from the data when left at 0;
+  enters the maths), its final states -> dropout -> Linear; sizes chosen from the data when left at 0
+  (``automatic_hidden_size``, ``automatic_batch_size``), from N (the cases in ``--data``, before the test and
+  validation parts are taken out), C (values per time step), the classes and T (the longest case):
+  hidden size 32 below 500 cases, 64 below 5,000, else 128, raised to the next power of two at or above C and
+  the number of classes (a state narrower than one time step's input or than the choice it must carry is a
+  bottleneck), at most 256 from that raise; batch size a 20th of N, 8 to 64, and at most 65,536 time steps a
+  batch (``BATCH_STEPS``: training keeps every step's activations for the backward pass, so memory grows with
+  batch x T; 64 cases fit up to T = 1,024, longer cases take fewer a batch). T does not enter the hidden size:
+  how much a state must remember is the problem's, not the length's, and no simple rule of T is better than
+  early stopping on the validation part;
 - metrics: ``accuracy`` and ``macro_f1`` with the majority class's and 1-NN's accuracy beside them, a confusion
   matrix (CSV, and a PNG with the plot extra) and a per-class table in the run folder; ``rmse``, ``mae`` and ``r2`` with
   ``mean_rmse`` (predicting the training mean).
@@ -37,6 +46,23 @@ from .reports import (
 )
 
 SPLIT_SEED = 20261202       # the held-out parts do not move with the training seed
+BATCH_STEPS = 65_536        # time steps (cases x their longest length) in one automatic training batch, at most
+AUTOMATIC_HIDDEN_MAX = 256  # the most hidden units the raise for wide inputs or many classes asks for
+
+
+def automatic_hidden_size(n, width=1):
+    """The hidden size that ``hidden_size=0`` stands for: from the number of cases ``n`` (32 below 500, 64 below
+    5,000, else 128), raised to the next power of two at or above ``width`` (the largest of the values per time
+    step and the number of classes), that raise at most ``AUTOMATIC_HIDDEN_MAX``."""
+    by_cases = 32 if n < 500 else 64 if n < 5000 else 128
+    by_width = 1 << max(int(width) - 1, 0).bit_length()
+    return max(by_cases, min(by_width, AUTOMATIC_HIDDEN_MAX))
+
+
+def automatic_batch_size(n, longest, most=64):
+    """The batch size that ``batch_size=0`` stands for: a 20th of the ``n`` cases, between 8 and ``most``, and
+    at most ``BATCH_STEPS`` time steps a batch of cases ``longest`` steps long (never below 1)."""
+    return int(max(1, min(int(np.clip(n // 20, 8, most)), BATCH_STEPS // max(int(longest), 1))))
 
 
 @dataclasses.dataclass
@@ -74,14 +100,17 @@ class SequenceTask(Task):
         "test_fraction": Hyperparameter(0.2, "fraction held out as the test part without --test-data", low=0.05,
                                         high=0.5),
         "val_fraction": Hyperparameter(0.1, "fraction of the training part held out for early stopping"),
-        "hidden_size": Hyperparameter(0, "LSTM hidden units per direction (0 = from the number of cases: 32 below "
-                                         "500, 64 below 5,000, else 128)", low=0, high=16_384),
+        "hidden_size": Hyperparameter(0, "LSTM hidden units per direction (0 = from the data: 32 below 500 cases, "
+                                         "64 below 5,000, else 128; at least the next power of two at or above "
+                                         "the values per time step and the classes, up to 256)", low=0,
+                                      high=16_384),
         "num_layers": Hyperparameter(1, "stacked LSTM layers"),
         "bidirectional": Hyperparameter(True, "read each sequence in both directions"),
         "dropout": Hyperparameter(0.2, "dropout between LSTM layers and before the output layer"),
         "epochs": Hyperparameter(100, "maximum passes over the training cases"),
-        "batch_size": Hyperparameter(0, "cases per training step (0 = a 20th of the training cases, 8 to 64)",
-                                     low=0, high=65_536),
+        "batch_size": Hyperparameter(0, "cases per training step (0 = a 20th of the cases, 8 to 64; fewer where "
+                                        "that many of the longest case pass 65,536 time steps)", low=0,
+                                     high=65_536),
         "lr": Hyperparameter(0.002, "Adam learning rate"),
         "patience": Hyperparameter(15, "epochs without a better validation score before stopping (0 = never)"),
         "clip_norm": Hyperparameter(1.0, "global gradient-norm clipping (0 = off)"),
@@ -106,11 +135,12 @@ class SequenceTask(Task):
             if test_set is not None:
                 seen = {"classes": np.unique(cases.y[train]).tolist()} if self.kind == "classification" else {}
                 self._check_test(seen, test_set, cases)
-        n = len(cases)
-        return {**hp, "input_size": cases.X.shape[2],
-                "output_size": len(cases.classes) if self.kind == "classification" else 1,
-                "hidden_size": hp["hidden_size"] or (32 if n < 500 else 64 if n < 5000 else 128),
-                "batch_size": hp["batch_size"] or int(np.clip(n // 20, 8, 64))}
+        # N counts every case of --data (the test and validation parts not yet taken out); see the module docstring.
+        n, channels = len(cases), cases.X.shape[2]
+        outputs = len(cases.classes) if self.kind == "classification" else 1
+        return {**hp, "input_size": channels, "output_size": outputs,
+                "hidden_size": hp["hidden_size"] or automatic_hidden_size(n, max(channels, outputs)),
+                "batch_size": hp["batch_size"] or automatic_batch_size(n, cases.lengths.max(initial=1))}
 
     def _read(self, hp, path, training=True, **options):
         return read_sequences(path, task=self.kind, missing=None if hp["missing"] == "refuse" else hp["missing"],

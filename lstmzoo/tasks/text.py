@@ -10,11 +10,18 @@ class; see ``lstmzoo.tasks.readers``).
   ``config.json`` with the label names, so ``predict`` needs nothing else;
 - the model: embedding -> bidirectional LSTM over each text's own length -> max over time -> linear
   (``TextClassifier``), cross-entropy with class weights when the classes are imbalanced;
+- sizes left at 0 chosen from the data by sequence classification's rules (``sequences.automatic_hidden_size``
+  and ``automatic_batch_size``), with N the texts in ``--data`` (before the test and validation parts are taken
+  out): hidden size 32 below 500 texts, 64 below 5,000, else 128, at least the next power of two at or above the
+  number of classes (up to 256); batch size a 20th of N, 8 to 32, and fewer where that many texts of the longest
+  training text's length would pass 65,536 words (texts are cut at ``max_tokens``, 400 words by default, so only a
+  larger ``max_tokens`` can lower it: memory grows with batch x length). The embedding stays ``embedding_dim``;
 - metrics: ``accuracy``, ``macro_f1``, the majority class's accuracy and a bag-of-words logistic regression's
   (the classic non-neural baseline), a per-class table and a confusion matrix.
 """
 
 import dataclasses
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -35,7 +42,7 @@ from .reports import (
     softmax,
     split_indices,
 )
-from .sequences import SPLIT_SEED
+from .sequences import SPLIT_SEED, automatic_batch_size, automatic_hidden_size
 
 PAD, UNK = 0, 1
 _WORD = re.compile(r"\w+|[^\w\s]")
@@ -106,12 +113,15 @@ class TextClassificationTask(Task):
         "max_vocab": Hyperparameter(30_000, "the most frequent words kept", low=10, high=10_000_000),
         "max_tokens": Hyperparameter(400, "words read from each text (the rest is cut)", low=1, high=100_000),
         "embedding_dim": Hyperparameter(128, "word embedding size (random initial vectors)"),
-        "hidden_size": Hyperparameter(128, "LSTM hidden units per direction"),
+        "hidden_size": Hyperparameter(0, "LSTM hidden units per direction (0 = from the data: 32 below 500 texts, "
+                                         "64 below 5,000, else 128; at least the next power of two at or above "
+                                         "the classes, up to 256)", low=0, high=16_384),
         "num_layers": Hyperparameter(1, "stacked LSTM layers"),
         "bidirectional": Hyperparameter(True, "read each text in both directions"),
         "dropout": Hyperparameter(0.3, "dropout on the embeddings, between LSTM layers and before the output"),
         "epochs": Hyperparameter(30, "maximum passes over the training texts"),
-        "batch_size": Hyperparameter(32, "texts per training step"),
+        "batch_size": Hyperparameter(0, "texts per training step (0 = a 20th of the texts, 8 to 32; fewer where "
+                                        "that many of the longest text pass 65,536 words)", low=0, high=65_536),
         "lr": Hyperparameter(0.002, "Adam learning rate"),
         "patience": Hyperparameter(4, "epochs without a better validation accuracy before stopping (0 = never)"),
         "clip_norm": Hyperparameter(5.0, "global gradient-norm clipping (0 = off)"),
@@ -121,12 +131,19 @@ class TextClassificationTask(Task):
 
     # ------------------------------------------------------------------------------------------ settling
     def settle(self, hp):
+        """``hp`` with the vocabulary and class counts of ``hp["data"]`` and the sizes left at 0 chosen from it
+        (see the module docstring); config.json records the values chosen, so a run folder rebuilds its model."""
         if not hp["data"]:
             raise UserError("the text-classification task trains on your texts: give them with --data PATH")
-        if hp["vocab_size"] and hp["output_size"]:      # settled already (the CLI settles before Recipe.train)
-            return hp
-        fitted = self.load_data({**hp, "vocab_size": 1, "output_size": 1}).fitted
-        return {**hp, "vocab_size": len(fitted["vocabulary"]), "output_size": len(fitted["classes"])}
+        if all(hp[name] for name in ("vocab_size", "output_size", "hidden_size", "batch_size")):
+            return hp                                   # settled already (the CLI settles before Recipe.train)
+        data = self.load_data({**hp, "vocab_size": 1, "output_size": 1})
+        n = len(data.train) + len(data.val) + (0 if hp["test_data"] else len(data.test))     # the texts in --data
+        classes = len(data.fitted["classes"])
+        return {**hp, "vocab_size": len(data.fitted["vocabulary"]), "output_size": classes,
+                "hidden_size": hp["hidden_size"] or automatic_hidden_size(n, classes),
+                "batch_size": hp["batch_size"] or automatic_batch_size(n, data.train.lengths.max(initial=1),
+                                                                       most=32)}
 
     def _read(self, hp, path, labelled=True):
         return read_texts(path, text_column=hp["text_column"], label_column=hp["label_column"], labelled=labelled)
@@ -228,19 +245,39 @@ class TextClassificationTask(Task):
     # ------------------------------------------------------------------------------------------- predict
     def predict(self, model, hp, out_dir, *, input=None, output=None):
         """A row per text of ``input`` (a file or folder of texts, labelled or not, or one text): its position,
-        the label and each class's probability; written to ``output`` as CSV when given."""
+        the label and each class's probability; written to ``output`` as CSV when given. An ``input`` that does
+        not exist but looks like a path (``looks_like_a_path``) is refused (UserError), not classified."""
         fitted = self.recorded_preprocessing(out_dir)
         source = input or hp["test_data"] or hp["data"]
         try:
-            is_path = Path(source).exists()
+            exists = Path(source).exists()
         except OSError:     # a text too long to be a file name
-            is_path = False
-        texts = self.read_input(lambda: self._read(hp, source, labelled=False).texts) if is_path else [str(source)]
+            exists = False
+        if not exists and (not input or looks_like_a_path(source)):
+            raise UserError(f"{source} does not exist (given with --input)" if input else
+                            f"{source}, which the run in {out_dir} read, is gone: give the texts to "
+                            f"classify with --input")
+        texts = self.read_input(lambda: self._read(hp, source, labelled=False).texts) if exists else [str(source)]
         probabilities = self.probabilities(model, self._texts(fitted, [tokenize(t) for t in texts], None, hp), hp)
         classes = fitted["classes"]
         rows = {"id": np.arange(len(texts)), "label": np.asarray(classes)[probabilities.argmax(axis=1)],
                 **{f"p_{name}": probabilities[:, k] for k, name in enumerate(classes)}}
         return self.prediction(rows, output)
+
+
+PREDICT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".txt")     # the files predict reads (readers.read_texts)
+
+
+def looks_like_a_path(text):
+    """Whether ``predict``'s ``--input`` ``text`` names a file rather than being a text to classify: it ends in
+    a suffix the reader takes (``.csv``, ``.tsv``, ``.jsonl``, ``.json``, ``.txt``), or it is one word (no white
+    space) with a path separator in it (``data/new``; a text such as "rated 5/10" has spaces, so it stays a
+    text)."""
+    text = str(text).strip()
+    if text.lower().endswith(PREDICT_SUFFIXES):
+        return True
+    separators = {"/", os.sep, os.altsep} - {None}
+    return bool(text) and not any(c.isspace() for c in text) and any(s in text for s in separators)
 
 
 def bag_of_words_logistic_regression(train_tokens, train_y, test_tokens, vocab_size, classes, l2=1.0):
