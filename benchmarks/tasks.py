@@ -361,8 +361,9 @@ def run_row(name, seeds, work, quick=False, settings=(), log=print):
         metrics = json.loads(_lstmzoo("evaluate", task, "--checkpoint", run, "--json").strip().splitlines()[-1])
         config = json.loads((run / "config.json").read_text())
         hp = config.get("hyperparameters", config.get("hp", {}))
+        now = datetime.datetime.now(datetime.UTC)
         entry = {"seed": seed, "seconds": round(seconds, 1), "load": round(os.getloadavg()[0], 1), "code": code,
-                 "started": datetime.datetime.now(datetime.UTC).strftime("%H:%M"),
+                 "date": datetime.date.today().isoformat(), "started": now.strftime("%H:%M"),
                  "task_metrics": metrics,
                  "settled": {k: hp.get(k) for k in ("horizon", "season", "window", "hidden_size", "batch_size",
                                                    "epochs") if k in hp}}
@@ -482,6 +483,7 @@ def compare_estimator(record, work, settings=(), quick=False, log=print):
         child = json.loads(done.stdout.strip().splitlines()[-1])
         cli = entry["task_metrics"]
         runs.append({"seed": seed, "code": checkout(), "load": round(os.getloadavg()[0], 1),
+                     "date": datetime.date.today().isoformat(),
                      "process_seconds": round(time.perf_counter() - started, 1),
                      "cli": {"accuracy": cli["accuracy"], "macro_f1": cli.get("macro_f1"),
                              "seconds": entry["seconds"], "epochs_run": entry.get("epochs_run"),
@@ -769,13 +771,21 @@ def merge(old, new):
     if old is None or (old["quick"], old["settings"]) != (new["quick"], new["settings"]):
         return new
     seeds = {run["seed"] for run in new["runs"]}
-    runs = sorted([run for run in old["runs"] if run["seed"] not in seeds] + new["runs"], key=lambda r: r["seed"])
+    runs = sorted([run for run in _dated(old) if run["seed"] not in seeds] + _dated(new), key=lambda r: r["seed"])
     first = runs[0]["seed"]
     command = new["command"].rsplit(" --seed ", 1)
     tail = command[1].split(" ", 1)
     command = f"{command[0]} --seed {first}" + (f" {tail[1]}" if len(tail) > 1 else "")
-    dates = sorted({old["date"], new["date"]})
-    return {**new, "runs": runs, "command": command, "date": dates[-1] if len(dates) == 1 else " / ".join(dates)}
+    # The record's date: those of the runs it keeps (a run from before runs were dated: its old record's dates).
+    dates = sorted({day for run in runs for day in run.get("date", old["date"]).split(" / ")})
+    return {**new, "runs": runs, "command": command, "date": " / ".join(dates)}
+
+
+def _dated(record):
+    """The runs of ``record``, each with its date: a run recorded before runs had one gets its record's date when
+    the record has a single one."""
+    single = " / " not in record["date"]
+    return [{**run, "date": record["date"]} if "date" not in run and single else run for run in record["runs"]]
 
 
 def write(path, new):
