@@ -272,8 +272,9 @@ class LSTMClassifier(ClassifierMixin, _SequenceEstimator):
     conventions. y holds labels of any type (``classes_`` keeps them, sorted; ``predict`` returns them).
 
     Parameters (the task's hyperparameters, ``lstmzoo info sequence-classification``): ``hidden_size`` (0: 32
-    below 500 cases, 64 below 5,000, else 128), ``num_layers``, ``bidirectional``, ``dropout``, ``epochs``,
-    ``batch_size`` (0: a 20th of the cases, 8 to 64), ``lr``, ``patience`` (0: never stop early),
+    below 500 cases, 64 below 5,000, else 128, raised to the power of two at or above the values per step and the
+    classes, that raise at most 256), ``num_layers``, ``bidirectional``, ``dropout``, ``epochs``, ``batch_size``
+    (0: a 20th of the cases, 8 to 64, at most 65,536 time steps a batch), ``lr``, ``patience`` (0: never stop early),
     ``clip_norm``, ``val_fraction``, ``device`` ("cpu" or "cuda"); ``random_state`` (see the module
     docstring); ``verbose`` shows the training's progress on stderr.
 
