@@ -606,6 +606,11 @@ def _class_line(record, zoo):
     return [record["row"], record["what"], f"accuracy {_spread(acc, 2)} %", zoo_text, verdict, baselines]
 
 
+def _days(date):
+    """A record's date as shown: each day once (records merged before merge kept the runs' dates repeated them)."""
+    return " / ".join(sorted(set(date.split(" / "))))
+
+
 def _record_lines(record, zoo):
     """The table lines of a record (one per series of a forecasting record)."""
     seconds = statistics.median([run["seconds"] for run in record["runs"]])
@@ -615,7 +620,7 @@ def _record_lines(record, zoo):
                                                            else "")
             + f"; the whole row: `python benchmarks/tasks.py --rows {record['row']} --seeds {seeds}"
             + "".join(f" --set {x}" for x in record["settings"]) + "`",
-            f"{record['date']}, {record['cpu']}"
+            f"{_days(record['date'])}, {record['cpu']}"
             + "".join(f"; seed {run['seed']}: code {run['code']}" for run in record["runs"] if "code" in run)]
     body = _series_lines(record, zoo) if record["task"] == "forecasting" else [_class_line(record, zoo)]
     if record["settings"]:
@@ -672,7 +677,7 @@ def _estimator_lines(record):
                  f"row: `python benchmarks/tasks.py --rows {record['row']} --seeds {' '.join(map(str, seeds))}"
                  + "".join(f" --set {x}" for x in record["settings"]) + (" --quick" if record["quick"] else "")
                  + " --estimators`")
-    date = (f"{record['date']}, {record['cpu']}"
+    date = (f"{_days(record['date'])}, {record['cpu']}"
             + "".join(f"; seed {run['seed']}: code {run['code']}" for run in runs if "code" in run))
     cells = [record["row"] + "".join(f" `--set {x}`" for x in record["settings"]), " ".join(map(str, seeds)),
              cli, mine, weights, predictions, seconds, reproduce, date]
