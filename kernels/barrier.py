@@ -128,3 +128,24 @@ def abort(state):
 def arrivals(state):
     """The arrivals so far (for tests)."""
     return load_acquire(state, COUNT)
+
+
+@njit(nogil=True, **_JIT)
+def publish(state, count):
+    """Make ``count`` the progress a producer thread has reached (e.g. the time steps it has written), for
+    ``wait_until``: a release store, so what it wrote before is visible to whoever sees the count."""
+    store_release(state, COUNT, count)
+
+
+@njit(nogil=True, **_JIT)
+def wait_until(state, count):
+    """Wait until the progress ``publish``ed on ``state`` is at least ``count``; False if the producer was aborted
+    (``abort``) instead. Spins, then yields the core between loads, as ``wait`` does."""
+    spins = 0
+    while load_acquire(state, COUNT) < count:
+        if load_acquire(state, ABORT) != 0:
+            return False
+        spins += 1
+        if spins >= SPINS:
+            yield_cpu()
+    return True

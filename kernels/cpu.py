@@ -196,12 +196,20 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
         c_n = cs[last].copy() if kind == LSTM else None
         cache = (kind, x2d, w_ih, w_hh, lengths, hs, cs, saved, w_hr, r) if training else None
         return y, h_n, c_n, cache
+    if projects_beside(blocks, T, I, w_hh.shape[0]):
+        last = _forward_beside(kind, blocks[0], x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training,
+                               w_hr, r)
+        h_n = hs[last].copy()
+        c_n = cs[last].copy() if kind == LSTM else None
+        cache = (kind, x2d, w_ih, w_hh, lengths, hs, cs, saved, w_hr, r) if training else None
+        return y, h_n, c_n, cache
     xp = _input_projection(x2d, w_ih, blocks).reshape(T, B, w_hh.shape[0])
     # The per-step GEMMs' right-hand sides, W_hh^T and W_hr^T, packed once for all steps and threads.
     w_hh_packed, w_hr_packed = _packed(blocks, w_hh.T, w_hr.T)
     with _recurrence_blas(B):
         last = _in_row_blocks(_forward_sequence, blocks, kind, xp, w_hh, w_hh_packed, np.ascontiguousarray(b_ih),
-                              np.ascontiguousarray(b_hh), lengths, hs, cs, saved, y, training, w_hr, w_hr_packed, r)
+                              np.ascontiguousarray(b_hh), lengths, hs, cs, saved, y, training, w_hr, w_hr_packed, r,
+                              _NOT_PIPED)
     h_n = hs[last].copy()
     c_n = cs[last].copy() if kind == LSTM else None
     cache = (kind, x2d, w_ih, w_hh, lengths, hs, cs, saved, w_hr, r) if training else None
@@ -242,11 +250,13 @@ def _project_rows(x, packed, out):
 
 @njit(nogil=True, **_JIT)
 def _forward_sequence(kind, xp, w_hh, w_hh_packed, b_ih, b_hh, lengths, hs, cs, saved, y, training, w_hr,
-                      w_hr_packed, r, b0, b1, packed):
+                      w_hr_packed, r, ready, b0, b1, packed):
     """The whole forward recurrence of the sequences ``b0 <= b < b1`` (the others are not touched, so
-    blocks of rows can run in parallel threads); returns the slot of ``hs``/``cs`` holding the final state.
-    ``packed``: the per-step GEMMs run the micro-kernel against ``w_hh_packed`` (``w_hr_packed``) instead of
-    OpenBLAS against ``w_hh`` (``w_hr``) (``plan``).
+    blocks of rows can run in parallel threads); returns the slot of ``hs``/``cs`` holding the final state, or -1
+    when the thread projecting the inputs failed. ``packed``: the per-step GEMMs run the micro-kernel against
+    ``w_hh_packed`` (``w_hr_packed``) instead of OpenBLAS against ``w_hh`` (``w_hr``) (``plan``). ``ready``: empty
+    when ``xp`` is complete; else the progress of the thread writing it (``_forward_beside``), waited for before
+    each step reads ``xp[t]``.
 
     With a projection (``w_hr`` not empty) the cell pass writes o * tanh(c') to ``r`` and the projected
     state ``r W_hr^T`` is one more GEMM per step."""
@@ -257,6 +267,8 @@ def _forward_sequence(kind, xp, w_hh, w_hh_packed, b_ih, b_hh, lengths, hs, cs, 
     projected = w_hr.shape[0] > 0
     hp = np.empty((b1 - b0, w_hr.shape[0]), y.dtype)
     for t in range(T):
+        if ready.size and not barrier.wait_until(ready, t + 1):
+            return -1
         cur, nxt = (t, t + 1) if training else (t & 1, (t + 1) & 1)
         h_rows = hs[cur][b0:b1]
         if packed:
@@ -288,6 +300,87 @@ def _forward_sequence(kind, xp, w_hh, w_hh_packed, b_ih, b_hh, lengths, hs, cs, 
                     _copy(hp[b - b0], hs[nxt, b])
                     _copy(hp[b - b0], y[t, b])
     return T if training else T & 1
+
+
+# ``ready`` of a time loop whose input projections are all written before it starts.
+_NOT_PIPED = np.empty(0, np.int64)
+
+
+# The least input projection (multiply-adds, T * B * I * G*H) that ``_forward_beside`` computes beside the loop.
+_MIN_BESIDE_MACS = 1 << 22
+
+
+def projects_beside(blocks, T, I, GH, threads=None):
+    """Whether a forward of ``T`` steps of ``I`` inputs and ``GH`` gate rows over the ``plan``'s ``blocks`` computes
+    the input projection on a second thread while the time loop runs (``_forward_beside``): where the row split
+    leaves threads idle, i.e. one block of 2 or more rows (not fused: that needs 8 rows per block, which one block
+    has only on one thread) on 2 or more ``threads`` (default: Numba's thread count, as ``plan``), and the
+    projection has at least ``_MIN_BESIDE_MACS`` multiply-adds. Measured (benchmarks/RESULTS.md, session 13: Zen 5,
+    2 threads, T = 100, A/B in one process) against the projection first: LSTM inference 0.71-0.90x the time at
+    B = 2..7, H = 128..256, I = H, 0.84-0.99 at I = H/4, GRU and RNN 0.73-0.93; training 0.86-1.0 (the backward
+    unchanged). Below 2^22 multiply-adds (calls of 0.2-0.5 ms: B = 2 with I = 32..64 or the RNN at H = 128) the
+    thread hand-off cost more than it saved (1.09-1.52x)."""
+    if threads is None:
+        threads = numba.get_num_threads()
+    block = blocks[0]
+    return (T > 1 and len(blocks) == 1 and block.step == "packed" and threads > 1
+            and T * (block.end - block.start) * I * GH >= _MIN_BESIDE_MACS)
+
+
+def _forward_beside(kind, block, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training, w_hr, r):
+    """The row split's one time loop on this thread while a second thread computes the input projections
+    ``x_t W_ih^T`` ahead of it (``_project_ahead``), a few steps at a time, publishing how many steps are written
+    (kernels/barrier.py's ``publish``); the loop waits for step t's before reading it (``wait_until``). Before, the
+    projection of all steps ran first on both threads and the loop then on one: the projection's time (a quarter
+    to two fifths of an LSTM inference at B = 2..8, H = 128..512, I = H) was spent before the loop could start,
+    and the second thread idled through the loop. Each output element is the same sum in the same order as in
+    ``_input_projection`` (the micro-kernel's lanes are independent of the rows a call takes), so the results are
+    bitwise those of the projection-first path where the micro-kernel runs the projection (AVX-512); on AVX2
+    OpenBLAS computes each chunk (at one thread, as the loop needs), whose sums' order may depend on the rows per
+    call, so the last bits may differ from one thread's results there. Returns the slot of the final state."""
+    T, B, _ = y.shape
+    dtype = y.dtype
+    xp = np.empty((T, B, w_hh.shape[0]), dtype)
+    ready = barrier.new_state()
+    w_ih_packed = pack(w_ih.T) if microkernel.VECTOR_BITS == 512 else np.empty((0, 0, 0), dtype)
+    w_hh_packed, w_hr_packed = _packed([block], w_hh.T, w_hr.T)
+    loop = functools.partial(_forward_sequence, kind, xp, w_hh, w_hh_packed, np.ascontiguousarray(b_ih),
+                             np.ascontiguousarray(b_hh), lengths, hs, cs, saved, y, training, w_hr, w_hr_packed, r,
+                             ready, block.start, block.end, True)
+    ahead = functools.partial(_projection_thread, ready, x2d, w_ih.T, w_ih_packed, xp.reshape(T * B, -1), B)
+    with _single_threaded_blas():
+        return _in_parallel([loop, ahead])[0]
+
+
+def _projection_thread(ready, *args):
+    """``_project_ahead`` on its thread; should it fail, the time loop waiting for it is released
+    (``barrier.abort``) before the error goes on."""
+    try:
+        _project_ahead(ready, *args)
+    except BaseException:
+        barrier.abort(ready)
+        raise
+
+
+@njit(nogil=True, **_JIT)
+def _project_ahead(ready, x2d, w_ih_t, w_ih_packed, xp2d, B):
+    """``xp2d = x2d @ w_ih_t`` (all steps' input projections, B rows a step) in chunks of steps, in order, each
+    published on ``ready`` as the number of steps written: first one step, so that the loop can start at once, then
+    twice as many each time up to ``_PROJECTION_ROWS`` rows. Through the micro-kernel against ``w_ih_packed`` (W_ih^T
+    packed), or OpenBLAS against ``w_ih_t`` where that is empty."""
+    T = xp2d.shape[0] // B
+    most = max(1, _PROJECTION_ROWS // B)
+    steps = 1
+    t0 = 0
+    while t0 < T:
+        t1 = min(t0 + steps, T)
+        if w_ih_packed.size:
+            _project_rows(x2d[t0 * B:t1 * B], w_ih_packed, xp2d[t0 * B:t1 * B])
+        else:
+            np.dot(x2d[t0 * B:t1 * B], w_ih_t, xp2d[t0 * B:t1 * B])
+        barrier.publish(ready, t1)
+        t0 = t1
+        steps = min(2 * steps, most)
 
 
 def _forward_fused(kind, blocks, x, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training, w_hr, r):

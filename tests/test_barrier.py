@@ -76,3 +76,55 @@ def test_atomic_add_returns_the_old_value():
         return barrier.atomic_add(state, barrier.COUNT, n)
     assert add(state, 5) == 0 and add(state, 2) == 5
     assert barrier.arrivals(state) == 7
+
+
+@njit(nogil=True)
+def _produce(state, data):
+    for t in range(data.shape[0]):
+        s = 0.0
+        for i in range((t * 7) % 50 * 20):  # work of varying length
+            s += i * 1e-9
+        data[t] = t + 1 + s * 0.0
+        barrier.publish(state, t + 1)
+    return data.shape[0]
+
+
+@njit(nogil=True)
+def _consume(state, data, seen, wait):
+    for t in range(data.shape[0]):
+        if wait and not barrier.wait_until(state, t + 1):
+            return t
+        seen[t] = data[t] == t + 1
+    return data.shape[0]
+
+
+def _pipe(steps, wait):
+    state = barrier.new_state()
+    data = np.zeros(steps)
+    seen = np.zeros(steps, np.bool_)
+    done = cpu._in_parallel([functools.partial(_consume, state, data, seen, wait),
+                             functools.partial(_produce, state, data)])
+    return done, seen
+
+
+def test_wait_until_sees_what_was_written_before_the_publish():
+    done, seen = _pipe(20000, True)
+    assert done == [20000, 20000] and seen.all()
+
+
+def test_without_wait_until_the_consumer_runs_ahead():
+    """The test above can fail: without waiting, the consumer reads steps not written yet."""
+    _, seen = _pipe(20000, False)
+    assert not seen.all()
+
+
+def test_abort_releases_wait_until():
+    state = barrier.new_state()
+    result = []
+    waiter = threading.Thread(target=lambda: result.append(barrier.wait_until(state, 1)))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()
+    barrier.abort(state)
+    waiter.join(10)
+    assert not waiter.is_alive() and result == [False]
