@@ -319,12 +319,14 @@ def projects_beside(blocks, T, I, GH, threads=None):
     2 threads, T = 100, A/B in one process) against the projection first: LSTM inference 0.71-0.90x the time at
     B = 2..7, H = 128..256, I = H, 0.84-0.99 at I = H/4, GRU and RNN 0.73-0.93; training 0.86-1.0 (the backward
     unchanged). Below 2^22 multiply-adds (calls of 0.2-0.5 ms: B = 2 with I = 32..64 or the RNN at H = 128) the
-    thread hand-off cost more than it saved (1.09-1.52x)."""
+    thread hand-off cost more than it saved (1.09-1.52x). Only where the micro-kernel runs the projection
+    (AVX-512): on AVX2 builds OpenBLAS would compute each chunk, and compiled for Haswell on the same machine that
+    took 0.81-1.17x the time (LSTM inference, B = 2..6; B = 2 slower), not measured on an AVX2 machine."""
     if threads is None:
         threads = numba.get_num_threads()
     block = blocks[0]
-    return (T > 1 and len(blocks) == 1 and block.step == "packed" and threads > 1
-            and T * (block.end - block.start) * I * GH >= _MIN_BESIDE_MACS)
+    return (microkernel.VECTOR_BITS == 512 and T > 1 and len(blocks) == 1 and block.step == "packed"
+            and threads > 1 and T * (block.end - block.start) * I * GH >= _MIN_BESIDE_MACS)
 
 
 def _forward_beside(kind, block, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training, w_hr, r):
@@ -335,9 +337,9 @@ def _forward_beside(kind, block, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, s
     to two fifths of an LSTM inference at B = 2..8, H = 128..512, I = H) was spent before the loop could start,
     and the second thread idled through the loop. Each output element is the same sum in the same order as in
     ``_input_projection`` (the micro-kernel's lanes are independent of the rows a call takes), so the results are
-    bitwise those of the projection-first path where the micro-kernel runs the projection (AVX-512); on AVX2
-    OpenBLAS computes each chunk (at one thread, as the loop needs), whose sums' order may depend on the rows per
-    call, so the last bits may differ from one thread's results there. Returns the slot of the final state."""
+    bitwise those of the projection-first path where the micro-kernel runs the projection (AVX-512, the only builds
+    ``projects_beside`` chooses it on); elsewhere OpenBLAS computes each chunk (at one thread, as the loop needs),
+    whose sums' order may depend on the rows per call. Returns the slot of the final state."""
     T, B, _ = y.shape
     dtype = y.dtype
     xp = np.empty((T, B, w_hh.shape[0]), dtype)

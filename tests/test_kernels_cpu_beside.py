@@ -2,6 +2,7 @@
 ``_forward_beside``, ``_project_ahead``): which shapes take it, its results against one thread's (bitwise where the
 micro-kernel runs the projection) and the NumPy reference, and a failing projection thread."""
 
+import numba
 import numpy as np
 import pytest
 from lstmzoo.kernels import cpu, microkernel, reference
@@ -24,14 +25,26 @@ def pin_threads(monkeypatch):
     (4, 2, 1, 1024, 1024, False),   # one step: nothing to overlap
     (2, 2, 100, 32, 128, False),    # 2^21.6 multiply-adds: the hand-off costs more than it saves
 ])
-def test_which_forwards_project_beside_the_loop(B, threads, T, n_in, H, beside):
+def test_which_forwards_project_beside_the_loop(B, threads, T, n_in, H, beside, monkeypatch):
+    monkeypatch.setattr(microkernel, "VECTOR_BITS", 512)
     assert cpu.projects_beside(cpu.plan(B, threads), T, n_in, 4 * H, threads) is beside
+
+
+def test_avx2_builds_keep_the_projection_first():
+    """Not measured on an AVX2 machine (OpenBLAS would compute the chunks there): not chosen."""
+    if microkernel.VECTOR_BITS == 512:
+        pytest.skip("an AVX-512 build: see the test above")
+    assert not cpu.projects_beside(cpu.plan(4, 2), 100, 256, 1024, 2)
 
 
 @pytest.fixture
 def beside_at_any_size(monkeypatch):
-    """The projection beside the loop for the tests' small shapes too."""
+    """The projection beside the loop for the tests' small shapes too; on AVX2 builds, where ``projects_beside``
+    does not choose it, forced, so that its OpenBLAS-per-chunk branch is tested there as well."""
     monkeypatch.setattr(cpu, "_MIN_BESIDE_MACS", 0)
+    if microkernel.VECTOR_BITS != 512:
+        monkeypatch.setattr(cpu, "projects_beside", lambda blocks, T, n_in, GH, threads=None: (
+            T > 1 and len(blocks) == 1 and blocks[0].step == "packed" and (threads or numba.get_num_threads()) > 1))
 
 
 @pytest.fixture
