@@ -28,10 +28,12 @@ Threads: a per-step handoff to other threads, OpenBLAS's or a ``prange``'s, cost
 shared machine (notes/cpu-lstm-measurements.md), so there is none. Instead (``plan``) either the batch is split into
 blocks of rows (one per Numba thread, at least 4 rows each) and each thread runs the WHOLE time loop for its block,
 forward and backward, with OpenBLAS at one thread; the GEMMs outside the loops are split over the same threads. With
-one block (B < 8, or one Numba thread) the time loop runs on one thread. Or, for the forward of 2..7 rows with a large
-W_hh on 2+ threads, the hidden units are split over the threads (``_forward_units``; the backward's time loop likewise,
-``_backward_units``): each thread runs the whole time loop for all rows and its units, one long-lived call per
-thread, and the threads meet once per step on a spin barrier (kernels/barrier.py) instead of handing work over.
+one block (B < 8, or one Numba thread) the time loop runs on one thread, and on 2+ threads a second thread computes
+the input projections a few steps ahead of it (``_forward_beside``; AVX-512 builds). Or, for the forward of 2..7
+rows with a large W_hh on 2+ threads, the hidden units are split over the threads (``_forward_units``; the
+backward's time loop likewise, ``_backward_units``): each thread runs the whole time loop for all rows and its
+units, one long-lived call per thread, and the threads meet once per step on a spin barrier (kernels/barrier.py)
+instead of handing work over.
 
 float64 uses libm ``exp``/``tanh`` so it matches the reference to ~1e-15; float32 uses a vectorisable
 rational ``tanh`` (and ``sigmoid(a) = (1 + tanh(a/2)) / 2``) accurate to a few float32 ulp, because libm

@@ -1,0 +1,81 @@
+"""A/B of the input projection beside the time loop (kernels/cpu.py ``_forward_beside``) against the projection
+first (its switch ``projects_beside`` turned off), with torch 2.13.0 as the peer, all in one process.
+
+    NUMBA_NUM_THREADS=2 python benchmarks/beside_ab.py --cell lstm --batch 2 3 4 5 6 7 --hidden 128 256
+    NUMBA_NUM_THREADS=2 python benchmarks/beside_ab.py --cell gru --batch 2 4 6 --hidden 128 256 512
+
+The three contenders (projection first, beside, torch) are timed in turn, ``--repeats`` times each
+(``lstmzoo.bench.median_times``: idle, one untimed call, then calls for about a second), and the medians printed as
+a Markdown table; wall time. T = 100, float32, I = H and H/4. Only shapes where ``projects_beside`` would choose the
+path are meaningful (one block of rows: B < 8 on 2 threads, below the unit split's H; AVX-512 builds).
+"""
+
+import argparse
+
+import numpy as np
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, nargs="+", default=[2, 4, 6, 7])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--mode", nargs="+", choices=["inference", "training"], default=["inference", "training"])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    import numba
+    import torch
+    from lstmzoo.kernels import cpu, microkernel
+
+    from lstmzoo.bench import _load_average, median_times, torch_call
+    torch.set_num_threads(args.threads)
+    numba.set_num_threads(args.threads)
+    cpu.set_num_threads(args.threads)
+    real = cpu.projects_beside
+    G = {"lstm": 4, "gru": 3, "rnn": 1}[args.cell]
+    T = 100
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                 "unknown CPU")
+    print(f"{model}; micro-kernel {microkernel.VECTOR_BITS}-bit; {args.cell.upper()}, {args.threads} threads, T = {T}, "
+          f"float32, median of {args.repeats}; torch {torch.__version__}; load average before: {_load_average()}\n")
+    print("| mode | B | I | H | first ms | beside ms | torch ms | beside / first | first / torch | beside / torch |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for mode in args.mode:
+        training = mode == "training"
+        for H in args.hidden:
+            for width in (H, H // 4):
+                for B in args.batch:
+                    rng = np.random.default_rng(0)
+                    bound = 1 / np.sqrt(H)
+                    shapes = {"w_ih": (G * H, width), "w_hh": (G * H, H), "b_ih": (G * H,), "b_hh": (G * H,)}
+                    p = {k: rng.uniform(-bound, bound, shape) for k, shape in shapes.items()}
+                    p = {k: v.astype(np.float32) for k, v in p.items()}
+                    x = rng.standard_normal((T, B, width)).astype(np.float32)
+                    h0 = np.zeros((B, H), np.float32)
+                    dy = rng.standard_normal((T, B, H)).astype(np.float32)
+
+                    def ours(beside):
+                        def call():
+                            cpu.projects_beside = real if beside else (lambda *a, **k: False)
+                            if args.cell == "lstm":
+                                *_, cache = cpu.lstm_forward(x, h0, h0, **p, training=training)
+                                if training:
+                                    cpu.lstm_backward(dy, None, None, cache)
+                            else:
+                                *_, cache = getattr(cpu, args.cell + "_forward")(x, h0, **p, training=training)
+                                if training:
+                                    getattr(cpu, args.cell + "_backward")(dy, None, cache)
+                        return call
+                    first, beside, peer = (1e3 * t for t in median_times(
+                        [ours(False), ours(True), torch_call(torch, p, x, dy, training, cell=args.cell)],
+                        args.repeats))
+                    print(f"| {mode} | {B} | {width} | {H} | {first:.2f} | {beside:.2f} | {peer:.2f} | "
+                          f"{beside / first:.2f} | {first / peer:.2f} | {beside / peer:.2f} |", flush=True)
+    cpu.projects_beside = real
+    print(f"\nload average after: {_load_average()}")
+
+
+if __name__ == "__main__":
+    main()
