@@ -107,15 +107,7 @@ def wait(state, threads, step):
     """Arrive at the barrier of ``step`` (0, 1, ...) and wait until all ``threads`` have; False if the group was
     aborted (``abort``) instead. Each thread must call it once per step, steps in order."""
     atomic_add(state, COUNT, 1)
-    target = threads * (step + 1)
-    spins = 0
-    while load_acquire(state, COUNT) < target:
-        if load_acquire(state, ABORT) != 0:
-            return False
-        spins += 1
-        if spins >= SPINS:
-            yield_cpu()
-    return True
+    return wait_until(state, threads * (step + 1))
 
 
 @njit(nogil=True, **_JIT)
@@ -139,8 +131,9 @@ def publish(state, count):
 
 @njit(nogil=True, **_JIT)
 def wait_until(state, count):
-    """Wait until the progress ``publish``ed on ``state`` is at least ``count``; False if the producer was aborted
-    (``abort``) instead. Spins, then yields the core between loads, as ``wait`` does."""
+    """Wait until the count on ``state`` (the arrivals of ``wait``, or the progress ``publish``ed by a producer) is
+    at least ``count``; False if the group was aborted (``abort``) instead. Spins on acquire loads, then yields the
+    core between them after ``SPINS``."""
     spins = 0
     while load_acquire(state, COUNT) < count:
         if load_acquire(state, ABORT) != 0:
