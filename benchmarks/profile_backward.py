@@ -33,7 +33,7 @@ def _steps_cell_only(kind, dy, dh, dc, hs, cs, saved, da_x, da_h, lengths):
     dr = np.empty((0, 0), dy.dtype)
     no_dh = np.zeros(H, dy.dtype)
     for t in range(T - 1, -1, -1):
-        cpu._cells_backward(kind, t, 0, B, lengths, False, dr, dy, dh, no_dh, dc, cs, hs, saved, da_x, da_h)
+        cpu._cells_backward(kind, t, 0, B, lengths, False, dr, dy, dh, no_dh, dc, cs, hs, saved, da_x, da_h, 0, H)
 
 
 def cpu_time(call, repeats):
