@@ -108,6 +108,7 @@ def tiny_row(tasks, tmp_path, monkeypatch):
 def test_a_row_with_the_estimators_through_main(tasks, tiny_row):
     """One quick seed: the command line's run in the main table, the estimator's beside it in its own table,
     trained bit for bit alike; another seed added to both; the file rebuilt unchanged from its own record."""
+    pytest.importorskip("sklearn", reason="the sklearn extra is not installed (pip install 'lstmzoo[sklearn]')")
     work, results = tiny_row
     tasks.main(["--rows", "tiny", "--seeds", "3", "--quick", "--estimators", "--work", str(work),
                 "--results", str(results)])
