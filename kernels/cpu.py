@@ -321,9 +321,10 @@ def projects_beside(blocks, T, I, GH, threads=None):
     2 threads, T = 100, A/B in one process, benchmarks/beside_ab.py) against the projection first: LSTM inference
     0.71-1.01x the time at B = 2..7, H = 128..256, I = H and H/4 (median 0.85), training 0.81-1.12 (median 0.94;
     the backward unchanged); GRU and RNN inference median 0.87. Below 2^22 multiply-adds (calls of 0.2-0.5 ms: B = 2
-    with I = 32..64 or the RNN at H = 128) the thread hand-off cost more than it saved (1.09-1.52x). Only where the micro-kernel runs the projection
-    (AVX-512): on AVX2 builds OpenBLAS would compute each chunk, and compiled for Haswell on the same machine that
-    took 0.81-1.17x the time (LSTM inference, B = 2..6; B = 2 slower), not measured on an AVX2 machine."""
+    with I = 32..64 or the RNN at H = 128) the thread hand-off cost more than it saved (1.09-1.52x). Only where the
+    micro-kernel runs the projection (AVX-512): on AVX2 builds OpenBLAS would compute each chunk, and compiled for
+    Haswell on the same machine that took 0.81-1.17x the time (LSTM inference, B = 2..6; B = 2 slower), not measured
+    on an AVX2 machine."""
     if threads is None:
         threads = numba.get_num_threads()
     block = blocks[0]
