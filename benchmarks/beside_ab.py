@@ -1,8 +1,12 @@
-"""A/B of the input projection beside the time loop (kernels/cpu.py ``_forward_beside``) against the projection
-first (its switch ``projects_beside`` turned off), with torch 2.13.0 as the peer, all in one process.
+"""A/B of the work beside the time loop against the same work before or after it, with torch 2.13.0 as the peer,
+all in one process: the forward's input projection (``--switch forward``: kernels/cpu.py ``_forward_beside``
+against the projection first, its switch ``projects_beside`` turned off), or the backward's dx and weight
+gradients (``--switch backward``: ``_backward_beside`` against the GEMMs after the loop, ``gradients_beside``
+turned off; training only).
 
     NUMBA_NUM_THREADS=2 python benchmarks/beside_ab.py --cell lstm --batch 2 3 4 5 6 7 --hidden 128 256
     NUMBA_NUM_THREADS=2 python benchmarks/beside_ab.py --cell gru --batch 2 4 6 --hidden 128 256 512
+    NUMBA_NUM_THREADS=2 python benchmarks/beside_ab.py --switch backward --mode training --batch 2 4 6 7
 
 The three contenders (projection first, beside, torch) are timed in turn, ``--repeats`` times each
 (``lstmzoo.bench.median_times``: idle, one untimed call, then calls for about a second), and the medians printed as
@@ -23,6 +27,8 @@ def main(argv=None):
     parser.add_argument("--hidden", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--mode", nargs="+", choices=["inference", "training"], default=["inference", "training"])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--switch", choices=["forward", "backward"], default="forward",
+                        help="which work beside the loop is turned off for the first column")
     args = parser.parse_args(argv)
 
     import numba
@@ -33,13 +39,15 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     numba.set_num_threads(args.threads)
     cpu.set_num_threads(args.threads)
-    real = cpu.projects_beside
+    switch = "projects_beside" if args.switch == "forward" else "gradients_beside"
+    real = getattr(cpu, switch)
     G = {"lstm": 4, "gru": 3, "rnn": 1}[args.cell]
     T = 100
     model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                  "unknown CPU")
     print(f"{model}; micro-kernel {microkernel.VECTOR_BITS}-bit; {args.cell.upper()}, {args.threads} threads, T = {T}, "
-          f"float32, median of {args.repeats}; torch {torch.__version__}; load average before: {_load_average()}\n")
+          f"float32, median of {args.repeats}; torch {torch.__version__}; beside: the {args.switch} pass's; "
+          f"load average before: {_load_average()}\n")
     print("| mode | B | I | H | first ms | beside ms | torch ms | beside / first | first / torch | beside / torch |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for mode in args.mode:
@@ -58,7 +66,7 @@ def main(argv=None):
 
                     def ours(beside):
                         def call():
-                            cpu.projects_beside = real if beside else (lambda *a, **k: False)
+                            setattr(cpu, switch, real if beside else (lambda *a, **k: False))
                             if args.cell == "lstm":
                                 *_, cache = cpu.lstm_forward(x, h0, h0, **p, training=training)
                                 if training:
@@ -73,7 +81,7 @@ def main(argv=None):
                         args.repeats))
                     print(f"| {mode} | {B} | {width} | {H} | {first:.2f} | {beside:.2f} | {peer:.2f} | "
                           f"{beside / first:.2f} | {first / peer:.2f} | {beside / peer:.2f} |", flush=True)
-    cpu.projects_beside = real
+    setattr(cpu, switch, real)
     print(f"\nload average after: {_load_average()}")
 
 

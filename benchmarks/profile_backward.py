@@ -72,7 +72,8 @@ def profile(T, B, width, H, repeats, torch):
         dh = np.zeros((B, H), f32)
         dc = np.zeros((B, H), f32)
         cpu._backward_sequence(kind, dy, dh, dc, w_hh, packed, lengths, hs, cs, saved, da, da, w_hr,
-                               np.empty((0, 0, 0), f32), np.zeros((0, 0, 0), f32), 0, B, B > 1)
+                               np.empty((0, 0, 0), f32), np.zeros((0, 0, 0), f32), cpu._NOT_PIPED, 0,
+                               B, B > 1)
     recurrence()
     out["  recurrence (_backward_sequence)"] = cpu_time(recurrence, repeats)
     _steps_gemm_only(da, packed, T, B, H)

@@ -747,6 +747,9 @@ def _backward(dy, dh_n, dc_n, cache):
     hidden = GH // _GATES[kind]
     blocks = plan(B, kind=kind, hidden=hidden, projected=projected, backward=True)
     backward_units = blocks[0].step == "units"
+    if gradients_beside(blocks, T, x2d.shape[1], H, GH, projected, dtype.itemsize):
+        return _backward_beside(kind, blocks[0], np.ascontiguousarray(dy, dtype), dh, dc, w_hh, lengths, hs, cs,
+                                saved, da_x, da_h, x2d, w_ih)
     if backward_units:
         _backward_units(kind, blocks[0].units, np.ascontiguousarray(dy, dtype), dh, dc, w_hh, lengths, hs, cs, saved,
                         da_x, da_h)
@@ -754,7 +757,7 @@ def _backward(dy, dh_n, dc_n, cache):
         w_hh_packed, w_hr_packed = _packed_c(blocks, w_hh, w_hr)  # the per-step GEMMs' W_hh and W_hr, packed once
         with _recurrence_blas(B):
             _in_row_blocks(_backward_sequence, blocks, kind, np.ascontiguousarray(dy, dtype), dh, dc, w_hh,
-                           w_hh_packed, lengths, hs, cs, saved, da_x, da_h, w_hr, w_hr_packed, dhp)
+                           w_hh_packed, lengths, hs, cs, saved, da_x, da_h, w_hr, w_hr_packed, dhp, _NOT_PIPED)
     # Everything that does not feed the recurrence: one GEMM each over all T*B rows, through the micro-kernel's
     # blocked GEMM (kernels/microkernel.py, gemm_packed) on all of Numba's threads; the bias gradients come out of
     # the weight-gradient GEMM as its column of ones.
@@ -791,6 +794,225 @@ def _backward(dy, dh_n, dc_n, cache):
         r2d = r.reshape(T * B, r.shape[2])
         grads += (_weight_gradients(dhp.reshape(T * B, H), r2d, r2d[:, :0], False, threads),)
     return grads
+
+
+# The least work after the backward's time loop (multiply-adds of dx and the weight gradients) that
+# ``_backward_beside`` computes beside the loop, and the rows of da per part it takes at a time.
+_MIN_GRADIENTS_BESIDE_MACS = 1 << 24
+_GRADIENT_PART_ROWS = 64
+# Added to the parts' claim counter when the loop's thread takes over the parts nobody claimed yet.
+_HANDED_OVER = 1 << 40
+
+
+def gradients_beside(blocks, T, I, H, GH, projected, itemsize, threads=None):
+    """Whether a backward of ``T`` steps over the ``plan``'s ``blocks`` (``I`` inputs, state width ``H``, ``GH``
+    gate rows, elements of ``itemsize`` bytes) computes dx and the weight gradients on a second thread while the
+    time loop runs (``_backward_beside``): where the row split leaves threads idle (one block of 2 or more rows on 2
+    or more ``threads``, default Numba's count), without a projection, with at least
+    ``_MIN_GRADIENTS_BESIDE_MACS`` multiply-adds in those GEMMs, and where the weight gradients, which every part
+    reads and writes, fit in a core's L2 cache (``_l2_bytes``).
+
+    Measured (benchmarks/RESULTS.md, session 14: Zen 5, 1 MB L2, 2 threads, T = 100, training, A/B in one process,
+    benchmarks/beside_ab.py --switch backward) against the GEMMs after the loop: LSTM H = 128 (I = 128, 32) 0.68-0.96x
+    the time at B = 2..7 (the backward splits the units from H = 256); GRU H = 128 and 256 (I = H, H/4) 0.73-0.93
+    but where its two gradients (1.6 MB at I = H = 256) outgrow the L2: 1.00-1.48 (B = 6..2); RNN H = 128, 256
+    0.67-1.00, and 1.10 at B = 2, I = 32, H = 128 (2^22.2 multiply-adds: the hand-off costs about what it saves
+    below 2^24). Not measured on an AVX2 machine."""
+    if threads is None:
+        threads = numba.get_num_threads()
+    block = blocks[0]
+    return (T > 1 and len(blocks) == 1 and block.step == "packed" and threads > 1 and not projected
+            and T * (block.end - block.start) * GH * (2 * I + H + 1) >= _MIN_GRADIENTS_BESIDE_MACS
+            and GH * (I + H + 2) * itemsize <= _l2_bytes())
+
+
+@functools.cache
+def _l2_bytes():
+    """A core's L2 cache in bytes, from sysfs; 512 KB where it cannot be read (the smallest of the machines these
+    kernels were measured on: Zen 3)."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    units = {"K": 1 << 10, "M": 1 << 20}
+    try:
+        for entry in sorted(os.listdir(base)):
+            with open(f"{base}/{entry}/level") as level, open(f"{base}/{entry}/type") as kind:
+                if level.read().strip() != "2" or kind.read().strip() not in ("Unified", "Data"):
+                    continue
+            with open(f"{base}/{entry}/size") as size:
+                text = size.read().strip()
+            return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+    except (OSError, ValueError):
+        pass
+    return 512 << 10
+
+
+def _backward_beside(kind, block, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_h, x2d, w_ih):
+    """The row split's one backward time loop on this thread while a second thread computes, part by part behind
+    it, what the loop does not need: dx = da_x W_ih and the weight and bias gradients da^T [x | h | 1]
+    (``_gradients_behind``). Before, both ran after the loop, on both threads, and the second thread idled through
+    the loop.
+
+    The rows of da (T * B, in steps) are cut into parts of about ``_GRADIENT_PART_ROWS`` rows, whole steps, from
+    the last step back (the loop's order). The loop publishes the steps it has finished (``_backward_sequence``'s
+    ``ready``); the second thread claims the parts one by one (an atomic counter), waits for each part's steps and
+    computes its dx rows and adds its weight gradients. When the loop ends, its thread takes the parts nobody claimed
+    yet (``_gradients_tail``): their dx rows, then the first half of the gate rows of their weight gradients, while
+    the second thread, done with its claimed parts, computes the other half. Each weight gradient is the sum of the
+    parts' sums in the parts' order, each part one ``gemm_packed`` call: its bits depend on T, B and the part size
+    only, not on which thread computed which part. They differ in rounding from the other paths', which sum the
+    steps forwards in one GEMM. Returns the gradients as ``_backward`` does."""
+    T, B, H = dy.shape
+    GH, n_in = w_ih.shape
+    dtype = dy.dtype
+    shared = da_h is da_x
+    g_x = np.zeros((GH, n_in + (H if shared else 0) + 1), dtype)    # da_x^T [x | h | 1], or da_x^T [x | 1]
+    g_h = np.zeros((GH, 0 if shared else H + 1), dtype)             # and da_h^T [h | 1] (the GRU)
+    dx = np.empty((T * B, n_in), dtype)
+    w_ih_packed = _pack_side_by_side(w_ih, w_ih[:, :0], False)
+    (w_hh_packed,) = _packed_c([block], w_hh)
+    ready, claims, done, handover = (barrier.new_state() for _ in range(4))
+    empty = np.empty((0, 0, 0), dtype)  # no projection: W_hr, its packing and dhp
+    loop = (kind, dy, dh, dc, w_hh, w_hh_packed, lengths, hs, cs, saved, da_x, da_h, np.empty((0, 0), dtype), empty,
+            empty, ready, block.start, block.end, True)
+    gradients = (claims, done, handover, da_x.reshape(T * B, GH), da_h.reshape(T * B, GH), x2d,
+                 hs[:T].reshape(T * B, H), w_ih_packed, dx, g_x, g_h, B, max(1, _GRADIENT_PART_ROWS // B),
+                 panel_width(dtype))
+    with _single_threaded_blas():
+        _in_parallel([functools.partial(_loop_and_tail, loop, ready, gradients),
+                      functools.partial(_gradients_thread, ready, gradients)])
+    if shared:
+        dw_ih, dw_hh, db_ih = g_x[:, :n_in].copy(), g_x[:, n_in:n_in + H].copy(), g_x[:, n_in + H].copy()
+        db_hh = db_ih.copy()
+    else:
+        dw_ih, db_ih, dw_hh, db_hh = g_x[:, :n_in].copy(), g_x[:, n_in].copy(), g_h[:, :H].copy(), g_h[:, H].copy()
+    return dx.reshape(T, B, n_in), dh, dc if kind == LSTM else None, dw_ih, dw_hh, db_ih, db_hh
+
+
+def _loop_and_tail(loop, ready, gradients):
+    """The time loop, then the parts nobody claimed (``_gradients_tail``); on failure the other thread is released
+    (``barrier.abort`` of every state it may wait on) before the error goes on."""
+    try:
+        _backward_sequence(*loop)
+        _gradients_tail(*gradients)
+    except BaseException:
+        for state in (ready, *gradients[:3]):
+            barrier.abort(state)
+        raise
+
+
+def _gradients_thread(ready, gradients):
+    """``_gradients_behind`` on its thread; on failure the loop's thread is released, as ``_loop_and_tail`` does."""
+    try:
+        _gradients_behind(ready, *gradients)
+    except BaseException:
+        for state in (ready, *gradients[:3]):
+            barrier.abort(state)
+        raise
+
+
+@njit(nogil=True, **_JIT)
+def _part_steps(T, steps, part):
+    """Steps ``lo <= t < hi`` of part ``part``: parts of ``steps`` steps from the last step back."""
+    hi = T - part * steps
+    return max(0, hi - steps), hi
+
+
+@njit(nogil=True, **_JIT)
+def _gradients_behind(ready, claims, done, handover, da_x, da_h, x, h, w_ih_packed, dx, g_x, g_h, B, steps, pw):
+    """The second thread of ``_backward_beside``: claims parts in order, waits for each part's steps on ``ready``,
+    computes its rows of ``dx`` and adds its weight gradients (all gate rows), publishing on ``done`` how many
+    parts are complete; once the loop's thread has taken over (the claim returns ``_HANDED_OVER`` or more), the
+    second half of the gate rows of the remaining parts. False when the other thread failed."""
+    T = len(da_x) // B
+    parts = (T + steps - 1) // steps
+    part = 0
+    while True:
+        part = barrier.atomic_add(claims, 0, 1)
+        if part >= parts:
+            break
+        lo, hi = _part_steps(T, steps, part)
+        if not barrier.wait_until(ready, T - lo):
+            return False
+        gemm_packed(da_x[lo * B:hi * B], w_ih_packed, dx[lo * B:hi * B], GEMM_MC, GEMM_KC, False)
+        _add_part_gradients(da_x, da_h, x, h, lo * B, hi * B, 0, len(g_x), g_x, g_h, pw)
+        barrier.publish(done, part + 1)
+    if part < _HANDED_OVER:
+        return True
+    if not barrier.wait_until(handover, 1):
+        return False
+    first = barrier.arrivals(handover) - 1
+    for part in range(first, parts):
+        lo, hi = _part_steps(T, steps, part)
+        _add_part_gradients(da_x, da_h, x, h, lo * B, hi * B, _half_of_gates(len(g_x)), len(g_x), g_x, g_h,
+                            pw)
+    return True
+
+
+@njit(nogil=True, **_JIT)
+def _gradients_tail(claims, done, handover, da_x, da_h, x, h, w_ih_packed, dx, g_x, g_h, B, steps, pw):
+    """The loop's thread after the loop (``_backward_beside``): takes the parts not claimed yet, computes their dx
+    rows, waits until the second thread's claimed parts are all added, then adds the first half of the gate rows of
+    its parts' weight gradients. False when the other thread failed."""
+    T = len(da_x) // B
+    parts = (T + steps - 1) // steps
+    first = min(barrier.atomic_add(claims, 0, _HANDED_OVER), parts)
+    barrier.publish(handover, first + 1)
+    for part in range(first, parts):
+        lo, hi = _part_steps(T, steps, part)
+        gemm_packed(da_x[lo * B:hi * B], w_ih_packed, dx[lo * B:hi * B], GEMM_MC, GEMM_KC, False)
+    if first == parts:
+        return True
+    if not barrier.wait_until(done, first):
+        return False
+    for part in range(first, parts):
+        lo, hi = _part_steps(T, steps, part)
+        _add_part_gradients(da_x, da_h, x, h, lo * B, hi * B, 0, _half_of_gates(len(g_x)), g_x, g_h, pw)
+    return True
+
+
+@njit(nogil=True, **_JIT)
+def _half_of_gates(GH):
+    """Where the gate rows are cut between the two threads: about half, at a multiple of 16 (whole tiles)."""
+    return min(GH, (GH // 2 + 15) // 16 * 16)
+
+
+@njit(nogil=True, **_JIT)
+def _add_part_gradients(da_x, da_h, x, h, r0, r1, m0, m1, g_x, g_h, pw):
+    """``g_x[m0:m1] += da_x[r0:r1, m0:m1]^T [x | h | 1][r0:r1]`` (with ``g_h`` empty: da_h is da_x), or for the GRU
+    ``g_x[m0:m1] += da_x^T [x | 1]`` and ``g_h[m0:m1] += da_h^T [h | 1]`` over those rows: [x | h | 1] packed for
+    the part (panels ``pw`` wide), then one ``gemm_packed`` call each (``add``)."""
+    if m1 <= m0:
+        return
+    if g_h.shape[1] == 0:
+        packed = _pack_part(x[r0:r1], h[r0:r1], pw)
+        gemm_packed(da_x[r0:r1].T[m0:m1], packed, g_x[m0:m1], GEMM_MC, GEMM_KC, True)
+    else:
+        packed = _pack_part(x[r0:r1], x[r0:r1, :0], pw)
+        gemm_packed(da_x[r0:r1].T[m0:m1], packed, g_x[m0:m1], GEMM_MC, GEMM_KC, True)
+        packed = _pack_part(h[r0:r1], h[r0:r1, :0], pw)
+        gemm_packed(da_h[r0:r1].T[m0:m1], packed, g_h[m0:m1], GEMM_MC, GEMM_KC, True)
+
+
+@njit(nogil=True, **_JIT)
+def _pack_part(b1, b2, pw):
+    """``microkernel.pack([b1 | b2 | 1])`` (C-ordered rows, a column of ones last) with panels ``pw`` wide, row by
+    row."""
+    K, N1 = b1.shape
+    N2 = b2.shape[1]
+    N = N1 + N2 + 1
+    P = (N + pw - 1) // pw
+    packed = np.empty((P, K, pw), b1.dtype)
+    for k in range(K):
+        for p in range(P):
+            row = packed[p, k]
+            for j in range(pw):
+                n = p * pw + j
+                if n < N1:
+                    row[j] = b1[k, n]
+                elif n < N1 + N2:
+                    row[j] = b2[k, n - N1]
+                else:
+                    row[j] = 1.0 if n == N - 1 else 0.0
+    return packed
 
 
 def _weight_gradients(a, b1, b2, ones, threads):
@@ -852,16 +1074,20 @@ def _split_gemm_packed(a, packed, out, threads):
     tiles = -(-len(a) // 8)
     parts = max(1, min(threads, tiles // 4))
     # mc and kc passed: a call that leaves out arguments with defaults misses Numba's fast dispatch (~50 us a call)
-    _in_parallel([functools.partial(gemm_packed, a[8 * t0:8 * t1], packed, out[8 * t0:8 * t1], GEMM_MC, GEMM_KC)
+    _in_parallel([functools.partial(gemm_packed, a[8 * t0:8 * t1], packed, out[8 * t0:8 * t1], GEMM_MC, GEMM_KC,
+                                    False)
                   for t0, t1 in _even_blocks(tiles, parts)])
 
 
 @njit(nogil=True, **_JIT)
 def _backward_sequence(kind, dy, dh, dc, w_hh, w_hh_packed, lengths, hs, cs, saved, da_x, da_h, w_hr, w_hr_packed,
-                       dhp, b0, b1, packed):
+                       dhp, ready, b0, b1, packed):
     """Backward through time for the sequences ``b0 <= b < b1``: fills their rows of da_x, da_h (and with a
     projection dhp, the gradients w.r.t. the projected states) and updates their dh, dc in place to dh0,
-    dc0. ``packed``: the per-step GEMMs run the micro-kernel against ``w_hh_packed`` (``w_hr_packed``)."""
+    dc0. ``packed``: the per-step GEMMs run the micro-kernel against ``w_hh_packed`` (``w_hr_packed``).
+    ``ready``: empty, or a barrier state on which the number of steps whose da_x[t], da_h[t] are final is
+    published after each step's cell pass (for the thread computing the weight gradients beside the loop,
+    ``_backward_beside``)."""
     _full_width_vectors()
     T, _, H = dy.shape
     dh_rec = np.empty((b1 - b0, H), dy.dtype)
@@ -883,6 +1109,8 @@ def _backward_sequence(kind, dy, dh, dc, w_hh, w_hh_packed, lengths, hs, cs, sav
                 np.dot(dhp_rows, w_hr, dr)
         _cells_backward(kind, t, b0, b1, lengths, projected, dr, dy, dh, no_dh, dc, cs, hs, saved, da_x, da_h, 0,
                         units)
+        if ready.size:
+            barrier.publish(ready, T - t)
         da_rows = da_h[t][b0:b1]
         if packed:
             matmul_packed(da_rows, w_hh_packed, dh_rec)

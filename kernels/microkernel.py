@@ -688,9 +688,11 @@ GEMM_MC, GEMM_KC = 128, 256
 
 
 @njit(nogil=True, **_JIT)
-def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC):
+def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
     """out[:] = a @ b for a large ``a`` [M, K], with ``packed = pack(b)`` ([K, N] in column panels): the micro-
-    kernel's register tile over blocks of ``mc`` rows and ``kc`` of K (the first K block stores, the others add).
+    kernel's register tile over blocks of ``mc`` rows and ``kc`` of K (the first K block stores, the others add;
+    with ``add`` the first adds too: ``out += a @ b``; each block's sums start from ``out``'s values, so K cut into
+    parts at multiples of ``kc``, added part by part in order onto zeros, gives the same bits as one call).
     ``a`` may be C-ordered (unit stride along rows) or a transposed C array such as ``da.T`` (unit stride along
     columns: each k's ``mr`` values are adjacent); ``out`` needs unit stride along its rows. Deterministic: the
     order of the sums depends only on the shapes and ``kc``."""
@@ -702,6 +704,8 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC):
     if M == 0 or N == 0:
         return
     if K == 0:
+        if add:
+            return
         for i in range(M):
             for j in range(N):
                 out[i, j] = 0
@@ -720,7 +724,7 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC):
         m1 = min(M, m0 + mc)
         for k0 in range(0, K, kc):
             kk = min(kc, K - k0)
-            accumulate = k0 > 0
+            accumulate = add or k0 > 0
             for p in range(P):
                 n0 = p * PW
                 cols = min(PW, N - n0)
