@@ -817,11 +817,13 @@ def gradients_beside(blocks, T, I, H, GH, projected, itemsize, threads=None):
     the time at B = 2..7 (the backward splits the units from H = 256); GRU H = 128 and 256 (I = H, H/4) 0.73-0.93
     but where its two gradients (1.6 MB at I = H = 256) outgrow the L2: 1.00-1.48 (B = 6..2); RNN H = 128, 256
     0.67-1.00, and 1.10 at B = 2, I = 32, H = 128 (2^22.2 multiply-adds: the hand-off costs about what it saves
-    below 2^24). Not measured on an AVX2 machine."""
+    below 2^24). Only on AVX-512 builds: compiled for Haswell (AVX2) on the same machine, with OpenBLAS's Haswell
+    kernels after the loop, LSTM H = 128 took 1.18-1.38x the time at B = 2..7; not measured on an AVX2 machine."""
     if threads is None:
         threads = numba.get_num_threads()
     block = blocks[0]
-    return (T > 1 and len(blocks) == 1 and block.step == "packed" and threads > 1 and not projected
+    return (microkernel.VECTOR_BITS == 512 and T > 1 and len(blocks) == 1 and block.step == "packed" and threads > 1
+            and not projected
             and T * (block.end - block.start) * GH * (2 * I + H + 1) >= _MIN_GRADIENTS_BESIDE_MACS
             and GH * (I + H + 2) * itemsize <= _l2_bytes())
 

@@ -6,6 +6,7 @@ and ``microkernel.gemm_packed``'s ``add``."""
 import threading
 import time
 
+import numba
 import numpy as np
 import pytest
 from lstmzoo.kernels import cpu, microkernel, reference
@@ -35,10 +36,17 @@ def pin_threads(monkeypatch):
 ])
 def test_which_backwards_compute_gradients_beside(B, threads, cell, T, n_in, H, projected, beside, monkeypatch):
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
+    monkeypatch.setattr(microkernel, "VECTOR_BITS", 512)
     blocks = cpu.plan(B, threads, cell, H, projected, backward=True)
     GH = cpu._GATES[cell] * H
     assert cpu.gradients_beside(blocks, T, n_in, H, GH, projected, 4, threads) is beside
     assert not cpu.gradients_beside(blocks, T, n_in, H, GH, projected, 8, threads) or beside
+
+
+def test_avx2_builds_keep_the_gradients_after_the_loop(monkeypatch):
+    """Slower there when compiled for Haswell (AVX2): not chosen."""
+    monkeypatch.setattr(microkernel, "VECTOR_BITS", 256)
+    assert not cpu.gradients_beside(cpu.plan(4, 2), 100, 128, 128, 512, False, 4, 2)
 
 
 def test_the_l2_size_is_read_or_assumed():
@@ -47,8 +55,14 @@ def test_the_l2_size_is_read_or_assumed():
 
 @pytest.fixture
 def beside_at_any_size(monkeypatch):
+    """The gradients beside the loop for the tests' small shapes too, and on AVX2 builds (where the micro-kernel's
+    256-bit GEMM computes the parts), so that the path is tested on every machine."""
     monkeypatch.setattr(cpu, "_MIN_GRADIENTS_BESIDE_MACS", 0)
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 40)
+    if microkernel.VECTOR_BITS != 512:
+        monkeypatch.setattr(cpu, "gradients_beside", lambda blocks, T, n_in, H, GH, projected, itemsize, threads=None: (
+            T > 1 and len(blocks) == 1 and blocks[0].step == "packed" and not projected
+            and (threads or numba.get_num_threads()) > 1))
 
 
 @pytest.fixture
