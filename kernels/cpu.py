@@ -874,7 +874,7 @@ def _backward_beside(kind, block, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x
     ready, claims, done, handover = (barrier.new_state() for _ in range(4))
     empty = np.empty((0, 0, 0), dtype)  # no projection: W_hr, its packing and dhp
     loop = (kind, dy, dh, dc, w_hh, w_hh_packed, lengths, hs, cs, saved, da_x, da_h, np.empty((0, 0), dtype), empty,
-            empty, ready, block.start, block.end, True)
+            empty, ready, block.start, block.end, block.step == "packed")
     gradients = (claims, done, handover, da_x.reshape(T * B, GH), da_h.reshape(T * B, GH), x2d,
                  hs[:T].reshape(T * B, H), w_ih_packed, dx, g_x, g_h, B, max(1, _GRADIENT_PART_ROWS // B),
                  panel_width(dtype))
