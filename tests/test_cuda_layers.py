@@ -111,6 +111,7 @@ def test_cli_trains_a_recipe_on_cuda_and_evaluates_it_anywhere(tmp_path, monkeyp
     runner = CliRunner()
     result = runner.invoke(main, ["train", "airline-passengers", "--device", "cuda", "--epochs", "2",
                                   "--set", "hidden_size=4", "--set", "window=3", "--set", "batch_size=64",
+                                  "--set", "windows_per_epoch=64",
                                   "--out", str(run)])
     assert result.exit_code == 0, result.output
     assert json.loads((run / "config.json").read_text())["hyperparameters"]["device"] == "cuda"
