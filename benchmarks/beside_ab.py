@@ -11,7 +11,8 @@ turned off; training only).
 The three contenders (projection first, beside, torch) are timed in turn, ``--repeats`` times each
 (``lstmzoo.bench.median_times``: idle, one untimed call, then calls for about a second), and the medians printed as
 a Markdown table; wall time. T = 100, float32, I = H and H/4. Only shapes where ``projects_beside`` would choose the
-path are meaningful (one block of rows: B < 8 on 2 threads, below the unit split's H; AVX-512 builds).
+path are meaningful (one block of rows: B < 8 on 2 threads, below the unit split's H; AVX-512 builds, or any build
+with ``--any-vector-width``).
 """
 
 import argparse
@@ -29,6 +30,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--switch", choices=["forward", "backward"], default="forward",
                         help="which work beside the loop is turned off for the first column")
+    parser.add_argument("--any-vector-width", action="store_true",
+                        help="time the work beside the loop on AVX2 builds too (its switch ignores the vector width)")
     args = parser.parse_args(argv)
 
     import numba
@@ -41,6 +44,8 @@ def main(argv=None):
     cpu.set_num_threads(args.threads)
     switch = "projects_beside" if args.switch == "forward" else "gradients_beside"
     real = getattr(cpu, switch)
+    if args.any_vector_width:
+        real = _any_vector_width(real, microkernel)
     G = {"lstm": 4, "gru": 3, "rnn": 1}[args.cell]
     T = 100
     model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
@@ -83,6 +88,18 @@ def main(argv=None):
                           f"{beside / first:.2f} | {first / peer:.2f} | {beside / peer:.2f} |", flush=True)
     setattr(cpu, switch, real)
     print(f"\nload average after: {_load_average()}")
+
+
+def _any_vector_width(switch, microkernel):
+    """``switch`` answered as on an AVX-512 build (the one condition it has on the vector width)."""
+    def answer(*args, **kwargs):
+        bits = microkernel.VECTOR_BITS
+        microkernel.VECTOR_BITS = 512
+        try:
+            return switch(*args, **kwargs)
+        finally:
+            microkernel.VECTOR_BITS = bits
+    return answer
 
 
 if __name__ == "__main__":

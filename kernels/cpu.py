@@ -180,9 +180,8 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
     # Without a projection both are empty, which the compiled loops read as "no projection".
     w_hr = np.empty((0, 0), dtype) if w_hr is None else np.ascontiguousarray(w_hr, dtype)
     r = np.empty((T if training else 1, B, H) if len(w_hr) else (0, 0, 0), dtype)  # o * tanh(c')
-    # All time steps' input projections in one GEMM (on all of OpenBLAS's threads, or split over the time
-    # loops' threads); the biases are added in the cell pass, which reads xp anyway (a separate bias pass over
-    # [T, B, GH] cost ~5 % at large shapes).
+    # All time steps' input projections in one GEMM (split over the threads); the biases are added in the cell pass,
+    # which reads xp anyway (a separate bias pass over [T, B, GH] cost ~5 % at large shapes).
     blocks = plan(B, kind=kind, hidden=H, projected=len(w_hr) > 0, training=training)
     if blocks[0].step == "units":
         last = _forward_units(kind, blocks[0].units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training,
@@ -230,17 +229,40 @@ def _input_projection(x2d, w_ih, blocks):
     a time), the rows split into as many blocks as the loops' or Numba's threads, whichever more (with one block the
     loop runs on one thread, but this GEMM need not). Measured on one Zen 5 core (load ~4.5), against OpenBLAS's
     SkylakeX kernels: 0.55-0.82x the time, pack included (131-187 GFLOP/s against 85-105; 100-700 rows, I = 32..1024,
-    4H = 512..4096). Else OpenBLAS, as before: the 256-bit tile compiled for Haswell on the same core took 0.85-1.22x
-    the time of OpenBLAS's Haswell kernels."""
-    if microkernel.VECTOR_BITS != 512:
-        with _gemm_blas(blocks):
-            return _split_matmul(x2d, w_ih.T, len(blocks))
-    packed = pack(w_ih.T)
+    4H = 512..4096). Else OpenBLAS (the 256-bit tile compiled for Haswell on the same core took 0.85-1.22x the time
+    of OpenBLAS's Haswell kernels), single-threaded, in ``_BLAS_PROJECTION_CHUNKS`` calls at most (of at least
+    ``_PROJECTION_ROWS`` rows) split over the same threads: the chunks depend on the rows only, so the bits do not
+    depend on the thread count (OpenBLAS's sums can differ with the rows per call). Not on OpenBLAS's own threads:
+    its workers spin for a while after each call, and a time loop split over the same cores right after waited for
+    them. Measured on an AVX2 machine (Zen 1, 2 threads, LSTM, T = 100, benchmarks/forward_ab.py) against one call
+    on OpenBLAS's threads, with the rows in two halves: the whole forward took 0.24-0.48x the time at H = 512, B =
+    2..6 (the unit split), training 0.47-0.86x at H = 256 (the backward's unit split) and 0.27-0.43x at H = 512;
+    where every loop runs on one thread OpenBLAS's own threads had been the faster (inference at H = 128..256:
+    1.07-1.17x; training at H = 128: 1.03-1.10x)."""
+    threads = max(len(blocks), numba.get_num_threads())
     out = np.empty((x2d.shape[0], w_ih.shape[0]), np.result_type(x2d, w_ih))
-    parts = max(1, min(max(len(blocks), numba.get_num_threads()), x2d.shape[0] // _PROJECTION_ROWS))
+    if microkernel.VECTOR_BITS != 512:
+        chunks = np.array(_even_blocks(len(x2d), max(1, min(_BLAS_PROJECTION_CHUNKS, len(x2d) // _PROJECTION_ROWS))))
+        with _single_threaded_blas():
+            _in_parallel([functools.partial(_matmul_chunks, x2d, w_ih.T, out, chunks[c0:c1])
+                          for c0, c1 in _even_blocks(len(chunks), min(threads, len(chunks)))])
+        return out
+    packed = pack(w_ih.T)
+    parts = max(1, min(threads, x2d.shape[0] // _PROJECTION_ROWS))
     _in_parallel([functools.partial(_project_rows, x2d[r0:r1], packed, out[r0:r1])
                   for r0, r1 in _even_blocks(len(x2d), parts)])
     return out
+
+
+# The most OpenBLAS calls an AVX2 build's _input_projection makes (the most threads it can use).
+_BLAS_PROJECTION_CHUNKS = 16
+
+
+@njit(nogil=True, **_JIT)
+def _matmul_chunks(x, w_t, out, chunks):
+    """``out[r0:r1] = x[r0:r1] @ w_t`` for each row range ``(r0, r1)`` of ``chunks``, one OpenBLAS call each."""
+    for i in range(len(chunks)):
+        np.dot(x[chunks[i, 0]:chunks[i, 1]], w_t, out[chunks[i, 0]:chunks[i, 1]])
 
 
 @njit(nogil=True, **_JIT)
@@ -1446,32 +1468,6 @@ def _thread_pool(workers):
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lstmzoo")
 
 
-def _gemm_blas(blocks):
-    """The OpenBLAS setting for the GEMMs outside a time loop over ``blocks``: its own threads when the loop
-    runs on one; one thread when the loop is split, because the GEMMs are then split over the same threads
-    (_split_matmul): OpenBLAS's workers spin for a while after each call, and spinning on the core a loop's
-    thread needs took away all the gain of splitting (B = 32, H = 512 inference: 93 -> 89 ms, against 75 -> 36
-    ms for the loop alone)."""
-    return _single_threaded_blas() if len(blocks) > 1 else contextlib.nullcontext()
-
-
-def _split_matmul(a, b, parts):
-    """``a @ b`` with the rows of ``a`` split into ``parts`` blocks, one thread each."""
-    if parts == 1:
-        return _matmul(a, b)
-    out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
-    _in_parallel([functools.partial(_matmul_into, a[r0:r1], b, out[r0:r1]) for r0, r1 in _even_blocks(len(a), parts)])
-    return out
-
-
-def _split_matmul_tn(a, b, parts):
-    """``a.T @ b`` summed over ``parts`` blocks of the rows they share, one thread each."""
-    if parts == 1:
-        return _matmul(a.T, b)
-    partial = _in_parallel([functools.partial(_matmul, a[r0:r1].T, b[r0:r1]) for r0, r1 in _even_blocks(len(a), parts)])
-    return functools.reduce(np.add, partial)
-
-
 @njit(**_JIT)
 def _rows_matmul_t(a, w, out, pad):
     """out = a @ w.T for the few rows of ``a`` (w: [N, K], C-contiguous): eight rows at a time, then four.
@@ -1698,8 +1694,3 @@ def _single_threaded_blas():
 @njit(nogil=True, **_JIT)
 def _matmul(a, b):
     return np.dot(a, b)
-
-
-@njit(nogil=True, **_JIT)
-def _matmul_into(a, b, out):
-    np.dot(a, b, out)

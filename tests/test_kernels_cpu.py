@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import numba
 import numpy as np
 import pytest
 from helpers import numeric_gradient
@@ -350,15 +351,38 @@ def test_time_loops_split_over_threads_match_reference(cell, pin_threads):
             assert_close(a, b, dtype)
 
 
-@pytest.mark.parametrize("parts", [1, 2, 3])
-def test_split_gemms_match_numpy(parts):
-    """The GEMMs around a split time loop: rows of ``a`` over threads, and ``a.T @ b`` summed over blocks."""
-    rng = np.random.default_rng(parts)
-    a, b, c = rng.standard_normal((50, 7)), rng.standard_normal((7, 9)), rng.standard_normal((50, 9))
-    with cpu._gemm_blas(cpu._even_blocks(50, parts)):
-        np.testing.assert_allclose(cpu._split_matmul(a, b, parts), a @ b, rtol=1e-12)
-        np.testing.assert_allclose(cpu._split_matmul(a, b.T.copy().T, parts), a @ b, rtol=1e-12)
-        np.testing.assert_allclose(cpu._split_matmul_tn(a, c, parts), a.T @ c, rtol=1e-12, atol=1e-12)
+@pytest.mark.parametrize("rows", [1, 130, 700, 5000])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_input_projection_bits_do_not_depend_on_the_threads(rows, dtype, monkeypatch):
+    """All steps' input projections before the time loop, split over 1..3 threads (through OpenBLAS in chunks that
+    depend on the rows only on AVX2 builds, through the micro-kernel on AVX-512 builds): the same bits on any
+    number of threads, and close to float64's product."""
+    rng = np.random.default_rng(rows)
+    x, w = rng.standard_normal((rows, 24)).astype(dtype), rng.standard_normal((40, 24)).astype(dtype)
+    results = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(numba, "get_num_threads", lambda: threads)
+        results.append(cpu._input_projection(x, w, [cpu.Block(0, 7, "packed")]))
+    for got in results[1:]:
+        np.testing.assert_array_equal(got, results[0])
+    np.testing.assert_allclose(results[0], x.astype(np.float64) @ w.T.astype(np.float64),
+                               rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-4 if dtype == np.float32 else 1e-12)
+
+
+def test_avx2_projection_never_leaves_openblas_threads_spinning(monkeypatch):
+    """On AVX2 builds the projection runs OpenBLAS single-threaded in chunks over our threads: its own workers,
+    which spin after a call, would take the cores a split time loop needs next (measured on Zen 1: 2-4x)."""
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", 256)
+    counts = []
+    real = cpu._matmul_chunks
+    lib = cpu._scipy_openblas()
+    monkeypatch.setattr(cpu, "_matmul_chunks", lambda *args: (
+        counts.append(lib.scipy_openblas_get_num_threads() if lib is not None else 1), real(*args))[1])
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((1000, 16)), rng.standard_normal((32, 16))
+    np.testing.assert_allclose(cpu._input_projection(x, w, [cpu.Block(0, 4, "packed")]), x @ w.T, rtol=1e-12)
+    assert counts == [1, 1]  # two threads, each with OpenBLAS at one thread
 
 
 def test_cache_is_cold_until_the_time_loops_are_compiled(tmp_path):
