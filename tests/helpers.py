@@ -55,3 +55,15 @@ def write_wav(path, samples, rate, channels=1):
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(pcm.tobytes())
+
+
+def count_calls(monkeypatch, module, name):
+    """A list that gathers the arguments of every call of ``module.name``, which still runs."""
+    calls = []
+    real = getattr(module, name)
+
+    def counted(*args):
+        calls.append(args)
+        return real(*args)
+    monkeypatch.setattr(module, name, counted)
+    return calls

@@ -5,6 +5,7 @@ micro-kernel runs the projection) and the NumPy reference, and a failing project
 import numba
 import numpy as np
 import pytest
+from helpers import count_calls
 from lstmzoo.kernels import cpu, microkernel, reference
 from test_kernels_cpu import CELLS, assert_close, backward, forward
 from test_kernels_cpu_split import assert_same_cache, inputs, run
@@ -50,14 +51,7 @@ def beside_at_any_size(monkeypatch):
 @pytest.fixture
 def spy(monkeypatch):
     """Counts the projection threads started."""
-    calls = []
-    real = cpu._projection_thread
-
-    def counted(*args):
-        calls.append(args)
-        return real(*args)
-    monkeypatch.setattr(cpu, "_projection_thread", counted)
-    return calls
+    return count_calls(monkeypatch, cpu, "_projection_thread")
 
 
 @pytest.mark.parametrize("cell", CELLS + ["lstm-projected"])

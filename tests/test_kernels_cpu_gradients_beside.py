@@ -9,6 +9,7 @@ import time
 import numba
 import numpy as np
 import pytest
+from helpers import count_calls
 from lstmzoo.kernels import cpu, microkernel, reference
 from test_kernels_cpu import CELLS, assert_close, backward, forward
 from test_kernels_cpu_split import inputs
@@ -68,14 +69,7 @@ def beside_at_any_size(monkeypatch):
 @pytest.fixture
 def spy(monkeypatch):
     """Counts the threads started to compute the gradients beside the loop."""
-    calls = []
-    real = cpu._gradients_thread
-
-    def counted(*args):
-        calls.append(args)
-        return real(*args)
-    monkeypatch.setattr(cpu, "_gradients_thread", counted)
-    return calls
+    return count_calls(monkeypatch, cpu, "_gradients_thread")
 
 
 def _problem(cell, dtype, B, T, seed):
