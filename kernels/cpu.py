@@ -234,11 +234,11 @@ def _input_projection(x2d, w_ih, blocks):
     ``_PROJECTION_ROWS`` rows) split over the same threads: the chunks depend on the rows only, so the bits do not
     depend on the thread count (OpenBLAS's sums can differ with the rows per call). Not on OpenBLAS's own threads:
     its workers spin for a while after each call, and a time loop split over the same cores right after waited for
-    them. Measured on an AVX2 machine (Zen 1, 2 threads, LSTM, T = 100, benchmarks/forward_ab.py) against one call
-    on OpenBLAS's threads, with the rows in two halves: the whole forward took 0.24-0.48x the time at H = 512, B =
-    2..6 (the unit split), training 0.47-0.86x at H = 256 (the backward's unit split) and 0.27-0.43x at H = 512;
-    where every loop runs on one thread OpenBLAS's own threads had been the faster (inference at H = 128..256:
-    1.07-1.17x; training at H = 128: 1.03-1.10x)."""
+    them. Measured on an AVX2 machine (Zen 1, 2 threads, LSTM, T = 100, benchmarks/forward_ab.py, RESULTS.md
+    "Session 15") against one call on OpenBLAS's threads: inference 0.27-0.36x the time at H = 512, B = 2..6 (the
+    unit split), training 0.29-0.44x there and 0.66-0.85x at H = 256 (the backward's unit split); where every loop
+    of the call runs on one thread OpenBLAS's own threads had been the faster (inference at H = 128..256, B = 2..6:
+    1.05-1.22x; training at H = 128: 1.01-1.06x)."""
     threads = max(len(blocks), numba.get_num_threads())
     out = np.empty((x2d.shape[0], w_ih.shape[0]), np.result_type(x2d, w_ih))
     if microkernel.VECTOR_BITS != 512:
