@@ -11,8 +11,8 @@ turned off; training only).
 The three contenders (projection first, beside, torch) are timed in turn, ``--repeats`` times each
 (``lstmzoo.bench.median_times``: idle, one untimed call, then calls for about a second), and the medians printed as
 a Markdown table; wall time. T = 100, float32, I = H and H/4. Only shapes where ``projects_beside`` would choose the
-path are meaningful (one block of rows: B < 8 on 2 threads, below the unit split's H; AVX-512 builds, or any build
-with ``--any-vector-width``).
+path are meaningful (one block of rows: B < 8 on 2 threads, below the unit split's H; for the backward's switch
+AVX-512 builds, or any build with ``--any-vector-width``; the forward's runs on every build since session 16).
 """
 
 import argparse

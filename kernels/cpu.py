@@ -29,7 +29,7 @@ shared machine (notes/cpu-lstm-measurements.md), so there is none. Instead (``pl
 blocks of rows (one per Numba thread, at least 4 rows each) and each thread runs the WHOLE time loop for its block,
 forward and backward, with OpenBLAS at one thread; the GEMMs outside the loops are split over the same threads. With
 one block (B < 8, or one Numba thread) the time loop runs on one thread, and on 2+ threads a second thread computes
-the input projections a few steps ahead of it (``_forward_beside``; AVX-512 builds). Or, for the forward of 2..7
+the input projections a few steps ahead of it (``_forward_beside``). Or, for the forward of 2..7
 rows with a large W_hh on 2+ threads, the hidden units are split over the threads (``_forward_units``; the
 backward's time loop likewise, ``_backward_units``): each thread runs the whole time loop for all rows and its
 units, one long-lived call per thread, and the threads meet once per step on a spin barrier (kernels/barrier.py)
@@ -204,7 +204,7 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
         c_n = cs[last].copy() if kind == LSTM else None
         cache = (kind, x2d, w_ih, w_hh, lengths, hs, cs, saved, w_hr, r) if training else None
         return y, h_n, c_n, cache
-    xp = _input_projection(x2d, w_ih, blocks).reshape(T, B, w_hh.shape[0])
+    xp = _input_projection(x2d, w_ih, blocks, B).reshape(T, B, w_hh.shape[0])
     # The per-step GEMMs' right-hand sides, W_hh^T and W_hr^T, packed once for all steps and threads.
     w_hh_packed, w_hr_packed = _packed(blocks, w_hh.T, w_hr.T)
     with _recurrence_blas(B):
@@ -222,30 +222,30 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
 _PROJECTION_ROWS = 128
 
 
-def _input_projection(x2d, w_ih, blocks):
-    """``x2d @ w_ih.T``, all time steps' input projections before the time loops over ``blocks``.
+def _input_projection(x2d, w_ih, blocks, B):
+    """``x2d @ w_ih.T``, all time steps' input projections (``B`` rows a step) before the time loops over ``blocks``.
 
     Where the micro-kernel has its AVX-512 tile: through it, against W_ih^T packed here (``_PROJECTION_ROWS`` rows at
     a time), the rows split into as many blocks as the loops' or Numba's threads, whichever more (with one block the
     loop runs on one thread, but this GEMM need not). Measured on one Zen 5 core (load ~4.5), against OpenBLAS's
     SkylakeX kernels: 0.55-0.82x the time, pack included (131-187 GFLOP/s against 85-105; 100-700 rows, I = 32..1024,
     4H = 512..4096). Else OpenBLAS (the 256-bit tile compiled for Haswell on the same core took 0.85-1.22x the time
-    of OpenBLAS's Haswell kernels), single-threaded, in ``_BLAS_PROJECTION_CHUNKS`` calls at most (of at least
-    ``_PROJECTION_ROWS`` rows) split over the same threads: the chunks depend on the rows only, so the bits do not
-    depend on the thread count (OpenBLAS's sums can differ with the rows per call). Not on OpenBLAS's own threads:
-    its workers spin for a while after each call, and a time loop split over the same cores right after waited for
-    them. Measured on an AVX2 machine (Zen 1, 2 threads, LSTM, T = 100, benchmarks/forward_ab.py, RESULTS.md
-    "Session 15") against one call on OpenBLAS's threads: inference 0.27-0.36x the time at H = 512, B = 2..6 (the
-    unit split), training 0.29-0.44x there and 0.66-0.85x at H = 256 (the backward's unit split); where every loop
-    of the call runs on one thread OpenBLAS's own threads had been the faster (inference at H = 128..256, B = 2..6:
-    1.05-1.22x; training at H = 128: 1.01-1.06x)."""
+    of OpenBLAS's Haswell kernels), single-threaded, one call per chunk of ``_blas_chunks`` (which depend on the rows
+    and B only, so the bits do not depend on the thread count: OpenBLAS's sums can differ with the rows per call),
+    the chunks shared out over the same threads by rows (``_share_out``). Not on OpenBLAS's own threads: its workers
+    spin for a while after each call, and a time loop split over the same cores right after waited for them.
+    Measured on an AVX2 machine (Zen 1, 2 threads, LSTM, T = 100, benchmarks/forward_ab.py, RESULTS.md "Session 15")
+    against one call on OpenBLAS's threads: inference 0.27-0.36x the time at H = 512, B = 2..6 (the unit split),
+    training 0.29-0.44x there and 0.66-0.85x at H = 256 (the backward's unit split); where every loop of the call
+    runs on one thread OpenBLAS's own threads had been the faster (inference at H = 128..256, B = 2..6: 1.05-1.22x;
+    training at H = 128: 1.01-1.06x), which the projection beside the loop (``_forward_beside``) now replaces."""
     threads = max(len(blocks), numba.get_num_threads())
     out = np.empty((x2d.shape[0], w_ih.shape[0]), np.result_type(x2d, w_ih))
     if microkernel.VECTOR_BITS != 512:
-        chunks = np.array(_even_blocks(len(x2d), max(1, min(_BLAS_PROJECTION_CHUNKS, len(x2d) // _PROJECTION_ROWS))))
+        chunks = _blas_chunks(len(x2d), B)
         with _single_threaded_blas():
-            _in_parallel([functools.partial(_matmul_chunks, x2d, w_ih.T, out, chunks[c0:c1])
-                          for c0, c1 in _even_blocks(len(chunks), min(threads, len(chunks)))])
+            _in_parallel([functools.partial(_matmul_chunks, x2d, w_ih.T, out, part)
+                          for part in _share_out(chunks, threads) or [chunks]])
         return out
     packed = pack(w_ih.T)
     parts = max(1, min(threads, x2d.shape[0] // _PROJECTION_ROWS))
@@ -254,8 +254,46 @@ def _input_projection(x2d, w_ih, blocks):
     return out
 
 
-# The most OpenBLAS calls an AVX2 build's _input_projection makes (the most threads it can use).
+# The most OpenBLAS calls an AVX2 build's _input_projection makes from _RAMP_ROWS rows a step.
 _BLAS_PROJECTION_CHUNKS = 16
+# Below this many rows a step (where a row split on 2 or more threads leaves one block, 2 * _MIN_ROWS_PER_THREAD),
+# an AVX2 build's projection runs in _forward_beside's chunks of steps (_ramp).
+_RAMP_ROWS = 8
+
+
+def _blas_chunks(n, B):
+    """The row ranges ``[[r0, r1], ...]`` of an AVX2 build's projection of ``n`` rows, ``B`` a step, one OpenBLAS
+    call each; they depend on ``n`` and ``B`` only. Below ``_RAMP_ROWS`` rows a step the chunks that
+    ``_forward_beside`` computes beside the loop (``_ramp``), so that the projection has the same bits there as
+    before a loop; from ``_RAMP_ROWS``, at most ``_BLAS_PROJECTION_CHUNKS`` even chunks of at least
+    ``_PROJECTION_ROWS`` rows."""
+    if B < _RAMP_ROWS:
+        return _ramp(n, B)
+    return np.array(_even_blocks(n, max(1, min(_BLAS_PROJECTION_CHUNKS, n // _PROJECTION_ROWS))), np.int64)
+
+
+def _ramp(n, B):
+    """``n`` rows, ``B`` a step, as row ranges ``[[r0, r1], ...]`` of whole steps (the last may end at ``n``): one
+    step, then twice as many each time up to ``_PROJECTION_ROWS`` rows (at least one step), so that a time loop
+    reading them in order can start after the first."""
+    most = max(1, _PROJECTION_ROWS // max(B, 1))
+    bounds, steps = [0], 1
+    while bounds[-1] < n:
+        bounds.append(min(bounds[-1] + steps * B, n))
+        steps = min(2 * steps, most)
+    return np.array(list(itertools.pairwise(bounds)), np.int64).reshape(-1, 2)
+
+
+def _share_out(chunks, threads):
+    """``chunks`` (row ranges) dealt out to at most ``threads`` threads, the largest first, each to the thread with
+    the fewest rows so far: a list of row-range arrays, one per thread that has any."""
+    rows = [0] * min(threads, len(chunks))
+    parts = [[] for _ in rows]
+    for i in sorted(range(len(chunks)), key=lambda i: chunks[i, 0] - chunks[i, 1]):
+        k = rows.index(min(rows))
+        parts[k].append(i)
+        rows[k] += chunks[i, 1] - chunks[i, 0]
+    return [chunks[sorted(part)] for part in parts]
 
 
 @njit(nogil=True, **_JIT)
@@ -343,15 +381,16 @@ def projects_beside(blocks, T, I, GH, threads=None):
     2 threads, T = 100, A/B in one process, benchmarks/beside_ab.py) against the projection first: LSTM inference
     0.71-1.01x the time at B = 2..7, H = 128..256, I = H and H/4 (median 0.85), training 0.81-1.12 (median 0.94;
     the backward unchanged); GRU and RNN inference median 0.87. Below 2^22 multiply-adds (calls of 0.2-0.5 ms: B = 2
-    with I = 32..64 or the RNN at H = 128) the thread hand-off cost more than it saved (1.09-1.52x). Only where the
-    micro-kernel runs the projection (AVX-512): on AVX2 builds OpenBLAS would compute each chunk, and compiled for
-    Haswell on the same machine that took 0.81-1.17x the time (LSTM inference, B = 2..6; B = 2 slower), not measured
-    on an AVX2 machine."""
+    with I = 32..64 or the RNN at H = 128) the thread hand-off cost more than it saved (1.09-1.52x). On AVX2 builds
+    OpenBLAS computes the chunks, in the projection-first path's own chunks (``_blas_chunks``), so both paths make
+    the same calls: measured on an AVX2-only machine (session 16: AMD EPYC Zen 1, 512 KB L2, benchmarks/beside_ab.py
+    --any-vector-width), LSTM inference 0.74-0.92x the time at B = 2..7, H = 128 and 256, I = H and H/4 (one row
+    1.00), training 0.90-1.07 (H = 128 about even, H = 256 0.90-0.97)."""
     if threads is None:
         threads = numba.get_num_threads()
     block = blocks[0]
-    return (microkernel.VECTOR_BITS == 512 and T > 1 and len(blocks) == 1 and block.step == "packed"
-            and threads > 1 and T * (block.end - block.start) * I * GH >= _MIN_BESIDE_MACS)
+    return (T > 1 and len(blocks) == 1 and block.step == "packed" and threads > 1
+            and T * (block.end - block.start) * I * GH >= _MIN_BESIDE_MACS)
 
 
 def _forward_beside(kind, block, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training, w_hr, r):
@@ -361,10 +400,9 @@ def _forward_beside(kind, block, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, s
     projection of all steps ran first on both threads and the loop then on one: the projection's time (a quarter
     to two fifths of an LSTM inference at B = 2..8, H = 128..512, I = H) was spent before the loop could start,
     and the second thread idled through the loop. Each output element is the same sum in the same order as in
-    ``_input_projection`` (the micro-kernel's lanes are independent of the rows a call takes), so the results are
-    bitwise those of the projection-first path where the micro-kernel runs the projection (AVX-512, the only builds
-    ``projects_beside`` chooses it on); elsewhere OpenBLAS computes each chunk (at one thread, as the loop needs),
-    whose sums' order may depend on the rows per call. Returns the slot of the final state."""
+    ``_input_projection`` (the micro-kernel's lanes are independent of the rows a call takes; on AVX2 builds OpenBLAS,
+    at one thread, gets the same chunks of rows as there, ``_blas_chunks``), so the results are bitwise those of the
+    projection-first path. Returns the slot of the final state."""
     T, B, _ = y.shape
     dtype = y.dtype
     xp = np.empty((T, B, w_hh.shape[0]), dtype)
@@ -374,7 +412,8 @@ def _forward_beside(kind, block, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, s
     loop = functools.partial(_forward_sequence, kind, xp, w_hh, w_hh_packed, np.ascontiguousarray(b_ih),
                              np.ascontiguousarray(b_hh), lengths, hs, cs, saved, y, training, w_hr, w_hr_packed, r,
                              ready, block.start, block.end, True)
-    ahead = functools.partial(_projection_thread, ready, x2d, w_ih.T, w_ih_packed, xp.reshape(T * B, -1), B)
+    ahead = functools.partial(_projection_thread, ready, x2d, w_ih.T, w_ih_packed, xp.reshape(T * B, -1), B,
+                              _blas_chunks(T * B, B))  # B < _RAMP_ROWS: one block on 2+ threads; _ramp
     with _single_threaded_blas():
         return _in_parallel([loop, ahead])[0]
 
@@ -390,24 +429,19 @@ def _projection_thread(ready, *args):
 
 
 @njit(nogil=True, **_JIT)
-def _project_ahead(ready, x2d, w_ih_t, w_ih_packed, xp2d, B):
-    """``xp2d = x2d @ w_ih_t`` (all steps' input projections, B rows a step) in chunks of steps, in order, each
-    published on ``ready`` as the number of steps written: first one step, so that the loop can start at once, then
-    twice as many each time up to ``_PROJECTION_ROWS`` rows. Through the micro-kernel against ``w_ih_packed`` (W_ih^T
-    packed), or OpenBLAS against ``w_ih_t`` where that is empty."""
-    T = xp2d.shape[0] // B
-    most = max(1, _PROJECTION_ROWS // B)
-    steps = 1
-    t0 = 0
-    while t0 < T:
-        t1 = min(t0 + steps, T)
+def _project_ahead(ready, x2d, w_ih_t, w_ih_packed, xp2d, B, chunks):
+    """``xp2d = x2d @ w_ih_t`` (all steps' input projections, B rows a step) in the row ranges ``chunks`` of whole
+    steps (``_ramp``: first one step, so that the loop can start at once, then twice as many each time up to
+    ``_PROJECTION_ROWS`` rows), in order, each published on ``ready`` as the number of steps written. Through the
+    micro-kernel against ``w_ih_packed`` (W_ih^T packed), or OpenBLAS against ``w_ih_t`` where that is empty (one
+    call per chunk, as ``_input_projection`` on AVX2 builds, so the bits are the same)."""
+    for i in range(len(chunks)):
+        r0, r1 = chunks[i, 0], chunks[i, 1]
         if w_ih_packed.size:
-            _project_rows(x2d[t0 * B:t1 * B], w_ih_packed, xp2d[t0 * B:t1 * B])
+            _project_rows(x2d[r0:r1], w_ih_packed, xp2d[r0:r1])
         else:
-            np.dot(x2d[t0 * B:t1 * B], w_ih_t, xp2d[t0 * B:t1 * B])
-        barrier.publish(ready, t1)
-        t0 = t1
-        steps = min(2 * steps, most)
+            np.dot(x2d[r0:r1], w_ih_t, xp2d[r0:r1])
+        barrier.publish(ready, r1 // B)
 
 
 def _forward_fused(kind, blocks, x, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training, w_hr, r):
@@ -487,7 +521,7 @@ def _forward_units(kind, units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, sa
         # its threads, whose sums' order depends on the rows per call: split over ours at one OpenBLAS thread, the
         # results were no longer bitwise the row split's. OpenBLAS's workers may then spin into the first steps;
         # not timed on an AVX2 machine).
-        xp = _input_projection(x2d, w_ih, [Block(0, B, "packed")]).reshape(T, B, w_hh.shape[0])
+        xp = _input_projection(x2d, w_ih, [Block(0, B, "packed")], B).reshape(T, B, w_hh.shape[0])
         bias = np.empty(0, dtype)
     b_ih, b_hh = np.ascontiguousarray(b_ih, dtype), np.ascontiguousarray(b_hh, dtype)
     state = barrier.new_state()

@@ -318,7 +318,7 @@ def test_input_projection_matches_numpy(rows, threads, bits, dtype, pin_threads,
     monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", bits)
     rng = np.random.default_rng(rows)
     x, w_ih = rng.standard_normal((rows, 45)).astype(dtype), rng.standard_normal((180, 45)).astype(dtype)
-    got = cpu._input_projection(x, w_ih, cpu.plan(3, threads))
+    got = cpu._input_projection(x, w_ih, cpu.plan(3, threads), 3)
     want = x.astype(np.float64) @ w_ih.T.astype(np.float64)
     np.testing.assert_allclose(got, want, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype] * np.abs(want).max())
 
@@ -352,21 +352,45 @@ def test_time_loops_split_over_threads_match_reference(cell, pin_threads):
 
 
 @pytest.mark.parametrize("rows", [1, 130, 700, 5000])
+@pytest.mark.parametrize("B", [7, 16])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_input_projection_bits_do_not_depend_on_the_threads(rows, dtype, monkeypatch):
+def test_input_projection_bits_do_not_depend_on_the_threads(rows, B, dtype, monkeypatch):
     """All steps' input projections before the time loop, split over 1..3 threads (through OpenBLAS in chunks that
-    depend on the rows only on AVX2 builds, through the micro-kernel on AVX-512 builds): the same bits on any
-    number of threads, and close to float64's product."""
+    depend on the rows and B only on AVX2 builds: the steps' ramp below 8 rows a step, even chunks from 8; through
+    the micro-kernel on AVX-512 builds): the same bits on any number of threads, and close to float64's product."""
     rng = np.random.default_rng(rows)
     x, w = rng.standard_normal((rows, 24)).astype(dtype), rng.standard_normal((40, 24)).astype(dtype)
     results = []
     for threads in (1, 2, 3):
         monkeypatch.setattr(numba, "get_num_threads", lambda: threads)
-        results.append(cpu._input_projection(x, w, [cpu.Block(0, 7, "packed")]))
+        results.append(cpu._input_projection(x, w, [cpu.Block(0, B, "packed")], B))
     for got in results[1:]:
         np.testing.assert_array_equal(got, results[0])
     np.testing.assert_allclose(results[0], x.astype(np.float64) @ w.T.astype(np.float64),
                                rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-4 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("n, B", [(400, 4), (700, 7), (10, 3), (1, 1), (0, 2), (5000, 2), (130, 16), (5000, 16)])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_avx2_projection_chunks_cover_the_rows_once_and_share_out_evenly(n, B, threads):
+    """``_blas_chunks``: consecutive row ranges covering ``range(n)``; below 8 rows a step whole steps, 1, 2, 4, ...
+    steps up to 128 rows (as ``_forward_beside`` projects them); ``_share_out`` gives each chunk to one thread, the
+    threads' rows within one largest chunk of each other."""
+    chunks = cpu._blas_chunks(n, B)
+    assert chunks.shape[1:] == (2,) and (chunks[:, 1] > chunks[:, 0]).all() and (len(chunks) > 0) == (n > 0)
+    assert chunks.flatten().tolist() == [0, *np.repeat(chunks[:-1, 1], 2).tolist(), n][:chunks.size]
+    sizes = (chunks[:, 1] - chunks[:, 0]).tolist()
+    if B < 8:
+        assert all(r1 % B == 0 for r1 in chunks[:-1, 1])
+        steps = [size // B for size in sizes[:-1]]
+        assert steps == [min(2 ** i, max(1, 128 // B)) for i in range(len(steps))]
+    else:
+        assert len(chunks) <= 16 and (len(chunks) == 1 or min(sizes) >= 128)
+    parts = cpu._share_out(chunks, threads)
+    assert len(parts) == min(threads, len(chunks))
+    assert sorted(map(tuple, np.concatenate(parts or [chunks]).tolist())) == sorted(map(tuple, chunks.tolist()))
+    rows = [int((p[:, 1] - p[:, 0]).sum()) for p in parts]
+    assert not rows or max(rows) - min(rows) <= max(sizes)
 
 
 def test_avx2_projection_never_leaves_openblas_threads_spinning(monkeypatch):
@@ -381,7 +405,7 @@ def test_avx2_projection_never_leaves_openblas_threads_spinning(monkeypatch):
         counts.append(lib.scipy_openblas_get_num_threads() if lib is not None else 1), real(*args))[1])
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((1000, 16)), rng.standard_normal((32, 16))
-    np.testing.assert_allclose(cpu._input_projection(x, w, [cpu.Block(0, 4, "packed")]), x @ w.T, rtol=1e-12)
+    np.testing.assert_allclose(cpu._input_projection(x, w, [cpu.Block(0, 4, "packed")], 4), x @ w.T, rtol=1e-12)
     assert counts == [1, 1]  # two threads, each with OpenBLAS at one thread
 
 
