@@ -8,34 +8,44 @@ Where the work goes (G = 4 LSTM, 3 GRU, 1 RNN; weights in PyTorch's layout, gate
 
 - One cuBLAS GEMM before the recurrence: the input projection of every step, ``xw = x W_ih^T + b_ih``.
 - Per time step, the recurrent GEMM ``h_{t-1} W_hh^T`` and the whole elementwise cell update (bias,
-  activations, c/h update, the length mask, the stores the backward needs) run in ONE kernel, so the gate
-  pre-activations never make a round trip through global memory. Two ways to run the recurrence:
+  activations, c/h update, the length mask, the stores the backward needs). Three ways to run the recurrence:
 
-  * per-step kernel (``_step_forward_kernel``): one launch per step; each block owns a tile of
-    ``STEP_TILE_UNITS`` hidden units x ``STEP_TILE_BATCH`` sequences, stages ``h_{t-1}`` and the G gate
+  * per-step kernel (``_step_forward_kernel``): one launch per step, GEMM and update fused; each block owns a
+    tile of ``STEP_TILE_UNITS`` hidden units x ``STEP_TILE_BATCH`` sequences, stages ``h_{t-1}`` and the G gate
     rows of ``W_hh`` for its units through shared memory ``STEP_TILE_K`` columns at a time, and finishes
-    those units' update in the same launch.
+    those units' update in the same launch, so the gate pre-activations never go through global memory.
+  * cuBLAS per step ("gemm", ``_gemm_forward_kernel``): ``xp.matmul`` into a ``[B, G*H]`` buffer, then one
+    launch of the elementwise update; two launches a step, but cuBLAS's GEMM.
   * persistent kernel (``_persistent_forward_kernel``): ONE cooperative launch for all T steps; each block
     loads the G rows of ``W_hh`` of its hidden units into shared memory once and keeps them there, the
     threads of a block split the dot products over k and reduce them in shared memory, and a grid-wide
     barrier (``cuda.cg.this_grid().sync()``) separates the steps. No per-step launch and no re-read of
     ``W_hh`` from global memory: this is what pays at small batch, where a step is latency-bound.
 
-- Backward mirrors the per-step forward: one kernel per step computes, for a tile of units, the
-  recurrent GEMM ``dh = dgates_{t+1} W_hh`` (tiles through shared memory) and in the same launch the
-  elementwise backward of those units (dgates of step t, the carried dc). After the loop, cuBLAS GEMMs
-  over all steps at once give dx, dW_ih, dW_hh and the bias gradients. The backward has no persistent
-  variant yet: it runs per step whichever path the forward took (the caches are the same).
+- Backward, per step: the recurrent GEMM ``dh = dgates_{t+1} W_hh`` and the elementwise backward of the
+  units (dgates of step t, the carried dc), either fused in one step kernel (tiles through shared memory,
+  ``_step_backward_kernel``) or as cuBLAS then an elementwise launch (``_gemm_backward_kernel``). After the
+  loop, cuBLAS GEMMs over all steps at once give dx, dW_ih, dW_hh and the bias gradients. The backward has
+  no persistent variant yet (the caches are the same whichever path the forward took).
 
-Which forward path runs (``choose_path``; set ``FORCE_PATH`` to "step" or "persistent" to force one):
-the persistent kernel when ``B <= PERSISTENT_MAX_BATCH`` (32) and some tile of ``u`` hidden units per block
-has (a) its ``G * u * H`` weights plus the reduction buffer within ``PERSISTENT_SHARED_BYTES`` (48 KiB, the
-per-block limit without the opt-in attribute), (b) at most 1024 threads per block, and (c) ``ceil(H / u)`` blocks no more than the device can
-hold co-resident for a cooperative launch (``max_cooperative_grid_blocks``); the smallest such ``u`` is
-taken (most blocks, so the most SMs share the work). Otherwise the per-step kernel. THESE THRESHOLDS ARE
-PROVISIONAL: they were written without a GPU to time them (only the simulator was available) and must be
-measured with ``benchmarks/kernels_cuda.py`` on a GPU. Under the simulator a cooperative grid holds one
-block, so the rule picks the persistent kernel only when one block covers all H units.
+Which path runs (``choose_path`` and ``choose_backward``; ``FORCE_PATH`` = "step", "gemm" or "persistent"
+and ``FORCE_BACKWARD`` = "step" or "gemm" force one). Forward: the persistent kernel when
+``B <= PERSISTENT_MAX_BATCH`` (32) and some tile of ``u`` hidden units per block has (a) its ``G * u * H``
+weights plus the reduction buffer within ``PERSISTENT_SHARED_BYTES`` (48 KiB, the per-block limit without
+the opt-in attribute), (b) at most 1024 threads per block, and (c) ``ceil(H / u)`` blocks no more than the
+device can hold co-resident for a cooperative launch (``max_cooperative_grid_blocks``); the smallest such
+``u`` is taken (most blocks, so the most SMs share the work). Otherwise "gemm" from ``GEMM_MIN_MACS``
+(2^25) multiply-adds per gate in a step (B * H * H), else the step kernel. Backward: "gemm" from
+``GEMM_MIN_MACS`` and at ``B <= 16`` from ``H >= 512``, else the step kernel. Measured on an NVIDIA H200
+(benchmarks/RESULTS.md, "GPU", T = 100, float32, I = H, every path forced in turn): the persistent forward
+took 0.85-1.7 ms at B = 1 for H = 256..1024 (cuDNN 1.3-1.9), growing with B (it loops over the sequences:
+14.6 ms at B = 16, H = 1024, where cuBLAS per step took 11.5); cuBLAS per step beat the step kernel 1.5-7x
+from B * H * H = 2^26 (B = 256, H = 512 and 1024, B = 64, H = 1024) and lost 1.3-1.8x below 2^25; the step
+backward, whose blocks each loop over all G * H columns, took 46-94 ms at B = 1, H = 512..1024 against
+11-28 for cuBLAS per step. The per-step paths cost at least ~0.1 ms a step whatever the shape (cuBLAS per
+step: 10-18 ms for 100 steps from B = 1 to 256): the host's launches, which the persistent kernel avoids.
+Under the simulator a cooperative grid holds one block, so the rule picks the persistent kernel only when
+one block covers all H units.
 
 Caches hold every step's h (and c, and the gate activations for LSTM/GRU) in ``[T+1, B, H]`` buffers;
 inference (``training=False``) keeps only two state slots and ping-pongs between them (slot ``t % n_slots``
@@ -63,8 +73,10 @@ except ImportError:
     cupy = None
     xp = np
 
-#: None picks by shape (``choose_path``); "step" or "persistent" forces the forward path (tests, benchmarks).
+#: None picks by shape (``choose_path``); "step", "gemm" or "persistent" forces the forward path (tests, benchmarks).
 FORCE_PATH = None
+#: None picks by shape (``choose_backward``); "step" or "gemm" forces the backward's (tests, benchmarks).
+FORCE_BACKWARD = None
 
 # Per-step kernel tile: hidden units x sequences per block, and the k-slice staged in shared memory.
 STEP_TILE_UNITS = 32
@@ -371,6 +383,55 @@ def _step_backward_kernel(cell, dtype, tile_units, tile_batch, tile_k):
     return kernel
 
 
+# ------------------------------------------------------------------------ cuBLAS-per-step ("gemm") kernels
+# The recurrent GEMM of each step through cuBLAS (``xp.matmul`` into a [B, G*H] buffer), then one launch of the
+# elementwise cell update (forward) or cell backward over all (sequence, unit) pairs. Two launches a step instead of
+# one, but cuBLAS's tiles instead of the step kernels' shared-memory ones: what pays at large batch (the forward)
+# and at any batch for the backward, whose step kernel has one block per 32 units, each looping over all G*H
+# columns (benchmarks/RESULTS.md, "GPU").
+
+GEMM_THREADS = 128  # threads per block of the elementwise kernels: consecutive units, one sequence per grid row
+
+
+@functools.lru_cache(maxsize=None)
+def _gemm_forward_kernel(cell, dtype):
+    """One step's cell update from ``rec`` = h_{t-1} W_hh^T [B, G*H]; grid (units / GEMM_THREADS, B)."""
+    G, DT = GATES[cell], numba.from_dtype(dtype)
+    forward_unit, _ = _cell_functions(cell, dtype)
+
+    @cuda.jit
+    def kernel(rec_all, xw, b_hh, w_hh, h_states, c_states, acts, y, lengths, t, training, relu):  # w_hh unused
+        B, H = y.shape[1], y.shape[2]
+        n_slots = h_states.shape[0]
+        j = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+        b = cuda.blockIdx.y
+        if j < H and b < B:
+            rec = cuda.local.array(G, DT)
+            for g in range(G):
+                rec[g] = rec_all[b, g * H + j]
+            forward_unit(rec, b, j, t, t < lengths[b], xw, b_hh, h_states, c_states, acts, y,
+                         t % n_slots, (t + 1) % n_slots, training, relu)
+
+    return kernel
+
+
+@functools.lru_cache(maxsize=None)
+def _gemm_backward_kernel(cell, dtype):
+    """One step back from ``dh_rec`` = dgates_{t+1} W_hh [B, H] (zeros at the last step); grid as the forward's."""
+    _, backward_unit = _cell_functions(cell, dtype)
+
+    @cuda.jit
+    def kernel(dh_rec, dy, h_states, c_states, acts, lengths, dgates, dgates_h, carry, dc, t, relu):
+        B, H = dy.shape[1], dy.shape[2]
+        j = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+        b = cuda.blockIdx.y
+        if j < H and b < B:
+            backward_unit(b, j, t, t < lengths[b], dh_rec[b, j] + carry[b, j], dy, h_states, c_states, acts,
+                          dgates, dgates_h, carry, dc, relu)
+
+    return kernel
+
+
 # ------------------------------------------------------------------------------------- launch helpers
 
 def _cdiv(a, b):
@@ -437,21 +498,39 @@ def _persistent_config(cell, dtype, B, H, args, forced=False):
 
 
 def choose_path(cell, dtype, B, H, args):
-    """("persistent", launch config) or ("step", None) for this shape and device (rule: module docstring).
+    """("persistent", launch config), ("gemm", None) or ("step", None) for this shape and device (rule: module
+    docstring).
 
     ``FORCE_PATH`` overrides the rule; forcing "persistent" where no launch fits is an error.
     """
-    if FORCE_PATH not in (None, "step", "persistent"):
-        raise ValueError(f"FORCE_PATH must be None, 'step' or 'persistent', got {FORCE_PATH!r}")
-    if FORCE_PATH == "step":
-        return "step", None
+    if FORCE_PATH not in (None, "step", "gemm", "persistent"):
+        raise ValueError(f"FORCE_PATH must be None, 'step', 'gemm' or 'persistent', got {FORCE_PATH!r}")
+    if FORCE_PATH in ("step", "gemm"):
+        return FORCE_PATH, None
     config = _persistent_config(cell, dtype, B, H, args, forced=FORCE_PATH == "persistent")
     if config is not None:
         return "persistent", config
     if FORCE_PATH == "persistent":
         raise ValueError(f"the persistent kernel cannot run {cell} with B={B}, H={H} on this device: "
                          "its W_hh slices do not fit in shared memory or its blocks are not co-resident")
-    return "step", None
+    return ("gemm" if B * H * H >= GEMM_MIN_MACS else "step"), None
+
+
+#: From this many multiply-adds per gate in a step's recurrent GEMM (B * H * H) the forward (where the persistent
+#: kernel does not run) and the backward run cuBLAS per step ("gemm"); below, the step kernels (module docstring).
+GEMM_MIN_MACS = 1 << 25
+#: The backward also runs cuBLAS per step at up to this batch from ``GEMM_MIN_H`` hidden units.
+GEMM_SMALL_BATCH = 16
+GEMM_MIN_H = 512
+
+
+def choose_backward(cell, dtype, B, H):
+    """"step" or "gemm": the backward's per-step path (rule: module docstring; ``FORCE_BACKWARD`` overrides)."""
+    if FORCE_BACKWARD not in (None, "step", "gemm"):
+        raise ValueError(f"FORCE_BACKWARD must be None, 'step' or 'gemm', got {FORCE_BACKWARD!r}")
+    if FORCE_BACKWARD is not None:
+        return FORCE_BACKWARD
+    return "gemm" if B * H * H >= GEMM_MIN_MACS or (B <= GEMM_SMALL_BATCH and H >= GEMM_MIN_H) else "step"
 
 
 def _as_device(a, dtype):
@@ -499,6 +578,14 @@ def _forward(cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, nonline
     if path == "persistent":
         kernel, grid, block, shared_bytes = config
         kernel[grid, block, stream, shared_bytes](*args)
+    elif path == "gemm":
+        rec = xp.empty((B, GH), dtype=dtype)
+        launch = _gemm_forward_kernel(cell, dtype)[(_cdiv(H, GEMM_THREADS), B), GEMM_THREADS, stream]
+        rec_arg, before_t, after_t = _kernel_args((rec,)), args[:8], args[8:]
+        w_hh_t = w_hh.T
+        for t in range(T):
+            xp.matmul(h_states[t % n_slots], w_hh_t, out=rec)
+            launch(*rec_arg, *before_t, t, *after_t)
     else:
         tiles = _step_tiles(B, H, H)
         kernel = _step_forward_kernel(cell, dtype, *tiles)
@@ -530,14 +617,23 @@ def _backward(dy, dh_n, dc_n, cache):
     if cell == "lstm":
         dc = xp.zeros((B, H), dtype=dtype) if dc_n is None else _as_device(dc_n, dtype).copy()
 
-    tiles = _step_tiles(B, H, GH)
-    kernel = _step_backward_kernel(cell, dtype, *tiles)
-    launch = kernel[(_cdiv(H, tiles[0]), _cdiv(B, tiles[1])), tiles[:2], _stream()]
-    arrays = _kernel_args((dy, w_hh, h_states, c_states, acts, lens, dgates, dgates_h, carry, dc))
-    for t in reversed(range(T)):
-        launch(*arrays, t, relu)
-
     recurrent = dgates_h if cell == "gru" else dgates
+    if choose_backward(cell, dtype, B, H) == "gemm":
+        dh_rec = xp.zeros((B, H), dtype=dtype)  # the last step has no later step: its dh is dh_n, in ``carry``
+        launch = _gemm_backward_kernel(cell, dtype)[(_cdiv(H, GEMM_THREADS), B), GEMM_THREADS, _stream()]
+        arrays = _kernel_args((dh_rec, dy, h_states, c_states, acts, lens, dgates, dgates_h, carry, dc))
+        for t in reversed(range(T)):
+            if t + 1 < T:
+                xp.matmul(recurrent[t + 1], w_hh, out=dh_rec)
+            launch(*arrays, t, relu)
+    else:
+        tiles = _step_tiles(B, H, GH)
+        kernel = _step_backward_kernel(cell, dtype, *tiles)
+        launch = kernel[(_cdiv(H, tiles[0]), _cdiv(B, tiles[1])), tiles[:2], _stream()]
+        arrays = _kernel_args((dy, w_hh, h_states, c_states, acts, lens, dgates, dgates_h, carry, dc))
+        for t in reversed(range(T)):
+            launch(*arrays, t, relu)
+
     dh0 = xp.matmul(recurrent[0], w_hh) + carry
     flat = dgates.reshape(T * B, GH)
     flat_recurrent = recurrent.reshape(T * B, GH)

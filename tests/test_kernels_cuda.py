@@ -13,7 +13,10 @@ Which launches are exercised:
   below run several blocks in both grid dimensions, ragged unit/batch edges and several k-slices;
 - persistent path: under the simulator the launch is ONE block (a cooperative grid there holds one block,
   and a grid barrier between blocks is not simulated), so the multi-block grid barrier is only checked
-  on a real GPU, where the same tests launch one block per hidden unit for these shapes.
+  on a real GPU, where the same tests launch one block per hidden unit for these shapes;
+- gemm path (cuBLAS per step, ``np.matmul`` under the simulator, then the elementwise kernels): 2 threads a
+  block, so several blocks along the units with a ragged last one. The gemm backward runs after the gemm
+  forward, the step backward after the step and persistent forwards (``BACKWARD``).
 """
 
 import os
@@ -63,13 +66,17 @@ SHAPES = {
     "T3_B3_I2_H4": (3, 3, 2, 4, [2, 3, 1]),
     "T4_B2_I3_H3": (4, 2, 3, 3, [1, 4]),
 }
-PATHS = ["step", "persistent"]
+PATHS = ["step", "gemm", "persistent"]
+# the backward's per-step path with each forced forward path: both backward paths are covered
+BACKWARD = {"step": "step", "gemm": "gemm", "persistent": "step"}
 
 
 @pytest.fixture
 def path(request, monkeypatch):
     """Force a forward path; shrink the step tiles; record which launch ran."""
     monkeypatch.setattr(cuda_kernels, "FORCE_PATH", request.param)
+    monkeypatch.setattr(cuda_kernels, "FORCE_BACKWARD", BACKWARD[request.param])
+    monkeypatch.setattr(cuda_kernels, "GEMM_THREADS", 2)  # several blocks along the units, a ragged last one
     monkeypatch.setattr(cuda_kernels, "STEP_TILE_UNITS", 2)
     monkeypatch.setattr(cuda_kernels, "STEP_TILE_BATCH", 2)
     monkeypatch.setattr(cuda_kernels, "STEP_TILE_K", 3)
@@ -202,3 +209,43 @@ def test_selection_rule():
     assert path == "persistent" and 1 <= config[1] <= H
     big = cuda_kernels.PERSISTENT_MAX_BATCH + 1
     assert cuda_kernels.choose_path("lstm", dtype, big, H, args) == ("step", None)
+    # past the persistent kernel's batch: cuBLAS per step from 2^25 multiply-adds per gate a step (B * H * H)
+    assert cuda_kernels.choose_path("lstm", dtype, 128, 512, args) == ("gemm", None)
+    assert cuda_kernels.choose_path("lstm", dtype, 127, 512, args) == ("step", None)
+    assert cuda_kernels.choose_path("lstm", dtype, 256, 256, args) == ("step", None)
+
+
+@pytest.mark.parametrize("B, H, expected", [
+    (1, 256, "step"), (16, 256, "step"), (256, 256, "step"),          # below 2^25 multiply-adds a step
+    (1, 512, "gemm"), (16, 1024, "gemm"), (17, 512, "step"),        # small batch, large H: cuBLAS per step
+    (64, 512, "step"), (128, 512, "gemm"), (64, 1024, "gemm"),        # from 2^25: cuBLAS per step
+])
+def test_backward_selection_rule(B, H, expected):
+    assert cuda_kernels.choose_backward("lstm", np.dtype(np.float32), B, H) == expected
+
+
+@pytest.mark.skipif(cuda_kernels.SIMULATOR, reason="real GPU only: the simulator would take minutes at these sizes")
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_default_tiles_on_a_real_gpu(cell, path, monkeypatch):
+    """The launch geometry users get: default tiles, ragged edges (B=37, H=300, I=70), many blocks in the grid.
+
+    The persistent path here runs one block per few hidden units with a grid-wide barrier between the steps,
+    which the simulator cannot check.
+    """
+    monkeypatch.setattr(cuda_kernels, "FORCE_PATH", path)
+    monkeypatch.setattr(cuda_kernels, "FORCE_BACKWARD", BACKWARD[path])
+    T, B, I, H = 9, 37, 70, 300
+    rng = np.random.default_rng(4)
+    lengths = rng.integers(1, T + 1, B)
+    inputs = make_inputs(cell, T, B, I, H, np.float64, seed=5)
+    inputs = {name: value * (0.2 if name.startswith("w_") else 1.0) for name, value in inputs.items()}
+    assert_same(run(cuda_kernels, cell, inputs, lengths), run(reference, cell, inputs, lengths),
+                rtol=1e-9, atol=1e-9)
+    # float32: each output against the float64 reference, to 1e-5 of that output's largest magnitude (sums over
+    # T*B terms cancel: an element near zero carries the rounding of the large terms it was summed from)
+    got32 = run(cuda_kernels, cell, {name: value.astype(np.float32) for name, value in inputs.items()}, lengths)
+    expected = run(reference, cell, inputs, lengths)
+    for name, value in expected.items():
+        assert got32[name].dtype == np.float32, name
+        np.testing.assert_allclose(got32[name], value, rtol=0, atol=1e-5 * np.abs(value).max(), err_msg=name)
