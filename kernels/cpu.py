@@ -220,6 +220,13 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
 # Rows of x per micro-kernel call in _input_projection: x's block (at most 512 KB at I = 1024) stays in L2 while each
 # packed panel of W_ih^T passes over it.
 _PROJECTION_ROWS = 128
+# With fewer rows than _PROJECTION_ROWS per thread, _input_projection splits W_ih^T's column panels over the threads
+# from this many multiply-adds (below, the hand-off to a second thread costs more than it saves). Measured on Zen 4
+# (session 17, 2 threads, the projection alone, pack included): 100-200 rows, 0.59-0.82x the time of one part from
+# 2^24.6 multiply-adds, 0.87-0.92 at 2^23.6, 1.19-2.5 below 2^22.6; whole LSTM calls (benchmarks/forward_ab.py) at
+# B = 2 with the unit split, H = 512..1024: inference 0.77 (I = H) and 0.94-0.99 (I = H/4), training 0.90-0.98;
+# at B = 1 (OpenBLAS's GEMV loop after it) 0.96-1.04.
+_MIN_COLUMN_SPLIT_MACS = 1 << 23
 
 
 def _input_projection(x2d, w_ih, blocks, B):
@@ -249,6 +256,14 @@ def _input_projection(x2d, w_ih, blocks, B):
         return out
     packed = pack(w_ih.T)
     parts = max(1, min(threads, x2d.shape[0] // _PROJECTION_ROWS))
+    if (parts < threads and len(packed) >= threads
+            and x2d.shape[0] * x2d.shape[1] * w_ih.shape[0] >= _MIN_COLUMN_SPLIT_MACS):
+        # too few rows for a part per thread: the column panels are split instead (each output element is the same
+        # sum either way: the tiles' lanes are independent of the rows and columns a call takes)
+        pw, n = packed.shape[2], out.shape[1]
+        _in_parallel([functools.partial(_project_rows, x2d, packed[p0:p1], out[:, p0 * pw:min(p1 * pw, n)])
+                      for p0, p1 in _even_blocks(len(packed), threads)])
+        return out
     _in_parallel([functools.partial(_project_rows, x2d[r0:r1], packed, out[r0:r1])
                   for r0, r1 in _even_blocks(len(x2d), parts)])
     return out
@@ -1375,7 +1390,10 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     split / row split at B = 2..4: inference 0.66-0.82 at H = 1024, 0.75-1.26 (mostly 0.85-0.94) at H = 512, 1.1-2.4
     at H <= 256 (the threads meet every step: a few us a step, which small steps do not pay back); training (with the
     backward's GEMMs on our threads, see ``_backward``) 0.72-0.95 at H >= 512, 0.85-1.03 at H = 256. B = 1 (the row
-    split runs OpenBLAS's GEMV on its threads): 1.08-1.93 at every H.
+    split runs OpenBLAS's GEMV on its threads): 1.08-1.93 at every H on Zen 5 in session 9; on Zen 4 in session 17
+    (benchmarks/RESULTS.md "Session 17") LSTM inference 0.69-1.02 at H = 512..1024 in benchmarks/unit_split.py but
+    0.83-1.13 against the row split in benchmarks/forward_ab.py (I = H/4 slower in every pass), 1.5-1.8 at H = 128,
+    and a forward in training lost 1.2-1.7: not switched on.
     B = 8 (two blocks of 4 rows): 0.89-1.0 at H = 1024, 1.14-2.7 below; B = 16..32: 1.0-3.2. Where W_hh has at
     least ``_LARGE_UNIT_WEIGHTS`` = 2^22 elements (LSTM H >= 1024, GRU H >= 1183, RNN H >= 2048) the unit split runs
     below ``_MAX_ROWS_UNIT_SPLIT_LARGE`` = 13 rows (forward and backward). Measured quiet on Zen 5 (not yet on an

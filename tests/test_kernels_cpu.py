@@ -357,9 +357,12 @@ def test_time_loops_split_over_threads_match_reference(cell, pin_threads):
 def test_input_projection_bits_do_not_depend_on_the_threads(rows, B, dtype, monkeypatch):
     """All steps' input projections before the time loop, split over 1..3 threads (through OpenBLAS in chunks that
     depend on the rows and B only on AVX2 builds: the steps' ramp below 8 rows a step, even chunks from 8; through
-    the micro-kernel on AVX-512 builds): the same bits on any number of threads, and close to float64's product."""
+    the micro-kernel on AVX-512 builds, by rows, or by W_ih^T's column panels where the rows are too few for a part
+    per thread, here at any size): the same bits on any number of threads, and close to float64's product."""
+    monkeypatch.setattr(cpu, "_MIN_COLUMN_SPLIT_MACS", 0)
     rng = np.random.default_rng(rows)
-    x, w = rng.standard_normal((rows, 24)).astype(dtype), rng.standard_normal((40, 24)).astype(dtype)
+    # 100 columns: several panels (16..64 wide), a partial last one, split unevenly over 3 threads
+    x, w = rng.standard_normal((rows, 24)).astype(dtype), rng.standard_normal((100, 24)).astype(dtype)
     results = []
     for threads in (1, 2, 3):
         monkeypatch.setattr(numba, "get_num_threads", lambda: threads)
