@@ -182,7 +182,7 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
     r = np.empty((T if training else 1, B, H) if len(w_hr) else (0, 0, 0), dtype)  # o * tanh(c')
     # All time steps' input projections in one GEMM (split over the threads); the biases are added in the cell pass,
     # which reads xp anyway (a separate bias pass over [T, B, GH] cost ~5 % at large shapes).
-    blocks = plan(B, kind=kind, hidden=H, projected=len(w_hr) > 0, training=training)
+    blocks = plan(B, kind=kind, hidden=H, projected=len(w_hr) > 0, training=training, itemsize=dtype.itemsize)
     if blocks[0].step == "units":
         last = _forward_units(kind, blocks[0].units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training,
                               fuses_input(kind, blocks, w_ih, w_hh))
@@ -1361,6 +1361,9 @@ _MAX_ROWS_UNIT_SPLIT, _UNIT_GRAIN = 8, 16
 _MIN_ROWS_UNIT_SPLIT, _MIN_UNIT_WEIGHTS = 2, 1 << 20
 # The same for a forward in training, and for the backward (same range of rows; LSTM H >= 256).
 _MIN_UNIT_WEIGHTS_TRAINING, _MIN_UNIT_WEIGHTS_BACKWARD = 1 << 20, 1 << 18
+# One row (inference) splits the units where W_hh has at least this many elements and each thread's share of it fits
+# in a core's L2 (plan's docstring).
+_MIN_UNIT_WEIGHTS_ONE_ROW = 1 << 18
 # Where W_hh has at least _LARGE_UNIT_WEIGHTS elements (LSTM H >= 1024), forward and backward split the units below
 # this many rows instead.
 _MAX_ROWS_UNIT_SPLIT_LARGE, _LARGE_UNIT_WEIGHTS = 13, 1 << 22
@@ -1376,7 +1379,7 @@ class Block(typing.NamedTuple):
     units: tuple = ()
 
 
-def plan(B, threads=None, kind=None, hidden=None, projected=False, training=False, backward=False):
+def plan(B, threads=None, kind=None, hidden=None, projected=False, training=False, backward=False, itemsize=4):
     """How the kernels run a batch of ``B`` sequences on ``threads`` threads (default: Numba's thread count,
     ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``): a list of ``Block``s, one per thread; or, for a forward
     (``kind`` and ``hidden``, the cell and H, given), one "units" block that splits the hidden units over the threads.
@@ -1393,7 +1396,14 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     split runs OpenBLAS's GEMV on its threads): 1.08-1.93 at every H on Zen 5 in session 9; on Zen 4 in session 17
     (benchmarks/RESULTS.md "Session 17") LSTM inference 0.69-1.02 at H = 512..1024 in benchmarks/unit_split.py but
     0.83-1.13 against the row split in benchmarks/forward_ab.py (I = H/4 slower in every pass), 1.5-1.8 at H = 128,
-    and a forward in training lost 1.2-1.7: not switched on.
+    and a forward in training lost 1.2-1.7. Where each thread's share of W_hh fits in its L2 (``_l2_bytes``) it won
+    in every row of a pass over both sides of that line (benchmarks/unit_split.py --batch 1, 9 repeats, units / rows):
+    LSTM H = 256, 320 0.73-0.83, GRU H = 320, 384 0.74-0.76, RNN H = 512, 640 0.72-0.83; past it mixed or slower
+    (LSTM H = 384, whose 1.2 MB share does not fit Zen 4's 1 MB, 1.20-1.33; GRU H = 448 0.88-1.10; RNN H = 768
+    0.98-1.17), and below 2^18 elements mixed (LSTM H = 192 0.89-1.15). So one row splits the units for inference
+    where W_hh has at least
+    ``_MIN_UNIT_WEIGHTS_ONE_ROW`` = 2^18 elements (LSTM H >= 256, GRU H >= 296, RNN H >= 512) and at most
+    ``threads`` L2s of bytes (LSTM float32 on 2 threads with 1 MB L2s: H <= 362).
     B = 8 (two blocks of 4 rows): 0.89-1.0 at H = 1024, 1.14-2.7 below; B = 16..32: 1.0-3.2. Where W_hh has at
     least ``_LARGE_UNIT_WEIGHTS`` = 2^22 elements (LSTM H >= 1024, GRU H >= 1183, RNN H >= 2048) the unit split runs
     below ``_MAX_ROWS_UNIT_SPLIT_LARGE`` = 13 rows (forward and backward). Measured quiet on Zen 5 (not yet on an
@@ -1431,8 +1441,10 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
                    else _MIN_UNIT_WEIGHTS)
     weights = 0 if kind is None or hidden is None else _GATES[kind] * hidden * hidden
     max_rows = _MAX_ROWS_UNIT_SPLIT_LARGE if weights >= _LARGE_UNIT_WEIGHTS else _MAX_ROWS_UNIT_SPLIT
+    one_row = (B == 1 and not (training or backward) and weights >= _MIN_UNIT_WEIGHTS_ONE_ROW
+               and weights * itemsize <= threads * _l2_bytes())
     if (kind is not None and hidden is not None and not projected and threads > 1
-            and _MIN_ROWS_UNIT_SPLIT <= B < max_rows and weights >= min_weights):
+            and (_MIN_ROWS_UNIT_SPLIT <= B < max_rows and weights >= min_weights or one_row)):
         units = _unit_parts(hidden, threads)
         if len(units) > 1:
             return [Block(0, B, "units", units)]

@@ -59,7 +59,11 @@ def units_everywhere(monkeypatch):
     (4, 2, cpu.LSTM, 512, True, [(0, 4, "packed")]),  # the LSTM with a projection keeps the row split
     (4, 2, cpu.LSTM, 512, False, [(0, 4, "units", ((0, 256), (256, 512)))]),
     (2, 2, cpu.LSTM, 1024, False, [(0, 2, "units", ((0, 512), (512, 1024)))]),
-    (1, 2, cpu.LSTM, 1024, False, [(0, 1, "gemv")]),  # one row: OpenBLAS's GEMV on its threads
+    (1, 2, cpu.LSTM, 1024, False, [(0, 1, "gemv")]),  # one row: OpenBLAS's GEMV on its threads ...
+    (1, 2, cpu.LSTM, 128, False, [(0, 1, "gemv")]),
+    (1, 2, cpu.LSTM, 256, False, [(0, 1, "units", ((0, 128), (128, 256)))]),  # ... but where a thread's share fits L2
+    (1, 2, cpu.LSTM, 256, True, [(0, 1, "gemv")]),
+    (1, 2, cpu.RNN_TANH, 512, False, [(0, 1, "units", ((0, 256), (256, 512)))]),
     (2, 2, cpu.GRU, 1024, False, [(0, 2, "units", ((0, 512), (512, 1024)))]),
     (7, 2, cpu.RNN_TANH, 1024, False, [(0, 7, "units", ((0, 512), (512, 1024)))]),
     (4, 2, cpu.RNN_TANH, 512, False, [(0, 4, "packed")]),  # W_hh below 2^20 elements: rows
@@ -74,8 +78,27 @@ def units_everywhere(monkeypatch):
     (12, 2, cpu.LSTM, 1024, True, [(0, 6, "packed"), (6, 12, "packed")]),  # a projection: rows
     (32, 2, cpu.LSTM, 1024, False, [(0, 16, "packed"), (16, 32, "packed")]),
 ])
-def test_plan_chooses_the_split(B, threads, kind, H, projected, blocks):
+def test_plan_chooses_the_split(B, threads, kind, H, projected, blocks, monkeypatch):
+    monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
     assert cpu.plan(B, threads, kind=kind, hidden=H, projected=projected) == [cpu.Block(*b) for b in blocks]
+
+
+@pytest.mark.parametrize("H, itemsize, threads, l2, training, step", [
+    (256, 4, 2, 1 << 20, False, "units"),   # LSTM W_hh 2^18 elements: 512 KB a thread
+    (256, 4, 2, 512 << 10, False, "units"),  # Zen 1/3's 512 KB L2 still holds it
+    (256, 8, 2, 512 << 10, False, "gemv"),   # float64: 1 MB a thread
+    (362, 4, 2, 1 << 20, False, "units"),
+    (363, 4, 2, 1 << 20, False, "gemv"),     # 2 * 1 MB < 4 * 363^2 * 4 bytes
+    (363, 4, 3, 1 << 20, False, "units"),    # three shares fit
+    (240, 4, 2, 1 << 20, False, "gemv"),     # below 2^18 elements
+    (256, 4, 2, 1 << 20, True, "gemv"),      # a forward in training keeps the row split at one row
+    (256, 4, 1, 1 << 20, False, "gemv"),     # one thread
+])
+def test_one_row_splits_the_units_where_a_share_of_w_hh_fits_in_l2(H, itemsize, threads, l2, training, step,
+                                                                   monkeypatch):
+    monkeypatch.setattr(cpu, "_l2_bytes", lambda: l2)
+    assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, training=training, itemsize=itemsize)[0].step == step
+    assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, backward=True, itemsize=itemsize)[0].step == "gemv"
 
 
 @pytest.mark.parametrize("B, threads, H, blocks", [
