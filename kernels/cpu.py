@@ -1401,9 +1401,9 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     LSTM H = 256, 320 0.73-0.83, GRU H = 320, 384 0.74-0.76, RNN H = 512, 640 0.72-0.83; past it mixed or slower
     (LSTM H = 384, whose 1.2 MB share does not fit Zen 4's 1 MB, 1.20-1.33; GRU H = 448 0.88-1.10; RNN H = 768
     0.98-1.17), and below 2^18 elements mixed (LSTM H = 192 0.89-1.15). So one row splits the units for inference
-    where W_hh has at least
-    ``_MIN_UNIT_WEIGHTS_ONE_ROW`` = 2^18 elements (LSTM H >= 256, GRU H >= 296, RNN H >= 512) and at most
-    ``threads`` L2s of bytes (LSTM float32 on 2 threads with 1 MB L2s: H <= 362).
+    where W_hh has at least ``_MIN_UNIT_WEIGHTS_ONE_ROW`` = 2^18 elements (LSTM H >= 256, GRU H >= 296, RNN
+    H >= 512) and, in elements of ``itemsize`` bytes, at most ``threads`` L2s (LSTM float32 on 2 threads with 1 MB
+    L2s: H <= 362).
     B = 8 (two blocks of 4 rows): 0.89-1.0 at H = 1024, 1.14-2.7 below; B = 16..32: 1.0-3.2. Where W_hh has at
     least ``_LARGE_UNIT_WEIGHTS`` = 2^22 elements (LSTM H >= 1024, GRU H >= 1183, RNN H >= 2048) the unit split runs
     below ``_MAX_ROWS_UNIT_SPLIT_LARGE`` = 13 rows (forward and backward). Measured quiet on Zen 5 (not yet on an
