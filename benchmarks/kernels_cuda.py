@@ -4,14 +4,15 @@
     python benchmarks/kernels_cuda.py --cell gru      # the same against torch.nn.GRU (rnn: tanh nn.RNN)
     python benchmarks/kernels_cuda.py --quick         # a handful of shapes, fewer repeats
     python benchmarks/kernels_cuda.py --T 100 --B 1 8 --H 512
+    python benchmarks/kernels_cuda.py --variants step/step gemm/gemm persistent/gemm   # every path forced, side by side
 
-Needs an NVIDIA GPU and CuPy (``pip install 'lstmzoo[cuda]'``); torch with CUDA is optional (without it
+Needs an NVIDIA GPU and CuPy (``pip install 'lstmzoo[gpu]'``); torch with CUDA is optional (without it
 the peer columns read "n/a"). Both libraries run in this process on the same device, in float32,
 time-major, input size = hidden size. Each timing is CUDA events around ``--calls`` calls after a
 warm-up call (compilation and cuDNN plan selection happen there); the table shows the median over
-``--repeats`` timings, alternating between the two libraries. "path" is the forward path
-``kernels/cuda.py`` chose for the shape (persistent or per-step), so the selection rule's provisional
-thresholds can be checked against these rows.
+``--repeats`` timings, alternating between the libraries (and the ``--variants``). "path" is the forward path
+``kernels/cuda.py``'s rule chose for the shape (persistent, gemm or step), so its thresholds can be checked
+against these rows (benchmarks/RESULTS.md "GPU" has the A/B they were set from).
 """
 
 import argparse
