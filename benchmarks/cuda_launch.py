@@ -21,7 +21,9 @@ def main():
     parser.add_argument("--calls", type=int, default=2000, help="calls per timing (default 2000)")
     parser.add_argument("--repeats", type=int, default=5, help="timings per row; the median is shown (default 5)")
     args = parser.parse_args()
-    import cupy
+    from kernels_cuda import _require_gpu  # this folder's script: the same one-sentence exit without a GPU or CuPy
+
+    cupy = _require_gpu()
     from lstmzoo.kernels import cuda as kernels
 
     B, H, T = 1, 256, 4

@@ -93,19 +93,20 @@ def _parse_variant(parser, text):
 
 
 def _require_gpu():
-    """CuPy on a working GPU, or exit with one sentence saying what is missing."""
+    """CuPy on a working GPU, or exit with one sentence saying what is missing (also for benchmarks/cuda_launch.py)."""
+    script = f"benchmarks/{os.path.basename(sys.argv[0])}"
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        sys.exit("benchmarks/kernels_cuda.py: NUMBA_ENABLE_CUDASIM=1 is set; simulator timings mean nothing, "
+        sys.exit(f"{script}: NUMBA_ENABLE_CUDASIM=1 is set; simulator timings mean nothing, "
                  "unset it and run on a machine with an NVIDIA GPU")
     try:
         import cupy
     except ImportError:
-        sys.exit("benchmarks/kernels_cuda.py needs CuPy and an NVIDIA GPU: pip install 'lstmzoo[cuda]'")
+        sys.exit(f"{script} needs CuPy and an NVIDIA GPU: pip install 'lstmzoo[cuda]'")
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             raise RuntimeError("no device")
     except Exception:
-        sys.exit("benchmarks/kernels_cuda.py needs an NVIDIA GPU with a working driver, and none was found")
+        sys.exit(f"{script} needs an NVIDIA GPU with a working driver, and none was found")
     return cupy
 
 

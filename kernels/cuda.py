@@ -39,8 +39,9 @@ device can hold co-resident for a cooperative launch (``max_cooperative_grid_blo
 ``GEMM_MIN_MACS`` and at ``B <= 16`` from ``H >= 512``, else the step kernel. Measured on an NVIDIA H200
 (benchmarks/RESULTS.md, "GPU", T = 100, float32, I = H, every path forced in turn): the persistent forward
 took 0.85-1.7 ms at B = 1 for H = 256..1024 (cuDNN 1.3-1.9), growing with B (it loops over the sequences:
-14.6 ms at B = 16, H = 1024, where cuBLAS per step took 11.5); cuBLAS per step beat the step kernel 1.5-7x
-from B * H * H = 2^26 (B = 256, H = 512 and 1024, B = 64, H = 1024) and lost 1.3-1.8x below 2^25; the step
+14.6 ms at B = 16, H = 1024, where cuBLAS per step took 11.5); cuBLAS per step beat the step kernel 1.2-7x
+from B * H * H = 2^26 (B = 256, H = 512 and 1024, B = 64, H = 1024) and lost 1.3-1.8x below 2^25 at B = 64
+and 256 (at B = 1..16, where the persistent kernel runs, the step kernel was slower still at H = 1024); the step
 backward, whose blocks each loop over all G * H columns, took 46-94 ms at B = 1, H = 512..1024 against
 11-28 for cuBLAS per step. The per-step paths cost at least ~0.1 ms a step whatever the shape (cuBLAS per
 step: 10-18 ms for 100 steps from B = 1 to 256): the host's launches, which the persistent kernel avoids.
