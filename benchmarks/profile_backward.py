@@ -13,10 +13,9 @@ import argparse
 import time
 
 import numpy as np
+from lstmzoo.kernels import cpu
+from lstmzoo.kernels.microkernel import matmul_packed
 from numba import njit
-
-from kernels import cpu
-from kernels.microkernel import matmul_packed
 
 
 @njit(nogil=True, cache=True)

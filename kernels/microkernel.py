@@ -37,8 +37,13 @@ forward packs transposes (``w.T``), whose tiles are transposed in vector registe
 
 The driver (``matmul_packed``) runs panel by panel (each panel is read from memory once and stays in cache for all
 the row tiles; ``a`` is small) and, in each panel, ``mr`` rows at a time; the last rows run a tile of fewer rows
-(the IR switches on the row count, so none is padded), and the last, partial panel is stored into a scratch tile
-from which only the real columns are copied.
+(the IR switches on the row count, so none is padded). The last, partial panel runs, at full tile height, a tile of
+only the vectors its real columns need (``vectors`` < nr: e.g. the 16 real columns of a 48-wide panel take one
+vector, not three), stored in place when the real columns fill whole vectors and otherwise through a scratch tile
+from which only the real columns are copied; fewer rows there run the whole panel's tile into the scratch tile (a
+tile per row count and vector count doubled the compile time of the callers). Each lane's sum is the same sequence
+of FMAs in either tile, so the bits do not change. It matters where N is a small multiple of the vector: the
+backward's dx = da W_ih at I = 32 or 64 computed 48 or 96 columns for 32 or 64 (benchmarks/last_panel.py).
 
 float32 and float64 both run these tiles (float64 with half the lanes). ``out`` must not overlap ``a`` or ``packed``.
 
@@ -232,16 +237,19 @@ def _pack_blocks(b, packed):
 
 # ------------------------------------------------------------------------------------------- the IR
 
-def _tile_function(module, element, lanes, nr, mr, sources=1, bias=False):
+def _tile_function(module, element, lanes, nr, mr, sources=1, bias=False, vectors=None):
     """The LLVM function ``void tile(T* a, i64 lda, T* panel, i64 K, T* c, i64 ldc)``: c[i, j] = sum_k a[i*lda + k]
-    * panel[k * nr*lanes + j] for i < mr, j < nr*lanes (see the module's docstring); defined once per module.
+    * panel[k * nr*lanes + j] for i < mr, j < nv*lanes (see the module's docstring), nv = ``vectors`` (default
+    ``nr``: the whole panel; fewer for the last, partial panel, whose other vectors are padding); defined once per
+    module. Each lane's sum is the same sequence of FMAs whatever nv, so a partial tile's columns have the same bits.
 
     With ``sources`` = 2 and ``bias`` (``matmul2_packed``) the function is ``void tile(T* a1, i64 lda1, i64 K1,
     T* a2, i64 lda2, i64 K2, T* panel, T* bias, T* c, i64 ldc)``: the sums start from the panel's ``bias`` (nr*lanes
     values, the same for every row), run a k loop over ``a1`` against the panel's first K1 rows, then a second k loop
     over ``a2`` against the next K2 rows, into the same registers: c = bias + a1 @ panel[:K1] + a2 @ panel[K1:]."""
+    nv = nr if vectors is None else vectors
     name = f"lstmzoo_tile_{element}_{mr}x{nr}x{lanes}" + (f"_{sources}sources" if sources > 1 else "") + \
-        ("_bias" if bias else "")
+        ("_bias" if bias else "") + (f"_{nv}vectors" if nv != nr else "")
     if name in module.globals:
         return module.globals[name]
     i64 = ir.IntType(64)
@@ -277,31 +285,32 @@ def _tile_function(module, element, lanes, nr, mr, sources=1, bias=False):
 
     builder = ir.IRBuilder(fn.append_basic_block("entry"))
     if bias_ptr is None:
-        acc = [[ir.Constant(vector, None)] * nr for i in range(mr)]
+        acc = [[ir.Constant(vector, None)] * nv for i in range(mr)]
     else:
         start = [builder.load(builder.bitcast(builder.gep(bias_ptr, [i64(v * lanes)]), vector.as_pointer()),
-                              align=size) for v in range(nr)]
+                              align=size) for v in range(nv)]
         acc = [list(start) for i in range(mr)]
     offset = i64(0)
     for s, (a, lda, K) in enumerate(inputs):
         rows = [builder.gep(a, [builder.mul(lda, i64(i))]) for i in range(mr)]
         acc = _k_loop(builder, fn, f"{s}" if sources > 1 else "", acc, rows, builder.gep(panel, [offset]), K,
-                      vector, size, nr, lanes, fma, broadcast)
+                      vector, size, nr * lanes, nv, lanes, fma, broadcast)
         if s + 1 < sources:
             offset = builder.add(offset, builder.mul(K, i64(nr * lanes)))
 
     for i in range(mr):
         out_row = builder.gep(c, [builder.mul(ldc, i64(i))])
-        for v in range(nr):
+        for v in range(nv):
             target = builder.bitcast(builder.gep(out_row, [i64(v * lanes)]), vector.as_pointer())
             builder.store(acc[i][v], target, align=size)
     builder.ret_void()
     return fn
 
 
-def _k_loop(builder, fn, label, acc, rows, panel, K, vector, size, nr, lanes, fma, broadcast):
-    """Emit ``for k < K: acc[i][v] += rows[i][k] * panel[k, v]`` after the builder's current block (skipped when
-    K <= 0); returns the sums after the loop (phi values), with the builder at the end of the block after it."""
+def _k_loop(builder, fn, label, acc, rows, panel, K, vector, size, stride, nr, lanes, fma, broadcast):
+    """Emit ``for k < K: acc[i][v] += rows[i][k] * panel[k, v]`` (v < ``nr`` vectors of a panel row, rows
+    ``stride`` elements apart) after the builder's current block (skipped when K <= 0); returns the sums after the
+    loop (phi values), with the builder at the end of the block after it."""
     i64 = ir.IntType(64)
     before = builder.block
     loop, after = fn.append_basic_block(f"k_loop{label}"), fn.append_basic_block(f"after_k_loop{label}")
@@ -310,7 +319,7 @@ def _k_loop(builder, fn, label, acc, rows, panel, K, vector, size, nr, lanes, fm
     builder.position_at_end(loop)
     k = builder.phi(i64, "k")
     current = [[builder.phi(vector, f"acc{i}_{v}") for v in range(nr)] for i in range(len(rows))]
-    row = builder.gep(panel, [builder.mul(k, i64(nr * lanes))])
+    row = builder.gep(panel, [builder.mul(k, i64(stride))])
     b = [builder.load(builder.bitcast(builder.gep(row, [i64(v * lanes)]), vector.as_pointer()), align=size)
          for v in range(nr)]
     new = []
@@ -337,14 +346,43 @@ def _k_loop(builder, fn, label, acc, rows, panel, K, vector, size, nr, lanes, fm
     return totals
 
 
+def _switch(builder, value, count, emit, label):
+    """Emit ``switch value: case m -> emit(m)`` for m = 1 .. count - 1, ``count`` by default, every case then
+    branching to one block after the switch, where the builder is left."""
+    done = builder.append_basic_block(f"{label}_done")
+    default = builder.append_basic_block(f"{label}_{count}")
+    switch = builder.switch(value, default)
+    for m in range(count, 0, -1):
+        block = default if m == count else builder.append_basic_block(f"{label}_{m}")
+        if m < count:
+            switch.add_case(ir.Constant(value.type, m), block)
+        builder.position_at_end(block)
+        emit(m)
+        builder.branch(done)
+    builder.position_at_end(done)
+
+
+def _rows_and_vectors(builder, rows_val, vectors_val, mr, nr, call, label):
+    """``call(m, v)`` for the whole panel's tile of m = ``rows_val`` rows (a switch, 1 <= m <= mr, v = nr), or with
+    ``vectors_val`` (the last, partial panel's tile, always ``mr`` rows: a tile per row count and vector count
+    doubled the compile time of its callers) v = ``vectors_val`` vectors (a switch, 1 <= v < nr)."""
+    if vectors_val is None:
+        _switch(builder, rows_val, mr, lambda m: call(m, nr), label)
+    else:
+        _switch(builder, vectors_val, nr - 1, lambda v: call(mr, v), f"{label}_vectors")
+
+
 def _make_tile(bits):
     """The intrinsic ``tile(a, r0, rows, packed, p, c, c0, n0)``: ``c[c0:c0+rows, n0:n0+PW] = a[r0:r0+rows] @
     packed[p]`` for 1 <= rows <= mr, with the register tile of ``_TILES[bits]`` (a switch on ``rows`` picks the
-    tile function of that many rows). ``a`` and ``c`` need unit strides along their rows; no bounds checks."""
+    tile function of that many rows). ``a`` and ``c`` need unit strides along their rows; no bounds checks.
+    Returns it and its form for the last, partial panel, ``part_tile(a, r0, rows, packed, p, c, c0, n0,
+    vectors)``, which computes (and stores) only the first ``vectors`` vectors of the panel, 1 <= vectors < nr:
+    the real columns, not the padding; ``rows`` must be mr there."""
     mr, nr = _TILES[bits]
 
-    @intrinsic
-    def tile(typingctx, a, r0, rows, packed, p, c, c0, n0):
+    def typed(*arguments):
+        a, _, _, packed, _, c = arguments[:6]
         arrays = (a, packed, c)
         if not all(isinstance(x, types.Array) for x in arrays) or len({x.dtype for x in arrays}) != 1:
             return None
@@ -354,8 +392,8 @@ def _make_tile(bits):
             return None
 
         def codegen(context, builder, signature, args):
-            a_type, _, _, packed_type, _, c_type, _, _ = signature.args
-            a_val, r0_val, rows_val, packed_val, p_val, c_val, c0_val, n0_val = args
+            a_type, _, _, packed_type, _, c_type, _, _ = signature.args[:8]
+            a_val, r0_val, rows_val, packed_val, p_val, c_val, c0_val, n0_val = args[:8]
             element = context.get_value_type(a_type.dtype)
             lanes = bits // (8 * context.get_abi_sizeof(element))
             i64 = ir.IntType(64)
@@ -370,33 +408,35 @@ def _make_tile(bits):
             lda = builder.sdiv(cgutils.unpack_tuple(builder, a_array.strides)[0], size)
             ldc = builder.sdiv(cgutils.unpack_tuple(builder, c_array.strides)[0], size)
             K = cgutils.unpack_tuple(builder, packed_array.shape)[1]
-            # switch rows: case m -> tile of m rows (m = 1..mr-1); default: the full tile.
-            done = builder.append_basic_block("tile_done")
-            default = builder.append_basic_block(f"tile_{mr}")
-            switch = builder.switch(rows_val, default)
-            for m in range(mr, 0, -1):
-                block = default if m == mr else builder.append_basic_block(f"tile_{m}")
-                if m < mr:
-                    switch.add_case(ir.Constant(rows_val.type, m), block)
-                builder.position_at_end(block)
-                builder.call(_tile_function(builder.module, element, lanes, nr, m), [a_ptr, lda, panel_ptr, K, c_ptr, ldc])
-                builder.branch(done)
-            builder.position_at_end(done)
+
+            def call(m, v):
+                function = _tile_function(builder.module, element, lanes, nr, m, vectors=v)
+                builder.call(function, [a_ptr, lda, panel_ptr, K, c_ptr, ldc])
+            _rows_and_vectors(builder, rows_val, args[8] if len(args) > 8 else None, mr, nr, call, "tile")
             return context.get_dummy_value()
 
-        return types.none(a, r0, rows, packed, p, c, c0, n0), codegen
+        return types.none(*arguments), codegen
 
-    return tile
+    @intrinsic
+    def tile(typingctx, a, r0, rows, packed, p, c, c0, n0):
+        return typed(a, r0, rows, packed, p, c, c0, n0)
+
+    @intrinsic
+    def part_tile(typingctx, a, r0, rows, packed, p, c, c0, n0, vectors):
+        return typed(a, r0, rows, packed, p, c, c0, n0, vectors)
+
+    return tile, part_tile
 
 
 def _make_tile2(bits):
     """The intrinsic ``tile2(a1, a2, r0, rows, packed, bias, p, c, c0, n0)``: ``c[c0:c0+rows, n0:n0+PW] = bias[p] +
     a1[r0:r0+rows] @ packed[p, :K1] + a2[r0:r0+rows] @ packed[p, K1:]`` (K1 = a1's columns) for 1 <= rows <= mr,
-    one register tile over both sources (``_tile_function`` with 2 sources and a bias)."""
+    one register tile over both sources (``_tile_function`` with 2 sources and a bias). Returns it and its form
+    for the last panel, with a last argument ``vectors``, as ``_make_tile``."""
     mr, nr = _TILES[bits]
 
-    @intrinsic
-    def tile2(typingctx, a1, a2, r0, rows, packed, bias, p, c, c0, n0):
+    def typed(*arguments):
+        a1, a2, _, _, packed, bias, _, c = arguments[:8]
         arrays = (a1, a2, packed, bias, c)
         if not all(isinstance(x, types.Array) for x in arrays) or len({x.dtype for x in arrays}) != 1:
             return None
@@ -406,8 +446,8 @@ def _make_tile2(bits):
             return None
 
         def codegen(context, builder, signature, args):
-            a1_type, a2_type, _, _, packed_type, bias_type, _, c_type, _, _ = signature.args
-            a1_val, a2_val, r0_val, rows_val, packed_val, bias_val, p_val, c_val, c0_val, n0_val = args
+            a1_type, a2_type, _, _, packed_type, bias_type, _, c_type, _, _ = signature.args[:10]
+            a1_val, a2_val, r0_val, rows_val, packed_val, bias_val, p_val, c_val, c0_val, n0_val = args[:10]
             element = context.get_value_type(a1_type.dtype)
             lanes = bits // (8 * context.get_abi_sizeof(element))
             i64 = ir.IntType(64)
@@ -426,27 +466,28 @@ def _make_tile2(bits):
             bias_ptr = cgutils.get_item_pointer(context, builder, bias_type, bias_array, [p_val, zero])
             c_ptr = cgutils.get_item_pointer(context, builder, c_type, c_array, [c0_val, n0_val])
             ldc = builder.sdiv(cgutils.unpack_tuple(builder, c_array.strides)[0], size)
-            done = builder.append_basic_block("tile2_done")
-            default = builder.append_basic_block(f"tile2_{mr}")
-            switch = builder.switch(rows_val, default)
-            for m in range(mr, 0, -1):
-                block = default if m == mr else builder.append_basic_block(f"tile2_{m}")
-                if m < mr:
-                    switch.add_case(ir.Constant(rows_val.type, m), block)
-                builder.position_at_end(block)
-                function = _tile_function(builder.module, element, lanes, nr, m, sources=2, bias=True)
+
+            def call(m, v):
+                function = _tile_function(builder.module, element, lanes, nr, m, sources=2, bias=True, vectors=v)
                 builder.call(function, sources + [panel_ptr, bias_ptr, c_ptr, ldc])
-                builder.branch(done)
-            builder.position_at_end(done)
+            _rows_and_vectors(builder, rows_val, args[10] if len(args) > 10 else None, mr, nr, call, "tile2")
             return context.get_dummy_value()
 
-        return types.none(a1, a2, r0, rows, packed, bias, p, c, c0, n0), codegen
+        return types.none(*arguments), codegen
 
-    return tile2
+    @intrinsic
+    def tile2(typingctx, a1, a2, r0, rows, packed, bias, p, c, c0, n0):
+        return typed(a1, a2, r0, rows, packed, bias, p, c, c0, n0)
+
+    @intrinsic
+    def part_tile2(typingctx, a1, a2, r0, rows, packed, bias, p, c, c0, n0, vectors):
+        return typed(a1, a2, r0, rows, packed, bias, p, c, c0, n0, vectors)
+
+    return tile2, part_tile2
 
 
-_tile_512 = _make_tile(512)
-_tile_256 = _make_tile(256)
+_tile_512, _part_tile_512 = _make_tile(512)
+_tile_256, _part_tile_256 = _make_tile(256)
 _MR_512, _NR_512 = _TILES[512]
 _MR_256, _NR_256 = _TILES[256]
 
@@ -468,29 +509,34 @@ def matmul_packed(a, packed, out):
     if not wide and PW != _NR_256 * (32 // a.itemsize):
         raise ValueError("matmul_packed: packed was not made by pack() for this dtype")
     mr = _MR_512 if wide else _MR_256
+    lanes = PW // (_NR_512 if wide else _NR_256)
     scratch = np.empty((mr, PW), out.dtype)
     for p in range(P):
         n0 = p * PW
         cols = min(PW, N - n0)
+        vectors = (cols + lanes - 1) // lanes  # the last panel's: only those of its real columns
         for r0 in range(0, M, mr):
             rows = min(mr, M - r0)
-            if cols == PW:
+            part = vectors * lanes < PW and rows == mr  # the partial panel's tile
+            direct = cols == PW or (part and cols == vectors * lanes)  # else through the scratch tile
+            target, i0, j0 = (out, r0, n0) if direct else (scratch, 0, 0)
+            if not part:
                 if wide:
-                    _tile_512(a, r0, rows, packed, p, out, r0, n0)
+                    _tile_512(a, r0, rows, packed, p, target, i0, j0)
                 else:
-                    _tile_256(a, r0, rows, packed, p, out, r0, n0)
-            else:  # the last, partial panel: through the scratch tile
-                if wide:
-                    _tile_512(a, r0, rows, packed, p, scratch, 0, 0)
-                else:
-                    _tile_256(a, r0, rows, packed, p, scratch, 0, 0)
+                    _tile_256(a, r0, rows, packed, p, target, i0, j0)
+            elif wide:
+                _part_tile_512(a, r0, rows, packed, p, target, i0, j0, vectors)
+            else:
+                _part_tile_256(a, r0, rows, packed, p, target, i0, j0, vectors)
+            if not direct:
                 for i in range(rows):
                     for j in range(cols):
                         out[r0 + i, n0 + j] = scratch[i, j]
 
 
-_tile2_512 = _make_tile2(512)
-_tile2_256 = _make_tile2(256)
+_tile2_512, _part_tile2_512 = _make_tile2(512)
+_tile2_256, _part_tile2_256 = _make_tile2(256)
 
 
 def pack_bias(bias, bits=None):
@@ -523,22 +569,27 @@ def matmul2_packed(a1, a2, packed, bias, out):
     if not wide and PW != _NR_256 * (32 // a1.itemsize):
         raise ValueError("matmul2_packed: packed was not made by pack() for this dtype")
     mr = _MR_512 if wide else _MR_256
+    lanes = PW // (_NR_512 if wide else _NR_256)
     scratch = np.empty((mr, PW), out.dtype)
     for p in range(P):
         n0 = p * PW
         cols = min(PW, N - n0)
+        vectors = (cols + lanes - 1) // lanes
         for r0 in range(0, M, mr):
             rows = min(mr, M - r0)
-            if cols == PW:
+            part = vectors * lanes < PW and rows == mr
+            direct = cols == PW or (part and cols == vectors * lanes)
+            target, i0, j0 = (out, r0, n0) if direct else (scratch, 0, 0)
+            if not part:
                 if wide:
-                    _tile2_512(a1, a2, r0, rows, packed, bias, p, out, r0, n0)
+                    _tile2_512(a1, a2, r0, rows, packed, bias, p, target, i0, j0)
                 else:
-                    _tile2_256(a1, a2, r0, rows, packed, bias, p, out, r0, n0)
-            else:  # the last, partial panel: through the scratch tile
-                if wide:
-                    _tile2_512(a1, a2, r0, rows, packed, bias, p, scratch, 0, 0)
-                else:
-                    _tile2_256(a1, a2, r0, rows, packed, bias, p, scratch, 0, 0)
+                    _tile2_256(a1, a2, r0, rows, packed, bias, p, target, i0, j0)
+            elif wide:
+                _part_tile2_512(a1, a2, r0, rows, packed, bias, p, target, i0, j0, vectors)
+            else:
+                _part_tile2_256(a1, a2, r0, rows, packed, bias, p, target, i0, j0, vectors)
+            if not direct:
                 for i in range(rows):
                     for j in range(cols):
                         out[r0 + i, n0 + j] = scratch[i, j]
@@ -546,13 +597,16 @@ def matmul2_packed(a1, a2, packed, bias, out):
 
 # ------------------------------------------------------------------ a blocked GEMM for the big GEMMs outside the loops
 
-def _block_tile_function(module, element, lanes, nr, mr, a_columns, accumulate):
+def _block_tile_function(module, element, lanes, nr, mr, a_columns, accumulate, vectors=None):
     """Like ``_tile_function``, for ``gemm_packed``'s blocks: ``void tile(T* a, i64 lda, T* panel, i64 K, T* c,
     i64 ldc)`` with c[i, j] (+)= sum_k a_i(k) * panel[k * nr*lanes + j] for i < mr, j < nr*lanes, where a_i(k) is
     ``a[i * lda + k]`` (``a_columns`` False: a row-major block) or ``a[k * lda + i]`` (True: a block of a transposed
     matrix, e.g. ``da.T``, whose mr values of one k are adjacent), and ``accumulate`` adds to c instead of
-    overwriting it (a block of K after the first)."""
-    name = f"lstmzoo_block_tile_{element}_{mr}x{nr}x{lanes}_{'c' if a_columns else 'r'}{'a' if accumulate else 's'}"
+    overwriting it (a block of K after the first). ``vectors``: only the first of the panel's nr vectors, as in
+    ``_tile_function``."""
+    nv = nr if vectors is None else vectors
+    name = (f"lstmzoo_block_tile_{element}_{mr}x{nr}x{lanes}_{'c' if a_columns else 'r'}{'a' if accumulate else 's'}"
+            + (f"_{nv}vectors" if nv != nr else ""))
     if name in module.globals:
         return module.globals[name]
     i64 = ir.IntType(64)
@@ -573,20 +627,20 @@ def _block_tile_function(module, element, lanes, nr, mr, a_columns, accumulate):
     entry, loop, store = fn.append_basic_block("entry"), fn.append_basic_block("k_loop"), fn.append_basic_block("store")
     builder = ir.IRBuilder(entry)
     targets = [[builder.bitcast(builder.gep(builder.gep(c, [builder.mul(ldc, i64(i))]), [i64(v * lanes)]),
-                                vector.as_pointer()) for v in range(nr)] for i in range(mr)]
+                                vector.as_pointer()) for v in range(nv)] for i in range(mr)]
     if accumulate:
-        start = [[builder.load(targets[i][v], align=size) for v in range(nr)] for i in range(mr)]
+        start = [[builder.load(targets[i][v], align=size) for v in range(nv)] for i in range(mr)]
     else:
-        start = [[ir.Constant(vector, None)] * nr for _ in range(mr)]
+        start = [[ir.Constant(vector, None)] * nv for _ in range(mr)]
     offsets = [i64(i) if a_columns else builder.mul(lda, i64(i)) for i in range(mr)]
     builder.cbranch(builder.icmp_signed(">", K, i64(0)), loop, store)
 
     builder.position_at_end(loop)
     k = builder.phi(i64, "k")
-    acc = [[builder.phi(vector, f"acc{i}_{v}") for v in range(nr)] for i in range(mr)]
+    acc = [[builder.phi(vector, f"acc{i}_{v}") for v in range(nv)] for i in range(mr)]
     row = builder.gep(panel, [builder.mul(k, i64(nr * lanes))])
     b = [builder.load(builder.bitcast(builder.gep(row, [i64(v * lanes)]), vector.as_pointer()), align=size)
-         for v in range(nr)]
+         for v in range(nv)]
     suffix = f"v{lanes}f{32 if isinstance(element, ir.FloatType) else 64}"
     fma = cgutils.get_or_insert_function(module, ir.FunctionType(vector, [vector] * 3), f"llvm.fma.{suffix}")
     broadcast = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
@@ -596,20 +650,20 @@ def _block_tile_function(module, element, lanes, nr, mr, a_columns, accumulate):
         scalar = builder.load(builder.gep(a_k, [offsets[i]]), align=size)
         splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vector, ir.Undefined), scalar, i64(0)),
                                        ir.Constant(vector, ir.Undefined), broadcast)
-        new.append([builder.call(fma, [splat, b[v], acc[i][v]]) for v in range(nr)])
+        new.append([builder.call(fma, [splat, b[v], acc[i][v]]) for v in range(nv)])
     k_next = builder.add(k, i64(1))
     builder.cbranch(builder.icmp_signed("<", k_next, K), loop, store)
     k.add_incoming(i64(0), entry)
     k.add_incoming(k_next, loop)
     for i in range(mr):
-        for v in range(nr):
+        for v in range(nv):
             acc[i][v].add_incoming(start[i][v], entry)
             acc[i][v].add_incoming(new[i][v], loop)
 
     builder.position_at_end(store)
-    totals = [[builder.phi(vector) for v in range(nr)] for i in range(mr)]
+    totals = [[builder.phi(vector) for v in range(nv)] for i in range(mr)]
     for i in range(mr):
-        for v in range(nr):
+        for v in range(nv):
             totals[i][v].add_incoming(start[i][v], entry)
             totals[i][v].add_incoming(new[i][v], loop)
             builder.store(totals[i][v], targets[i][v], align=size)
@@ -621,11 +675,12 @@ def _make_block_tile(bits):
     """The intrinsic ``tile(a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate)``:
     ``c[c0:c0+rows, n0:n0+PW] (+)= a[r0:r0+rows, k0:k0+kc] @ packed[p, k0:k0+kc]`` for 1 <= rows <= mr. ``a`` has
     unit strides along its rows (``a_columns`` False) or along its columns (True, a transposed view); ``c`` along
-    its rows. No bounds checks."""
+    its rows. No bounds checks. Returns it and its form for the last panel, with a last argument ``vectors``, as
+    ``_make_tile``."""
     mr, nr = _TILES[bits]
 
-    @intrinsic
-    def tile(typingctx, a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate):
+    def typed(*arguments):
+        a, packed, c = arguments[0], arguments[6], arguments[8]
         arrays = (a, packed, c)
         if not all(isinstance(x, types.Array) for x in arrays) or len({x.dtype for x in arrays}) != 1:
             return None
@@ -633,8 +688,9 @@ def _make_block_tile(bits):
             return None
 
         def codegen(context, builder, signature, args):
-            a_type, _, _, _, _, _, packed_type, _, c_type, _, _, _ = signature.args
-            a_val, columns_val, r0_val, rows_val, k0_val, kc_val, packed_val, p_val, c_val, c0_val, n0_val, acc_val = args
+            a_type, _, _, _, _, _, packed_type, _, c_type, _, _, _ = signature.args[:12]
+            a_val, columns_val, r0_val, rows_val, k0_val, kc_val, packed_val, p_val, c_val, c0_val, n0_val, acc_val = \
+                args[:12]
             element = context.get_value_type(a_type.dtype)
             lanes = bits // (8 * context.get_abi_sizeof(element))
             i64 = ir.IntType(64)
@@ -659,28 +715,34 @@ def _make_block_tile(bits):
                     builder.cbranch(chosen, here, after)
                     builder.position_at_end(here)
                     lda = builder.sdiv(a_strides[1 if a_columns else 0], size)
-                    default = builder.append_basic_block(f"block_tile_{mr}")
-                    switch = builder.switch(rows_val, default)
-                    for m in range(mr, 0, -1):
-                        block = default if m == mr else builder.append_basic_block(f"block_tile_{m}")
-                        if m < mr:
-                            switch.add_case(ir.Constant(rows_val.type, m), block)
-                        builder.position_at_end(block)
-                        function = _block_tile_function(builder.module, element, lanes, nr, m, a_columns, accumulate)
+
+                    def call(m, v, a_columns=a_columns, accumulate=accumulate, lda=lda):
+                        function = _block_tile_function(builder.module, element, lanes, nr, m, a_columns, accumulate,
+                                                        vectors=v)
                         builder.call(function, [a_ptr, lda, panel_ptr, kc_val, c_ptr, ldc])
-                        builder.branch(done)
+                    _rows_and_vectors(builder, rows_val, args[12] if len(args) > 12 else None, mr, nr, call,
+                                      "block_tile")
+                    builder.branch(done)
                     builder.position_at_end(after)
             builder.branch(done)
             builder.position_at_end(done)
             return context.get_dummy_value()
 
-        return types.none(a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate), codegen
+        return types.none(*arguments), codegen
 
-    return tile
+    @intrinsic
+    def tile(typingctx, a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate):
+        return typed(a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate)
+
+    @intrinsic
+    def part_tile(typingctx, a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate, vectors):
+        return typed(a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate, vectors)
+
+    return tile, part_tile
 
 
-_block_tile_512 = _make_block_tile(512)
-_block_tile_256 = _make_block_tile(256)
+_block_tile_512, _part_block_tile_512 = _make_block_tile(512)
+_block_tile_256, _part_block_tile_256 = _make_block_tile(256)
 
 #: ``gemm_packed``'s blocks: rows of ``a`` (and ``out``) per block, whose ``KC`` columns stay in L2 while all panels
 #: pass, and the K block (a panel's KC x PW part stays in L1 while the block's row tiles pass).
@@ -719,6 +781,7 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
     if not wide and PW != _NR_256 * (32 // a.itemsize):
         raise ValueError("gemm_packed: packed was not made by pack() for this dtype")
     mr = _MR_512 if wide else _MR_256
+    lanes = PW // (_NR_512 if wide else _NR_256)
     scratch = np.empty((mr, PW), out.dtype)
     for m0 in range(0, M, mc):
         m1 = min(M, m0 + mc)
@@ -728,22 +791,28 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
             for p in range(P):
                 n0 = p * PW
                 cols = min(PW, N - n0)
+                vectors = (cols + lanes - 1) // lanes  # the last panel's: only those of its real columns
                 for r0 in range(m0, m1, mr):
                     rows = min(mr, m1 - r0)
-                    if cols == PW:
+                    part = vectors * lanes < PW and rows == mr  # the partial panel's tile
+                    direct = cols == PW or (part and cols == vectors * lanes)  # else through the scratch tile
+                    target, i0, j0 = (out, r0, n0) if direct else (scratch, 0, 0)
+                    if accumulate and not direct:
+                        for i in range(rows):
+                            for j in range(cols):
+                                scratch[i, j] = out[r0 + i, n0 + j]
+                    if not part:
                         if wide:
-                            _block_tile_512(a, a_columns, r0, rows, k0, kk, packed, p, out, r0, n0, accumulate)
+                            _block_tile_512(a, a_columns, r0, rows, k0, kk, packed, p, target, i0, j0, accumulate)
                         else:
-                            _block_tile_256(a, a_columns, r0, rows, k0, kk, packed, p, out, r0, n0, accumulate)
-                    else:  # the last, partial panel: through the scratch tile
-                        if accumulate:
-                            for i in range(rows):
-                                for j in range(cols):
-                                    scratch[i, j] = out[r0 + i, n0 + j]
-                        if wide:
-                            _block_tile_512(a, a_columns, r0, rows, k0, kk, packed, p, scratch, 0, 0, accumulate)
-                        else:
-                            _block_tile_256(a, a_columns, r0, rows, k0, kk, packed, p, scratch, 0, 0, accumulate)
+                            _block_tile_256(a, a_columns, r0, rows, k0, kk, packed, p, target, i0, j0, accumulate)
+                    elif wide:
+                        _part_block_tile_512(a, a_columns, r0, rows, k0, kk, packed, p, target, i0, j0, accumulate,
+                                             vectors)
+                    else:
+                        _part_block_tile_256(a, a_columns, r0, rows, k0, kk, packed, p, target, i0, j0, accumulate,
+                                             vectors)
+                    if not direct:
                         for i in range(rows):
                             for j in range(cols):
                                 out[r0 + i, n0 + j] = scratch[i, j]

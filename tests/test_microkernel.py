@@ -246,3 +246,65 @@ def test_the_two_source_tile_keeps_its_sums_in_registers(bits, cpu, register):
         body[:3000]
     if register == "ymm":
         assert not any("zmm" in line for line in lines)
+
+
+def padded_columns(b, bits):
+    """``b`` [K, N] with zero columns up to whole panels: what the tiles computed before the last panel's own."""
+    pw = microkernel.panel_width(b.dtype, bits)
+    return np.concatenate((b, np.zeros((len(b), -len(b[0]) % pw), b.dtype)), axis=1)
+
+
+def last_panel_widths(dtype, bits):
+    """Widths N of the last panel's real columns to check: whole vectors (stored in place) and not (through the
+    scratch tile), for every vector count below the panel's, after one whole panel."""
+    pw = microkernel.panel_width(dtype, bits)
+    lanes = bits // (8 * np.dtype(dtype).itemsize)
+    return [pw + n for v in range(1, pw // lanes) for n in (v * lanes, v * lanes - 1)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bits", BITS)
+def test_the_last_panels_tiles_give_the_whole_panels_bits(bits, dtype):
+    """The last, partial panel runs a tile of only its real columns' vectors (at full tile height; fewer rows
+    run the whole panel's tile through the scratch tile): every column is bitwise what the whole panel's tile
+    gives, as each lane's sum is the same sequence of FMAs. matmul_packed, matmul2_packed and gemm_packed (rows
+    and a transposed view, several K blocks, and adding onto out), against the same calls with zero columns up
+    to whole panels."""
+    rng = np.random.default_rng(1)
+    mr = microkernel._TILES[bits][0]
+    for N in last_panel_widths(dtype, bits):
+        for M in (mr, 2 * mr + 3):
+            a1, a = rng.standard_normal((M, 5)).astype(dtype), rng.standard_normal((M, 37)).astype(dtype)
+            b, bias = rng.standard_normal((42, N)).astype(dtype), rng.standard_normal(N).astype(dtype)
+            wide = padded_columns(b, bits)
+            out, whole = np.empty((M, N), dtype), np.empty((M, wide.shape[1]), dtype)
+            microkernel.matmul_packed(a, microkernel.pack(b[5:], bits), out)
+            microkernel.matmul_packed(a, microkernel.pack(wide[5:], bits), whole)
+            assert np.array_equal(out, whole[:, :N]), (N, M)
+            microkernel.matmul2_packed(a1, a, microkernel.pack(b, bits), microkernel.pack_bias(bias, bits), out)
+            microkernel.matmul2_packed(a1, a, microkernel.pack(wide, bits),
+                                       microkernel.pack_bias(padded_columns(bias[None], bits)[0], bits), whole)
+            assert np.array_equal(out, whole[:, :N]), (N, M)
+        big, b_big = rng.standard_normal((3 * mr + 5, 70)).astype(dtype), rng.standard_normal((70, N)).astype(dtype)
+        packed, packed_whole = microkernel.pack(b_big, bits), microkernel.pack(padded_columns(b_big, bits), bits)
+        for view in (big, np.ascontiguousarray(big.T).T):
+            start = rng.standard_normal((len(view), N)).astype(dtype)
+            for add in (False, True):
+                out = start.copy()
+                whole = np.concatenate((start, np.zeros((len(view), packed_whole.shape[0] * packed_whole.shape[2] - N),
+                                                        dtype)), axis=1)
+                microkernel.gemm_packed(view, packed, out, 2 * mr, 32, add)
+                microkernel.gemm_packed(view, packed_whole, whole, 2 * mr, 32, add)
+                assert np.array_equal(out, whole[:, :N]), (N, add)
+
+
+def test_the_last_panel_has_tiles_of_fewer_vectors():
+    """matmul_packed holds a tile of each vector count below the panel's, at full height, for the last panel (the
+    test above checks their bits, this one that they exist rather than the whole panel's tile alone)."""
+    fresh = fresh_matmul_packed()
+    fresh(np.ones((8, 32), np.float32), microkernel.pack(np.ones((32, 64), np.float32)), np.empty((8, 64), np.float32))
+    llvm = "".join(fresh.inspect_llvm().values())
+    mr, nr = microkernel._TILES[microkernel.VECTOR_BITS]
+    lanes = microkernel.VECTOR_BITS // 32
+    for vectors in range(1, nr):
+        assert f"@lstmzoo_tile_float_{mr}x{nr}x{lanes}_{vectors}vectors(" in llvm
