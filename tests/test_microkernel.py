@@ -267,9 +267,9 @@ def last_panel_widths(dtype, bits):
 def test_the_last_panels_tiles_give_the_whole_panels_bits(bits, dtype):
     """The last, partial panel runs a tile of only its real columns' vectors (at full tile height; fewer rows
     run the whole panel's tile through the scratch tile): every column is bitwise what the whole panel's tile
-    gives, as each lane's sum is the same sequence of FMAs. matmul_packed, matmul2_packed and gemm_packed (rows
-    and a transposed view, several K blocks, and adding onto out), against the same calls with zero columns up
-    to whole panels."""
+    gives, as each lane's sum is the same sequence of FMAs. matmul_packed and gemm_packed (rows and a transposed
+    view, several K blocks, and adding onto out), and matmul2_packed (the whole panel's tile everywhere), against
+    the same calls with zero columns up to whole panels."""
     rng = np.random.default_rng(1)
     mr = microkernel._TILES[bits][0]
     for N in last_panel_widths(dtype, bits):
