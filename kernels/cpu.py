@@ -1362,8 +1362,8 @@ _MIN_ROWS_UNIT_SPLIT, _MIN_UNIT_WEIGHTS = 2, 1 << 20
 # The same for a forward in training, and for the backward (same range of rows; LSTM H >= 256).
 _MIN_UNIT_WEIGHTS_TRAINING, _MIN_UNIT_WEIGHTS_BACKWARD = 1 << 20, 1 << 18
 # One row (inference) splits the units where W_hh has at least this many elements and each thread's share of it fits
-# in a core's L2 (plan's docstring).
-_MIN_UNIT_WEIGHTS_ONE_ROW = 1 << 18
+# in a core's L2, or is at least _STREAMED_L2S L2s (plan's docstring).
+_MIN_UNIT_WEIGHTS_ONE_ROW, _STREAMED_L2S = 1 << 18, 2
 # Where W_hh has at least _LARGE_UNIT_WEIGHTS elements (LSTM H >= 1024), forward and backward split the units below
 # this many rows instead.
 _MAX_ROWS_UNIT_SPLIT_LARGE, _LARGE_UNIT_WEIGHTS = 13, 1 << 22
@@ -1403,7 +1403,18 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     0.98-1.17), and below 2^18 elements mixed (LSTM H = 192 0.89-1.15). So one row splits the units for inference
     where W_hh has at least ``_MIN_UNIT_WEIGHTS_ONE_ROW`` = 2^18 elements (LSTM H >= 256, GRU H >= 296, RNN
     H >= 512) and, in elements of ``itemsize`` bytes, at most ``threads`` L2s (LSTM float32 on 2 threads with 1 MB
-    L2s: H <= 362).
+    L2s: H <= 362). Far past the L2 both splits stream W_hh from L3 every step (the row split through
+    OpenBLAS's GEMV, the unit split each thread its share through the micro-kernel): in session 18 (Zen 4, the
+    same benchmark, 7 repeats, two passes) the unit split took 0.66-0.96x the row split's time for LSTM
+    H = 512..1536 (16 of 16 rows; 0.54-0.91x torch's), GRU H = 640..1024 0.76-0.99, RNN H = 1024..2048
+    0.81-1.02; in the band just past the L2 it lost (GRU H = 512, I = H/4, 1.08; RNN H = 768, I = H/4, 1.11).
+    Timed in blocks of 30 calls of one split, 0.3 s apart, four blocks each, alternating: LSTM H = 512..1024,
+    I = H and H/4, 0.77-0.88. But in benchmarks/forward_ab.py, which times the unit split right after the row
+    split's calls, without a pause, I = H/4 was slower (1.06-1.15 at H = 512..768, 0.93-0.98 at 1024; I = H
+    0.77-0.98): OpenBLAS's workers, which spin for a while after its GEMV, take the cores the unit split's
+    threads meet on every step. A program that calls a multi-threaded BLAS just before each forward may see that
+    too. So one row splits the units too where each thread's share is at least ``_STREAMED_L2S`` = 2 L2s (LSTM
+    float32 on 2 threads with 1 MB L2s: H >= 512; GRU H >= 592; RNN H >= 1024).
     B = 8 (two blocks of 4 rows): 0.89-1.0 at H = 1024, 1.14-2.7 below; B = 16..32: 1.0-3.2. Where W_hh has at
     least ``_LARGE_UNIT_WEIGHTS`` = 2^22 elements (LSTM H >= 1024, GRU H >= 1183, RNN H >= 2048) the unit split runs
     below ``_MAX_ROWS_UNIT_SPLIT_LARGE`` = 13 rows (forward and backward). Measured quiet on Zen 5 (not yet on an
@@ -1441,8 +1452,9 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
                    else _MIN_UNIT_WEIGHTS)
     weights = 0 if kind is None or hidden is None else _GATES[kind] * hidden * hidden
     max_rows = _MAX_ROWS_UNIT_SPLIT_LARGE if weights >= _LARGE_UNIT_WEIGHTS else _MAX_ROWS_UNIT_SPLIT
+    share = weights * itemsize / (threads * _l2_bytes())  # in L2s
     one_row = (B == 1 and not (training or backward) and weights >= _MIN_UNIT_WEIGHTS_ONE_ROW
-               and weights * itemsize <= threads * _l2_bytes())
+               and (share <= 1 or share >= _STREAMED_L2S))
     if (kind is not None and hidden is not None and not projected and threads > 1
             and (_MIN_ROWS_UNIT_SPLIT <= B < max_rows and weights >= min_weights or one_row)):
         units = _unit_parts(hidden, threads)

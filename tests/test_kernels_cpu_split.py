@@ -59,9 +59,10 @@ def units_everywhere(monkeypatch):
     (4, 2, cpu.LSTM, 512, True, [(0, 4, "packed")]),  # the LSTM with a projection keeps the row split
     (4, 2, cpu.LSTM, 512, False, [(0, 4, "units", ((0, 256), (256, 512)))]),
     (2, 2, cpu.LSTM, 1024, False, [(0, 2, "units", ((0, 512), (512, 1024)))]),
-    (1, 2, cpu.LSTM, 1024, False, [(0, 1, "gemv")]),  # one row: OpenBLAS's GEMV on its threads ...
+    (1, 2, cpu.LSTM, 384, False, [(0, 1, "gemv")]),  # one row: OpenBLAS's GEMV on its threads ...
     (1, 2, cpu.LSTM, 128, False, [(0, 1, "gemv")]),
     (1, 2, cpu.LSTM, 256, False, [(0, 1, "units", ((0, 128), (128, 256)))]),  # ... but where a thread's share fits L2
+    (1, 2, cpu.LSTM, 1024, False, [(0, 1, "units", ((0, 512), (512, 1024)))]),  # ... or is 2 L2s or more
     (1, 2, cpu.LSTM, 256, True, [(0, 1, "gemv")]),
     (1, 2, cpu.RNN_TANH, 512, False, [(0, 1, "units", ((0, 256), (256, 512)))]),
     (2, 2, cpu.GRU, 1024, False, [(0, 2, "units", ((0, 512), (512, 1024)))]),
@@ -86,16 +87,22 @@ def test_plan_chooses_the_split(B, threads, kind, H, projected, blocks, monkeypa
 @pytest.mark.parametrize("H, itemsize, threads, l2, training, step", [
     (256, 4, 2, 1 << 20, False, "units"),   # LSTM W_hh 2^18 elements: 512 KB a thread
     (256, 4, 2, 512 << 10, False, "units"),  # Zen 1/3's 512 KB L2 still holds it
-    (256, 8, 2, 512 << 10, False, "gemv"),   # float64: 1 MB a thread
+    (300, 8, 2, 1 << 20, False, "gemv"),     # float64: 1.4 MB a thread, just past a 1 MB L2
+    (256, 8, 2, 512 << 10, False, "units"),  # float64: 1 MB a thread, 2 L2s of 512 KB
     (362, 4, 2, 1 << 20, False, "units"),
     (363, 4, 2, 1 << 20, False, "gemv"),     # 2 * 1 MB < 4 * 363^2 * 4 bytes
     (363, 4, 3, 1 << 20, False, "units"),    # three shares fit
+    (511, 4, 2, 1 << 20, False, "gemv"),     # a share of 2 MB less 18 KB: the band just past the L2
+    (512, 4, 2, 1 << 20, False, "units"),    # 2 MB a thread, 2 L2s: streamed from L3 by either split
+    (362, 8, 2, 1 << 20, False, "gemv"),     # float64: 2 MB less 900 bytes a thread
+    (363, 8, 2, 1 << 20, False, "units"),
+    (1024, 4, 2, 1 << 20, True, "gemv"),     # training: rows
     (240, 4, 2, 1 << 20, False, "gemv"),     # below 2^18 elements
     (256, 4, 2, 1 << 20, True, "gemv"),      # a forward in training keeps the row split at one row
     (256, 4, 1, 1 << 20, False, "gemv"),     # one thread
 ])
-def test_one_row_splits_the_units_where_a_share_of_w_hh_fits_in_l2(H, itemsize, threads, l2, training, step,
-                                                                   monkeypatch):
+def test_one_row_splits_the_units_where_a_share_of_w_hh_fits_in_l2_or_is_far_past_it(H, itemsize, threads, l2,
+                                                                                     training, step, monkeypatch):
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: l2)
     assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, training=training, itemsize=itemsize)[0].step == step
     assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, backward=True, itemsize=itemsize)[0].step == "gemv"
