@@ -12,12 +12,13 @@ the real columns (tests/test_microkernel.py).
 """
 
 import argparse
-import platform
 import time
 
 import numpy as np
 from lstmzoo.kernels import microkernel
 from numba import njit
+
+from lstmzoo import bench
 
 
 @njit(nogil=True, cache=False)
@@ -30,17 +31,6 @@ def _gemm_loop(a, packed, out, n):
 def _step_loop(a, packed, out, n):
     for _ in range(n):
         microkernel.matmul_packed(a, packed, out)
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def per_call(loop, args, seconds=0.05):
@@ -64,7 +54,8 @@ def main(argv=None):
                                                                            (256, 256), (1024, 256))]
     cases += [("da_t W_hh", "step", B, 4 * H, H) for B, H in ((8, 128), (16, 256), (32, 256), (16, 512))]
     cases += [("h W_hh^T", "step", B, H, 4 * H) for B, H in ((8, 100), (16, 116))]
-    print(f"CPU: {cpu_model()}; micro-kernel {microkernel.VECTOR_BITS}-bit, panel {pw} float32 columns; one thread; "
+    print(f"CPU: {bench.cpu_model()}; micro-kernel {microkernel.VECTOR_BITS}-bit, panel {pw} float32 columns; "
+          f"one thread; "
           f"median of {args.repeats} (CPU time per call); load average before: "
           f"{open('/proc/loadavg').read().split()[:3]}")
     print()

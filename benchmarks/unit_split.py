@@ -17,7 +17,6 @@ thresholds as committed.
 
 import argparse
 import os
-import platform
 
 import numpy as np
 
@@ -33,17 +32,6 @@ VARIANTS = {
     "units-bwd": (10**9, 1, 0, 0, 10**9, 0, 10**9),  # units, and the backward's time loop split by units too
     "rows-units-bwd": (10**9, 1, 10**18, 10**18, 10**9, 0, 10**9),  # the forward's row split, the backward's unit split
 }
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv=None):
@@ -72,7 +60,7 @@ def main(argv=None):
     committed = tuple(getattr(cpu, name) for name in SETTINGS)
     G = bench.GATES[args.cell]
     kind = {"lstm": cpu.LSTM, "gru": cpu.GRU, "rnn": cpu.RNN_TANH}[args.cell]
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs), micro-kernel {cpu.microkernel.VECTOR_BITS}-bit; "
+    print(f"CPU: {bench.cpu_model()} ({os.cpu_count()} logical CPUs), micro-kernel {cpu.microkernel.VECTOR_BITS}-bit; "
           f"{args.threads} threads; torch {torch.__version__}; cell {args.cell}; T = {args.steps}; float32; median of "
           f"{args.repeats}; load average before: {open('/proc/loadavg').read().split()[:3]}")
     print()

@@ -84,6 +84,19 @@ def _load_average():
         return "unknown"
 
 
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` says: every table names its CPU."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or "unknown CPU"
+
+
 def _import_torch():
     try:
         import torch
