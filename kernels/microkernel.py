@@ -37,8 +37,9 @@ forward packs transposes (``w.T``), whose tiles are transposed in vector registe
 
 The driver (``matmul_packed``) runs panel by panel (each panel is read from memory once and stays in cache for all
 the row tiles; ``a`` is small) and, in each panel, ``mr`` rows at a time; the last rows run a tile of fewer rows
-(the IR switches on the row count, so none is padded). The last, partial panel runs, at full tile height, a tile of
-only the vectors its real columns need (``vectors`` < nr: e.g. the 16 real columns of a 48-wide panel take one
+(the IR switches on the row count, so none is padded). In ``matmul_packed`` and ``gemm_packed`` (not the fused
+step's ``matmul2_packed``, below) the last, partial panel runs, at full tile height, a tile of only the vectors its
+real columns need (``vectors`` < nr: e.g. the 16 real columns of a 48-wide panel take one
 vector, not three), stored in place when the real columns fill whole vectors and otherwise through a scratch tile
 from which only the real columns are copied; fewer rows there run the whole panel's tile into the scratch tile (a
 tile per row count and vector count doubled the compile time of the callers). Each lane's sum is the same sequence
