@@ -55,8 +55,7 @@ def main(argv=None):
     cases += [("da_t W_hh", "step", B, 4 * H, H) for B, H in ((8, 128), (16, 256), (32, 256), (16, 512))]
     cases += [("h W_hh^T", "step", B, H, 4 * H) for B, H in ((8, 100), (16, 116))]
     print(f"CPU: {bench.cpu_model()}; micro-kernel {microkernel.VECTOR_BITS}-bit, panel {pw} float32 columns; "
-          f"one thread; "
-          f"median of {args.repeats} (CPU time per call); load average before: "
+          f"one thread; median of {args.repeats} (CPU time per call); load average before: "
           f"{open('/proc/loadavg').read().split()[:3]}")
     print()
     print("| GEMM | rows M | K | N | last panel's columns | before us | after us | after / before |")

@@ -308,8 +308,8 @@ def _tile_function(module, element, lanes, nr, mr, sources=1, bias=False, vector
     return fn
 
 
-def _k_loop(builder, fn, label, acc, rows, panel, K, vector, size, stride, nr, lanes, fma, broadcast):
-    """Emit ``for k < K: acc[i][v] += rows[i][k] * panel[k, v]`` (v < ``nr`` vectors of a panel row, rows
+def _k_loop(builder, fn, label, acc, rows, panel, K, vector, size, stride, vectors, lanes, fma, broadcast):
+    """Emit ``for k < K: acc[i][v] += rows[i][k] * panel[k, v]`` (v < ``vectors`` vectors of a panel row, rows
     ``stride`` elements apart) after the builder's current block (skipped when K <= 0); returns the sums after the
     loop (phi values), with the builder at the end of the block after it."""
     i64 = ir.IntType(64)
@@ -319,29 +319,29 @@ def _k_loop(builder, fn, label, acc, rows, panel, K, vector, size, stride, nr, l
 
     builder.position_at_end(loop)
     k = builder.phi(i64, "k")
-    current = [[builder.phi(vector, f"acc{i}_{v}") for v in range(nr)] for i in range(len(rows))]
+    current = [[builder.phi(vector, f"acc{i}_{v}") for v in range(vectors)] for i in range(len(rows))]
     row = builder.gep(panel, [builder.mul(k, i64(stride))])
     b = [builder.load(builder.bitcast(builder.gep(row, [i64(v * lanes)]), vector.as_pointer()), align=size)
-         for v in range(nr)]
+         for v in range(vectors)]
     new = []
     for i in range(len(rows)):
         scalar = builder.load(builder.gep(rows[i], [k]), align=size)
         splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vector, ir.Undefined), scalar, i64(0)),
                                        ir.Constant(vector, ir.Undefined), broadcast)
-        new.append([builder.call(fma, [splat, b[v], current[i][v]]) for v in range(nr)])
+        new.append([builder.call(fma, [splat, b[v], current[i][v]]) for v in range(vectors)])
     k_next = builder.add(k, i64(1))
     builder.cbranch(builder.icmp_signed("<", k_next, K), loop, after)
     k.add_incoming(i64(0), before)
     k.add_incoming(k_next, loop)
     for i in range(len(rows)):
-        for v in range(nr):
+        for v in range(vectors):
             current[i][v].add_incoming(acc[i][v], before)
             current[i][v].add_incoming(new[i][v], loop)
 
     builder.position_at_end(after)
-    totals = [[builder.phi(vector) for v in range(nr)] for i in range(len(rows))]  # the phis first in the block
+    totals = [[builder.phi(vector) for v in range(vectors)] for i in range(len(rows))]  # the phis first in the block
     for i in range(len(rows)):
-        for v in range(nr):
+        for v in range(vectors):
             totals[i][v].add_incoming(acc[i][v], before)
             totals[i][v].add_incoming(new[i][v], loop)
     return totals
@@ -469,10 +469,10 @@ def _make_tile2(bits):
             c_ptr = cgutils.get_item_pointer(context, builder, c_type, c_array, [c0_val, n0_val])
             ldc = builder.sdiv(cgutils.unpack_tuple(builder, c_array.strides)[0], size)
 
-            def call(m, v):
+            def call(m):
                 function = _tile_function(builder.module, element, lanes, nr, m, sources=2, bias=True)
                 builder.call(function, sources + [panel_ptr, bias_ptr, c_ptr, ldc])
-            _rows_and_vectors(builder, rows_val, None, mr, nr, call, "tile2")
+            _switch(builder, rows_val, mr, call, "tile2")
             return context.get_dummy_value()
 
         return types.none(a1, a2, r0, rows, packed, bias, p, c, c0, n0), codegen
