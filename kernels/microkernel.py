@@ -238,6 +238,27 @@ def _pack_blocks(b, packed):
 
 # ------------------------------------------------------------------------------------------- the IR
 
+def _tile_declaration(module, name, signature, element, lanes, noalias):
+    """A new internal, never-inlined LLVM function ``void name(signature)`` whose code is built for ``lanes``-wide
+    vectors of ``element``, its pointer arguments ``noalias`` (all, or those of the given indices); returns it with
+    (vector type, element size in bytes, the llvm.fma intrinsic of that vector, the broadcast's shuffle mask)."""
+    vector = ir.VectorType(element, lanes)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), signature), name)
+    fn.linkage = "internal"
+    for index, argument in enumerate(fn.args):
+        if isinstance(argument.type, ir.PointerType) and (noalias is None or index in noalias):
+            argument.add_attribute("noalias")
+    fn.attributes.add("nounwind")
+    fn.attributes.add("noinline")
+    width = 32 if isinstance(element, ir.FloatType) else 64
+    # Key="value" attributes go in as text (llvmlite's FunctionAttributes knows only flags by name).
+    set.add(fn.attributes, f'"min-legal-vector-width"="{lanes * width}"')
+    set.add(fn.attributes, f'"prefer-vector-width"="{lanes * width}"')
+    fma = cgutils.get_or_insert_function(module, ir.FunctionType(vector, [vector] * 3), f"llvm.fma.v{lanes}f{width}")
+    broadcast = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+    return fn, vector, width // 8, fma, broadcast
+
+
 def _tile_function(module, element, lanes, nr, mr, sources=1, bias=False, vectors=None):
     """The LLVM function ``void tile(T* a, i64 lda, T* panel, i64 K, T* c, i64 ldc)``: c[i, j] = sum_k a[i*lda + k]
     * panel[k * nr*lanes + j] for i < mr, j < nv*lanes (see the module's docstring), nv = ``vectors`` (default
@@ -255,13 +276,11 @@ def _tile_function(module, element, lanes, nr, mr, sources=1, bias=False, vector
         return module.globals[name]
     i64 = ir.IntType(64)
     pointer = element.as_pointer()
-    vector = ir.VectorType(element, lanes)
     if sources == 1 and not bias:
         signature = [pointer, i64, pointer, i64, pointer, i64]
     else:
         signature = [pointer, i64, i64] * sources + [pointer] + [pointer] * bias + [pointer, i64]
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), signature), name)
-    fn.linkage = "internal"
+    fn, vector, size, fma, broadcast = _tile_declaration(module, name, signature, element, lanes, None)
     if sources == 1 and not bias:
         a, lda, panel, K, c, ldc = fn.args
         inputs = [(a, lda, K)]
@@ -270,19 +289,6 @@ def _tile_function(module, element, lanes, nr, mr, sources=1, bias=False, vector
         inputs = [tuple(fn.args[3 * s:3 * s + 3]) for s in range(sources)]
         rest = fn.args[3 * sources:]
         panel, bias_ptr, c, ldc = (rest[0], rest[1], rest[2], rest[3]) if bias else (rest[0], None, rest[1], rest[2])
-    for argument in fn.args:
-        if isinstance(argument.type, ir.PointerType):
-            argument.add_attribute("noalias")
-    fn.attributes.add("nounwind")
-    fn.attributes.add("noinline")
-    bits = lanes * (32 if isinstance(element, ir.FloatType) else 64)
-    # Key="value" attributes go in as text (llvmlite's FunctionAttributes knows only flags by name).
-    set.add(fn.attributes, f'"min-legal-vector-width"="{bits}"')
-    set.add(fn.attributes, f'"prefer-vector-width"="{bits}"')
-    size = 4 if isinstance(element, ir.FloatType) else 8
-    suffix = f"v{lanes}f{32 if isinstance(element, ir.FloatType) else 64}"
-    fma = cgutils.get_or_insert_function(module, ir.FunctionType(vector, [vector] * 3), f"llvm.fma.{suffix}")
-    broadcast = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
 
     builder = ir.IRBuilder(fn.append_basic_block("entry"))
     if bias_ptr is None:
@@ -294,7 +300,8 @@ def _tile_function(module, element, lanes, nr, mr, sources=1, bias=False, vector
     offset = i64(0)
     for s, (a, lda, K) in enumerate(inputs):
         rows = [builder.gep(a, [builder.mul(lda, i64(i))]) for i in range(mr)]
-        acc = _k_loop(builder, fn, f"{s}" if sources > 1 else "", acc, rows, builder.gep(panel, [offset]), K,
+        acc = _k_loop(builder, fn, f"{s}" if sources > 1 else "", acc,
+                      lambda k, i, rows=rows: builder.gep(rows[i], [k]), builder.gep(panel, [offset]), K,
                       vector, size, nr * lanes, nv, lanes, fma, broadcast)
         if s + 1 < sources:
             offset = builder.add(offset, builder.mul(K, i64(nr * lanes)))
@@ -308,10 +315,11 @@ def _tile_function(module, element, lanes, nr, mr, sources=1, bias=False, vector
     return fn
 
 
-def _k_loop(builder, fn, label, acc, rows, panel, K, vector, size, stride, vectors, lanes, fma, broadcast):
-    """Emit ``for k < K: acc[i][v] += rows[i][k] * panel[k, v]`` (v < ``vectors`` vectors of a panel row, rows
-    ``stride`` elements apart) after the builder's current block (skipped when K <= 0); returns the sums after the
-    loop (phi values), with the builder at the end of the block after it."""
+def _k_loop(builder, fn, label, acc, scalar, panel, K, vector, size, stride, vectors, lanes, fma, broadcast):
+    """Emit ``for k < K: acc[i][v] += a_i(k) * panel[k, v]`` (v < ``vectors`` vectors of a panel row, rows
+    ``stride`` elements apart; ``scalar(k, i)`` the address of a_i(k), i < len(acc)) after the builder's current
+    block (skipped when K <= 0); returns the sums after the loop (phi values), with the builder at the end of the
+    block after it."""
     i64 = ir.IntType(64)
     before = builder.block
     loop, after = fn.append_basic_block(f"k_loop{label}"), fn.append_basic_block(f"after_k_loop{label}")
@@ -319,28 +327,28 @@ def _k_loop(builder, fn, label, acc, rows, panel, K, vector, size, stride, vecto
 
     builder.position_at_end(loop)
     k = builder.phi(i64, "k")
-    current = [[builder.phi(vector, f"acc{i}_{v}") for v in range(vectors)] for i in range(len(rows))]
+    current = [[builder.phi(vector, f"acc{i}_{v}") for v in range(vectors)] for i in range(len(acc))]
     row = builder.gep(panel, [builder.mul(k, i64(stride))])
     b = [builder.load(builder.bitcast(builder.gep(row, [i64(v * lanes)]), vector.as_pointer()), align=size)
          for v in range(vectors)]
     new = []
-    for i in range(len(rows)):
-        scalar = builder.load(builder.gep(rows[i], [k]), align=size)
-        splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vector, ir.Undefined), scalar, i64(0)),
+    for i in range(len(acc)):
+        value = builder.load(scalar(k, i), align=size)
+        splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vector, ir.Undefined), value, i64(0)),
                                        ir.Constant(vector, ir.Undefined), broadcast)
         new.append([builder.call(fma, [splat, b[v], current[i][v]]) for v in range(vectors)])
     k_next = builder.add(k, i64(1))
     builder.cbranch(builder.icmp_signed("<", k_next, K), loop, after)
     k.add_incoming(i64(0), before)
     k.add_incoming(k_next, loop)
-    for i in range(len(rows)):
+    for i in range(len(acc)):
         for v in range(vectors):
             current[i][v].add_incoming(acc[i][v], before)
             current[i][v].add_incoming(new[i][v], loop)
 
     builder.position_at_end(after)
-    totals = [[builder.phi(vector) for v in range(vectors)] for i in range(len(rows))]  # the phis first in the block
-    for i in range(len(rows)):
+    totals = [[builder.phi(vector) for v in range(vectors)] for i in range(len(acc))]  # the phis first in the block
+    for i in range(len(acc)):
         for v in range(vectors):
             totals[i][v].add_incoming(acc[i][v], before)
             totals[i][v].add_incoming(new[i][v], loop)
@@ -600,61 +608,28 @@ def _block_tile_function(module, element, lanes, nr, mr, a_columns, accumulate, 
         return module.globals[name]
     i64 = ir.IntType(64)
     pointer = element.as_pointer()
-    vector = ir.VectorType(element, lanes)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [pointer, i64, pointer, i64, pointer, i64]), name)
-    fn.linkage = "internal"
+    fn, vector, size, fma, broadcast = _tile_declaration(module, name, [pointer, i64, pointer, i64, pointer, i64],
+                                                         element, lanes, (0, 2, 4))
     a, lda, panel, K, c, ldc = fn.args
-    for argument in (a, panel, c):
-        argument.add_attribute("noalias")
-    fn.attributes.add("nounwind")
-    fn.attributes.add("noinline")
-    bits = lanes * (32 if isinstance(element, ir.FloatType) else 64)
-    set.add(fn.attributes, f'"min-legal-vector-width"="{bits}"')
-    set.add(fn.attributes, f'"prefer-vector-width"="{bits}"')
-    size = 4 if isinstance(element, ir.FloatType) else 8
 
-    entry, loop, store = fn.append_basic_block("entry"), fn.append_basic_block("k_loop"), fn.append_basic_block("store")
-    builder = ir.IRBuilder(entry)
+    builder = ir.IRBuilder(fn.append_basic_block("entry"))
     targets = [[builder.bitcast(builder.gep(builder.gep(c, [builder.mul(ldc, i64(i))]), [i64(v * lanes)]),
                                 vector.as_pointer()) for v in range(nv)] for i in range(mr)]
     if accumulate:
         start = [[builder.load(targets[i][v], align=size) for v in range(nv)] for i in range(mr)]
     else:
         start = [[ir.Constant(vector, None)] * nv for _ in range(mr)]
-    offsets = [i64(i) if a_columns else builder.mul(lda, i64(i)) for i in range(mr)]
-    builder.cbranch(builder.icmp_signed(">", K, i64(0)), loop, store)
+    if a_columns:  # a_i(k) = a[k * lda + i]
+        def scalar(k, i):
+            return builder.gep(a, [builder.add(builder.mul(k, lda), i64(i))])
+    else:  # a_i(k) = a[i * lda + k]
+        offsets = [builder.mul(lda, i64(i)) for i in range(mr)]
 
-    builder.position_at_end(loop)
-    k = builder.phi(i64, "k")
-    acc = [[builder.phi(vector, f"acc{i}_{v}") for v in range(nv)] for i in range(mr)]
-    row = builder.gep(panel, [builder.mul(k, i64(nr * lanes))])
-    b = [builder.load(builder.bitcast(builder.gep(row, [i64(v * lanes)]), vector.as_pointer()), align=size)
-         for v in range(nv)]
-    suffix = f"v{lanes}f{32 if isinstance(element, ir.FloatType) else 64}"
-    fma = cgutils.get_or_insert_function(module, ir.FunctionType(vector, [vector] * 3), f"llvm.fma.{suffix}")
-    broadcast = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
-    a_k = builder.gep(a, [builder.mul(k, lda)]) if a_columns else builder.gep(a, [k])
-    new = []
-    for i in range(mr):
-        scalar = builder.load(builder.gep(a_k, [offsets[i]]), align=size)
-        splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vector, ir.Undefined), scalar, i64(0)),
-                                       ir.Constant(vector, ir.Undefined), broadcast)
-        new.append([builder.call(fma, [splat, b[v], acc[i][v]]) for v in range(nv)])
-    k_next = builder.add(k, i64(1))
-    builder.cbranch(builder.icmp_signed("<", k_next, K), loop, store)
-    k.add_incoming(i64(0), entry)
-    k.add_incoming(k_next, loop)
+        def scalar(k, i):
+            return builder.gep(a, [builder.add(offsets[i], k)])
+    totals = _k_loop(builder, fn, "", start, scalar, panel, K, vector, size, nr * lanes, nv, lanes, fma, broadcast)
     for i in range(mr):
         for v in range(nv):
-            acc[i][v].add_incoming(start[i][v], entry)
-            acc[i][v].add_incoming(new[i][v], loop)
-
-    builder.position_at_end(store)
-    totals = [[builder.phi(vector) for v in range(nv)] for i in range(mr)]
-    for i in range(mr):
-        for v in range(nv):
-            totals[i][v].add_incoming(start[i][v], entry)
-            totals[i][v].add_incoming(new[i][v], loop)
             builder.store(totals[i][v], targets[i][v], align=size)
     builder.ret_void()
     return fn
