@@ -36,9 +36,7 @@ def main(mode):
     torch.set_num_threads(2)
     new_pack = cpu.pack
     training = mode == "training"
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                 "unknown CPU")
-    print(f"{model}; LSTM {mode}, 2 threads, T = {T}, float32; load average before: "
+    print(f"{bench.cpu_model()}; LSTM {mode}, 2 threads, T = {T}, float32; load average before: "
           f"{' '.join(open('/proc/loadavg').read().split()[:3])}")
     print()
     print("| B | I | H | old pack ms | new pack ms | torch ms | new / old | new / torch |")

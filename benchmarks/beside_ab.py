@@ -38,7 +38,7 @@ def main(argv=None):
     import torch
     from lstmzoo.kernels import cpu, microkernel
 
-    from lstmzoo.bench import _load_average, median_times, torch_call
+    from lstmzoo.bench import _load_average, cpu_model, median_times, torch_call
     torch.set_num_threads(args.threads)
     numba.set_num_threads(args.threads)
     cpu.set_num_threads(args.threads)
@@ -48,9 +48,7 @@ def main(argv=None):
         real = _any_vector_width(real, microkernel)
     G = {"lstm": 4, "gru": 3, "rnn": 1}[args.cell]
     T = 100
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                 "unknown CPU")
-    print(f"{model}; micro-kernel {microkernel.VECTOR_BITS}-bit; {args.cell.upper()}, {args.threads} threads, T = {T}, "
+    print(f"{cpu_model()}; micro-kernel {microkernel.VECTOR_BITS}-bit; {args.cell.upper()}, {args.threads} threads, T = {T}, "
           f"float32, median of {args.repeats}; torch {torch.__version__}; beside: the {args.switch} pass's; "
           f"load average before: {_load_average()}\n")
     print("| mode | B | I | H | first ms | beside ms | torch ms | beside / first | first / torch | beside / torch |")

@@ -19,22 +19,7 @@ import sys
 import tempfile
 import time
 
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-            else:
-                name = platform.processor() or "unknown CPU"
-            f.seek(0)
-            flags = next((set(line.split()) for line in f if line.startswith("flags")), set())
-    except OSError:
-        return platform.processor() or "unknown CPU"
-    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{name}, {vector}, {os.cpu_count()} logical CPUs"
+from lstmzoo.bench import cpu_model
 
 
 def train_seconds(cache_dir, out_dir):

@@ -27,7 +27,6 @@ pandas is not a dependency of lstmzoo; the benchmark needs it installed (``pip i
 import argparse
 import csv
 import functools
-import os
 import platform
 import resource
 import statistics
@@ -96,16 +95,6 @@ def _cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
-def _cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _measure(reader, path, repeats):
     """(median wall s, median CPU s, largest peak MB, largest MB above imports) over ``repeats`` fresh
     processes."""
@@ -139,7 +128,7 @@ def main(argv=None):
         path = Path(folder) / "long.csv"
         write_long_csv(path, args.series, args.points)
         print(f"{args.series * args.points:,} rows ({args.series:,} series x {args.points:,} days), "
-              f"{path.stat().st_size / 1e6:.0f} MB; {_cpu_model()}, {os.cpu_count()} cores; Python "
+              f"{path.stat().st_size / 1e6:.0f} MB; {bench.cpu_model()}; Python "
               f"{platform.python_version()}, NumPy {np.__version__}, pandas {pandas_version}; median of "
               f"{args.repeats} processes per reader; load average before (1, 5, 15 min): "
               f"{bench._load_average()}")

@@ -51,23 +51,6 @@ def _repeat_openblas(a, w, out, n):
         np.dot(a, w.T, out)
 
 
-def _cpu():
-    """(model name, the vector flags of /proc/cpuinfo)."""
-    model, flags = "unknown", []
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model == "unknown":
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    flags = line.split(":", 1)[1].split()
-                    break
-    except OSError:
-        pass
-    vector = [f for f in flags if f in ("avx", "avx2", "fma") or f.startswith("avx512")]
-    return model, " ".join(vector)
-
-
 def _per_call(run, seconds):
     """A function of no arguments returning CPU seconds per call of ``run(n)`` (n calls), n set once, here."""
     run(1)
@@ -123,9 +106,8 @@ def main(argv=None):
     if torch is not None:
         torch.set_num_threads(1)
     bits = args.bits or microkernel.VECTOR_BITS
-    model, flags = _cpu()
     mr, nr = microkernel._TILES[bits]
-    print(f"CPU: {model}; vector flags: {flags}")
+    print(f"CPU: {bench.cpu_model()}; vector flags: {bench.vector_flags()}")
     print(f"micro-kernel: {bits}-bit vectors, register tile {mr} rows x {nr} vectors "
           f"({microkernel.panel_width(np.float32, bits)} float32 columns per panel)")
     print(f"float32, one thread, median of {args.repeats} CPU-time timings of ~{args.seconds} s each; "

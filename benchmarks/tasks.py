@@ -42,7 +42,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -52,6 +51,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from lstmzoo import bench
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "zoo" / "TASK-RESULTS.md"
@@ -385,7 +386,7 @@ def run_row(name, seeds, work, quick=False, settings=(), log=print):
                + "".join(f" --set {s}" for s in [*(QUICK[task] if quick else []), *settings]))
     return {"row": name, "task": task, "zoo": zoo, "what": what, "runs": runs, "command": command,
             "quick": quick, "settings": list(settings), "date": datetime.date.today().isoformat(),
-            "cpu": cpu_model()}
+            "cpu": bench.cpu_model()}
 
 
 # ================================================================================================ the estimators
@@ -528,17 +529,6 @@ def checkout():
     return head + (" + uncommitted changes" if dirty else "")
 
 
-def cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} cores)"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-# ================================================================================================ the table
 def zoo_figures():
     """{recipe: (metric, [values over seeds], date)} from zoo/RESULTS.md's record (as the checkout holds it now: the
     zoo's rows are re-run by others, so the comparison is with the figures of that date)."""

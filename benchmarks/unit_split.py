@@ -16,7 +16,6 @@ thresholds as committed.
 """
 
 import argparse
-import os
 
 import numpy as np
 
@@ -60,7 +59,7 @@ def main(argv=None):
     committed = tuple(getattr(cpu, name) for name in SETTINGS)
     G = bench.GATES[args.cell]
     kind = {"lstm": cpu.LSTM, "gru": cpu.GRU, "rnn": cpu.RNN_TANH}[args.cell]
-    print(f"CPU: {bench.cpu_model()} ({os.cpu_count()} logical CPUs), micro-kernel {cpu.microkernel.VECTOR_BITS}-bit; "
+    print(f"CPU: {bench.cpu_model()}, micro-kernel {cpu.microkernel.VECTOR_BITS}-bit; "
           f"{args.threads} threads; torch {torch.__version__}; cell {args.cell}; T = {args.steps}; float32; median of "
           f"{args.repeats}; load average before: {open('/proc/loadavg').read().split()[:3]}")
     print()

@@ -7,6 +7,7 @@ the two in the same process, because a library whose worker threads are still sp
 one down by up to 10x (notes/cpu-lstm-measurements.md).
 """
 
+import functools
 import os
 import time
 
@@ -57,9 +58,12 @@ def run(quick=False, threads=None, out=print, shapes=None, repeats=None, cell="l
     shapes = shapes or (QUICK_SHAPES if quick else FULL_SHAPES)
     repeats = repeats or (3 if quick else 5)
     thread_note = f"{threads} threads" if threads is not None else "default threads"
-    out(f"{cell.upper()}, float32, time-major, median of {repeats} timings, {thread_note}; "
-        f"torch {torch.__version__ if torch is not None else 'not installed'}; "
+    out(f"{cell.upper()}, float32, time-major, median of {repeats} timings, {thread_note}; {cpu_model()}, "
+        f"micro-kernel {cpu.microkernel.VECTOR_BITS}-bit; torch {torch.__version__ if torch is not None else 'not installed'}; "
         f"load average before (1, 5, 15 min): {_load_average()}")
+    check = core_check_line(threads or numba_threads())
+    if check:
+        out(check)
     out("")
     out("| T | B | I | H | mode | lstmzoo ms | torch ms | lstmzoo / torch | lstmzoo GFLOP/s |")
     out("|---|---|---|---|---|---:|---:|---:|---:|")
@@ -74,6 +78,14 @@ def run(quick=False, threads=None, out=print, shapes=None, repeats=None, cell="l
                 f"{flops / ours / 1e9:.0f} |")
     out("")
     out(f"load average after the run (1, 5, 15 min): {_load_average()}")
+    if check:
+        out(core_check_line(threads or numba_threads()))
+
+
+def numba_threads():
+    """Numba's thread count (``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``): what the kernels run on."""
+    import numba
+    return numba.get_num_threads()
 
 
 def _load_average():
@@ -84,17 +96,98 @@ def _load_average():
         return "unknown"
 
 
-def cpu_model():
-    """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` says: every table names its CPU."""
+def cpu_model(cpuinfo="/proc/cpuinfo"):
+    """The CPU as every table names it: its model name, its widest vector instructions and the logical CPUs, e.g.
+    "AMD EPYC, AVX-512, 2 logical CPUs" (Linux's ``cpuinfo``; elsewhere what ``platform`` says)."""
+    import platform
+    name, flags = _read_cpuinfo(cpuinfo)
+    name = name or platform.processor() or platform.machine() or "unknown CPU"
+    vector = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2" if flags
+              else "vector flags unknown")
+    return f"{name}, {vector}, {os.cpu_count()} logical CPUs"
+
+
+def vector_flags(cpuinfo="/proc/cpuinfo"):
+    """The first CPU's vector flags in ``cpuinfo`` (avx, avx2, fma, avx512*), as one string in its order."""
+    return " ".join(f for f in _read_cpuinfo(cpuinfo)[1] if f in ("avx", "avx2", "fma") or f.startswith("avx512"))
+
+
+def _read_cpuinfo(cpuinfo):
+    """(the first model name or None, the first CPU's flags in order, [] if none) of a /proc/cpuinfo file."""
+    name = None
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(cpuinfo) as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if line.startswith("model name") and name is None:
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    return name, line.split(":", 1)[1].split()
     except OSError:
         pass
-    import platform
-    return platform.processor() or "unknown CPU"
+    return name, []
+
+
+# core_check_line calls the host's cores shared where a thread running beside the others is this much slower than alone.
+SHARED_CORE_RATIO = 0.8
+# core_check's problem: one micro-kernel call on an L1-resident 8 x 64 by 64 x 96 float32 product, repeated.
+_CORE_CHECK_SHAPE, _CORE_CHECK_S = (8, 64, 96), 0.3
+
+
+def core_check(threads=2, seconds=_CORE_CHECK_S):
+    """(GFLOP/s of one thread alone, [GFLOP/s of each of ``threads`` threads running at once]) of the micro-kernel
+    on data that stays in L1, each timing about ``seconds`` long: nothing shared but the cores themselves. Per
+    thread the two should be about equal; where the threads at once run far slower than one alone (measured on
+    a 2-vCPU cloud machine, 2026-12-04: 98-106 alone, 92-97 each at once, and in one of three tries 51 each), the
+    host is giving one of the "cores" to someone else at that moment, and a multi-threaded timing taken then
+    says more about the host than about the code."""
+    from lstmzoo.kernels import cpu, microkernel
+
+    repeat = _repeat_matmul()
+    M, K, N = _CORE_CHECK_SHAPE
+    rng = np.random.default_rng(0)
+    a = [rng.standard_normal((M, K)).astype(np.float32) for _ in range(threads)]
+    packed = [microkernel.pack(rng.standard_normal((K, N)).astype(np.float32)) for _ in range(threads)]
+    out = [np.empty((M, N), np.float32) for _ in range(threads)]
+    repeat(a[0], packed[0], out[0], 10)
+    start = time.perf_counter()
+    repeat(a[0], packed[0], out[0], 1000)
+    n = max(1000, int(1000 * seconds / max(time.perf_counter() - start, 1e-9)))
+    flops = 2 * M * K * N * n
+    start = time.perf_counter()
+    repeat(a[0], packed[0], out[0], n)
+    alone = flops / (time.perf_counter() - start) / 1e9
+
+    def timed(k):
+        begin = time.perf_counter()
+        repeat(a[k], packed[k], out[k], n)
+        return flops / (time.perf_counter() - begin) / 1e9
+    together = cpu._in_parallel([functools.partial(timed, k) for k in range(threads)])
+    return alone, together
+
+
+def core_check_line(threads=2):
+    """``core_check`` as one line for a table's header or footer."""
+    if threads < 2:
+        return ""
+    alone, together = core_check(threads)
+    each = ", ".join(f"{g:.0f}" for g in together)
+    verdict = ("far under one alone: the host is sharing a core now; trust the multi-threaded rows less"
+               if min(together) < SHARED_CORE_RATIO * alone else "no sign of a shared core")
+    return f"core check (micro-kernel in L1, GFLOP/s): one thread alone {alone:.0f}; {threads} at once {each} ({verdict})"
+
+
+@functools.cache
+def _repeat_matmul():
+    """A compiled ``repeat(a, packed, out, n)``: ``microkernel.matmul_packed(a, packed, out)`` n times, GIL released."""
+    from numba import njit
+
+    from lstmzoo.kernels.microkernel import matmul_packed
+
+    @njit(nogil=True)
+    def repeat(a, packed, out, n):
+        for _ in range(n):
+            matmul_packed(a, packed, out)
+    return repeat
 
 
 def _import_torch():

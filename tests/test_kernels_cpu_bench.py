@@ -40,3 +40,30 @@ def test_script_rejects_an_unknown_input_width():
     spec.loader.exec_module(script)
     with pytest.raises(SystemExit):
         script.main(["--input", "H/3"])
+
+
+@pytest.mark.parametrize("flags, vector", [("fpu sse2 avx avx2 fma avx512f avx512bw", "AVX-512"),
+                                           ("fpu sse2 avx avx2 fma", "AVX2"), ("fpu sse2 avx", "no AVX2")])
+def test_cpu_model_names_the_widest_vectors(tmp_path, flags, vector):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU 9000\nflags\t\t: {flags}\n\n"
+                       f"processor\t: 1\nmodel name\t: Some CPU 9000\nflags\t\t: {flags}\n")
+    assert bench.cpu_model(cpuinfo).startswith(f"Some CPU 9000, {vector}, ")
+    assert bench.cpu_model(cpuinfo).endswith(" logical CPUs")
+
+
+def test_cpu_model_without_cpuinfo_says_the_flags_are_unknown(tmp_path):
+    assert ", vector flags unknown, " in bench.cpu_model(tmp_path / "missing")
+
+
+def test_core_check_times_each_thread():
+    alone, together = bench.core_check(threads=2, seconds=0.01)
+    assert alone > 1 and len(together) == 2 and min(together) > 1  # GFLOP/s: any core does more than 1
+
+
+@pytest.mark.parametrize("together, shared", [([100.0, 50.0], True), ([96.0, 99.0], False)])
+def test_core_check_line_calls_a_slow_thread_a_shared_core(monkeypatch, together, shared):
+    monkeypatch.setattr(bench, "core_check", lambda threads: (100.0, together))
+    line = bench.core_check_line(2)
+    assert ("sharing a core" in line) == shared and ("no sign of a shared core" in line) == (not shared)
+    assert bench.core_check_line(1) == ""
