@@ -6,8 +6,8 @@ with the input projection fused into the step's GEMM), interleaved in one proces
     python benchmarks/unit_split.py --threads 2 --batch 1 4 16 --hidden 256 1024 --input H --mode training
 
 Training times forward (training=True) + backward. The variants are forced by setting ``kernels/cpu.py``'s thresholds
-for the call (``SETTINGS``; "units" wherever it can run): "rows", "units" and "units-fused" run the backward's time
-loop on the row split (one thread below 8 rows), "units-bwd" splits the units in the backward's time loop too
+for the call (``SETTINGS``; "units" wherever it can run): "rows", "rows-2" (blocks of 2 or more rows instead of 4),
+"units" and "units-fused" run the backward's time loop on the row split (one thread below 8 rows), "units-bwd" splits the units in the backward's time loop too
 (``_backward_units``), "rows-units-bwd" only there. "plan" is what ``cpu.plan``/``cpu.fuses_input`` choose with the
 thresholds as committed.
 
@@ -22,14 +22,18 @@ import numpy as np
 from lstmzoo import bench
 
 # kernels/cpu.py's thresholds set for each variant's calls
+# (None: as committed)
 SETTINGS = ("_MAX_ROWS_UNIT_SPLIT", "_MIN_ROWS_UNIT_SPLIT", "_MIN_UNIT_WEIGHTS", "_MIN_UNIT_WEIGHTS_TRAINING",
-            "_MIN_ROWS_UNITS_FUSED", "_MIN_UNIT_WEIGHTS_BACKWARD", "_MAX_ROWS_UNIT_SPLIT_LARGE")
+            "_MIN_ROWS_UNITS_FUSED", "_MIN_UNIT_WEIGHTS_BACKWARD", "_MAX_ROWS_UNIT_SPLIT_LARGE", "_MIN_ROWS_PER_THREAD")
 VARIANTS = {
-    "rows": (0, 10**9, 10**18, 10**18, 10**9, 10**18, 0),
-    "units": (10**9, 1, 0, 0, 10**9, 10**18, 10**9),  # projection first; the backward's time loop on the row split
-    "units-fused": (10**9, 1, 0, 0, 0, 10**18, 10**9),
-    "units-bwd": (10**9, 1, 0, 0, 10**9, 0, 10**9),  # units, and the backward's time loop split by units too
-    "rows-units-bwd": (10**9, 1, 10**18, 10**18, 10**9, 0, 10**9),  # the forward's row split, the backward's unit split
+    "rows": (0, 10**9, 10**18, 10**18, 10**9, 10**18, 0, None),
+    # the row split in blocks of at least 2 rows (committed: _MIN_ROWS_PER_THREAD = 4), e.g. 2 + 2 at B = 4
+    "rows-2": (0, 10**9, 10**18, 10**18, 10**9, 10**18, 0, 2),
+    "units": (10**9, 1, 0, 0, 10**9, 10**18, 10**9, None),  # projection first; the backward's loop on the row split
+    "units-fused": (10**9, 1, 0, 0, 0, 10**18, 10**9, None),
+    "units-bwd": (10**9, 1, 0, 0, 10**9, 0, 10**9, None),  # units, and the backward's time loop split by units too
+    # the forward's row split, the backward's unit split
+    "rows-units-bwd": (10**9, 1, 10**18, 10**18, 10**9, 0, 10**9, None),
 }
 
 
@@ -86,7 +90,8 @@ def main(argv=None):
                     def ours(setting):
                         def call():
                             for name, value in zip(SETTINGS, setting):
-                                setattr(cpu, name, value)
+                                if value is not None:
+                                    setattr(cpu, name, value)
                             try:
                                 if args.cell == "lstm":
                                     *_, cache = cpu.lstm_forward(x, h0, h0, **params, training=training)

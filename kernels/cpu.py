@@ -349,7 +349,7 @@ def _forward_sequence(kind, xp, w_hh, w_hh_packed, b_ih, b_hh, lengths, hs, cs, 
         cur, nxt = (t, t + 1) if training else (t & 1, (t + 1) & 1)
         h_rows = hs[cur][b0:b1]
         if packed:
-            matmul_packed(h_rows, w_hh_packed, gh)
+            matmul_packed(h_rows, w_hh_packed, gh, t & 1 == 1)  # (panel order alternating: matmul_packed)
         else:
             np.dot(h_rows, w_hh.T, gh)
         for b in range(b0, b1):
@@ -601,7 +601,7 @@ def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_h
         if fused:
             matmul2_packed(x[t], hs[cur], packed, bias_k, gates)
         else:
-            matmul_packed(hs[cur], packed, gates)
+            matmul_packed(hs[cur], packed, gates, t & 1 == 1)
         _unit_cells(kind, fused, gates, xp[t], b_ih, b_hh, hs[cur], cs[cur], hs[nxt],
                     cs[nxt], saved[slot], y[t], lengths, t, training, u0, Hs)
         if not barrier.wait(state, threads, t):
@@ -1186,7 +1186,7 @@ def _backward_sequence(kind, dy, dh, dc, w_hh, w_hh_packed, lengths, hs, cs, sav
             barrier.publish(ready, T - t)
         da_rows = da_h[t][b0:b1]
         if packed:
-            matmul_packed(da_rows, w_hh_packed, dh_rec)
+            matmul_packed(da_rows, w_hh_packed, dh_rec, t & 1 == 1)
         else:
             np.dot(da_rows, w_hh, dh_rec)
         for b in range(b0, b1):
@@ -1245,7 +1245,7 @@ def _unit_backward_sequence(state, kind, k, threads, u0, u1, dy, dh, dc, w_hh, l
         _cells_backward(kind, t, 0, B, lengths, False, no_dr, dy, dh, no_dh, dc, cs, hs, saved, da_x, da_h, u0, Hs)
         if not barrier.wait(state, threads, T - 1 - t):
             return False
-        matmul_packed(da_h[t], packed, dh_rec)
+        matmul_packed(da_h[t], packed, dh_rec, t & 1 == 1)
         for b in range(B):
             if t < lengths[b]:
                 dhb, rec = dh[b, u0:u1], dh_rec[b]

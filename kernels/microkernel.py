@@ -495,9 +495,18 @@ _MR_256, _NR_256 = _TILES[256]
 
 
 @njit(**_JIT)
-def matmul_packed(a, packed, out):
+def matmul_packed(a, packed, out, backwards=False):
     """out[:] = a @ b, with ``packed = pack(b)`` (``a`` [M, K], ``out`` [M, N], rows with unit stride, one dtype).
-    Which tile runs follows from the panel width (``pack``'s ``bits``)."""
+    Which tile runs follows from the panel width (``pack``'s ``bits``).
+
+    ``backwards``: the panels in reverse order, last first (the same bits: each panel's columns are their own
+    sums). A time loop that reads the same packed matrix every step alternates the order (``backwards=t & 1``), so
+    that the panels one step read last, still in cache, are the ones the next step reads first: a matrix a little
+    larger than the cache is otherwise evicted panel by panel just before each is read again (least recently used
+    goes first), and every step streams all of it from the next level. One thread, one or two rows, whole steps'
+    GEMMs h[rows, H] @ W_hh^T on Zen 4 (1 MB L2; benchmarks/panel_order.py): 0.89-0.92x the time at H = 224..256
+    (W_hh^T packed 0.8-1.0 MB), 0.94-0.97 at 192, 288 and 320, none at 160 and 384 nor at 4 or more rows, whose
+    FMAs take longer than the stream."""
     M, K = a.shape
     P, _, PW = packed.shape
     N = out.shape[1]
@@ -513,7 +522,8 @@ def matmul_packed(a, packed, out):
     mr = _MR_512 if wide else _MR_256
     lanes = PW // (_NR_512 if wide else _NR_256)
     scratch = np.empty((mr, PW), out.dtype)
-    for p in range(P):
+    for q in range(P):
+        p = P - 1 - q if backwards else q
         n0 = p * PW
         cols = min(PW, N - n0)
         vectors = (cols + lanes - 1) // lanes  # the last panel's: only those of its real columns

@@ -182,7 +182,8 @@ def test_two_sources_mismatched_shapes_are_refused():
 def fresh_matmul_packed():
     """An uncached compilation of matmul_packed (Numba shows no machine code for a function from its cache)."""
     source = microkernel.matmul_packed.py_func
-    return njit(**dict(microkernel._JIT, cache=False))(types.FunctionType(source.__code__, source.__globals__, "fresh"))
+    return njit(**dict(microkernel._JIT, cache=False))(types.FunctionType(source.__code__, source.__globals__, "fresh",
+                                                                          source.__defaults__))
 
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="reads x86-64 machine code")
@@ -308,3 +309,21 @@ def test_the_last_panel_has_tiles_of_fewer_vectors():
     lanes = microkernel.VECTOR_BITS // 32
     for vectors in range(1, nr):
         assert f"@lstmzoo_tile_float_{mr}x{nr}x{lanes}_{vectors}vectors(" in llvm
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bits", BITS)
+def test_panels_backwards_give_the_same_bits(bits, dtype):
+    """matmul_packed's ``backwards`` (the panels last first, as the time loops run every other step) changes only
+    the order in which the panels are computed: every column is bitwise what the forward order gives, whole and
+    partial last panels, every row count of a tile and more."""
+    rng = np.random.default_rng(2)
+    pw = microkernel.panel_width(dtype, bits)
+    for rows in (1, 2, 3, microkernel._TILES[bits][0] + 1):
+        for N in (1, pw, 3 * pw, 3 * pw + 5):
+            a, b = rng.standard_normal((rows, 29)).astype(dtype), rng.standard_normal((29, N)).astype(dtype)
+            packed = microkernel.pack(b, bits)
+            forward, backward = np.empty((rows, N), dtype), np.full((rows, N), np.nan, dtype)
+            microkernel.matmul_packed(a, packed, forward)
+            microkernel.matmul_packed(a, packed, backward, True)
+            assert np.array_equal(forward, backward), (rows, N)
