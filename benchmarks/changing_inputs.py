@@ -15,8 +15,9 @@ for a time loop's changing h_t. Each figure is the median over --repeats of CPU 
 
 import os
 
-for _name in ("OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_name, "1")
+if __name__ == "__main__":  # run as a script: NumPy's BLAS and Numba on one thread (imported, e.g. by a test: as is)
+    for _name in ("OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
 
 import argparse  # noqa: E402
 import time  # noqa: E402

@@ -7,18 +7,14 @@ again; alternating, the panels read last are read first. Medians of CPU time per
     python benchmarks/panel_order.py [--rows 1 2 4 8] [--hidden 192 224 256 288 320] [--repeats 7]
 """
 
-import os
+import argparse
+import time
 
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+import numpy as np
+from lstmzoo.kernels import microkernel
+from numba import njit
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-from lstmzoo.kernels import microkernel  # noqa: E402
-from numba import njit  # noqa: E402
-
-from lstmzoo import bench  # noqa: E402
+from lstmzoo import bench
 
 
 @njit(nogil=True)

@@ -69,15 +69,23 @@ def test_core_check_line_calls_a_slow_thread_a_shared_core(monkeypatch, together
     assert bench.core_check_line(1) == ""
 
 
-def test_changing_inputs_script_times_every_input_of_both_kernels(capsys):
+def test_changing_inputs_script_times_every_input_of_both_kernels():
+    """Run as a script (its own process: it pins NumPy's and Numba's threads to one before they load)."""
+    import subprocess
+    import sys
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "changing_inputs.py"
-    spec = importlib.util.spec_from_file_location("changing_inputs", path)
+    out = subprocess.run([sys.executable, str(path), "--rows", "2", "--hidden", "16", "--columns", "2H",
+                          "--repeats", "1", "--seconds", "0.001"], capture_output=True, text=True, check=True).stdout
+    assert "| micro-kernel | 2 | 16 | 32 |" in out and "| OpenBLAS | 2 | 16 | 32 |" in out
+
+
+def test_changing_inputs_pairs_differ_as_named():
+    import numpy as np
+    spec = importlib.util.spec_from_file_location(
+        "changing_inputs", Path(__file__).resolve().parents[1] / "benchmarks" / "changing_inputs.py")
     script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    pairs = script._inputs(2, 16, __import__("numpy").random.default_rng(0))
+    spec.loader.exec_module(script)  # imported, it leaves the threads' environment alone
+    pairs = script._inputs(2, 16, np.random.default_rng(0))
     assert pairs["same"].shape == (1, 2, 16) and all(pairs[k].shape == (2, 2, 16) for k in script.INPUTS[1:])
     assert (pairs["equal copies"][0] == pairs["equal copies"][1]).all()
     assert (pairs["one ulp apart"][0] != pairs["one ulp apart"][1]).all()
-    script.main(["--rows", "2", "--hidden", "16", "--columns", "2H", "--repeats", "1", "--seconds", "0.001"])
-    out = capsys.readouterr().out
-    assert "| micro-kernel | 2 | 16 | 32 |" in out and "| OpenBLAS | 2 | 16 | 32 |" in out
