@@ -36,7 +36,8 @@ width also tells ``matmul_packed`` which tile to run (the widths of the two tile
 forward packs transposes (``w.T``), whose tiles are transposed in vector registers (``pack_into``).
 
 The driver (``matmul_packed``) runs panel by panel (each panel is read from memory once and stays in cache for all
-the row tiles; ``a`` is small) and, in each panel, ``mr`` rows at a time; the last rows run a tile of fewer rows
+the row tiles; ``a`` is small; the time loops alternate the panels' order from step to step, ``backwards``) and, in
+each panel, ``mr`` rows at a time; the last rows run a tile of fewer rows
 (the IR switches on the row count, so none is padded). In ``matmul_packed`` and ``gemm_packed`` (not the fused
 step's ``matmul2_packed``, below) the last, partial panel runs, at full tile height, a tile of only the vectors its
 real columns need (``vectors`` < nr: e.g. the 16 real columns of a 48-wide panel take one
