@@ -371,6 +371,12 @@ class ShardedModel:
         return np.concatenate(parts, axis=0)
 
 
+# Seconds a rank waits between writing its one line about a failure and MPI_Abort. The launcher forwards each rank's
+# stderr through its own processes, which the abort ends: a line flushed just before it was lost in 1 of ~10 CI runs
+# (MPICH's Hydra, 2 ranks on one machine; tests/test_distributed.py's failing-rank test).
+ABORT_GRACE_S = 0.5
+
+
 @contextlib.contextmanager
 def ending_the_job_on_failure():
     """Around a training under MPI: an exception on one rank ends the whole job (``MPI_Abort``), with one line on
@@ -397,11 +403,13 @@ def ending_the_job_on_failure():
             if speaker:
                 stream.write(line + "\n")
                 stream.flush()
+                time.sleep(ABORT_GRACE_S)
             current.comm.Abort(1)
             raise
         stream.write(f"lstmzoo: rank {current.rank} of {current.size} failed ({_first_line(error)}); ending the "
                      f"job on every rank\n")
         stream.flush()
+        time.sleep(ABORT_GRACE_S)
         current.comm.Abort(2 if isinstance(error, UserError) else 1)
         raise
 
