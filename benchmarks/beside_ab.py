@@ -48,8 +48,8 @@ def main(argv=None):
         real = _any_vector_width(real, microkernel)
     G = {"lstm": 4, "gru": 3, "rnn": 1}[args.cell]
     T = 100
-    print(f"{cpu_model()}; micro-kernel {microkernel.VECTOR_BITS}-bit; {args.cell.upper()}, {args.threads} threads, T = {T}, "
-          f"float32, median of {args.repeats}; torch {torch.__version__}; beside: the {args.switch} pass's; "
+    print(f"{cpu_model()}; micro-kernel {microkernel.VECTOR_BITS}-bit; {args.cell.upper()}, {args.threads} threads, "
+          f"T = {T}, float32, median of {args.repeats}; torch {torch.__version__}; beside: the {args.switch} pass's; "
           f"load average before: {_load_average()}\n")
     print("| mode | B | I | H | first ms | beside ms | torch ms | beside / first | first / torch | beside / torch |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -7,9 +7,9 @@ with the input projection fused into the step's GEMM), interleaved in one proces
 
 Training times forward (training=True) + backward. The variants are forced by setting ``kernels/cpu.py``'s thresholds
 for the call (``SETTINGS``; "units" wherever it can run): "rows", "rows-2" (blocks of 2 or more rows instead of 4),
-"units" and "units-fused" run the backward's time loop on the row split (one thread below 8 rows), "units-bwd" splits the units in the backward's time loop too
-(``_backward_units``), "rows-units-bwd" only there. "plan" is what ``cpu.plan``/``cpu.fuses_input`` choose with the
-thresholds as committed.
+"units" and "units-fused" run the backward's time loop on the row split (one thread below 8 rows), "units-bwd"
+splits the units in the backward's time loop too (``_backward_units``), "rows-units-bwd" only there. "plan" is
+what ``cpu.plan``/``cpu.fuses_input`` choose with the thresholds as committed.
 
     python benchmarks/unit_split.py --threads 2 --batch 2 4 --hidden 256 512 1024 --mode training \
         --variants rows units units-bwd rows-units-bwd

@@ -58,8 +58,9 @@ def run(quick=False, threads=None, out=print, shapes=None, repeats=None, cell="l
     shapes = shapes or (QUICK_SHAPES if quick else FULL_SHAPES)
     repeats = repeats or (3 if quick else 5)
     thread_note = f"{threads} threads" if threads is not None else "default threads"
+    torch_version = torch.__version__ if torch is not None else "not installed"
     out(f"{cell.upper()}, float32, time-major, median of {repeats} timings, {thread_note}; {cpu_model()}, "
-        f"micro-kernel {cpu.microkernel.VECTOR_BITS}-bit; torch {torch.__version__ if torch is not None else 'not installed'}; "
+        f"micro-kernel {cpu.microkernel.VECTOR_BITS}-bit; torch {torch_version}; "
         f"load average before (1, 5, 15 min): {_load_average()}")
     check = core_check_line(threads or numba_threads())
     if check:
@@ -173,7 +174,8 @@ def core_check_line(threads=2):
     each = ", ".join(f"{g:.0f}" for g in together)
     verdict = ("far under one alone: the host is sharing a core now; trust the multi-threaded rows less"
                if min(together) < SHARED_CORE_RATIO * alone else "no sign of a shared core")
-    return f"core check (micro-kernel in L1, GFLOP/s): one thread alone {alone:.0f}; {threads} at once {each} ({verdict})"
+    return (f"core check (micro-kernel in L1, GFLOP/s): one thread alone {alone:.0f}; {threads} at once {each} "
+            f"({verdict})")
 
 
 @functools.cache

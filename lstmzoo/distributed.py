@@ -372,8 +372,8 @@ class ShardedModel:
 
 
 # Seconds a rank waits between writing its one line about a failure and MPI_Abort. The launcher forwards each rank's
-# stderr through its own processes, which the abort ends: a line flushed just before it was lost in 1 of ~10 CI runs
-# (MPICH's Hydra, 2 ranks on one machine; tests/test_distributed.py's failing-rank test).
+# stderr through its own processes, which the abort ends: a line flushed just before it was lost once in CI (session
+# 19; MPICH's Hydra, 2 ranks on one machine; tests/test_distributed.py's failing-rank test; not reproduced locally).
 ABORT_GRACE_S = 0.5
 
 
