@@ -7,6 +7,8 @@ The older kernels (``kernels/{cpu,microkernel,arguments,barrier}.py`` at ``--old
 temporary package and imported beside the working tree's; the three contenders (old, new, torch) are timed in turn, each
 ``--repeats`` times, and the median is printed. Time: CPU time of the process at 1 thread (other jobs on a shared
 machine do not count), wall time at 2 or more threads (where CPU time adds up the threads). T = 100, float32.
+``--idle S`` sleeps S seconds before each timing, as benchmarks/kernels_cpu.py does (0.3): after an idle the
+scheduler places threads differently for a while (benchmarks/RESULTS.md "Session 20").
 """
 
 import argparse
@@ -41,7 +43,9 @@ def timer(threads):
     return time.process_time if threads == 1 else time.perf_counter
 
 
-def seconds(call, clock, budget=0.3):
+def seconds(call, clock, budget=0.3, idle=0.0):
+    if idle:
+        time.sleep(idle)
     call()
     start = clock()
     n = 0
@@ -65,6 +69,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--idle", type=float, default=0.0, help="seconds of idle before each timing (default 0)")
     args = parser.parse_args(argv)
 
     from lstmzoo.kernels import cpu as new
@@ -80,7 +85,8 @@ def main(argv=None):
     clock = timer(args.threads)
     load = open("/proc/loadavg").read().split()[:3]
     print(f"# {args.cell} {args.mode}, {args.threads} thread(s), T={args.steps}, old={args.old}, "
-          f"{'CPU' if args.threads == 1 else 'wall'} time, median of {args.repeats}; load before {' '.join(load)}")
+          f"{'CPU' if args.threads == 1 else 'wall'} time, median of {args.repeats}, idle {args.idle} s before each; "
+          f"load before {' '.join(load)}")
     print("| B | I | H | old ms | new ms | torch ms | new/old | new/torch |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     training = args.mode == "training"
@@ -115,7 +121,7 @@ def main(argv=None):
             samples = [[] for _ in calls]
             for _ in range(args.repeats):
                 for call, times in zip(calls, samples):
-                    times.append(seconds(call, clock))
+                    times.append(seconds(call, clock, idle=args.idle))
             ms = [1e3 * float(np.median(t)) for t in samples]
             t_ms = f"{ms[2]:.2f}" if torch is not None else "-"
             vs_torch = f"{ms[1] / ms[2]:.2f}" if torch is not None else "-"

@@ -50,10 +50,13 @@ beforehand whether that is still to come. The loops avoid array assignments (``_
 error message alone took ~5 s to compile. Arguments are checked first (``arguments.py``).
 """
 
+import collections
 import contextlib
+import ctypes
 import functools
 import itertools
 import os
+import threading
 import typing
 
 
@@ -1530,18 +1533,81 @@ def _in_row_blocks(loop, blocks, *args):
 
 def _in_parallel(calls):
     """The results of ``calls`` (functions of no arguments that release the GIL), the first run on this
-    thread and the others on a pool's threads at the same time."""
+    thread and the others on a pool's threads at the same time.
+
+    While they run, the pool's threads may not use the CPU this thread runs on (Linux: their CPU sets are narrowed
+    before they are woken and widened again to this thread's set when its own call is done, ``_keep_off_this_cpu``).
+    Else the kernel may wake a pool thread on this thread's CPU, where it waits until this thread's compiled loop
+    is preempted or the load balancer moves one of them. Measured on a 2-vCPU machine (AMD Zen 4, Linux 6.18,
+    benchmarks/RESULTS.md "Session 20"), for the first 10-20 calls after the process idled 0.3 s: the unit split's
+    two threads shared one CPU (LSTM B = 4, I = 64, H = 256: 3.4-3.9 ms a call against 1.9 once apart) and the row
+    split's second block started 1.4-2.4 ms late (B = 16, I = H = 128: 3.4-4.5 ms against 2.5). Narrowed, each
+    call after the first took the settled time."""
     if len(calls) == 1:
         return [calls[0]()]
-    futures = [_thread_pool(len(calls) - 1).submit(call) for call in calls[1:]]
-    first = calls[0]()
+    workers = len(calls) - 1
+    pool = _thread_pool(workers)
+    own = _keep_off_this_cpu(workers)
+    try:
+        futures = [pool.submit(call) for call in calls[1:]]
+        first = calls[0]()
+    finally:
+        if own is not None:
+            _set_cpus(_POOL_THREADS[workers], own)
     return [first] + [future.result() for future in futures]
+
+
+# The native thread ids of each _thread_pool(workers)'s threads, as they start.
+_POOL_THREADS = collections.defaultdict(list)
 
 
 @functools.cache
 def _thread_pool(workers):
     from concurrent.futures import ThreadPoolExecutor
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lstmzoo")
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lstmzoo", initializer=_pool_thread_started,
+                              initargs=(workers,))
+
+
+def _pool_thread_started(workers):
+    _POOL_THREADS[workers].append(threading.get_native_id())
+
+
+def _keep_off_this_cpu(workers):
+    """Narrows the CPU set of each thread of ``_thread_pool(workers)`` to this thread's set less the CPU this thread
+    runs on now (``_in_parallel``); returns this thread's set, to widen them to afterwards, or None where nothing
+    was narrowed (not Linux, one CPU, the pool's threads not started yet)."""
+    tids, current_cpu = _POOL_THREADS[workers], _current_cpu()
+    if not tids or current_cpu is None:
+        return None
+    try:
+        own = os.sched_getaffinity(0)
+    except OSError:
+        return None
+    rest = own - {current_cpu()}
+    if not rest or len(rest) == len(own):
+        return None
+    _set_cpus(tids, rest)
+    return own
+
+
+def _set_cpus(tids, cpus):
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except OSError:  # a thread that has ended
+            pass
+
+
+@functools.cache
+def _current_cpu():
+    """libc's ``sched_getcpu`` (the CPU the calling thread runs on), or None where there is none or no
+    ``os.sched_setaffinity`` (not Linux)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).sched_getcpu
+    except (OSError, AttributeError):
+        return None
 
 
 @njit(**_JIT)
