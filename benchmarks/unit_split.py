@@ -110,7 +110,7 @@ def main(argv=None):
                     calls = [ours(VARIANTS[n]) for n in names]
                     calls.append(bench.torch_call(torch, params, x, dy, training, cell=args.cell))
                     times = bench.median_times(calls, args.repeats)
-                    blocks = cpu.plan(B, args.threads, kind=kind, hidden=H, training=training)
+                    blocks = cpu.plan(B, args.threads, kind=kind, hidden=H, training=training, inputs=n_in)
                     backward_units = training and cpu.plan(B, args.threads, kind=kind, hidden=H,
                                                            backward=True)[0].step == "units"
                     w_ih, w_hh = params["w_ih"], params["w_hh"]

@@ -185,7 +185,8 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
     r = np.empty((T if training else 1, B, H) if len(w_hr) else (0, 0, 0), dtype)  # o * tanh(c')
     # All time steps' input projections in one GEMM (split over the threads); the biases are added in the cell pass,
     # which reads xp anyway (a separate bias pass over [T, B, GH] cost ~5 % at large shapes).
-    blocks = plan(B, kind=kind, hidden=H, projected=len(w_hr) > 0, training=training, itemsize=dtype.itemsize)
+    blocks = plan(B, kind=kind, hidden=H, projected=len(w_hr) > 0, training=training, itemsize=dtype.itemsize,
+                  inputs=I)
     if blocks[0].step == "units":
         last = _forward_units(kind, blocks[0].units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training,
                               fuses_input(kind, blocks, w_ih, w_hh))
@@ -839,7 +840,8 @@ def _backward(dy, dh_n, dc_n, cache):
     threads = numba.get_num_threads()
     n_in = x2d.shape[1]
     h2d = hs[:T].reshape(T * B, H)
-    forward_units = plan(B, threads, kind, hidden, projected, training=True)[0].step == "units"
+    forward_units = plan(B, threads, kind, hidden, projected, training=True, itemsize=dtype.itemsize,
+                         inputs=n_in)[0].step == "units"
     if len(blocks) == 1 and threads > 1 and not forward_units and not backward_units:
         # The time loop ran on one thread (B < 8): OpenBLAS on all its threads, as before. Measured on 2 threads
         # (Zen 5, quiet): the micro-kernel GEMMs split over our threads made the step 1.15x slower at B = 1 and 4,
@@ -1382,16 +1384,18 @@ class Block(typing.NamedTuple):
     units: tuple = ()
 
 
-def plan(B, threads=None, kind=None, hidden=None, projected=False, training=False, backward=False, itemsize=4):
+def plan(B, threads=None, kind=None, hidden=None, projected=False, training=False, backward=False, itemsize=4,
+         inputs=None):
     """How the kernels run a batch of ``B`` sequences on ``threads`` threads (default: Numba's thread count,
     ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``): a list of ``Block``s, one per thread; or, for a forward
     (``kind`` and ``hidden``, the cell and H, given), one "units" block that splits the hidden units over the threads.
+    ``inputs``: the input width I where known (a forward's unit split at 2..7 rows depends on it, see below).
 
     Unit split (not with a projection; forward ``_forward_units``, backward ``_backward_units``): on 2 or more
     threads for ``_MIN_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT`` (2..7 rows, where the row split runs the time
     loop on one thread), where W_hh has at least ``_MIN_UNIT_WEIGHTS`` = 2^20 elements (LSTM H >= 512, GRU H >= 592, RNN
-    H >= 1024) and H at least ``_UNIT_GRAIN`` units per thread. The units are split as evenly as possible in
-    multiples of ``_UNIT_GRAIN``, one part per thread (``_unit_parts``). Measured (benchmarks/unit_split.py and
+    H >= 1024; with a narrow input, from 2^18, below) and H at least ``_UNIT_GRAIN`` units per thread. The units
+    are split as evenly as possible in multiples of ``_UNIT_GRAIN``, one part per thread (``_unit_parts``). Measured (benchmarks/unit_split.py and
     unit-split.md: Zen 5, 2 threads, LSTM, T = 100, load average 1.5-3 with the benchmark's own 2 threads), unit
     split / row split at B = 2..4: inference 0.66-0.82 at H = 1024, 0.75-1.26 (mostly 0.85-0.94) at H = 512, 1.1-2.4
     at H <= 256 (the threads meet every step: a few us a step, which small steps do not pay back); training (with the
@@ -1418,6 +1422,18 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     threads meet on every step. A program that calls a multi-threaded BLAS just before each forward may see that
     too. So one row splits the units too where each thread's share is at least ``_STREAMED_L2S`` = 2 L2s (LSTM
     float32 on 2 threads with 1 MB L2s: H >= 512; GRU H >= 592; RNN H >= 1024).
+    2..7 rows also split the units (forward, inference and training) where W_hh has at least
+    ``_MIN_UNIT_WEIGHTS_ONE_ROW`` elements, each thread's share fits in its L2 (as for one row) and the input is at
+    most half as wide as the state (``inputs`` <= ``hidden`` / 2; LSTM float32, 2 threads, 1 MB L2s: H = 256..362).
+    The unit split computes the input projection of all steps first, on both threads, where the row split computes it
+    beside its loop on the second thread (``_forward_beside``): at I = H the projection is as much work as the
+    recurrence, and the unit split gains little or loses. Measured on Zen 4 (2 threads, benchmarks/RESULTS.md "Session
+    20", after ``_in_parallel`` kept the threads on distinct CPUs; unit_split.py, 7 repeats after 0.3 s idles), units /
+    rows at B = 2..7: LSTM inference, I = H/4 and H/2, H = 256..320: 0.69-0.98 in 39 of 42 rows (the others
+    1.03-1.16); I = H: 0.74-0.96 at H = 256, but 1.09-1.34 in 6 of 18 rows at H = 288 and 320. Training (the backward
+    split by units either way), I = H/4 and 128, H = 256 and 320: 0.89-0.97 in 18 of 24 rows, the others 1.00-1.17
+    (at B = 4..7, I = 64, H = 256 re-timed: 0.90-0.92). GRU H = 320, 384 and RNN H = 512, 640 (I = H/4, B = 2, 4, 7,
+    both modes): 0.67-0.99 in 23 of 24.
     B = 8 (two blocks of 4 rows): 0.89-1.0 at H = 1024, 1.14-2.7 below; B = 16..32: 1.0-3.2. Where W_hh has at
     least ``_LARGE_UNIT_WEIGHTS`` = 2^22 elements (LSTM H >= 1024, GRU H >= 1183, RNN H >= 2048) the unit split runs
     below ``_MAX_ROWS_UNIT_SPLIT_LARGE`` = 13 rows (forward and backward). Measured quiet on Zen 5 (not yet on an
@@ -1458,8 +1474,11 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     share = weights * itemsize / (threads * _l2_bytes())  # in L2s
     one_row = (B == 1 and not (training or backward) and weights >= _MIN_UNIT_WEIGHTS_ONE_ROW
                and (share <= 1 or share >= _STREAMED_L2S))
+    # 2..7 rows, a narrow input and each thread's share of W_hh in its L2
+    narrow = (not backward and inputs is not None and hidden is not None and 2 * inputs <= hidden
+              and weights >= _MIN_UNIT_WEIGHTS_ONE_ROW and share <= 1)
     if (kind is not None and hidden is not None and not projected and threads > 1
-            and (_MIN_ROWS_UNIT_SPLIT <= B < max_rows and weights >= min_weights or one_row)):
+            and (_MIN_ROWS_UNIT_SPLIT <= B < max_rows and (weights >= min_weights or narrow) or one_row)):
         units = _unit_parts(hidden, threads)
         if len(units) > 1:
             return [Block(0, B, "units", units)]

@@ -108,6 +108,47 @@ def test_one_row_splits_the_units_where_a_share_of_w_hh_fits_in_l2_or_is_far_pas
     assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, backward=True, itemsize=itemsize)[0].step == "gemv"
 
 
+@pytest.mark.parametrize("B, kind, H, n_in, threads, training, projected, itemsize, step", [
+    (4, cpu.LSTM, 256, 64, 2, False, False, 4, "units"),   # W_hh 2^18 elements, 512 KB a thread, I = H/4
+    (2, cpu.LSTM, 256, 128, 2, False, False, 4, "units"),  # I = H/2
+    (7, cpu.LSTM, 256, 64, 2, True, False, 4, "units"),    # a forward in training too
+    (4, cpu.LSTM, 256, 129, 2, False, False, 4, "packed"),  # I > H/2: the row split, the projection beside it
+    (4, cpu.LSTM, 256, None, 2, False, False, 4, "packed"),  # the input width not given
+    (8, cpu.LSTM, 256, 64, 2, False, False, 4, "packed"),  # from 8 rows: the row split
+    (4, cpu.LSTM, 362, 90, 2, False, False, 4, "units"),
+    (4, cpu.LSTM, 363, 90, 2, False, False, 4, "packed"),  # a thread's share past its 1 MB L2
+    (4, cpu.LSTM, 256, 64, 2, False, False, 8, "units"),   # float64: 1 MB a thread
+    (4, cpu.LSTM, 300, 64, 2, False, False, 8, "packed"),  # float64: 1.4 MB a thread
+    (4, cpu.LSTM, 240, 60, 2, False, False, 4, "packed"),  # below 2^18 elements
+    (4, cpu.LSTM, 256, 64, 1, False, False, 4, "packed"),  # one thread
+    (4, cpu.LSTM, 256, 64, 2, False, True, 4, "packed"),   # a projection
+    (4, cpu.GRU, 320, 80, 2, False, False, 4, "units"),
+    (4, cpu.RNN_TANH, 512, 128, 2, False, False, 4, "units"),
+])
+def test_two_to_seven_rows_split_the_units_with_a_narrow_input_where_a_share_fits_in_l2(
+        B, kind, H, n_in, threads, training, projected, itemsize, step, monkeypatch):
+    monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
+    blocks = cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, training=training, itemsize=itemsize,
+                      inputs=n_in)
+    assert blocks[0].step == step
+
+
+def test_a_forward_tells_plan_its_input_width(pin_threads, monkeypatch):
+    """lstm_forward and the backward's own look at the forward's plan pass I: B = 3, I = 32, H = 256 runs the unit
+    split on 2 threads, bitwise what one thread computes."""
+    monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
+    calls, real = [], cpu._forward_units
+    monkeypatch.setattr(cpu, "_forward_units", lambda *args: calls.append(args[1]) or real(*args))
+    rng = np.random.default_rng(5)
+    p = inputs(rng, "lstm", 6, 3, 32, 256, np.float32)
+    for training in (False, True):
+        got, cache = run("lstm", p, None, training, 2, pin_threads)
+        one, _ = run("lstm", p, None, training, 1, pin_threads)
+        for a, b in zip(got, one):
+            np.testing.assert_array_equal(a, b)
+    assert calls == [((0, 128), (128, 256))] * 2
+
+
 @pytest.mark.parametrize("B, threads, H, blocks", [
     (4, 2, 37, [(0, 4, "units", ((0, 16), (16, 37)))]),  # the last part takes the remainder
     (1, 2, 64, [(0, 1, "units", ((0, 32), (32, 64)))]),
