@@ -89,3 +89,16 @@ def test_changing_inputs_pairs_differ_as_named():
     assert pairs["same"].shape == (1, 2, 16) and all(pairs[k].shape == (2, 2, 16) for k in script.INPUTS[1:])
     assert (pairs["equal copies"][0] == pairs["equal copies"][1]).all()
     assert (pairs["one ulp apart"][0] != pairs["one ulp apart"][1]).all()
+
+
+def test_after_idle_script_times_each_call_of_old_new_and_torch():
+    """benchmarks/after_idle.py on a tiny shape (its own process; torch is its peer, so it needs torch)."""
+    pytest.importorskip("torch")
+    import subprocess
+    import sys
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "after_idle.py"
+    out = subprocess.run([sys.executable, str(path), "--shape", "2", "4", "16", "--steps", "3", "--rounds", "1",
+                          "--calls", "21", "--idle", "0", "--variant", "units"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [line for line in out.splitlines() if line.startswith(("| old", "| new", "| torch"))]
+    assert len(rows) == 3 and all(len(row.strip("|").split("|")) == 14 for row in rows)
