@@ -1395,12 +1395,12 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     threads for ``_MIN_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT`` (2..7 rows, where the row split runs the time
     loop on one thread), where W_hh has at least ``_MIN_UNIT_WEIGHTS`` = 2^20 elements (LSTM H >= 512, GRU H >= 592, RNN
     H >= 1024; with a narrow input, from 2^18, below) and H at least ``_UNIT_GRAIN`` units per thread. The units
-    are split as evenly as possible in multiples of ``_UNIT_GRAIN``, one part per thread (``_unit_parts``). Measured (benchmarks/unit_split.py and
-    unit-split.md: Zen 5, 2 threads, LSTM, T = 100, load average 1.5-3 with the benchmark's own 2 threads), unit
-    split / row split at B = 2..4: inference 0.66-0.82 at H = 1024, 0.75-1.26 (mostly 0.85-0.94) at H = 512, 1.1-2.4
-    at H <= 256 (the threads meet every step: a few us a step, which small steps do not pay back); training (with the
-    backward's GEMMs on our threads, see ``_backward``) 0.72-0.95 at H >= 512, 0.85-1.03 at H = 256. B = 1 (the row
-    split runs OpenBLAS's GEMV on its threads): 1.08-1.93 at every H on Zen 5 in session 9; on Zen 4 in session 17
+    are split as evenly as possible in multiples of ``_UNIT_GRAIN``, one part per thread (``_unit_parts``).
+    Measured (benchmarks/unit_split.py and unit-split.md: Zen 5, 2 threads, LSTM, T = 100, load average 1.5-3 with
+    the benchmark's own 2 threads), unit split / row split at B = 2..4: inference 0.66-0.82 at H = 1024, 0.75-1.26
+    (mostly 0.85-0.94) at H = 512, 1.1-2.4 at H <= 256 (the threads meet every step: a few us a step, which small
+    steps do not pay back); training (with the backward's GEMMs on our threads, see ``_backward``) 0.72-0.95 at
+    H >= 512, 0.85-1.03 at H = 256. B = 1 (the row split runs OpenBLAS's GEMV on its threads): 1.08-1.93 at every H on Zen 5 in session 9; on Zen 4 in session 17
     (benchmarks/RESULTS.md "Session 17") LSTM inference 0.69-1.02 at H = 512..1024 in benchmarks/unit_split.py but
     0.83-1.13 against the row split in benchmarks/forward_ab.py (I = H/4 slower in every pass), 1.5-1.8 at H = 128,
     and a forward in training lost 1.2-1.7. Where each thread's share of W_hh fits in its L2 (``_l2_bytes``) it won
@@ -1589,6 +1589,18 @@ def _thread_pool(workers):
 
 def _pool_thread_started(workers):
     _POOL_THREADS[workers].append(threading.get_native_id())
+
+
+def _forget_the_pools():
+    """In a child process made by ``os.fork``: the pools' threads stayed in the parent, so a call here would wait
+    forever for a pool thread that does not exist (and the recorded thread ids name the parent's threads). The
+    child starts new pools."""
+    _thread_pool.cache_clear()
+    _POOL_THREADS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_the_pools)
 
 
 def _keep_off_this_cpu(workers):
