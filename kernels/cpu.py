@@ -1400,9 +1400,9 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     the benchmark's own 2 threads), unit split / row split at B = 2..4: inference 0.66-0.82 at H = 1024, 0.75-1.26
     (mostly 0.85-0.94) at H = 512, 1.1-2.4 at H <= 256 (the threads meet every step: a few us a step, which small
     steps do not pay back); training (with the backward's GEMMs on our threads, see ``_backward``) 0.72-0.95 at
-    H >= 512, 0.85-1.03 at H = 256. B = 1 (the row split runs OpenBLAS's GEMV on its threads): 1.08-1.93 at every H on Zen 5 in session 9; on Zen 4 in session 17
-    (benchmarks/RESULTS.md "Session 17") LSTM inference 0.69-1.02 at H = 512..1024 in benchmarks/unit_split.py but
-    0.83-1.13 against the row split in benchmarks/forward_ab.py (I = H/4 slower in every pass), 1.5-1.8 at H = 128,
+    H >= 512, 0.85-1.03 at H = 256. B = 1 (the row split runs OpenBLAS's GEMV on its threads): 1.08-1.93 at every H
+    on Zen 5 in session 9; on Zen 4 in session 17 (benchmarks/RESULTS.md "Session 17") LSTM inference 0.69-1.02 at
+    H = 512..1024 in benchmarks/unit_split.py but 0.83-1.13 against the row split in benchmarks/forward_ab.py (I = H/4 slower in every pass), 1.5-1.8 at H = 128,
     and a forward in training lost 1.2-1.7. Where each thread's share of W_hh fits in its L2 (``_l2_bytes``) it won
     in every row of a pass over both sides of that line (benchmarks/unit_split.py --batch 1, 9 repeats, units / rows):
     LSTM H = 256, 320 0.73-0.83, GRU H = 320, 384 0.74-0.76, RNN H = 512, 640 0.72-0.83; past it mixed or slower
