@@ -1399,49 +1399,49 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     (benchmarks/unit_split.py and unit-split.md: Zen 5, 2 threads, LSTM, T = 100, load average 1.5-3 with the
     benchmark's own 2 threads), unit split / row split at B = 2..4: inference 0.66-0.82 at H = 1024, 0.75-1.26
     (mostly 0.85-0.94) at H = 512, 1.1-2.4 at H <= 256 (the threads meet every step: a few us a step, which small
-    steps do not pay back); training (with the backward's GEMMs on our threads, see ``_backward``) 0.72-0.95 at H >=
-    512, 0.85-1.03 at H = 256. B = 1 (the row split runs OpenBLAS's GEMV on its threads): 1.08-1.93 at every H on
-    Zen 5 in session 9; on Zen 4 in session 17 (benchmarks/RESULTS.md "Session 17") LSTM inference 0.69-1.02 at H =
-    512..1024 in benchmarks/unit_split.py but 0.83-1.13 against the row split in benchmarks/forward_ab.py (I = H/4
-    slower in every pass), 1.5-1.8 at H = 128, and a forward in training lost 1.2-1.7. Where each thread's share of
-    W_hh fits in its L2 (``_l2_bytes``) it won in every row of a pass over both sides of that line
+    steps do not pay back); training (with the backward's GEMMs on our threads, see ``_backward``) 0.72-0.95 at
+    H >= 512, 0.85-1.03 at H = 256. B = 1 (the row split runs OpenBLAS's GEMV on its threads): 1.08-1.93 at every H
+    on Zen 5 in session 9; on Zen 4 in session 17 (benchmarks/RESULTS.md "Session 17") LSTM inference 0.69-1.02 at
+    H = 512..1024 in benchmarks/unit_split.py but 0.83-1.13 against the row split in benchmarks/forward_ab.py
+    (I = H/4 slower in every pass), 1.5-1.8 at H = 128, and a forward in training lost 1.2-1.7. Where each thread's
+    share of W_hh fits in its L2 (``_l2_bytes``) it won in every row of a pass over both sides of that line
     (benchmarks/unit_split.py --batch 1, 9 repeats, units / rows): LSTM H = 256, 320 0.73-0.83, GRU H = 320, 384
     0.74-0.76, RNN H = 512, 640 0.72-0.83; past it mixed or slower (LSTM H = 384, whose 1.2 MB share does not fit
-    Zen 4's 1 MB, 1.20-1.33; GRU H = 448 0.88-1.10; RNN H = 768 0.98-1.17), and below 2^18 elements mixed (LSTM H =
-    192 0.89-1.15). So one row splits the units for inference where W_hh has at least ``_MIN_UNIT_WEIGHTS_ONE_ROW``
-    = 2^18 elements (LSTM H >= 256, GRU H >= 296, RNN H >= 512) and, in elements of ``itemsize`` bytes, at most
-    ``threads`` L2s (LSTM float32 on 2 threads with 1 MB L2s: H <= 362). Far past the L2 both splits stream W_hh
-    from L3 every step (the row split through OpenBLAS's GEMV, the unit split each thread its share through the
-    micro-kernel): in session 18 (Zen 4, the same benchmark, 7 repeats, two passes) the unit split took 0.66-0.96x
-    the row split's time for LSTM H = 512..1536 (16 of 16 rows; 0.54-0.91x torch's), GRU H = 640..1024 0.76-0.99,
-    RNN H = 1024..2048 0.81-1.02; in the band just past the L2 it lost (GRU H = 512, I = H/4, 1.08; RNN H = 768, I =
-    H/4, 1.11). Timed in blocks of 30 calls of one split, 0.3 s apart, four blocks each, alternating: LSTM H =
-    512..1024, I = H and H/4, 0.77-0.88. But in benchmarks/forward_ab.py, which times the unit split right after the
-    row split's calls, without a pause, I = H/4 was slower (1.06-1.15 at H = 512..768, 0.93-0.98 at 1024; I = H
-    0.77-0.98): OpenBLAS's workers, which spin for a while after its GEMV, take the cores the unit split's threads
-    meet on every step. A program that calls a multi-threaded BLAS just before each forward may see that too. So one
-    row splits the units too where each thread's share is at least ``_STREAMED_L2S`` = 2 L2s (LSTM float32 on 2
-    threads with 1 MB L2s: H >= 512; GRU H >= 592; RNN H >= 1024). 2..7 rows also split the units (forward,
-    inference and training) where W_hh has at least ``_MIN_UNIT_WEIGHTS_ONE_ROW`` elements, each thread's share fits
-    in its L2 (as for one row) and the input is at most half as wide as the state (``inputs`` <= ``hidden`` / 2;
-    LSTM float32, 2 threads, 1 MB L2s: H = 256..362). The unit split computes the input projection of all steps
-    first, on both threads, where the row split computes it beside its loop on the second thread
-    (``_forward_beside``): at I = H the projection is as much work as the recurrence, and the unit split gains
-    little or loses. Measured on Zen 4 (2 threads, benchmarks/RESULTS.md "Session 20", after ``_in_parallel`` kept
-    the threads on distinct CPUs; unit_split.py, 7 repeats after 0.3 s idles), units / rows at B = 2..7: LSTM
-    inference, I = H/4 and H/2, H = 256..320: 0.69-0.98 in 39 of 42 rows (the others 1.03-1.16); I = H: 0.74-0.96 at
-    H = 256, but 1.09-1.34 in 6 of 18 rows at H = 288 and 320. Training (the backward split by units either way), I
-    = H/4 and 128, H = 256 and 320: 0.89-0.97 in 18 of 24 rows, the others 1.00-1.17 (at B = 4..7, I = 64, H = 256
-    re-timed: 0.90-0.92). GRU H = 320, 384 and RNN H = 512, 640 (I = H/4, B = 2, 4, 7, both modes): 0.67-0.99 in 23
-    of 24. B = 8 (two blocks of 4 rows): 0.89-1.0 at H = 1024, 1.14-2.7 below; B = 16..32: 1.0-3.2. Where W_hh has
-    at least ``_LARGE_UNIT_WEIGHTS`` = 2^22 elements (LSTM H >= 1024, GRU H >= 1183, RNN H >= 2048) the unit split
-    runs below ``_MAX_ROWS_UNIT_SPLIT_LARGE`` = 13 rows (forward and backward). Measured quiet on Zen 5 (not yet on
-    an AVX2 machine), 2 threads, LSTM H = 1024 (benchmarks/RESULTS.md "Session 12", two passes), unit / row split:
-    inference 0.84-0.93 (B 8), 0.92-0.98 (B 12), 0.83-0.97 (B 16); training (both passes split by units) 0.76-0.81,
-    0.96-1.02, 0.76-0.97 (B 16 stays on rows: one pass only won clearly); at H = 512 it loses (1.09-1.15 inference
-    in the first pass), so the row split stays there from 8 rows. GRU and RNN at 8-12 rows were not measured. GRU
-    and RNN near the threshold: GRU H = 512 0.76-1.06, 1024 0.68-1.08; RNN H = 512 1.09-1.20 (inference), H =
-    1024..2048 0.63-0.95.
+    Zen 4's 1 MB, 1.20-1.33; GRU H = 448 0.88-1.10; RNN H = 768 0.98-1.17), and below 2^18 elements mixed (LSTM
+    H = 192 0.89-1.15). So one row splits the units for inference where W_hh has at least
+    ``_MIN_UNIT_WEIGHTS_ONE_ROW`` = 2^18 elements (LSTM H >= 256, GRU H >= 296, RNN H >= 512) and, in elements of
+    ``itemsize`` bytes, at most ``threads`` L2s (LSTM float32 on 2 threads with 1 MB L2s: H <= 362). Far past the L2
+    both splits stream W_hh from L3 every step (the row split through OpenBLAS's GEMV, the unit split each thread
+    its share through the micro-kernel): in session 18 (Zen 4, the same benchmark, 7 repeats, two passes) the unit
+    split took 0.66-0.96x the row split's time for LSTM H = 512..1536 (16 of 16 rows; 0.54-0.91x torch's), GRU
+    H = 640..1024 0.76-0.99, RNN H = 1024..2048 0.81-1.02; in the band just past the L2 it lost (GRU H = 512,
+    I = H/4, 1.08; RNN H = 768, I = H/4, 1.11). Timed in blocks of 30 calls of one split, 0.3 s apart, four blocks
+    each, alternating: LSTM H = 512..1024, I = H and H/4, 0.77-0.88. But in benchmarks/forward_ab.py, which times
+    the unit split right after the row split's calls, without a pause, I = H/4 was slower (1.06-1.15 at
+    H = 512..768, 0.93-0.98 at 1024; I = H 0.77-0.98): OpenBLAS's workers, which spin for a while after its GEMV,
+    take the cores the unit split's threads meet on every step. A program that calls a multi-threaded BLAS just
+    before each forward may see that too. So one row splits the units too where each thread's share is at least
+    ``_STREAMED_L2S`` = 2 L2s (LSTM float32 on 2 threads with 1 MB L2s: H >= 512; GRU H >= 592; RNN H >= 1024). 2..7
+    rows also split the units (forward, inference and training) where W_hh has at least
+    ``_MIN_UNIT_WEIGHTS_ONE_ROW`` elements, each thread's share fits in its L2 (as for one row) and the input is at
+    most half as wide as the state (``inputs`` <= ``hidden`` / 2; LSTM float32, 2 threads, 1 MB L2s: H = 256..362).
+    The unit split computes the input projection of all steps first, on both threads, where the row split computes
+    it beside its loop on the second thread (``_forward_beside``): at I = H the projection is as much work as the
+    recurrence, and the unit split gains little or loses. Measured on Zen 4 (2 threads, benchmarks/RESULTS.md
+    "Session 20", after ``_in_parallel`` kept the threads on distinct CPUs; unit_split.py, 7 repeats after 0.3 s
+    idles), units / rows at B = 2..7: LSTM inference, I = H/4 and H/2, H = 256..320: 0.69-0.98 in 39 of 42 rows (the
+    others 1.03-1.16); I = H: 0.74-0.96 at H = 256, but 1.09-1.34 in 6 of 18 rows at H = 288 and 320. Training (the
+    backward split by units either way), I = H/4 and 128, H = 256 and 320: 0.89-0.97 in 18 of 24 rows, the others
+    1.00-1.17 (at B = 4..7, I = 64, H = 256 re-timed: 0.90-0.92). GRU H = 320, 384 and RNN H = 512, 640 (I = H/4,
+    B = 2, 4, 7, both modes): 0.67-0.99 in 23 of 24. B = 8 (two blocks of 4 rows): 0.89-1.0 at H = 1024, 1.14-2.7
+    below; B = 16..32: 1.0-3.2. Where W_hh has at least ``_LARGE_UNIT_WEIGHTS`` = 2^22 elements (LSTM H >= 1024, GRU
+    H >= 1183, RNN H >= 2048) the unit split runs below ``_MAX_ROWS_UNIT_SPLIT_LARGE`` = 13 rows (forward and
+    backward). Measured quiet on Zen 5 (not yet on an AVX2 machine), 2 threads, LSTM H = 1024 (benchmarks/RESULTS.md
+    "Session 12", two passes), unit / row split: inference 0.84-0.93 (B 8), 0.92-0.98 (B 12), 0.83-0.97 (B 16);
+    training (both passes split by units) 0.76-0.81, 0.96-1.02, 0.76-0.97 (B 16 stays on rows: one pass only won
+    clearly); at H = 512 it loses (1.09-1.15 inference in the first pass), so the row split stays there from 8 rows.
+    GRU and RNN at 8-12 rows were not measured. GRU and RNN near the threshold: GRU H = 512 0.76-1.06, 1024
+    0.68-1.08; RNN H = 512 1.09-1.20 (inference), H = 1024..2048 0.63-0.95.
 
     A backward (``backward=True``) splits the units in the same range of rows where W_hh has at least
     ``_MIN_UNIT_WEIGHTS_BACKWARD`` = 2^18 elements (LSTM H >= 256, GRU H >= 296, RNN H >= 512), whatever its forward
