@@ -1430,7 +1430,7 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     recurrence, and the unit split gains little or loses. Measured on Zen 4 (2 threads, benchmarks/RESULTS.md
     "Session 20", after ``_in_parallel`` kept the threads on distinct CPUs; unit_split.py, 7 repeats after 0.3 s
     idles), units / rows at B = 2..7: LSTM inference, I = H/4 and H/2, H = 256..320: 0.69-0.98 in 39 of 42 rows (the
-    others 1.03-1.16); I = H: 0.74-0.96 at H = 256, but 1.09-1.34 in 6 of 18 rows at H = 288 and 320. Training (the
+    others 1.03-1.16); I = H: 0.74-0.96 at H = 256, but 1.09-1.34 in 8 of 18 rows at H = 288 and 320. Training (the
     backward split by units either way), I = H/4 and 128, H = 256 and 320: 0.89-0.97 in 18 of 24 rows, the others
     1.00-1.17 (at B = 4..7, I = 64, H = 256 re-timed: 0.90-0.92). GRU H = 320, 384 and RNN H = 512, 640 (I = H/4,
     B = 2, 4, 7, both modes): 0.67-0.99 in 23 of 24. B = 8 (two blocks of 4 rows): 0.89-1.0 at H = 1024, 1.14-2.7
