@@ -1559,7 +1559,7 @@ def _in_parallel(calls):
     is preempted or the load balancer moves one of them. Measured on a 2-vCPU machine (AMD Zen 4, Linux 6.18,
     benchmarks/RESULTS.md "Session 20"), for the first 10-20 calls after the process idled 0.3 s: the unit split's
     two threads shared one CPU (LSTM B = 4, I = 64, H = 256: 3.4-3.9 ms a call against 1.9 once apart) and the row
-    split's second block started 1.4-2.4 ms late (B = 16, I = H = 128: 3.4-4.5 ms against 2.5). Narrowed, each
+    split's second block started 1.4-2.4 ms late (B = 16, I = H = 128: up to 4.5 ms against 2.5). Narrowed, each
     call after the first took the settled time."""
     if len(calls) == 1:
         return [calls[0]()]
@@ -1823,7 +1823,6 @@ def set_num_threads(n):
 @functools.cache
 def _scipy_openblas():
     """ctypes handle of the OpenBLAS behind scipy (and so behind ``np.dot`` in Numba), or None."""
-    import ctypes
     import glob
 
     import scipy.linalg.cython_blas
