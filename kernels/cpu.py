@@ -361,7 +361,7 @@ def _forward_sequence(kind, xp, w_hh, w_hh_packed, b_ih, b_hh, lengths, hs, cs, 
                 save = saved[t if training else 0, b]
                 h_new = r[t if training else 0, b] if projected else hs[nxt, b]
                 _cell_forward(kind, xp[t, b], gh[b - b0], b_ih, b_hh, hs[cur, b], cs[cur, b], h_new,
-                              cs[nxt, b], save, training, 0)
+                              cs[nxt, b], save, training, 0, 0, len(h_new))
                 if not projected:
                     _copy(hs[nxt, b], y[t, b])
             else:  # past this sequence's length: state frozen, output zero
@@ -532,9 +532,10 @@ def _forward_units(kind, units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, sa
     T, B, _ = y.shape
     dtype = y.dtype
     x = x2d.reshape(T, B, x2d.shape[1])
-    if fused:
+    project = not fused and microkernel.VECTOR_BITS == 512
+    if fused or project:
         xp = np.empty((T, 0, 0), dtype)  # not read
-        bias = b_ih.astype(dtype) + b_hh.astype(dtype)  # as _forward_fused sums them
+        bias = b_ih.astype(dtype) + b_hh.astype(dtype) if fused else np.empty(0, dtype)  # as _forward_fused sums
     else:
         # As the row split's one block computes it (the micro-kernel on Numba's threads; on AVX2 builds OpenBLAS on
         # its threads, whose sums' order depends on the rows per call: split over ours at one OpenBLAS thread, the
@@ -546,7 +547,7 @@ def _forward_units(kind, units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, sa
     state = barrier.new_state()
     pw = panel_width(dtype)
     calls = [functools.partial(_unit_thread, state, kind, k, len(units), u0, u1, x, xp, w_ih, w_hh, b_ih, b_hh, bias,
-                               lengths, hs, cs, saved, y, training, fused, pw)
+                               lengths, hs, cs, saved, y, training, fused, project, pw)
              for k, (u0, u1) in enumerate(units)]
     return _in_parallel(calls)[0]
 
@@ -563,7 +564,7 @@ def _unit_thread(state, *args):
 
 @njit(nogil=True, **_JIT)
 def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_hh, bias, lengths, hs, cs, saved, y,
-                   training, fused, pw):
+                   training, fused, project, pw):
     """Thread ``k`` of ``threads`` in ``_forward_units``: the units ``u0 <= u < u1`` of every row and step.
 
     One barrier per step is enough, also with inference's two ping-pong slots: at step t each thread reads all of
@@ -594,6 +595,12 @@ def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_h
         mine[n, n_in:] = w_hh[rows[n]]
     packed = np.empty((P, K, pw), y.dtype)
     microkernel.pack_into(mine.T, packed)
+    if project:  # this thread's units' input projections, all steps, gate-major as the gates: [T * B, N]
+        xm = _project_own_units(x.reshape(T * B, x.shape[2]), w_ih, rows, P, pw)
+        x0, xs = 0, Hs
+    else:  # xp, all units (unused when fused)
+        xm = xp.reshape(T * B, xp.shape[2])
+        x0, xs = u0, H
     bias_k = np.zeros((P, pw), y.dtype)
     for n in range(N):
         if fused:
@@ -606,18 +613,39 @@ def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_h
             matmul2_packed(x[t], hs[cur], packed, bias_k, gates)
         else:
             matmul_packed(hs[cur], packed, gates, t & 1 == 1)
-        _unit_cells(kind, fused, gates, xp[t], b_ih, b_hh, hs[cur], cs[cur], hs[nxt],
+        _unit_cells(kind, fused, gates, xm[t * B:(t + 1) * B], x0, xs, b_ih, b_hh, hs[cur], cs[cur], hs[nxt],
                     cs[nxt], saved[slot], y[t], lengths, t, training, u0, Hs)
         if not barrier.wait(state, threads, t):
             return -1
     return T if training else T & 1
 
 
+@njit(nogil=True, **_JIT)
+def _project_own_units(x2d, w_ih, rows, P, pw):
+    """``x2d @ w_ih[rows].T``: one unit-split thread's columns of the input projection (``rows``: its gate rows,
+    gate-major), ``_PROJECTION_ROWS`` rows at a time through the micro-kernel against those rows of W_ih packed
+    here. Each element is the same sum in the same order as in ``_input_projection`` (the tiles' lanes are
+    independent of the columns a call takes), so the bits are the row split's."""
+    N, n_in = len(rows), w_ih.shape[1]
+    mine = np.empty((N, n_in), w_ih.dtype)
+    for n in range(N):
+        mine[n] = w_ih[rows[n]]
+    packed = np.empty((P, n_in, pw), w_ih.dtype)
+    microkernel.pack_into(mine.T, packed)
+    out = np.empty((x2d.shape[0], N), w_ih.dtype)
+    for r0 in range(0, x2d.shape[0], _PROJECTION_ROWS):
+        r1 = min(r0 + _PROJECTION_ROWS, x2d.shape[0])
+        matmul_packed(x2d[r0:r1], packed, out[r0:r1])
+    return out
+
+
 @njit(**_JIT)
-def _unit_cells(kind, fused, gates, xp, b_ih, b_hh, h, c, h_new, c_new, save, y, lengths, t, training, u0, Hs):
+def _unit_cells(kind, fused, gates, xp, x0, xs, b_ih, b_hh, h, c, h_new, c_new, save, y, lengths, t, training, u0,
+                Hs):
     """The cell pass of the units ``u0 <= u < u0 + Hs`` of every row for one step of the unit split, from ``gates``
     [B, G * Hs] (gate-major over these units): the pre-activations with the biases in (``fused``), or ``h W_hh^T``
-    alone, to which ``xp`` (the input projection of step t, all units) and the biases are added here. Writes these
+    alone, to which the input projection of step t (row b's at ``xp[b, x0 + g * xs + j]``, as ``_cell_forward``
+    reads it: all units' or these units' own) and the biases are added here. Writes these
     units of ``h_new``, ``c_new``, ``y`` and ``save``; rows past their length keep their state and output zero.
     Not fused, each row goes through the row split's ``_cell_forward`` (the same compiled loop, vectorised);
     fused (the LSTM and RNN), every value is the same expression as in ``_cells_forward``, one unit at a time. So
@@ -642,7 +670,7 @@ def _unit_cells(kind, fused, gates, xp, b_ih, b_hh, h, c, h_new, c_new, save, y,
             continue
         a = gates[b]
         if not fused:  # the row split's own cell function on this thread's units
-            _cell_forward(kind, xp[b], a, b_ih, b_hh, h[b], c[b], hn, c_new[b], save[b], training, u0)
+            _cell_forward(kind, xp[b], a, b_ih, b_hh, h[b], c[b], hn, c_new[b], save[b], training, u0, x0, xs)
             ys, hv = yb[u0:u0 + Hs], hn[u0:u0 + Hs]
             for j in range(Hs):
                 ys[j] = hv[j]
@@ -732,14 +760,15 @@ def _cells_forward(kind, gates, h, c, h_new, c_new, save, y, lengths, t, trainin
 
 
 @njit(**_JIT)
-def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, training, u0):
-    """One sequence's elementwise update for one step, of the units ``u0 <= u < u0 + S``. xp = x W_ih^T (the
-    whole row), gh = h W_hh^T (no biases) of these units only, gate-major: gate g of unit u0 + j at ``gh[g * S +
-    j]``, S = ``len(gh) // G``. The row split passes whole rows (u0 = 0, S = H), the unit split its own units'
-    gates: one compiled function for both, so that both give the same bits (two copies of the same loop may
-    contract ``f * c + i * g`` into different fused multiply-adds). h_new, c_new, save and the biases are whole
-    rows, written and read at these units only. A function of its own, not inlined, so that its rows can be
-    declared not to overlap (vectorised loops); the rows are sliced at ``u0`` up front, so that every index in
+def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, training, u0, x0, xs):
+    """One sequence's elementwise update for one step, of the units ``u0 <= u < u0 + S``. gh = h W_hh^T (no
+    biases) of these units only, gate-major: gate g of unit u0 + j at ``gh[g * S + j]``, S = ``len(gh) // G``;
+    xp holds x W_ih^T of these units, gate g of unit u0 + j at ``xp[x0 + g * xs + j]``: a whole row (``x0`` = u0,
+    ``xs`` = H) or these units' own, gate-major as gh (``x0`` = 0, ``xs`` = S). The row split passes whole rows (u0 = 0, S = H), the unit
+    split its own units' gates: one compiled function for both, so that both give the same bits (two copies of the
+    same loop may contract ``f * c + i * g`` into different fused multiply-adds). h_new, c_new, save and the biases
+    are whole rows, written and read at these units only. A function of its own, not inlined, so that its rows can
+    be declared not to overlap (vectorised loops); the rows are sliced at ``u0`` up front, so that every index in
     the loops is a loop counter plus a multiple of a length, which LLVM can tell is not negative (an index
     ``u0 + j`` kept Numba's negative-index check and the loop scalar)."""
     _full_width_vectors()
@@ -747,16 +776,17 @@ def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, training, 
     # Not h's width: with a projection h is P wide and h_new is o * tanh(c'). max(., 0): LLVM then knows that H + j
     # is not negative where the loop runs over S, not H (else Numba's negative-index check keeps the loop scalar).
     H = max(h_new.shape[0], 0)
+    xs = max(xs, 0)
     one, zero = h.dtype.type(1), h.dtype.type(0)  # typed, or float32 arithmetic would promote to float64
-    x, bi, bh, hn = xp[u0:], b_ih[u0:], b_hh[u0:], h_new[u0:]
+    x, bi, bh, hn = xp[x0:], b_ih[u0:], b_hh[u0:], h_new[u0:]
     if kind == LSTM:
         S = gh.shape[0] // 4
         cb, cn, sv = c[u0:], c_new[u0:], save[u0:]
         for j in range(S):
             i = _sigmoid(x[j] + bi[j] + gh[j] + bh[j])
-            f = _sigmoid(x[H + j] + bi[H + j] + gh[S + j] + bh[H + j])
-            g = _tanh(x[2 * H + j] + bi[2 * H + j] + gh[2 * S + j] + bh[2 * H + j])
-            o = _sigmoid(x[3 * H + j] + bi[3 * H + j] + gh[3 * S + j] + bh[3 * H + j])
+            f = _sigmoid(x[xs + j] + bi[H + j] + gh[S + j] + bh[H + j])
+            g = _tanh(x[2 * xs + j] + bi[2 * H + j] + gh[2 * S + j] + bh[2 * H + j])
+            o = _sigmoid(x[3 * xs + j] + bi[3 * H + j] + gh[3 * S + j] + bh[3 * H + j])
             cj = f * cb[j] + i * g
             tanh_c = _tanh(cj)
             cn[j] = cj
@@ -772,9 +802,9 @@ def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, training, 
         hb, sv = h[u0:], save[u0:]
         for j in range(S):
             r = _sigmoid(x[j] + bi[j] + gh[j] + bh[j])
-            z = _sigmoid(x[H + j] + bi[H + j] + gh[S + j] + bh[H + j])
+            z = _sigmoid(x[xs + j] + bi[H + j] + gh[S + j] + bh[H + j])
             gh_n = gh[2 * S + j] + bh[2 * H + j]
-            n = _tanh(x[2 * H + j] + bi[2 * H + j] + r * gh_n)
+            n = _tanh(x[2 * xs + j] + bi[2 * H + j] + r * gh_n)
             hn[j] = (one - z) * n + z * hb[j]
             if training:
                 sv[j] = r

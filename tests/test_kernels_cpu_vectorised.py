@@ -39,5 +39,5 @@ def test_forward_cell_pass_is_vectorised(training):
         return np.zeros(n, np.float32)
 
     packed, scalar = divisions(cpu._cell_forward, cpu.LSTM, row(4 * H), row(4 * H), row(4 * H), row(4 * H), row(H),
-                               row(H), row(H), row(H), row(5 * H if training else 0), training, 0)
+                               row(H), row(H), row(H), row(5 * H if training else 0), training, 0, 0, H)
     assert scalar > 0 and packed >= scalar, f"{packed} packed and {scalar} scalar divisions: a loop is not vectorised"
