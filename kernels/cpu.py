@@ -515,10 +515,14 @@ def _fused_sequence(kind, x, w_packed, bias, GH, lengths, hs, cs, saved, y, trai
 def _forward_units(kind, units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training, fused):
     """The forward recurrence with the HIDDEN UNITS split over threads (``plan``'s "units" step), all rows in every
     thread: thread ``k`` owns the units ``units[k] = (u0, u1)``, i.e. the gate columns ``g * H + u`` for each gate
-    ``g`` and ``u0 <= u < u1``, packs those rows of ``[W_ih | W_hh]`` (``fused``) or of ``W_hh`` (after the input
-    projection of all steps, ``_input_projection``) once per call, gate-major, and per step computes its [B, G * Hs]
-    gates with one micro-kernel pass over the whole ``h_t`` and runs the cell pass on its units
-    (``_unit_sequence``). The threads meet once per step (kernels/barrier.py), because each one's next step reads
+    ``g`` and ``u0 <= u < u1``, packs those rows of ``[W_ih | W_hh]`` (``fused``) or of ``W_hh`` once per call,
+    gate-major, and per step computes its [B, G * Hs] gates with one micro-kernel pass over the whole ``h_t`` and
+    runs the cell pass on its units (``_unit_sequence``). Not fused, the input projection of all steps comes first:
+    on AVX-512 builds each thread computes its own units' columns before its loop (``_project_own_units``: no second
+    hand-off, W_ih packed by both threads at once, and each thread reads back only what it wrote; LSTM inference on
+    Zen 4, 2 threads, B = 1..7, H = 256..1024: 0.73-1.02x the time of all units' projection on both threads first,
+    median about 0.93, benchmarks/RESULTS.md "Session 21"); on AVX2 builds OpenBLAS computes all of it first
+    (``_input_projection``), as for the row split. The threads meet once per step (kernels/barrier.py), because each one's next step reads
     every unit of ``h_t``. LSTM (without projection), GRU and RNN; the GRU only projection-first.
 
     Each output element is the same sum in the same order as in the row split (the micro-kernel's lanes are
@@ -761,16 +765,16 @@ def _cells_forward(kind, gates, h, c, h_new, c_new, save, y, lengths, t, trainin
 
 @njit(**_JIT)
 def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, training, u0, x0, xs):
-    """One sequence's elementwise update for one step, of the units ``u0 <= u < u0 + S``. gh = h W_hh^T (no
-    biases) of these units only, gate-major: gate g of unit u0 + j at ``gh[g * S + j]``, S = ``len(gh) // G``;
-    xp holds x W_ih^T of these units, gate g of unit u0 + j at ``xp[x0 + g * xs + j]``: a whole row (``x0`` = u0,
-    ``xs`` = H) or these units' own, gate-major as gh (``x0`` = 0, ``xs`` = S). The row split passes whole rows (u0 = 0, S = H), the unit
-    split its own units' gates: one compiled function for both, so that both give the same bits (two copies of the
-    same loop may contract ``f * c + i * g`` into different fused multiply-adds). h_new, c_new, save and the biases
-    are whole rows, written and read at these units only. A function of its own, not inlined, so that its rows can
-    be declared not to overlap (vectorised loops); the rows are sliced at ``u0`` up front, so that every index in
-    the loops is a loop counter plus a multiple of a length, which LLVM can tell is not negative (an index
-    ``u0 + j`` kept Numba's negative-index check and the loop scalar)."""
+    """One sequence's elementwise update for one step, of the units ``u0 <= u < u0 + S``. gh = h W_hh^T (no biases) of
+    these units only, gate-major: gate g of unit u0 + j at ``gh[g * S + j]``, S = ``len(gh) // G``; xp holds x W_ih^T of
+    these units, gate g of unit u0 + j at ``xp[x0 + g * xs + j]``: a whole row (``x0`` = u0, ``xs`` = H) or these units'
+    own, gate-major as gh (``x0`` = 0, ``xs`` = S). The row split passes whole rows (u0 = 0, S = H), the unit split its
+    own units' gates: one compiled function for both, so that both give the same bits (two copies of the same loop may
+    contract ``f * c + i * g`` into different fused multiply-adds). h_new, c_new, save and the biases are whole rows,
+    written and read at these units only. A function of its own, not inlined, so that its rows can be declared not to
+    overlap (vectorised loops); the rows are sliced at ``u0`` up front, so that every index in the loops is a loop
+    counter plus a multiple of a length, which LLVM can tell is not negative (an index ``u0 + j`` kept Numba's
+    negative-index check and the loop scalar)."""
     _full_width_vectors()
     _arguments_do_not_overlap()
     # Not h's width: with a projection h is P wide and h_new is o * tanh(c'). max(., 0): LLVM then knows that H + j
