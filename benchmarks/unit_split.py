@@ -24,16 +24,19 @@ from lstmzoo import bench
 # kernels/cpu.py's thresholds set for each variant's calls
 # (None: as committed)
 SETTINGS = ("_MAX_ROWS_UNIT_SPLIT", "_MIN_ROWS_UNIT_SPLIT", "_MIN_UNIT_WEIGHTS", "_MIN_UNIT_WEIGHTS_TRAINING",
-            "_MIN_ROWS_UNITS_FUSED", "_MIN_UNIT_WEIGHTS_BACKWARD", "_MAX_ROWS_UNIT_SPLIT_LARGE", "_MIN_ROWS_PER_THREAD")
+            "_MIN_ROWS_UNITS_FUSED", "_MIN_UNIT_WEIGHTS_BACKWARD", "_MAX_ROWS_UNIT_SPLIT_LARGE", "_MIN_ROWS_PER_THREAD",
+            "_MIN_UNIT_WEIGHTS_OWN", "_MIN_UNIT_WEIGHTS_OWN_TRAINING")
 VARIANTS = {
-    "rows": (0, 10**9, 10**18, 10**18, 10**9, 10**18, 0, None),
+    "rows": (0, 10**9, 10**18, 10**18, 10**9, 10**18, 0, None, 10**18, 10**18),
     # the row split in blocks of at least 2 rows (committed: _MIN_ROWS_PER_THREAD = 4), e.g. 2 + 2 at B = 4
-    "rows-2": (0, 10**9, 10**18, 10**18, 10**9, 10**18, 0, 2),
-    "units": (10**9, 1, 0, 0, 10**9, 10**18, 10**9, None),  # projection first; the backward's loop on the row split
-    "units-fused": (10**9, 1, 0, 0, 0, 10**18, 10**9, None),
-    "units-bwd": (10**9, 1, 0, 0, 10**9, 0, 10**9, None),  # units, and the backward's time loop split by units too
+    "rows-2": (0, 10**9, 10**18, 10**18, 10**9, 10**18, 0, 2, 10**18, 10**18),
+    # projection first; the backward's loop on the row split
+    "units": (10**9, 1, 0, 0, 10**9, 10**18, 10**9, None, 0, 0),
+    "units-fused": (10**9, 1, 0, 0, 0, 10**18, 10**9, None, 0, 0),
+    # units, and the backward's time loop split by units too
+    "units-bwd": (10**9, 1, 0, 0, 10**9, 0, 10**9, None, 0, 0),
     # the forward's row split, the backward's unit split
-    "rows-units-bwd": (10**9, 1, 10**18, 10**18, 10**9, 0, 10**9, None),
+    "rows-units-bwd": (10**9, 1, 10**18, 10**18, 10**9, 0, 10**9, None, 10**18, 10**18),
 }
 
 

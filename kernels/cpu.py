@@ -1404,6 +1404,9 @@ _MIN_UNIT_WEIGHTS_TRAINING, _MIN_UNIT_WEIGHTS_BACKWARD = 1 << 20, 1 << 18
 # One row (inference) splits the units where W_hh has at least this many elements and each thread's share of it fits
 # in a core's L2, or is at least _STREAMED_L2S L2s (plan's docstring).
 _MIN_UNIT_WEIGHTS_ONE_ROW, _STREAMED_L2S = 1 << 18, 2
+# From this many elements of W_hh a forward at 2..7 rows splits the units on AVX-512 builds (plan); in training as
+# from where the backward splits them
+_MIN_UNIT_WEIGHTS_OWN, _MIN_UNIT_WEIGHTS_OWN_TRAINING = 1 << 17, 1 << 18
 # Where W_hh has at least _LARGE_UNIT_WEIGHTS elements (LSTM H >= 1024), forward and backward split the units below
 # this many rows instead.
 _MAX_ROWS_UNIT_SPLIT_LARGE, _LARGE_UNIT_WEIGHTS = 13, 1 << 22
@@ -1420,11 +1423,23 @@ class Block(typing.NamedTuple):
 
 
 def plan(B, threads=None, kind=None, hidden=None, projected=False, training=False, backward=False, itemsize=4,
-         inputs=None):
+         inputs=None, vector_bits=None):
     """How the kernels run a batch of ``B`` sequences on ``threads`` threads (default: Numba's thread count,
     ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``): a list of ``Block``s, one per thread; or, for a forward
     (``kind`` and ``hidden``, the cell and H, given), one "units" block that splits the hidden units over the threads.
-    ``inputs``: the input width I where known (a forward's unit split at 2..7 rows depends on it, see below).
+    ``inputs``: the input width I where known (a forward's unit split at 2..7 rows depends on it on AVX2 builds,
+    see below). ``vector_bits``: the micro-kernel's vector width (default ``microkernel.VECTOR_BITS``).
+
+    On AVX-512 builds (``vector_bits`` 512), where each thread of the unit split projects its own units' inputs
+    (``_forward_units``), a forward at 2..7 rows splits the units where W_hh has at least ``_MIN_UNIT_WEIGHTS_OWN``
+    = 2^17 elements (LSTM H >= 182, GRU H >= 210, RNN H >= 363), whatever the input width and the L2; a forward in
+    training from ``_MIN_UNIT_WEIGHTS_OWN_TRAINING`` = 2^18, where its backward splits the units too. Measured on Zen 4
+    (2 threads, T = 100, benchmarks/RESULTS.md "Session 21": unit_split.py, 5 repeats after 0.3 s idles), units /
+    rows at B = 2..7: LSTM inference I = H and H/4, H = 192..448: 0.59-1.07, the unit split slower in 4 of 42 rows
+    (1.01-1.07), at H = 128 0.88-1.14 (slower in 8 of 14); GRU H = 192..448 0.65-1.12 (slower in 2 of 24), RNN
+    H = 256..512 0.71-0.98 (18 of 18); LSTM training (both passes split against the backward's alone) H = 256, 384:
+    0.87-1.03, slower in 1 of 12.
+    The rest of this docstring is the rule for AVX2 builds and for the other row counts.
 
     Unit split (not with a projection; forward ``_forward_units``, backward ``_backward_units``): on 2 or more
     threads for ``_MIN_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT`` (2..7 rows, where the row split runs the time
@@ -1501,8 +1516,12 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     """
     if threads is None:
         threads = numba.get_num_threads()
+    if vector_bits is None:
+        vector_bits = microkernel.VECTOR_BITS
     min_weights = (_MIN_UNIT_WEIGHTS_BACKWARD if backward else _MIN_UNIT_WEIGHTS_TRAINING if training
                    else _MIN_UNIT_WEIGHTS)
+    if vector_bits == 512 and not backward:  # the unit split's threads project their own units' inputs
+        min_weights = min(min_weights, _MIN_UNIT_WEIGHTS_OWN_TRAINING if training else _MIN_UNIT_WEIGHTS_OWN)
     weights = 0 if kind is None or hidden is None else _GATES[kind] * hidden * hidden
     max_rows = _MAX_ROWS_UNIT_SPLIT_LARGE if weights >= _LARGE_UNIT_WEIGHTS else _MAX_ROWS_UNIT_SPLIT
     share = weights * itemsize / (threads * _l2_bytes())  # in L2s

@@ -80,8 +80,41 @@ def units_everywhere(monkeypatch):
     (32, 2, cpu.LSTM, 1024, False, [(0, 16, "packed"), (16, 32, "packed")]),
 ])
 def test_plan_chooses_the_split(B, threads, kind, H, projected, blocks, monkeypatch):
+    """The rules of AVX2 builds (vector_bits 256), and of AVX-512 builds where they agree."""
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
-    assert cpu.plan(B, threads, kind=kind, hidden=H, projected=projected) == [cpu.Block(*b) for b in blocks]
+    assert cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, vector_bits=256) == [
+        cpu.Block(*b) for b in blocks]
+    if (B, kind, H, projected) not in ((4, cpu.RNN_TANH, 512, False), (4, cpu.LSTM, 256, False)):
+        assert cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, vector_bits=512) == [
+            cpu.Block(*b) for b in blocks]
+
+
+@pytest.mark.parametrize("B, kind, H, n_in, threads, training, projected, step", [
+    (4, cpu.LSTM, 256, 256, 2, False, False, "units"),   # I = H (AVX2 builds: rows)
+    (2, cpu.LSTM, 182, 182, 2, False, False, "units"),   # 4 * 182^2 >= 2^17
+    (2, cpu.LSTM, 181, 181, 2, False, False, "packed"),  # below 2^17 elements
+    (7, cpu.LSTM, 448, 448, 2, False, False, "units"),   # a share past the L2 (AVX2 builds: rows)
+    (8, cpu.LSTM, 448, 448, 2, False, False, "packed"),  # from 8 rows: the row split
+    (4, cpu.LSTM, 256, 256, 2, False, True, "packed"),   # a projection
+    (4, cpu.LSTM, 256, 256, 1, False, False, "packed"),  # one thread
+    (4, cpu.LSTM, 256, 256, 2, True, False, "units"),    # training from 2^18, as the backward
+    (4, cpu.LSTM, 255, 255, 2, True, False, "packed"),
+    (4, cpu.GRU, 210, 210, 2, False, False, "units"),
+    (4, cpu.GRU, 209, 209, 2, False, False, "packed"),
+    (4, cpu.RNN_TANH, 363, 363, 2, False, False, "units"),
+    (4, cpu.RNN_TANH, 362, 362, 2, False, False, "packed"),
+])
+def test_avx512_builds_split_the_units_of_two_to_seven_rows_from_2_17_weights(
+        B, kind, H, n_in, threads, training, projected, step, monkeypatch):
+    """Where each unit-split thread projects its own units' inputs (AVX-512 builds), 2..7 rows split the units from
+    2^17 elements of W_hh (2^18 in training), whatever the input width and the L2; the backward's rule is not
+    changed by it."""
+    monkeypatch.setattr(cpu, "_l2_bytes", lambda: 512 << 10)
+    blocks = cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, training=training, inputs=n_in,
+                      vector_bits=512)
+    assert blocks[0].step == step
+    if (kind, H) == (cpu.LSTM, 182):
+        assert cpu.plan(B, threads, kind=kind, hidden=H, backward=True, vector_bits=512)[0].step == "packed"
 
 
 @pytest.mark.parametrize("H, itemsize, threads, l2, training, step", [
@@ -129,7 +162,7 @@ def test_two_to_seven_rows_split_the_units_with_a_narrow_input_where_a_share_fit
         B, kind, H, n_in, threads, training, projected, itemsize, step, monkeypatch):
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
     blocks = cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, training=training, itemsize=itemsize,
-                      inputs=n_in)
+                      inputs=n_in, vector_bits=256)
     assert blocks[0].step == step
 
 
@@ -174,9 +207,9 @@ def test_unit_parts_cover_the_units(H, threads):
 def test_unit_split_is_bitwise_the_row_split_and_matches_reference(cell, dtype, B, H, threads, pin_threads,
                                                                    units_everywhere):
     """B < 8 on 2-3 threads runs the unit split (projection first); the row split on one thread runs the same sums
-    in the same order (from 2 rows, the micro-kernel): bitwise equal outputs, states and saved values, training and inference, with lengths and
-    h0/c0; odd H and H below threads x the panel width; and the reference within tolerance (forward and the
-    backward that reads the split's cache)."""
+    in the same order (from 2 rows, the micro-kernel): bitwise equal outputs, states and saved values, training and
+    inference, with lengths and h0/c0; odd H and H below threads x the panel width; and the reference within
+    tolerance (forward and the backward that reads the split's cache)."""
     assert cpu.plan(B, threads, kind=KINDS[cell], hidden=H)[0].step == "units"
     rng = np.random.default_rng(B * H)
     T = 9
