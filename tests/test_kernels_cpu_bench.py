@@ -102,3 +102,29 @@ def test_after_idle_script_times_each_call_of_old_new_and_torch():
                          capture_output=True, text=True, check=True).stdout
     rows = [line for line in out.splitlines() if line.startswith(("| old", "| new", "| torch"))]
     assert len(rows) == 3 and all(len(row.strip("|").split("|")) == 14 for row in rows)
+
+
+@pytest.mark.parametrize("bits", [256, 512])
+def test_unit_split_variants_force_their_splits(bits, monkeypatch):
+    """benchmarks/unit_split.py forces each variant by overriding kernels/cpu.py's thresholds: each must give its
+    split (forward in inference and training, and the backward) whatever the plan would choose, on either build."""
+    from lstmzoo.kernels import cpu
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "unit_split.py"
+    spec = importlib.util.spec_from_file_location("unit_split", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    want = {"rows": ("packed", "packed"), "rows-2": ("packed", "packed"), "units": ("units", "packed"),
+            "units-fused": ("units", "packed"), "units-bwd": ("units", "units"),
+            "rows-units-bwd": ("packed", "units")}
+    assert set(want) == set(script.VARIANTS)
+    for B, H in ((4, 256), (2, 1024), (7, 192)):
+        for name, setting in script.VARIANTS.items():
+            with monkeypatch.context() as m:
+                for key, value in zip(script.SETTINGS, setting, strict=True):
+                    if value is not None:
+                        m.setattr(cpu, key, value)
+                for training in (False, True):
+                    step = cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, training=training, inputs=H, vector_bits=bits)
+                    assert step[0].step == want[name][0], (name, B, H, training)
+                backward = cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, backward=True, vector_bits=bits)
+                assert backward[0].step == want[name][1], (name, B, H)
