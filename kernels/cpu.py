@@ -1407,6 +1407,9 @@ _MIN_UNIT_WEIGHTS_ONE_ROW, _STREAMED_L2S = 1 << 18, 2
 # From this many elements of W_hh a forward at 2..7 rows splits the units on AVX-512 builds (plan); in training as
 # from where the backward splits them
 _MIN_UNIT_WEIGHTS_OWN, _MIN_UNIT_WEIGHTS_OWN_TRAINING = 1 << 17, 1 << 18
+# One row in training (forward and backward) splits the units on AVX-512 builds where a thread's share of W_hh is at
+# most this many L2s (plan)
+_ONE_ROW_TRAINING_L2S = 0.5
 # Where W_hh has at least _LARGE_UNIT_WEIGHTS elements (LSTM H >= 1024), forward and backward split the units below
 # this many rows instead.
 _MAX_ROWS_UNIT_SPLIT_LARGE, _LARGE_UNIT_WEIGHTS = 13, 1 << 22
@@ -1439,6 +1442,12 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     (1.01-1.07), at H = 128 0.88-1.14 (slower in 8 of 14); GRU H = 192..448 0.65-1.12 (slower in 2 of 24), RNN
     H = 256..512 0.71-0.98 (18 of 18); LSTM training (both passes split against the backward's alone) H = 256, 384:
     0.87-1.03, slower in 1 of 12.
+    One row in training (the forward and its backward) splits the units on AVX-512 builds where W_hh has at least
+    ``_MIN_UNIT_WEIGHTS_ONE_ROW`` = 2^18 elements and each thread's share is at most ``_ONE_ROW_TRAINING_L2S`` = half
+    an L2 (LSTM float32, 2 threads, 1 MB L2s: H = 256; RNN H = 512; no GRU H). Measured on Zen 4 (the same
+    benchmark, --mode training, both passes split against both on one thread): LSTM H = 256 0.78-0.90 (4 of 4),
+    RNN H = 512 0.80 (I = H/4) and 0.99 (I = H); past half an L2 mixed: LSTM H = 288 and 320 0.77-1.10, H = 352
+    (a share of 0.97 L2) 1.16-1.18, GRU H = 320 and 384 0.57-0.71 at I = H/4 but 1.17-1.28 at I = H.
     The rest of this docstring is the rule for AVX2 builds and for the other row counts.
 
     Unit split (not with a projection; forward ``_forward_units``, backward ``_backward_units``): on 2 or more
@@ -1525,8 +1534,9 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     weights = 0 if kind is None or hidden is None else _GATES[kind] * hidden * hidden
     max_rows = _MAX_ROWS_UNIT_SPLIT_LARGE if weights >= _LARGE_UNIT_WEIGHTS else _MAX_ROWS_UNIT_SPLIT
     share = weights * itemsize / (threads * _l2_bytes())  # in L2s
-    one_row = (B == 1 and not (training or backward) and weights >= _MIN_UNIT_WEIGHTS_ONE_ROW
-               and (share <= 1 or share >= _STREAMED_L2S))
+    one_row = (B == 1 and weights >= _MIN_UNIT_WEIGHTS_ONE_ROW
+               and (not (training or backward) and (share <= 1 or share >= _STREAMED_L2S)
+                    or vector_bits == 512 and share <= _ONE_ROW_TRAINING_L2S))
     # 2..7 rows, a narrow input and each thread's share of W_hh in its L2
     narrow = (not backward and inputs is not None and hidden is not None and 2 * inputs <= hidden
               and weights >= _MIN_UNIT_WEIGHTS_ONE_ROW and share <= 1)

@@ -137,8 +137,33 @@ def test_avx512_builds_split_the_units_of_two_to_seven_rows_from_2_17_weights(
 def test_one_row_splits_the_units_where_a_share_of_w_hh_fits_in_l2_or_is_far_past_it(H, itemsize, threads, l2,
                                                                                      training, step, monkeypatch):
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: l2)
-    assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, training=training, itemsize=itemsize)[0].step == step
-    assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, backward=True, itemsize=itemsize)[0].step == "gemv"
+    assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, training=training, itemsize=itemsize,
+                    vector_bits=256)[0].step == step
+    assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, backward=True, itemsize=itemsize,
+                    vector_bits=256)[0].step == "gemv"
+    if not training:  # inference: the same rule on AVX-512 builds
+        assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, itemsize=itemsize, vector_bits=512)[0].step == step
+
+
+@pytest.mark.parametrize("kind, H, itemsize, threads, l2, step", [
+    (cpu.LSTM, 256, 4, 2, 1 << 20, "units"),     # a share of 512 KB: half an L2
+    (cpu.LSTM, 257, 4, 2, 1 << 20, "gemv"),      # just past half
+    (cpu.LSTM, 240, 4, 2, 1 << 20, "gemv"),      # below 2^18 elements
+    (cpu.LSTM, 256, 4, 2, 512 << 10, "gemv"),    # Zen 1/3's 512 KB L2: a whole one
+    (cpu.LSTM, 256, 4, 1, 1 << 20, "gemv"),      # one thread
+    (cpu.LSTM, 512, 4, 2, 1 << 20, "gemv"),      # 2 L2s a thread (inference splits it, training does not)
+    (cpu.RNN_TANH, 512, 4, 2, 1 << 20, "units"),
+    (cpu.GRU, 296, 4, 2, 1 << 20, "gemv"),       # the GRU's first H with 2^18 elements is past half an L2
+])
+def test_one_row_in_training_splits_the_units_on_avx512_builds_where_a_share_is_half_an_l2(
+        kind, H, itemsize, threads, l2, step, monkeypatch):
+    """Both passes of a one-row training step (the forward and its backward) split the units together."""
+    monkeypatch.setattr(cpu, "_l2_bytes", lambda: l2)
+    for flags in ({"training": True}, {"backward": True}):
+        assert cpu.plan(1, threads, kind=kind, hidden=H, itemsize=itemsize, vector_bits=512,
+                        **flags)[0].step == step
+        assert cpu.plan(1, threads, kind=kind, hidden=H, itemsize=itemsize, vector_bits=256,
+                        **flags)[0].step == "gemv"
 
 
 @pytest.mark.parametrize("B, kind, H, n_in, threads, training, projected, itemsize, step", [
@@ -338,3 +363,30 @@ def test_a_failing_thread_does_not_hang_the_others(pin_threads, monkeypatch, uni
     p = inputs(rng, "lstm", 50, 4, 8, 64, np.float32)
     with pytest.raises(RuntimeError, match="thread 1 failed"):
         forward(cpu, "lstm", p, None, False)
+
+
+@pytest.mark.skipif(cpu.microkernel.VECTOR_BITS != 512, reason="AVX-512 builds only")
+@pytest.mark.parametrize("cell", ["lstm", "rnn_tanh"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_row_training_on_the_unit_split_matches_reference(cell, dtype, pin_threads, monkeypatch):
+    """One row in training where both passes split the units (LSTM H = 256, RNN H = 512 with a 1 MB L2, float32;
+    float64 forced): outputs, states and every gradient match the reference, with dh_n (and dc_n)."""
+    monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
+    if dtype == np.float64:
+        monkeypatch.setattr(cpu, "_ONE_ROW_TRAINING_L2S", 1.0)
+    H = 256 if cell == "lstm" else 512
+    kind = KINDS[cell]
+    pin_threads(2)
+    for flags in ({"training": True}, {"backward": True}):
+        assert cpu.plan(1, kind=kind, hidden=H, itemsize=np.dtype(dtype).itemsize, **flags)[0].step == "units"
+    rng = np.random.default_rng(H)
+    p = inputs(rng, cell, 5, 1, 7, H, dtype)
+    got, got_cache = forward(cpu, cell, p, None, True)
+    want, want_cache = forward(reference, cell, p, None, True)
+    for a, b in zip(got, want):
+        assert_close(a, b, dtype)
+    dy = rng.standard_normal(got[0].shape).astype(dtype)
+    dh = rng.standard_normal(got[1].shape).astype(dtype)
+    dc = rng.standard_normal(got[1].shape).astype(dtype) if cell == "lstm" else None
+    for a, b in zip(backward(cpu, cell, got_cache, dy, dh, dc), backward(reference, cell, want_cache, dy, dh, dc)):
+        assert_close(a, b, dtype)
