@@ -1445,7 +1445,7 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     One row in training (the forward and its backward) splits the units on AVX-512 builds where W_hh has at least
     ``_MIN_UNIT_WEIGHTS_ONE_ROW`` = 2^18 elements and each thread's share is at most ``_ONE_ROW_TRAINING_L2S`` = half
     an L2 (LSTM float32, 2 threads, 1 MB L2s: H = 256; RNN H = 512; no GRU H). Measured on Zen 4 (the same
-    benchmark, --mode training, both passes split against both on one thread): LSTM H = 256 0.78-0.90 (4 of 4),
+    benchmark, --mode training, both passes split against both on one thread): LSTM H = 256 0.72-0.81 (4 of 4),
     RNN H = 512 0.80 (I = H/4) and 0.99 (I = H); past half an L2 mixed: LSTM H = 288 and 320 0.77-1.10, H = 352
     (a share of 0.97 L2) 1.16-1.18, GRU H = 320 and 384 0.57-0.71 at I = H/4 but 1.17-1.28 at I = H.
     The rest of this docstring is the rule for AVX2 builds and for the other row counts.
