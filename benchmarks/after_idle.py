@@ -53,22 +53,10 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     B, n_in, H = args.shape
     T, training = args.steps, args.mode == "training"
-    rng = np.random.default_rng(0)
-    bound = 1 / np.sqrt(H)
-    params = {"w_ih": rng.uniform(-bound, bound, (4 * H, n_in)), "w_hh": rng.uniform(-bound, bound, (4 * H, H)),
-              "b_ih": rng.uniform(-bound, bound, 4 * H), "b_hh": rng.uniform(-bound, bound, 4 * H)}
-    params = {k: v.astype(np.float32) for k, v in params.items()}
-    x = rng.standard_normal((T, B, n_in)).astype(np.float32)
-    h0 = np.zeros((B, H), np.float32)
-    dy = rng.standard_normal((T, B, H)).astype(np.float32)
-
-    def ours(module):
-        def call():
-            *_, cache = module.lstm_forward(x, h0, h0, **params, training=training)
-            if training:
-                module.lstm_backward(dy, None, None, cache)
-        return call
-    calls = {"old": ours(old), "new": ours(new), "torch": bench.torch_call(torch, params, x, dy, training)}
+    params, x, h0, dy = forward_ab.problem("lstm", T, B, n_in, H)
+    calls = {"old": forward_ab.ours(old, "lstm", params, x, h0, dy, training),
+             "new": forward_ab.ours(new, "lstm", params, x, h0, dy, training),
+             "torch": bench.torch_call(torch, params, x, dy, training)}
     for call in calls.values():
         call()
     times = {name: [] for name in calls}

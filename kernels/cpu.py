@@ -520,11 +520,11 @@ def _forward_units(kind, units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, sa
     runs the cell pass on its units (``_unit_sequence``). Not fused, the input projection of all steps comes first:
     on AVX-512 builds each thread computes its own units' columns before its loop (``_project_own_units``: no second
     hand-off, W_ih packed by both threads at once, and each thread reads back only what it wrote; LSTM inference on
-    Zen 4, 2 threads, B = 1..7, H = 256..1024: 0.73-1.02x the time of all units' projection on both threads first,
-    median about 0.93, benchmarks/RESULTS.md "Session 21"); on AVX2 builds OpenBLAS computes all of it first
-    (``_input_projection``), as for the row split. The threads meet once per step (kernels/barrier.py), because
-    each one's next step reads every unit of ``h_t``. LSTM (without projection), GRU and RNN; the GRU only
-    projection-first.
+    Zen 4, 2 threads, B = 1..7, H = 256..1024: 0.73-1.02x the time of all units' projection on both threads first
+    (and one 0.67, the old call in a slow spell), median about 0.93, benchmarks/RESULTS.md "Session 21"); on AVX2
+    builds OpenBLAS computes all of it first (``_input_projection``), as for the row split. The threads meet once
+    per step (kernels/barrier.py), because each one's next step reads every unit of ``h_t``. LSTM (without
+    projection), GRU and RNN; the GRU only projection-first.
 
     Each output element is the same sum in the same order as in the row split (the micro-kernel's lanes are
     independent) and the same cell code, so the results are bitwise those of the row split's path of the same kind
