@@ -1,8 +1,8 @@
 """A/B of the work beside the time loop against the same work before or after it, with torch 2.13.0 as the peer,
 all in one process: the forward's input projection (``--switch forward``: kernels/cpu.py ``_forward_beside``
-against the projection first, its switch ``projects_beside`` turned off), or the backward's dx and weight
-gradients (``--switch backward``: ``_backward_beside`` against the GEMMs after the loop, ``gradients_beside``
-turned off; training only).
+against the projection first: ``cpu.plan``'s ``beside`` turned off for the forward), or the backward's dx and weight
+gradients (``--switch backward``: ``_backward_beside`` against the GEMMs after the loop, ``beside`` turned off for
+the backward; training only).
 
     NUMBA_NUM_THREADS=2 python benchmarks/beside_ab.py --cell lstm --batch 2 3 4 5 6 7 --hidden 128 256
     NUMBA_NUM_THREADS=2 python benchmarks/beside_ab.py --cell gru --batch 2 4 6 --hidden 128 256 512
@@ -10,7 +10,7 @@ turned off; training only).
 
 The three contenders (projection first, beside, torch) are timed in turn, ``--repeats`` times each
 (``lstmzoo.bench.median_times``: idle, one untimed call, then calls for about a second), and the medians printed as
-a Markdown table; wall time. T = 100, float32, I = H and H/4. Only shapes where ``projects_beside`` would choose the
+a Markdown table; wall time. T = 100, float32, I = H and H/4. Only shapes where ``cpu.plan`` would choose the
 path are meaningful (one block of rows: B < 8 on 2 threads, below the unit split's H; for the backward's switch
 AVX-512 builds, or any build with ``--any-vector-width``; the forward's runs on every build since session 16).
 """
@@ -42,10 +42,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     numba.set_num_threads(args.threads)
     cpu.set_num_threads(args.threads)
-    switch = "projects_beside" if args.switch == "forward" else "gradients_beside"
-    real = getattr(cpu, switch)
-    if args.any_vector_width:
-        real = _any_vector_width(real, microkernel)
+    real = cpu.plan
     G = {"lstm": 4, "gru": 3, "rnn": 1}[args.cell]
     T = 100
     print(f"{cpu_model()}; micro-kernel {microkernel.VECTOR_BITS}-bit; {args.cell.upper()}, {args.threads} threads, "
@@ -69,7 +66,7 @@ def main(argv=None):
 
                     def ours(beside):
                         def call():
-                            setattr(cpu, switch, real if beside else (lambda *a, **k: False))
+                            cpu.plan = _switched(real, args.switch == "backward", beside, args.any_vector_width)
                             if args.cell == "lstm":
                                 *_, cache = cpu.lstm_forward(x, h0, h0, **p, training=training)
                                 if training:
@@ -84,20 +81,23 @@ def main(argv=None):
                         args.repeats))
                     print(f"| {mode} | {B} | {width} | {H} | {first:.2f} | {beside:.2f} | {peer:.2f} | "
                           f"{beside / first:.2f} | {first / peer:.2f} | {beside / peer:.2f} |", flush=True)
-    setattr(cpu, switch, real)
+    cpu.plan = real
     print(f"\nload average after: {_load_average()}")
 
 
-def _any_vector_width(switch, microkernel):
-    """``switch`` answered as on an AVX-512 build (the one condition it has on the vector width)."""
-    def answer(*args, **kwargs):
-        bits = microkernel.VECTOR_BITS
-        microkernel.VECTOR_BITS = 512
-        try:
-            return switch(*args, **kwargs)
-        finally:
-            microkernel.VECTOR_BITS = bits
-    return answer
+def _switched(plan, backward, beside, any_vector_width):
+    """``plan`` with the ``beside`` of the backward's (or forward's) plans turned off, or with ``any_vector_width``
+    answered as on an AVX-512 build (the backward's rule is the one with a condition on the vector width)."""
+    def switched(*args, **kwargs):
+        how = plan(*args, **kwargs)
+        if bool(kwargs.get("backward")) != backward:
+            return how
+        if not beside:
+            return how._replace(beside=False)
+        if any_vector_width:
+            return how._replace(beside=plan(*args, **{**kwargs, "vector_bits": 512}).beside)
+        return how
+    return switched
 
 
 if __name__ == "__main__":

@@ -60,12 +60,12 @@ def profile(T, B, width, H, repeats, torch):
     kind, x2d, w_ih_, w_hh_, lengths, hs, cs, saved, w_hr, r = cache
     GH = 4 * H
     da = np.zeros((T, B, GH), f32)
-    packed = cpu._packed_c(cpu.plan(B), w_hh)[0]
+    packed = cpu._packed_c(cpu.plan(B).blocks, w_hh)[0]
     out = {}
     out["forward (training)"] = cpu_time(lambda: cpu.lstm_forward(x, h0, h0, w_ih, w_hh, b_ih, b_hh), repeats)
     out["backward"] = cpu_time(lambda: cpu.lstm_backward(dy, None, None, cache), repeats)
     out["  alloc da (zeros T*B*4H) + touch"] = cpu_time(lambda: np.zeros((T, B, GH), f32).fill(1), repeats)
-    out["  pack W_hh"] = cpu_time(lambda: cpu._packed_c(cpu.plan(B), w_hh), repeats)
+    out["  pack W_hh"] = cpu_time(lambda: cpu._packed_c(cpu.plan(B).blocks, w_hh), repeats)
 
     def recurrence():
         dh = np.zeros((B, H), f32)

@@ -9,7 +9,7 @@ Training times forward (training=True) + backward. The variants are forced by se
 for the call (``SETTINGS``; "units" wherever it can run): "rows", "rows-2" (blocks of 2 or more rows instead of 4),
 "units" and "units-fused" run the backward's time loop on the row split (one thread below 8 rows), "units-bwd"
 splits the units in the backward's time loop too (``_backward_units``), "rows-units-bwd" only there. "plan" is
-what ``cpu.plan``/``cpu.fuses_input`` choose with the thresholds as committed.
+what ``cpu.plan`` chooses with the thresholds as committed.
 
     python benchmarks/unit_split.py --threads 2 --batch 2 4 --hidden 256 512 1024 --mode training \
         --variants rows units units-bwd rows-units-bwd
@@ -25,18 +25,19 @@ from lstmzoo import bench
 # (None: as committed)
 SETTINGS = ("_MAX_ROWS_UNIT_SPLIT", "_MIN_ROWS_UNIT_SPLIT", "_MIN_UNIT_WEIGHTS", "_MIN_UNIT_WEIGHTS_TRAINING",
             "_MIN_ROWS_UNITS_FUSED", "_MIN_UNIT_WEIGHTS_BACKWARD", "_MAX_ROWS_UNIT_SPLIT_LARGE", "_MIN_ROWS_PER_THREAD",
-            "_MIN_UNIT_WEIGHTS_OWN", "_MIN_UNIT_WEIGHTS_OWN_TRAINING")
+            "_MIN_UNIT_WEIGHTS_OWN", "_MIN_UNIT_WEIGHTS_OWN_TRAINING", "_MIN_UNIT_WEIGHTS_ONE_ROW",
+            "_MIN_UNIT_WEIGHTS_ONE_ROW_OWN")
 VARIANTS = {
-    "rows": (0, 10**9, 10**18, 10**18, 10**9, 10**18, 0, None, 10**18, 10**18),
+    "rows": (0, 10**9, 10**18, 10**18, 10**9, 10**18, 0, None, 10**18, 10**18, 10**18, 10**18),
     # the row split in blocks of at least 2 rows (committed: _MIN_ROWS_PER_THREAD = 4), e.g. 2 + 2 at B = 4
-    "rows-2": (0, 10**9, 10**18, 10**18, 10**9, 10**18, 0, 2, 10**18, 10**18),
+    "rows-2": (0, 10**9, 10**18, 10**18, 10**9, 10**18, 0, 2, 10**18, 10**18, 10**18, 10**18),
     # projection first; the backward's loop on the row split
-    "units": (10**9, 1, 0, 0, 10**9, 10**18, 10**9, None, 0, 0),
-    "units-fused": (10**9, 1, 0, 0, 0, 10**18, 10**9, None, 0, 0),
+    "units": (10**9, 1, 0, 0, 10**9, 10**18, 10**9, None, 0, 0, 10**18, 10**18),
+    "units-fused": (10**9, 1, 0, 0, 0, 10**18, 10**9, None, 0, 0, 10**18, 10**18),
     # units, and the backward's time loop split by units too
-    "units-bwd": (10**9, 1, 0, 0, 10**9, 0, 10**9, None, 0, 0),
+    "units-bwd": (10**9, 1, 0, 0, 10**9, 0, 10**9, None, 0, 0, 10**18, 10**18),
     # the forward's row split, the backward's unit split
-    "rows-units-bwd": (10**9, 1, 10**18, 10**18, 10**9, 0, 10**9, None, 10**18, 10**18),
+    "rows-units-bwd": (10**9, 1, 10**18, 10**18, 10**9, 0, 10**9, None, 10**18, 10**18, 10**18, 10**18),
 }
 
 
@@ -113,12 +114,12 @@ def main(argv=None):
                     calls = [ours(VARIANTS[n]) for n in names]
                     calls.append(bench.torch_call(torch, params, x, dy, training, cell=args.cell))
                     times = bench.median_times(calls, args.repeats)
-                    blocks = cpu.plan(B, args.threads, kind=kind, hidden=H, training=training, inputs=n_in)
+                    how = cpu.plan(B, args.threads, kind=kind, hidden=H, training=training, inputs=n_in,
+                                   steps=args.steps)
                     backward_units = training and cpu.plan(B, args.threads, kind=kind, hidden=H,
-                                                           backward=True)[0].step == "units"
-                    w_ih, w_hh = params["w_ih"], params["w_hh"]
-                    if blocks[0].step == "units":
-                        chosen = "units-fused" if cpu.fuses_input(kind, blocks, w_ih, w_hh) else "units"
+                                                           backward=True).blocks[0].step == "units"
+                    if how.blocks[0].step == "units":
+                        chosen = "units-fused" if how.fused else "units"
                         if backward_units:
                             chosen = "units-bwd" if chosen == "units" else "units-fused+bwd (not a variant)"
                     else:

@@ -4,7 +4,7 @@ Same functions, shapes, dtypes and semantics as ``reference.py`` (read its docst
 What is fused (DESIGN.md, "The kernels"):
 
 - the input projection of all time steps is one GEMM, ``x[T*B, I] @ W_ih^T``, before the recurrence; or, for the
-  LSTM and the RNN from 8 rows per thread (32 above 8 MiB of weights: ``fuses_input``), part of each step's GEMM:
+  LSTM and the RNN from 8 rows per thread (32 above 8 MiB of weights: ``plan``), part of each step's GEMM:
   ``[x_t | h] [W_ih | W_hh]^T + b_ih + b_hh`` in one micro-kernel pass (``_forward_fused``), with a cell pass per
   step over all the block's rows;
 - the whole time loop runs in compiled code; per step one recurrent GEMM ``h @ W_hh^T`` against the
@@ -108,6 +108,211 @@ _SAVED = {LSTM: 5, GRU: 4, RNN_TANH: 0, RNN_RELU: 0}
 _JIT = {"cache": True, "error_model": "numpy", "fastmath": {"nsz", "arcp", "contract", "reassoc"}}
 
 
+# The plan's thresholds (``plan``; the evidence for each is in its docstring).
+# The row split: at least this many rows per thread (measured on the previous per-step kernel, four rows at a time).
+_MIN_ROWS_PER_THREAD = 4
+# The unit split at 2..7 rows (up to 12 from _LARGE_UNIT_WEIGHTS elements of W_hh), in parts of a multiple of
+# _UNIT_GRAIN units per thread, each at least _UNIT_GRAIN.
+_MIN_ROWS_UNIT_SPLIT, _MAX_ROWS_UNIT_SPLIT, _MAX_ROWS_UNIT_SPLIT_LARGE, _UNIT_GRAIN = 2, 8, 13, 16
+_LARGE_UNIT_WEIGHTS = 1 << 22
+# ... from these many elements of W_hh: a forward (inference, training) on AVX2 builds, and a backward
+_MIN_UNIT_WEIGHTS, _MIN_UNIT_WEIGHTS_TRAINING, _MIN_UNIT_WEIGHTS_BACKWARD = 1 << 20, 1 << 20, 1 << 18
+# ... a forward on AVX-512 builds (inference, training), whose threads project their own units' inputs
+_MIN_UNIT_WEIGHTS_OWN, _MIN_UNIT_WEIGHTS_OWN_TRAINING = 1 << 17, 1 << 18
+# One row: from this many elements of W_hh, where a thread's share is at most one L2 or at least _STREAMED_L2S L2s
+# (inference; from _MIN_UNIT_WEIGHTS_ONE_ROW_OWN on AVX-512 builds), or at most _ONE_ROW_TRAINING_L2S L2s (training
+# and backward, AVX-512 builds).
+_MIN_UNIT_WEIGHTS_ONE_ROW, _STREAMED_L2S, _ONE_ROW_TRAINING_L2S = 1 << 18, 2, 0.5
+_MIN_UNIT_WEIGHTS_ONE_ROW_OWN = 1 << 16
+# Fused input projection: from this many rows per block (_MIN_ROWS_FUSED_LARGE above _FUSED_BYTES of weights;
+# _MIN_ROWS_UNITS_FUSED for the unit split, above the rows it runs at today).
+_MIN_ROWS_FUSED, _MIN_ROWS_FUSED_LARGE, _FUSED_BYTES, _MIN_ROWS_UNITS_FUSED = 8, 32, 8 << 20, 13
+# Beside the loop: from this many multiply-adds of the forward's input projection (T * B * I * G*H), and of the
+# backward's dx and weight gradients (T * B * G*H * (2I + H + 1)).
+_MIN_BESIDE_MACS, _MIN_GRADIENTS_BESIDE_MACS = 1 << 22, 1 << 24
+
+
+class Block(typing.NamedTuple):
+    """Rows ``start <= b < end`` of a batch, whose whole time loop one thread runs, and its per-step GEMM; or, with
+    the step "units", all rows, their time loop run by ``len(units)`` threads, thread k computing the hidden units
+    ``units[k] = (u0, u1)`` (``_forward_units``)."""
+    start: int
+    end: int
+    step: str  # "gemv" (1 row, OpenBLAS), "packed" (2 or more rows, microkernel.matmul_packed) or "units"
+    units: tuple = ()
+
+
+class Plan(typing.NamedTuple):
+    """How one forward or backward call runs (``plan``)."""
+    blocks: list  # one Block per thread (the row split), or one "units" Block (the unit split)
+    fused: bool = False  # forward: each step's GEMM projects x_t too, [x_t | h] [W_ih | W_hh]^T (``_forward_fused``)
+    # The GEMMs outside the time loop run on a second thread while the loop runs: the forward's input projection
+    # (``_forward_beside``), the backward's dx and weight gradients (``_backward_beside``).
+    beside: bool = False
+
+
+def plan(B, threads=None, kind=None, hidden=None, projected=False, training=False, backward=False, itemsize=4,
+         inputs=None, steps=None, state=None, vector_bits=None):
+    """How the kernels run a forward, or with ``backward=True`` a backward, over ``B`` sequences of ``steps`` steps of
+    ``inputs`` values, for the cell ``kind`` with ``hidden`` units (``projected``: the LSTM with ``w_hr``, whose
+    ``state`` is P wide instead of H) in elements of ``itemsize`` bytes (``training``: a forward that keeps what the
+    backward needs), on ``threads`` threads (default Numba's count: ``NUMBA_NUM_THREADS`` or
+    ``numba.set_num_threads``), with the micro-kernel's ``vector_bits`` (default ``microkernel.VECTOR_BITS``: 512
+    where the CPU has AVX-512, else 256). Returns a ``Plan``. Without ``kind`` and ``hidden`` only the row split is
+    planned; without ``steps`` and ``inputs`` nothing is fused or beside. The only place that decides: ``_forward``
+    and ``_backward`` follow it; the tests force a path by changing the thresholds below the imports.
+
+    The rules (W = G*H*H, the elements of W_hh; a share = W * itemsize / threads, in L2s of a core, ``_l2_bytes``):
+
+    1. The unit split (``blocks`` = one "units" Block; ``_forward_units``, ``_backward_units``): every thread runs
+       the whole time loop for all rows and its part of the hidden units (``_unit_parts``: at least 16 units each,
+       so H >= 32 on 2 threads), and the threads meet once a step on a spin barrier (kernels/barrier.py). On 2 or
+       more threads, never with a projection, where:
+
+       - one row: inference where a share is at most one L2 or at least 2 L2s, from W = 2^16 on AVX-512 builds
+         and 2^18 on AVX2 builds; training (its forward and its backward) on AVX-512 builds from W = 2^18 where a
+         share is at most half an L2;
+       - 2..7 rows (2..12 from W = 2^22): a forward on AVX-512 builds from W = 2^17 (inference) or 2^18 (training);
+         on AVX2 builds from W = 2^20, or from 2^18 where I <= H/2 and a share is at most one L2; a backward from
+         W = 2^18.
+
+       LSTM float32 on 2 threads with 1 MB L2s: one row at H = 128..362 (AVX2 builds 256..362) and from 512 for
+       inference, H = 256 in training; 2..7 rows from H = 182 (inference) or 256 (training) on AVX-512 builds, from
+       H = 512 (or 256..362 with I <= H/2) on AVX2 builds; up to 12 rows from H = 1024.
+    2. Otherwise the row split: at most ``threads`` blocks of consecutive rows, as even as possible, each at least
+       ``_MIN_ROWS_PER_THREAD`` = 4 rows; each thread runs the whole time loop for its rows (one hand-off a call, none
+       a step). A block's per-step GEMM: one row OpenBLAS's GEMV ("gemv"), more the micro-kernel against W_hh^T
+       packed once a call ("packed"; OpenBLAS packs all of W_hh every call: 3-97 GFLOP/s on 2..128 rows where the
+       micro-kernel ran 19-131, benchmarks/step_microkernel.py).
+    3. ``fused`` (forward, the LSTM and the RNN; the GRU's n gate needs x and h apart): every row block has at least
+       8 rows (32 where W_ih and W_hh take more than 8 MiB); the unit split from 13 rows (never, as planned today).
+    4. ``beside``, where the row split has one block of 2 or more rows on 2 or more threads (so a thread idles) and
+       ``steps`` > 1: a forward's input projection from 2^22 multiply-adds (``_forward_beside``); a backward's dx and
+       weight gradients on AVX-512 builds, without a projection, from 2^24 multiply-adds and where the weight
+       gradients (G*H * (I + H + 2) elements) fit in an L2 (``_backward_beside``).
+
+    Measured (2 threads, T = 100; benchmarks/RESULTS.md, the section named; ratios are times, A/B in one process):
+    - 2..7 rows, AVX2 rule: unit / row split on Zen 5 (sessions 9-10) inference 0.66-0.82 at H = 1024, 0.75-1.26 at 512,
+      1.1-2.4 at H <= 256; training with the backward's split 0.72-0.95 at H >= 512; the backward alone from H = 256
+      (LSTM 0.86-0.99). I <= H/2 with a share in L2 (Zen 4, session 20): 0.69-0.98 in 39 of 42 rows at H = 256..320.
+      Up to 12 rows at H = 1024 (Zen 5, session 12): 0.83-0.98 (at H = 512 it lost, 1.09-1.15).
+    - 2..7 rows, AVX-512 rule (Zen 4, session 21, each thread projecting its own units' inputs): LSTM inference
+      H = 192..448, I = H and H/4: 0.59-1.07, slower in 4 of 42 rows; H = 128 0.88-1.14 (slower in 8 of 14); GRU
+      H = 192..448 0.65-1.12; RNN H = 256..512 0.71-0.98; LSTM training (both passes split) 0.87-1.03. At 8-12 rows
+      0.92-1.11, median 1.04: the row split stays.
+    - One row (Zen 4, sessions 17, 18, 21): where a share fits in L2, LSTM H = 256, 320 0.73-0.83, GRU H = 320, 384
+      0.74-0.76, RNN H = 512, 640 0.72-0.83; just past it mixed or slower (LSTM H = 384 1.20-1.33); from 2 L2s (both
+      splits stream W_hh from L3) LSTM H = 512..1536 0.66-0.96. Below 2^18 elements, once each thread projected its
+      own units' inputs (Zen 4, session 22, inference, 5-7 repeats): LSTM H = 128..224 0.70-0.95 (16 of 16 rows),
+      H = 96 and 112 0.94-1.17, H = 64 1.5; GRU H = 160..256 0.64-1.31 (3 of 12 slower); RNN H = 256..448 0.67-1.00
+      (before, session 17: LSTM H = 192 0.89-1.15, H = 128 1.5-1.8). Training at a share <= 1/2 L2: LSTM H = 256
+      0.72-0.81, RNN H = 512 0.80-0.99; past it mixed (LSTM H = 288..352 0.77-1.18, GRU at I = H 1.17-1.28); below
+      2^18 (session 22) LSTM H = 128..224 0.81-1.07: not taken. OpenBLAS's GEMV at one thread: 1.23-2.05.
+    - Fused (one Zen 5 core, session 8): 8 rows 0.74-0.91 at H = 128..512; at H = 1024 0.86-1.36 up to 24 rows,
+      0.76-0.81 at 32; 2..4 rows 0.91-1.87 (the projection first runs at GEMM speed). The unit split fused at
+      H = 1024 (B = 4) 1.6-2.3x; at 8-16 rows, H = 512, 0.75-0.78x.
+    - Beside: the forward's projection (Zen 5, session 13) LSTM inference 0.71-1.01 at B = 2..7, H = 128..256,
+      training 0.81-1.12; below 2^22 multiply-adds 1.09-1.52; on AVX2 (Zen 1, session 16) 0.74-0.92. The backward's
+      GEMMs (Zen 5, session 14) LSTM H = 128 0.68-0.96, GRU 0.73-0.93 but 1.00-1.48 where its gradients outgrow the
+      L2; compiled for AVX2 1.18-1.38 (so AVX-512 builds only)."""
+    if threads is None:
+        threads = numba.get_num_threads()
+    if vector_bits is None:
+        vector_bits = microkernel.VECTOR_BITS
+    units = _unit_split(B, threads, kind, hidden, projected, training, backward, itemsize, inputs, vector_bits)
+    if units:
+        blocks = [Block(0, B, "units", units)]
+    else:
+        blocks = [Block(b0, b1, "gemv" if b1 - b0 == 1 else "packed")
+                  for b0, b1 in _even_blocks(B, max(1, min(threads, B // _MIN_ROWS_PER_THREAD)))]
+    if kind is None or hidden is None or steps is None or inputs is None:
+        return Plan(blocks)
+    gates = _GATES[kind] * hidden
+    width = hidden if state is None else state
+    fused = not backward and _fuses_input(kind, blocks, itemsize * gates * (inputs + width))
+    one_block = len(blocks) == 1 and blocks[0].step == "packed" and threads > 1 and steps > 1
+    rows = B if one_block else 0
+    if backward:
+        beside = (one_block and vector_bits == 512 and not projected
+                  and steps * rows * gates * (2 * inputs + width + 1) >= _MIN_GRADIENTS_BESIDE_MACS
+                  and gates * (inputs + width + 2) * itemsize <= _l2_bytes())
+    else:
+        beside = not fused and one_block and steps * rows * inputs * gates >= _MIN_BESIDE_MACS
+    return Plan(blocks, fused, beside)
+
+
+def _unit_split(B, threads, kind, hidden, projected, training, backward, itemsize, inputs, vector_bits):
+    """``plan``'s rule 1: the unit split's parts of the hidden units, or () for the row split."""
+    if kind is None or hidden is None or projected or threads < 2:
+        return ()
+    weights = _GATES[kind] * hidden * hidden
+    share = weights * itemsize / (threads * _l2_bytes())  # in L2s
+    inference = not (training or backward)
+    least_one_row = _MIN_UNIT_WEIGHTS_ONE_ROW_OWN if vector_bits == 512 and inference else _MIN_UNIT_WEIGHTS_ONE_ROW
+    one_row = B == 1 and weights >= least_one_row and (
+        inference and (share <= 1 or share >= _STREAMED_L2S)
+        or vector_bits == 512 and share <= _ONE_ROW_TRAINING_L2S)
+    max_rows = _MAX_ROWS_UNIT_SPLIT_LARGE if weights >= _LARGE_UNIT_WEIGHTS else _MAX_ROWS_UNIT_SPLIT
+    if backward:
+        least = _MIN_UNIT_WEIGHTS_BACKWARD
+    elif vector_bits == 512:  # the unit split's threads project their own units' inputs
+        least = min(_MIN_UNIT_WEIGHTS_OWN_TRAINING if training else _MIN_UNIT_WEIGHTS_OWN,
+                    _MIN_UNIT_WEIGHTS_TRAINING if training else _MIN_UNIT_WEIGHTS)
+    else:
+        least = _MIN_UNIT_WEIGHTS_TRAINING if training else _MIN_UNIT_WEIGHTS
+    narrow = (not backward and inputs is not None and 2 * inputs <= hidden
+              and weights >= _MIN_UNIT_WEIGHTS_ONE_ROW and share <= 1)
+    split = one_row or _MIN_ROWS_UNIT_SPLIT <= B < max_rows and (weights >= least or narrow)
+    units = _unit_parts(hidden, threads) if split else ()
+    return units if len(units) > 1 else ()
+
+
+def _unit_parts(H, threads):
+    """``range(H)`` in at most ``threads`` parts ``(u0, u1)``, as even as possible in multiples of ``_UNIT_GRAIN``
+    (the last part takes the remainder), each at least ``_UNIT_GRAIN`` units."""
+    grains = H // _UNIT_GRAIN
+    parts = max(1, min(threads, grains))
+    bounds = [_UNIT_GRAIN * (grains * i // parts) for i in range(parts)] + [H]
+    return tuple(itertools.pairwise(bounds))
+
+
+def _fuses_input(kind, blocks, weight_bytes):
+    """``plan``'s rule 3: whether each step's GEMM projects x_t too, over ``blocks`` with ``weight_bytes`` of W_ih
+    and W_hh."""
+    if kind == GRU:
+        return False
+    if blocks[0].step == "units":
+        return blocks[0].end - blocks[0].start >= _MIN_ROWS_UNITS_FUSED
+    if any(block.step != "packed" for block in blocks):
+        return False
+    rows = _MIN_ROWS_FUSED if weight_bytes <= _FUSED_BYTES else _MIN_ROWS_FUSED_LARGE
+    return all(block.end - block.start >= rows for block in blocks)
+
+
+def _even_blocks(n, parts):
+    """``range(n)`` in ``parts`` blocks of consecutive indices, as ``[(start, end), ...]``, as even as possible."""
+    return list(itertools.pairwise([n * i // parts for i in range(parts + 1)]))
+
+
+@functools.cache
+def _l2_bytes():
+    """A core's L2 cache in bytes, from sysfs; 512 KB where it cannot be read (the smallest of the machines these
+    kernels were measured on: Zen 3)."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    units = {"K": 1 << 10, "M": 1 << 20}
+    try:
+        for entry in sorted(os.listdir(base)):
+            with open(f"{base}/{entry}/level") as level, open(f"{base}/{entry}/type") as kind:
+                if level.read().strip() != "2" or kind.read().strip() not in ("Unified", "Data"):
+                    continue
+            with open(f"{base}/{entry}/size") as size:
+                text = size.read().strip()
+            return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+    except (OSError, ValueError):
+        pass
+    return 512 << 10
+
+
 @intrinsic
 def _full_width_vectors(typingctx):
     """Called first in a compiled loop: let LLVM vectorise that function with the CPU's widest registers.
@@ -183,42 +388,39 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
     # Without a projection both are empty, which the compiled loops read as "no projection".
     w_hr = np.empty((0, 0), dtype) if w_hr is None else np.ascontiguousarray(w_hr, dtype)
     r = np.empty((T if training else 1, B, H) if len(w_hr) else (0, 0, 0), dtype)  # o * tanh(c')
-    # All time steps' input projections in one GEMM (split over the threads); the biases are added in the cell pass,
-    # which reads xp anyway (a separate bias pass over [T, B, GH] cost ~5 % at large shapes).
-    blocks = plan(B, kind=kind, hidden=H, projected=len(w_hr) > 0, training=training, itemsize=dtype.itemsize,
-                  inputs=I)
+    how = plan(B, kind=kind, hidden=H, projected=len(w_hr) > 0, training=training, itemsize=dtype.itemsize,
+               inputs=I, steps=T, state=P)
+    blocks = how.blocks
     if blocks[0].step == "units":
         last = _forward_units(kind, blocks[0].units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training,
-                              fuses_input(kind, blocks, w_ih, w_hh))
-        h_n = hs[last].copy()
-        c_n = cs[last].copy() if kind == LSTM else None
-        cache = (kind, x2d, w_ih, w_hh, lengths, hs, cs, saved, w_hr, r) if training else None
-        return y, h_n, c_n, cache
-    if fuses_input(kind, blocks, w_ih, w_hh):
+                              how.fused)
+    elif how.fused:
         last = _forward_fused(kind, blocks, x2d.reshape(T, B, I), w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y,
                               training, w_hr, r)
-        h_n = hs[last].copy()
-        c_n = cs[last].copy() if kind == LSTM else None
-        cache = (kind, x2d, w_ih, w_hh, lengths, hs, cs, saved, w_hr, r) if training else None
-        return y, h_n, c_n, cache
-    if projects_beside(blocks, T, I, w_hh.shape[0]):
+    elif how.beside:
         last = _forward_beside(kind, blocks[0], x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training,
                                w_hr, r)
-        h_n = hs[last].copy()
-        c_n = cs[last].copy() if kind == LSTM else None
-        cache = (kind, x2d, w_ih, w_hh, lengths, hs, cs, saved, w_hr, r) if training else None
-        return y, h_n, c_n, cache
-    xp = _input_projection(x2d, w_ih, blocks, B).reshape(T, B, w_hh.shape[0])
-    # The per-step GEMMs' right-hand sides, W_hh^T and W_hr^T, packed once for all steps and threads.
-    w_hh_packed, w_hr_packed = _packed(blocks, w_hh.T, w_hr.T)
-    with _recurrence_blas(B):
-        last = _in_row_blocks(_forward_sequence, blocks, kind, xp, w_hh, w_hh_packed, np.ascontiguousarray(b_ih),
-                              np.ascontiguousarray(b_hh), lengths, hs, cs, saved, y, training, w_hr, w_hr_packed, r,
-                              _NOT_PIPED)
+    else:
+        last = _forward_first(kind, blocks, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training, w_hr, r)
     h_n = hs[last].copy()
     c_n = cs[last].copy() if kind == LSTM else None
     cache = (kind, x2d, w_ih, w_hh, lengths, hs, cs, saved, w_hr, r) if training else None
     return y, h_n, c_n, cache
+
+
+def _forward_first(kind, blocks, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training, w_hr, r):
+    """The row split with the input projection of all steps first (``plan``: not fused, not beside); returns the
+    slot of the final state."""
+    T, B, _ = y.shape
+    # All time steps' input projections in one GEMM (split over the threads); the biases are added in the cell pass,
+    # which reads xp anyway (a separate bias pass over [T, B, GH] cost ~5 % at large shapes).
+    xp = _input_projection(x2d, w_ih, blocks, B).reshape(T, B, w_hh.shape[0])
+    # The per-step GEMMs' right-hand sides, W_hh^T and W_hr^T, packed once for all steps and threads.
+    w_hh_packed, w_hr_packed = _packed(blocks, w_hh.T, w_hr.T)
+    with _recurrence_blas(B):
+        return _in_row_blocks(_forward_sequence, blocks, kind, xp, w_hh, w_hh_packed, np.ascontiguousarray(b_ih),
+                              np.ascontiguousarray(b_hh), lengths, hs, cs, saved, y, training, w_hr, w_hr_packed, r,
+                              _NOT_PIPED)
 
 
 # Rows of x per micro-kernel call in _input_projection: x's block (at most 512 KB at I = 1024) stays in L2 while each
@@ -385,31 +587,6 @@ def _forward_sequence(kind, xp, w_hh, w_hh_packed, b_ih, b_hh, lengths, hs, cs, 
 
 # ``ready`` of a time loop whose input projections are all written before it starts.
 _NOT_PIPED = np.empty(0, np.int64)
-
-
-# The least input projection (multiply-adds, T * B * I * G*H) that ``_forward_beside`` computes beside the loop.
-_MIN_BESIDE_MACS = 1 << 22
-
-
-def projects_beside(blocks, T, I, GH, threads=None):
-    """Whether a forward of ``T`` steps of ``I`` inputs and ``GH`` gate rows over the ``plan``'s ``blocks`` computes
-    the input projection on a second thread while the time loop runs (``_forward_beside``): where the row split
-    leaves threads idle, i.e. one block of 2 or more rows (not fused: that needs 8 rows per block, which one block
-    has only on one thread) on 2 or more ``threads`` (default: Numba's thread count, as ``plan``), and the
-    projection has at least ``_MIN_BESIDE_MACS`` multiply-adds. Measured (benchmarks/RESULTS.md, session 13: Zen 5,
-    2 threads, T = 100, A/B in one process, benchmarks/beside_ab.py) against the projection first: LSTM inference
-    0.71-1.01x the time at B = 2..7, H = 128..256, I = H and H/4 (median 0.85), training 0.81-1.12 (median 0.94;
-    the backward unchanged); GRU and RNN inference median 0.87. Below 2^22 multiply-adds (calls of 0.2-0.5 ms: B = 2
-    with I = 32..64 or the RNN at H = 128) the thread hand-off cost more than it saved (1.09-1.52x). On AVX2 builds
-    OpenBLAS computes the chunks, in the projection-first path's own chunks (``_blas_chunks``), so both paths make
-    the same calls: measured on an AVX2-only machine (session 16: AMD EPYC Zen 1, 512 KB L2, benchmarks/beside_ab.py
-    --any-vector-width), LSTM inference 0.74-0.92x the time at B = 2..7, H = 128 and 256, I = H and H/4 (one row
-    1.00), training 0.90-1.07 (H = 128 about even, H = 256 0.90-0.97)."""
-    if threads is None:
-        threads = numba.get_num_threads()
-    block = blocks[0]
-    return (T > 1 and len(blocks) == 1 and block.step == "packed" and threads > 1
-            and T * (block.end - block.start) * I * GH >= _MIN_BESIDE_MACS)
 
 
 def _forward_beside(kind, block, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, saved, y, training, w_hr, r):
@@ -855,9 +1032,11 @@ def _backward(dy, dh_n, dc_n, cache):
     projected = len(w_hr) > 0
     dhp = np.zeros((T, B, H) if projected else (0, 0, 0), dtype)  # gradients w.r.t. the projected states
     hidden = GH // _GATES[kind]
-    blocks = plan(B, kind=kind, hidden=hidden, projected=projected, backward=True)
+    how = plan(B, kind=kind, hidden=hidden, projected=projected, backward=True, itemsize=dtype.itemsize,
+               inputs=x2d.shape[1], steps=T, state=H)
+    blocks = how.blocks
     backward_units = blocks[0].step == "units"
-    if gradients_beside(blocks, T, x2d.shape[1], H, GH, projected, dtype.itemsize):
+    if how.beside:
         return _backward_beside(kind, blocks[0], np.ascontiguousarray(dy, dtype), dh, dc, w_hh, lengths, hs, cs,
                                 saved, da_x, da_h, x2d, w_ih)
     if backward_units:
@@ -876,7 +1055,7 @@ def _backward(dy, dh_n, dc_n, cache):
     n_in = x2d.shape[1]
     h2d = hs[:T].reshape(T * B, H)
     forward_units = plan(B, threads, kind, hidden, projected, training=True, itemsize=dtype.itemsize,
-                         inputs=n_in)[0].step == "units"
+                         inputs=n_in).blocks[0].step == "units"
     if len(blocks) == 1 and threads > 1 and not forward_units and not backward_units:
         # The time loop ran on one thread (B < 8): OpenBLAS on all its threads, as before. Measured on 2 threads
         # (Zen 5, quiet): the micro-kernel GEMMs split over our threads made the step 1.15x slower at B = 1 and 4,
@@ -907,55 +1086,10 @@ def _backward(dy, dh_n, dc_n, cache):
     return grads
 
 
-# The least work after the backward's time loop (multiply-adds of dx and the weight gradients) that
-# ``_backward_beside`` computes beside the loop, and the rows of da per part it takes at a time.
-_MIN_GRADIENTS_BESIDE_MACS = 1 << 24
+# The rows of da per part that ``_backward_beside``'s second thread takes at a time.
 _GRADIENT_PART_ROWS = 64
 # Added to the parts' claim counter when the loop's thread takes over the parts nobody claimed yet.
 _HANDED_OVER = 1 << 40
-
-
-def gradients_beside(blocks, T, I, H, GH, projected, itemsize, threads=None):
-    """Whether a backward of ``T`` steps over the ``plan``'s ``blocks`` (``I`` inputs, state width ``H``, ``GH``
-    gate rows, elements of ``itemsize`` bytes) computes dx and the weight gradients on a second thread while the
-    time loop runs (``_backward_beside``): where the row split leaves threads idle (one block of 2 or more rows on 2
-    or more ``threads``, default Numba's count), without a projection, with at least
-    ``_MIN_GRADIENTS_BESIDE_MACS`` multiply-adds in those GEMMs, and where the weight gradients, which every part
-    reads and writes, fit in a core's L2 cache (``_l2_bytes``).
-
-    Measured (benchmarks/RESULTS.md, session 14: Zen 5, 1 MB L2, 2 threads, T = 100, training, A/B in one process,
-    benchmarks/beside_ab.py --switch backward) against the GEMMs after the loop: LSTM H = 128 (I = 128, 32) 0.68-0.96x
-    the time at B = 2..7 (the backward splits the units from H = 256); GRU H = 128 and 256 (I = H, H/4) 0.73-0.93
-    but where its two gradients (1.6 MB at I = H = 256) outgrow the L2: 1.00-1.48 (B = 6..2); RNN H = 128, 256
-    0.67-1.00, and 1.10 at B = 2, I = 32, H = 128 (2^22.2 multiply-adds: the hand-off costs about what it saves
-    below 2^24). Only on AVX-512 builds: compiled for Haswell (AVX2) on the same machine, with OpenBLAS's Haswell
-    kernels after the loop, LSTM H = 128 took 1.18-1.38x the time at B = 2..7; not measured on an AVX2 machine."""
-    if threads is None:
-        threads = numba.get_num_threads()
-    block = blocks[0]
-    return (microkernel.VECTOR_BITS == 512 and T > 1 and len(blocks) == 1 and block.step == "packed" and threads > 1
-            and not projected
-            and T * (block.end - block.start) * GH * (2 * I + H + 1) >= _MIN_GRADIENTS_BESIDE_MACS
-            and GH * (I + H + 2) * itemsize <= _l2_bytes())
-
-
-@functools.cache
-def _l2_bytes():
-    """A core's L2 cache in bytes, from sysfs; 512 KB where it cannot be read (the smallest of the machines these
-    kernels were measured on: Zen 3)."""
-    base = "/sys/devices/system/cpu/cpu0/cache"
-    units = {"K": 1 << 10, "M": 1 << 20}
-    try:
-        for entry in sorted(os.listdir(base)):
-            with open(f"{base}/{entry}/level") as level, open(f"{base}/{entry}/type") as kind:
-                if level.read().strip() != "2" or kind.read().strip() not in ("Unified", "Data"):
-                    continue
-            with open(f"{base}/{entry}/size") as size:
-                text = size.read().strip()
-            return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
-    except (OSError, ValueError):
-        pass
-    return 512 << 10
 
 
 def _backward_beside(kind, block, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_h, x2d, w_ih):
@@ -1389,221 +1523,11 @@ def _column_sums(a):
     return out
 
 
-# A time loop is split over threads only when each gets at least this many sequences (measured on the previous
-# per-step kernel, which computed rows four at a time).
-_MIN_ROWS_PER_THREAD = 4
-
-
-# The forward splits the hidden units over the threads (all rows in every thread) below this many rows of the batch,
-# in parts of a multiple of _UNIT_GRAIN units, each at least _UNIT_GRAIN.
-_MAX_ROWS_UNIT_SPLIT, _UNIT_GRAIN = 8, 16
-# ... from this many rows, and where W_hh has at least this many elements (LSTM: H >= 512; RNN: H >= 1024).
-_MIN_ROWS_UNIT_SPLIT, _MIN_UNIT_WEIGHTS = 2, 1 << 20
-# The same for a forward in training, and for the backward (same range of rows; LSTM H >= 256).
-_MIN_UNIT_WEIGHTS_TRAINING, _MIN_UNIT_WEIGHTS_BACKWARD = 1 << 20, 1 << 18
-# One row (inference) splits the units where W_hh has at least this many elements and each thread's share of it fits
-# in a core's L2, or is at least _STREAMED_L2S L2s (plan's docstring).
-_MIN_UNIT_WEIGHTS_ONE_ROW, _STREAMED_L2S = 1 << 18, 2
-# From this many elements of W_hh a forward at 2..7 rows splits the units on AVX-512 builds (plan); in training as
-# from where the backward splits them
-_MIN_UNIT_WEIGHTS_OWN, _MIN_UNIT_WEIGHTS_OWN_TRAINING = 1 << 17, 1 << 18
-# One row in training (forward and backward) splits the units on AVX-512 builds where a thread's share of W_hh is at
-# most this many L2s (plan)
-_ONE_ROW_TRAINING_L2S = 0.5
-# Where W_hh has at least _LARGE_UNIT_WEIGHTS elements (LSTM H >= 1024), forward and backward split the units below
-# this many rows instead.
-_MAX_ROWS_UNIT_SPLIT_LARGE, _LARGE_UNIT_WEIGHTS = 13, 1 << 22
-
-
-class Block(typing.NamedTuple):
-    """Rows ``start <= b < end`` of a batch, whose whole time loop one thread runs, and its per-step GEMM; or, with
-    the step "units", all rows, their time loop run by ``len(units)`` threads, thread k computing the hidden units
-    ``units[k] = (u0, u1)`` (``_forward_units``)."""
-    start: int
-    end: int
-    step: str  # "gemv" (1 row, OpenBLAS), "packed" (2 or more rows, microkernel.matmul_packed) or "units"
-    units: tuple = ()
-
-
-def plan(B, threads=None, kind=None, hidden=None, projected=False, training=False, backward=False, itemsize=4,
-         inputs=None, vector_bits=None):
-    """How the kernels run a batch of ``B`` sequences on ``threads`` threads (default: Numba's thread count,
-    ``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``): a list of ``Block``s, one per thread; or, for a forward
-    (``kind`` and ``hidden``, the cell and H, given), one "units" block that splits the hidden units over the threads.
-    ``inputs``: the input width I where known (a forward's unit split at 2..7 rows depends on it on AVX2 builds,
-    see below). ``vector_bits``: the micro-kernel's vector width (default ``microkernel.VECTOR_BITS``).
-
-    On AVX-512 builds (``vector_bits`` 512), where each thread of the unit split projects its own units' inputs
-    (``_forward_units``), a forward at 2..7 rows splits the units where W_hh has at least ``_MIN_UNIT_WEIGHTS_OWN``
-    = 2^17 elements (LSTM H >= 182, GRU H >= 210, RNN H >= 363), whatever the input width and the L2; a forward in
-    training from ``_MIN_UNIT_WEIGHTS_OWN_TRAINING`` = 2^18, where its backward splits the units too. Measured on Zen 4
-    (2 threads, T = 100, benchmarks/RESULTS.md "Session 21": unit_split.py, 5 repeats after 0.3 s idles), units /
-    rows at B = 2..7: LSTM inference I = H and H/4, H = 192..448: 0.59-1.07, the unit split slower in 4 of 42 rows
-    (1.01-1.07), at H = 128 0.88-1.14 (slower in 8 of 14); GRU H = 192..448 0.65-1.12 (slower in 2 of 24), RNN
-    H = 256..512 0.71-0.98 (18 of 18); LSTM training (both passes split against the backward's alone) H = 256, 384:
-    0.87-1.03, slower in 1 of 12.
-    One row in training (the forward and its backward) splits the units on AVX-512 builds where W_hh has at least
-    ``_MIN_UNIT_WEIGHTS_ONE_ROW`` = 2^18 elements and each thread's share is at most ``_ONE_ROW_TRAINING_L2S`` = half
-    an L2 (LSTM float32, 2 threads, 1 MB L2s: H = 256; RNN H = 512; no GRU H). Measured on Zen 4 (the same
-    benchmark, --mode training, both passes split against both on one thread): LSTM H = 256 0.72-0.81 (4 of 4),
-    RNN H = 512 0.80 (I = H/4) and 0.99 (I = H); past half an L2 mixed: LSTM H = 288 and 320 0.77-1.10, H = 352
-    (a share of 0.97 L2) 1.16-1.18, GRU H = 320 and 384 0.57-0.71 at I = H/4 but 1.17-1.28 at I = H.
-    The rest of this docstring is the rule for AVX2 builds and for the other row counts.
-
-    Unit split (not with a projection; forward ``_forward_units``, backward ``_backward_units``): on 2 or more
-    threads for ``_MIN_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT`` (2..7 rows, where the row split runs the time
-    loop on one thread), where W_hh has at least ``_MIN_UNIT_WEIGHTS`` = 2^20 elements (LSTM H >= 512, GRU H >= 592,
-    RNN H >= 1024; with a narrow input, from 2^18, below) and H at least ``_UNIT_GRAIN`` units per thread. The units
-    are split as evenly as possible in multiples of ``_UNIT_GRAIN``, one part per thread (``_unit_parts``). Measured
-    (benchmarks/unit_split.py and unit-split.md: Zen 5, 2 threads, LSTM, T = 100, load average 1.5-3 with the
-    benchmark's own 2 threads), unit split / row split at B = 2..4: inference 0.66-0.82 at H = 1024, 0.75-1.26
-    (mostly 0.85-0.94) at H = 512, 1.1-2.4 at H <= 256 (the threads meet every step: a few us a step, which small
-    steps do not pay back); training (with the backward's GEMMs on our threads, see ``_backward``) 0.72-0.95 at
-    H >= 512, 0.85-1.03 at H = 256. B = 1 (the row split runs OpenBLAS's GEMV on its threads): 1.08-1.93 at every H
-    on Zen 5 in session 9; on Zen 4 in session 17 (benchmarks/RESULTS.md "Session 17") LSTM inference 0.69-1.02 at
-    H = 512..1024 in benchmarks/unit_split.py but 0.83-1.13 against the row split in benchmarks/forward_ab.py
-    (I = H/4 slower in every pass), 1.5-1.8 at H = 128, and a forward in training lost 1.2-1.7. Where each thread's
-    share of W_hh fits in its L2 (``_l2_bytes``) it won in every row of a pass over both sides of that line
-    (benchmarks/unit_split.py --batch 1, 9 repeats, units / rows): LSTM H = 256, 320 0.73-0.83, GRU H = 320, 384
-    0.74-0.76, RNN H = 512, 640 0.72-0.83; past it mixed or slower (LSTM H = 384, whose 1.2 MB share does not fit
-    Zen 4's 1 MB, 1.20-1.33; GRU H = 448 0.88-1.10; RNN H = 768 0.98-1.17), and below 2^18 elements mixed (LSTM
-    H = 192 0.89-1.15). So one row splits the units for inference where W_hh has at least
-    ``_MIN_UNIT_WEIGHTS_ONE_ROW`` = 2^18 elements (LSTM H >= 256, GRU H >= 296, RNN H >= 512) and, in elements of
-    ``itemsize`` bytes, at most ``threads`` L2s (LSTM float32 on 2 threads with 1 MB L2s: H <= 362). Far past the L2
-    both splits stream W_hh from L3 every step (the row split through OpenBLAS's GEMV, the unit split each thread
-    its share through the micro-kernel): in session 18 (Zen 4, the same benchmark, 7 repeats, two passes) the unit
-    split took 0.66-0.96x the row split's time for LSTM H = 512..1536 (16 of 16 rows; 0.54-0.91x torch's), GRU
-    H = 640..1024 0.76-0.99, RNN H = 1024..2048 0.81-1.02; in the band just past the L2 it lost (GRU H = 512,
-    I = H/4, 1.08; RNN H = 768, I = H/4, 1.11). Timed in blocks of 30 calls of one split, 0.3 s apart, four blocks
-    each, alternating: LSTM H = 512..1024, I = H and H/4, 0.77-0.88. But in benchmarks/forward_ab.py, which times
-    the unit split right after the row split's calls, without a pause, I = H/4 was slower (1.06-1.15 at
-    H = 512..768, 0.93-0.98 at 1024; I = H 0.77-0.98): OpenBLAS's workers, which spin for a while after its GEMV,
-    take the cores the unit split's threads meet on every step. A program that calls a multi-threaded BLAS just
-    before each forward may see that too. So one row splits the units too where each thread's share is at least
-    ``_STREAMED_L2S`` = 2 L2s (LSTM float32 on 2 threads with 1 MB L2s: H >= 512; GRU H >= 592; RNN H >= 1024). 2..7
-    rows also split the units (forward, inference and training) where W_hh has at least
-    ``_MIN_UNIT_WEIGHTS_ONE_ROW`` elements, each thread's share fits in its L2 (as for one row) and the input is at
-    most half as wide as the state (``inputs`` <= ``hidden`` / 2; LSTM float32, 2 threads, 1 MB L2s: H = 256..362).
-    The unit split computes the input projection of all steps first, on both threads, where the row split computes
-    it beside its loop on the second thread (``_forward_beside``): at I = H the projection is as much work as the
-    recurrence, and the unit split gains little or loses. Measured on Zen 4 (2 threads, benchmarks/RESULTS.md
-    "Session 20", after ``_in_parallel`` kept the threads on distinct CPUs; unit_split.py, 7 repeats after 0.3 s
-    idles), units / rows at B = 2..7: LSTM inference, I = H/4 and H/2, H = 256..320: 0.69-0.98 in 39 of 42 rows (the
-    others 1.03-1.16); I = H: 0.74-0.96 at H = 256, but 1.09-1.34 in 8 of 18 rows at H = 288 and 320. Training (the
-    backward split by units either way), I = H/4 and 128, H = 256 and 320: 0.89-0.97 in 18 of 24 rows, the others
-    1.00-1.17 (at B = 4..7, I = 64, H = 256 re-timed: 0.90-0.92). GRU H = 320, 384 and RNN H = 512, 640 (I = H/4,
-    B = 2, 4, 7, both modes): 0.67-0.99 in 23 of 24. B = 8 (two blocks of 4 rows): 0.89-1.0 at H = 1024, 1.14-2.7
-    below; B = 16..32: 1.0-3.2. Where W_hh has at least ``_LARGE_UNIT_WEIGHTS`` = 2^22 elements (LSTM H >= 1024, GRU
-    H >= 1183, RNN H >= 2048) the unit split runs below ``_MAX_ROWS_UNIT_SPLIT_LARGE`` = 13 rows (forward and
-    backward). Measured quiet on Zen 5 (not yet on an AVX2 machine), 2 threads, LSTM H = 1024 (benchmarks/RESULTS.md
-    "Session 12", two passes), unit / row split: inference 0.84-0.93 (B 8), 0.92-0.98 (B 12), 0.83-0.97 (B 16);
-    training (both passes split by units) 0.76-0.81, 0.96-1.02, 0.76-0.97 (B 16 stays on rows: one pass only won
-    clearly); at H = 512 it loses (1.09-1.15 inference in the first pass), so the row split stays there from 8 rows.
-    GRU and RNN at 8-12 rows were not measured. GRU and RNN near the threshold: GRU H = 512 0.76-1.06, 1024
-    0.68-1.08; RNN H = 512 1.09-1.20 (inference), H = 1024..2048 0.63-0.95.
-
-    A backward (``backward=True``) splits the units in the same range of rows where W_hh has at least
-    ``_MIN_UNIT_WEIGHTS_BACKWARD`` = 2^18 elements (LSTM H >= 256, GRU H >= 296, RNN H >= 512), whatever its forward
-    ran; a forward in training (``training=True``) uses ``_MIN_UNIT_WEIGHTS_TRAINING``, 2^20 as for inference.
-    Measured (unit-split.md, "backward": quiet, 2 threads, T = 100, training = forward + backward, B = 2, 4, 6):
-    with the backward's unit split, training took 0.71-0.94x the time of the forward-only unit split at H >= 512
-    (LSTM, I = H and H/4; GRU 0.70-1.03, RNN H = 1024..2048 0.66-0.88); at H = 256 (LSTM) the forward's row split
-    with the backward's unit split took 0.86-0.99x the row split's time, and the forward's unit split there made it
-    slower (0.99-1.28x). GRU at H < 512 and the RNN at H = 512 were not measured.
-
-    Row split (otherwise): the batch is split into at most ``threads`` blocks of consecutive rows, as even as
-    possible, each at least ``_MIN_ROWS_PER_THREAD`` rows; one block is the whole batch on one thread. The sequences
-    of a batch never meet in a time loop (each step's GEMM is row by row), so each thread runs the whole loop for its
-    rows: one hand-off per call, none per step, and a thread slowed down on a shared machine only delays the end.
-
-    Per-step GEMM, by the rows of a block: from 2 rows the outer-product micro-kernel (kernels/microkernel.py)
-    against W_hh^T packed once per call. OpenBLAS packs the whole weight matrix for every call: 3-97 GFLOP/s on
-    2..128 rows on one core (Emerald Rapids, H = 128..1024), the micro-kernel 19-131, 1.25-2.6x the previous
-    8-row dot-product kernel (``_rows_matmul_t``) but at 4 rows and H = 1024 (0.98x), and at least OpenBLAS's speed
-    from 4 rows (benchmarks/step_microkernel.py); whole LSTM calls at B = 256 ran at 0.93-0.99x the time of
-    OpenBLAS's per-step GEMM. One row goes to OpenBLAS's GEMV. The hidden size enters only the unit split.
-    """
-    if threads is None:
-        threads = numba.get_num_threads()
-    if vector_bits is None:
-        vector_bits = microkernel.VECTOR_BITS
-    min_weights = (_MIN_UNIT_WEIGHTS_BACKWARD if backward else _MIN_UNIT_WEIGHTS_TRAINING if training
-                   else _MIN_UNIT_WEIGHTS)
-    if vector_bits == 512 and not backward:  # the unit split's threads project their own units' inputs
-        min_weights = min(min_weights, _MIN_UNIT_WEIGHTS_OWN_TRAINING if training else _MIN_UNIT_WEIGHTS_OWN)
-    weights = 0 if kind is None or hidden is None else _GATES[kind] * hidden * hidden
-    max_rows = _MAX_ROWS_UNIT_SPLIT_LARGE if weights >= _LARGE_UNIT_WEIGHTS else _MAX_ROWS_UNIT_SPLIT
-    share = weights * itemsize / (threads * _l2_bytes())  # in L2s
-    one_row = (B == 1 and weights >= _MIN_UNIT_WEIGHTS_ONE_ROW
-               and (not (training or backward) and (share <= 1 or share >= _STREAMED_L2S)
-                    or vector_bits == 512 and share <= _ONE_ROW_TRAINING_L2S))
-    # 2..7 rows, a narrow input and each thread's share of W_hh in its L2
-    narrow = (not backward and inputs is not None and hidden is not None and 2 * inputs <= hidden
-              and weights >= _MIN_UNIT_WEIGHTS_ONE_ROW and share <= 1)
-    if (kind is not None and hidden is not None and not projected and threads > 1
-            and (_MIN_ROWS_UNIT_SPLIT <= B < max_rows and (weights >= min_weights or narrow) or one_row)):
-        units = _unit_parts(hidden, threads)
-        if len(units) > 1:
-            return [Block(0, B, "units", units)]
-    blocks = _even_blocks(B, max(1, min(threads, B // _MIN_ROWS_PER_THREAD)))
-    return [Block(b0, b1, "gemv" if b1 - b0 == 1 else "packed") for b0, b1 in blocks]
-
-
-def _unit_parts(H, threads):
-    """``range(H)`` in at most ``threads`` parts ``(u0, u1)``, as even as possible in multiples of ``_UNIT_GRAIN``
-    (the last part takes the remainder), each at least ``_UNIT_GRAIN`` units."""
-    grains = H // _UNIT_GRAIN
-    parts = max(1, min(threads, grains))
-    bounds = [_UNIT_GRAIN * (grains * i // parts) for i in range(parts)] + [H]
-    return tuple(itertools.pairwise(bounds))
-
-
-# A forward computes each step's input projection in the step's GEMM when every block has at least this many rows;
-# with more than _FUSED_BYTES of weights, at least _MIN_ROWS_FUSED_LARGE.
-_MIN_ROWS_FUSED, _MIN_ROWS_FUSED_LARGE, _FUSED_BYTES = 8, 32, 8 << 20
-# The same for the unit split (all rows in each thread): above plan's range, which runs it projection first.
-_MIN_ROWS_UNITS_FUSED = 13
-
-
-def fuses_input(kind, blocks, w_ih, w_hh):
-    """Whether a forward over the ``plan``'s ``blocks`` computes each step's input projection x_t W_ih^T inside the
-    step's GEMM (``_forward_fused``) rather than all steps' in one GEMM before the time loop.
-
-    Yes for the LSTM and the RNN when every block has at least ``_MIN_ROWS_FUSED`` rows (the AVX-512 tile's height),
-    or ``_MIN_ROWS_FUSED_LARGE`` when ``w_ih`` and ``w_hh`` together take more than ``_FUSED_BYTES``; the GRU always
-    projects first (its n gate needs the x and h parts apart). With few rows a step streams all of the packed weights
-    from cache or memory for few FLOPs, and the fused step streams W_ih too, while the projection before the loop
-    runs at GEMM speed. Measured on one Zen 5 core (T = 100, inference, load 4-6), fused / projection first: 8 rows
-    0.74-0.91 at H = 128..512 (weights up to 5 MB), 0.86-1.27 at I = 256, H = 1024 (21 MB), 1.13 at I = H = 1024;
-    16 rows 0.68-0.83 at H <= 512; 2 rows 1.05-1.87, 4 rows 0.91-1.66 (the projection by OpenBLAS). With the
-    projection through the micro-kernel (``_input_projection``), at H = 1024: 16 rows 1.08 (I = 256) and 1.36
-    (I = 1024), 24 rows 0.98; 32 rows 0.76-0.81 against the previous kernels.
-
-    The unit split (``plan``'s "units" block, 2..7 rows, 2..12 at H >= 1024) projects first: fused, each thread
-    streams its share of W_ih too every step, and at H = 1024 (32 MB of [W_ih | W_hh], the size of the L3) B = 4
-    took 1.6-2.3x the projection-first time; at H <= 512 within +-15 %. From ``_MIN_ROWS_UNITS_FUSED`` rows (not
-    used by ``plan`` today, which splits units up to 12 rows, and only at H >= 1024 from 8) it would fuse: at 8-16 rows,
-    H = 512, 0.75-0.78x the projection-first unit split; not measured at H = 1024 with 8 or more rows."""
-    if kind == GRU:
-        return False
-    if blocks[0].step == "units":
-        return blocks[0].end - blocks[0].start >= _MIN_ROWS_UNITS_FUSED
-    if any(block.step != "packed" for block in blocks):
-        return False
-    rows = _MIN_ROWS_FUSED if w_ih.nbytes + w_hh.nbytes <= _FUSED_BYTES else _MIN_ROWS_FUSED_LARGE
-    return all(block.end - block.start >= rows for block in blocks)
-
-
 def _packed(blocks, *matrices):
     """``microkernel.pack`` of each of ``matrices`` (the right-hand sides [K, N] of a time loop's per-step GEMMs)
     where a block runs the micro-kernel; an empty array where none does or the matrix is empty (no projection)."""
     use = any(block.step == "packed" for block in blocks)
     return [pack(m) if use and m.size else np.empty((0, 0, 0), m.dtype) for m in matrices]
-
-
-def _even_blocks(n, parts):
-    """``range(n)`` in ``parts`` blocks of consecutive indices, as ``[(start, end), ...]``, as even as possible."""
-    return list(itertools.pairwise([n * i // parts for i in range(parts + 1)]))
 
 
 def _in_row_blocks(loop, blocks, *args):

@@ -157,7 +157,7 @@ def test_larger_float32_shapes_match_reference(threads, steps, pin_threads):
     is one block whose per-step GEMM is the micro-kernel (four whole row tiles and a partial one, a partial
     panel: 4H = 180 columns), on two threads two blocks of 18 and 19 rows."""
     pin_threads(threads)
-    assert [block.step for block in cpu.plan(37)] == steps
+    assert [block.step for block in cpu.plan(37).blocks] == steps
     rng = np.random.default_rng(4)
     for cell in CELLS:
         p = make_inputs(rng, cell, 9, 37, 21, 45, np.float32)
@@ -201,7 +201,7 @@ def test_small_batches_above_four_match_reference(B, pin_threads):
     """B = 5..32 on one thread runs the micro-kernel over several row tiles, the last one partial, forward
     and backward."""
     pin_threads(1)
-    assert cpu.plan(B) == [cpu.Block(0, B, "packed")]
+    assert cpu.plan(B).blocks == [cpu.Block(0, B, "packed")]
     rng = np.random.default_rng(B)
     for cell in CELLS:
         p = make_inputs(rng, cell, 5, B, 7, 13, np.float64)
@@ -245,12 +245,12 @@ def pin_threads(monkeypatch):
     (256, 16, [(16 * i, 16 * i + 16, "packed") for i in range(16)]),
 ])
 def test_plan(B, threads, blocks):
-    assert cpu.plan(B, threads) == [cpu.Block(*block) for block in blocks]
+    assert cpu.plan(B, threads).blocks == [cpu.Block(*block) for block in blocks]
 
 
 @pytest.mark.parametrize("B, threads", [(1, 2), (7, 2), (8, 2), (13, 2), (14, 3), (100, 2), (9, 16), (1000, 7)])
 def test_plan_covers_the_batch(B, threads):
-    blocks = cpu.plan(B, threads)
+    blocks = cpu.plan(B, threads).blocks
     assert blocks[0].start == 0 and blocks[-1].end == B
     assert all(a.end == b.start for a, b in itertools.pairwise(blocks))
     assert len(blocks) <= threads
@@ -273,8 +273,7 @@ def test_fuses_input(B, threads, H, cells):
     kinds = {"lstm": cpu.LSTM, "gru": cpu.GRU, "rnn_tanh": cpu.RNN_TANH, "rnn_relu": cpu.RNN_RELU}
     fused = []
     for cell in CELLS:
-        w_ih, w_hh = np.empty((GATES[cell] * H, 256), np.float32), np.empty((GATES[cell] * H, H), np.float32)
-        if cpu.fuses_input(kinds[cell], cpu.plan(B, threads), w_ih, w_hh):
+        if cpu.plan(B, threads, kinds[cell], H, inputs=256, steps=100).fused:
             fused.append(cell)
     assert fused == cells
 
@@ -284,9 +283,9 @@ def test_fuses_input(B, threads, H, cells):
        H=st.integers(1, 40), dtype=st.sampled_from([np.float32, np.float64]), threads=st.sampled_from([1, 2]),
        use_lengths=st.booleans(), seed=st.integers(0, 2**31 - 1))
 def test_fused_input_projection_matches_reference(cell, T, B, inputs, H, dtype, threads, use_lengths, seed):
-    """Batches of 8 rows and more per thread (``fuses_input``: the input projection in each step's GEMM for the LSTM
-    and the RNN) against the reference, forward and backward, with and without lengths, on 1 and 2 threads. The GRU
-    (never fused) runs the same shapes."""
+    """Batches of 8 rows and more per thread (``plan``'s ``fused``: the input projection in each step's GEMM for the
+    LSTM and the RNN) against the reference, forward and backward, with and without lengths, on 1 and 2 threads. The
+    GRU (never fused) runs the same shapes."""
     import numba
     rng = np.random.default_rng(seed)
     p = make_inputs(rng, cell, T, B, inputs, H, dtype)
@@ -318,14 +317,14 @@ def test_input_projection_matches_numpy(rows, threads, bits, dtype, pin_threads,
     monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", bits)
     rng = np.random.default_rng(rows)
     x, w_ih = rng.standard_normal((rows, 45)).astype(dtype), rng.standard_normal((180, 45)).astype(dtype)
-    got = cpu._input_projection(x, w_ih, cpu.plan(3, threads), 3)
+    got = cpu._input_projection(x, w_ih, cpu.plan(3, threads).blocks, 3)
     want = x.astype(np.float64) @ w_ih.T.astype(np.float64)
     np.testing.assert_allclose(got, want, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype] * np.abs(want).max())
 
 
 def test_plan_reads_numbas_thread_count(pin_threads):
     pin_threads(3)
-    assert len(cpu.plan(14)) == 3
+    assert len(cpu.plan(14).blocks) == 3
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -333,7 +332,7 @@ def test_time_loops_split_over_threads_match_reference(cell, pin_threads):
     """Three threads, each running the whole time loop for its block of rows (4, 5 and 5 of 14; ragged
     lengths), forward and backward, float64 and float32 (each block through the micro-kernel)."""
     pin_threads(3)
-    assert [block.step for block in cpu.plan(14)] == ["packed"] * 3
+    assert [block.step for block in cpu.plan(14).blocks] == ["packed"] * 3
     for dtype in (np.float64, np.float32):
         rng = np.random.default_rng(11)
         p = make_inputs(rng, cell, 6, 14, 5, 9, dtype)

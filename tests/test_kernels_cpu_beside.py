@@ -19,17 +19,18 @@ def pin_threads(monkeypatch):
 
 @pytest.mark.parametrize("bits", [256, 512])
 @pytest.mark.parametrize("B, threads, T, n_in, H, beside", [
-    (2, 2, 100, 128, 128, True), (7, 2, 100, 64, 256, True), (3, 4, 100, 32, 128, True),  # one block, a free thread
+    (2, 2, 100, 128, 128, True), (7, 2, 100, 64, 128, True), (3, 4, 100, 32, 128, True),  # one block, a free thread
     (2, 1, 100, 128, 128, False),   # one thread: nobody to project beside the loop
     (1, 2, 100, 128, 128, False),   # one row: OpenBLAS's GEMV, on its threads
     (8, 2, 100, 128, 128, False),   # two blocks: both threads run a loop
-    (4, 2, 1, 1024, 1024, False),   # one step: nothing to overlap
+    (7, 2, 1, 2048, 128, False),    # one step: nothing to overlap
+    (4, 2, 100, 128, 1024, False),  # the unit split: no idle thread
     (2, 2, 100, 32, 128, False),    # 2^21.6 multiply-adds: the hand-off costs more than it saves
 ])
 def test_which_forwards_project_beside_the_loop(B, threads, T, n_in, H, beside, bits, monkeypatch):
     """The same shapes on AVX-512 and AVX2 builds (OpenBLAS computes the chunks on AVX2: measured on Zen 1)."""
     monkeypatch.setattr(microkernel, "VECTOR_BITS", bits)
-    assert cpu.projects_beside(cpu.plan(B, threads), T, n_in, 4 * H, threads) is beside
+    assert cpu.plan(B, threads, cpu.LSTM, H, inputs=n_in, steps=T).beside is beside
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ def gradients(cell, cache, dy, dh_n, dc_n, threads, pin_threads):
     (4, 2, cpu.LSTM, 240, False, "packed"),
 ])
 def test_plan_for_a_backward(B, threads, kind, H, projected, step):
-    blocks = cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, backward=True)
+    blocks = cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, backward=True).blocks
     assert blocks[0].step == step
     if step == "units":
         assert blocks == [cpu.Block(0, B, "units", cpu._unit_parts(H, threads))]
@@ -66,9 +66,9 @@ def test_plan_for_a_training_forward(B, H, forward):
     """On AVX2 builds a forward in training splits the units from 2^20 elements of W_hh, as inference does (at
     H = 256 the backward's unit split runs after the forward's row split); on AVX-512 builds from 2^18, as the
     backward."""
-    assert cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, training=True, vector_bits=256)[0].step == forward
-    assert cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, training=True, vector_bits=512)[0].step == "units"
-    assert cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, backward=True)[0].step == "units"
+    assert cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, training=True, vector_bits=256).blocks[0].step == forward
+    assert cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, training=True, vector_bits=512).blocks[0].step == "units"
+    assert cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, backward=True).blocks[0].step == "units"
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -80,8 +80,8 @@ def test_backward_unit_split_is_bitwise_the_row_split_and_matches_reference(cell
     split, micro-kernel from 2 rows): every gradient bitwise equal, with lengths, dh_n and dc_n; odd H and H below
     threads x the panel width; and within tolerance of the reference."""
     kind = KINDS[cell]
-    assert len(cpu.plan(B, threads, kind=kind, hidden=H, backward=True)[0].units) == min(threads, H // 16)
-    assert cpu.plan(B, 1, kind=kind, hidden=H, backward=True)[0].step == "packed"
+    assert len(cpu.plan(B, threads, kind=kind, hidden=H, backward=True).blocks[0].units) == min(threads, H // 16)
+    assert cpu.plan(B, 1, kind=kind, hidden=H, backward=True).blocks[0].step == "packed"
     rng = np.random.default_rng(B * H + 1)
     T = 9
     p = inputs(rng, cell, T, B, 6, H, dtype)
@@ -113,7 +113,7 @@ def test_finite_difference_gradients_through_the_unit_split(cell, pin_threads, u
     if cell == "rnn_relu":  # keep pre-activations away from the kink at 0
         p["b_ih"] += 0.5
     lengths = np.array([4, 2, 3])
-    assert cpu.plan(B, kind=KINDS[cell], hidden=H, backward=True)[0].step == "units"
+    assert cpu.plan(B, kind=KINDS[cell], hidden=H, backward=True).blocks[0].step == "units"
     weights = [rng.standard_normal(o.shape) for o in forward(cpu, cell, p, lengths)[0]]
 
     def loss():
@@ -155,7 +155,7 @@ def test_projection_backward_keeps_the_row_split(pin_threads, units_everywhere):
     p["h0"] = p["h0"][:, :P]
     p["w_hh"] = p["w_hh"][:, :P].copy()
     w_hr = (0.3 * rng.standard_normal((P, H))).astype(np.float64)
-    assert cpu.plan(B, kind=cpu.LSTM, hidden=H, projected=True, backward=True)[0].step == "packed"
+    assert cpu.plan(B, kind=cpu.LSTM, hidden=H, projected=True, backward=True).blocks[0].step == "packed"
     *_, cache = cpu.lstm_forward(**p, w_hr=w_hr)
     *_, want_cache = reference.lstm_forward(**p, w_hr=w_hr)
     dy = rng.standard_normal((T, B, P))

@@ -6,7 +6,6 @@ and ``microkernel.gemm_packed``'s ``add``."""
 import threading
 import time
 
-import numba
 import numpy as np
 import pytest
 from helpers import count_calls
@@ -38,16 +37,16 @@ def pin_threads(monkeypatch):
 def test_which_backwards_compute_gradients_beside(B, threads, cell, T, n_in, H, projected, beside, monkeypatch):
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
     monkeypatch.setattr(microkernel, "VECTOR_BITS", 512)
-    blocks = cpu.plan(B, threads, cell, H, projected, backward=True)
-    GH = cpu._GATES[cell] * H
-    assert cpu.gradients_beside(blocks, T, n_in, H, GH, projected, 4, threads) is beside
-    assert not cpu.gradients_beside(blocks, T, n_in, H, GH, projected, 8, threads) or beside
+    for itemsize in (4, 8):  # float64's gradients take twice the L2
+        how = cpu.plan(B, threads, cell, H, projected, backward=True, itemsize=itemsize, inputs=n_in, steps=T)
+        assert how.beside is (beside and (itemsize == 4 or cpu._GATES[cell] * H * (n_in + H + 2) * 8 <= 1 << 20))
 
 
 def test_avx2_builds_keep_the_gradients_after_the_loop(monkeypatch):
     """Slower there when compiled for Haswell (AVX2): not chosen."""
     monkeypatch.setattr(microkernel, "VECTOR_BITS", 256)
-    assert not cpu.gradients_beside(cpu.plan(4, 2), 100, 128, 128, 512, False, 4, 2)
+    assert not cpu.plan(4, 2, cpu.LSTM, 128, backward=True, inputs=128, steps=100).beside
+    assert cpu.plan(4, 2, cpu.LSTM, 128, backward=True, inputs=128, steps=100, vector_bits=512).beside
 
 
 def test_the_l2_size_is_read_or_assumed():
@@ -61,9 +60,14 @@ def beside_at_any_size(monkeypatch):
     monkeypatch.setattr(cpu, "_MIN_GRADIENTS_BESIDE_MACS", 0)
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 40)
     if microkernel.VECTOR_BITS != 512:
-        monkeypatch.setattr(cpu, "gradients_beside", lambda blocks, T, n_in, H, GH, projected, itemsize, threads=None: (
-            T > 1 and len(blocks) == 1 and blocks[0].step == "packed" and not projected
-            and (threads or numba.get_num_threads()) > 1))
+        real = cpu.plan
+
+        def plan(*args, **kwargs):  # the backward's rule as on an AVX-512 build, the thread split as planned here
+            how = real(*args, **kwargs)
+            if kwargs.get("backward"):
+                how = how._replace(beside=real(*args, **{**kwargs, "vector_bits": 512}).beside)
+            return how
+        monkeypatch.setattr(cpu, "plan", plan)
 
 
 @pytest.fixture

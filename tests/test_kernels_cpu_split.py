@@ -82,11 +82,67 @@ def units_everywhere(monkeypatch):
 def test_plan_chooses_the_split(B, threads, kind, H, projected, blocks, monkeypatch):
     """The rules of AVX2 builds (vector_bits 256), and of AVX-512 builds where they agree."""
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
-    assert cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, vector_bits=256) == [
+    assert cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, vector_bits=256).blocks == [
         cpu.Block(*b) for b in blocks]
-    if (B, kind, H, projected) not in ((4, cpu.RNN_TANH, 512, False), (4, cpu.LSTM, 256, False)):
-        assert cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, vector_bits=512) == [
+    if (B, kind, H, projected) not in ((4, cpu.RNN_TANH, 512, False), (4, cpu.LSTM, 256, False),
+                                       (1, cpu.LSTM, 128, False)):
+        assert cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, vector_bits=512).blocks == [
             cpu.Block(*b) for b in blocks]
+
+
+L, G, R = cpu.LSTM, cpu.GRU, cpu.RNN_TANH
+# Whole plans, T = 100, float32, 1 MB L2s: (B, threads, cell, I, H, pass, projected, vector bits) ->
+# (the split: "units" with its parts, or the rows of each block; fused; beside)
+PLANS = [
+    (1, 2, L, 112, 112, "inference", False, 512, ([1], False, False)),  # one row: OpenBLAS's GEMV below 2^16
+    (1, 2, L, 128, 128, "inference", False, 512, ("units 64 64", False, False)),  # (AVX-512 builds) ...
+    (1, 2, L, 128, 128, "inference", False, 256, ([1], False, False)),  # ... or 2^18
+    (1, 2, L, 128, 128, "training", False, 512, ([1], False, False)),
+    (1, 2, L, 256, 256, "inference", False, 512, ("units 128 128", False, False)),  # a share fits in L2
+    (1, 2, L, 384, 384, "inference", False, 512, ([1], False, False)),  # a share of 1.1 L2s
+    (1, 2, L, 512, 512, "inference", False, 256, ("units 256 256", False, False)),  # 2 L2s: streamed either way
+    (1, 2, L, 256, 256, "training", False, 512, ("units 128 128", False, False)),  # half an L2
+    (1, 2, L, 256, 256, "training", False, 256, ([1], False, False)),
+    (1, 2, L, 256, 256, "backward", False, 512, ("units 128 128", False, False)),
+    (4, 2, L, 128, 128, "inference", False, 512, ([4], False, True)),  # W_hh < 2^17: one block, a free thread
+    (4, 2, L, 256, 256, "inference", False, 512, ("units 128 128", False, False)),
+    (4, 2, L, 256, 256, "inference", False, 256, ([4], False, True)),  # AVX2: units from 2^20 ...
+    (4, 2, L, 64, 256, "inference", False, 256, ("units 128 128", False, False)),  # ... or I <= H/2, a share in L2
+    (4, 2, L, 512, 512, "training", False, 256, ("units 256 256", False, False)),
+    (4, 2, L, 512, 512, "inference", True, 512, ([4], False, True)),  # a projection: rows
+    (4, 1, L, 512, 512, "inference", False, 512, ([4], False, False)),  # one thread
+    (2, 2, L, 32, 128, "inference", False, 512, ([2], False, False)),  # 2^21.6 multiply-adds: not beside
+    (4, 2, L, 128, 128, "backward", False, 512, ([4], False, True)),  # dx, dW beside the loop ...
+    (4, 2, L, 128, 128, "backward", False, 256, ([4], False, False)),  # ... on AVX-512 builds
+    (4, 2, G, 256, 256, "backward", False, 512, ([4], False, False)),  # GRU: dW_ih, dW_hh 1.6 MB, past the L2
+    (4, 2, G, 64, 256, "backward", False, 512, ([4], False, True)),  # 0.99 MB
+    (8, 2, L, 128, 128, "inference", False, 512, ([4, 4], False, False)),
+    (16, 2, L, 128, 128, "inference", False, 512, ([8, 8], True, False)),  # 8 rows a block: fused ...
+    (16, 2, G, 128, 128, "training", False, 512, ([8, 8], False, False)),  # ... but the GRU
+    (16, 2, R, 128, 128, "inference", False, 512, ([8, 8], True, False)),
+    (12, 2, L, 1024, 1024, "inference", False, 512, ("units 512 512", False, False)),  # 2^22: units to 12 rows
+    (62, 2, L, 1024, 1024, "inference", False, 512, ([31, 31], False, False)),  # 32 MB of weights: fused from
+    (64, 2, L, 1024, 1024, "inference", False, 512, ([32, 32], True, False)),   # 32 rows
+    (256, 2, L, 32, 128, "training", False, 256, ([128, 128], True, False)),
+]
+
+
+@pytest.mark.parametrize("B, threads, kind, n_in, H, mode, projected, bits, want", PLANS)
+def test_plan_table(B, threads, kind, n_in, H, mode, projected, bits, want, monkeypatch):
+    monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
+    how = cpu.plan(B, threads, kind, H, projected, training=mode == "training", backward=mode == "backward",
+                   inputs=n_in, steps=100, vector_bits=bits)
+    split, fused, beside = want
+    if isinstance(split, str):
+        parts = [int(n) for n in split.split()[1:]]
+        bounds = np.cumsum([0] + parts).tolist()
+        assert how.blocks == [cpu.Block(0, B, "units", tuple(zip(bounds[:-1], bounds[1:])))]
+    else:
+        assert [block.end - block.start for block in how.blocks] == split
+        assert all(block.step == ("gemv" if rows == 1 else "packed") for block, rows in zip(how.blocks, split))
+    assert (how.fused, how.beside) == (fused, beside)
+    assert cpu.plan(B, threads, kind, H, projected, training=mode == "training", backward=mode == "backward",
+                    inputs=n_in, vector_bits=bits) == (how.blocks, False, False)  # the split does not need T
 
 
 @pytest.mark.parametrize("B, kind, H, n_in, threads, training, projected, step", [
@@ -111,10 +167,10 @@ def test_avx512_builds_split_the_units_of_two_to_seven_rows_from_2_17_weights(
     changed by it."""
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 512 << 10)
     blocks = cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, training=training, inputs=n_in,
-                      vector_bits=512)
+                      vector_bits=512).blocks
     assert blocks[0].step == step
     if (kind, H) == (cpu.LSTM, 182):
-        assert cpu.plan(B, threads, kind=kind, hidden=H, backward=True, vector_bits=512)[0].step == "packed"
+        assert cpu.plan(B, threads, kind=kind, hidden=H, backward=True, vector_bits=512).blocks[0].step == "packed"
 
 
 @pytest.mark.parametrize("H, itemsize, threads, l2, training, step", [
@@ -130,7 +186,7 @@ def test_avx512_builds_split_the_units_of_two_to_seven_rows_from_2_17_weights(
     (362, 8, 2, 1 << 20, False, "gemv"),     # float64: 2 MB less 900 bytes a thread
     (363, 8, 2, 1 << 20, False, "units"),
     (1024, 4, 2, 1 << 20, True, "gemv"),     # training: rows
-    (240, 4, 2, 1 << 20, False, "gemv"),     # below 2^18 elements
+    (240, 4, 2, 1 << 20, False, "gemv"),     # below 2^18 elements (AVX-512 builds: from 2^16, the next test)
     (256, 4, 2, 1 << 20, True, "gemv"),      # a forward in training keeps the row split at one row
     (256, 4, 1, 1 << 20, False, "gemv"),     # one thread
 ])
@@ -138,11 +194,27 @@ def test_one_row_splits_the_units_where_a_share_of_w_hh_fits_in_l2_or_is_far_pas
                                                                                      training, step, monkeypatch):
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: l2)
     assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, training=training, itemsize=itemsize,
-                    vector_bits=256)[0].step == step
+                    vector_bits=256).blocks[0].step == step
     assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, backward=True, itemsize=itemsize,
-                    vector_bits=256)[0].step == "gemv"
-    if not training:  # inference: the same rule on AVX-512 builds
-        assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, itemsize=itemsize, vector_bits=512)[0].step == step
+                    vector_bits=256).blocks[0].step == "gemv"
+    if not training:  # inference: the same rule on AVX-512 builds, there from 2^16 elements
+        assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, itemsize=itemsize, vector_bits=512).blocks[0].step == (
+            "units" if H == 240 and threads == 2 else step)
+
+
+@pytest.mark.parametrize("kind, H, step", [
+    (cpu.LSTM, 128, "units"), (cpu.LSTM, 127, "gemv"),  # 4 * 128^2 = 2^16 elements
+    (cpu.GRU, 148, "units"), (cpu.GRU, 147, "gemv"),
+    (cpu.RNN_TANH, 256, "units"), (cpu.RNN_TANH, 255, "gemv"),
+])
+def test_one_row_inference_splits_the_units_from_2_16_weights_on_avx512_builds(kind, H, step, monkeypatch):
+    """Where each thread projects its own units' inputs (AVX-512 builds); AVX2 builds keep OpenBLAS's GEMV below
+    2^18 elements, and training keeps it below half an L2 of 2^18 or more."""
+    monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
+    assert cpu.plan(1, 2, kind=kind, hidden=H, vector_bits=512).blocks[0].step == step
+    assert cpu.plan(1, 2, kind=kind, hidden=H, vector_bits=256).blocks[0].step == "gemv"
+    for flags in ({"training": True}, {"backward": True}):
+        assert cpu.plan(1, 2, kind=kind, hidden=H, vector_bits=512, **flags).blocks[0].step == "gemv"
 
 
 @pytest.mark.parametrize("kind, H, itemsize, threads, l2, step", [
@@ -161,9 +233,9 @@ def test_one_row_in_training_splits_the_units_on_avx512_builds_where_a_share_is_
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: l2)
     for flags in ({"training": True}, {"backward": True}):
         assert cpu.plan(1, threads, kind=kind, hidden=H, itemsize=itemsize, vector_bits=512,
-                        **flags)[0].step == step
+                        **flags).blocks[0].step == step
         assert cpu.plan(1, threads, kind=kind, hidden=H, itemsize=itemsize, vector_bits=256,
-                        **flags)[0].step == "gemv"
+                        **flags).blocks[0].step == "gemv"
 
 
 @pytest.mark.parametrize("B, kind, H, n_in, threads, training, projected, itemsize, step", [
@@ -187,7 +259,7 @@ def test_two_to_seven_rows_split_the_units_with_a_narrow_input_where_a_share_fit
         B, kind, H, n_in, threads, training, projected, itemsize, step, monkeypatch):
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
     blocks = cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, training=training, itemsize=itemsize,
-                      inputs=n_in, vector_bits=256)
+                      inputs=n_in, vector_bits=256).blocks
     assert blocks[0].step == step
 
 
@@ -214,7 +286,7 @@ def test_a_forward_tells_plan_its_input_width(pin_threads, monkeypatch):
     (4, 2, 31, [(0, 4, "packed")]),  # fewer than 16 units per thread: rows
 ])
 def test_plan_splits_small_shapes_when_told(B, threads, H, blocks, units_everywhere):
-    assert cpu.plan(B, threads, kind=cpu.LSTM, hidden=H) == [cpu.Block(*b) for b in blocks]
+    assert cpu.plan(B, threads, kind=cpu.LSTM, hidden=H).blocks == [cpu.Block(*b) for b in blocks]
 
 
 @pytest.mark.parametrize("H, threads", [(20, 2), (37, 2), (64, 2), (100, 3), (1000, 7), (1024, 2), (48, 3)])
@@ -235,7 +307,7 @@ def test_unit_split_is_bitwise_the_row_split_and_matches_reference(cell, dtype, 
     in the same order (from 2 rows, the micro-kernel): bitwise equal outputs, states and saved values, training and
     inference, with lengths and h0/c0; odd H and H below threads x the panel width; and the reference within
     tolerance (forward and the backward that reads the split's cache)."""
-    assert cpu.plan(B, threads, kind=KINDS[cell], hidden=H)[0].step == "units"
+    assert cpu.plan(B, threads, kind=KINDS[cell], hidden=H).blocks[0].step == "units"
     rng = np.random.default_rng(B * H)
     T = 9
     p = inputs(rng, cell, T, B, 6, H, dtype)
@@ -271,9 +343,9 @@ def test_fused_unit_split_is_bitwise_the_fused_row_split(cell, dtype, pin_thread
     rng = np.random.default_rng(3)
     p = inputs(rng, cell, T, B, 11, H, dtype)
     lengths = rng.integers(1, T + 1, B)
-    blocks = cpu.plan(B, 2, kind=KINDS[cell], hidden=H)
-    assert blocks[0].step == "units" and cpu.fuses_input(KINDS[cell], blocks, p["w_ih"], p["w_hh"])
-    assert cpu.fuses_input(KINDS[cell], cpu.plan(B, 1), p["w_ih"], p["w_hh"])
+    how = cpu.plan(B, 2, kind=KINDS[cell], hidden=H, inputs=11, steps=T)
+    assert how.blocks[0].step == "units" and how.fused
+    assert cpu.plan(B, 1, kind=KINDS[cell], hidden=H, inputs=11, steps=T).fused
     want, _ = forward(reference, cell, p, lengths)
     for training in (True, False):
         got, got_cache = run(cell, p, lengths, training, 2, pin_threads)
@@ -295,11 +367,11 @@ def test_unit_split_of_8_to_12_rows_matches_reference(cell, dtype, B, pin_thread
     monkeypatch.setattr(cpu, "_LARGE_UNIT_WEIGHTS", 0)
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS_BACKWARD", 0)
     H, T = 45, 8
-    blocks = cpu.plan(B, 2, kind=KINDS[cell], hidden=H)
-    assert blocks[0].step == "units" and cpu.plan(B, 2, kind=KINDS[cell], hidden=H, backward=True)[0].step == "units"
+    how = cpu.plan(B, 2, kind=KINDS[cell], hidden=H, inputs=7, steps=T)
+    assert how.blocks[0].step == "units" and not how.fused
+    assert cpu.plan(B, 2, kind=KINDS[cell], hidden=H, backward=True).blocks[0].step == "units"
     rng = np.random.default_rng(B + H)
     p = inputs(rng, cell, T, B, 7, H, dtype)
-    assert not cpu.fuses_input(KINDS[cell], blocks, p["w_ih"], p["w_hh"])
     lengths = rng.integers(1, T + 1, B)
     lengths[0] = T
     want, want_cache = forward(reference, cell, p, lengths)
@@ -341,7 +413,7 @@ def test_projection_keeps_the_row_split(pin_threads, units_everywhere):
     p["h0"] = p["h0"][:, :P]
     p["w_hh"] = p["w_hh"][:, :P].copy()
     w_hr = (0.3 * rng.standard_normal((P, H))).astype(np.float64)
-    assert cpu.plan(B, kind=cpu.LSTM, hidden=H, projected=True)[0].step == "packed"
+    assert cpu.plan(B, kind=cpu.LSTM, hidden=H, projected=True).blocks[0].step == "packed"
     got = cpu.lstm_forward(**p, w_hr=w_hr, training=False)
     want = reference.lstm_forward(**p, w_hr=w_hr, training=False)
     for a, b in zip(got[:3], want[:3]):
@@ -378,7 +450,7 @@ def test_one_row_training_on_the_unit_split_matches_reference(cell, dtype, pin_t
     kind = KINDS[cell]
     pin_threads(2)
     for flags in ({"training": True}, {"backward": True}):
-        assert cpu.plan(1, kind=kind, hidden=H, itemsize=np.dtype(dtype).itemsize, **flags)[0].step == "units"
+        assert cpu.plan(1, kind=kind, hidden=H, itemsize=np.dtype(dtype).itemsize, **flags).blocks[0].step == "units"
     rng = np.random.default_rng(H)
     p = inputs(rng, cell, 5, 1, 7, H, dtype)
     got, got_cache = forward(cpu, cell, p, None, True)

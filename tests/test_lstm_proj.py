@@ -49,7 +49,7 @@ def assert_close(actual, expected, dtype, name):
 def test_cpu_matches_reference(dtype, with_lengths, B, steps, monkeypatch):
     import numba
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
-    assert [block.step for block in cpu.plan(B)] == steps
+    assert [block.step for block in cpu.plan(B).blocks] == steps
     rng = np.random.default_rng(B + 10 * with_lengths)
     p = make_inputs(rng, T, B, I, H, P, dtype)
     lengths = rng.integers(1, T + 1, B) if with_lengths else None
