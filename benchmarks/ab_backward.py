@@ -47,23 +47,14 @@ def main():
     if not args.no_torch:
         import torch
         torch.set_num_threads(args.threads)
-        from lstmzoo.bench import torch_call
-    G = {"lstm": 4, "gru": 3, "rnn": 1}[args.cell]
+    from lstmzoo import bench
     print(f"{args.cell}, T={args.steps}, {args.threads} thread(s); ms: median CPU (min CPU) / median wall")
     print("| B | I | H | new train | old train | new bwd | old bwd | torch train | new/old train CPU: median (min) | "
           "new/torch train CPU: median (min) | load before, rounds |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for shape in args.shapes:
         B, width, H = map(int, shape.split("x"))
-        T = args.steps
-        rng = np.random.default_rng(0)
-        bound = 1 / np.sqrt(H)
-        p = {"w_ih": rng.uniform(-bound, bound, (G * H, width)), "w_hh": rng.uniform(-bound, bound, (G * H, H)),
-             "b_ih": rng.uniform(-bound, bound, G * H), "b_hh": rng.uniform(-bound, bound, G * H)}
-        p = {k: v.astype(np.float32) for k, v in p.items()}
-        x = rng.standard_normal((T, B, width)).astype(np.float32)
-        h0 = np.zeros((B, H), np.float32)
-        dy = rng.standard_normal((T, B, H)).astype(np.float32)
+        p, x, h0, dy = bench.problem(args.cell, args.steps, B, width, H)
 
         def step(mod):
             if args.cell == "lstm":
@@ -76,7 +67,7 @@ def main():
         bwd_new, bwd_old = step(new), step(old)
         calls["new bwd"], calls["old bwd"] = bwd_new, bwd_old
         if torch is not None:
-            calls["torch train"] = torch_call(torch, p, x, dy, True, cell=args.cell)
+            calls["torch train"] = bench.torch_call(torch, p, x, dy, True, cell=args.cell)
         start = time.perf_counter()
         for call in calls.values():
             call()  # compile, warm up

@@ -53,9 +53,9 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     B, n_in, H = args.shape
     T, training = args.steps, args.mode == "training"
-    params, x, h0, dy = forward_ab.problem("lstm", T, B, n_in, H)
-    calls = {"old": forward_ab.ours(old, "lstm", params, x, h0, dy, training),
-             "new": forward_ab.ours(new, "lstm", params, x, h0, dy, training),
+    params, x, h0, dy = bench.problem("lstm", T, B, n_in, H)
+    calls = {"old": bench.kernel_call(old, "lstm", params, x, h0, dy, training),
+             "new": bench.kernel_call(new, "lstm", params, x, h0, dy, training),
              "torch": bench.torch_call(torch, params, x, dy, training)}
     for call in calls.values():
         call()

@@ -58,33 +58,6 @@ def seconds(call, clock, budget=0.3, idle=0.0):
 
 
 
-def problem(cell, T, B, inputs, H):
-    """The timed call's float32 inputs, seeded: (params, x, h0, dy), weights uniform in +-1/sqrt(H) as torch's."""
-    G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
-    rng = np.random.default_rng(0)
-    bound = 1 / np.sqrt(H)
-    params = {"w_ih": rng.uniform(-bound, bound, (G * H, inputs)), "w_hh": rng.uniform(-bound, bound, (G * H, H)),
-              "b_ih": rng.uniform(-bound, bound, G * H), "b_hh": rng.uniform(-bound, bound, G * H)}
-    params = {k: v.astype(np.float32) for k, v in params.items()}
-    x = rng.standard_normal((T, B, inputs)).astype(np.float32)
-    h0 = np.zeros((B, H), np.float32)
-    dy = rng.standard_normal((T, B, H)).astype(np.float32)
-    return params, x, h0, dy
-
-
-def ours(module, cell, params, x, h0, dy, training):
-    """A call of ``module``'s forward (and backward, in training) on ``problem``'s inputs."""
-    def call():
-        if cell == "lstm":
-            *_, cache = module.lstm_forward(x, h0, h0, **params, training=training)
-            if training:
-                module.lstm_backward(dy, None, None, cache)
-        else:
-            *_, cache = getattr(module, cell + "_forward")(x, h0, **params, training=training)
-            if training:
-                getattr(module, cell + "_backward")(dy, None, cache)
-    return call
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -121,8 +94,8 @@ def main(argv=None):
     for I_H in args.shapes:
         inputs, H = map(int, I_H.split(","))
         for B in args.batch:
-            params, x, h0, dy = problem(args.cell, args.steps, B, inputs, H)
-            calls = [ours(module, args.cell, params, x, h0, dy, training) for module in (old, new)]
+            params, x, h0, dy = bench.problem(args.cell, args.steps, B, inputs, H)
+            calls = [bench.kernel_call(module, args.cell, params, x, h0, dy, training) for module in (old, new)]
             if torch is not None:
                 calls.append(bench.torch_call(torch, params, x, dy, training, cell=args.cell))
             samples = [[] for _ in calls]

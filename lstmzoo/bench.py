@@ -200,31 +200,40 @@ def _import_torch():
     return torch
 
 
-def _time_shape(cpu, torch, shape, mode, repeats, cell="lstm"):
-    """Median seconds per call of (lstmzoo, torch or None), timings alternating between the two."""
-    T_, B, I, H = shape
+def problem(cell, T, B, inputs, H):
+    """A timed call's float32 inputs, seeded: (params, x, h0, dy), weights uniform in +-1/sqrt(H) as torch's."""
     G = GATES[cell]
     rng = np.random.default_rng(0)
     bound = 1 / np.sqrt(H)
-    params = {"w_ih": rng.uniform(-bound, bound, (G * H, I)), "w_hh": rng.uniform(-bound, bound, (G * H, H)),
+    params = {"w_ih": rng.uniform(-bound, bound, (G * H, inputs)), "w_hh": rng.uniform(-bound, bound, (G * H, H)),
               "b_ih": rng.uniform(-bound, bound, G * H), "b_hh": rng.uniform(-bound, bound, G * H)}
     params = {k: v.astype(np.float32) for k, v in params.items()}
-    x = rng.standard_normal((T_, B, I)).astype(np.float32)
+    x = rng.standard_normal((T, B, inputs)).astype(np.float32)
     h0 = np.zeros((B, H), np.float32)
-    dy = rng.standard_normal((T_, B, H)).astype(np.float32)
-    training = mode == "training"
+    dy = rng.standard_normal((T, B, H)).astype(np.float32)
+    return params, x, h0, dy
 
-    def ours():
+
+def kernel_call(module, cell, params, x, h0, dy, training):
+    """A no-argument function running ``module``'s forward (the CPU kernels, or an older copy of them; and the
+    backward, in training) on ``problem``'s inputs."""
+    def call():
         if cell == "lstm":
-            *_, cache = cpu.lstm_forward(x, h0, h0, **params, training=training)
+            *_, cache = module.lstm_forward(x, h0, h0, **params, training=training)
             if training:
-                cpu.lstm_backward(dy, None, None, cache)
+                module.lstm_backward(dy, None, None, cache)
         else:
-            *_, cache = getattr(cpu, cell + "_forward")(x, h0, **params, training=training)
+            *_, cache = getattr(module, cell + "_forward")(x, h0, **params, training=training)
             if training:
-                getattr(cpu, cell + "_backward")(dy, None, cache)
+                getattr(module, cell + "_backward")(dy, None, cache)
+    return call
 
-    calls = [ours]
+
+def _time_shape(cpu, torch, shape, mode, repeats, cell="lstm"):
+    """Median seconds per call of (lstmzoo, torch or None), timings alternating between the two."""
+    params, x, h0, dy = problem(cell, *shape)
+    training = mode == "training"
+    calls = [kernel_call(cpu, cell, params, x, h0, dy, training)]
     if torch is not None:
         calls.append(torch_call(torch, params, x, dy, training, cell=cell))
     medians = median_times(calls, repeats)
