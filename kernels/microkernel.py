@@ -58,9 +58,15 @@ Measured (benchmarks/step_microkernel.py, one thread, float32, Emerald Rapids, l
 GFLOP/s over 2..128 rows and H = 128..1024 (N = 4H), 1.25-2.6x the previous dot-product kernel everywhere but 4
 rows at H = 1024 (0.98), and 0.9-3.1x the best of OpenBLAS, NumPy and torch.mm (below 1 at 128 rows, at 32-64 rows
 with H = 1024 and at 2 rows with H = 128). At H = 1024 the 16 MB of weights stream from L3 every step. Tried and not kept: other AVX-512 tiles (12x2, 6x4,
-14x2, 4x4: within +-10 %), a software prefetch of the panel and blocking k so that a panel's block stays in L1
-(both no faster). The 256-bit tile is checked to fit an AVX2 CPU's 16 registers (tests/test_microkernel.py), not
-timed on one.
+14x2, 4x4: within +-10 %) and blocking k so that a panel's block stays in L1 (no faster). The 256-bit tile is
+checked to fit an AVX2 CPU's 16 registers (tests/test_microkernel.py), not timed on one.
+
+Prefetch: every k loop asks for the panel's row ``PREFETCH_ROWS`` = 16 k ahead (one ``llvm.prefetch`` per vector of
+the row; it never faults, so the rows past a panel's end need no test). The same prefetch measured no faster on the
+loaded Emerald Rapids machine above; on an idle Intel Xeon with 2 MB of L2 per core (AMX, AVX-512; RESULTS.md
+"Session 23") a step's GEMM with the panels streaming from L2 or L3 ran 1.1-1.35x as fast at 8..64 rows, H = 512
+and 1024 (one and two threads at once; distances 4, 8, 16, 24, 32, 48 tried, 16 the best), and the LSTM's forward
+0.75-0.98x the time at B = 4..128 (2 threads). Not timed on an AMD CPU.
 
 Numba's cache: the time loops in ``cpu.py`` that call ``matmul_packed`` are cached with its code inside, and Numba
 invalidates a cache entry only when the file of the cached function changes: after editing this file, clear the
@@ -80,6 +86,8 @@ _JIT = {"cache": True, "error_model": "numpy", "fastmath": {"nsz", "arcp", "cont
 # (rows, vectors) of the register tile for each vector width in bits. 512: 24 of the 32 zmm registers hold sums;
 # 256: 12 of the 16 ymm registers (an AVX2 CPU has no more).
 _TILES = {512: (8, 3), 256: (4, 3)}
+#: Each k loop prefetches the panel's row this many k ahead into L1 (``_k_loop``).
+PREFETCH_ROWS = 16
 
 
 def _host_vector_bits():
@@ -316,6 +324,15 @@ def _tile_function(module, element, lanes, nr, mr, sources=1, bias=False, vector
     return fn
 
 
+def _prefetch(builder, address):
+    """Emit a prefetch of ``address``'s cache line into L1 (``llvm.prefetch``: read, high locality, data)."""
+    i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+    name = "llvm.prefetch.p0"
+    function = builder.module.globals.get(name) or ir.Function(
+        builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), name)
+    builder.call(function, [builder.bitcast(address, i8p), i32(0), i32(3), i32(1)])
+
+
 def _k_loop(builder, fn, label, acc, scalar, panel, K, vector, size, stride, vectors, lanes, fma, broadcast):
     """Emit ``for k < K: acc[i][v] += a_i(k) * panel[k, v]`` (v < ``vectors`` vectors of a panel row, rows
     ``stride`` elements apart; ``scalar(k, i)`` the address of a_i(k), i < len(acc)) after the builder's current
@@ -332,6 +349,9 @@ def _k_loop(builder, fn, label, acc, scalar, panel, K, vector, size, stride, vec
     row = builder.gep(panel, [builder.mul(k, i64(stride))])
     b = [builder.load(builder.bitcast(builder.gep(row, [i64(v * lanes)]), vector.as_pointer()), align=size)
          for v in range(vectors)]
+    ahead = builder.gep(panel, [builder.mul(builder.add(k, i64(PREFETCH_ROWS)), i64(stride))])
+    for v in range(vectors):  # the panel's row PREFETCH_ROWS ahead (past the end: a prefetch never faults)
+        _prefetch(builder, builder.gep(ahead, [i64(v * lanes)]))
     new = []
     for i in range(len(acc)):
         value = builder.load(scalar(k, i), align=size)
@@ -722,6 +742,42 @@ _block_tile_256, _part_block_tile_256 = _make_block_tile(256)
 #: ``gemm_packed``'s blocks: rows of ``a`` (and ``out``) per block, whose ``KC`` columns stay in L2 while all panels
 #: pass, and the K block (a panel's KC x PW part stays in L1 while the block's row tiles pass).
 GEMM_MC, GEMM_KC = 128, 256
+#: ``gemm_packed`` copies each block of a transposed ``a`` (unit stride along its columns, such as ``da.T``) into a
+#: packed block where ``b`` has at least this many panels: a tile then reads one stream instead of a cache line (and
+#: often a page) per k.
+_PACK_A_PANELS = 4
+
+
+@njit(nogil=True, inline="always", **_JIT)
+def _block_tile(a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate, wide, part, vectors):
+    """``gemm_packed``'s call of one tile, the whole panel's (``part`` False) or its first ``vectors``."""
+    if not part:
+        if wide:
+            _block_tile_512(a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate)
+        else:
+            _block_tile_256(a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate)
+    elif wide:
+        _part_block_tile_512(a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate, vectors)
+    else:
+        _part_block_tile_256(a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate, vectors)
+
+
+@njit(nogil=True, **_JIT)
+def _pack_a(a, a_columns, m0, m1, k0, kc, block):
+    """Rows ``m0:m1`` and columns ``k0:k0+kc`` of ``a`` into ``block`` [tiles, kc, mr]: ``block[t, k, i] = a[m0 +
+    t*mr + i, k0 + k]``, the ``mr`` values of one k side by side (a tile's broadcasts then read one stream)."""
+    mr = block.shape[2]
+    for t in range((m1 - m0 + mr - 1) // mr):
+        r0 = m0 + t * mr
+        rows = min(mr, m1 - r0)
+        if a_columns:  # the rows' values of one k are adjacent in a
+            for k in range(kc):
+                for i in range(rows):
+                    block[t, k, i] = a[r0 + i, k0 + k]
+        else:
+            for i in range(rows):
+                for k in range(kc):
+                    block[t, k, i] = a[r0 + i, k0 + k]
 
 
 @njit(nogil=True, **_JIT)
@@ -731,8 +787,12 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
     with ``add`` the first adds too: ``out += a @ b``; each block's sums start from ``out``'s values, so K cut into
     parts at multiples of ``kc``, added part by part in order onto zeros, gives the same bits as one call).
     ``a`` may be C-ordered (unit stride along rows) or a transposed C array such as ``da.T`` (unit stride along
-    columns: each k's ``mr`` values are adjacent); ``out`` needs unit stride along its rows. Deterministic: the
-    order of the sums depends only on the shapes and ``kc``."""
+    columns: each k's ``mr`` values are adjacent, but consecutive k are a row of ``da`` apart, a cache line and often
+    a page each; from ``_PACK_A_PANELS`` panels each ``mc`` x ``kc`` block of such an ``a`` is first copied into a
+    packed block, ``_pack_a``, which the tiles read as one stream: the weight gradients da^T [x | h] 0.55-0.8x the
+    time on the Intel machine of the module's docstring, at 1-3 panels 1.1-1.5x, and C-ordered ``a`` 1.05-1.15x, so
+    those are read in place); ``out`` needs unit stride along its rows. Deterministic: the order of the sums
+    depends only on the shapes and ``kc`` (packed or not: the same FMAs in the same order)."""
     M, K = a.shape
     P, _, PW = packed.shape
     N = out.shape[1]
@@ -758,11 +818,15 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
     mr = _MR_512 if wide else _MR_256
     lanes = PW // (_NR_512 if wide else _NR_256)
     scratch = np.empty((mr, PW), out.dtype)
+    packs = a_columns and P >= _PACK_A_PANELS
+    block = np.empty(((min(mc, M) + mr - 1) // mr if packs else 0, min(kc, K), mr), a.dtype)
     for m0 in range(0, M, mc):
         m1 = min(M, m0 + mc)
         for k0 in range(0, K, kc):
             kk = min(kc, K - k0)
             accumulate = add or k0 > 0
+            if packs:
+                _pack_a(a, a_columns, m0, m1, k0, kk, block)
             for p in range(P):
                 n0 = p * PW
                 cols = min(PW, N - n0)
@@ -776,17 +840,12 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
                         for i in range(rows):
                             for j in range(cols):
                                 scratch[i, j] = out[r0 + i, n0 + j]
-                    if not part:
-                        if wide:
-                            _block_tile_512(a, a_columns, r0, rows, k0, kk, packed, p, target, i0, j0, accumulate)
-                        else:
-                            _block_tile_256(a, a_columns, r0, rows, k0, kk, packed, p, target, i0, j0, accumulate)
-                    elif wide:
-                        _part_block_tile_512(a, a_columns, r0, rows, k0, kk, packed, p, target, i0, j0, accumulate,
-                                             vectors)
+                    if packs:  # the tile's rows from the packed block: mr values a k, side by side
+                        _block_tile(block[(r0 - m0) // mr].T, True, 0, rows, 0, kk, packed[:, k0:], p, target, i0,
+                                    j0, accumulate, wide, part, vectors)
                     else:
-                        _part_block_tile_256(a, a_columns, r0, rows, k0, kk, packed, p, target, i0, j0, accumulate,
-                                             vectors)
+                        _block_tile(a, a_columns, r0, rows, k0, kk, packed, p, target, i0, j0, accumulate, wide, part,
+                                    vectors)
                     if not direct:
                         for i in range(rows):
                             for j in range(cols):
