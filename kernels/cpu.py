@@ -313,6 +313,18 @@ def _l2_bytes():
     return 512 << 10
 
 
+@functools.cache
+def _gemm_kc():
+    """The K block of the backward's GEMMs after the loop (``_split_gemm_packed``): ``GEMM_KC`` = 256 times 1, 2 or 4,
+    the most whose block of ``a`` (``GEMM_MC`` rows of float32) takes at most a quarter of a core's L2: 1024 on a
+    2 MB L2, 512 on 1 MB, 256 on 512 KB. The bits do not change with it (each K block's sums start from the
+    previous block's stored ones). Measured on an Intel Xeon with 2 MB of L2 (RESULTS.md "Session 23", one thread,
+    ``gemm_packed`` alone): 1024 against 256 ran dx = da W_ih 1.13-1.14x and the weight gradients 1.04-1.06x as fast;
+    the LSTM's backward (2 threads) 0.90-0.99x the time at B = 32..256, H = 128..1024. Not measured at 512 (a 1 MB
+    L2), which follows the rule without a timing."""
+    return GEMM_KC * max(1, min(4, _l2_bytes() // (16 * GEMM_MC * GEMM_KC)))
+
+
 @intrinsic
 def _full_width_vectors(typingctx):
     """Called first in a compiled loop: let LLVM vectorise that function with the CPU's widest registers.
@@ -1321,7 +1333,7 @@ def _split_gemm_packed(a, packed, out, threads):
     tiles = -(-len(a) // 8)
     parts = max(1, min(threads, tiles // 4))
     # mc and kc passed: a call that leaves out arguments with defaults misses Numba's fast dispatch (~50 us a call)
-    _in_parallel([functools.partial(gemm_packed, a[8 * t0:8 * t1], packed, out[8 * t0:8 * t1], GEMM_MC, GEMM_KC,
+    _in_parallel([functools.partial(gemm_packed, a[8 * t0:8 * t1], packed, out[8 * t0:8 * t1], GEMM_MC, _gemm_kc(),
                                     False)
                   for t0, t1 in _even_blocks(tiles, parts)])
 

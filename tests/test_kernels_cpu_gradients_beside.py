@@ -53,6 +53,14 @@ def test_the_l2_size_is_read_or_assumed():
     assert 256 << 10 <= cpu._l2_bytes() <= 64 << 20
 
 
+@pytest.mark.parametrize("l2, kc", [(256 << 10, 256), (512 << 10, 256), (1 << 20, 512), (1280 << 10, 512),
+                                    (2 << 20, 1024), (32 << 20, 1024)])
+def test_the_gemms_k_block_follows_the_l2(monkeypatch, l2, kc):
+    """A block of GEMM_MC rows and kc columns of float32 in at most a quarter of an L2, kc from 256 to 1024."""
+    monkeypatch.setattr(cpu, "_l2_bytes", lambda: l2)
+    assert cpu._gemm_kc.__wrapped__() == kc
+
+
 @pytest.fixture
 def beside_at_any_size(monkeypatch):
     """The gradients beside the loop for the tests' small shapes too, and on AVX2 builds (where the micro-kernel's
