@@ -121,6 +121,13 @@ PLANS = [
     (16, 2, G, 128, 128, "training", False, 512, ([8, 8], False, False)),  # ... but the GRU
     (16, 2, R, 128, 128, "inference", False, 512, ([8, 8], True, False)),
     (12, 2, L, 1024, 1024, "inference", False, 512, ("units 512 512", False, False)),  # 2^22: units to 12 rows
+    (16, 2, L, 320, 320, "inference", False, 512, ("units 160 160", False, False)),  # 8..16 rows: W_hh past an L2,
+    (8, 2, L, 80, 320, "inference", False, 512, ("units 160 160", False, False)),  # a share in one
+    (17, 2, L, 320, 320, "inference", False, 512, ([8, 9], True, False)),  # from 17 rows: the row split
+    (16, 2, L, 256, 256, "inference", False, 512, ([8, 8], True, False)),  # W_hh in an L2
+    (16, 2, L, 384, 384, "inference", False, 512, ([8, 8], True, False)),  # a share past it
+    (16, 2, L, 320, 320, "training", False, 512, ([8, 8], True, False)),  # training
+    (16, 2, L, 320, 320, "inference", False, 256, ([8, 8], True, False)),  # AVX2 builds
     (62, 2, L, 1024, 1024, "inference", False, 512, ([31, 31], False, False)),  # 32 MB of weights: fused from
     (64, 2, L, 1024, 1024, "inference", False, 512, ([32, 32], True, False)),   # 32 rows
     (256, 2, L, 32, 128, "training", False, 256, ([128, 128], True, False)),
