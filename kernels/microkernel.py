@@ -740,7 +740,8 @@ _block_tile_512, _part_block_tile_512 = _make_block_tile(512)
 _block_tile_256, _part_block_tile_256 = _make_block_tile(256)
 
 #: ``gemm_packed``'s blocks: rows of ``a`` (and ``out``) per block, whose ``KC`` columns stay in L2 while all panels
-#: pass, and the K block (a panel's KC x PW part stays in L1 while the block's row tiles pass).
+#: pass, and the K block (a panel's KC x PW part stays in L1 while the block's row tiles pass; the backward's GEMMs
+#: after the loop take a larger one where the L2 is larger, ``cpu._gemm_kc``).
 GEMM_MC, GEMM_KC = 128, 256
 #: ``gemm_packed`` copies each block of a transposed ``a`` (unit stride along its columns, such as ``da.T``) into a
 #: packed block where ``b`` has at least this many panels: a tile then reads one stream instead of a cache line (and
@@ -763,21 +764,17 @@ def _block_tile(a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate
 
 
 @njit(nogil=True, **_JIT)
-def _pack_a(a, a_columns, m0, m1, k0, kc, block):
-    """Rows ``m0:m1`` and columns ``k0:k0+kc`` of ``a`` into ``block`` [tiles, kc, mr]: ``block[t, k, i] = a[m0 +
-    t*mr + i, k0 + k]``, the ``mr`` values of one k side by side (a tile's broadcasts then read one stream)."""
+def _pack_a(a, m0, m1, k0, kc, block):
+    """Rows ``m0:m1`` and columns ``k0:k0+kc`` of a transposed ``a`` (unit stride along its columns) into ``block``
+    [tiles, kc, mr]: ``block[t, k, i] = a[m0 + t*mr + i, k0 + k]``, the ``mr`` values of one k side by side as in
+    ``a``, and consecutive k next to each other (a tile's broadcasts then read one stream)."""
     mr = block.shape[2]
     for t in range((m1 - m0 + mr - 1) // mr):
         r0 = m0 + t * mr
         rows = min(mr, m1 - r0)
-        if a_columns:  # the rows' values of one k are adjacent in a
-            for k in range(kc):
-                for i in range(rows):
-                    block[t, k, i] = a[r0 + i, k0 + k]
-        else:
+        for k in range(kc):
             for i in range(rows):
-                for k in range(kc):
-                    block[t, k, i] = a[r0 + i, k0 + k]
+                block[t, k, i] = a[r0 + i, k0 + k]
 
 
 @njit(nogil=True, **_JIT)
@@ -826,7 +823,7 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
             kk = min(kc, K - k0)
             accumulate = add or k0 > 0
             if packs:
-                _pack_a(a, a_columns, m0, m1, k0, kk, block)
+                _pack_a(a, m0, m1, k0, kk, block)
             for p in range(P):
                 n0 = p * PW
                 cols = min(PW, N - n0)
