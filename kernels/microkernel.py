@@ -66,7 +66,8 @@ the row; it never faults, so the rows past a panel's end need no test). The same
 loaded Emerald Rapids machine above; on an idle Intel Xeon with 2 MB of L2 per core (AMX, AVX-512; RESULTS.md
 "Session 23") a step's GEMM with the panels streaming from L2 or L3 ran 1.1-1.35x as fast at 8..64 rows, H = 512
 and 1024 (one and two threads at once; distances 4, 8, 16, 24, 32, 48 tried, 16 the best), and the LSTM's forward
-0.75-0.98x the time at B = 4..128 (2 threads). Not timed on an AMD CPU.
+0.75-1.01x the time (median 0.91) at B = 4..128 in inference (2 threads). Not timed on an AMD CPU nor on an AVX2
+one (the 256-bit tile prefetches too).
 
 Numba's cache: the time loops in ``cpu.py`` that call ``matmul_packed`` are cached with its code inside, and Numba
 invalidates a cache entry only when the file of the cached function changes: after editing this file, clear the
@@ -786,9 +787,10 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
     ``a`` may be C-ordered (unit stride along rows) or a transposed C array such as ``da.T`` (unit stride along
     columns: each k's ``mr`` values are adjacent, but consecutive k are a row of ``da`` apart, a cache line and often
     a page each; from ``_PACK_A_PANELS`` panels each ``mc`` x ``kc`` block of such an ``a`` is first copied into a
-    packed block, ``_pack_a``, which the tiles read as one stream: the weight gradients da^T [x | h] 0.55-0.8x the
-    time on the Intel machine of the module's docstring, at 1-3 panels 1.1-1.5x, and C-ordered ``a`` 1.05-1.15x, so
-    those are read in place); ``out`` needs unit stride along its rows. Deterministic: the order of the sums
+    packed block, ``_pack_a``, which the tiles read as one stream: the weight gradients da^T [x | h] 0.55-0.89x the
+    time on the Intel machine of the module's docstring, at 1-2 panels 1.03-1.48x; packing a C-ordered ``a`` too
+    was mixed for dx = da W_ih (0.89-1.14x; 124 against 143 GFLOP/s at 12800 x 1024 x 256), so those are read in
+    place); ``out`` needs unit stride along its rows. Deterministic: the order of the sums
     depends only on the shapes and ``kc`` (packed or not: the same FMAs in the same order)."""
     M, K = a.shape
     P, _, PW = packed.shape
