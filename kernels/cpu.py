@@ -125,11 +125,11 @@ _MIN_UNIT_WEIGHTS_OWN, _MIN_UNIT_WEIGHTS_OWN_TRAINING = 1 << 17, 1 << 18
 # and backward, AVX-512 builds).
 _MIN_UNIT_WEIGHTS_ONE_ROW, _STREAMED_L2S, _ONE_ROW_TRAINING_L2S = 1 << 18, 2, 0.5
 _MIN_UNIT_WEIGHTS_ONE_ROW_OWN = 1 << 16
-# 8..16 rows in inference (AVX-512 builds) where W_hh outgrows an L2 but a thread's share fits in one.
-_MAX_ROWS_UNIT_SPLIT_L2 = 17
+# 8..32 rows in inference (AVX-512 builds) where W_hh outgrows an L2.
+_MAX_ROWS_UNIT_SPLIT_L2 = 33
 # Fused input projection: from this many rows per block (_MIN_ROWS_FUSED_LARGE above _FUSED_BYTES of weights;
 # _MIN_ROWS_UNITS_FUSED for the unit split, above the rows it runs at today).
-_MIN_ROWS_FUSED, _MIN_ROWS_FUSED_LARGE, _FUSED_BYTES, _MIN_ROWS_UNITS_FUSED = 8, 32, 8 << 20, 17
+_MIN_ROWS_FUSED, _MIN_ROWS_FUSED_LARGE, _FUSED_BYTES, _MIN_ROWS_UNITS_FUSED = 8, 32, 8 << 20, 33
 # Beside the loop: from this many multiply-adds of the forward's input projection (T * B * I * G*H), and of the
 # backward's dx and weight gradients (T * B * G*H * (2I + H + 1)).
 _MIN_BESIDE_MACS, _MIN_GRADIENTS_BESIDE_MACS = 1 << 22, 1 << 24
@@ -178,19 +178,21 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
        - 2..7 rows (2..12 from W = 2^22): a forward on AVX-512 builds from W = 2^17 (inference) or 2^18 (training);
          on AVX2 builds from W = 2^20, or from 2^18 where I <= H/2 and a share is at most one L2; a backward from
          W = 2^18;
-       - 8..16 rows: inference on AVX-512 builds where W_hh outgrows an L2 (W * itemsize) but a share fits in one
-         (LSTM float32 on 2 threads: H = 363..512 with 2 MB L2s, 257..362 with 1 MB).
+       - 8..32 rows: inference on AVX-512 builds where W_hh outgrows an L2 (W * itemsize; LSTM float32: from
+         H = 363 with 2 MB L2s, 257 with 1 MB).
 
        LSTM float32 on 2 threads with 1 MB L2s: one row at H = 128..362 (AVX2 builds 256..362) and from 512 for
        inference, H = 256 in training; 2..7 rows from H = 182 (inference) or 256 (training) on AVX-512 builds, from
-       H = 512 (or 256..362 with I <= H/2) on AVX2 builds; up to 12 rows from H = 1024.
+       H = 512 (or 256..362 with I <= H/2) on AVX2 builds; up to 12 rows from H = 1024; 8..32 rows in inference from
+       H = 257 on AVX-512 builds.
     2. Otherwise the row split: at most ``threads`` blocks of consecutive rows, as even as possible, each at least
        ``_MIN_ROWS_PER_THREAD`` = 4 rows; each thread runs the whole time loop for its rows (one hand-off a call, none
        a step). A block's per-step GEMM: one row OpenBLAS's GEMV ("gemv"), more the micro-kernel against W_hh^T
        packed once a call ("packed"; OpenBLAS packs all of W_hh every call: 3-97 GFLOP/s on 2..128 rows where the
        micro-kernel ran 19-131, benchmarks/step_microkernel.py).
     3. ``fused`` (forward, the LSTM and the RNN; the GRU's n gate needs x and h apart): every row block has at least
-       8 rows (32 where W_ih and W_hh take more than 8 MiB); the unit split from 17 rows (never, as planned today).
+       8 rows (32 where W_ih and W_hh take more than 8 MiB); the unit split from 33 rows (never, as planned today:
+       at 16-32 rows it took 1.05-1.27x the time of its projection first, Intel Xeon, session 23-24).
     4. ``beside``, where the row split has one block of 2 or more rows on 2 or more threads (so a thread idles) and
        ``steps`` > 1: a forward's input projection from 2^22 multiply-adds (``_forward_beside``); a backward's dx and
        weight gradients on AVX-512 builds, without a projection, from 2^24 multiply-adds and where the weight
@@ -205,10 +207,14 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
       H = 192..448, I = H and H/4: 0.59-1.07, slower in 4 of 42 rows; H = 128 0.88-1.14 (slower in 8 of 14); GRU
       H = 192..448 0.65-1.12; RNN H = 256..512 0.71-0.98; LSTM training (both passes split) 0.87-1.03. At 8-12 rows
       0.92-1.11, median 1.04: the row split stays.
-    - 8..16 rows, W_hh past an L2 and a share in one (Intel Xeon, 2 MB L2s, session 23, after the micro-kernel's
-      prefetch): LSTM inference H = 384..512, I = H and H/4, units / rows 0.64-0.96 at 8..12 rows (18 of 18 rows),
-      0.76-1.06 at 14 and 16 (7 of 8); training (both passes split) 0.80-1.07, not taken. At H = 256 (W_hh in L2)
-      and at 32 rows the unit split lost (1.03-1.44).
+    - 8..32 rows, W_hh past an L2 (Intel Xeon, 2 MB L2s). Session 23, after the micro-kernel's prefetch: LSTM
+      inference H = 384..512, I = H and H/4, units / rows 0.64-0.96 at 8..12 rows (18 of 18 rows), 0.76-1.06 at 14
+      and 16 (7 of 8); training (both passes split) 0.80-1.07, not taken. Session 24, once the micro-kernel's
+      drivers stopped choosing an array per tile (the threads' own-units projection 1.3-1.5x as fast): LSTM
+      H = 512..1024, I = H and H/4, 0.69-1.00 at 8..32 rows (36 of 36), 1.0-1.18 at 48-64 rows; GRU H = 512 and
+      1024 0.85-1.04, RNN H = 1024 0.73-0.94 at 12..32 rows. At H = 256 (W_hh in L2) the unit split lost
+      (1.01-1.23). On a Zen 4 (1 MB L2s, session 22, before that change) 16 and 32 rows at H = 1024 took 0.97-1.09x
+      the row split's time: not measured there since.
     - One row (Zen 4, sessions 17, 18, 21): where a share fits in L2, LSTM H = 256, 320 0.73-0.83, GRU H = 320, 384
       0.74-0.76, RNN H = 512, 640 0.72-0.83; just past it mixed or slower (LSTM H = 384 1.20-1.33); from 2 L2s (both
       splits stream W_hh from L3) LSTM H = 512..1536 0.66-0.96. Below 2^18 elements, once each thread projected its
@@ -271,9 +277,9 @@ def _unit_split(B, threads, kind, hidden, projected, training, backward, itemsiz
         least = _MIN_UNIT_WEIGHTS_TRAINING if training else _MIN_UNIT_WEIGHTS
     narrow = (not backward and inputs is not None and 2 * inputs <= hidden
               and weights >= _MIN_UNIT_WEIGHTS_ONE_ROW and share <= 1)
-    in_l2 = (inference and vector_bits == 512 and _MAX_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT_L2
-             and weights * itemsize > _l2_bytes() and share <= 1)
-    split = one_row or in_l2 or _MIN_ROWS_UNIT_SPLIT <= B < max_rows and (weights >= least or narrow)
+    past_l2 = (inference and vector_bits == 512 and _MAX_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT_L2
+               and weights * itemsize > _l2_bytes())
+    split = one_row or past_l2 or _MIN_ROWS_UNIT_SPLIT <= B < max_rows and (weights >= least or narrow)
     units = _unit_parts(hidden, threads) if split else ()
     return units if len(units) > 1 else ()
 

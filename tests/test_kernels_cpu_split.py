@@ -85,7 +85,9 @@ def test_plan_chooses_the_split(B, threads, kind, H, projected, blocks, monkeypa
     assert cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, vector_bits=256).blocks == [
         cpu.Block(*b) for b in blocks]
     if (B, kind, H, projected) not in ((4, cpu.RNN_TANH, 512, False), (4, cpu.LSTM, 256, False),
-                                       (1, cpu.LSTM, 128, False)):
+                                       (1, cpu.LSTM, 128, False), (8, cpu.LSTM, 512, False),
+                                       (13, cpu.LSTM, 1024, False), (12, cpu.GRU, 1168, False),
+                                       (32, cpu.LSTM, 1024, False)):  # AVX-512: units at 8..32 rows past an L2
         assert cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, vector_bits=512).blocks == [
             cpu.Block(*b) for b in blocks]
 
@@ -121,11 +123,13 @@ PLANS = [
     (16, 2, G, 128, 128, "training", False, 512, ([8, 8], False, False)),  # ... but the GRU
     (16, 2, R, 128, 128, "inference", False, 512, ([8, 8], True, False)),
     (12, 2, L, 1024, 1024, "inference", False, 512, ("units 512 512", False, False)),  # 2^22: units to 12 rows
-    (16, 2, L, 320, 320, "inference", False, 512, ("units 160 160", False, False)),  # 8..16 rows: W_hh past an L2,
-    (8, 2, L, 80, 320, "inference", False, 512, ("units 160 160", False, False)),  # a share in one
-    (17, 2, L, 320, 320, "inference", False, 512, ([8, 9], True, False)),  # from 17 rows: the row split
+    (16, 2, L, 320, 320, "inference", False, 512, ("units 160 160", False, False)),  # 8..32 rows: W_hh past an
+    (8, 2, L, 80, 320, "inference", False, 512, ("units 160 160", False, False)),  # L2, projection first
+    (32, 2, L, 320, 320, "inference", False, 512, ("units 160 160", False, False)),
+    (16, 2, L, 384, 384, "inference", False, 512, ("units 192 192", False, False)),  # a share past it too
+    (32, 2, L, 1024, 1024, "inference", False, 512, ("units 512 512", False, False)),
+    (33, 2, L, 320, 320, "inference", False, 512, ([16, 17], True, False)),  # from 33 rows: the row split
     (16, 2, L, 256, 256, "inference", False, 512, ([8, 8], True, False)),  # W_hh in an L2
-    (16, 2, L, 384, 384, "inference", False, 512, ([8, 8], True, False)),  # a share past it
     (16, 2, L, 320, 320, "training", False, 512, ([8, 8], True, False)),  # training
     (16, 2, L, 320, 320, "inference", False, 256, ([8, 8], True, False)),  # AVX2 builds
     (62, 2, L, 1024, 1024, "inference", False, 512, ([31, 31], False, False)),  # 32 MB of weights: fused from
@@ -157,7 +161,8 @@ def test_plan_table(B, threads, kind, n_in, H, mode, projected, bits, want, monk
     (2, cpu.LSTM, 182, 182, 2, False, False, "units"),   # 4 * 182^2 >= 2^17
     (2, cpu.LSTM, 181, 181, 2, False, False, "packed"),  # below 2^17 elements
     (7, cpu.LSTM, 448, 448, 2, False, False, "units"),   # a share past the L2 (AVX2 builds: rows)
-    (8, cpu.LSTM, 448, 448, 2, False, False, "packed"),  # from 8 rows: the row split
+    (8, cpu.LSTM, 176, 176, 2, False, False, "packed"),  # from 8 rows: the row split (W_hh in an L2, ...
+    (8, cpu.LSTM, 182, 182, 2, False, False, "units"),   # ... past it: the 8..32-row rule)
     (4, cpu.LSTM, 256, 256, 2, False, True, "packed"),   # a projection
     (4, cpu.LSTM, 256, 256, 1, False, False, "packed"),  # one thread
     (4, cpu.LSTM, 256, 256, 2, True, False, "units"),    # training from 2^18, as the backward
