@@ -96,7 +96,8 @@ from numba.extending import intrinsic, overload
 
 from . import barrier, microkernel
 from .arguments import check_backward, check_forward, require_cache
-from .microkernel import GEMM_KC, GEMM_MC, gemm_packed, matmul2_packed, matmul_packed, pack, pack_bias, panel_width
+from .microkernel import (GEMM_KC, GEMM_MC, GEMM_MC_PACKED, gemm_packed, matmul2_packed, matmul_packed, pack, pack_bias,
+                          panel_width)
 
 # Cell kinds, passed to the compiled loops as plain ints (branches on them sit outside the inner loops).
 LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
@@ -1346,12 +1347,13 @@ def _big_matmul(a, b, threads):
 
 def _split_gemm_packed(a, packed, out, threads):
     """``gemm_packed(a, packed, out)`` with the rows of ``a`` and ``out`` split into up to ``threads`` blocks of
-    whole register tiles, one thread each."""
+    whole register tiles, one thread each; ``GEMM_MC_PACKED`` rows a block where ``a`` is transposed (da^T: its
+    blocks are packed), else ``GEMM_MC``."""
     tiles = -(-len(a) // 8)
     parts = max(1, min(threads, tiles // 4))
+    mc = GEMM_MC_PACKED if a.ndim == 2 and a.shape[1] > 1 and a.strides[1] != a.itemsize else GEMM_MC
     # mc and kc passed: a call that leaves out arguments with defaults misses Numba's fast dispatch (~50 us a call)
-    _in_parallel([functools.partial(gemm_packed, a[8 * t0:8 * t1], packed, out[8 * t0:8 * t1], GEMM_MC, _gemm_kc(),
-                                    False)
+    _in_parallel([functools.partial(gemm_packed, a[8 * t0:8 * t1], packed, out[8 * t0:8 * t1], mc, _gemm_kc(), False)
                   for t0, t1 in _even_blocks(tiles, parts)])
 
 

@@ -759,6 +759,10 @@ _block_tile_256, _part_block_tile_256 = _make_block_tile(256)
 #: pass, and the K block (a panel's KC x PW part stays in L1 while the block's row tiles pass; the backward's GEMMs
 #: after the loop take a larger one where the L2 is larger, ``cpu._gemm_kc``).
 GEMM_MC, GEMM_KC = 128, 256
+#: ... and the rows per block for a transposed ``a`` (``_pack_a``), whose packing reads this many adjacent values a
+#: k: one Intel Xeon core (2 MB L2, RESULTS.md "Session 24"), the weight gradients da^T [x | h] at T*B = 1600..12800,
+#: 4H = 1024..4096, I + H = 256..2049 ran 1.05-1.33x as fast as with 128 rows (kc = 1024).
+GEMM_MC_PACKED = 512
 #: ``gemm_packed`` copies each block of a transposed ``a`` (unit stride along its columns, such as ``da.T``) into a
 #: packed block where ``b`` has at least this many panels: a tile then reads one stream instead of a cache line (and
 #: often a page) per k.
@@ -783,13 +787,17 @@ def _block_tile(a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate
 def _pack_a(a, m0, m1, k0, kc, block):
     """Rows ``m0:m1`` and columns ``k0:k0+kc`` of a transposed ``a`` (unit stride along its columns) into ``block``
     [tiles, kc, mr]: ``block[t, k, i] = a[m0 + t*mr + i, k0 + k]``, the ``mr`` values of one k side by side as in
-    ``a``, and consecutive k next to each other (a tile's broadcasts then read one stream)."""
+    ``a``, and consecutive k next to each other (a tile's broadcasts then read one stream). k is the outer loop:
+    each k reads ``m1 - m0`` adjacent values of ``a`` (in ``da``'s row k). With the tiles outer (each k a line and a
+    page apart) the packing ran at 1.7-2.3 GB/s against 2.5-4.1 (mc = 512..1024 rows; at 128 rows 1.6 against 2.1,
+    so ``gemm_packed``'s callers take ``GEMM_MC_PACKED`` rows a block for such an ``a``); on the Intel Xeon the
+    packing had taken a third of the weight gradients' time at I + H = 256."""
     mr = block.shape[2]
-    for t in range((m1 - m0 + mr - 1) // mr):
-        r0 = m0 + t * mr
-        rows = min(mr, m1 - r0)
-        for k in range(kc):
-            for i in range(rows):
+    tiles = (m1 - m0 + mr - 1) // mr
+    for k in range(kc):
+        for t in range(tiles):
+            r0 = m0 + t * mr
+            for i in range(min(mr, m1 - r0)):
                 block[t, k, i] = a[r0 + i, k0 + k]
 
 
