@@ -278,6 +278,18 @@ def test_fuses_input(B, threads, H, cells):
     assert fused == cells
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("gates, inputs, H", [(4, 1, 1), (4, 3, 17), (4, 33, 100), (4, 64, 256), (3, 7, 40)])
+def test_fused_weights_packed_in_two_parts_are_the_packed_concatenation(gates, inputs, H, dtype):
+    """``_pack_two`` packs W_ih^T and W_hh^T into their rows of the panels: the same array as packing [W_ih | W_hh]^T
+    (the last panel's padding zero in both parts)."""
+    rng = np.random.default_rng(inputs * 1000 + H)
+    w_ih = rng.standard_normal((gates * H, inputs)).astype(dtype)
+    w_hh = rng.standard_normal((gates * H, H)).astype(dtype)
+    want = cpu.pack(np.concatenate((w_ih, w_hh), axis=1).T)
+    np.testing.assert_array_equal(cpu._pack_two(w_ih, w_hh), want)
+
+
 @settings(max_examples=40, deadline=None)
 @given(cell=st.sampled_from(CELLS), T=st.integers(1, 6), B=st.integers(8, 20), inputs=st.integers(1, 40),
        H=st.integers(1, 40), dtype=st.sampled_from([np.float32, np.float64]), threads=st.sampled_from([1, 2]),
