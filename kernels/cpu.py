@@ -193,7 +193,7 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
        micro-kernel ran 19-131, benchmarks/step_microkernel.py).
     3. ``fused`` (forward, the LSTM and the RNN; the GRU's n gate needs x and h apart): every row block has at least
        8 rows (32 where W_ih and W_hh take more than 8 MiB); the unit split from 33 rows (never, as planned today:
-       at 16-32 rows it took 1.05-1.27x the time of its projection first, Intel Xeon, session 23-24).
+       at 32 rows it took 1.05-1.31x the time of its projection first, Intel Xeon, session 24).
     4. ``beside``, where the row split has one block of 2 or more rows on 2 or more threads (so a thread idles) and
        ``steps`` > 1: a forward's input projection from 2^22 multiply-adds (``_forward_beside``); a backward's dx and
        weight gradients on AVX-512 builds, without a projection, from 2^24 multiply-adds and where the weight
@@ -212,9 +212,9 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
       inference H = 384..512, I = H and H/4, units / rows 0.64-0.96 at 8..12 rows (18 of 18 rows), 0.76-1.06 at 14
       and 16 (7 of 8); training (both passes split) 0.80-1.07, not taken. Session 24, once the micro-kernel's
       drivers stopped choosing an array per tile (the threads' own-units projection 1.3-1.5x as fast): LSTM
-      H = 512..1024, I = H and H/4, 0.69-1.00 at 8..32 rows (36 of 36), 1.0-1.18 at 48-64 rows; GRU H = 512 and
-      1024 0.85-1.04, RNN H = 1024 0.73-0.94 at 12..32 rows. At H = 256 (W_hh in L2) the unit split lost
-      (1.01-1.23). On a Zen 4 (1 MB L2s, session 22, before that change) 16 and 32 rows at H = 1024 took 0.97-1.09x
+      H = 512..1024, I = H and H/4, 0.61-1.00 at 8..32 rows (30 of 30), 0.96-1.17 at 48-64 rows (9 of 12 slower);
+      GRU H = 512 and 1024 0.85-1.04, RNN H = 1024 0.73-0.94 at 12..32 rows. At H = 256 (W_hh in L2) the unit split
+      lost (1.01-1.23). On a Zen 4 (1 MB L2s, session 22, before that change) 16 and 32 rows at H = 1024 took 0.97-1.09x
       the row split's time: not measured there since.
     - One row (Zen 4, sessions 17, 18, 21): where a share fits in L2, LSTM H = 256, 320 0.73-0.83, GRU H = 320, 384
       0.74-0.76, RNN H = 512, 640 0.72-0.83; just past it mixed or slower (LSTM H = 384 1.20-1.33); from 2 L2s (both
