@@ -566,9 +566,9 @@ def _tiles(a, r0, rows, packed, p, c, c0, n0, wide, part, vectors):
     """``matmul_packed``'s call of one tile, the whole panel's (``part`` False) or its first ``vectors``.
 
     Its callers pass ``out`` or the scratch tile by name, in two calls, not one call with an array chosen at run
-    time (``target = out if ... else scratch``): with that choice the loops ran at 0.55-0.85x the speed (one Intel
-    Xeon core, 3200 rows, K = 64..256, N = 960..4080: 73-117 against 105-188 GFLOP/s; RESULTS.md, session 24).
-    The same tiles, the same bits."""
+    time (``target = out if ... else scratch``): with that choice the loops ran at 0.68-0.89x the speed (one Intel
+    Xeon core, 3200 rows in calls of 32 or 128, K = 64..256, N = 960..4080: 79-150 against 105-188 GFLOP/s;
+    RESULTS.md "Session 24"). The same tiles, the same bits."""
     if not part:
         if wide:
             _tile_512(a, r0, rows, packed, p, c, c0, n0)
@@ -761,7 +761,7 @@ _block_tile_256, _part_block_tile_256 = _make_block_tile(256)
 GEMM_MC, GEMM_KC = 128, 256
 #: ... and the rows per block for a transposed ``a`` (``_pack_a``), whose packing reads this many adjacent values a
 #: k: one Intel Xeon core (2 MB L2, RESULTS.md "Session 24"), the weight gradients da^T [x | h] at T*B = 1600..12800,
-#: 4H = 1024..4096, I + H = 256..2049 ran 1.05-1.33x as fast as with 128 rows (kc = 1024).
+#: 4H = 1024..4096, I + H = 256..2049 ran 1.06-1.33x as fast as with 128 rows (kc = 1024).
 GEMM_MC_PACKED = 512
 #: ``gemm_packed`` copies each block of a transposed ``a`` (unit stride along its columns, such as ``da.T``) into a
 #: packed block where ``b`` has at least this many panels: a tile then reads one stream instead of a cache line (and
