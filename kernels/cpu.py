@@ -30,7 +30,7 @@ blocks of rows (one per Numba thread, at least 4 rows each) and each thread runs
 forward and backward, with OpenBLAS at one thread; the GEMMs outside the loops are split over the same threads. With
 one block (B < 8, or one Numba thread) the time loop runs on one thread, and on 2+ threads a second thread computes
 the input projections a few steps ahead of it (``_forward_beside``). Or, for the forward of 1..7
-rows with a large W_hh on 2+ threads (up to 16 rows where only a share of W_hh fits in an L2; ``plan``), the hidden
+rows with a large W_hh on 2+ threads (up to 32 rows in inference where W_hh outgrows an L2; ``plan``), the hidden
 units are split over the threads (``_forward_units``; the
 backward's time loop likewise, ``_backward_units``): each thread runs the whole time loop for all rows and its
 units, one long-lived call per thread, and the threads meet once per step on a spin barrier (kernels/barrier.py)
