@@ -13,18 +13,14 @@ The GEMMs are those around the time loops (T = 100 steps of B rows, float32):
   K = T*B, N = I + H + 1, with the rows a block ``cpu._split_gemm_packed`` takes for it.
 
 The packing of ``b`` is left out (done once per call by the kernels; a few percent of these GEMMs). The older
-micro-kernel (``kernels/microkernel.py`` at ``--old``) is imported from a temporary copy, with its own Numba cache
-there; each module's dW takes its own ``GEMM_MC_PACKED`` rows a block (``GEMM_MC`` where it has none, as the kernels
+micro-kernel (``kernels/microkernel.py`` at ``--old``) is imported from a temporary copy (``forward_ab.load_old``),
+with its own Numba cache there; each module's dW takes its own ``GEMM_MC_PACKED`` rows a block (``GEMM_MC`` where it has none, as the kernels
 did before session 24), both the current tree's K block (``cpu._gemm_kc``).
 """
 
 import argparse
 import functools
-import importlib.util
-import os
-import subprocess
-import sys
-import tempfile
+import importlib
 import time
 
 import numpy as np
@@ -37,21 +33,6 @@ SHAPES = [
     ("dW", 4096, 3200, 2049), ("dW", 4096, 12800, 1281), ("dW", 1024, 3200, 513), ("dW", 4096, 12800, 257),
     ("dW", 2048, 12800, 1025), ("dW", 512, 25600, 161),
 ]
-
-
-def load_old(rev):
-    root = tempfile.mkdtemp(prefix="lstmzoo_gemm_")
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    source = subprocess.run(["git", "show", f"{rev}:kernels/microkernel.py"], cwd=here, capture_output=True,
-                            text=True, check=True).stdout
-    path = os.path.join(root, "old_microkernel.py")
-    with open(path, "w") as f:
-        f.write(source)
-    spec = importlib.util.spec_from_file_location("old_microkernel", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["old_microkernel"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def projection_driver(module, rows):
@@ -94,7 +75,10 @@ def main(argv=None):
     torch.set_num_threads(1)
     contenders = {"lstmzoo": microkernel}
     if args.old:
-        contenders[f"at {args.old}"] = load_old(args.old)
+        from forward_ab import load_old  # beside this script
+
+        load_old(args.old)
+        contenders[f"at {args.old}"] = importlib.import_module("oldkernels.microkernel")
     drivers = {name: projection_driver(module, cpu._PROJECTION_ROWS) for name, module in contenders.items()}
     kc = cpu._gemm_kc()
     print(f"One thread, float32, GFLOP/s, median of {args.repeats}; {bench.cpu_model()}; torch {torch.__version__}; "

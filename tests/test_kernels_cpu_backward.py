@@ -83,6 +83,24 @@ def test_weight_gradients_and_dx_match_numpy(threads):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("threads", [1, 2])
+def test_weight_gradients_in_packed_blocks_of_gemm_mc_packed_rows(threads, dtype):
+    """4H = 1030 rows of da^T (blocks of ``GEMM_MC_PACKED`` = 512 rows, the last tile of 6) and I + H + 1 = 201
+    columns (5 panels or more: each block of da^T is packed, ``_pack_a``): close to NumPy, and bitwise the same as
+    ``gemm_packed`` in blocks of ``GEMM_MC`` rows (the rows a block do not change any sum's order)."""
+    rng = np.random.default_rng(11)
+    da, x, h = (rng.standard_normal(shape).astype(dtype) for shape in ((300, 1030), (300, 100), (300, 100)))
+    got = cpu._weight_gradients(da, x, h, True, threads)
+    packed = cpu._pack_side_by_side(x, h, True)
+    assert len(packed) >= microkernel._PACK_A_PANELS
+    want = np.empty_like(got)
+    microkernel.gemm_packed(da.T, packed, want, microkernel.GEMM_MC, cpu._gemm_kc(), False)
+    np.testing.assert_array_equal(got, want)
+    exact = np.concatenate([da.T @ x, da.T @ h, da.sum(0)[:, None]], axis=1).astype(np.float64)
+    assert np.abs(got - exact).max() / np.abs(exact).max() <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
 def test_backward_over_several_gemm_blocks_matches_reference(threads, dtype, pin_threads):
     """T*B = 390 rows (two K blocks of the weight-gradient GEMM) and 4H = 168 (two row blocks), with lengths."""
     pin_threads(threads)
