@@ -30,8 +30,8 @@ blocks of rows (one per Numba thread, at least 4 rows each) and each thread runs
 forward and backward, with OpenBLAS at one thread; the GEMMs outside the loops are split over the same threads. With
 one block (B < 8, or one Numba thread) the time loop runs on one thread, and on 2+ threads a second thread computes
 the input projections a few steps ahead of it (``_forward_beside``). Or, for the forward of 1..7
-rows with a large W_hh on 2+ threads (up to 32 rows in inference where W_hh outgrows an L2; ``plan``), the hidden
-units are split over the threads (``_forward_units``; the
+rows with a large W_hh on 2+ threads (up to 32 rows in inference where W_hh outgrows an L2 of 2 MB; ``plan``), the
+hidden units are split over the threads (``_forward_units``; the
 backward's time loop likewise, ``_backward_units``): each thread runs the whole time loop for all rows and its
 units, one long-lived call per thread, and the threads meet once per step on a spin barrier (kernels/barrier.py)
 instead of handing work over.
@@ -126,8 +126,8 @@ _MIN_UNIT_WEIGHTS_OWN, _MIN_UNIT_WEIGHTS_OWN_TRAINING = 1 << 17, 1 << 18
 # and backward, AVX-512 builds).
 _MIN_UNIT_WEIGHTS_ONE_ROW, _STREAMED_L2S, _ONE_ROW_TRAINING_L2S = 1 << 18, 2, 0.5
 _MIN_UNIT_WEIGHTS_ONE_ROW_OWN = 1 << 16
-# 8..32 rows in inference (AVX-512 builds) where W_hh outgrows an L2.
-_MAX_ROWS_UNIT_SPLIT_L2 = 33
+# 8..32 rows in inference (AVX-512 builds) where W_hh outgrows an L2, on cores with at least this much L2.
+_MAX_ROWS_UNIT_SPLIT_L2, _MIN_L2_UNIT_SPLIT_ROWS = 33, 2 << 20
 # Fused input projection: from this many rows per block (_MIN_ROWS_FUSED_LARGE above _FUSED_BYTES of weights;
 # _MIN_ROWS_UNITS_FUSED for the unit split, above the rows it runs at today).
 _MIN_ROWS_FUSED, _MIN_ROWS_FUSED_LARGE, _FUSED_BYTES, _MIN_ROWS_UNITS_FUSED = 8, 32, 8 << 20, 33
@@ -179,13 +179,13 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
        - 2..7 rows (2..12 from W = 2^22): a forward on AVX-512 builds from W = 2^17 (inference) or 2^18 (training);
          on AVX2 builds from W = 2^20, or from 2^18 where I <= H/2 and a share is at most one L2; a backward from
          W = 2^18;
-       - 8..32 rows: inference on AVX-512 builds where W_hh outgrows an L2 (W * itemsize; LSTM float32: from
-         H = 363 with 2 MB L2s, 257 with 1 MB).
+       - 8..32 rows: inference on AVX-512 builds where W_hh outgrows an L2 of at least 2 MB (W * itemsize; LSTM
+         float32: from H = 363).
 
        LSTM float32 on 2 threads with 1 MB L2s: one row at H = 128..362 (AVX2 builds 256..362) and from 512 for
        inference, H = 256 in training; 2..7 rows from H = 182 (inference) or 256 (training) on AVX-512 builds, from
-       H = 512 (or 256..362 with I <= H/2) on AVX2 builds; up to 12 rows from H = 1024; 8..32 rows in inference from
-       H = 257 on AVX-512 builds.
+       H = 512 (or 256..362 with I <= H/2) on AVX2 builds; up to 12 rows from H = 1024 (8..32 rows only with 2 MB
+       L2s).
     2. Otherwise the row split: at most ``threads`` blocks of consecutive rows, as even as possible, each at least
        ``_MIN_ROWS_PER_THREAD`` = 4 rows; each thread runs the whole time loop for its rows (one hand-off a call, none
        a step). A block's per-step GEMM: one row OpenBLAS's GEMV ("gemv"), more the micro-kernel against W_hh^T
@@ -214,8 +214,11 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
       drivers stopped choosing an array per tile (the threads' own-units projection 1.3-1.5x as fast): LSTM
       H = 512..1024, I = H and H/4, 0.61-1.00 at 8..32 rows (30 of 30), 0.96-1.17 at 48-64 rows (9 of 12 slower);
       GRU H = 512 and 1024 0.85-1.04, RNN H = 1024 0.73-0.94 at 12..32 rows. At H = 256 (W_hh in L2) the unit split
-      lost (1.01-1.23). On a Zen 4 (1 MB L2s, session 22, before that change) 16 and 32 rows at H = 1024 took 0.97-1.09x
-      the row split's time: not measured there since.
+      lost (1.01-1.23). On a Zen 4 (1 MB L2s, session 25, the same kernels; 5 repeats) the unit split lost: LSTM
+      H = 288..512, I = H and H/4, 0.89-1.45 at 10..32 rows (29 of 36 slower), 0.94-1.28 at 8 rows; H = 768 and
+      1024 (3 repeats) 0.73-1.09 at 8..32 rows, median 0.98 (H = 1024 takes the units to 12 rows by the 2^22 rule
+      anyway). So the rule asks for an L2 of 2 MB, as on the machine where it gained (that the Zen's L3 feeds the
+      row split's streamed W_hh faster is a guess, not profiled).
     - One row (Zen 4, sessions 17, 18, 21): where a share fits in L2, LSTM H = 256, 320 0.73-0.83, GRU H = 320, 384
       0.74-0.76, RNN H = 512, 640 0.72-0.83; just past it mixed or slower (LSTM H = 384 1.20-1.33); from 2 L2s (both
       splits stream W_hh from L3) LSTM H = 512..1536 0.66-0.96. Below 2^18 elements, once each thread projected its
@@ -279,7 +282,7 @@ def _unit_split(B, threads, kind, hidden, projected, training, backward, itemsiz
     narrow = (not backward and inputs is not None and 2 * inputs <= hidden
               and weights >= _MIN_UNIT_WEIGHTS_ONE_ROW and share <= 1)
     past_l2 = (inference and vector_bits == 512 and _MAX_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT_L2
-               and weights * itemsize > _l2_bytes())
+               and weights * itemsize > _l2_bytes() >= _MIN_L2_UNIT_SPLIT_ROWS)
     split = one_row or past_l2 or _MIN_ROWS_UNIT_SPLIT <= B < max_rows and (weights >= least or narrow)
     units = _unit_parts(hidden, threads) if split else ()
     return units if len(units) > 1 else ()

@@ -85,9 +85,7 @@ def test_plan_chooses_the_split(B, threads, kind, H, projected, blocks, monkeypa
     assert cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, vector_bits=256).blocks == [
         cpu.Block(*b) for b in blocks]
     if (B, kind, H, projected) not in ((4, cpu.RNN_TANH, 512, False), (4, cpu.LSTM, 256, False),
-                                       (1, cpu.LSTM, 128, False), (8, cpu.LSTM, 512, False),
-                                       (13, cpu.LSTM, 1024, False), (12, cpu.GRU, 1168, False),
-                                       (32, cpu.LSTM, 1024, False)):  # AVX-512: units at 8..32 rows past an L2
+                                       (1, cpu.LSTM, 128, False)):
         assert cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, vector_bits=512).blocks == [
             cpu.Block(*b) for b in blocks]
 
@@ -123,15 +121,8 @@ PLANS = [
     (16, 2, G, 128, 128, "training", False, 512, ([8, 8], False, False)),  # ... but the GRU
     (16, 2, R, 128, 128, "inference", False, 512, ([8, 8], True, False)),
     (12, 2, L, 1024, 1024, "inference", False, 512, ("units 512 512", False, False)),  # 2^22: units to 12 rows
-    (16, 2, L, 320, 320, "inference", False, 512, ("units 160 160", False, False)),  # 8..32 rows: W_hh past an
-    (8, 2, L, 80, 320, "inference", False, 512, ("units 160 160", False, False)),  # L2, projection first
-    (32, 2, L, 320, 320, "inference", False, 512, ("units 160 160", False, False)),
-    (16, 2, L, 384, 384, "inference", False, 512, ("units 192 192", False, False)),  # a share past it too
-    (32, 2, L, 1024, 1024, "inference", False, 512, ("units 512 512", False, False)),
-    (33, 2, L, 320, 320, "inference", False, 512, ([16, 17], True, False)),  # from 33 rows: the row split
-    (16, 2, L, 256, 256, "inference", False, 512, ([8, 8], True, False)),  # W_hh in an L2
-    (16, 2, L, 320, 320, "training", False, 512, ([8, 8], True, False)),  # training
-    (16, 2, L, 320, 320, "inference", False, 256, ([8, 8], True, False)),  # AVX2 builds
+    (16, 2, L, 320, 320, "inference", False, 512, ([8, 8], True, False)),  # 8..32 rows: 1 MB L2s, the rows
+    (32, 2, L, 1024, 1024, "inference", False, 512, ([16, 16], False, False)),  # 32 MB: fused from 32 rows
     (62, 2, L, 1024, 1024, "inference", False, 512, ([31, 31], False, False)),  # 32 MB of weights: fused from
     (64, 2, L, 1024, 1024, "inference", False, 512, ([32, 32], True, False)),   # 32 rows
     (256, 2, L, 32, 128, "training", False, 256, ([128, 128], True, False)),
@@ -156,13 +147,45 @@ def test_plan_table(B, threads, kind, n_in, H, mode, projected, bits, want, monk
                     inputs=n_in, vector_bits=bits) == (how.blocks, False, False)  # the split does not need T
 
 
+# 8..32 rows in inference on AVX-512 builds, where W_hh outgrows an L2 of at least 2 MB (2 MB L2s, T = 100,
+# float32): (B, threads, cell, I, H, pass, vector bits) -> the split, fused
+PLANS_2MB_L2 = [
+    (16, 2, L, 384, 384, "inference", 512, ("units 192 192", False)),  # W_hh 2.25 MB: units, projection first
+    (8, 2, L, 96, 384, "inference", 512, ("units 192 192", False)),
+    (32, 2, L, 1024, 1024, "inference", 512, ("units 512 512", False)),
+    (32, 2, G, 512, 512, "inference", 512, ("units 256 256", False)),
+    (33, 2, L, 384, 384, "inference", 512, ([16, 17], True)),  # from 33 rows: the row split
+    (16, 2, L, 362, 362, "inference", 512, ([8, 8], True)),  # W_hh 2 MB less 1.6 KB: in an L2
+    (16, 2, L, 384, 384, "training", 512, ([8, 8], True)),  # training
+    (16, 2, L, 384, 384, "inference", 256, ([8, 8], True)),  # AVX2 builds
+    (16, 1, L, 384, 384, "inference", 512, ([16], True)),  # one thread
+]
+
+
+@pytest.mark.parametrize("B, threads, kind, n_in, H, mode, bits, want", PLANS_2MB_L2)
+def test_plan_splits_the_units_of_8_to_32_rows_past_a_2_mb_l2(B, threads, kind, n_in, H, mode, bits, want,
+                                                                 monkeypatch):
+    """The unit split at 8..32 rows gained on 2 MB L2s (Intel Xeon, sessions 23-24) and lost on 1 MB L2s (Zen 4,
+    session 25): ``PLANS`` holds the 1 MB cases."""
+    monkeypatch.setattr(cpu, "_l2_bytes", lambda: 2 << 20)
+    how = cpu.plan(B, threads, kind, H, training=mode == "training", inputs=n_in, steps=100, vector_bits=bits)
+    split, fused = want
+    if isinstance(split, str):
+        parts = [int(n) for n in split.split()[1:]]
+        bounds = np.cumsum([0] + parts).tolist()
+        assert how.blocks == [cpu.Block(0, B, "units", tuple(zip(bounds[:-1], bounds[1:])))]
+    else:
+        assert [block.end - block.start for block in how.blocks] == split
+    assert how.fused == fused
+
+
 @pytest.mark.parametrize("B, kind, H, n_in, threads, training, projected, step", [
     (4, cpu.LSTM, 256, 256, 2, False, False, "units"),   # I = H (AVX2 builds: rows)
     (2, cpu.LSTM, 182, 182, 2, False, False, "units"),   # 4 * 182^2 >= 2^17
     (2, cpu.LSTM, 181, 181, 2, False, False, "packed"),  # below 2^17 elements
     (7, cpu.LSTM, 448, 448, 2, False, False, "units"),   # a share past the L2 (AVX2 builds: rows)
-    (8, cpu.LSTM, 176, 176, 2, False, False, "packed"),  # from 8 rows: the row split (W_hh in an L2, ...
-    (8, cpu.LSTM, 182, 182, 2, False, False, "units"),   # ... past it: the 8..32-row rule)
+    (8, cpu.LSTM, 176, 176, 2, False, False, "packed"),  # from 8 rows: the row split (512 KB L2s)
+    (8, cpu.LSTM, 182, 182, 2, False, False, "packed"),
     (4, cpu.LSTM, 256, 256, 2, False, True, "packed"),   # a projection
     (4, cpu.LSTM, 256, 256, 1, False, False, "packed"),  # one thread
     (4, cpu.LSTM, 256, 256, 2, True, False, "units"),    # training from 2^18, as the backward
