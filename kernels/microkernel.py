@@ -66,8 +66,9 @@ the row; it never faults, so the rows past a panel's end need no test). The same
 loaded Emerald Rapids machine above; on an idle Intel Xeon with 2 MB of L2 per core (AMX, AVX-512; RESULTS.md
 "Session 23") a step's GEMM with the panels streaming from L2 or L3 ran 1.1-1.35x as fast at 8..64 rows, H = 512
 and 1024 (one and two threads at once; distances 4, 8, 16, 24, 32, 48 tried, 16 the best), and the LSTM's forward
-0.75-1.01x the time (median 0.91) at B = 4..128 in inference (2 threads). Not timed on an AMD CPU nor on an AVX2
-one (the 256-bit tile prefetches too).
+0.75-1.01x the time (median 0.91) at B = 4..128 in inference (2 threads). On a Zen 4 (1 MB L2s, session 25) the
+LSTM's forward with / without it: 0.98-1.04x at 16..128 rows, 0.94-1.17x (two runs disagreeing) at 2..6 rows: no
+clear loss, no gain. Not timed on an AVX2 CPU (the 256-bit tile prefetches too).
 
 Numba's cache: the time loops in ``cpu.py`` that call ``matmul_packed`` are cached with its code inside, and Numba
 invalidates a cache entry only when the file of the cached function changes: after editing this file, clear the
@@ -761,7 +762,8 @@ _block_tile_256, _part_block_tile_256 = _make_block_tile(256)
 GEMM_MC, GEMM_KC = 128, 256
 #: ... and the rows per block for a transposed ``a`` (``_pack_a``), whose packing reads this many adjacent values a
 #: k: one Intel Xeon core (2 MB L2, RESULTS.md "Session 24"), the weight gradients da^T [x | h] at T*B = 1600..12800,
-#: 4H = 1024..4096, I + H = 256..2049 ran 1.06-1.33x as fast as with 128 rows (kc = 1024).
+#: 4H = 1024..4096, I + H = 256..2049 ran 1.06-1.33x as fast as with 128 rows (kc = 1024); on a Zen 4 (1 MB L2,
+#: session 25; kc = 512) 1.05-1.94x, the best of 128, 256 and 512 rows at every shape tried.
 GEMM_MC_PACKED = 512
 #: ``gemm_packed`` copies each block of a transposed ``a`` (unit stride along its columns, such as ``da.T``) into a
 #: packed block where ``b`` has at least this many panels: a tile then reads one stream instead of a cache line (and
