@@ -216,9 +216,9 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
       GRU H = 512 and 1024 0.85-1.04, RNN H = 1024 0.73-0.94 at 12..32 rows. At H = 256 (W_hh in L2) the unit split
       lost (1.01-1.23). On a Zen 4 (1 MB L2s, session 25, the same kernels; 5 repeats) the unit split lost: LSTM
       H = 288..512, I = H and H/4, 0.89-1.45 at 10..32 rows (29 of 36 slower), 0.94-1.28 at 8 rows; H = 768 and
-      1024 (3 and 5 repeats) 0.73-1.09 at 8..32 rows (and one 1.62), median 0.99 (H = 1024 takes the units to 12 rows by the 2^22 rule
-      anyway). So the rule asks for an L2 of 2 MB, as on the machine where it gained (that the Zen's L3 feeds the
-      row split's streamed W_hh faster is a guess, not profiled).
+      1024 (3 and 5 repeats) 0.73-1.09 at 8..32 rows (and one 1.62), median 0.99 (H = 1024 takes the units to 12
+      rows by the 2^22 rule anyway). So the rule asks for an L2 of 2 MB, as on the machine where it gained (that the
+      Zen's L3 feeds the row split's streamed W_hh faster is a guess, not profiled).
     - One row (Zen 4, sessions 17, 18, 21): where a share fits in L2, LSTM H = 256, 320 0.73-0.83, GRU H = 320, 384
       0.74-0.76, RNN H = 512, 640 0.72-0.83; just past it mixed or slower (LSTM H = 384 1.20-1.33); from 2 L2s (both
       splits stream W_hh from L3) LSTM H = 512..1536 0.66-0.96. Below 2^18 elements, once each thread projected its
