@@ -129,9 +129,26 @@ PLANS = [
 ]
 
 
-@pytest.mark.parametrize("B, threads, kind, n_in, H, mode, projected, bits, want", PLANS)
-def test_plan_table(B, threads, kind, n_in, H, mode, projected, bits, want, monkeypatch):
-    monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
+# 8..32 rows in inference on AVX-512 builds split the units where W_hh outgrows an L2 of at least 2 MB: they gained on
+# 2 MB L2s (Intel Xeon, sessions 23-24) and lost on 1 MB L2s (Zen 4, session 25; ``PLANS`` holds those cases).
+# Whole plans on 2 MB L2s, as ``PLANS``.
+PLANS_2MB_L2 = [
+    (16, 2, L, 384, 384, "inference", False, 512, ("units 192 192", False, False)),  # W_hh 2.25 MB: units, ...
+    (8, 2, L, 96, 384, "inference", False, 512, ("units 192 192", False, False)),  # ... projection first
+    (32, 2, L, 1024, 1024, "inference", False, 512, ("units 512 512", False, False)),
+    (32, 2, G, 512, 512, "inference", False, 512, ("units 256 256", False, False)),
+    (33, 2, L, 384, 384, "inference", False, 512, ([16, 17], True, False)),  # from 33 rows: the row split
+    (16, 2, L, 362, 362, "inference", False, 512, ([8, 8], True, False)),  # W_hh 2 MB less 1.6 KB: in an L2
+    (16, 2, L, 384, 384, "training", False, 512, ([8, 8], True, False)),  # training
+    (16, 2, L, 384, 384, "inference", False, 256, ([8, 8], True, False)),  # AVX2 builds
+    (16, 1, L, 384, 384, "inference", False, 512, ([16], True, False)),  # one thread
+]
+
+
+@pytest.mark.parametrize("l2, B, threads, kind, n_in, H, mode, projected, bits, want",
+                         [(1 << 20, *p) for p in PLANS] + [(2 << 20, *p) for p in PLANS_2MB_L2])
+def test_plan_table(l2, B, threads, kind, n_in, H, mode, projected, bits, want, monkeypatch):
+    monkeypatch.setattr(cpu, "_l2_bytes", lambda: l2)
     how = cpu.plan(B, threads, kind, H, projected, training=mode == "training", backward=mode == "backward",
                    inputs=n_in, steps=100, vector_bits=bits)
     split, fused, beside = want
@@ -145,38 +162,6 @@ def test_plan_table(B, threads, kind, n_in, H, mode, projected, bits, want, monk
     assert (how.fused, how.beside) == (fused, beside)
     assert cpu.plan(B, threads, kind, H, projected, training=mode == "training", backward=mode == "backward",
                     inputs=n_in, vector_bits=bits) == (how.blocks, False, False)  # the split does not need T
-
-
-# 8..32 rows in inference on AVX-512 builds, where W_hh outgrows an L2 of at least 2 MB (2 MB L2s, T = 100,
-# float32): (B, threads, cell, I, H, pass, vector bits) -> the split, fused
-PLANS_2MB_L2 = [
-    (16, 2, L, 384, 384, "inference", 512, ("units 192 192", False)),  # W_hh 2.25 MB: units, projection first
-    (8, 2, L, 96, 384, "inference", 512, ("units 192 192", False)),
-    (32, 2, L, 1024, 1024, "inference", 512, ("units 512 512", False)),
-    (32, 2, G, 512, 512, "inference", 512, ("units 256 256", False)),
-    (33, 2, L, 384, 384, "inference", 512, ([16, 17], True)),  # from 33 rows: the row split
-    (16, 2, L, 362, 362, "inference", 512, ([8, 8], True)),  # W_hh 2 MB less 1.6 KB: in an L2
-    (16, 2, L, 384, 384, "training", 512, ([8, 8], True)),  # training
-    (16, 2, L, 384, 384, "inference", 256, ([8, 8], True)),  # AVX2 builds
-    (16, 1, L, 384, 384, "inference", 512, ([16], True)),  # one thread
-]
-
-
-@pytest.mark.parametrize("B, threads, kind, n_in, H, mode, bits, want", PLANS_2MB_L2)
-def test_plan_splits_the_units_of_8_to_32_rows_past_a_2_mb_l2(B, threads, kind, n_in, H, mode, bits, want,
-                                                                 monkeypatch):
-    """The unit split at 8..32 rows gained on 2 MB L2s (Intel Xeon, sessions 23-24) and lost on 1 MB L2s (Zen 4,
-    session 25): ``PLANS`` holds the 1 MB cases."""
-    monkeypatch.setattr(cpu, "_l2_bytes", lambda: 2 << 20)
-    how = cpu.plan(B, threads, kind, H, training=mode == "training", inputs=n_in, steps=100, vector_bits=bits)
-    split, fused = want
-    if isinstance(split, str):
-        parts = [int(n) for n in split.split()[1:]]
-        bounds = np.cumsum([0] + parts).tolist()
-        assert how.blocks == [cpu.Block(0, B, "units", tuple(zip(bounds[:-1], bounds[1:])))]
-    else:
-        assert [block.end - block.start for block in how.blocks] == split
-    assert how.fused == fused
 
 
 @pytest.mark.parametrize("B, kind, H, n_in, threads, training, projected, step", [
