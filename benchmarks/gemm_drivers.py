@@ -14,14 +14,14 @@ The GEMMs are those around the time loops (T = 100 steps of B rows, float32):
 
 The packing of ``b`` is left out (done once per call by the kernels; a few percent of these GEMMs). The older
 micro-kernel (``kernels/microkernel.py`` at ``--old``) is imported from a temporary copy (``forward_ab.load_old``),
-with its own Numba cache there; each module's dW takes its own ``GEMM_MC_PACKED`` rows a block (``GEMM_MC`` where it has none, as the kernels
-did before session 24), both the current tree's K block (``cpu._gemm_kc``).
+with its own Numba cache there; each module's dW takes its own ``GEMM_MC_PACKED`` rows a block (``GEMM_MC`` where it
+has none, as the kernels did before session 24), and both take the current tree's K block (``cpu._gemm_kc``). The
+contenders are timed in turn, each after an idle (``bench.median_times``).
 """
 
 import argparse
 import functools
 import importlib
-import time
 
 import numpy as np
 
@@ -47,16 +47,6 @@ def projection_driver(module, rows):
             matmul_packed(x[r0:r1], packed, out[r0:r1])
 
     return project
-
-
-def median_seconds(call, repeats):
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def main(argv=None):
@@ -99,16 +89,15 @@ def main(argv=None):
             b = rng.standard_normal((K, N), dtype=np.float32)
             torch_call = functools.partial(torch.mm, torch.from_numpy(a), torch.from_numpy(b))
         out = np.empty((M, N), np.float32)
-        times = []
+        calls = []
         for name, module in contenders.items():
             packed = module.pack(b)
             if kind == "projection":
-                call = functools.partial(drivers[name], a, packed, out)
+                calls.append(functools.partial(drivers[name], a, packed, out))
             else:
                 mc = getattr(module, "GEMM_MC_PACKED", module.GEMM_MC) if kind == "dW" else module.GEMM_MC
-                call = functools.partial(module.gemm_packed, a, packed, out, mc, kc, False)
-            times.append(median_seconds(call, args.repeats))
-        times.append(median_seconds(torch_call, args.repeats))
+                calls.append(functools.partial(module.gemm_packed, a, packed, out, mc, kc, False))
+        times = bench.median_times(calls + [torch_call], args.repeats)
         flop = 2.0 * M * K * N
         cells = " | ".join(f"{flop / t / 1e9:.0f}" for t in times)
         ratio = f" {times[0] / times[1]:.2f} |" if args.old else ""

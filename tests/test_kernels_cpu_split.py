@@ -169,8 +169,8 @@ def test_plan_table(l2, B, threads, kind, n_in, H, mode, projected, bits, want, 
     (2, cpu.LSTM, 182, 182, 2, False, False, "units"),   # 4 * 182^2 >= 2^17
     (2, cpu.LSTM, 181, 181, 2, False, False, "packed"),  # below 2^17 elements
     (7, cpu.LSTM, 448, 448, 2, False, False, "units"),   # a share past the L2 (AVX2 builds: rows)
-    (8, cpu.LSTM, 176, 176, 2, False, False, "packed"),  # from 8 rows: the row split (512 KB L2s)
-    (8, cpu.LSTM, 182, 182, 2, False, False, "packed"),
+    (8, cpu.LSTM, 182, 182, 2, False, False, "packed"),  # from 8 rows the row split, even past 2^17 (and past
+    (8, cpu.LSTM, 512, 512, 2, False, False, "packed"),  # a 512 KB L2: the 8..32-row unit split needs 2 MB ones)
     (4, cpu.LSTM, 256, 256, 2, False, True, "packed"),   # a projection
     (4, cpu.LSTM, 256, 256, 1, False, False, "packed"),  # one thread
     (4, cpu.LSTM, 256, 256, 2, True, False, "units"),    # training from 2^18, as the backward
