@@ -81,6 +81,7 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
 _JIT = {"cache": True, "error_model": "numpy", "fastmath": {"nsz", "arcp", "contract", "reassoc"}}
@@ -785,22 +786,59 @@ def _block_tile(a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate
         _part_block_tile_256(a, a_columns, r0, rows, k0, kc, packed, p, c, c0, n0, accumulate, vectors)
 
 
+@intrinsic
+def _span(typingctx, a):
+    """A 1-D C array over ``a``'s memory (2-D, non-negative strides in whole elements), from its first element
+    through its last, sharing ``a``'s buffer: ``a[i, j]`` is ``_span(a)[(i * s0 + j * s1) // itemsize]``. Indexed
+    with unsigned integers, a copy through it has no wraparound test and a known unit stride, which LLVM
+    vectorises (``_pack_a``); through a 2-D view of layout "A" it read one element at a time (a gather)."""
+    if not isinstance(a, types.Array) or a.ndim != 2:
+        return None
+    span_type = types.Array(a.dtype, 1, "C")
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        intp = context.get_value_type(types.intp)
+        itemsize = intp(context.get_abi_sizeof(context.get_data_type(signature.args[0].dtype)))
+        last = itemsize  # bytes from the first element through the end of the last
+        for n, stride in zip(cgutils.unpack_tuple(builder, array.shape), cgutils.unpack_tuple(builder, array.strides)):
+            last = builder.add(last, builder.mul(builder.sub(n, intp(1)), stride))
+        span = context.make_array(span_type)(context, builder)
+        context.populate_array(span, data=array.data, shape=cgutils.pack_array(builder, [builder.sdiv(last, itemsize)]),
+                               strides=cgutils.pack_array(builder, [itemsize]), itemsize=itemsize,
+                               meminfo=array.meminfo)
+        return impl_ret_borrowed(context, builder, span_type, span._getvalue())
+
+    return span_type(a), codegen
+
+
+#: ``_pack_a`` copies this many k of one tile at a time.
+_PACK_A_KS = 16
+
+
 @njit(nogil=True, **_JIT)
 def _pack_a(a, m0, m1, k0, kc, block):
-    """Rows ``m0:m1`` and columns ``k0:k0+kc`` of a transposed ``a`` (unit stride along its columns) into ``block``
-    [tiles, kc, mr]: ``block[t, k, i] = a[m0 + t*mr + i, k0 + k]``, the ``mr`` values of one k side by side as in
-    ``a``, and consecutive k next to each other (a tile's broadcasts then read one stream). k is the outer loop:
-    each k reads ``m1 - m0`` adjacent values of ``a`` (in ``da``'s row k). With the tiles outer (each k a line and a
-    page apart) the packing ran at 1.7-2.3 GB/s against 2.5-4.1 (mc = 512..1024 rows; at 128 rows 1.6 against 2.1,
-    so ``gemm_packed``'s callers take ``GEMM_MC_PACKED`` rows a block for such an ``a``); on the Intel Xeon the
-    packing had taken a third of the weight gradients' time at I + H = 256."""
+    """Rows ``m0:m1`` and columns ``k0:k0+kc`` of a transposed ``a`` (unit stride along its columns, a positive
+    whole-element stride along its rows) into ``block`` [tiles, kc, mr]: ``block[t, k, i] = a[m0 + t*mr + i,
+    k0 + k]``, the ``mr`` values of one k side by side as in ``a``, and consecutive k next to each other (a tile's
+    broadcasts then read one stream). ``_PACK_A_KS`` k at a time for each tile in turn: the tile's part of the
+    block is written as one run of 512 bytes (float32), where k outermost wrote 32 bytes into every tile's part in
+    turn, all of them a multiple of 4 KB apart (one L1 set). Read through ``_span`` with unsigned indices (a
+    vector copy). One Zen 4 core (session 26, mc = kc = 512): 10-14 GB/s at da [T*B, 4H] = [1600..3200,
+    132..1024], 6 at [12800, 4096], where the loop over k then tiles through ``a``'s 2-D view ran at 2-4."""
     mr = block.shape[2]
     tiles = (m1 - m0 + mr - 1) // mr
-    for k in range(kc):
+    span = _span(a)
+    ld = np.uint64(a.strides[1] // a.itemsize)  # between consecutive k; consecutive rows are adjacent
+    for kb in range(0, kc, _PACK_A_KS):
         for t in range(tiles):
-            r0 = m0 + t * mr
-            for i in range(min(mr, m1 - r0)):
-                block[t, k, i] = a[r0 + i, k0 + k]
+            rows = min(mr, m1 - m0 - t * mr)
+            first = np.uint64(m0 + t * mr)
+            for k in range(kb, min(kc, kb + _PACK_A_KS)):
+                source = np.uint64(k0 + k) * ld + first
+                target = block[t, k]
+                for i in range(rows):
+                    target[np.uint64(i)] = span[source + np.uint64(i)]
 
 
 @njit(nogil=True, **_JIT)
@@ -831,6 +869,8 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
             for j in range(N):
                 out[i, j] = 0
         return
+    if a.strides[0] % a.itemsize or a.strides[1] % a.itemsize or out.strides[0] % out.itemsize:
+        raise ValueError("gemm_packed: a's and out's strides need to be whole elements")
     a_columns = not (K == 1 or a.strides[1] == a.itemsize)
     if a_columns and M > 1 and a.strides[0] != a.itemsize:
         raise ValueError("gemm_packed: a needs unit stride along its rows or along its columns")
@@ -842,7 +882,7 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
     mr = _MR_512 if wide else _MR_256
     lanes = PW // (_NR_512 if wide else _NR_256)
     scratch = np.empty((mr, PW), out.dtype)
-    packs = a_columns and P >= _PACK_A_PANELS
+    packs = a_columns and P >= _PACK_A_PANELS and a.strides[1] > 0  # (k backwards in memory: read in place)
     block = np.empty(((min(mc, M) + mr - 1) // mr if packs else 0, min(kc, K), mr), a.dtype)
     for m0 in range(0, M, mc):
         m1 = min(M, m0 + mc)

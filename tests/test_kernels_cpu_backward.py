@@ -48,6 +48,59 @@ def test_gemm_packed_matches_numpy(M, K, N, mc, kc, layout, bits, dtype):
     check_gemm(a, rng.standard_normal((K, N)).astype(dtype), bits, mc, kc)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pack_a_copies_blocks_of_transposed_views(dtype):
+    """``_pack_a`` (read through ``_span`` with unsigned indices, ``_PACK_A_KS`` k a tile at a time) against the
+    definition ``block[t, k, i] = a[m0 + t*mr + i, k0 + k]``: the whole da^T, a block of gate rows of part of its
+    steps (the part gradients' ``da[r0:r1].T[m0:m1]``, rows a longer row apart), blocks whose last tile is partial,
+    K blocks after the first and of lengths that are no multiple of ``_PACK_A_KS``. Nothing outside the copied
+    tiles is written."""
+    rng = np.random.default_rng(3)
+    da = rng.standard_normal((90, 75)).astype(dtype)
+    mr = 8
+    for a in (da.T, da[7:83].T[5:70], da[:, 3:].T):
+        for m0, m1, k0, kc in ((0, len(a), 0, a.shape[1]), (8, 29, 3, 17), (16, len(a), 40, 1),
+                               (len(a) - 3, len(a), 9, 33)):
+            tiles = -(-(m1 - m0) // mr)
+            block = np.full((tiles + 1, kc + 2, mr), np.nan, dtype)
+            microkernel._pack_a(a, m0, m1, k0, kc, block)
+            want = np.full_like(block, np.nan)
+            for t in range(tiles):
+                rows = min(mr, m1 - m0 - t * mr)
+                want[t, :kc, :rows] = a[m0 + t * mr:m0 + t * mr + rows, k0:k0 + kc].T
+            np.testing.assert_array_equal(block, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_packed_of_transposed_views_that_are_not_packed(dtype):
+    """A transposed ``a`` whose k go backwards in memory (negative column stride) is read in place (``_pack_a``
+    needs a positive stride): the same bits as the packed path. Strides of part of an element (a field of a
+    record array) are refused: the tiles step through ``a`` and ``out`` in whole elements."""
+    rng = np.random.default_rng(4)
+    da = rng.standard_normal((300, 130)).astype(dtype)
+    b = rng.standard_normal((300, 5 * microkernel.panel_width(dtype))).astype(dtype)
+    packed = microkernel.pack(b)
+    assert len(packed) >= microkernel._PACK_A_PANELS
+    want = np.empty((130, b.shape[1]), dtype)
+    microkernel.gemm_packed(da.T, packed, want, 64, 128, False)
+    np.testing.assert_allclose(want, da.T.astype(np.float64) @ b, rtol=TOLERANCE[dtype] * 10,
+                               atol=TOLERANCE[dtype] * 10 * np.abs(da.T @ b).max())
+    backwards = np.ascontiguousarray(da[::-1])[::-1]  # the same rows, laid out last first
+    assert backwards.T.strides[1] < 0
+    got = np.empty_like(want)
+    microkernel.gemm_packed(backwards.T, packed, got, 64, 128, False)
+    np.testing.assert_array_equal(got, want)
+    record = np.zeros(300, [("da", dtype, 130), ("pad", np.uint8, 3)])  # rows 3 bytes past whole elements apart
+    record["da"] = da
+    odd = record["da"].T
+    assert odd.strides[0] == odd.itemsize and odd.strides[1] % odd.itemsize
+    with pytest.raises(ValueError, match="whole elements"):
+        microkernel.gemm_packed(odd, packed, got, 64, 128, False)
+    with pytest.raises(ValueError, match="whole elements"):
+        odd_out = np.zeros(130, [("out", dtype, b.shape[1]), ("pad", np.uint8, 3)])["out"]
+        microkernel.gemm_packed(np.ascontiguousarray(da.T), packed, odd_out, 64, 128, False)
+
+
 @pytest.mark.parametrize("bits", BITS)
 def test_gemm_packed_empty_and_refused(bits):
     out = np.full((3, 5), np.nan, np.float32)
