@@ -3,9 +3,9 @@
     NUMBA_NUM_THREADS=1 python benchmarks/forward_ab.py --threads 1 --batch 4 32 128 --shapes 32,128 128,128
     NUMBA_NUM_THREADS=2 python benchmarks/forward_ab.py --threads 2 --old HEAD~1 --mode training
 
-The older kernels (``kernels/{cpu,microkernel,arguments,barrier}.py`` at ``--old``, default HEAD) are written to a
-temporary package and imported beside the working tree's; the three contenders (old, new, torch) are timed in turn, each
-``--repeats`` times, and the median is printed. Time: CPU time of the process at 1 thread (other jobs on a shared
+The older kernels (``kernels/{cpu,microkernel,arguments,barrier,memory}.py`` at ``--old``, default HEAD) are written to
+a temporary package and imported beside the working tree's; the three contenders (old, new, torch) are timed in turn,
+each ``--repeats`` times, and the median is printed. Time: CPU time of the process at 1 thread (other jobs on a shared
 machine do not count), wall time at 2 or more threads (where CPU time adds up the threads). T = 100, float32.
 ``--idle S`` sleeps S seconds before each timing, as benchmarks/kernels_cpu.py does (0.3): after an idle the
 scheduler places threads differently for a while (benchmarks/RESULTS.md "Session 20").
@@ -27,9 +27,10 @@ def load_old(rev):
     package = os.path.join(root, "oldkernels")
     os.makedirs(package)
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for name in ("cpu", "microkernel", "arguments", "barrier"):  # barrier.py since 713dc97
+    # barrier.py since 713dc97, memory.py since session 26
+    for name in ("cpu", "microkernel", "arguments", "barrier", "memory"):
         shown = subprocess.run(["git", "show", f"{rev}:kernels/{name}.py"], cwd=here, capture_output=True, text=True)
-        if shown.returncode and name == "barrier":
+        if shown.returncode and name in ("barrier", "memory"):
             continue
         shown.check_returncode()
         with open(os.path.join(package, f"{name}.py"), "w") as f:

@@ -13,7 +13,7 @@ import importlib
 from . import reference
 
 FUNCTIONS = ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_forward", "rnn_backward")
-_SUBMODULES = ("arguments", "cpu", "ctc", "cuda", "displace")
+_SUBMODULES = ("arguments", "cpu", "ctc", "cuda", "displace", "memory")
 
 __all__ = [
     "arguments",
@@ -26,6 +26,7 @@ __all__ = [
     "gru_forward",
     "lstm_backward",
     "lstm_forward",
+    "memory",
     "reference",
     "rnn_backward",
     "rnn_forward",

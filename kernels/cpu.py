@@ -94,9 +94,9 @@ from llvmlite import ir as llvm_ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from . import barrier, microkernel
+from . import barrier, memory, microkernel
 from .arguments import check_backward, check_forward, require_cache
-from .microkernel import (GEMM_KC, GEMM_MC, GEMM_MC_PACKED, gemm_packed, matmul2_packed, matmul_packed, pack, pack_bias,
+from .microkernel import (GEMM_KC, GEMM_MC, GEMM_MC_PACKED, gemm_packed, matmul2_packed, matmul_packed, pack_bias,
                           panel_width)
 
 # Cell kinds, passed to the compiled loops as plain ints (branches on them sit outside the inner loops).
@@ -411,16 +411,16 @@ def _forward(kind, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, training, w_hr=No
     lengths = _lengths_array(lengths, T, B)
     # Training keeps every state (backward reads h_{t-1}, c_{t-1}); inference ping-pongs two slots.
     slots = T + 1 if training else 2
-    hs = np.empty((slots, B, P), dtype)
+    hs = memory.empty((slots, B, P), dtype)
     hs[0] = h0
-    cs = np.empty((slots, B, H if kind == LSTM else 0), dtype)
+    cs = memory.empty((slots, B, H if kind == LSTM else 0), dtype)
     if kind == LSTM:
         cs[0] = c0
-    saved = np.empty((T, B, _SAVED[kind] * H) if training else (1, B, 0), dtype)
-    y = np.empty((T, B, P), dtype)
+    saved = memory.empty((T, B, _SAVED[kind] * H) if training else (1, B, 0), dtype)
+    y = memory.empty((T, B, P), dtype)
     # Without a projection both are empty, which the compiled loops read as "no projection".
     w_hr = np.empty((0, 0), dtype) if w_hr is None else np.ascontiguousarray(w_hr, dtype)
-    r = np.empty((T if training else 1, B, H) if len(w_hr) else (0, 0, 0), dtype)  # o * tanh(c')
+    r = memory.empty((T if training else 1, B, H) if len(w_hr) else (0, 0, 0), dtype)  # o * tanh(c')
     how = plan(B, kind=kind, hidden=H, projected=len(w_hr) > 0, training=training, itemsize=dtype.itemsize,
                inputs=I, steps=T, state=P)
     blocks = how.blocks
@@ -486,7 +486,7 @@ def _input_projection(x2d, w_ih, blocks, B):
     runs on one thread OpenBLAS's own threads had been the faster (inference at H = 128..256, B = 2..6: 1.05-1.22x;
     training at H = 128: 1.01-1.06x), which the projection beside the loop (``_forward_beside``) now replaces."""
     threads = max(len(blocks), numba.get_num_threads())
-    out = np.empty((x2d.shape[0], w_ih.shape[0]), np.result_type(x2d, w_ih))
+    out = memory.empty((x2d.shape[0], w_ih.shape[0]), np.result_type(x2d, w_ih))
     if microkernel.VECTOR_BITS != 512:
         chunks = _blas_chunks(len(x2d), B)
         with _single_threaded_blas():
@@ -634,7 +634,7 @@ def _forward_beside(kind, block, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, s
     projection-first path. Returns the slot of the final state."""
     T, B, _ = y.shape
     dtype = y.dtype
-    xp = np.empty((T, B, w_hh.shape[0]), dtype)
+    xp = memory.empty((T, B, w_hh.shape[0]), dtype)
     ready = barrier.new_state()
     w_ih_packed = pack(w_ih.T) if microkernel.VECTOR_BITS == 512 else np.empty((0, 0, 0), dtype)
     w_hh_packed, w_hr_packed = _packed([block], w_hh.T, w_hr.T)
@@ -695,7 +695,7 @@ def _pack_two(w_ih, w_hh):
     fused LSTM forward at B = 16..32, H = 128..256."""
     n_in = w_ih.shape[1]
     pw = panel_width(w_hh.dtype)
-    packed = np.empty((-(-w_hh.shape[0] // pw), n_in + w_hh.shape[1], pw), w_hh.dtype)
+    packed = memory.empty((-(-w_hh.shape[0] // pw), n_in + w_hh.shape[1], pw), w_hh.dtype)
     microkernel.pack_into(w_ih.T, packed[:, :n_in])
     microkernel.pack_into(w_hh.T, packed[:, n_in:])
     return packed
@@ -1073,10 +1073,10 @@ def _backward(dy, dh_n, dc_n, cache):
     GH = w_hh.shape[0]
     # Gate-preactivation gradients of all steps: w.r.t. the input projection and w.r.t. h W_hh^T.
     # They differ only for the GRU's n gate (r * ...), so the other cells share one array.
-    da_x = np.zeros((T, B, GH), dtype)
-    da_h = np.zeros((T, B, GH), dtype) if kind == GRU else da_x
+    da_x = memory.zeros((T, B, GH), dtype)
+    da_h = memory.zeros((T, B, GH), dtype) if kind == GRU else da_x
     projected = len(w_hr) > 0
-    dhp = np.zeros((T, B, H) if projected else (0, 0, 0), dtype)  # gradients w.r.t. the projected states
+    dhp = memory.zeros((T, B, H) if projected else (0, 0, 0), dtype)  # gradients w.r.t. the projected states
     hidden = GH // _GATES[kind]
     how = plan(B, kind=kind, hidden=hidden, projected=projected, backward=True, itemsize=dtype.itemsize,
                inputs=x2d.shape[1], steps=T, state=H)
@@ -1118,12 +1118,12 @@ def _backward(dy, dh_n, dc_n, cache):
         return grads
     if da_h is da_x:  # one GEMM da^T [x | h | 1] for dW_ih, dW_hh and the (equal) bias gradients
         g = _weight_gradients(da_x2d, x2d, h2d, True, threads)
-        dw_ih, dw_hh, db_ih = g[:, :n_in].copy(), g[:, n_in:n_in + H].copy(), g[:, n_in + H].copy()
+        dw_ih, dw_hh, db_ih = _copied(g[:, :n_in]), _copied(g[:, n_in:n_in + H]), g[:, n_in + H].copy()
         db_hh = db_ih.copy()
     else:
         g_x = _weight_gradients(da_x2d, x2d, x2d[:, :0], True, threads)
         g_h = _weight_gradients(da_h2d, h2d, h2d[:, :0], True, threads)
-        dw_ih, db_ih, dw_hh, db_hh = g_x[:, :n_in].copy(), g_x[:, n_in].copy(), g_h[:, :H].copy(), g_h[:, H].copy()
+        dw_ih, db_ih, dw_hh, db_hh = _copied(g_x[:, :n_in]), g_x[:, n_in].copy(), _copied(g_h[:, :H]), g_h[:, H].copy()
     dx = _big_matmul(da_x2d, w_ih, threads)
     grads = (dx.reshape(T, B, n_in), dh, dc if kind == LSTM else None, dw_ih, dw_hh, db_ih, db_hh)
     if projected:
@@ -1157,9 +1157,9 @@ def _backward_beside(kind, block, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x
     GH, n_in = w_ih.shape
     dtype = dy.dtype
     shared = da_h is da_x
-    g_x = np.zeros((GH, n_in + (H if shared else 0) + 1), dtype)    # da_x^T [x | h | 1], or da_x^T [x | 1]
-    g_h = np.zeros((GH, 0 if shared else H + 1), dtype)             # and da_h^T [h | 1] (the GRU)
-    dx = np.empty((T * B, n_in), dtype)
+    g_x = memory.zeros((GH, n_in + (H if shared else 0) + 1), dtype)    # da_x^T [x | h | 1], or da_x^T [x | 1]
+    g_h = memory.zeros((GH, 0 if shared else H + 1), dtype)             # and da_h^T [h | 1] (the GRU)
+    dx = memory.empty((T * B, n_in), dtype)
     w_ih_packed = _pack_side_by_side(w_ih, w_ih[:, :0], False)
     (w_hh_packed,) = _packed_c([block], w_hh)
     ready, claims, done, handover = (barrier.new_state() for _ in range(4))
@@ -1173,10 +1173,10 @@ def _backward_beside(kind, block, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x
         _in_parallel([functools.partial(_loop_and_tail, loop, ready, gradients),
                       functools.partial(_gradients_thread, ready, gradients)])
     if shared:
-        dw_ih, dw_hh, db_ih = g_x[:, :n_in].copy(), g_x[:, n_in:n_in + H].copy(), g_x[:, n_in + H].copy()
+        dw_ih, dw_hh, db_ih = _copied(g_x[:, :n_in]), _copied(g_x[:, n_in:n_in + H]), g_x[:, n_in + H].copy()
         db_hh = db_ih.copy()
     else:
-        dw_ih, db_ih, dw_hh, db_hh = g_x[:, :n_in].copy(), g_x[:, n_in].copy(), g_h[:, :H].copy(), g_h[:, H].copy()
+        dw_ih, db_ih, dw_hh, db_hh = _copied(g_x[:, :n_in]), g_x[:, n_in].copy(), _copied(g_h[:, :H]), g_h[:, H].copy()
     return dx.reshape(T, B, n_in), dh, dc if kind == LSTM else None, dw_ih, dw_hh, db_ih, db_hh
 
 
@@ -1316,7 +1316,7 @@ def _weight_gradients(a, b1, b2, ones, threads):
     every output element is the same sum in the same order on any number of threads."""
     K, M = a.shape
     packed = _pack_side_by_side(b1, b2, ones)
-    out = np.empty((M, b1.shape[1] + b2.shape[1] + int(ones)), a.dtype)
+    out = memory.empty((M, b1.shape[1] + b2.shape[1] + int(ones)), a.dtype)
     _split_gemm_packed(a.T, packed, out, threads)
     return out
 
@@ -1329,7 +1329,7 @@ def _pack_side_by_side(b1, b2, ones):
     N2 = b2.shape[1]
     N = N1 + N2 + int(ones)
     PW = panel_width(b1.dtype)
-    packed = np.empty((-(-N // PW), K, PW), b1.dtype)
+    packed = memory.empty((-(-N // PW), K, PW), b1.dtype)
     if N % PW:
         packed[-1, :, N % PW:] = 0
     for p in range(len(packed)):
@@ -1356,7 +1356,7 @@ def _big_matmul(a, b, threads):
     """``a @ b`` (``a`` [M, K] C-ordered, e.g. ``dx = da W_ih``) through the blocked micro-kernel GEMM, ``b`` packed
     once. Also for few rows (T*B = 100 < I): packing ``a^T`` instead and computing ``(b^T a^T)^T`` was slower at
     every shape tried (T*B = 100..400, H = 128..1024)."""
-    out = np.empty((a.shape[0], b.shape[1]), a.dtype)
+    out = memory.empty((a.shape[0], b.shape[1]), a.dtype)
     _split_gemm_packed(a, _pack_side_by_side(b, b[:, :0], False), out, threads)
     return out
 
@@ -1559,6 +1559,21 @@ def _copy(source, target):
     Numba's shape-mismatch error message (string formatting, ~5 s of the first run's compilation)."""
     for j in range(target.shape[0]):
         target[j] = source[j]
+
+
+def pack(b):
+    """``microkernel.pack(b)`` (``b`` 2-D float32 or float64) into an array from ``memory`` (recycled between
+    calls)."""
+    packed = memory.empty((-(-b.shape[1] // panel_width(b.dtype)), b.shape[0], panel_width(b.dtype)), b.dtype)
+    microkernel.pack_into(b, packed)
+    return packed
+
+
+def _copied(a):
+    """``a.copy()`` into an array from ``memory``."""
+    out = memory.empty(a.shape, a.dtype)
+    np.copyto(out, a)
+    return out
 
 
 @njit(**_JIT)

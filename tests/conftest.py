@@ -10,6 +10,9 @@ import pytest
 # Numba must see this before it is first imported: the CUDA kernels' tests then run on the CPU simulator.
 # On a machine with a GPU, run the suite with NUMBA_ENABLE_CUDASIM=0 to test the real device.
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+# The CPU kernels' recycled arrays (kernels/memory.py) come filled with NaN: a kernel that reads what it did not write
+# fails the tests rather than reading a previous call's values (or a fresh page's zeros) by chance.
+os.environ.setdefault("LSTMZOO_POISON_MEMORY", "1")
 
 
 # ------------------------------------------------------------------------ recipe plugins (registry, CLI tests)
