@@ -49,9 +49,18 @@ _uses = 0
 _poison = os.environ.get("LSTMZOO_POISON_MEMORY", "") == "1"
 
 
+def _references(entry):
+    return sys.getrefcount(entry[0])
+
+
+# What ``_references`` reads for a slab that only its entry holds: the entry's reference, and getrefcount's argument
+# where the interpreter counts it (not every CPython version does), measured here once. Any array over the slab adds
+# one.
+_ALONE = _references([np.empty(1, np.uint8), 0])
+
+
 def _free(entry):
-    # The references: the entry's, and getrefcount's argument. Any array over the slab adds one.
-    return sys.getrefcount(entry[0]) == 2
+    return _references(entry) == _ALONE
 
 
 def empty(shape, dtype):
