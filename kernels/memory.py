@@ -21,6 +21,7 @@ memory), the least recently used dropped first; ``release()`` drops them all, ``
 ``LSTMZOO_POISON_MEMORY=1`` in the environment (the test suite's) every array handed out is first filled with NaN,
 so that a kernel reading memory it has not written shows in its results."""
 
+import math
 import os
 import sys
 import threading
@@ -66,10 +67,8 @@ def _free(entry):
 def empty(shape, dtype):
     """``np.empty(shape, dtype)``, C-ordered, over a recycled slab where it takes ``MIN_BYTES`` or more."""
     global _uses
-    dtype = np.dtype(dtype)
-    shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
-    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if size < MIN_BYTES:
+    shape, dtype, size = _measured(shape, dtype)
+    if size < MIN_BYTES:  # (the small ones of every call: no more than NumPy's own overhead here)
         out = np.empty(shape, dtype)
     else:
         with _lock:
@@ -90,10 +89,21 @@ def empty(shape, dtype):
 
 
 def zeros(shape, dtype):
-    """``np.zeros(shape, dtype)`` through ``empty``."""
+    """``np.zeros(shape, dtype)``, through ``empty`` where it takes ``MIN_BYTES`` or more."""
+    shape, dtype, size = _measured(shape, dtype)
+    if size < MIN_BYTES:
+        return np.zeros(shape, dtype)
     out = empty(shape, dtype)
     out.fill(0)
     return out
+
+
+def _measured(shape, dtype):
+    """``(shape, dtype, bytes)`` with ``shape`` a tuple and ``dtype`` a NumPy dtype (in a few hundred ns: the small
+    arrays of every call come here too)."""
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    dtype = np.dtype(dtype)
+    return shape, dtype, math.prod(shape) * dtype.itemsize
 
 
 def _trim():
