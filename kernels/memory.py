@@ -43,8 +43,7 @@ def _default_limit():
 limit = _default_limit()
 
 _lock = threading.Lock()
-_slabs = []  # [slab, last use], the most recently used last
-_uses = 0
+_slabs = []  # [slab] each (a list, so that the slab has one reference from here), the most recently used last
 # LSTMZOO_POISON_MEMORY=1 (the test suite sets it): every array handed out is filled with NaN (integers: their largest
 # value), so that a kernel reading memory it did not write shows in its results.
 _poison = os.environ.get("LSTMZOO_POISON_MEMORY", "") == "1"
@@ -57,7 +56,7 @@ def _references(entry):
 # What ``_references`` reads for a slab that only its entry holds: the entry's reference, and getrefcount's argument
 # where the interpreter counts it (not every CPython version does), measured here once. Any array over the slab adds
 # one.
-_ALONE = _references([np.empty(1, np.uint8), 0])
+_ALONE = _references([np.empty(1, np.uint8)])
 
 
 def _free(entry):
@@ -66,20 +65,17 @@ def _free(entry):
 
 def empty(shape, dtype):
     """``np.empty(shape, dtype)``, C-ordered, over a recycled slab where it takes ``MIN_BYTES`` or more."""
-    global _uses
     shape, dtype, size = _measured(shape, dtype)
     if size < MIN_BYTES:  # (the small ones of every call: no more than NumPy's own overhead here)
         out = np.empty(shape, dtype)
     else:
         with _lock:
-            _uses += 1
             fits = [entry for entry in _slabs if size <= len(entry[0]) <= 2 * size and _free(entry)]
             if fits:
                 entry = min(fits, key=lambda entry: len(entry[0]))
                 _remove(entry)
             else:
-                entry = [np.empty(size, np.uint8), 0]
-            entry[1] = _uses
+                entry = [np.empty(size, np.uint8)]
             _slabs.append(entry)
             out = entry[0][:size].view(dtype).reshape(shape)
             _trim()
