@@ -823,11 +823,11 @@ def _pack_a(a, m0, m1, k0, kc, block):
     k0 + k]``, the ``mr`` values of one k side by side as in ``a``, and consecutive k next to each other (a tile's
     broadcasts then read one stream). ``_PACK_A_KS`` k at a time for each tile in turn: the tile's part of the
     block is written as one run of 512 bytes (float32), where k outermost wrote 32 bytes into every tile's part in
-    turn, all of them a multiple of 4 KB apart (one L1 set). Read through ``_span`` with unsigned indices (a
-    vector copy). One Zen 4 core (session 26, mc = kc = 512, ``_pack_a`` timed alone): 10-14 GB/s at da [T*B, 4H]
-    = [1600..3200, 132..1024], 6 at [12800, 4096], where the loop over k then tiles through ``a``'s 2-D view ran
-    at 2-4; the weight gradients' GEMM with it 0.76-0.97x the time (benchmarks/gemm_drivers.py, RESULTS.md
-    "Session 26")."""
+    turn (the parts kc * mr elements apart: 16 KB at kc = 512, float32, all in one L1 set). Read through ``_span``
+    with unsigned indices (a vector copy). One Zen 4 core (session 26, mc = kc = 512, ``_pack_a`` timed alone):
+    10-14 GB/s at da [T*B, 4H] = [1600..3200, 132..1024], 6 at [12800, 4096], where the loop over k then tiles
+    through ``a``'s 2-D view ran at 2-4; the weight gradients' GEMM with it 0.76-0.97x the time
+    (benchmarks/gemm_drivers.py, RESULTS.md "Session 26")."""
     mr = block.shape[2]
     tiles = (m1 - m0 + mr - 1) // mr
     span = _span(a)
