@@ -102,7 +102,7 @@ from numba.extending import intrinsic, overload
 from . import barrier, memory, microkernel
 from .arguments import check_backward, check_forward, require_cache
 from .microkernel import (GEMM_KC, GEMM_MC, GEMM_MC_PACKED, gemm_packed, matmul2_packed, matmul_packed, pack_bias,
-                          panel_width)
+                          packed_shape, panel_width)
 
 # Cell kinds, passed to the compiled loops as plain ints (branches on them sit outside the inner loops).
 LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
@@ -699,8 +699,7 @@ def _pack_two(w_ih, w_hh):
     time (0.02 against 0.24 ms at I = H = 128, 0.17 against 1.11 at 256, 5.0 against 13.1 at 1024): 1-8 % of a
     fused LSTM forward at B = 16..32, H = 128..256."""
     n_in = w_ih.shape[1]
-    pw = panel_width(w_hh.dtype)
-    packed = memory.empty((-(-w_hh.shape[0] // pw), n_in + w_hh.shape[1], pw), w_hh.dtype)
+    packed = memory.empty(packed_shape(n_in + w_hh.shape[1], w_hh.shape[0], w_hh.dtype), w_hh.dtype)
     microkernel.pack_into(w_ih.T, packed[:, :n_in])
     microkernel.pack_into(w_hh.T, packed[:, n_in:])
     return packed
@@ -1333,8 +1332,8 @@ def _pack_side_by_side(b1, b2, ones):
     K, N1 = b1.shape
     N2 = b2.shape[1]
     N = N1 + N2 + int(ones)
-    PW = panel_width(b1.dtype)
-    packed = memory.empty((-(-N // PW), K, PW), b1.dtype)
+    packed = memory.empty(packed_shape(K, N, b1.dtype), b1.dtype)
+    PW = packed.shape[2]
     if N % PW:
         packed[-1, :, N % PW:] = 0
     for p in range(len(packed)):
@@ -1569,9 +1568,7 @@ def _copy(source, target):
 def pack(b):
     """``microkernel.pack(b)`` (``b`` 2-D float32 or float64) into an array from ``memory`` (recycled between
     calls)."""
-    packed = memory.empty((-(-b.shape[1] // panel_width(b.dtype)), b.shape[0], panel_width(b.dtype)), b.dtype)
-    microkernel.pack_into(b, packed)
-    return packed
+    return microkernel.pack(b, empty=memory.empty)
 
 
 def _copied(a):

@@ -118,15 +118,20 @@ def panel_width(dtype, bits=None):
     return _TILES[bits][1] * bits // (8 * np.dtype(dtype).itemsize)
 
 
-def pack(b, bits=None):
+def packed_shape(K, N, dtype, bits=None):
+    """The shape [P, K, PW] of ``pack``'s array for a [K, N] ``b`` of ``dtype``: N columns in P panels PW wide."""
+    pw = panel_width(dtype, bits)
+    return -(-N // pw), K, pw
+
+
+def pack(b, bits=None, empty=np.empty):
     """``b`` [K, N] (e.g. ``w_hh.T``) laid out in column panels [P, K, PW] for ``matmul_packed``, zero-padded;
-    ``bits`` forces a vector width (256 or 512; default: the CPU's)."""
+    ``bits`` forces a vector width (256 or 512; default: the CPU's); ``empty(shape, dtype)`` allocates the result
+    (the CPU kernels pass ``memory.empty``, whose arrays are recycled between calls)."""
     b = np.asarray(b)
     if b.ndim != 2 or b.dtype not in (np.float32, np.float64):
         raise ValueError(f"pack takes a 2-D float32 or float64 array, got {b.ndim}-D {b.dtype}")
-    K, N = b.shape
-    pw = panel_width(b.dtype, bits)
-    packed = np.empty((-(-N // pw), K, pw), b.dtype)
+    packed = empty(packed_shape(*b.shape, b.dtype, bits), b.dtype)
     pack_into(b, packed)
     return packed
 
