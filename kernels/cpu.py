@@ -131,6 +131,9 @@ _MIN_UNIT_WEIGHTS_OWN, _MIN_UNIT_WEIGHTS_OWN_TRAINING = 1 << 17, 1 << 18
 # and backward, AVX-512 builds).
 _MIN_UNIT_WEIGHTS_ONE_ROW, _STREAMED_L2S, _ONE_ROW_TRAINING_L2S = 1 << 18, 2, 0.5
 _MIN_UNIT_WEIGHTS_ONE_ROW_OWN = 1 << 16
+# ... from this many steps (one row: _MIN_STEPS_UNITS_ONE_ROW; from _LARGE_UNIT_WEIGHTS elements of W_hh any number of
+# steps of 2 or more rows), where ``plan`` is told the steps.
+_MIN_STEPS_UNITS, _MIN_STEPS_UNITS_ONE_ROW = 2, 64
 # 8..32 rows in inference (AVX-512 builds) where W_hh outgrows an L2, on cores with at least this much L2.
 _MAX_ROWS_UNIT_SPLIT_L2, _MIN_L2_UNIT_SPLIT_ROWS = 33, 2 << 20
 # Fused input projection: from this many rows per block (_MIN_ROWS_FUSED_LARGE above _FUSED_BYTES of weights;
@@ -176,7 +179,8 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     1. The unit split (``blocks`` = one "units" Block; ``_forward_units``, ``_backward_units``): every thread runs
        the whole time loop for all rows and its part of the hidden units (``_unit_parts``: at least 16 units each,
        so H >= 32 on 2 threads), and the threads meet once a step on a spin barrier (kernels/barrier.py). On 2 or
-       more threads, never with a projection, where:
+       more threads, never with a projection, from 2 steps (from one where W = 2^22 or more; one row: from 64
+       steps; where ``steps`` is given), where:
 
        - one row: inference where a share is at most one L2 or at least 2 L2s, from W = 2^16 on AVX-512 builds
          and 2^18 on AVX2 builds; training (its forward and its backward) on AVX-512 builds from W = 2^18 where a
@@ -205,6 +209,14 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
        gradients (G*H * (I + H + 2) elements) fit in an L2 (``_backward_beside``).
 
     Measured (2 threads, T = 100; benchmarks/RESULTS.md, the section named; ratios are times, A/B in one process):
+    - Few steps (Zen 4, session 27; the row split's time / the unit split's, LSTM, I = H): one row, inference,
+      T = 1 0.08-0.30 (H = 128..1024), T = 2..16 0.23-0.97, T = 32 0.57-0.97, T = 48 0.83-0.88 at H <= 256 and
+      1.13-1.29 at H >= 512, T = 64 1.08-1.29; training (H = 256) T <= 48 0.08-0.89, T = 64 1.19. 2 and 4 rows, one
+      step: inference 0.51-0.78 at H = 256..512 but 0.99-1.26 at H = 1024 (W = 2^22), where the unit split's threads
+      pack their halves of the weights at once; training (H = 512) 0.52-0.57; at 4..64 steps inference 1.04-1.77
+      where B = 4 or H >= 512 (B = 2, H = 256: 0.69-0.78 up to 16 steps, 1.03-1.12 at 32-64), training at 2..16 steps
+      0.64-1.27. Each thread packs its share of the weights and every call wakes the other thread: a fixed cost that
+      one step, or a few of one row, do not repay.
     - 2..7 rows, AVX2 rule: unit / row split on Zen 5 (sessions 9-10) inference 0.66-0.82 at H = 1024, 0.75-1.26 at 512,
       1.1-2.4 at H <= 256; training with the backward's split 0.72-0.95 at H >= 512; the backward alone from H = 256
       (LSTM 0.86-0.99). I <= H/2 with a share in L2 (Zen 4, session 20): 0.69-0.98 in 39 of 42 rows at H = 256..320.
@@ -243,7 +255,7 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
         threads = numba.get_num_threads()
     if vector_bits is None:
         vector_bits = microkernel.VECTOR_BITS
-    units = _unit_split(B, threads, kind, hidden, projected, training, backward, itemsize, inputs, vector_bits)
+    units = _unit_split(B, threads, kind, hidden, projected, training, backward, itemsize, inputs, vector_bits, steps)
     if units:
         blocks = [Block(0, B, "units", units)]
     else:
@@ -265,11 +277,14 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     return Plan(blocks, fused, beside)
 
 
-def _unit_split(B, threads, kind, hidden, projected, training, backward, itemsize, inputs, vector_bits):
+def _unit_split(B, threads, kind, hidden, projected, training, backward, itemsize, inputs, vector_bits, steps):
     """``plan``'s rule 1: the unit split's parts of the hidden units, or () for the row split."""
     if kind is None or hidden is None or projected or threads < 2:
         return ()
     weights = _GATES[kind] * hidden * hidden
+    if steps is not None and (steps < _MIN_STEPS_UNITS_ONE_ROW if B == 1 else
+                              steps < _MIN_STEPS_UNITS and weights < _LARGE_UNIT_WEIGHTS):
+        return ()
     share = weights * itemsize / (threads * _l2_bytes())  # in L2s
     inference = not (training or backward)
     least_one_row = _MIN_UNIT_WEIGHTS_ONE_ROW_OWN if vector_bits == 512 and inference else _MIN_UNIT_WEIGHTS_ONE_ROW
@@ -492,6 +507,13 @@ def _input_projection(x2d, w_ih, blocks, B):
     training at H = 128: 1.01-1.06x), which the projection beside the loop (``_forward_beside``) now replaces."""
     threads = max(len(blocks), numba.get_num_threads())
     out = memory.empty((x2d.shape[0], w_ih.shape[0]), np.result_type(x2d, w_ih))
+    if len(x2d) == 1:
+        # One row (one step of one sequence: a decoder's or a sampler's step): OpenBLAS's GEMV reads W_ih once, in
+        # the time that packing it for the micro-kernel took alone (Zen 4, one thread: 0.07 against 0.27 ms at
+        # I = 512, 4H = 2048; 0.44 against 2.7 ms at I = 1024, 4H = 4096; benchmarks/RESULTS.md "Session 27").
+        with _single_threaded_blas():
+            _dot(x2d, w_ih.T, out)
+        return out
     if microkernel.VECTOR_BITS != 512:
         chunks = _blas_chunks(len(x2d), B)
         with _single_threaded_blas():
@@ -779,9 +801,26 @@ def _forward_units(kind, units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, sa
     state = barrier.new_state()
     pw = panel_width(dtype)
     calls = [functools.partial(_unit_thread, state, kind, k, len(units), u0, u1, x, xp, w_ih, w_hh, b_ih, b_hh, bias,
-                               lengths, hs, cs, saved, y, training, fused, project, pw)
+                               lengths, hs, cs, saved, y, training, fused, project, pw,
+                               *_unit_buffers(T * B, x.shape[2], w_hh.shape[1], _GATES[kind] * (u1 - u0), fused,
+                                              project, dtype))
              for k, (u0, u1) in enumerate(units)]
     return _in_parallel(calls)[0]
+
+
+def _unit_buffers(rows, n_in, H, N, fused, project, dtype):
+    """One ``_unit_sequence`` thread's large arrays, from ``memory`` (recycled between calls; allocated in the
+    compiled loop, the pool's threads took fresh pages for them in some calls, depending on the C library's heap:
+    up to 12288 page faults, 18-32 ms of system time, in a one-step forward at H = 1024 on 2 threads of a Zen 4,
+    benchmarks/RESULTS.md "Session 27"): the gathered weight rows (``scratch``, for W_hh's and then W_ih's rows),
+    W_hh's (``[W_ih | W_hh]``'s where ``fused``) and W_ih's packed rows, and the own units' input projections
+    ``[rows, N]`` (``project``; else empty)."""
+    K = (n_in if fused else 0) + H
+    scratch = memory.empty((N * max(K, n_in if project else 0),), dtype)
+    packed = memory.empty(packed_shape(K, N, dtype), dtype)
+    packed_in = memory.empty(packed_shape(n_in, N, dtype) if project else (0, 0, 0), dtype)
+    xm = memory.empty((rows, N) if project else (0, 0), dtype)
+    return scratch, packed, packed_in, xm
 
 
 def _unit_thread(state, *args):
@@ -796,15 +835,15 @@ def _unit_thread(state, *args):
 
 @njit(nogil=True, **_JIT)
 def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_hh, bias, lengths, hs, cs, saved, y,
-                   training, fused, project, pw):
+                   training, fused, project, pw, scratch, packed, packed_in, xm):
     """Thread ``k`` of ``threads`` in ``_forward_units``: the units ``u0 <= u < u1`` of every row and step.
 
     One barrier per step is enough, also with inference's two ping-pong slots: at step t each thread reads all of
     slot ``cur`` and writes only its units of slot ``nxt``. A thread can only write slot ``nxt`` of step t after the
     barrier of step t - 1, which every thread passes only after its own reads of step t - 1, the last ones of that
     slot (``nxt`` of step t is ``cur`` of step t - 1); and it reads slot ``cur`` of step t only after the barrier of
-    step t - 1, which every thread reaches after writing its units of that slot. Returns the final state's slot, or
-    -1 when another thread failed (``barrier.abort``)."""
+    step t - 1, which every thread reaches after writing its units of that slot. Its large arrays come from the
+    caller (``_unit_buffers``). Returns the final state's slot, or -1 when another thread failed (``barrier.abort``)."""
     _full_width_vectors()
     T, B, H = y.shape
     G = w_hh.shape[0] // H
@@ -820,15 +859,14 @@ def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_h
     n_in = w_ih.shape[1] if fused else 0
     K = n_in + H
     P = (N + pw - 1) // pw
-    mine = np.empty((N, K), y.dtype)
+    mine = scratch[:N * K].reshape(N, K)
     for n in range(N):
         if fused:
             mine[n, :n_in] = w_ih[rows[n]]
         mine[n, n_in:] = w_hh[rows[n]]
-    packed = np.empty((P, K, pw), y.dtype)
     microkernel.pack_into(mine.T, packed)
     if project:  # this thread's units' input projections, all steps, gate-major as the gates: [T * B, N]
-        xm = _project_own_units(x.reshape(T * B, x.shape[2]), w_ih, rows, P, pw)
+        _project_own_units(x.reshape(T * B, x.shape[2]), w_ih, rows, scratch, packed_in, xm)
         x0, xs = 0, Hs
     else:  # xp, all units (unused when fused)
         xm = xp.reshape(T * B, xp.shape[2])
@@ -853,22 +891,20 @@ def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_h
 
 
 @njit(nogil=True, **_JIT)
-def _project_own_units(x2d, w_ih, rows, P, pw):
-    """``x2d @ w_ih[rows].T``: one unit-split thread's columns of the input projection (``rows``: its gate rows,
-    gate-major), ``_PROJECTION_ROWS`` rows at a time through the micro-kernel against those rows of W_ih packed
-    here. Each element is the same sum in the same order as in ``_input_projection`` (the tiles' lanes are
-    independent of the columns a call takes), so the bits are the row split's."""
+def _project_own_units(x2d, w_ih, rows, scratch, packed, out):
+    """out = ``x2d @ w_ih[rows].T``: one unit-split thread's columns of the input projection (``rows``: its gate
+    rows, gate-major), ``_PROJECTION_ROWS`` rows at a time through the micro-kernel against those rows of W_ih,
+    gathered into ``scratch`` and packed into ``packed``. Each element is the same sum in the same order as in
+    ``_input_projection`` (the tiles' lanes are independent of the columns a call takes), so the bits are the row
+    split's."""
     N, n_in = len(rows), w_ih.shape[1]
-    mine = np.empty((N, n_in), w_ih.dtype)
+    mine = scratch[:N * n_in].reshape(N, n_in)
     for n in range(N):
         mine[n] = w_ih[rows[n]]
-    packed = np.empty((P, n_in, pw), w_ih.dtype)
     microkernel.pack_into(mine.T, packed)
-    out = np.empty((x2d.shape[0], N), w_ih.dtype)
     for r0 in range(0, x2d.shape[0], _PROJECTION_ROWS):
         r1 = min(r0 + _PROJECTION_ROWS, x2d.shape[0])
         matmul_packed(x2d[r0:r1], packed, out[r0:r1])
-    return out
 
 
 @njit(**_JIT)
@@ -1105,7 +1141,7 @@ def _backward(dy, dh_n, dc_n, cache):
     n_in = x2d.shape[1]
     h2d = hs[:T].reshape(T * B, H)
     forward_units = plan(B, threads, kind, hidden, projected, training=True, itemsize=dtype.itemsize,
-                         inputs=n_in).blocks[0].step == "units"
+                         inputs=n_in, steps=T).blocks[0].step == "units"
     if len(blocks) == 1 and threads > 1 and not forward_units and not backward_units:
         # The time loop ran on one thread (B < 8): OpenBLAS on all its threads, as before. Measured on 2 threads
         # (Zen 5, quiet): the micro-kernel GEMMs split over our threads made the step 1.15x slower at B = 1 and 4,
@@ -1433,9 +1469,11 @@ def _backward_units(kind, units, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x,
     are independent sums over all of da_h[t]'s columns), so the results are bitwise those of the row split's
     backward on one thread (from 2 rows; one row runs OpenBLAS's GEMV there)."""
     state = barrier.new_state()
-    pw = panel_width(dy.dtype)
+    # each thread's packed columns of W_hh from memory (allocated in the compiled loop, they took fresh pages in some
+    # calls: 8160 page faults, 20-22 ms of system time in a 59 ms backward at B = 1, H = 1024 on 2 threads of a Zen 4)
     calls = [functools.partial(_unit_backward_thread, state, kind, k, len(units), u0, u1, dy, dh, dc, w_hh, lengths,
-                               hs, cs, saved, da_x, da_h, pw)
+                               hs, cs, saved, da_x, da_h,
+                               memory.empty(packed_shape(w_hh.shape[0], u1 - u0, dy.dtype), dy.dtype))
              for k, (u0, u1) in enumerate(units)]
     _in_parallel(calls)
 
@@ -1451,7 +1489,7 @@ def _unit_backward_thread(state, *args):
 
 @njit(nogil=True, **_JIT)
 def _unit_backward_sequence(state, kind, k, threads, u0, u1, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_h,
-                            pw):
+                            packed):
     """Thread ``k`` of ``threads`` in ``_backward_units``: the units ``u0 <= u < u1`` of every row and step,
     backwards. One barrier per step, between the cell pass (writes this thread's columns of da_x[t], da_h[t] and its
     units of dh, dc) and the GEMM (reads all of da_h[t]): step t's GEMM reads only slice t of da_h, which no thread
@@ -1459,10 +1497,7 @@ def _unit_backward_sequence(state, kind, k, threads, u0, u1, dy, dh, dc, w_hh, l
     failed (``barrier.abort``)."""
     _full_width_vectors()
     T, B, H = dy.shape
-    GH = w_hh.shape[0]
     Hs = u1 - u0
-    P = (Hs + pw - 1) // pw
-    packed = np.empty((P, GH, pw), dy.dtype)
     microkernel.pack_into(w_hh[:, u0:u1], packed)  # W_hh's columns of these units, as _packed_c packs all of them
     dh_rec = np.empty((B, Hs), dy.dtype)
     no_dr, no_dh = np.empty((0, 0), dy.dtype), np.empty(0, dy.dtype)  # no projection (as _backward_sequence's types)
@@ -1914,6 +1949,15 @@ def _single_threaded_blas():
             lib.scipy_openblas_set_num_threads(before)
 
 
-@njit(nogil=True, **_JIT)
 def _matmul(a, b):
-    return np.dot(a, b)
+    """``a @ b`` (OpenBLAS, on its threads) into an array from ``memory``. Returned from the compiled ``np.dot``, a
+    fresh array's pages had to be faulted in again in many calls (the weight gradients at B = 1, H = 1024: 32 MB,
+    8160 faults, 16-22 ms of system time in a 25-59 ms backward on 2 threads of a Zen 4)."""
+    out = memory.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
+    _dot(a, b, out)
+    return out
+
+
+@njit(nogil=True, **_JIT)
+def _dot(a, b, out):
+    np.dot(a, b, out)

@@ -23,11 +23,13 @@ def pin_threads(monkeypatch):
 
 @pytest.fixture
 def units_everywhere(monkeypatch):
-    """The unit split, forward and backward, for every shape it can run (from 1 row, any H with 16 units per
-    thread), so that the tests' small shapes take it."""
+    """The unit split, forward and backward, for every shape it can run (from 1 row and 1 step, any H with 16
+    units per thread), so that the tests' small shapes take it."""
     monkeypatch.setattr(cpu, "_MIN_ROWS_UNIT_SPLIT", 1)
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS", 0)
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS_TRAINING", 0)
+    monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS", 1)
+    monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS_ONE_ROW", 1)
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS_BACKWARD", 0)
 
 

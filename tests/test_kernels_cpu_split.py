@@ -45,11 +45,13 @@ def run(cell, p, lengths, training, threads, pin_threads):
 
 @pytest.fixture
 def units_everywhere(monkeypatch):
-    """The unit split for every shape it can run (from 1 row, any H with 16 units per thread), so that the tests'
-    small shapes take it."""
+    """The unit split for every shape it can run (from 1 row and 1 step, any H with 16 units per thread), so that
+    the tests' small shapes take it."""
     monkeypatch.setattr(cpu, "_MIN_ROWS_UNIT_SPLIT", 1)
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS", 0)
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS_TRAINING", 0)
+    monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS", 1)
+    monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS_ONE_ROW", 1)
 
 
 @pytest.mark.parametrize("B, threads, kind, H, projected, blocks", [
@@ -127,6 +129,30 @@ PLANS = [
     (64, 2, L, 1024, 1024, "inference", False, 512, ([32, 32], True, False)),   # 32 rows
     (256, 2, L, 32, 128, "training", False, 256, ([128, 128], True, False)),
 ]
+
+
+@pytest.mark.parametrize("B, H, steps, mode, want", [
+    (1, 1024, None, "inference", "units"),  # steps not given: as for many
+    (1, 1024, 1, "inference", "gemv"),  # one row: the unit split from 64 steps ...
+    (1, 1024, 63, "inference", "gemv"),
+    (1, 1024, 64, "inference", "units"),
+    (1, 256, 63, "training", "gemv"),
+    (1, 256, 63, "backward", "gemv"),
+    (1, 256, 64, "backward", "units"),
+    (4, 512, 1, "inference", "packed"),  # 2 or more rows: from 2 steps ...
+    (4, 512, 1, "training", "packed"),
+    (4, 512, 2, "inference", "units"),
+    (4, 1024, 1, "inference", "units"),  # ... or 2^22 elements of W_hh
+    (12, 1024, 1, "inference", "units"),
+])
+def test_the_unit_split_needs_steps_to_repay_it(B, H, steps, mode, want, monkeypatch):
+    """Each thread of the unit split packs its share of the weights and every call wakes the other thread: one step
+    (of one row: fewer than 64) runs faster on the row split (``plan``'s docstring, "Few steps"), but where the
+    weights are large and both threads pack their halves at once."""
+    monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
+    how = cpu.plan(B, 2, cpu.LSTM, H, training=mode == "training", backward=mode == "backward", inputs=H,
+                   steps=steps, vector_bits=512)
+    assert how.blocks[0].step == want
 
 
 # 8..32 rows in inference on AVX-512 builds split the units where W_hh outgrows an L2 of at least 2 MB: they gained on
