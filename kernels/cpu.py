@@ -722,8 +722,8 @@ def _pack_two(w_ih, w_hh):
     fused LSTM forward at B = 16..32, H = 128..256."""
     n_in = w_ih.shape[1]
     packed = memory.empty(packed_shape(n_in + w_hh.shape[1], w_hh.shape[0], w_hh.dtype), w_hh.dtype)
-    microkernel.pack_into(w_ih.T, packed[:, :n_in])
-    microkernel.pack_into(w_hh.T, packed[:, n_in:])
+    _pack_into(w_ih.T, packed[:, :n_in])
+    _pack_into(w_hh.T, packed[:, n_in:])
     return packed
 
 
@@ -1602,8 +1602,32 @@ def _copy(source, target):
 
 def pack(b):
     """``microkernel.pack(b)`` (``b`` 2-D float32 or float64) into an array from ``memory`` (recycled between
-    calls)."""
-    return microkernel.pack(b, empty=memory.empty)
+    calls), on Numba's threads where it is large (``_pack_into``)."""
+    b = np.asarray(b)
+    packed = memory.empty(packed_shape(*b.shape, b.dtype), b.dtype)
+    _pack_into(b, packed)
+    return packed
+
+
+# Packing splits its panels over the threads from this many bytes (below, waking a thread cost more than it saved:
+# on 2 threads of a Zen 4, 1.2-8x the time of one from 0.26 to 4 MB, 0.56-0.59x at 16-32 MB; benchmarks/RESULTS.md
+# "Session 27").
+_MIN_THREADS_PACK_BYTES = 8 << 20
+
+
+def _pack_into(b, packed):
+    """``microkernel.pack_into(b, packed)``, its panels shared out over Numba's threads (``_in_parallel``) where
+    ``packed`` takes ``_MIN_THREADS_PACK_BYTES`` or more: packing reads and writes each weight once, and a call of
+    a few steps spends most of its time there (one step at B = 16, I = H = 1024: ~5 of 9 ms on one Zen 4 thread,
+    benchmarks/RESULTS.md "Session 27"). The same array either way."""
+    P, _, pw = packed.shape
+    threads = min(numba.get_num_threads(), P)
+    if threads < 2 or packed.nbytes < _MIN_THREADS_PACK_BYTES:
+        microkernel.pack_into(b, packed)
+        return
+    N = b.shape[1]
+    _in_parallel([functools.partial(microkernel.pack_into, b[:, p0 * pw:min(p1 * pw, N)], packed[p0:p1])
+                  for p0, p1 in _even_blocks(P, threads)])
 
 
 def _copied(a):

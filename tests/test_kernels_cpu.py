@@ -290,6 +290,24 @@ def test_fused_weights_packed_in_two_parts_are_the_packed_concatenation(gates, i
     np.testing.assert_array_equal(cpu._pack_two(w_ih, w_hh), want)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("gates, inputs, H", [(4, 3, 17), (4, 33, 100), (3, 70, 40), (1, 5, 600)])
+def test_packing_on_several_threads_is_the_same_array(gates, inputs, H, dtype, threads, pin_threads, monkeypatch):
+    """``cpu.pack`` and ``_pack_two`` share the panels out over the threads (here from any size): the arrays of
+    ``microkernel.pack``, written in full (the test suite's recycled memory is NaN-filled), and each thread's panels
+    are its own (the last one partial)."""
+    monkeypatch.setattr(cpu, "_MIN_THREADS_PACK_BYTES", 0)
+    pin_threads(threads)
+    rng = np.random.default_rng(inputs * 1000 + H)
+    w_ih = rng.standard_normal((gates * H, inputs)).astype(dtype)
+    w_hh = rng.standard_normal((gates * H, H)).astype(dtype)
+    for w in (w_ih, w_hh):
+        np.testing.assert_array_equal(cpu.pack(w.T), cpu.microkernel.pack(w.T))
+    want = cpu.microkernel.pack(np.concatenate((w_ih, w_hh), axis=1).T)
+    np.testing.assert_array_equal(cpu._pack_two(w_ih, w_hh), want)
+
+
 @settings(max_examples=40, deadline=None)
 @given(cell=st.sampled_from(CELLS), T=st.integers(1, 6), B=st.integers(8, 20), inputs=st.integers(1, 40),
        H=st.integers(1, 40), dtype=st.sampled_from([np.float32, np.float64]), threads=st.sampled_from([1, 2]),
