@@ -131,9 +131,8 @@ _MIN_UNIT_WEIGHTS_OWN, _MIN_UNIT_WEIGHTS_OWN_TRAINING = 1 << 17, 1 << 18
 # and backward, AVX-512 builds).
 _MIN_UNIT_WEIGHTS_ONE_ROW, _STREAMED_L2S, _ONE_ROW_TRAINING_L2S = 1 << 18, 2, 0.5
 _MIN_UNIT_WEIGHTS_ONE_ROW_OWN = 1 << 16
-# ... from this many steps (one row: _MIN_STEPS_UNITS_ONE_ROW; from _LARGE_UNIT_WEIGHTS elements of W_hh any number of
-# steps of 2 or more rows), where ``plan`` is told the steps.
-_MIN_STEPS_UNITS, _MIN_STEPS_UNITS_ONE_ROW = 2, 64
+# ... from this many steps, where ``plan`` is told the steps: inference (one row), training and backward (one row).
+_MIN_STEPS_UNITS, _MIN_STEPS_UNITS_ONE_ROW, _MIN_STEPS_UNITS_TRAINING, _MIN_STEPS_UNITS_TRAINING_ONE_ROW = 2, 32, 16, 64
 # 8..32 rows in inference (AVX-512 builds) where W_hh outgrows an L2, on cores with at least this much L2.
 _MAX_ROWS_UNIT_SPLIT_L2, _MIN_L2_UNIT_SPLIT_ROWS = 33, 2 << 20
 # Fused input projection: from this many rows per block (_MIN_ROWS_FUSED_LARGE above _FUSED_BYTES of weights;
@@ -179,8 +178,8 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     1. The unit split (``blocks`` = one "units" Block; ``_forward_units``, ``_backward_units``): every thread runs
        the whole time loop for all rows and its part of the hidden units (``_unit_parts``: at least 16 units each,
        so H >= 32 on 2 threads), and the threads meet once a step on a spin barrier (kernels/barrier.py). On 2 or
-       more threads, never with a projection, from 2 steps (from one where W = 2^22 or more; one row: from 64
-       steps; where ``steps`` is given), where:
+       more threads, never with a projection, from 2 steps in inference (one row: 32) and 16 in training (one row:
+       64; where ``steps`` is given), where:
 
        - one row: inference where a share is at most one L2 or at least 2 L2s, from W = 2^16 on AVX-512 builds
          and 2^18 on AVX2 builds; training (its forward and its backward) on AVX-512 builds from W = 2^18 where a
@@ -209,14 +208,13 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
        gradients (G*H * (I + H + 2) elements) fit in an L2 (``_backward_beside``).
 
     Measured (2 threads, T = 100; benchmarks/RESULTS.md, the section named; ratios are times, A/B in one process):
-    - Few steps (Zen 4, session 27; the row split's time / the unit split's, LSTM, I = H): one row, inference,
-      T = 1 0.08-0.30 (H = 128..1024), T = 2..16 0.23-0.97, T = 32 0.57-0.97, T = 48 0.83-0.88 at H <= 256 and
-      1.13-1.29 at H >= 512, T = 64 1.08-1.29; training (H = 256) T <= 48 0.08-0.89, T = 64 1.19. 2 and 4 rows, one
-      step: inference 0.51-0.78 at H = 256..512 but 0.99-1.26 at H = 1024 (W = 2^22), where the unit split's threads
-      pack their halves of the weights at once; training (H = 512) 0.52-0.57; at 4..64 steps inference 1.04-1.77
-      where B = 4 or H >= 512 (B = 2, H = 256: 0.69-0.78 up to 16 steps, 1.03-1.12 at 32-64), training at 2..16 steps
-      0.64-1.27. Each thread packs its share of the weights and every call wakes the other thread: a fixed cost that
-      one step, or a few of one row, do not repay.
+    - Few steps (Zen 4, session 27, benchmarks/few_steps.py: the row split's time / the unit split's, LSTM, I = H;
+      each thread packs its share of the weights and a call wakes the other thread, a fixed cost). Inference, one
+      row: T = 1..16 0.22-1.03 (H = 128..1024), T = 32..48 0.78-0.90 at H = 128 and 1.03-1.47 at H >= 256,
+      T = 64..100 0.89-1.75; 2 and 4 rows: one step 0.51-0.83 (H = 256..1024), 2 steps 0.66-1.68, 4..16 steps
+      0.88-2.01. Training (forward and backward): one row (H = 256) T <= 48 0.20-0.86, T = 64 0.97, T = 100 1.09;
+      2 and 4 rows at H = 512 T <= 16 0.45-1.00, T = 32 0.92-1.18, T >= 64 1.24-1.37, at H = 1024 T = 16 1.18-1.23,
+      T >= 32 1.35-1.59.
     - 2..7 rows, AVX2 rule: unit / row split on Zen 5 (sessions 9-10) inference 0.66-0.82 at H = 1024, 0.75-1.26 at 512,
       1.1-2.4 at H <= 256; training with the backward's split 0.72-0.95 at H >= 512; the backward alone from H = 256
       (LSTM 0.86-0.99). I <= H/2 with a share in L2 (Zen 4, session 20): 0.69-0.98 in 39 of 42 rows at H = 256..320.
@@ -281,10 +279,11 @@ def _unit_split(B, threads, kind, hidden, projected, training, backward, itemsiz
     """``plan``'s rule 1: the unit split's parts of the hidden units, or () for the row split."""
     if kind is None or hidden is None or projected or threads < 2:
         return ()
-    weights = _GATES[kind] * hidden * hidden
-    if steps is not None and (steps < _MIN_STEPS_UNITS_ONE_ROW if B == 1 else
-                              steps < _MIN_STEPS_UNITS and weights < _LARGE_UNIT_WEIGHTS):
+    if steps is not None and steps < (
+            (_MIN_STEPS_UNITS_TRAINING_ONE_ROW if B == 1 else _MIN_STEPS_UNITS_TRAINING) if training or backward
+            else _MIN_STEPS_UNITS_ONE_ROW if B == 1 else _MIN_STEPS_UNITS):
         return ()
+    weights = _GATES[kind] * hidden * hidden
     share = weights * itemsize / (threads * _l2_bytes())  # in L2s
     inference = not (training or backward)
     least_one_row = _MIN_UNIT_WEIGHTS_ONE_ROW_OWN if vector_bits == 512 and inference else _MIN_UNIT_WEIGHTS_ONE_ROW

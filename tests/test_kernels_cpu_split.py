@@ -52,6 +52,8 @@ def units_everywhere(monkeypatch):
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS_TRAINING", 0)
     monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS", 1)
     monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS_ONE_ROW", 1)
+    monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS_TRAINING", 1)
+    monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS_TRAINING_ONE_ROW", 1)
 
 
 @pytest.mark.parametrize("B, threads, kind, H, projected, blocks", [
@@ -133,22 +135,24 @@ PLANS = [
 
 @pytest.mark.parametrize("B, H, steps, mode, want", [
     (1, 1024, None, "inference", "units"),  # steps not given: as for many
-    (1, 1024, 1, "inference", "gemv"),  # one row: the unit split from 64 steps ...
-    (1, 1024, 63, "inference", "gemv"),
-    (1, 1024, 64, "inference", "units"),
-    (1, 256, 63, "training", "gemv"),
+    (1, 1024, 1, "inference", "gemv"),  # one row: the unit split from 32 steps in inference ...
+    (1, 1024, 31, "inference", "gemv"),
+    (1, 1024, 32, "inference", "units"),
+    (1, 256, 63, "training", "gemv"),  # ... from 64 in training
     (1, 256, 63, "backward", "gemv"),
+    (1, 256, 64, "training", "units"),
     (1, 256, 64, "backward", "units"),
-    (4, 512, 1, "inference", "packed"),  # 2 or more rows: from 2 steps ...
-    (4, 512, 1, "training", "packed"),
+    (4, 1024, 1, "inference", "packed"),  # 2 or more rows: from 2 steps in inference ...
     (4, 512, 2, "inference", "units"),
-    (4, 1024, 1, "inference", "units"),  # ... or 2^22 elements of W_hh
-    (12, 1024, 1, "inference", "units"),
+    (12, 1024, 2, "inference", "units"),
+    (4, 512, 15, "training", "packed"),  # ... from 16 in training
+    (4, 512, 15, "backward", "packed"),
+    (4, 512, 16, "training", "units"),
+    (4, 512, 16, "backward", "units"),
 ])
 def test_the_unit_split_needs_steps_to_repay_it(B, H, steps, mode, want, monkeypatch):
-    """Each thread of the unit split packs its share of the weights and every call wakes the other thread: one step
-    (of one row: fewer than 64) runs faster on the row split (``plan``'s docstring, "Few steps"), but where the
-    weights are large and both threads pack their halves at once."""
+    """Each thread of the unit split packs its share of the weights and every call wakes the other thread: calls of
+    few steps run faster on the row split (``plan``'s docstring, "Few steps")."""
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
     how = cpu.plan(B, 2, cpu.LSTM, H, training=mode == "training", backward=mode == "backward", inputs=H,
                    steps=steps, vector_bits=512)
@@ -316,7 +320,7 @@ def test_a_forward_tells_plan_its_input_width(pin_threads, monkeypatch):
     calls, real = [], cpu._forward_units
     monkeypatch.setattr(cpu, "_forward_units", lambda *args: calls.append(args[1]) or real(*args))
     rng = np.random.default_rng(5)
-    p = inputs(rng, "lstm", 6, 3, 32, 256, np.float32)
+    p = inputs(rng, "lstm", 16, 3, 32, 256, np.float32)  # 16 steps: training splits the units too
     for training in (False, True):
         got, cache = run("lstm", p, None, training, 2, pin_threads)
         one, _ = run("lstm", p, None, training, 1, pin_threads)
@@ -385,6 +389,7 @@ def test_fused_unit_split_is_bitwise_the_fused_row_split(cell, dtype, pin_thread
     monkeypatch.setattr(cpu, "_MIN_ROWS_UNITS_FUSED", 0)
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS", 0)
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS_TRAINING", 0)
+    monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS_TRAINING", 1)
     B, H, T = 9, 53, 7
     rng = np.random.default_rng(3)
     p = inputs(rng, cell, T, B, 11, H, dtype)
