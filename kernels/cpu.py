@@ -30,8 +30,8 @@ blocks of rows (one per Numba thread, at least 4 rows each) and each thread runs
 forward and backward, with OpenBLAS at one thread; the GEMMs outside the loops are split over the same threads. With
 one block (B < 8, or one Numba thread) the time loop runs on one thread, and on 2+ threads a second thread computes
 the input projections a few steps ahead of it (``_forward_beside``). Or, for the forward of 1..7
-rows with a large W_hh on 2+ threads (up to 32 rows in inference where W_hh outgrows an L2 of 2 MB; ``plan``), the
-hidden units are split over the threads (``_forward_units``; the
+rows with a large W_hh on 2+ threads (up to 32 rows in inference where W_hh outgrows an L2 of 2 MB) and enough steps
+to repay its setup (``plan``), the hidden units are split over the threads (``_forward_units``; the
 backward's time loop likewise, ``_backward_units``): each thread runs the whole time loop for all rows and its
 units, one long-lived call per thread, and the threads meet once per step on a spin barrier (kernels/barrier.py)
 instead of handing work over.
@@ -210,11 +210,12 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     Measured (2 threads, T = 100; benchmarks/RESULTS.md, the section named; ratios are times, A/B in one process):
     - Few steps (Zen 4, session 27, benchmarks/few_steps.py: the row split's time / the unit split's, LSTM, I = H;
       each thread packs its share of the weights and a call wakes the other thread, a fixed cost). Inference, one
-      row: T = 1..16 0.22-1.03 (H = 128..1024), T = 32..48 0.78-0.90 at H = 128 and 1.03-1.47 at H >= 256,
-      T = 64..100 0.89-1.75; 2 and 4 rows: one step 0.51-0.83 (H = 256..1024), 2 steps 0.66-1.68, 4..16 steps
-      0.88-2.01. Training (forward and backward): one row (H = 256) T <= 48 0.20-0.86, T = 64 0.97, T = 100 1.09;
-      2 and 4 rows at H = 512 T <= 16 0.45-1.00, T = 32 0.92-1.18, T >= 64 1.24-1.37, at H = 1024 T = 16 1.18-1.23,
-      T >= 32 1.35-1.59.
+      row: T = 1..16 0.18-1.03 (H = 128..1024), T = 32..48 0.62-0.71 at H = 128 and 0.95-1.55 at H >= 256,
+      T = 64..100 1.06-1.83; 2 and 4 rows (H = 256..1024): one step 0.67-0.88, 2 steps 0.69-1.14, 4..16 steps
+      0.75-1.37. Training (forward and backward): one row (H = 256) T <= 48 0.15-0.89, T = 64 0.94, T = 100 1.15; 2
+      and 4 rows at H = 512 T <= 4 0.52-1.11, T = 16 0.77-1.00, T >= 32 1.07-1.39, at H = 1024 T <= 4 0.81-1.10,
+      T >= 16 1.16-1.58. (A first run, before the row split packed on both threads, put the crossovers at the same
+      step counts, give or take one of the values tried.)
     - 2..7 rows, AVX2 rule: unit / row split on Zen 5 (sessions 9-10) inference 0.66-0.82 at H = 1024, 0.75-1.26 at 512,
       1.1-2.4 at H <= 256; training with the backward's split 0.72-0.95 at H >= 512; the backward alone from H = 256
       (LSTM 0.86-0.99). I <= H/2 with a share in L2 (Zen 4, session 20): 0.69-0.98 in 39 of 42 rows at H = 256..320.
