@@ -280,9 +280,11 @@ def _unit_split(B, threads, kind, hidden, projected, training, backward, itemsiz
     """``plan``'s rule 1: the unit split's parts of the hidden units, or () for the row split."""
     if kind is None or hidden is None or projected or threads < 2:
         return ()
-    if steps is not None and steps < (
-            (_MIN_STEPS_UNITS_TRAINING_ONE_ROW if B == 1 else _MIN_STEPS_UNITS_TRAINING) if training or backward
-            else _MIN_STEPS_UNITS_ONE_ROW if B == 1 else _MIN_STEPS_UNITS):
+    if training or backward:
+        least_steps = _MIN_STEPS_UNITS_TRAINING_ONE_ROW if B == 1 else _MIN_STEPS_UNITS_TRAINING
+    else:
+        least_steps = _MIN_STEPS_UNITS_ONE_ROW if B == 1 else _MIN_STEPS_UNITS
+    if steps is not None and steps < least_steps:
         return ()
     weights = _GATES[kind] * hidden * hidden
     share = weights * itemsize / (threads * _l2_bytes())  # in L2s

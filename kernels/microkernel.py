@@ -124,14 +124,14 @@ def packed_shape(K, N, dtype, bits=None):
     return -(-N // pw), K, pw
 
 
-def pack(b, bits=None, empty=np.empty):
+def pack(b, bits=None):
     """``b`` [K, N] (e.g. ``w_hh.T``) laid out in column panels [P, K, PW] for ``matmul_packed``, zero-padded;
-    ``bits`` forces a vector width (256 or 512; default: the CPU's); ``empty(shape, dtype)`` allocates the result
-    (the CPU kernels pass ``memory.empty``, whose arrays are recycled between calls)."""
+    ``bits`` forces a vector width (256 or 512; default: the CPU's). (The CPU kernels pack into recycled memory
+    with ``packed_shape`` and ``pack_into``: ``cpu.pack``.)"""
     b = np.asarray(b)
     if b.ndim != 2 or b.dtype not in (np.float32, np.float64):
         raise ValueError(f"pack takes a 2-D float32 or float64 array, got {b.ndim}-D {b.dtype}")
-    packed = empty(packed_shape(*b.shape, b.dtype, bits), b.dtype)
+    packed = np.empty(packed_shape(*b.shape, b.dtype, bits), b.dtype)
     pack_into(b, packed)
     return packed
 

@@ -295,8 +295,8 @@ def test_fused_weights_packed_in_two_parts_are_the_packed_concatenation(gates, i
 @pytest.mark.parametrize("gates, inputs, H", [(4, 3, 17), (4, 33, 100), (3, 70, 40), (1, 5, 600)])
 def test_packing_on_several_threads_is_the_same_array(gates, inputs, H, dtype, threads, pin_threads, monkeypatch):
     """``cpu.pack`` and ``_pack_two`` share the panels out over the threads (here from any size): the arrays of
-    ``microkernel.pack``, written in full (the test suite's recycled memory is NaN-filled), and each thread's panels
-    are its own (the last one partial)."""
+    ``microkernel.pack``, each thread's panels its own (the last one partial), written in full (H = 600 packs W_hh
+    into recycled memory, which the test suite NaN-fills; the smaller arrays come from ``np.empty``)."""
     monkeypatch.setattr(cpu, "_MIN_THREADS_PACK_BYTES", 0)
     pin_threads(threads)
     rng = np.random.default_rng(inputs * 1000 + H)

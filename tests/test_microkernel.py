@@ -84,22 +84,17 @@ def test_pack_layout(layout):
     assert (unpacked[:, 50:] == 0).all()
 
 
-def test_pack_into_the_callers_array():
-    """``pack(b, empty=...)`` asks ``empty`` for ``packed_shape``'s array and fills all of it: the same array as
-    ``pack(b)`` into memory that held NaN (as the CPU kernels' recycled arrays may)."""
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pack_into_an_array_of_packed_shape_that_held_nan(dtype, bits):
+    """``pack_into`` fills all of an array of ``packed_shape`` (padding included), as ``cpu.pack`` uses them on
+    recycled memory that may hold anything: the array ``pack`` returns."""
     rng = np.random.default_rng(3)
-    b = rng.standard_normal((37, 50)).astype(np.float32)
-    asked = []
-
-    def empty(shape, dtype):
-        asked.append((shape, dtype))
-        return np.full(shape, np.nan, dtype)
-
-    packed = microkernel.pack(b, 512, empty=empty)
-    assert asked == [(microkernel.packed_shape(37, 50, np.float32, 512), np.float32)]
-    np.testing.assert_array_equal(packed, microkernel.pack(b, 512))
-    assert microkernel.packed_shape(37, 50, np.float64, 256) == (-(-50 // microkernel.panel_width(np.float64, 256)),
-                                                                 37, microkernel.panel_width(np.float64, 256))
+    b = rng.standard_normal((37, 50)).astype(dtype)
+    packed = np.full(microkernel.packed_shape(37, 50, dtype, bits), np.nan, dtype)
+    assert packed.shape == (-(-50 // microkernel.panel_width(dtype, bits)), 37, microkernel.panel_width(dtype, bits))
+    microkernel.pack_into(b, packed)
+    np.testing.assert_array_equal(packed, microkernel.pack(b, bits))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
