@@ -814,15 +814,13 @@ def _unit_buffers(rows, n_in, H, N, fused, project, dtype):
     """One ``_unit_sequence`` thread's large arrays, from ``memory`` (recycled between calls; allocated in the
     compiled loop, the pool's threads took fresh pages for them in some calls, depending on the C library's heap:
     up to 12288 page faults, 18-32 ms of system time, in a one-step forward at H = 1024 on 2 threads of a Zen 4,
-    benchmarks/RESULTS.md "Session 27"): the gathered weight rows (``scratch``, for W_hh's and then W_ih's rows),
-    W_hh's (``[W_ih | W_hh]``'s where ``fused``) and W_ih's packed rows, and the own units' input projections
-    ``[rows, N]`` (``project``; else empty)."""
+    benchmarks/RESULTS.md "Session 27"): W_hh's (``[W_ih | W_hh]``'s where ``fused``) and W_ih's packed rows, and
+    the own units' input projections ``[rows, N]`` (``project``; else empty)."""
     K = (n_in if fused else 0) + H
-    scratch = memory.empty((N * max(K, n_in if project else 0),), dtype)
     packed = memory.empty(packed_shape(K, N, dtype), dtype)
     packed_in = memory.empty(packed_shape(n_in, N, dtype) if project else (0, 0, 0), dtype)
     xm = memory.empty((rows, N) if project else (0, 0), dtype)
-    return scratch, packed, packed_in, xm
+    return packed, packed_in, xm
 
 
 def _unit_thread(state, *args):
@@ -837,7 +835,7 @@ def _unit_thread(state, *args):
 
 @njit(nogil=True, **_JIT)
 def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_hh, bias, lengths, hs, cs, saved, y,
-                   training, fused, project, pw, scratch, packed, packed_in, xm):
+                   training, fused, project, pw, packed, packed_in, xm):
     """Thread ``k`` of ``threads`` in ``_forward_units``: the units ``u0 <= u < u1`` of every row and step.
 
     One barrier per step is enough, also with inference's two ping-pong slots: at step t each thread reads all of
@@ -851,24 +849,19 @@ def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_h
     G = w_hh.shape[0] // H
     Hs = u1 - u0
     N = G * Hs
-    # This thread's gate rows, gate-major: local column g * Hs + j is global gate row g * H + u0 + j, copied row by
-    # row ([W_ih | W_hh] fused, else W_hh) and packed as pack() packs a transposed matrix (tiles transposed in
-    # registers).
+    # This thread's gate rows, gate-major: local column g * Hs + j is global gate row g * H + u0 + j, packed
+    # ([W_ih | W_hh] fused, else W_hh) as pack() packs the transposed rows (pack_rows_into: no gathered copy).
     rows = np.empty(N, np.int64)
     for g in range(G):
         for j in range(Hs):
             rows[g * Hs + j] = g * H + u0 + j
     n_in = w_ih.shape[1] if fused else 0
-    K = n_in + H
     P = (N + pw - 1) // pw
-    mine = scratch[:N * K].reshape(N, K)
-    for n in range(N):
-        if fused:
-            mine[n, :n_in] = w_ih[rows[n]]
-        mine[n, n_in:] = w_hh[rows[n]]
-    microkernel.pack_into(mine.T, packed)
+    if fused:
+        microkernel.pack_rows_into(w_ih, rows, packed)
+    microkernel.pack_rows_into(w_hh, rows, packed, n_in)
     if project:  # this thread's units' input projections, all steps, gate-major as the gates: [T * B, N]
-        _project_own_units(x.reshape(T * B, x.shape[2]), w_ih, rows, scratch, packed_in, xm)
+        _project_own_units(x.reshape(T * B, x.shape[2]), w_ih, rows, packed_in, xm)
         x0, xs = 0, Hs
     else:  # xp, all units (unused when fused)
         xm = xp.reshape(T * B, xp.shape[2])
@@ -893,17 +886,12 @@ def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_h
 
 
 @njit(nogil=True, **_JIT)
-def _project_own_units(x2d, w_ih, rows, scratch, packed, out):
+def _project_own_units(x2d, w_ih, rows, packed, out):
     """out = ``x2d @ w_ih[rows].T``: one unit-split thread's columns of the input projection (``rows``: its gate
     rows, gate-major), ``_PROJECTION_ROWS`` rows at a time through the micro-kernel against those rows of W_ih,
-    gathered into ``scratch`` and packed into ``packed``. Each element is the same sum in the same order as in
-    ``_input_projection`` (the tiles' lanes are independent of the columns a call takes), so the bits are the row
-    split's."""
-    N, n_in = len(rows), w_ih.shape[1]
-    mine = scratch[:N * n_in].reshape(N, n_in)
-    for n in range(N):
-        mine[n] = w_ih[rows[n]]
-    microkernel.pack_into(mine.T, packed)
+    packed into ``packed``. Each element is the same sum in the same order as in ``_input_projection`` (the tiles'
+    lanes are independent of the columns a call takes), so the bits are the row split's."""
+    microkernel.pack_rows_into(w_ih, rows, packed)
     for r0 in range(0, x2d.shape[0], _PROJECTION_ROWS):
         r1 = min(r0 + _PROJECTION_ROWS, x2d.shape[0])
         matmul_packed(x2d[r0:r1], packed, out[r0:r1])

@@ -235,6 +235,47 @@ def pack_into(b, packed):
 
 
 @njit(nogil=True, **_JIT)
+def pack_rows_into(w, rows, packed, k0=0):
+    """``packed[p, k0 + k, j] = w[rows[p * PW + j], k]`` for k < K (w's columns), 0 past the last of ``rows``: what
+    ``pack_into(w[rows].T, ...)`` writes, into the panels' rows ``k0 .. k0 + K``, without the gathered copy
+    ``w[rows]`` (a unit split's thread packs its gate rows of W_hh, and of W_ih: ``rows`` runs of consecutive rows
+    of ``w``). Each L x L tile whose L rows of ``w`` are consecutive (L = one vector) is transposed in registers
+    as ``pack_into`` does, the rest copied one element at a time; ``w`` needs a unit stride along its rows for the
+    tiles. The gather and ``pack_into`` of the 1024 gate rows of a 2048 x 512 float32 W_hh on one Zen 4 core took
+    0.21-0.25 ms warm, 0.47-0.53 ms with W_hh out of cache; this 0.06-0.09 and 0.33-0.45 (benchmarks/RESULTS.md
+    "Session 28")."""
+    P, _, PW = packed.shape
+    N, K = len(rows), w.shape[1]
+    L = _TRANSPOSE_BYTES // w.itemsize
+    whole_k = K - K % L if K < 2 or w.strides[1] == w.itemsize else 0
+    for p in range(P):
+        n0 = p * PW
+        columns = min(PW, N - n0)
+        for j0 in range(0, columns, L):
+            r = rows[n0 + j0]
+            run = j0 + L <= columns and whole_k > 0
+            for j in range(1, L if run else 0):
+                if rows[n0 + j0 + j] != r + j:
+                    run = False
+                    break
+            if run:
+                for c0 in range(0, whole_k, L):
+                    _transpose_tile(w, r, c0, packed, p, k0 + c0, j0)
+                for k in range(whole_k, K):
+                    for j in range(L):
+                        packed[p, k0 + k, j0 + j] = w[r + j, k]
+            else:
+                for j in range(j0, min(j0 + L, columns)):
+                    wj = w[rows[n0 + j]]
+                    for k in range(K):
+                        packed[p, k0 + k, j] = wj[k]
+    columns = N - (P - 1) * PW if P else PW
+    for k in range(K):  # the last panel's padding
+        for j in range(columns, PW):
+            packed[P - 1, k0 + k, j] = 0
+
+
+@njit(nogil=True, **_JIT)
 def _pack_blocks(b, packed):
     """``pack_into`` of a transposed array whose rows are not unit-strided: 16 x 16 blocks, one element at a time,
     16 of its rows read at a time (how every transposed matrix was packed before session 10; benchmarks/ab_pack.py

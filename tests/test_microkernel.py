@@ -115,6 +115,42 @@ def test_pack_of_a_transposed_matrix(N, K, view, bits, dtype):
     np.testing.assert_array_equal(packed, expected.reshape(-1, PW, K).transpose(0, 2, 1))
 
 
+def _gate_rows(G, H, u0, u1):
+    """A unit split's thread's gate rows of a [G * H, K] weight, gate-major: runs of u1 - u0 consecutive rows."""
+    return np.array([g * H + u for g in range(G) for u in range(u0, u1)], np.int64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("view", ["whole", "columns", "strided"])
+@pytest.mark.parametrize("rows, K", [
+    (_gate_rows(4, 512, 256, 512), 64),     # the unit split's: runs of 256 from multiples of 16
+    (_gate_rows(4, 100, 16, 40), 37),       # runs of 24: tiles that cross from one gate's rows to the next
+    (_gate_rows(3, 50, 3, 29), 17),         # runs that start off a tile's boundary, K not a multiple of a vector
+    (np.arange(48, dtype=np.int64), 16),    # one whole panel
+    (np.array([5, 3, 3, 9], np.int64), 5),  # not increasing, a row twice
+    (np.arange(1, 200, 3, dtype=np.int64), 33),
+    (np.array([7], np.int64), 1),
+])
+def test_pack_rows_into_is_pack_into_of_the_gathered_rows(rows, K, view, bits, dtype):
+    """``pack_rows_into(w, rows, packed, k0)`` writes what ``pack_into(w[rows].T, ...)`` writes into the panels'
+    rows k0..k0 + K (padding included: the arrays start NaN-filled) and nothing else: for runs of consecutive rows
+    in and off the tiles' boundaries, any rows, and ``w`` with rows further apart than their length or not
+    unit-strided (the element by element path)."""
+    rng = np.random.default_rng(len(rows) * K)
+    base = rng.standard_normal((int(rows.max()) + 1, 2 * K + 3)).astype(dtype)
+    w = {"whole": np.ascontiguousarray(base[:, :K]), "columns": base[:, 3:K + 3], "strided": base[:, ::2][:, :K]}[view]
+    expected = microkernel.pack(np.ascontiguousarray(w[rows]).T, bits)
+    k0 = 5
+    packed = np.full(microkernel.packed_shape(k0 + K + 2, len(rows), dtype, bits), np.nan, dtype)
+    microkernel.pack_rows_into(w, rows, packed, k0)
+    np.testing.assert_array_equal(packed[:, k0:k0 + K], expected)
+    assert np.isnan(packed[:, :k0]).all() and np.isnan(packed[:, k0 + K:]).all()
+    alone = np.full(expected.shape, np.nan, dtype)
+    microkernel.pack_rows_into(w, rows, alone)  # k0 = 0
+    np.testing.assert_array_equal(alone, expected)
+
+
 def test_panel_widths():
     """The widths that select the tile differ for each dtype (matmul_packed tells the tiles apart by them)."""
     for dtype in (np.float32, np.float64):
