@@ -131,8 +131,13 @@ _MIN_UNIT_WEIGHTS_OWN, _MIN_UNIT_WEIGHTS_OWN_TRAINING = 1 << 17, 1 << 18
 # and backward, AVX-512 builds).
 _MIN_UNIT_WEIGHTS_ONE_ROW, _STREAMED_L2S, _ONE_ROW_TRAINING_L2S = 1 << 18, 2, 0.5
 _MIN_UNIT_WEIGHTS_ONE_ROW_OWN = 1 << 16
-# ... from this many steps, where ``plan`` is told the steps: inference (one row), training and backward (one row).
-_MIN_STEPS_UNITS, _MIN_STEPS_UNITS_ONE_ROW, _MIN_STEPS_UNITS_TRAINING, _MIN_STEPS_UNITS_TRAINING_ONE_ROW = 2, 32, 16, 64
+# ... from this many steps, where ``plan`` is told the steps: inference (one row), training and backward (one row);
+# 2 or more rows in inference with fewer than _FEW_STEPS_UNIT_WEIGHTS elements of W_hh from _MIN_ROW_STEPS_UNITS_SMALL
+# rows times steps, in training and backward with at least _FEW_STEPS_UNIT_WEIGHTS_TRAINING from
+# _MIN_STEPS_UNITS_TRAINING_LARGE steps.
+_MIN_STEPS_UNITS, _MIN_STEPS_UNITS_ONE_ROW, _MIN_STEPS_UNITS_TRAINING, _MIN_STEPS_UNITS_TRAINING_ONE_ROW = 2, 32, 24, 64
+_MIN_ROW_STEPS_UNITS_SMALL, _FEW_STEPS_UNIT_WEIGHTS = 24, 1 << 18
+_MIN_STEPS_UNITS_TRAINING_LARGE, _FEW_STEPS_UNIT_WEIGHTS_TRAINING = 8, 1 << 21
 # 8..32 rows in inference (AVX-512 builds) where W_hh outgrows an L2, on cores with at least this much L2.
 _MAX_ROWS_UNIT_SPLIT_L2, _MIN_L2_UNIT_SPLIT_ROWS = 33, 2 << 20
 # Fused input projection: from this many rows per block (_MIN_ROWS_FUSED_LARGE above _FUSED_BYTES of weights;
@@ -178,8 +183,9 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     1. The unit split (``blocks`` = one "units" Block; ``_forward_units``, ``_backward_units``): every thread runs
        the whole time loop for all rows and its part of the hidden units (``_unit_parts``: at least 16 units each,
        so H >= 32 on 2 threads), and the threads meet once a step on a spin barrier (kernels/barrier.py). On 2 or
-       more threads, never with a projection, from 2 steps in inference (one row: 32) and 16 in training (one row:
-       64; where ``steps`` is given), where:
+       more threads, never with a projection, from 2 steps in inference (W < 2^18: from 24 rows times steps, so
+       12 steps at 2 rows, 6 at 4; one row: 32) and 24 in training (W >= 2^21: 8; one row: 64; where ``steps``
+       is given), where:
 
        - one row: inference where a share is at most one L2 or at least 2 L2s, from W = 2^16 on AVX-512 builds
          and 2^18 on AVX2 builds; training (its forward and its backward) on AVX-512 builds from W = 2^18 where a
@@ -215,7 +221,15 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
       0.75-1.37. Training (forward and backward): one row (H = 256) T <= 48 0.15-0.89, T = 64 0.94, T = 100 1.15; 2
       and 4 rows at H = 512 T <= 4 0.52-1.11, T = 16 0.77-1.00, T >= 32 1.07-1.39, at H = 1024 T <= 4 0.81-1.10,
       T >= 16 1.16-1.58. (A first run, before the row split packed on both threads, put the crossovers at the same
-      step counts, give or take one of the values tried.)
+      step counts, give or take one of the values tried.) Session 28, once each thread packed its rows without a
+      gathered copy, for the LSTM, GRU and RNN: inference, 2..6 rows, W = 2^17..2^18 (LSTM H = 160..224, GRU
+      224..256, RNN 384..448): T = 2..4 0.53-1.00, T = 8 0.79-1.44 (2 rows 0.79-1.05, 4 and 6 rows 0.95-1.44),
+      T >= 16 1.05-1.83 (one 0.86); a rule of 32 rows times steps against the rule of 2 steps (forward_ab.py, LSTM
+      H = 192..224, B = 2, 3, 6), new / old: 0.67-0.86 at 8..16 rows times steps; at 24 0.87-0.97 (H = 192) and
+      1.15-1.28 (H = 224): the crossover, hence 24.
+      From W = 2^18 (LSTM H >= 256, GRU >= 296, RNN >= 512) T = 2 0.74-1.77 (below 1.0 only the RNN at H = 512:
+      0.74, 0.83). Training (LSTM), 2 and 4 rows: H = 256 T = 16..48 0.70-1.12; H = 512 T = 16 0.87-1.00,
+      T = 24..48 1.05-1.25; H = 768..1024 (W >= 2^21) T = 2..4 0.82-1.09, T = 8 1.05-1.20.
     - 2..7 rows, AVX2 rule: unit / row split on Zen 5 (sessions 9-10) inference 0.66-0.82 at H = 1024, 0.75-1.26 at 512,
       1.1-2.4 at H <= 256; training with the backward's split 0.72-0.95 at H >= 512; the backward alone from H = 256
       (LSTM 0.86-0.99). I <= H/2 with a share in L2 (Zen 4, session 20): 0.69-0.98 in 39 of 42 rows at H = 256..320.
@@ -280,13 +294,18 @@ def _unit_split(B, threads, kind, hidden, projected, training, backward, itemsiz
     """``plan``'s rule 1: the unit split's parts of the hidden units, or () for the row split."""
     if kind is None or hidden is None or projected or threads < 2:
         return ()
-    if training or backward:
-        least_steps = _MIN_STEPS_UNITS_TRAINING_ONE_ROW if B == 1 else _MIN_STEPS_UNITS_TRAINING
+    weights = _GATES[kind] * hidden * hidden
+    if B == 1:
+        least_steps = _MIN_STEPS_UNITS_TRAINING_ONE_ROW if training or backward else _MIN_STEPS_UNITS_ONE_ROW
+    elif training or backward:
+        large = weights >= _FEW_STEPS_UNIT_WEIGHTS_TRAINING
+        least_steps = _MIN_STEPS_UNITS_TRAINING_LARGE if large else _MIN_STEPS_UNITS_TRAINING
+    elif weights >= _FEW_STEPS_UNIT_WEIGHTS:
+        least_steps = _MIN_STEPS_UNITS
     else:
-        least_steps = _MIN_STEPS_UNITS_ONE_ROW if B == 1 else _MIN_STEPS_UNITS
+        least_steps = max(_MIN_STEPS_UNITS, -(-_MIN_ROW_STEPS_UNITS_SMALL // B))
     if steps is not None and steps < least_steps:
         return ()
-    weights = _GATES[kind] * hidden * hidden
     share = weights * itemsize / (threads * _l2_bytes())  # in L2s
     inference = not (training or backward)
     least_one_row = _MIN_UNIT_WEIGHTS_ONE_ROW_OWN if vector_bits == 512 and inference else _MIN_UNIT_WEIGHTS_ONE_ROW

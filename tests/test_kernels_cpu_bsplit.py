@@ -30,8 +30,10 @@ def units_everywhere(monkeypatch):
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS_TRAINING", 0)
     monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS", 1)
     monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS_ONE_ROW", 1)
+    monkeypatch.setattr(cpu, "_MIN_ROW_STEPS_UNITS_SMALL", 1)
     monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS_TRAINING", 1)
     monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS_TRAINING_ONE_ROW", 1)
+    monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS_TRAINING_LARGE", 1)
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS_BACKWARD", 0)
 
 

@@ -52,8 +52,10 @@ def units_everywhere(monkeypatch):
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS_TRAINING", 0)
     monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS", 1)
     monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS_ONE_ROW", 1)
+    monkeypatch.setattr(cpu, "_MIN_ROW_STEPS_UNITS_SMALL", 1)
     monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS_TRAINING", 1)
     monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS_TRAINING_ONE_ROW", 1)
+    monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS_TRAINING_LARGE", 1)
 
 
 @pytest.mark.parametrize("B, threads, kind, H, projected, blocks", [
@@ -144,19 +146,49 @@ PLANS = [
     (1, 256, 64, "backward", "units"),
     (4, 1024, 1, "inference", "packed"),  # 2 or more rows: from 2 steps in inference ...
     (4, 512, 2, "inference", "units"),
+    (4, 256, 2, "inference", "units"),  # (W_hh 2^18 elements)
     (12, 1024, 2, "inference", "units"),
-    (4, 512, 15, "training", "packed"),  # ... from 16 in training
-    (4, 512, 15, "backward", "packed"),
-    (4, 512, 16, "training", "units"),
-    (4, 512, 16, "backward", "units"),
+    (4, 255, 5, "inference", "packed"),  # ... below 2^18 elements of W_hh from 24 rows times steps
+    (4, 255, 6, "inference", "units"),
+    (2, 192, 11, "inference", "packed"),
+    (2, 192, 12, "inference", "units"),
+    (3, 192, 7, "inference", "packed"),
+    (3, 192, 8, "inference", "units"),
+    (7, 192, 3, "inference", "packed"),
+    (7, 192, 4, "inference", "units"),
+    (4, 512, 23, "training", "packed"),  # from 24 in training ...
+    (4, 512, 23, "backward", "packed"),
+    (4, 512, 24, "training", "units"),
+    (4, 512, 24, "backward", "units"),
+    (4, 724, 23, "training", "packed"),  # (W_hh 2^21 less 448 elements)
+    (4, 1024, 7, "training", "packed"),  # ... from 8 from 2^21 elements of W_hh
+    (4, 1024, 7, "backward", "packed"),
+    (4, 1024, 8, "training", "units"),
+    (4, 1024, 8, "backward", "units"),
+    (4, 725, 8, "training", "units"),
 ])
 def test_the_unit_split_needs_steps_to_repay_it(B, H, steps, mode, want, monkeypatch):
     """Each thread of the unit split packs its share of the weights and every call wakes the other thread: calls of
-    few steps run faster on the row split (``plan``'s docstring, "Few steps")."""
+    few steps run faster on the row split, and the fewer the weights the more steps it takes (``plan``'s docstring,
+    "Few steps")."""
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
     how = cpu.plan(B, 2, cpu.LSTM, H, training=mode == "training", backward=mode == "backward", inputs=H,
                    steps=steps, vector_bits=512)
     assert how.blocks[0].step == want
+
+
+@pytest.mark.parametrize("kind, H, steps, want", [
+    (cpu.GRU, 295, 5, "packed"),  # 3 * 295^2 < 2^18: from 6 steps at 4 rows
+    (cpu.GRU, 295, 6, "units"),
+    (cpu.GRU, 296, 2, "units"),
+    (cpu.RNN_TANH, 511, 5, "packed"),
+    (cpu.RNN_TANH, 511, 6, "units"),
+    (cpu.RNN_TANH, 512, 2, "units"),
+])
+def test_the_steps_the_unit_split_needs_follow_the_weights_of_each_cell(kind, H, steps, want, monkeypatch):
+    """The step rule counts W_hh's elements, whatever the cell (4 rows, inference)."""
+    monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
+    assert cpu.plan(4, 2, kind, H, inputs=H, steps=steps, vector_bits=512).blocks[0].step == want
 
 
 # 8..32 rows in inference on AVX-512 builds split the units where W_hh outgrows an L2 of at least 2 MB: they gained on
@@ -320,7 +352,7 @@ def test_a_forward_tells_plan_its_input_width(pin_threads, monkeypatch):
     calls, real = [], cpu._forward_units
     monkeypatch.setattr(cpu, "_forward_units", lambda *args: calls.append(args[1]) or real(*args))
     rng = np.random.default_rng(5)
-    p = inputs(rng, "lstm", 16, 3, 32, 256, np.float32)  # 16 steps: training splits the units too
+    p = inputs(rng, "lstm", 24, 3, 32, 256, np.float32)  # 24 steps: training splits the units too
     for training in (False, True):
         got, cache = run("lstm", p, None, training, 2, pin_threads)
         one, _ = run("lstm", p, None, training, 1, pin_threads)
@@ -390,6 +422,7 @@ def test_fused_unit_split_is_bitwise_the_fused_row_split(cell, dtype, pin_thread
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS", 0)
     monkeypatch.setattr(cpu, "_MIN_UNIT_WEIGHTS_TRAINING", 0)
     monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS_TRAINING", 1)
+    monkeypatch.setattr(cpu, "_MIN_ROW_STEPS_UNITS_SMALL", 1)
     B, H, T = 9, 53, 7
     rng = np.random.default_rng(3)
     p = inputs(rng, cell, T, B, 11, H, dtype)
