@@ -195,31 +195,20 @@ _TRANSPOSE_BYTES = VECTOR_BITS // 8  # one vector: the transposed tiles are (byt
 def pack_into(b, packed):
     """packed[p, k, j] = b[k, p * PW + j], 0 past b's last column (compiled and without the GIL, so that a time
     loop's caller can pack). Both orders read ``b`` along its contiguous axis, in as few streams as the CPU's
-    prefetchers follow. A transposed C array such as ``w_hh.T`` (forward): L of its rows at a time, in L x L tiles
-    transposed in vector registers (``_transpose_tile``; L = one vector, 16 float32 at 512 bits), the last rows and
-    columns one by one (5-8x the speed of 16 x 16 blocks copied one element at a time: 1.0 against 4.2 ms for
-    4096 x 1024 float32 on a Zen 5 core; benchmarks/RESULTS.md, session 10); with rows not unit-strided, those
-    blocks. A C array such as ``w_hh`` (backward): row by row (panel by panel, they read 48 rows 4 KB apart at once
+    prefetchers follow. A transposed C array such as ``w_hh.T`` (forward): ``pack_rows_into`` of all its rows, L of
+    them at a time, in L x L tiles transposed in vector registers (``_transpose_tile``; L = one vector, 16 float32 at
+    512 bits), the last rows and columns one by one (5-8x the speed of 16 x 16 blocks copied one element at a
+    time: 1.0 against 4.2 ms for 4096 x 1024 float32 on a Zen 5 core; benchmarks/RESULTS.md, session 10; through
+    ``pack_rows_into`` since session 28, 0.73-1.13x the time of its own loop before); with rows not unit-strided,
+    those blocks. A C array such as ``w_hh`` (backward): row by row (panel by panel, they read 48 rows 4 KB apart at once
     and took 2-5x the time)."""
     P, K, PW = packed.shape
     N = b.shape[1]
     w = b.T
     if b.strides[0] < b.strides[1] and (K < 2 or w.strides[1] == w.itemsize):
-        # a transposed C array: whole L x L tiles transposed in registers (_transpose_tile), the rest one by one
-        L = _TRANSPOSE_BYTES // w.itemsize
-        for p in range(P):
-            n0 = p * PW
-            columns = min(PW, N - n0)
-            whole_j, whole_k = columns - columns % L, K - K % L
-            for j0 in range(0, whole_j, L):
-                for k0 in range(0, whole_k, L):
-                    _transpose_tile(w, n0 + j0, k0, packed, p, k0, j0)
-                for k in range(whole_k, K):
-                    for j in range(j0, j0 + L):
-                        packed[p, k, j] = w[n0 + j, k]
-            for j in range(whole_j, columns):
-                for k in range(K):
-                    packed[p, k, j] = w[n0 + j, k]
+        # a transposed C array: its rows in order, whole L x L tiles transposed in registers, the rest one by one
+        pack_rows_into(w, np.arange(N), packed)
+        return
     elif b.strides[0] < b.strides[1]:
         _pack_blocks(b, packed)
     else:
