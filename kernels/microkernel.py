@@ -200,8 +200,8 @@ def pack_into(b, packed):
     512 bits), the last rows and columns one by one (5-8x the speed of 16 x 16 blocks copied one element at a
     time: 1.0 against 4.2 ms for 4096 x 1024 float32 on a Zen 5 core; benchmarks/RESULTS.md, session 10; through
     ``pack_rows_into`` since session 28, 0.73-1.13x the time of its own loop before); with rows not unit-strided,
-    those blocks. A C array such as ``w_hh`` (backward): row by row (panel by panel, they read 48 rows 4 KB apart at once
-    and took 2-5x the time)."""
+    those blocks. A C array such as ``w_hh`` (backward): row by row (panel by panel, they read 48 rows 4 KB apart at
+    once and took 2-5x the time)."""
     P, K, PW = packed.shape
     N = b.shape[1]
     w = b.T
