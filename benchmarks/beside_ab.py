@@ -11,8 +11,8 @@ the backward; training only).
 The three contenders (projection first, beside, torch) are timed in turn, ``--repeats`` times each
 (``lstmzoo.bench.median_times``: idle, one untimed call, then calls for about a second), and the medians printed as
 a Markdown table; wall time. T = 100, float32, I = H and H/4. Only shapes where ``cpu.plan`` would choose the
-path are meaningful (one block of rows: B < 8 on 2 threads, below the unit split's H; for the backward's switch
-AVX-512 builds, or any build with ``--any-vector-width``; the forward's runs on every build since session 16).
+path are meaningful (one block of rows: B < 8 on 2 threads, below the unit split's H; the backward's switch on
+every build since session 29, the forward's since session 16).
 """
 
 import argparse
@@ -30,8 +30,6 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--switch", choices=["forward", "backward"], default="forward",
                         help="which work beside the loop is turned off for the first column")
-    parser.add_argument("--any-vector-width", action="store_true",
-                        help="time the work beside the loop on AVX2 builds too (its switch ignores the vector width)")
     args = parser.parse_args(argv)
 
     import numba
@@ -66,7 +64,7 @@ def main(argv=None):
 
                     def ours(beside):
                         def call():
-                            cpu.plan = _switched(real, args.switch == "backward", beside, args.any_vector_width)
+                            cpu.plan = _switched(real, args.switch == "backward", beside)
                             if args.cell == "lstm":
                                 *_, cache = cpu.lstm_forward(x, h0, h0, **p, training=training)
                                 if training:
@@ -85,17 +83,14 @@ def main(argv=None):
     print(f"\nload average after: {_load_average()}")
 
 
-def _switched(plan, backward, beside, any_vector_width):
-    """``plan`` with the ``beside`` of the backward's (or forward's) plans turned off, or with ``any_vector_width``
-    answered as on an AVX-512 build (the backward's rule is the one with a condition on the vector width)."""
+def _switched(plan, backward, beside):
+    """``plan`` with the ``beside`` of the backward's (or forward's) plans turned off."""
     def switched(*args, **kwargs):
         how = plan(*args, **kwargs)
         if bool(kwargs.get("backward")) != backward:
             return how
         if not beside:
             return how._replace(beside=False)
-        if any_vector_width:
-            return how._replace(beside=plan(*args, **{**kwargs, "vector_bits": 512}).beside)
         return how
     return switched
 

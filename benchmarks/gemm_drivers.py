@@ -6,7 +6,7 @@ micro-kernel, in one process: GFLOP/s, medians, as a Markdown table.
 
 The GEMMs are those around the time loops (T = 100 steps of B rows, float32):
 
-- "projection": the forward's input projection x W_ih^T as ``cpu._input_projection`` computes it on AVX-512 builds
+- "projection": the forward's input projection x W_ih^T as ``cpu._input_projection`` computes it
   (``matmul_packed`` over ``_PROJECTION_ROWS`` rows at a time, W_ih^T packed), M = T*B, K = I, N = G*H;
 - "dx": the backward's da W_ih (``gemm_packed``, ``a`` C-ordered, read in place), M = T*B, K = G*H, N = I;
 - "dW": the weight gradients da^T [x | h | 1] (``gemm_packed``, ``a`` transposed: its blocks packed), M = G*H,

@@ -25,19 +25,18 @@ from lstmzoo import bench
 # (None: as committed)
 SETTINGS = ("_MAX_ROWS_UNIT_SPLIT", "_MIN_ROWS_UNIT_SPLIT", "_MIN_UNIT_WEIGHTS", "_MIN_UNIT_WEIGHTS_TRAINING",
             "_MIN_ROWS_UNITS_FUSED", "_MIN_UNIT_WEIGHTS_BACKWARD", "_MAX_ROWS_UNIT_SPLIT_LARGE", "_MIN_ROWS_PER_THREAD",
-            "_MIN_UNIT_WEIGHTS_OWN", "_MIN_UNIT_WEIGHTS_OWN_TRAINING", "_MIN_UNIT_WEIGHTS_ONE_ROW",
-            "_MIN_UNIT_WEIGHTS_ONE_ROW_OWN", "_MAX_ROWS_UNIT_SPLIT_L2")
+            "_MIN_UNIT_WEIGHTS_ONE_ROW", "_MIN_UNIT_WEIGHTS_ONE_ROW_TRAINING", "_MAX_ROWS_UNIT_SPLIT_L2")
 VARIANTS = {
-    "rows": (0, 10**9, 10**18, 10**18, 10**9, 10**18, 0, None, 10**18, 10**18, 10**18, 10**18, 0),
+    "rows": (0, 10**9, 10**18, 10**18, 10**9, 10**18, 0, None, 10**18, 10**18, 0),
     # the row split in blocks of at least 2 rows (committed: _MIN_ROWS_PER_THREAD = 4), e.g. 2 + 2 at B = 4
-    "rows-2": (0, 10**9, 10**18, 10**18, 10**9, 10**18, 0, 2, 10**18, 10**18, 10**18, 10**18, 0),
-    # projection first; the backward's loop on the row split
-    "units": (10**9, 1, 0, 0, 10**9, 10**18, 10**9, None, 0, 0, 10**18, 10**18, 10**9),
-    "units-fused": (10**9, 1, 0, 0, 0, 10**18, 10**9, None, 0, 0, 10**18, 10**18, 10**9),
+    "rows-2": (0, 10**9, 10**18, 10**18, 10**9, 10**18, 0, 2, 10**18, 10**18, 0),
+    # the forward's unit split (each thread projecting its own units' inputs); the backward's loop on the row split
+    "units": (10**9, 1, 0, 0, 10**9, 10**18, 10**9, None, 10**18, 10**18, 10**9),
+    "units-fused": (10**9, 1, 0, 0, 0, 10**18, 10**9, None, 10**18, 10**18, 10**9),
     # units, and the backward's time loop split by units too
-    "units-bwd": (10**9, 1, 0, 0, 10**9, 0, 10**9, None, 0, 0, 10**18, 10**18, 10**9),
+    "units-bwd": (10**9, 1, 0, 0, 10**9, 0, 10**9, None, 10**18, 10**18, 10**9),
     # the forward's row split, the backward's unit split
-    "rows-units-bwd": (10**9, 1, 10**18, 10**18, 10**9, 0, 10**9, None, 10**18, 10**18, 10**18, 10**18, 0),
+    "rows-units-bwd": (10**9, 1, 10**18, 10**18, 10**9, 0, 10**9, None, 10**18, 10**18, 0),
 }
 
 

@@ -20,8 +20,8 @@ What is fused (DESIGN.md, "The kernels"):
 GEMMs: a step's recurrent GEMM from 2 rows is our own outer-product micro-kernel (``microkernel.matmul_packed``,
 LLVM IR through a Numba intrinsic) against W_hh^T (W_hh in backward) packed once per call, not once per step as
 OpenBLAS does; one row uses OpenBLAS's GEMV (``np.dot`` inside ``@njit``, scipy's OpenBLAS). Since session 8 the
-GEMMs outside the time loops also run the micro-kernel where its AVX-512 tile runs (the forward's input projection,
-``_input_projection``; the backward's dx and weight gradients, ``gemm_packed``), OpenBLAS otherwise and for the
+GEMMs outside the time loops also run the micro-kernel (the forward's input projection, ``_input_projection``, on
+AVX2 builds too since session 29; the backward's dx and weight gradients, ``gemm_packed``), OpenBLAS only for the
 backward of a batch whose time loop ran on one thread (B < 8) without the unit split.
 
 Threads: a per-step handoff to other threads, OpenBLAS's or a ``prange``'s, cost far more than it saved on the
@@ -122,15 +122,14 @@ _MIN_ROWS_PER_THREAD = 4
 # _UNIT_GRAIN units per thread, each at least _UNIT_GRAIN.
 _MIN_ROWS_UNIT_SPLIT, _MAX_ROWS_UNIT_SPLIT, _MAX_ROWS_UNIT_SPLIT_LARGE, _UNIT_GRAIN = 2, 8, 13, 16
 _LARGE_UNIT_WEIGHTS = 1 << 22
-# ... from these many elements of W_hh: a forward (inference, training) on AVX2 builds, and a backward
-_MIN_UNIT_WEIGHTS, _MIN_UNIT_WEIGHTS_TRAINING, _MIN_UNIT_WEIGHTS_BACKWARD = 1 << 20, 1 << 20, 1 << 18
-# ... a forward on AVX-512 builds (inference, training), whose threads project their own units' inputs
-_MIN_UNIT_WEIGHTS_OWN, _MIN_UNIT_WEIGHTS_OWN_TRAINING = 1 << 17, 1 << 18
-# One row: from this many elements of W_hh, where a thread's share is at most one L2 or at least _STREAMED_L2S L2s
-# (inference; from _MIN_UNIT_WEIGHTS_ONE_ROW_OWN on AVX-512 builds), or at most _ONE_ROW_TRAINING_L2S L2s (training
-# and backward, AVX-512 builds).
-_MIN_UNIT_WEIGHTS_ONE_ROW, _STREAMED_L2S, _ONE_ROW_TRAINING_L2S = 1 << 18, 2, 0.5
-_MIN_UNIT_WEIGHTS_ONE_ROW_OWN = 1 << 16
+# ... from these many elements of W_hh: a forward (inference, training; its threads project their own units'
+# inputs), and a backward
+_MIN_UNIT_WEIGHTS, _MIN_UNIT_WEIGHTS_TRAINING, _MIN_UNIT_WEIGHTS_BACKWARD = 1 << 17, 1 << 18, 1 << 18
+# One row: from this many elements of W_hh in inference (training and backward: from
+# _MIN_UNIT_WEIGHTS_ONE_ROW_TRAINING), where a thread's share is at most one L2 or at least _STREAMED_L2S L2s
+# (inference), or at most _ONE_ROW_TRAINING_L2S L2s (training and backward).
+_MIN_UNIT_WEIGHTS_ONE_ROW, _MIN_UNIT_WEIGHTS_ONE_ROW_TRAINING = 1 << 16, 1 << 18
+_STREAMED_L2S, _ONE_ROW_TRAINING_L2S = 2, 0.5
 # ... from this many steps, where ``plan`` is told the steps: inference (one row), training and backward (one row);
 # 2 or more rows in inference with fewer than _FEW_STEPS_UNIT_WEIGHTS elements of W_hh from _MIN_ROW_STEPS_UNITS_SMALL
 # rows times steps, in training and backward with at least _FEW_STEPS_UNIT_WEIGHTS_TRAINING from
@@ -138,7 +137,7 @@ _MIN_UNIT_WEIGHTS_ONE_ROW_OWN = 1 << 16
 _MIN_STEPS_UNITS, _MIN_STEPS_UNITS_ONE_ROW, _MIN_STEPS_UNITS_TRAINING, _MIN_STEPS_UNITS_TRAINING_ONE_ROW = 2, 32, 24, 64
 _MIN_ROW_STEPS_UNITS_SMALL, _FEW_STEPS_UNIT_WEIGHTS = 24, 1 << 18
 _MIN_STEPS_UNITS_TRAINING_LARGE, _FEW_STEPS_UNIT_WEIGHTS_TRAINING = 8, 1 << 21
-# 8..32 rows in inference (AVX-512 builds) where W_hh outgrows an L2, on cores with at least this much L2.
+# 8..32 rows in inference where W_hh outgrows an L2, on cores with at least this much L2.
 _MAX_ROWS_UNIT_SPLIT_L2, _MIN_L2_UNIT_SPLIT_ROWS = 33, 2 << 20
 # Fused input projection: from this many rows per block (_MIN_ROWS_FUSED_LARGE above _FUSED_BYTES of weights;
 # _MIN_ROWS_UNITS_FUSED for the unit split, above the rows it runs at today).
@@ -168,13 +167,12 @@ class Plan(typing.NamedTuple):
 
 
 def plan(B, threads=None, kind=None, hidden=None, projected=False, training=False, backward=False, itemsize=4,
-         inputs=None, steps=None, state=None, vector_bits=None):
+         inputs=None, steps=None, state=None):
     """How the kernels run a forward, or with ``backward=True`` a backward, over ``B`` sequences of ``steps`` steps of
     ``inputs`` values, for the cell ``kind`` with ``hidden`` units (``projected``: the LSTM with ``w_hr``, whose
     ``state`` is P wide instead of H) in elements of ``itemsize`` bytes (``training``: a forward that keeps what the
     backward needs), on ``threads`` threads (default Numba's count: ``NUMBA_NUM_THREADS`` or
-    ``numba.set_num_threads``), with the micro-kernel's ``vector_bits`` (default ``microkernel.VECTOR_BITS``: 512
-    where the CPU has AVX-512, else 256). Returns a ``Plan``. Without ``kind`` and ``hidden`` only the row split is
+    ``numba.set_num_threads``). Returns a ``Plan``. Without ``kind`` and ``hidden`` only the row split is
     planned; without ``steps`` and ``inputs`` nothing is fused or beside. The only place that decides: ``_forward``
     and ``_backward`` follow it; the tests force a path by changing the thresholds below the imports.
 
@@ -187,19 +185,16 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
        12 steps at 2 rows, 6 at 4; one row: 32) and 24 in training (W >= 2^21: 8; one row: 64; where ``steps``
        is given), where:
 
-       - one row: inference where a share is at most one L2 or at least 2 L2s, from W = 2^16 on AVX-512 builds
-         and 2^18 on AVX2 builds; training (its forward and its backward) on AVX-512 builds from W = 2^18 where a
-         share is at most half an L2;
-       - 2..7 rows (2..12 from W = 2^22): a forward on AVX-512 builds from W = 2^17 (inference) or 2^18 (training);
-         on AVX2 builds from W = 2^20, or from 2^18 where I <= H/2 and a share is at most one L2; a backward from
+       - one row: inference where a share is at most one L2 or at least 2 L2s, from W = 2^16; training (its
+         forward and its backward) from W = 2^18 where a share is at most half an L2;
+       - 2..7 rows (2..12 from W = 2^22): a forward from W = 2^17 (inference) or 2^18 (training); a backward from
          W = 2^18;
-       - 8..32 rows: inference on AVX-512 builds where W_hh outgrows an L2 of at least 2 MB (W * itemsize; LSTM
-         float32: from H = 363).
+       - 8..32 rows: inference where W_hh outgrows an L2 of at least 2 MB (W * itemsize; LSTM float32: from
+         H = 363).
 
-       LSTM float32 on 2 threads with 1 MB L2s: one row at H = 128..362 (AVX2 builds 256..362) and from 512 for
-       inference, H = 256 in training; 2..7 rows from H = 182 (inference) or 256 (training) on AVX-512 builds, from
-       H = 512 (or 256..362 with I <= H/2) on AVX2 builds; up to 12 rows from H = 1024 (8..32 rows only with 2 MB
-       L2s).
+       LSTM float32 on 2 threads with 1 MB L2s: one row at H = 128..362 and from 512 for inference, H = 256 in
+       training; 2..7 rows from H = 182 (inference) or 256 (training); up to 12 rows from H = 1024 (8..32 rows only
+       with 2 MB L2s). The rules are the same for both micro-kernel widths (AVX-512 and AVX2 builds; below).
     2. Otherwise the row split: at most ``threads`` blocks of consecutive rows, as even as possible, each at least
        ``_MIN_ROWS_PER_THREAD`` = 4 rows; each thread runs the whole time loop for its rows (one hand-off a call, none
        a step). A block's per-step GEMM: one row OpenBLAS's GEMV ("gemv"), more the micro-kernel against W_hh^T
@@ -210,8 +205,8 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
        at 32 rows it took 1.05-1.31x the time of its projection first, Intel Xeon, session 24).
     4. ``beside``, where the row split has one block of 2 or more rows on 2 or more threads (so a thread idles) and
        ``steps`` > 1: a forward's input projection from 2^22 multiply-adds (``_forward_beside``); a backward's dx and
-       weight gradients on AVX-512 builds, without a projection, from 2^24 multiply-adds and where the weight
-       gradients (G*H * (I + H + 2) elements) fit in an L2 (``_backward_beside``).
+       weight gradients, without a projection, from 2^24 multiply-adds and where the weight gradients
+       (G*H * (I + H + 2) elements) fit in an L2 (``_backward_beside``).
 
     Measured (2 threads, T = 100; benchmarks/RESULTS.md, the section named; ratios are times, A/B in one process):
     - Few steps (Zen 4, session 27, benchmarks/few_steps.py: the row split's time / the unit split's, LSTM, I = H;
@@ -230,10 +225,19 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
       From W = 2^18 (LSTM H >= 256, GRU >= 296, RNN >= 512) T = 2 0.74-1.77 (below 1.0 only the RNN at H = 512:
       0.74, 0.83). Training (LSTM), 2 and 4 rows: H = 256 T = 16..48 0.70-1.12; H = 512 T = 16 0.87-1.00,
       T = 24..48 1.05-1.25; H = 768..1024 (W >= 2^21) T = 2..4 0.82-1.09, T = 8 1.05-1.20.
-    - 2..7 rows, AVX2 rule: unit / row split on Zen 5 (sessions 9-10) inference 0.66-0.82 at H = 1024, 0.75-1.26 at 512,
-      1.1-2.4 at H <= 256; training with the backward's split 0.72-0.95 at H >= 512; the backward alone from H = 256
-      (LSTM 0.86-0.99). I <= H/2 with a share in L2 (Zen 4, session 20): 0.69-0.98 in 39 of 42 rows at H = 256..320.
-      Up to 12 rows at H = 1024 (Zen 5, session 12): 0.83-0.98 (at H = 512 it lost, 1.09-1.15).
+    - One rule set for both micro-kernel widths (session 29): until then AVX2 builds had their own rules, measured
+      before sessions 17-28 sped up the micro-kernel's drivers and the unit split (one row from W = 2^18, 2..7
+      rows from 2^20 or from 2^18 with I <= H/2, OpenBLAS computing the input projection, no gradients beside the
+      loop). Compiled for Haswell on a Zen 4 (Numba without AVX-512, OpenBLAS's Haswell kernels, torch's oneDNN,
+      MKL and ATen held to AVX2; /tmp scripts, RESULTS.md "Session 29"), T = 100, 2 threads, the AVX-512 builds'
+      rules and projection against the AVX2 ones: B = 1 and 4, 8 shapes each (H = 128..1024, I = H and H/4), LSTM
+      inference 0.56-1.00 (median 0.80), training 0.66-0.97 (0.89); GRU 0.54-1.12 and 0.69-1.07; RNN 0.43-0.99 and
+      0.52-1.09; B = 16..256 LSTM inference 0.88-1.13 (median 0.99); one thread (the projection only) 0.72-1.12,
+      below 1 at B = 1 and 4. Not yet timed on a real AVX2 machine.
+    - 2..7 rows, the AVX2 rule before session 29: unit / row split on Zen 5 (sessions 9-10) inference 0.66-0.82 at
+      H = 1024, 0.75-1.26 at 512, 1.1-2.4 at H <= 256; training with the backward's split 0.72-0.95 at H >= 512;
+      the backward alone from H = 256 (LSTM 0.86-0.99). I <= H/2 with a share in L2 (Zen 4, session 20): 0.69-0.98
+      in 39 of 42 rows at H = 256..320. Up to 12 rows at H = 1024 (Zen 5, session 12): 0.83-0.98 (at H = 512 it lost, 1.09-1.15).
     - 2..7 rows, AVX-512 rule (Zen 4, session 21, each thread projecting its own units' inputs): LSTM inference
       H = 192..448, I = H and H/4: 0.59-1.07, slower in 4 of 42 rows; H = 128 0.88-1.14 (slower in 8 of 14); GRU
       H = 192..448 0.65-1.12; RNN H = 256..512 0.71-0.98; LSTM training (both passes split) 0.87-1.03. At 8-12 rows
@@ -263,12 +267,11 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     - Beside: the forward's projection (Zen 5, session 13) LSTM inference 0.71-1.01 at B = 2..7, H = 128..256,
       training 0.81-1.12; below 2^22 multiply-adds 1.09-1.52; on AVX2 (Zen 1, session 16) 0.74-0.92. The backward's
       GEMMs (Zen 5, session 14) LSTM H = 128 0.68-0.96, GRU 0.73-0.93 but 1.00-1.48 where its gradients outgrow the
-      L2; compiled for AVX2 1.18-1.38 (so AVX-512 builds only)."""
+      L2; compiled for AVX2 1.18-1.38 there (session 14), but part of the AVX-512 rules that won on a Zen 4
+      compiled for AVX2 in session 29 (LSTM B = 4, H = 128: 0.77-0.89)."""
     if threads is None:
         threads = numba.get_num_threads()
-    if vector_bits is None:
-        vector_bits = microkernel.VECTOR_BITS
-    units = _unit_split(B, threads, kind, hidden, projected, training, backward, itemsize, inputs, vector_bits, steps)
+    units = _unit_split(B, threads, kind, hidden, projected, training, backward, itemsize, steps)
     if units:
         blocks = [Block(0, B, "units", units)]
     else:
@@ -282,7 +285,7 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     one_block = len(blocks) == 1 and blocks[0].step == "packed" and threads > 1 and steps > 1
     rows = B if one_block else 0
     if backward:
-        beside = (one_block and vector_bits == 512 and not projected
+        beside = (one_block and not projected
                   and steps * rows * gates * (2 * inputs + width + 1) >= _MIN_GRADIENTS_BESIDE_MACS
                   and gates * (inputs + width + 2) * itemsize <= _l2_bytes())
     else:
@@ -290,7 +293,7 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     return Plan(blocks, fused, beside)
 
 
-def _unit_split(B, threads, kind, hidden, projected, training, backward, itemsize, inputs, vector_bits, steps):
+def _unit_split(B, threads, kind, hidden, projected, training, backward, itemsize, steps):
     """``plan``'s rule 1: the unit split's parts of the hidden units, or () for the row split."""
     if kind is None or hidden is None or projected or threads < 2:
         return ()
@@ -308,23 +311,15 @@ def _unit_split(B, threads, kind, hidden, projected, training, backward, itemsiz
         return ()
     share = weights * itemsize / (threads * _l2_bytes())  # in L2s
     inference = not (training or backward)
-    least_one_row = _MIN_UNIT_WEIGHTS_ONE_ROW_OWN if vector_bits == 512 and inference else _MIN_UNIT_WEIGHTS_ONE_ROW
-    one_row = B == 1 and weights >= least_one_row and (
-        inference and (share <= 1 or share >= _STREAMED_L2S)
-        or vector_bits == 512 and share <= _ONE_ROW_TRAINING_L2S)
+    one_row = B == 1 and (
+        inference and weights >= _MIN_UNIT_WEIGHTS_ONE_ROW and (share <= 1 or share >= _STREAMED_L2S)
+        or weights >= _MIN_UNIT_WEIGHTS_ONE_ROW_TRAINING and share <= _ONE_ROW_TRAINING_L2S)
     max_rows = _MAX_ROWS_UNIT_SPLIT_LARGE if weights >= _LARGE_UNIT_WEIGHTS else _MAX_ROWS_UNIT_SPLIT
-    if backward:
-        least = _MIN_UNIT_WEIGHTS_BACKWARD
-    elif vector_bits == 512:  # the unit split's threads project their own units' inputs
-        least = min(_MIN_UNIT_WEIGHTS_OWN_TRAINING if training else _MIN_UNIT_WEIGHTS_OWN,
-                    _MIN_UNIT_WEIGHTS_TRAINING if training else _MIN_UNIT_WEIGHTS)
-    else:
-        least = _MIN_UNIT_WEIGHTS_TRAINING if training else _MIN_UNIT_WEIGHTS
-    narrow = (not backward and inputs is not None and 2 * inputs <= hidden
-              and weights >= _MIN_UNIT_WEIGHTS_ONE_ROW and share <= 1)
-    past_l2 = (inference and vector_bits == 512 and _MAX_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT_L2
+    least = (_MIN_UNIT_WEIGHTS_BACKWARD if backward else _MIN_UNIT_WEIGHTS_TRAINING if training
+             else _MIN_UNIT_WEIGHTS)
+    past_l2 = (inference and _MAX_ROWS_UNIT_SPLIT <= B < _MAX_ROWS_UNIT_SPLIT_L2
                and weights * itemsize > _l2_bytes() >= _MIN_L2_UNIT_SPLIT_ROWS)
-    split = one_row or past_l2 or _MIN_ROWS_UNIT_SPLIT <= B < max_rows and (weights >= least or narrow)
+    split = one_row or past_l2 or _MIN_ROWS_UNIT_SPLIT <= B < max_rows and weights >= least
     units = _unit_parts(hidden, threads) if split else ()
     return units if len(units) > 1 else ()
 
@@ -488,7 +483,7 @@ def _forward_first(kind, blocks, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, s
     T, B, _ = y.shape
     # All time steps' input projections in one GEMM (split over the threads); the biases are added in the cell pass,
     # which reads xp anyway (a separate bias pass over [T, B, GH] cost ~5 % at large shapes).
-    xp = _input_projection(x2d, w_ih, blocks, B).reshape(T, B, w_hh.shape[0])
+    xp = _input_projection(x2d, w_ih, blocks).reshape(T, B, w_hh.shape[0])
     # The per-step GEMMs' right-hand sides, W_hh^T and W_hr^T, packed once for all steps and threads.
     w_hh_packed, w_hr_packed = _packed(blocks, w_hh.T, w_hr.T)
     with _recurrence_blas(B):
@@ -509,23 +504,19 @@ _PROJECTION_ROWS = 128
 _MIN_COLUMN_SPLIT_MACS = 1 << 23
 
 
-def _input_projection(x2d, w_ih, blocks, B):
-    """``x2d @ w_ih.T``, all time steps' input projections (``B`` rows a step) before the time loops over ``blocks``.
+def _input_projection(x2d, w_ih, blocks):
+    """``x2d @ w_ih.T``, all time steps' input projections before the time loops over ``blocks``.
 
-    Where the micro-kernel has its AVX-512 tile: through it, against W_ih^T packed here (``_PROJECTION_ROWS`` rows at
-    a time), the rows split into as many blocks as the loops' or Numba's threads, whichever more (with one block the
-    loop runs on one thread, but this GEMM need not). Measured on one Zen 5 core (load ~4.5), against OpenBLAS's
-    SkylakeX kernels: 0.55-0.82x the time, pack included (131-187 GFLOP/s against 85-105; 100-700 rows, I = 32..1024,
-    4H = 512..4096). Else OpenBLAS (the 256-bit tile compiled for Haswell on the same core took 0.85-1.22x the time
-    of OpenBLAS's Haswell kernels), single-threaded, one call per chunk of ``_blas_chunks`` (which depend on the rows
-    and B only, so the bits do not depend on the thread count: OpenBLAS's sums can differ with the rows per call),
-    the chunks shared out over the same threads by rows (``_share_out``). Not on OpenBLAS's own threads: its workers
-    spin for a while after each call, and a time loop split over the same cores right after waited for them.
-    Measured on an AVX2 machine (Zen 1, 2 threads, LSTM, T = 100, benchmarks/forward_ab.py, RESULTS.md "Session 15")
-    against one call on OpenBLAS's threads: inference 0.27-0.36x the time at H = 512, B = 2..6 (the unit split),
-    training 0.29-0.44x there and 0.66-0.85x at H = 256 (the backward's unit split); where every loop of the call
-    runs on one thread OpenBLAS's own threads had been the faster (inference at H = 128..256, B = 2..6: 1.05-1.22x;
-    training at H = 128: 1.01-1.06x), which the projection beside the loop (``_forward_beside``) now replaces."""
+    Through the micro-kernel, against W_ih^T packed here (``_PROJECTION_ROWS`` rows at a time), the rows split into
+    as many blocks as the loops' or Numba's threads, whichever more (with one block the loop runs on one thread, but
+    this GEMM need not). Measured on one Zen 5 core (load ~4.5), against OpenBLAS's SkylakeX kernels: 0.55-0.82x the
+    time, pack included (131-187 GFLOP/s against 85-105; 100-700 rows, I = 32..1024, 4H = 512..4096). Not on
+    OpenBLAS's threads: its workers spin for a while after each call, and a time loop split over the same cores right
+    after waited for them (Zen 1, RESULTS.md "Session 15": one OpenBLAS call on its threads took 1.5-3.7x the time of
+    chunks on ours at one OpenBLAS thread each). Until session 29 AVX2 builds called OpenBLAS here, single-threaded in
+    chunks (the 256-bit tile compiled for Haswell on a Zen 5 core had taken 0.85-1.22x the time of OpenBLAS's Haswell
+    kernels, session 10); compiled for Haswell on a Zen 4 the micro-kernel's projection took 0.69-0.82x the time at
+    B = 1 and 4 on one thread, and about the same from B = 16 (0.93-1.01; ``plan``'s docstring has the rest)."""
     threads = max(len(blocks), numba.get_num_threads())
     out = memory.empty((x2d.shape[0], w_ih.shape[0]), np.result_type(x2d, w_ih))
     if len(x2d) == 1:
@@ -534,12 +525,6 @@ def _input_projection(x2d, w_ih, blocks, B):
         # I = 512, 4H = 2048; 0.44 against 2.7 ms at I = 1024, 4H = 4096; benchmarks/RESULTS.md "Session 27").
         with _single_threaded_blas():
             _dot(x2d, w_ih.T, out)
-        return out
-    if microkernel.VECTOR_BITS != 512:
-        chunks = _blas_chunks(len(x2d), B)
-        with _single_threaded_blas():
-            _in_parallel([functools.partial(_matmul_chunks, x2d, w_ih.T, out, part)
-                          for part in _share_out(chunks, threads) or [chunks]])
         return out
     packed = pack(w_ih.T)
     parts = max(1, min(threads, x2d.shape[0] // _PROJECTION_ROWS))
@@ -556,24 +541,6 @@ def _input_projection(x2d, w_ih, blocks, B):
     return out
 
 
-# The most OpenBLAS calls an AVX2 build's _input_projection makes from _RAMP_ROWS rows a step.
-_BLAS_PROJECTION_CHUNKS = 16
-# Below this many rows a step (where a row split on 2 or more threads leaves one block, 2 * _MIN_ROWS_PER_THREAD),
-# an AVX2 build's projection runs in _forward_beside's chunks of steps (_ramp).
-_RAMP_ROWS = 8
-
-
-def _blas_chunks(n, B):
-    """The row ranges ``[[r0, r1], ...]`` of an AVX2 build's projection of ``n`` rows, ``B`` a step, one OpenBLAS
-    call each; they depend on ``n`` and ``B`` only. Below ``_RAMP_ROWS`` rows a step the chunks that
-    ``_forward_beside`` computes beside the loop (``_ramp``), so that the projection has the same bits there as
-    before a loop; from ``_RAMP_ROWS``, at most ``_BLAS_PROJECTION_CHUNKS`` even chunks of at least
-    ``_PROJECTION_ROWS`` rows."""
-    if B < _RAMP_ROWS:
-        return _ramp(n, B)
-    return np.array(_even_blocks(n, max(1, min(_BLAS_PROJECTION_CHUNKS, n // _PROJECTION_ROWS))), np.int64)
-
-
 def _ramp(n, B):
     """``n`` rows, ``B`` a step, as row ranges ``[[r0, r1], ...]`` of whole steps (the last may end at ``n``): one
     step, then twice as many each time up to ``_PROJECTION_ROWS`` rows (at least one step), so that a time loop
@@ -584,25 +551,6 @@ def _ramp(n, B):
         bounds.append(min(bounds[-1] + steps * B, n))
         steps = min(2 * steps, most)
     return np.array(list(itertools.pairwise(bounds)), np.int64).reshape(-1, 2)
-
-
-def _share_out(chunks, threads):
-    """``chunks`` (row ranges) dealt out to at most ``threads`` threads, the largest first, each to the thread with
-    the fewest rows so far: a list of row-range arrays, one per thread that has any."""
-    rows = [0] * min(threads, len(chunks))
-    parts = [[] for _ in rows]
-    for i in sorted(range(len(chunks)), key=lambda i: chunks[i, 0] - chunks[i, 1]):
-        k = rows.index(min(rows))
-        parts[k].append(i)
-        rows[k] += chunks[i, 1] - chunks[i, 0]
-    return [chunks[sorted(part)] for part in parts]
-
-
-@njit(nogil=True, **_JIT)
-def _matmul_chunks(x, w_t, out, chunks):
-    """``out[r0:r1] = x[r0:r1] @ w_t`` for each row range ``(r0, r1)`` of ``chunks``, one OpenBLAS call each."""
-    for i in range(len(chunks)):
-        np.dot(x[chunks[i, 0]:chunks[i, 1]], w_t, out[chunks[i, 0]:chunks[i, 1]])
 
 
 @njit(nogil=True, **_JIT)
@@ -677,20 +625,18 @@ def _forward_beside(kind, block, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, s
     projection of all steps ran first on both threads and the loop then on one: the projection's time (a quarter
     to two fifths of an LSTM inference at B = 2..8, H = 128..512, I = H) was spent before the loop could start,
     and the second thread idled through the loop. Each output element is the same sum in the same order as in
-    ``_input_projection`` (the micro-kernel's lanes are independent of the rows a call takes; on AVX2 builds OpenBLAS,
-    at one thread, gets the same chunks of rows as there, ``_blas_chunks``), so the results are bitwise those of the
-    projection-first path. Returns the slot of the final state."""
+    ``_input_projection`` (the micro-kernel's lanes are independent of the rows a call takes), so the results are
+    bitwise those of the projection-first path. Returns the slot of the final state."""
     T, B, _ = y.shape
     dtype = y.dtype
     xp = memory.empty((T, B, w_hh.shape[0]), dtype)
     ready = barrier.new_state()
-    w_ih_packed = pack(w_ih.T) if microkernel.VECTOR_BITS == 512 else np.empty((0, 0, 0), dtype)
+    w_ih_packed = pack(w_ih.T)
     w_hh_packed, w_hr_packed = _packed([block], w_hh.T, w_hr.T)
     loop = functools.partial(_forward_sequence, kind, xp, w_hh, w_hh_packed, np.ascontiguousarray(b_ih),
                              np.ascontiguousarray(b_hh), lengths, hs, cs, saved, y, training, w_hr, w_hr_packed, r,
                              ready, block.start, block.end, True)
-    ahead = functools.partial(_projection_thread, ready, x2d, w_ih.T, w_ih_packed, xp.reshape(T * B, -1), B,
-                              _blas_chunks(T * B, B))  # B < _RAMP_ROWS: one block on 2+ threads; _ramp
+    ahead = functools.partial(_projection_thread, ready, x2d, w_ih_packed, xp.reshape(T * B, -1), B, _ramp(T * B, B))
     with _single_threaded_blas():
         return _in_parallel([loop, ahead])[0]
 
@@ -706,18 +652,14 @@ def _projection_thread(ready, *args):
 
 
 @njit(nogil=True, **_JIT)
-def _project_ahead(ready, x2d, w_ih_t, w_ih_packed, xp2d, B, chunks):
-    """``xp2d = x2d @ w_ih_t`` (all steps' input projections, B rows a step) in the row ranges ``chunks`` of whole
-    steps (``_ramp``: first one step, so that the loop can start at once, then twice as many each time up to
-    ``_PROJECTION_ROWS`` rows), in order, each published on ``ready`` as the number of steps written. Through the
-    micro-kernel against ``w_ih_packed`` (W_ih^T packed), or OpenBLAS against ``w_ih_t`` where that is empty (one
-    call per chunk, as ``_input_projection`` on AVX2 builds, so the bits are the same)."""
+def _project_ahead(ready, x2d, w_ih_packed, xp2d, B, chunks):
+    """``xp2d = x2d @ W_ih^T`` (all steps' input projections, B rows a step) through the micro-kernel against
+    ``w_ih_packed`` (W_ih^T packed), in the row ranges ``chunks`` of whole steps (``_ramp``: first one step, so that
+    the loop can start at once, then twice as many each time up to ``_PROJECTION_ROWS`` rows), in order, each
+    published on ``ready`` as the number of steps written."""
     for i in range(len(chunks)):
         r0, r1 = chunks[i, 0], chunks[i, 1]
-        if w_ih_packed.size:
-            _project_rows(x2d[r0:r1], w_ih_packed, xp2d[r0:r1])
-        else:
-            np.dot(x2d[r0:r1], w_ih_t, xp2d[r0:r1])
+        _project_rows(x2d[r0:r1], w_ih_packed, xp2d[r0:r1])
         barrier.publish(ready, r1 // B)
 
 
@@ -787,14 +729,14 @@ def _forward_units(kind, units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, sa
     thread: thread ``k`` owns the units ``units[k] = (u0, u1)``, i.e. the gate columns ``g * H + u`` for each gate
     ``g`` and ``u0 <= u < u1``, packs those rows of ``[W_ih | W_hh]`` (``fused``) or of ``W_hh`` once per call,
     gate-major, and per step computes its [B, G * Hs] gates with one micro-kernel pass over the whole ``h_t`` and
-    runs the cell pass on its units (``_unit_sequence``). Not fused, the input projection of all steps comes first:
-    on AVX-512 builds each thread computes its own units' columns before its loop (``_project_own_units``: no second
-    hand-off, W_ih packed by both threads at once, and each thread reads back only what it wrote; LSTM inference on
-    Zen 4, 2 threads, B = 1..7, H = 256..1024: 0.73-1.02x the time of all units' projection on both threads first
-    (and one 0.67, the old call in a slow spell), median about 0.93, benchmarks/RESULTS.md "Session 21"); on AVX2
-    builds OpenBLAS computes all of it first (``_input_projection``), as for the row split. The threads meet once
-    per step (kernels/barrier.py), because each one's next step reads every unit of ``h_t``. LSTM (without
-    projection), GRU and RNN; the GRU only projection-first.
+    runs the cell pass on its units (``_unit_sequence``). Not fused, each thread first computes its own units'
+    columns of the input projection of all steps (``_project_own_units``: no second hand-off, W_ih packed by both
+    threads at once, and each thread reads back only what it wrote; LSTM inference on Zen 4, 2 threads, B = 1..7,
+    H = 256..1024: 0.73-1.02x the time of all units' projection on both threads first (and one 0.67, the old call in
+    a slow spell), median about 0.93, benchmarks/RESULTS.md "Session 21"; on AVX2 builds too since session 29, where
+    OpenBLAS had computed all units' projection first). The threads meet once per step (kernels/barrier.py), because
+    each one's next step reads every unit of ``h_t``. LSTM (without projection), GRU and RNN; the GRU only
+    projection-first.
 
     Each output element is the same sum in the same order as in the row split (the micro-kernel's lanes are
     independent) and the same cell code, so the results are bitwise those of the row split's path of the same kind
@@ -807,38 +749,28 @@ def _forward_units(kind, units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, sa
     T, B, _ = y.shape
     dtype = y.dtype
     x = x2d.reshape(T, B, x2d.shape[1])
-    project = not fused and microkernel.VECTOR_BITS == 512
-    if fused or project:
-        xp = np.empty((T, 0, 0), dtype)  # not read
-        bias = b_ih.astype(dtype) + b_hh.astype(dtype) if fused else np.empty(0, dtype)  # as _forward_fused sums
-    else:
-        # As the row split's one block computes it (the micro-kernel on Numba's threads; on AVX2 builds OpenBLAS on
-        # its threads, whose sums' order depends on the rows per call: split over ours at one OpenBLAS thread, the
-        # results were no longer bitwise the row split's. OpenBLAS's workers may then spin into the first steps;
-        # not timed on an AVX2 machine).
-        xp = _input_projection(x2d, w_ih, [Block(0, B, "packed")], B).reshape(T, B, w_hh.shape[0])
-        bias = np.empty(0, dtype)
+    bias = b_ih.astype(dtype) + b_hh.astype(dtype) if fused else np.empty(0, dtype)  # as _forward_fused sums
     b_ih, b_hh = np.ascontiguousarray(b_ih, dtype), np.ascontiguousarray(b_hh, dtype)
     state = barrier.new_state()
     pw = panel_width(dtype)
-    calls = [functools.partial(_unit_thread, state, kind, k, len(units), u0, u1, x, xp, w_ih, w_hh, b_ih, b_hh, bias,
-                               lengths, hs, cs, saved, y, training, fused, project, pw,
+    calls = [functools.partial(_unit_thread, state, kind, k, len(units), u0, u1, x, w_ih, w_hh, b_ih, b_hh, bias,
+                               lengths, hs, cs, saved, y, training, fused, pw,
                                *_unit_buffers(T * B, x.shape[2], w_hh.shape[1], _GATES[kind] * (u1 - u0), fused,
-                                              project, dtype))
+                                              dtype))
              for k, (u0, u1) in enumerate(units)]
     return _in_parallel(calls)[0]
 
 
-def _unit_buffers(rows, n_in, H, N, fused, project, dtype):
+def _unit_buffers(rows, n_in, H, N, fused, dtype):
     """One ``_unit_sequence`` thread's large arrays, from ``memory`` (recycled between calls; allocated in the
     compiled loop, the pool's threads took fresh pages for them in some calls, depending on the C library's heap:
     up to 12288 page faults, 18-32 ms of system time, in a one-step forward at H = 1024 on 2 threads of a Zen 4,
     benchmarks/RESULTS.md "Session 27"): W_hh's (``[W_ih | W_hh]``'s where ``fused``) and W_ih's packed rows, and
-    the own units' input projections ``[rows, N]`` (``project``; else empty)."""
+    the own units' input projections ``[rows, N]`` (not ``fused``; else empty)."""
     K = (n_in if fused else 0) + H
     packed = memory.empty(packed_shape(K, N, dtype), dtype)
-    packed_in = memory.empty(packed_shape(n_in, N, dtype) if project else (0, 0, 0), dtype)
-    xm = memory.empty((rows, N) if project else (0, 0), dtype)
+    packed_in = memory.empty((0, 0, 0) if fused else packed_shape(n_in, N, dtype), dtype)
+    xm = memory.empty((0, 0) if fused else (rows, N), dtype)
     return packed, packed_in, xm
 
 
@@ -853,8 +785,8 @@ def _unit_thread(state, *args):
 
 
 @njit(nogil=True, **_JIT)
-def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_hh, bias, lengths, hs, cs, saved, y,
-                   training, fused, project, pw, packed, packed_in, xm):
+def _unit_sequence(state, kind, k, threads, u0, u1, x, w_ih, w_hh, b_ih, b_hh, bias, lengths, hs, cs, saved, y,
+                   training, fused, pw, packed, packed_in, xm):
     """Thread ``k`` of ``threads`` in ``_forward_units``: the units ``u0 <= u < u1`` of every row and step.
 
     One barrier per step is enough, also with inference's two ping-pong slots: at step t each thread reads all of
@@ -879,12 +811,8 @@ def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_h
     if fused:
         microkernel.pack_rows_into(w_ih, rows, packed)
     microkernel.pack_rows_into(w_hh, rows, packed, n_in)
-    if project:  # this thread's units' input projections, all steps, gate-major as the gates: [T * B, N]
+    if not fused:  # this thread's units' input projections, all steps, gate-major as the gates: [T * B, N]
         _project_own_units(x.reshape(T * B, x.shape[2]), w_ih, rows, packed_in, xm)
-        x0, xs = 0, Hs
-    else:  # xp, all units (unused when fused)
-        xm = xp.reshape(T * B, xp.shape[2])
-        x0, xs = u0, H
     bias_k = np.zeros((P, pw), y.dtype)
     for n in range(N):
         if fused:
@@ -897,7 +825,7 @@ def _unit_sequence(state, kind, k, threads, u0, u1, x, xp, w_ih, w_hh, b_ih, b_h
             matmul2_packed(x[t], hs[cur], packed, bias_k, gates)
         else:
             matmul_packed(hs[cur], packed, gates, t & 1 == 1)
-        _unit_cells(kind, fused, gates, xm[t * B:(t + 1) * B], x0, xs, b_ih, b_hh, hs[cur], cs[cur], hs[nxt],
+        _unit_cells(kind, fused, gates, xm[t * B:(t + 1) * B], 0, Hs, b_ih, b_hh, hs[cur], cs[cur], hs[nxt],
                     cs[nxt], saved[slot], y[t], lengths, t, training, u0, Hs)
         if not barrier.wait(state, threads, t):
             return -1

@@ -342,12 +342,12 @@ def test_fused_input_projection_matches_reference(cell, T, B, inputs, H, dtype, 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_input_projection_matches_numpy(rows, threads, bits, dtype, pin_threads, monkeypatch):
     """All steps' input projections (the forward's GEMM before the loop where the input is not fused): through the
-    micro-kernel in blocks of rows on one or two threads (the AVX-512 build), or OpenBLAS (``bits`` 256)."""
+    micro-kernel in blocks of rows on one or two threads, with either tile (``bits``; both run on any x86-64 CPU)."""
     pin_threads(threads)
     monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", bits)
     rng = np.random.default_rng(rows)
     x, w_ih = rng.standard_normal((rows, 45)).astype(dtype), rng.standard_normal((180, 45)).astype(dtype)
-    got = cpu._input_projection(x, w_ih, cpu.plan(3, threads).blocks, 3)
+    got = cpu._input_projection(x, w_ih, cpu.plan(3, threads).blocks)
     want = x.astype(np.float64) @ w_ih.T.astype(np.float64)
     np.testing.assert_allclose(got, want, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype] * np.abs(want).max())
 
@@ -381,13 +381,11 @@ def test_time_loops_split_over_threads_match_reference(cell, pin_threads):
 
 
 @pytest.mark.parametrize("rows", [1, 130, 700, 5000])
-@pytest.mark.parametrize("B", [7, 16])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_input_projection_bits_do_not_depend_on_the_threads(rows, B, dtype, monkeypatch):
-    """All steps' input projections before the time loop, split over 1..3 threads (through OpenBLAS in chunks that
-    depend on the rows and B only on AVX2 builds: the steps' ramp below 8 rows a step, even chunks from 8; through
-    the micro-kernel on AVX-512 builds, by rows, or by W_ih^T's column panels where the rows are too few for a part
-    per thread, here at any size): the same bits on any number of threads, and close to float64's product."""
+def test_input_projection_bits_do_not_depend_on_the_threads(rows, dtype, monkeypatch):
+    """All steps' input projections before the time loop, split over 1..3 threads (through the micro-kernel, by
+    rows, or by W_ih^T's column panels where the rows are too few for a part per thread, here at any size): the
+    same bits on any number of threads, and close to float64's product."""
     monkeypatch.setattr(cpu, "_MIN_COLUMN_SPLIT_MACS", 0)
     rng = np.random.default_rng(rows)
     # 100 columns: several panels (16..64 wide), a partial last one, split unevenly over 3 threads
@@ -395,50 +393,23 @@ def test_input_projection_bits_do_not_depend_on_the_threads(rows, B, dtype, monk
     results = []
     for threads in (1, 2, 3):
         monkeypatch.setattr(numba, "get_num_threads", lambda: threads)
-        results.append(cpu._input_projection(x, w, [cpu.Block(0, B, "packed")], B))
+        results.append(cpu._input_projection(x, w, [cpu.Block(0, 7, "packed")]))
     for got in results[1:]:
         np.testing.assert_array_equal(got, results[0])
     np.testing.assert_allclose(results[0], x.astype(np.float64) @ w.T.astype(np.float64),
                                rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-4 if dtype == np.float32 else 1e-12)
 
 
-@pytest.mark.parametrize("n, B", [(400, 4), (700, 7), (10, 3), (1, 1), (0, 2), (5000, 2), (130, 16), (5000, 16)])
-@pytest.mark.parametrize("threads", [1, 2, 3])
-def test_avx2_projection_chunks_cover_the_rows_once_and_share_out_evenly(n, B, threads):
-    """``_blas_chunks``: consecutive row ranges covering ``range(n)``; below 8 rows a step whole steps, 1, 2, 4, ...
-    steps up to 128 rows (as ``_forward_beside`` projects them); ``_share_out`` gives each chunk to one thread, the
-    threads' rows within one largest chunk of each other."""
-    chunks = cpu._blas_chunks(n, B)
+@pytest.mark.parametrize("n, B", [(400, 4), (700, 7), (10, 3), (1, 1), (0, 2), (5000, 2), (130, 16), (5000, 200)])
+def test_the_projections_ramp_covers_the_rows_once_in_whole_steps(n, B):
+    """``_ramp`` (the chunks ``_forward_beside`` projects beside the loop): consecutive row ranges covering
+    ``range(n)``, whole steps, 1, 2, 4, ... steps up to 128 rows (at least one step)."""
+    chunks = cpu._ramp(n, B)
     assert chunks.shape[1:] == (2,) and (chunks[:, 1] > chunks[:, 0]).all() and (len(chunks) > 0) == (n > 0)
     assert chunks.flatten().tolist() == [0, *np.repeat(chunks[:-1, 1], 2).tolist(), n][:chunks.size]
-    sizes = (chunks[:, 1] - chunks[:, 0]).tolist()
-    if B < 8:
-        assert all(r1 % B == 0 for r1 in chunks[:-1, 1])
-        steps = [size // B for size in sizes[:-1]]
-        assert steps == [min(2 ** i, max(1, 128 // B)) for i in range(len(steps))]
-    else:
-        assert len(chunks) <= 16 and (len(chunks) == 1 or min(sizes) >= 128)
-    parts = cpu._share_out(chunks, threads)
-    assert len(parts) == min(threads, len(chunks))
-    assert sorted(map(tuple, np.concatenate(parts or [chunks]).tolist())) == sorted(map(tuple, chunks.tolist()))
-    rows = [int((p[:, 1] - p[:, 0]).sum()) for p in parts]
-    assert not rows or max(rows) - min(rows) <= max(sizes)
-
-
-def test_avx2_projection_never_leaves_openblas_threads_spinning(monkeypatch):
-    """On AVX2 builds the projection runs OpenBLAS single-threaded in chunks over our threads: its own workers,
-    which spin after a call, would take the cores a split time loop needs next (measured on Zen 1: 2-4x)."""
-    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
-    monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", 256)
-    counts = []
-    real = cpu._matmul_chunks
-    lib = cpu._scipy_openblas()
-    monkeypatch.setattr(cpu, "_matmul_chunks", lambda *args: (
-        counts.append(lib.scipy_openblas_get_num_threads() if lib is not None else 1), real(*args))[1])
-    rng = np.random.default_rng(1)
-    x, w = rng.standard_normal((1000, 16)), rng.standard_normal((32, 16))
-    np.testing.assert_allclose(cpu._input_projection(x, w, [cpu.Block(0, 4, "packed")], 4), x @ w.T, rtol=1e-12)
-    assert counts == [1, 1]  # two threads, each with OpenBLAS at one thread
+    assert all(r1 % B == 0 for r1 in chunks[:-1, 1])
+    steps = [int(r1 - r0) // B for r0, r1 in chunks[:-1]]
+    assert steps == [min(2 ** i, max(1, 128 // B)) for i in range(len(steps))]
 
 
 def test_cache_is_cold_until_the_time_loops_are_compiled(tmp_path):

@@ -104,10 +104,9 @@ def test_after_idle_script_times_each_call_of_old_new_and_torch():
     assert len(rows) == 3 and all(len(row.strip("|").split("|")) == 14 for row in rows)
 
 
-@pytest.mark.parametrize("bits", [256, 512])
-def test_unit_split_variants_force_their_splits(bits, monkeypatch):
+def test_unit_split_variants_force_their_splits(monkeypatch):
     """benchmarks/unit_split.py forces each variant by overriding kernels/cpu.py's thresholds: each must give its
-    split (forward in inference and training, and the backward) whatever the plan would choose, on either build."""
+    split (forward in inference and training, and the backward) whatever the plan would choose."""
     from lstmzoo.kernels import cpu
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "unit_split.py"
     spec = importlib.util.spec_from_file_location("unit_split", path)
@@ -124,9 +123,9 @@ def test_unit_split_variants_force_their_splits(bits, monkeypatch):
                     if value is not None:
                         m.setattr(cpu, key, value)
                 for training in (False, True):
-                    step = cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, training=training, inputs=H, vector_bits=bits).blocks
+                    step = cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, training=training, inputs=H).blocks
                     assert step[0].step == want[name][0].replace("packed", "gemv" if B == 1 else "packed"), (
                         name, B, H, training)
-                backward = cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, backward=True, vector_bits=bits).blocks
+                backward = cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, backward=True).blocks
                 assert backward[0].step == want[name][1].replace("packed", "gemv" if B == 1 else "packed"), (
                     name, B, H)

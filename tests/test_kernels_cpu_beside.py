@@ -5,7 +5,7 @@ micro-kernel runs the projection) and the NumPy reference, and a failing project
 import numpy as np
 import pytest
 from helpers import count_calls
-from lstmzoo.kernels import cpu, microkernel, reference
+from lstmzoo.kernels import cpu, reference
 from test_kernels_cpu import CELLS, assert_close, backward, forward
 from test_kernels_cpu_split import assert_same_cache, inputs, run
 
@@ -17,7 +17,6 @@ def pin_threads(monkeypatch):
     return lambda n: monkeypatch.setattr(numba, "get_num_threads", lambda: n)
 
 
-@pytest.mark.parametrize("bits", [256, 512])
 @pytest.mark.parametrize("B, threads, T, n_in, H, beside", [
     (2, 2, 100, 128, 128, True), (7, 2, 100, 64, 128, True), (3, 4, 100, 32, 128, True),  # one block, a free thread
     (2, 1, 100, 128, 128, False),   # one thread: nobody to project beside the loop
@@ -27,9 +26,7 @@ def pin_threads(monkeypatch):
     (4, 2, 100, 128, 1024, False),  # the unit split: no idle thread
     (2, 2, 100, 32, 128, False),    # 2^21.6 multiply-adds: the hand-off costs more than it saves
 ])
-def test_which_forwards_project_beside_the_loop(B, threads, T, n_in, H, beside, bits, monkeypatch):
-    """The same shapes on AVX-512 and AVX2 builds (OpenBLAS computes the chunks on AVX2: measured on Zen 1)."""
-    monkeypatch.setattr(microkernel, "VECTOR_BITS", bits)
+def test_which_forwards_project_beside_the_loop(B, threads, T, n_in, H, beside):
     assert cpu.plan(B, threads, cpu.LSTM, H, inputs=n_in, steps=T).beside is beside
 
 
@@ -51,9 +48,8 @@ def spy(monkeypatch):
 def test_the_projection_beside_the_loop_matches_one_thread_and_reference(cell, dtype, B, T, pin_threads, spy,
                                                                           beside_at_any_size):
     """Lengths, h0/c0, training and inference; T covers the chunks' ramp (1, 2, 4, ... steps) ending mid-chunk.
-    The sums are those of one thread's projection-first path, bit for bit: the micro-kernel's (AVX-512) do not
-    depend on the rows a call takes, and on AVX2 both paths make the same OpenBLAS calls (``_blas_chunks``). The
-    backward reads the cache."""
+    The sums are those of one thread's projection-first path, bit for bit: the micro-kernel's do not depend on the
+    rows a call takes. The backward reads the cache."""
     projected = cell == "lstm-projected"
     cell = "lstm" if projected else cell
     rng = np.random.default_rng(B * T)

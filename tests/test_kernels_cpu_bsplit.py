@@ -54,7 +54,7 @@ def gradients(cell, cache, dy, dh_n, dc_n, threads, pin_threads):
     (8, 2, cpu.LSTM, 1024, False, "units"),  # W_hh >= 2^22 elements: units up to 12 rows
     (12, 2, cpu.LSTM, 1024, False, "units"),
     (13, 2, cpu.LSTM, 1024, False, "packed"),
-    (4, 2, cpu.LSTM, 256, False, "units"),  # from 2^18 elements of W_hh (the forward: 2^20)
+    (4, 2, cpu.LSTM, 256, False, "units"),  # from 2^18 elements of W_hh (the forward in inference: 2^17)
     (6, 2, cpu.GRU, 296, False, "units"),
     (6, 2, cpu.GRU, 288, False, "packed"),
     (4, 2, cpu.RNN_TANH, 512, False, "units"),
@@ -67,14 +67,12 @@ def test_plan_for_a_backward(B, threads, kind, H, projected, step):
         assert blocks == [cpu.Block(0, B, "units", cpu._unit_parts(H, threads))]
 
 
-@pytest.mark.parametrize("B, H, forward", [(4, 256, "packed"), (4, 512, "units"), (2, 1024, "units")])
+@pytest.mark.parametrize("B, H, forward", [(4, 255, "packed"), (4, 256, "units"), (4, 512, "units"),
+                                           (2, 1024, "units")])
 def test_plan_for_a_training_forward(B, H, forward):
-    """On AVX2 builds a forward in training splits the units from 2^20 elements of W_hh, as inference does (at
-    H = 256 the backward's unit split runs after the forward's row split); on AVX-512 builds from 2^18, as the
-    backward."""
-    assert cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, training=True, vector_bits=256).blocks[0].step == forward
-    assert cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, training=True, vector_bits=512).blocks[0].step == "units"
-    assert cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, backward=True).blocks[0].step == "units"
+    """A forward in training splits the units from 2^18 elements of W_hh, as the backward does."""
+    assert cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, training=True).blocks[0].step == forward
+    assert cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, backward=True).blocks[0].step == forward
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -36,17 +36,9 @@ def pin_threads(monkeypatch):
 ])
 def test_which_backwards_compute_gradients_beside(B, threads, cell, T, n_in, H, projected, beside, monkeypatch):
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
-    monkeypatch.setattr(microkernel, "VECTOR_BITS", 512)
     for itemsize in (4, 8):  # float64's gradients take twice the L2
         how = cpu.plan(B, threads, cell, H, projected, backward=True, itemsize=itemsize, inputs=n_in, steps=T)
         assert how.beside is (beside and (itemsize == 4 or cpu._GATES[cell] * H * (n_in + H + 2) * 8 <= 1 << 20))
-
-
-def test_avx2_builds_keep_the_gradients_after_the_loop(monkeypatch):
-    """Slower there when compiled for Haswell (AVX2): not chosen."""
-    monkeypatch.setattr(microkernel, "VECTOR_BITS", 256)
-    assert not cpu.plan(4, 2, cpu.LSTM, 128, backward=True, inputs=128, steps=100).beside
-    assert cpu.plan(4, 2, cpu.LSTM, 128, backward=True, inputs=128, steps=100, vector_bits=512).beside
 
 
 def test_the_l2_size_is_read_or_assumed():
@@ -63,19 +55,9 @@ def test_the_gemms_k_block_follows_the_l2(monkeypatch, l2, kc):
 
 @pytest.fixture
 def beside_at_any_size(monkeypatch):
-    """The gradients beside the loop for the tests' small shapes too, and on AVX2 builds (where the micro-kernel's
-    256-bit GEMM computes the parts), so that the path is tested on every machine."""
+    """The gradients beside the loop for the tests' small shapes too."""
     monkeypatch.setattr(cpu, "_MIN_GRADIENTS_BESIDE_MACS", 0)
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 40)
-    if microkernel.VECTOR_BITS != 512:
-        real = cpu.plan
-
-        def plan(*args, **kwargs):  # the backward's rule as on an AVX-512 build, the thread split as planned here
-            how = real(*args, **kwargs)
-            if kwargs.get("backward"):
-                how = how._replace(beside=real(*args, **{**kwargs, "vector_bits": 512}).beside)
-            return how
-        monkeypatch.setattr(cpu, "plan", plan)
 
 
 @pytest.fixture

@@ -66,15 +66,18 @@ def units_everywhere(monkeypatch):
     (4, 2, cpu.LSTM, 512, False, [(0, 4, "units", ((0, 256), (256, 512)))]),
     (2, 2, cpu.LSTM, 1024, False, [(0, 2, "units", ((0, 512), (512, 1024)))]),
     (1, 2, cpu.LSTM, 384, False, [(0, 1, "gemv")]),  # one row: OpenBLAS's GEMV on its threads ...
-    (1, 2, cpu.LSTM, 128, False, [(0, 1, "gemv")]),
-    (1, 2, cpu.LSTM, 256, False, [(0, 1, "units", ((0, 128), (128, 256)))]),  # ... but where a thread's share fits L2
+    (1, 2, cpu.LSTM, 112, False, [(0, 1, "gemv")]),
+    (1, 2, cpu.LSTM, 128, False, [(0, 1, "units", ((0, 64), (64, 128)))]),  # ... but where a thread's share fits L2
+    (1, 2, cpu.LSTM, 256, False, [(0, 1, "units", ((0, 128), (128, 256)))]),
     (1, 2, cpu.LSTM, 1024, False, [(0, 1, "units", ((0, 512), (512, 1024)))]),  # ... or is 2 L2s or more
     (1, 2, cpu.LSTM, 256, True, [(0, 1, "gemv")]),
     (1, 2, cpu.RNN_TANH, 512, False, [(0, 1, "units", ((0, 256), (256, 512)))]),
     (2, 2, cpu.GRU, 1024, False, [(0, 2, "units", ((0, 512), (512, 1024)))]),
     (7, 2, cpu.RNN_TANH, 1024, False, [(0, 7, "units", ((0, 512), (512, 1024)))]),
-    (4, 2, cpu.RNN_TANH, 512, False, [(0, 4, "packed")]),  # W_hh below 2^20 elements: rows
-    (4, 2, cpu.LSTM, 256, False, [(0, 4, "packed")]),
+    (4, 2, cpu.RNN_TANH, 512, False, [(0, 4, "units", ((0, 256), (256, 512)))]),  # from 2^17 elements of W_hh
+    (4, 2, cpu.LSTM, 182, False, [(0, 4, "units", ((0, 80), (80, 182)))]),
+    (4, 2, cpu.LSTM, 181, False, [(0, 4, "packed")]),  # below: rows
+    (4, 2, cpu.RNN_TANH, 362, False, [(0, 4, "packed")]),
     (4, 3, cpu.LSTM, 600, False, [(0, 4, "units", ((0, 192), (192, 384), (384, 600)))]),
     (8, 2, cpu.LSTM, 512, False, [(0, 4, "packed"), (4, 8, "packed")]),  # from 8 rows: the row split
     (8, 2, cpu.LSTM, 1024, False, [(0, 8, "units", ((0, 512), (512, 1024)))]),  # W_hh >= 2^22: units to 12 rows
@@ -86,52 +89,43 @@ def units_everywhere(monkeypatch):
     (32, 2, cpu.LSTM, 1024, False, [(0, 16, "packed"), (16, 32, "packed")]),
 ])
 def test_plan_chooses_the_split(B, threads, kind, H, projected, blocks, monkeypatch):
-    """The rules of AVX2 builds (vector_bits 256), and of AVX-512 builds where they agree."""
+    """The same rules on AVX2 and AVX-512 builds (one rule set since session 29)."""
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
-    assert cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, vector_bits=256).blocks == [
-        cpu.Block(*b) for b in blocks]
-    if (B, kind, H, projected) not in ((4, cpu.RNN_TANH, 512, False), (4, cpu.LSTM, 256, False),
-                                       (1, cpu.LSTM, 128, False)):
-        assert cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, vector_bits=512).blocks == [
-            cpu.Block(*b) for b in blocks]
+    assert cpu.plan(B, threads, kind=kind, hidden=H, projected=projected).blocks == [cpu.Block(*b) for b in blocks]
 
 
 L, G, R = cpu.LSTM, cpu.GRU, cpu.RNN_TANH
-# Whole plans, T = 100, float32, 1 MB L2s: (B, threads, cell, I, H, pass, projected, vector bits) ->
+# Whole plans, T = 100, float32, 1 MB L2s: (B, threads, cell, I, H, pass, projected) ->
 # (the split: "units" with its parts, or the rows of each block; fused; beside)
 PLANS = [
-    (1, 2, L, 112, 112, "inference", False, 512, ([1], False, False)),  # one row: OpenBLAS's GEMV below 2^16
-    (1, 2, L, 128, 128, "inference", False, 512, ("units 64 64", False, False)),  # (AVX-512 builds) ...
-    (1, 2, L, 128, 128, "inference", False, 256, ([1], False, False)),  # ... or 2^18
-    (1, 2, L, 128, 128, "training", False, 512, ([1], False, False)),
-    (1, 2, L, 256, 256, "inference", False, 512, ("units 128 128", False, False)),  # a share fits in L2
-    (1, 2, L, 384, 384, "inference", False, 512, ([1], False, False)),  # a share of 1.1 L2s
-    (1, 2, L, 512, 512, "inference", False, 256, ("units 256 256", False, False)),  # 2 L2s: streamed either way
-    (1, 2, L, 256, 256, "training", False, 512, ("units 128 128", False, False)),  # half an L2
-    (1, 2, L, 256, 256, "training", False, 256, ([1], False, False)),
-    (1, 2, L, 256, 256, "backward", False, 512, ("units 128 128", False, False)),
-    (4, 2, L, 128, 128, "inference", False, 512, ([4], False, True)),  # W_hh < 2^17: one block, a free thread
-    (4, 2, L, 256, 256, "inference", False, 512, ("units 128 128", False, False)),
-    (4, 2, L, 256, 256, "inference", False, 256, ([4], False, True)),  # AVX2: units from 2^20 ...
-    (4, 2, L, 64, 256, "inference", False, 256, ("units 128 128", False, False)),  # ... or I <= H/2, a share in L2
-    (4, 2, L, 512, 512, "training", False, 256, ("units 256 256", False, False)),
-    (4, 2, L, 512, 512, "inference", True, 512, ([4], False, True)),  # a projection: rows
-    (4, 1, L, 512, 512, "inference", False, 512, ([4], False, False)),  # one thread
-    (2, 2, L, 32, 128, "inference", False, 512, ([2], False, False)),  # 2^21.6 multiply-adds: not beside
-    (4, 2, L, 128, 128, "backward", False, 512, ([4], False, True)),  # dx, dW beside the loop ...
-    (4, 2, L, 128, 128, "backward", False, 256, ([4], False, False)),  # ... on AVX-512 builds
-    (4, 2, G, 256, 256, "backward", False, 512, ([4], False, False)),  # GRU: dW_ih, dW_hh 1.6 MB, past the L2
-    (4, 2, G, 64, 256, "backward", False, 512, ([4], False, True)),  # 0.99 MB
-    (8, 2, L, 128, 128, "inference", False, 512, ([4, 4], False, False)),
-    (16, 2, L, 128, 128, "inference", False, 512, ([8, 8], True, False)),  # 8 rows a block: fused ...
-    (16, 2, G, 128, 128, "training", False, 512, ([8, 8], False, False)),  # ... but the GRU
-    (16, 2, R, 128, 128, "inference", False, 512, ([8, 8], True, False)),
-    (12, 2, L, 1024, 1024, "inference", False, 512, ("units 512 512", False, False)),  # 2^22: units to 12 rows
-    (16, 2, L, 320, 320, "inference", False, 512, ([8, 8], True, False)),  # 8..32 rows: 1 MB L2s, the rows
-    (32, 2, L, 1024, 1024, "inference", False, 512, ([16, 16], False, False)),  # 32 MB: fused from 32 rows
-    (62, 2, L, 1024, 1024, "inference", False, 512, ([31, 31], False, False)),  # 32 MB of weights: fused from
-    (64, 2, L, 1024, 1024, "inference", False, 512, ([32, 32], True, False)),   # 32 rows
-    (256, 2, L, 32, 128, "training", False, 256, ([128, 128], True, False)),
+    (1, 2, L, 112, 112, "inference", False, ([1], False, False)),  # one row: OpenBLAS's GEMV below 2^16
+    (1, 2, L, 128, 128, "inference", False, ("units 64 64", False, False)),
+    (1, 2, L, 128, 128, "training", False, ([1], False, False)),
+    (1, 2, L, 256, 256, "inference", False, ("units 128 128", False, False)),  # a share fits in L2
+    (1, 2, L, 384, 384, "inference", False, ([1], False, False)),  # a share of 1.1 L2s
+    (1, 2, L, 512, 512, "inference", False, ("units 256 256", False, False)),  # 2 L2s: streamed either way
+    (1, 2, L, 256, 256, "training", False, ("units 128 128", False, False)),  # half an L2
+    (1, 2, L, 256, 256, "backward", False, ("units 128 128", False, False)),
+    (4, 2, L, 128, 128, "inference", False, ([4], False, True)),  # W_hh < 2^17: one block, a free thread
+    (4, 2, L, 256, 256, "inference", False, ("units 128 128", False, False)),
+    (4, 2, L, 64, 256, "inference", False, ("units 128 128", False, False)),  # a narrow input too
+    (4, 2, L, 512, 512, "training", False, ("units 256 256", False, False)),
+    (4, 2, L, 512, 512, "inference", True, ([4], False, True)),  # a projection: rows
+    (4, 1, L, 512, 512, "inference", False, ([4], False, False)),  # one thread
+    (2, 2, L, 32, 128, "inference", False, ([2], False, False)),  # 2^21.6 multiply-adds: not beside
+    (4, 2, L, 128, 128, "backward", False, ([4], False, True)),  # dx, dW beside the loop
+    (4, 2, G, 256, 256, "backward", False, ([4], False, False)),  # GRU: dW_ih, dW_hh 1.6 MB, past the L2
+    (4, 2, G, 64, 256, "backward", False, ([4], False, True)),  # 0.99 MB
+    (8, 2, L, 128, 128, "inference", False, ([4, 4], False, False)),
+    (16, 2, L, 128, 128, "inference", False, ([8, 8], True, False)),  # 8 rows a block: fused ...
+    (16, 2, G, 128, 128, "training", False, ([8, 8], False, False)),  # ... but the GRU
+    (16, 2, R, 128, 128, "inference", False, ([8, 8], True, False)),
+    (12, 2, L, 1024, 1024, "inference", False, ("units 512 512", False, False)),  # 2^22: units to 12 rows
+    (16, 2, L, 320, 320, "inference", False, ([8, 8], True, False)),  # 8..32 rows: 1 MB L2s, the rows
+    (32, 2, L, 1024, 1024, "inference", False, ([16, 16], False, False)),  # 32 MB: fused from 32 rows
+    (62, 2, L, 1024, 1024, "inference", False, ([31, 31], False, False)),  # 32 MB of weights: fused from
+    (64, 2, L, 1024, 1024, "inference", False, ([32, 32], True, False)),   # 32 rows
+    (256, 2, L, 32, 128, "training", False, ([128, 128], True, False)),
 ]
 
 
@@ -173,7 +167,7 @@ def test_the_unit_split_needs_steps_to_repay_it(B, H, steps, mode, want, monkeyp
     "Few steps")."""
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
     how = cpu.plan(B, 2, cpu.LSTM, H, training=mode == "training", backward=mode == "backward", inputs=H,
-                   steps=steps, vector_bits=512)
+                   steps=steps)
     assert how.blocks[0].step == want
 
 
@@ -188,31 +182,30 @@ def test_the_unit_split_needs_steps_to_repay_it(B, H, steps, mode, want, monkeyp
 def test_the_steps_the_unit_split_needs_follow_the_weights_of_each_cell(kind, H, steps, want, monkeypatch):
     """The step rule counts W_hh's elements, whatever the cell (4 rows, inference)."""
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
-    assert cpu.plan(4, 2, kind, H, inputs=H, steps=steps, vector_bits=512).blocks[0].step == want
+    assert cpu.plan(4, 2, kind, H, inputs=H, steps=steps).blocks[0].step == want
 
 
-# 8..32 rows in inference on AVX-512 builds split the units where W_hh outgrows an L2 of at least 2 MB: they gained on
+# 8..32 rows in inference split the units where W_hh outgrows an L2 of at least 2 MB: they gained on
 # 2 MB L2s (Intel Xeon, sessions 23-24) and lost on 1 MB L2s (Zen 4, session 25; ``PLANS`` holds those cases).
 # Whole plans on 2 MB L2s, as ``PLANS``.
 PLANS_2MB_L2 = [
-    (16, 2, L, 384, 384, "inference", False, 512, ("units 192 192", False, False)),  # W_hh 2.25 MB: units, ...
-    (8, 2, L, 96, 384, "inference", False, 512, ("units 192 192", False, False)),  # ... projection first
-    (32, 2, L, 1024, 1024, "inference", False, 512, ("units 512 512", False, False)),
-    (32, 2, G, 512, 512, "inference", False, 512, ("units 256 256", False, False)),
-    (33, 2, L, 384, 384, "inference", False, 512, ([16, 17], True, False)),  # from 33 rows: the row split
-    (16, 2, L, 362, 362, "inference", False, 512, ([8, 8], True, False)),  # W_hh 2 MB less 1.6 KB: in an L2
-    (16, 2, L, 384, 384, "training", False, 512, ([8, 8], True, False)),  # training
-    (16, 2, L, 384, 384, "inference", False, 256, ([8, 8], True, False)),  # AVX2 builds
-    (16, 1, L, 384, 384, "inference", False, 512, ([16], True, False)),  # one thread
+    (16, 2, L, 384, 384, "inference", False, ("units 192 192", False, False)),  # W_hh 2.25 MB: units, ...
+    (8, 2, L, 96, 384, "inference", False, ("units 192 192", False, False)),  # ... projection first
+    (32, 2, L, 1024, 1024, "inference", False, ("units 512 512", False, False)),
+    (32, 2, G, 512, 512, "inference", False, ("units 256 256", False, False)),
+    (33, 2, L, 384, 384, "inference", False, ([16, 17], True, False)),  # from 33 rows: the row split
+    (16, 2, L, 362, 362, "inference", False, ([8, 8], True, False)),  # W_hh 2 MB less 1.6 KB: in an L2
+    (16, 2, L, 384, 384, "training", False, ([8, 8], True, False)),  # training
+    (16, 1, L, 384, 384, "inference", False, ([16], True, False)),  # one thread
 ]
 
 
-@pytest.mark.parametrize("l2, B, threads, kind, n_in, H, mode, projected, bits, want",
+@pytest.mark.parametrize("l2, B, threads, kind, n_in, H, mode, projected, want",
                          [(1 << 20, *p) for p in PLANS] + [(2 << 20, *p) for p in PLANS_2MB_L2])
-def test_plan_table(l2, B, threads, kind, n_in, H, mode, projected, bits, want, monkeypatch):
+def test_plan_table(l2, B, threads, kind, n_in, H, mode, projected, want, monkeypatch):
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: l2)
     how = cpu.plan(B, threads, kind, H, projected, training=mode == "training", backward=mode == "backward",
-                   inputs=n_in, steps=100, vector_bits=bits)
+                   inputs=n_in, steps=100)
     split, fused, beside = want
     if isinstance(split, str):
         parts = [int(n) for n in split.split()[1:]]
@@ -223,14 +216,16 @@ def test_plan_table(l2, B, threads, kind, n_in, H, mode, projected, bits, want, 
         assert all(block.step == ("gemv" if rows == 1 else "packed") for block, rows in zip(how.blocks, split))
     assert (how.fused, how.beside) == (fused, beside)
     assert cpu.plan(B, threads, kind, H, projected, training=mode == "training", backward=mode == "backward",
-                    inputs=n_in, vector_bits=bits) == (how.blocks, False, False)  # the split does not need T
+                    inputs=n_in) == (how.blocks, False, False)  # the split does not need T
 
 
 @pytest.mark.parametrize("B, kind, H, n_in, threads, training, projected, step", [
-    (4, cpu.LSTM, 256, 256, 2, False, False, "units"),   # I = H (AVX2 builds: rows)
+    (4, cpu.LSTM, 256, 256, 2, False, False, "units"),   # I = H
+    (4, cpu.LSTM, 256, 64, 2, False, False, "units"),    # I = H/4
+    (4, cpu.LSTM, 256, None, 2, False, False, "units"),  # the input width not given
     (2, cpu.LSTM, 182, 182, 2, False, False, "units"),   # 4 * 182^2 >= 2^17
     (2, cpu.LSTM, 181, 181, 2, False, False, "packed"),  # below 2^17 elements
-    (7, cpu.LSTM, 448, 448, 2, False, False, "units"),   # a share past the L2 (AVX2 builds: rows)
+    (7, cpu.LSTM, 448, 448, 2, False, False, "units"),   # a share past the L2
     (8, cpu.LSTM, 182, 182, 2, False, False, "packed"),  # from 8 rows the row split, even past 2^17 (and past
     (8, cpu.LSTM, 512, 512, 2, False, False, "packed"),  # a 512 KB L2: the 8..32-row unit split needs 2 MB ones)
     (4, cpu.LSTM, 256, 256, 2, False, True, "packed"),   # a projection
@@ -242,46 +237,38 @@ def test_plan_table(l2, B, threads, kind, n_in, H, mode, projected, bits, want, 
     (4, cpu.RNN_TANH, 363, 363, 2, False, False, "units"),
     (4, cpu.RNN_TANH, 362, 362, 2, False, False, "packed"),
 ])
-def test_avx512_builds_split_the_units_of_two_to_seven_rows_from_2_17_weights(
+def test_two_to_seven_rows_split_the_units_from_2_17_weights(
         B, kind, H, n_in, threads, training, projected, step, monkeypatch):
-    """Where each unit-split thread projects its own units' inputs (AVX-512 builds), 2..7 rows split the units from
-    2^17 elements of W_hh (2^18 in training), whatever the input width and the L2; the backward's rule is not
-    changed by it."""
+    """Where each unit-split thread projects its own units' inputs (AVX-512 builds since session 21, AVX2 builds
+    since session 29), 2..7 rows split the units from 2^17 elements of W_hh (2^18 in training), whatever the input
+    width and the L2; the backward's rule is not changed by it."""
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 512 << 10)
-    blocks = cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, training=training, inputs=n_in,
-                      vector_bits=512).blocks
+    blocks = cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, training=training, inputs=n_in).blocks
     assert blocks[0].step == step
     if (kind, H) == (cpu.LSTM, 182):
-        assert cpu.plan(B, threads, kind=kind, hidden=H, backward=True, vector_bits=512).blocks[0].step == "packed"
+        assert cpu.plan(B, threads, kind=kind, hidden=H, backward=True).blocks[0].step == "packed"
 
 
-@pytest.mark.parametrize("H, itemsize, threads, l2, training, step", [
-    (256, 4, 2, 1 << 20, False, "units"),   # LSTM W_hh 2^18 elements: 512 KB a thread
-    (256, 4, 2, 512 << 10, False, "units"),  # Zen 1/3's 512 KB L2 still holds it
-    (300, 8, 2, 1 << 20, False, "gemv"),     # float64: 1.4 MB a thread, just past a 1 MB L2
-    (256, 8, 2, 512 << 10, False, "units"),  # float64: 1 MB a thread, 2 L2s of 512 KB
-    (362, 4, 2, 1 << 20, False, "units"),
-    (363, 4, 2, 1 << 20, False, "gemv"),     # 2 * 1 MB < 4 * 363^2 * 4 bytes
-    (363, 4, 3, 1 << 20, False, "units"),    # three shares fit
-    (511, 4, 2, 1 << 20, False, "gemv"),     # a share of 2 MB less 18 KB: the band just past the L2
-    (512, 4, 2, 1 << 20, False, "units"),    # 2 MB a thread, 2 L2s: streamed from L3 by either split
-    (362, 8, 2, 1 << 20, False, "gemv"),     # float64: 2 MB less 900 bytes a thread
-    (363, 8, 2, 1 << 20, False, "units"),
-    (1024, 4, 2, 1 << 20, True, "gemv"),     # training: rows
-    (240, 4, 2, 1 << 20, False, "gemv"),     # below 2^18 elements (AVX-512 builds: from 2^16, the next test)
-    (256, 4, 2, 1 << 20, True, "gemv"),      # a forward in training keeps the row split at one row
-    (256, 4, 1, 1 << 20, False, "gemv"),     # one thread
+@pytest.mark.parametrize("H, itemsize, threads, l2, step", [
+    (256, 4, 2, 1 << 20, "units"),   # LSTM W_hh 2^18 elements: 512 KB a thread
+    (256, 4, 2, 512 << 10, "units"),  # Zen 1/3's 512 KB L2 still holds it
+    (300, 8, 2, 1 << 20, "gemv"),     # float64: 1.4 MB a thread, just past a 1 MB L2
+    (256, 8, 2, 512 << 10, "units"),  # float64: 1 MB a thread, 2 L2s of 512 KB
+    (362, 4, 2, 1 << 20, "units"),
+    (363, 4, 2, 1 << 20, "gemv"),     # 2 * 1 MB < 4 * 363^2 * 4 bytes
+    (363, 4, 3, 1 << 20, "units"),    # three shares fit
+    (511, 4, 2, 1 << 20, "gemv"),     # a share of 2 MB less 18 KB: the band just past the L2
+    (512, 4, 2, 1 << 20, "units"),    # 2 MB a thread, 2 L2s: streamed from L3 by either split
+    (362, 8, 2, 1 << 20, "gemv"),     # float64: 2 MB less 900 bytes a thread
+    (363, 8, 2, 1 << 20, "units"),
+    (240, 4, 2, 1 << 20, "units"),    # below 2^18 elements (from 2^16, the next test)
+    (256, 4, 1, 1 << 20, "gemv"),     # one thread
 ])
-def test_one_row_splits_the_units_where_a_share_of_w_hh_fits_in_l2_or_is_far_past_it(H, itemsize, threads, l2,
-                                                                                     training, step, monkeypatch):
+def test_one_row_splits_the_units_where_a_share_of_w_hh_fits_in_l2_or_is_far_past_it(H, itemsize, threads, l2, step,
+                                                                                     monkeypatch):
+    """Inference; training's one-row rule is the test after the next."""
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: l2)
-    assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, training=training, itemsize=itemsize,
-                    vector_bits=256).blocks[0].step == step
-    assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, backward=True, itemsize=itemsize,
-                    vector_bits=256).blocks[0].step == "gemv"
-    if not training:  # inference: the same rule on AVX-512 builds, there from 2^16 elements
-        assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, itemsize=itemsize, vector_bits=512).blocks[0].step == (
-            "units" if H == 240 and threads == 2 else step)
+    assert cpu.plan(1, threads, kind=cpu.LSTM, hidden=H, itemsize=itemsize).blocks[0].step == step
 
 
 @pytest.mark.parametrize("kind, H, step", [
@@ -289,14 +276,13 @@ def test_one_row_splits_the_units_where_a_share_of_w_hh_fits_in_l2_or_is_far_pas
     (cpu.GRU, 148, "units"), (cpu.GRU, 147, "gemv"),
     (cpu.RNN_TANH, 256, "units"), (cpu.RNN_TANH, 255, "gemv"),
 ])
-def test_one_row_inference_splits_the_units_from_2_16_weights_on_avx512_builds(kind, H, step, monkeypatch):
-    """Where each thread projects its own units' inputs (AVX-512 builds); AVX2 builds keep OpenBLAS's GEMV below
-    2^18 elements, and training keeps it below half an L2 of 2^18 or more."""
+def test_one_row_inference_splits_the_units_from_2_16_weights(kind, H, step, monkeypatch):
+    """Where each thread projects its own units' inputs; training keeps OpenBLAS's GEMV below 2^18 elements (and
+    past half an L2)."""
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
-    assert cpu.plan(1, 2, kind=kind, hidden=H, vector_bits=512).blocks[0].step == step
-    assert cpu.plan(1, 2, kind=kind, hidden=H, vector_bits=256).blocks[0].step == "gemv"
+    assert cpu.plan(1, 2, kind=kind, hidden=H).blocks[0].step == step
     for flags in ({"training": True}, {"backward": True}):
-        assert cpu.plan(1, 2, kind=kind, hidden=H, vector_bits=512, **flags).blocks[0].step == "gemv"
+        assert cpu.plan(1, 2, kind=kind, hidden=H, **flags).blocks[0].step == "gemv"
 
 
 @pytest.mark.parametrize("kind, H, itemsize, threads, l2, step", [
@@ -309,40 +295,12 @@ def test_one_row_inference_splits_the_units_from_2_16_weights_on_avx512_builds(k
     (cpu.RNN_TANH, 512, 4, 2, 1 << 20, "units"),
     (cpu.GRU, 296, 4, 2, 1 << 20, "gemv"),       # the GRU's first H with 2^18 elements is past half an L2
 ])
-def test_one_row_in_training_splits_the_units_on_avx512_builds_where_a_share_is_half_an_l2(
+def test_one_row_in_training_splits_the_units_where_a_share_is_half_an_l2(
         kind, H, itemsize, threads, l2, step, monkeypatch):
     """Both passes of a one-row training step (the forward and its backward) split the units together."""
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: l2)
     for flags in ({"training": True}, {"backward": True}):
-        assert cpu.plan(1, threads, kind=kind, hidden=H, itemsize=itemsize, vector_bits=512,
-                        **flags).blocks[0].step == step
-        assert cpu.plan(1, threads, kind=kind, hidden=H, itemsize=itemsize, vector_bits=256,
-                        **flags).blocks[0].step == "gemv"
-
-
-@pytest.mark.parametrize("B, kind, H, n_in, threads, training, projected, itemsize, step", [
-    (4, cpu.LSTM, 256, 64, 2, False, False, 4, "units"),   # W_hh 2^18 elements, 512 KB a thread, I = H/4
-    (2, cpu.LSTM, 256, 128, 2, False, False, 4, "units"),  # I = H/2
-    (7, cpu.LSTM, 256, 64, 2, True, False, 4, "units"),    # a forward in training too
-    (4, cpu.LSTM, 256, 129, 2, False, False, 4, "packed"),  # I > H/2: the row split, the projection beside it
-    (4, cpu.LSTM, 256, None, 2, False, False, 4, "packed"),  # the input width not given
-    (8, cpu.LSTM, 256, 64, 2, False, False, 4, "packed"),  # from 8 rows: the row split
-    (4, cpu.LSTM, 362, 90, 2, False, False, 4, "units"),
-    (4, cpu.LSTM, 363, 90, 2, False, False, 4, "packed"),  # a thread's share past its 1 MB L2
-    (4, cpu.LSTM, 256, 64, 2, False, False, 8, "units"),   # float64: 1 MB a thread
-    (4, cpu.LSTM, 300, 64, 2, False, False, 8, "packed"),  # float64: 1.4 MB a thread
-    (4, cpu.LSTM, 240, 60, 2, False, False, 4, "packed"),  # below 2^18 elements
-    (4, cpu.LSTM, 256, 64, 1, False, False, 4, "packed"),  # one thread
-    (4, cpu.LSTM, 256, 64, 2, False, True, 4, "packed"),   # a projection
-    (4, cpu.GRU, 320, 80, 2, False, False, 4, "units"),
-    (4, cpu.RNN_TANH, 512, 128, 2, False, False, 4, "units"),
-])
-def test_two_to_seven_rows_split_the_units_with_a_narrow_input_where_a_share_fits_in_l2(
-        B, kind, H, n_in, threads, training, projected, itemsize, step, monkeypatch):
-    monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
-    blocks = cpu.plan(B, threads, kind=kind, hidden=H, projected=projected, training=training, itemsize=itemsize,
-                      inputs=n_in, vector_bits=256).blocks
-    assert blocks[0].step == step
+        assert cpu.plan(1, threads, kind=kind, hidden=H, itemsize=itemsize, **flags).blocks[0].step == step
 
 
 def test_a_forward_tells_plan_its_input_width(pin_threads, monkeypatch):
@@ -521,20 +479,22 @@ def test_a_failing_thread_does_not_hang_the_others(pin_threads, monkeypatch, uni
         forward(cpu, "lstm", p, None, False)
 
 
-@pytest.mark.skipif(cpu.microkernel.VECTOR_BITS != 512, reason="AVX-512 builds only")
 @pytest.mark.parametrize("cell", ["lstm", "rnn_tanh"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_one_row_training_on_the_unit_split_matches_reference(cell, dtype, pin_threads, monkeypatch):
     """One row in training where both passes split the units (LSTM H = 256, RNN H = 512 with a 1 MB L2, float32;
-    float64 forced): outputs, states and every gradient match the reference, with dh_n (and dc_n)."""
+    float64 forced; 5 steps, forced too): outputs, states and every gradient match the reference, with dh_n (and
+    dc_n)."""
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
+    monkeypatch.setattr(cpu, "_MIN_STEPS_UNITS_TRAINING_ONE_ROW", 1)
     if dtype == np.float64:
         monkeypatch.setattr(cpu, "_ONE_ROW_TRAINING_L2S", 1.0)
     H = 256 if cell == "lstm" else 512
     kind = KINDS[cell]
     pin_threads(2)
     for flags in ({"training": True}, {"backward": True}):
-        assert cpu.plan(1, kind=kind, hidden=H, itemsize=np.dtype(dtype).itemsize, **flags).blocks[0].step == "units"
+        assert cpu.plan(1, kind=kind, hidden=H, itemsize=np.dtype(dtype).itemsize, inputs=7, steps=5,
+                        **flags).blocks[0].step == "units"
     rng = np.random.default_rng(H)
     p = inputs(rng, cell, 5, 1, 7, H, dtype)
     got, got_cache = forward(cpu, cell, p, None, True)
