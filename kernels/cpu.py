@@ -237,7 +237,8 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     - 2..7 rows, the AVX2 rule before session 29: unit / row split on Zen 5 (sessions 9-10) inference 0.66-0.82 at
       H = 1024, 0.75-1.26 at 512, 1.1-2.4 at H <= 256; training with the backward's split 0.72-0.95 at H >= 512;
       the backward alone from H = 256 (LSTM 0.86-0.99). I <= H/2 with a share in L2 (Zen 4, session 20): 0.69-0.98
-      in 39 of 42 rows at H = 256..320. Up to 12 rows at H = 1024 (Zen 5, session 12): 0.83-0.98 (at H = 512 it lost, 1.09-1.15).
+      in 39 of 42 rows at H = 256..320. Up to 12 rows at H = 1024 (Zen 5, session 12): 0.83-0.98 (at H = 512 it
+      lost, 1.09-1.15).
     - 2..7 rows, AVX-512 rule (Zen 4, session 21, each thread projecting its own units' inputs): LSTM inference
       H = 192..448, I = H and H/4: 0.59-1.07, slower in 4 of 42 rows; H = 128 0.88-1.14 (slower in 8 of 14); GRU
       H = 192..448 0.65-1.12; RNN H = 256..512 0.71-0.98; LSTM training (both passes split) 0.87-1.03. At 8-12 rows
@@ -850,7 +851,7 @@ def _unit_cells(kind, fused, gates, xp, x0, xs, b_ih, b_hh, h, c, h_new, c_new, 
     """The cell pass of the units ``u0 <= u < u0 + Hs`` of every row for one step of the unit split, from ``gates``
     [B, G * Hs] (gate-major over these units): the pre-activations with the biases in (``fused``), or ``h W_hh^T``
     alone, to which the input projection of step t (row b's at ``xp[b, x0 + g * xs + j]``, as ``_cell_forward``
-    reads it: all units' or these units' own) and the biases are added here. Writes these
+    reads it: ``_unit_sequence`` passes these units' own, x0 = 0, xs = Hs) and the biases are added here. Writes these
     units of ``h_new``, ``c_new``, ``y`` and ``save``; rows past their length keep their state and output zero.
     Not fused, each row goes through the row split's ``_cell_forward`` (the same compiled loop, vectorised);
     fused (the LSTM and RNN), every value is the same expression as in ``_cells_forward``, one unit at a time. So
