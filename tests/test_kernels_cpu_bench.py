@@ -129,3 +129,18 @@ def test_unit_split_variants_force_their_splits(monkeypatch):
                 backward = cpu.plan(B, 2, kind=cpu.LSTM, hidden=H, backward=True).blocks
                 assert backward[0].step == want[name][1].replace("packed", "gemv" if B == 1 else "packed"), (
                     name, B, H)
+
+
+def test_train_step_script_times_each_part_of_both_openblas_settings():
+    """benchmarks/train_step.py on a tiny model, without torch: one row per OpenBLAS setting, every part timed."""
+    import subprocess
+    import sys
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
+    out = subprocess.run([sys.executable, str(path), "--shapes", "3,2,4,8,5", "--steps", "1", "--repeats", "1",
+                          "--no-torch"], capture_output=True, text=True, check=True).stdout
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| 3 | 2 | 4 | 8 | 5 |")]
+    assert [row[5].strip() for row in rows] == ["lstmzoo, OpenBLAS all threads", "lstmzoo, OpenBLAS 1 thread"]
+    for row in rows:
+        parts = [float(cell) for cell in row[6:11]]
+        assert all(p > 0 for p in parts) and parts[-1] >= max(parts[:-1])
+        assert row[11].strip() == "-"
