@@ -9,7 +9,8 @@ OpenBLAS, whose worker threads spin for a while after each call (about 0.1 s, Op
 LSTM's forward and backward then share the cores with them. This script shows what that costs, part by part
 (milliseconds, median of the steps): the LSTM's forward, the head's forward and backward, the LSTM's backward, the
 optimizer's step, and the whole step. Shapes are T,B,I,H,V (V: the head's outputs); float32. Each configuration
-runs ``--steps`` steps after two untimed ones, ``--repeats`` times, alternating.
+runs ``--steps`` steps after two untimed ones, ``--repeats`` times, alternating. Without torch (or with
+``--no-torch``) the last column reads "-".
 """
 
 import argparse
@@ -87,12 +88,11 @@ def main(argv=None):
 
     import numba
     from threadpoolctl import threadpool_limits
-    torch = None
-    if not args.no_torch:
-        import torch
+    torch = None if args.no_torch else bench._import_torch()  # without torch (the bench extra): no peer rows
+    if torch is not None:
         torch.set_num_threads(numba.get_num_threads())
     print(f"CPU: {bench.cpu_model()}; {numba.get_num_threads()} threads; float32; ms a step, median of "
-          f"{args.steps * args.repeats} steps; load before {' '.join(open('/proc/loadavg').read().split()[:3])}")
+          f"{args.steps * args.repeats} steps; load average before (1, 5, 15 min): {bench._load_average()}")
     print()
     print("| T | B | I | H | V | run | " + " | ".join(PARTS) + " | step / torch's |")
     print("|---:|---:|---:|---:|---:|---|" + "---:|" * (len(PARTS) + 1))

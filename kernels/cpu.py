@@ -232,8 +232,8 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
       MKL and ATen held to AVX2; /tmp scripts, RESULTS.md "Session 29"), T = 100, 2 threads, the AVX-512 builds'
       rules and projection against the AVX2 ones: B = 1 and 4, 8 shapes each (H = 128..1024, I = H and H/4), LSTM
       inference 0.56-1.00 (median 0.80), training 0.66-0.97 (0.89); GRU 0.54-1.12 and 0.69-1.07; RNN 0.43-0.99 and
-      0.52-1.09; B = 16..256 LSTM inference 0.88-1.13 (median 0.99); one thread (the projection only) 0.72-1.12,
-      below 1 at B = 1 and 4. Not yet timed on a real AVX2 machine.
+      0.52-1.09; B = 16..256 LSTM inference 0.88-1.13 (median 0.99); one thread (the projection only) 0.69-0.97 at
+      B = 1 and 4, 0.93-1.01 from B = 16. Not yet timed on a real AVX2 machine.
     - 2..7 rows, the AVX2 rule before session 29: unit / row split on Zen 5 (sessions 9-10) inference 0.66-0.82 at
       H = 1024, 0.75-1.26 at 512, 1.1-2.4 at H <= 256; training with the backward's split 0.72-0.95 at H >= 512;
       the backward alone from H = 256 (LSTM 0.86-0.99). I <= H/2 with a share in L2 (Zen 4, session 20): 0.69-0.98
@@ -516,7 +516,7 @@ def _input_projection(x2d, w_ih, blocks):
     after waited for them (Zen 1, RESULTS.md "Session 15": one OpenBLAS call on its threads took 1.5-3.7x the time of
     chunks on ours at one OpenBLAS thread each). Until session 29 AVX2 builds called OpenBLAS here, single-threaded in
     chunks (the 256-bit tile compiled for Haswell on a Zen 5 core had taken 0.85-1.22x the time of OpenBLAS's Haswell
-    kernels, session 10); compiled for Haswell on a Zen 4 the micro-kernel's projection took 0.69-0.82x the time at
+    kernels, session 10); compiled for Haswell on a Zen 4 the micro-kernel's projection took 0.69-0.97x the time at
     B = 1 and 4 on one thread, and about the same from B = 16 (0.93-1.01; ``plan``'s docstring has the rest)."""
     threads = max(len(blocks), numba.get_num_threads())
     out = memory.empty((x2d.shape[0], w_ih.shape[0]), np.result_type(x2d, w_ih))
@@ -826,7 +826,7 @@ def _unit_sequence(state, kind, k, threads, u0, u1, x, w_ih, w_hh, b_ih, b_hh, b
             matmul2_packed(x[t], hs[cur], packed, bias_k, gates)
         else:
             matmul_packed(hs[cur], packed, gates, t & 1 == 1)
-        _unit_cells(kind, fused, gates, xm[t * B:(t + 1) * B], 0, Hs, b_ih, b_hh, hs[cur], cs[cur], hs[nxt],
+        _unit_cells(kind, fused, gates, xm[t * B:(t + 1) * B], b_ih, b_hh, hs[cur], cs[cur], hs[nxt],
                     cs[nxt], saved[slot], y[t], lengths, t, training, u0, Hs)
         if not barrier.wait(state, threads, t):
             return -1
@@ -846,12 +846,11 @@ def _project_own_units(x2d, w_ih, rows, packed, out):
 
 
 @njit(**_JIT)
-def _unit_cells(kind, fused, gates, xp, x0, xs, b_ih, b_hh, h, c, h_new, c_new, save, y, lengths, t, training, u0,
-                Hs):
+def _unit_cells(kind, fused, gates, xp, b_ih, b_hh, h, c, h_new, c_new, save, y, lengths, t, training, u0, Hs):
     """The cell pass of the units ``u0 <= u < u0 + Hs`` of every row for one step of the unit split, from ``gates``
     [B, G * Hs] (gate-major over these units): the pre-activations with the biases in (``fused``), or ``h W_hh^T``
-    alone, to which the input projection of step t (row b's at ``xp[b, x0 + g * xs + j]``, as ``_cell_forward``
-    reads it: ``_unit_sequence`` passes these units' own, x0 = 0, xs = Hs) and the biases are added here. Writes these
+    alone, to which the input projection of step t (these units' own: row b's at ``xp[b, g * Hs + j]``) and the
+    biases are added here. Writes these
     units of ``h_new``, ``c_new``, ``y`` and ``save``; rows past their length keep their state and output zero.
     Not fused, each row goes through the row split's ``_cell_forward`` (the same compiled loop, vectorised);
     fused (the LSTM and RNN), every value is the same expression as in ``_cells_forward``, one unit at a time. So
@@ -876,7 +875,7 @@ def _unit_cells(kind, fused, gates, xp, x0, xs, b_ih, b_hh, h, c, h_new, c_new, 
             continue
         a = gates[b]
         if not fused:  # the row split's own cell function on this thread's units
-            _cell_forward(kind, xp[b], a, b_ih, b_hh, h[b], c[b], hn, c_new[b], save[b], training, u0, x0, xs)
+            _cell_forward(kind, xp[b], a, b_ih, b_hh, h[b], c[b], hn, c_new[b], save[b], training, u0, 0, Hs)
             ys, hv = yb[u0:u0 + Hs], hn[u0:u0 + Hs]
             for j in range(Hs):
                 ys[j] = hv[j]
