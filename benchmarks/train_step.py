@@ -1,19 +1,22 @@
 """One whole training step of a small model, LSTM + a Linear head on every step + Adam, as a recipe runs it: the
-kernels' LSTM with NumPy's OpenBLAS on all its threads (the default) and at one thread, and torch's same step.
+kernels' LSTM and the head's GEMMs on the kernels' threads (the default since session 30), the head on NumPy's
+OpenBLAS as before (all its threads, and one), and torch's same step.
 
     NUMBA_NUM_THREADS=2 python benchmarks/train_step.py
     NUMBA_NUM_THREADS=2 python benchmarks/train_step.py --shapes 35,4,256,256,1000 35,20,650,650,10000
 
-The kernel tables (benchmarks/kernels_cpu.py) time the LSTM alone. In a model the head's GEMMs run in NumPy's
-OpenBLAS, whose worker threads spin for a while after each call (about 0.1 s, OpenBLAS's thread timeout): the
-LSTM's forward and backward then share the cores with them. This script shows what that costs, part by part
-(milliseconds, median of the steps): the LSTM's forward, the head's forward and backward, the LSTM's backward, the
-optimizer's step, and the whole step. Shapes are T,B,I,H,V (V: the head's outputs); float32. Each configuration
-runs ``--steps`` steps after two untimed ones, ``--repeats`` times, alternating. Without torch (or with
+The kernel tables (benchmarks/kernels_cpu.py) time the LSTM alone. In a model, a head on NumPy's OpenBLAS leaves
+OpenBLAS's worker threads spinning for a while after each call (about 0.1 s, OpenBLAS's thread timeout): the LSTM's
+forward and backward then share the cores with them. Since session 30 ``Linear`` runs its large GEMMs through the
+kernels' micro-kernel on their threads instead (``kernels.cpu.dense_forward``). This script shows what each costs,
+part by part (milliseconds, median of the steps): the LSTM's forward, the head's forward and backward, the LSTM's
+backward, the optimizer's step, and the whole step. Shapes are T,B,I,H,V (V: the head's outputs); float32. Each
+configuration runs ``--steps`` steps after two untimed ones, ``--repeats`` times, alternating. Without torch (or with
 ``--no-torch``) the last column reads "-".
 """
 
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -77,6 +80,18 @@ def theirs(torch, T, B, n_in, H, V):
     return step
 
 
+@contextlib.contextmanager
+def head_on_numpy(on):
+    """The Linear head's GEMMs on NumPy's ``@`` at every size (as before session 30), not on the kernels' threads."""
+    from lstmzoo.kernels import cpu
+    before = cpu._MIN_DENSE_MACS
+    cpu._MIN_DENSE_MACS = float("inf") if on else before
+    try:
+        yield
+    finally:
+        cpu._MIN_DENSE_MACS = before
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", nargs="+", default=["35,4,256,256,1000", "100,4,64,256,10", "35,32,256,256,1000",
@@ -98,14 +113,16 @@ def main(argv=None):
     print("|---:|---:|---:|---:|---:|---|" + "---:|" * (len(PARTS) + 1))
     for shape in args.shapes:
         T, B, n_in, H, V = map(int, shape.split(","))
-        runs = {"lstmzoo, OpenBLAS all threads": (ours(T, B, n_in, H, V), None),
-                "lstmzoo, OpenBLAS 1 thread": (ours(T, B, n_in, H, V), 1)}
+        # (step, OpenBLAS's threads, the head's GEMMs on NumPy's OpenBLAS as before session 30)
+        runs = {"lstmzoo": (ours(T, B, n_in, H, V), None, False),
+                "lstmzoo, head on NumPy, OpenBLAS all threads": (ours(T, B, n_in, H, V), None, True),
+                "lstmzoo, head on NumPy, OpenBLAS 1 thread": (ours(T, B, n_in, H, V), 1, True)}
         if torch is not None:
-            runs["torch"] = (theirs(torch, T, B, n_in, H, V), None)
+            runs["torch"] = (theirs(torch, T, B, n_in, H, V), None, False)
         times = {name: [] for name in runs}
         for _ in range(args.repeats):
-            for name, (step, limit) in runs.items():
-                with threadpool_limits(limits=limit, user_api="blas"):
+            for name, (step, limit, numpy_head) in runs.items():
+                with threadpool_limits(limits=limit, user_api="blas"), head_on_numpy(numpy_head):
                     step()
                     step()
                     times[name] += [step() for _ in range(args.steps)]

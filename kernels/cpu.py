@@ -1338,16 +1338,108 @@ def _big_matmul(a, b, threads):
     return out
 
 
-def _split_gemm_packed(a, packed, out, threads):
-    """``gemm_packed(a, packed, out)`` with the rows of ``a`` and ``out`` split into up to ``threads`` blocks of
-    whole register tiles, one thread each; ``GEMM_MC_PACKED`` rows a block where ``a`` is transposed (da^T: its
-    blocks are packed), else ``GEMM_MC``."""
+def _split_gemm_packed(a, packed, out, threads, add=False):
+    """``gemm_packed(a, packed, out, add=add)`` with the rows of ``a`` and ``out`` split into up to ``threads``
+    blocks of whole register tiles, one thread each; ``GEMM_MC_PACKED`` rows a block where ``a`` is transposed
+    (da^T: its blocks are packed), else ``GEMM_MC``."""
     tiles = -(-len(a) // 8)
     parts = max(1, min(threads, tiles // 4))
     mc = GEMM_MC_PACKED if a.ndim == 2 and a.shape[1] > 1 and a.strides[1] != a.itemsize else GEMM_MC
     # mc and kc passed: a call that leaves out arguments with defaults misses Numba's fast dispatch (~50 us a call)
-    _in_parallel([functools.partial(gemm_packed, a[8 * t0:8 * t1], packed, out[8 * t0:8 * t1], mc, _gemm_kc(), False)
+    _in_parallel([functools.partial(gemm_packed, a[8 * t0:8 * t1], packed, out[8 * t0:8 * t1], mc, _gemm_kc(), add)
                   for t0, t1 in _even_blocks(tiles, parts)])
+
+
+# Dense layers (``lstmzoo.nn.Linear`` on NumPy arrays, ``dense_forward`` and ``dense_backward``): their GEMMs run on
+# the kernels' threads through the micro-kernel from this many multiply-adds and this many outputs (below, NumPy's
+# ``@``). NumPy's OpenBLAS starts its workers for products of 10^6 multiply-adds and up (NumPy 2.4, OpenBLAS 0.3.31;
+# its generic builds from 2^18), and they spin for about 0.1 s after each call: in a training step the recurrent
+# kernels' threads that follow shared the two cores with them (benchmarks/train_step.py, RESULTS.md "Session 29":
+# the LSTM's forward up to 12x and its backward up to 14x its time in the kernel tables).
+_MIN_DENSE_MACS, _MIN_DENSE_OUTPUTS = 1 << 18, 16
+
+
+def dense_forward(x, weight, bias=None):
+    """``x @ weight.T + bias`` for ``x`` [N, I], ``weight`` [O, I] and ``bias`` [O] (or None), one dtype: a dense
+    (``Linear``) layer's forward. From ``_MIN_DENSE_MACS`` multiply-adds and ``_MIN_DENSE_OUTPUTS`` outputs through
+    the micro-kernel's blocked GEMM (``gemm_packed``) against ``weight.T`` packed here, on Numba's threads (split by
+    rows, or by column panels where the rows are too few for a part each), the sums starting from the bias; the
+    same bits on any number of threads. Smaller or narrower products: NumPy's ``x @ weight.T`` (then ``+ bias``),
+    with NumPy's OpenBLAS on one thread (``_one_numpy_blas_thread``)."""
+    N, n_in = x.shape
+    outputs = weight.shape[0]
+    if not _dense_on_kernels(N, n_in, outputs):
+        with _one_numpy_blas_thread(N * n_in * outputs):
+            y = x @ weight.T
+        return y if bias is None else y + bias
+    out = memory.empty((N, outputs), np.result_type(x, weight))
+    if bias is not None:
+        out[:] = bias
+    _dense_gemm(np.ascontiguousarray(x), pack(weight.T), out, bias is not None)
+    return out
+
+
+def dense_backward(dout, x, weight, bias=True):
+    """``(dx, dweight, dbias)`` of ``dense_forward(x, weight, bias)`` for the gradient ``dout`` [N, O] of its
+    output: ``dout @ weight``, ``dout.T @ x`` and the column sums of ``dout`` (None without ``bias``). From
+    ``_MIN_DENSE_MACS`` multiply-adds and ``_MIN_DENSE_OUTPUTS`` outputs on Numba's threads through the micro-kernel:
+    the weight and bias gradients as one GEMM ``dout^T [x | 1]`` (``_weight_gradients``), dx against ``weight``
+    packed once; the same bits on any number of threads. Else NumPy's ``@`` and ``dout.sum(axis=0)``."""
+    N, outputs = dout.shape
+    n_in = x.shape[1]
+    if not _dense_on_kernels(N, n_in, outputs):
+        with _one_numpy_blas_thread(N * n_in * outputs):
+            dweight, dx = dout.T @ x, dout @ weight
+        return dx, dweight, dout.sum(axis=0) if bias else None
+    dout, x = np.ascontiguousarray(dout), np.ascontiguousarray(x)
+    threads = numba.get_num_threads()
+    g = _weight_gradients(dout, x, x[:, :0], bias, threads)
+    dx = memory.empty((N, n_in), g.dtype)
+    _dense_gemm(dout, _pack_side_by_side(weight, weight[:, :0], False), dx, False)
+    return dx, g[:, :n_in], g[:, n_in] if bias else None
+
+
+def _dense_on_kernels(rows, inputs, outputs):
+    return rows * inputs * outputs >= _MIN_DENSE_MACS and outputs >= _MIN_DENSE_OUTPUTS
+
+
+def _dense_gemm(a, packed, out, add):
+    """``out (+)= a @ b`` (``packed = pack(b)``) on Numba's threads: by rows where each thread gets 4 register tiles
+    of them or more (``_split_gemm_packed``), else by column panels (a decoder's step: few rows, many outputs)."""
+    threads = numba.get_num_threads()
+    if len(a) >= 32 * threads or len(packed) < 2 * threads:
+        _split_gemm_packed(a, packed, out, threads, add)
+        return
+    pw, n = packed.shape[2], out.shape[1]
+    _in_parallel([functools.partial(gemm_packed, a, packed[p0:p1], out[:, p0 * pw:min(p1 * pw, n)], GEMM_MC,
+                                    _gemm_kc(), add)
+                  for p0, p1 in _even_blocks(len(packed), threads)])
+
+
+@contextlib.contextmanager
+def _one_numpy_blas_thread(macs):
+    """NumPy's OpenBLAS on one thread for a product of ``macs`` multiply-adds of ``dense_forward`` or
+    ``dense_backward`` that does not run on the kernels' threads (a narrow one: a forecast's few outputs), so that
+    its workers do not wake (below ``_MIN_DENSE_MACS`` they would not anyway: nothing to do there)."""
+    controller = _numpy_openblas() if macs >= _MIN_DENSE_MACS else None
+    before = controller.get_num_threads() if controller is not None else 1
+    if before != 1:
+        controller.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            controller.set_num_threads(before)
+
+
+@functools.cache
+def _numpy_openblas():
+    """threadpoolctl's controller of the OpenBLAS behind NumPy's ``@``, or None (another BLAS)."""
+    from threadpoolctl import ThreadpoolController
+    for controller in ThreadpoolController().select(internal_api="openblas").lib_controllers:
+        if "numpy" in os.path.basename(os.path.dirname(controller.filepath)):
+            return controller
+    return None
 
 
 @njit(nogil=True, **_JIT)

@@ -217,3 +217,18 @@ def rnn_backward(dy, dh_n, cache):
         db += da.sum(axis=0)
         dh = da @ w_hh + (1 - m) * dh
     return dx, dh, dw_ih, dw_hh, db, db.copy()
+
+
+def dense_forward(x, weight, bias=None):
+    """A dense layer, ``x [N, I] @ weight[O, I]^T + bias [O]`` (bias may be None): the spec of ``cpu``'s
+    ``dense_forward``, which ``lstmzoo.nn.Linear`` calls on the CPU (on CUDA it is CuPy's ``@``)."""
+    y = np.einsum("ni,oi->no", x, weight)
+    return y if bias is None else y + bias
+
+
+def dense_backward(dout, x, weight, bias=True):
+    """``(dx, dweight, dbias)`` of ``dense_forward(x, weight, bias)`` for the gradient ``dout [N, O]`` of its
+    output; ``dbias`` is None without ``bias``."""
+    dx = np.einsum("no,oi->ni", dout, weight)
+    dweight = np.einsum("no,ni->oi", dout, x)
+    return dx, dweight, dout.sum(axis=0) if bias else None

@@ -123,17 +123,28 @@ class Linear(DeviceModule):
             )
         self._cache = x if self.training else None
         # One 2-D GEMM: NumPy multiplies an N-D array by a matrix one small slice at a time, up to 5x slower.
-        y = (x.reshape(-1, self.in_features) @ self._params["weight"].T).reshape(x.shape[:-1] + (self.out_features,))
-        return y + self._params["bias"] if "bias" in self._params else y
+        flat, weight, bias = x.reshape(-1, self.in_features), self._params["weight"], self._params.get("bias")
+        if self.xp is np:  # on the kernels' threads where large (kernels.cpu.dense_forward says why)
+            from ..kernels.cpu import dense_forward
+            return dense_forward(flat, weight, bias).reshape(x.shape[:-1] + (self.out_features,))
+        y = (flat @ weight.T).reshape(x.shape[:-1] + (self.out_features,))
+        return y if bias is None else y + bias
 
     def backward(self, dout):
         x = require_cache(self)
         check_array("dout", dout, self.dtype, self.xp, x.shape[:-1] + (self.out_features,))
         flat_x, flat_d = x.reshape(-1, self.in_features), dout.reshape(-1, self.out_features)
+        self._cache = None
+        if self.xp is np:
+            from ..kernels.cpu import dense_backward
+            dx, dweight, dbias = dense_backward(flat_d, flat_x, self._params["weight"], "bias" in self._grads)
+            self._grads["weight"] += dweight
+            if dbias is not None:
+                self._grads["bias"] += dbias
+            return dx.reshape(x.shape)
         self._grads["weight"] += flat_d.T @ flat_x
         if "bias" in self._grads:
             self._grads["bias"] += flat_d.sum(axis=0)
-        self._cache = None
         return (flat_d @ self._params["weight"]).reshape(x.shape)
 
     def extra_repr(self):

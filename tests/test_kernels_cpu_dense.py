@@ -1,0 +1,125 @@
+"""kernels.cpu.dense_forward / dense_backward (Linear's GEMMs on the CPU) against kernels.reference, on every path:
+NumPy's ``@`` below the size rule, NumPy on one OpenBLAS thread for narrow outputs, the micro-kernel split by rows
+and by column panels; the same bits on 1 and 2 threads; finite differences in float64 through Linear."""
+
+import numba
+import numpy as np
+import pytest
+from helpers import numeric_gradient
+from lstmzoo.kernels import cpu, reference
+
+from lstmzoo.nn import Linear
+
+# (N, I, O): below the rule; narrow (O < 16) and large; row split; column split (few rows, many outputs); ragged
+# tiles and panels everywhere; one input; K past one K block (GEMM_KC = 256)
+SHAPES = [(3, 5, 7), (700, 650, 3), (1, 300, 2000), (257, 33, 101), (8, 96, 1000), (5, 600, 457), (96, 1, 4099),
+          (130, 700, 50), (20, 200, 70)]
+# on two threads, for SHAPES[2:]: split by rows (else by column panels: few rows, many panels)
+BY_ROWS = [False, True, False, False, True, True, True]
+
+
+def on_kernels(shape):
+    return cpu._dense_on_kernels(*shape)
+
+
+def test_the_shapes_cover_every_path(monkeypatch):
+    assert [on_kernels(s) for s in SHAPES] == [False, False] + [True] * 7
+    by_rows = []
+    split = cpu._split_gemm_packed
+    monkeypatch.setattr(cpu, "_split_gemm_packed", lambda *args: by_rows.append(True) or split(*args))
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    for (N, n_in, outputs), rows in zip(SHAPES[2:], BY_ROWS, strict=True):
+        by_rows.clear()
+        cpu.dense_forward(np.ones((N, n_in), np.float32), np.ones((outputs, n_in), np.float32))
+        assert by_rows == [True] * rows, (N, n_in, outputs)
+
+
+def tolerance(dtype):
+    return {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-10}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_matches_the_reference(shape, dtype, bias):
+    N, n_in, outputs = shape
+    rng = np.random.default_rng(N + n_in + outputs)
+    x = rng.standard_normal((N, n_in)).astype(dtype)
+    weight = (rng.standard_normal((outputs, n_in)) / np.sqrt(n_in)).astype(dtype)
+    b = rng.standard_normal(outputs).astype(dtype) if bias else None
+    dout = rng.standard_normal((N, outputs)).astype(dtype)
+    y = cpu.dense_forward(x, weight, b)
+    assert y.dtype == dtype and y.shape == (N, outputs)
+    np.testing.assert_allclose(y, reference.dense_forward(x, weight, b), **tolerance(dtype))
+    got, want = cpu.dense_backward(dout, x, weight, bias), reference.dense_backward(dout, x, weight, bias)
+    for name, g, w in zip(("dx", "dweight", "dbias"), got, want):
+        if w is None:
+            assert g is None
+            continue
+        assert g.dtype == dtype and g.shape == w.shape, name
+        # dweight and dbias sum over N rows: scale the tolerance by the rows' magnitude
+        np.testing.assert_allclose(g, w, rtol=tolerance(dtype)["rtol"], atol=tolerance(dtype)["atol"] * np.sqrt(N),
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("shape", [s for s in SHAPES if on_kernels(s)])
+def test_the_same_bits_on_one_and_two_threads(shape):
+    N, n_in, outputs = shape
+    rng = np.random.default_rng(7)
+    x, dout = rng.standard_normal((N, n_in)).astype(np.float32), rng.standard_normal((N, outputs)).astype(np.float32)
+    weight, b = rng.standard_normal((outputs, n_in)).astype(np.float32), rng.standard_normal(outputs).astype(np.float32)
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            results.append([cpu.dense_forward(x, weight, b).copy()] + [g.copy() for g in
+                                                                     cpu.dense_backward(dout, x, weight, True)])
+    finally:
+        numba.set_num_threads(before)
+    for one, two in zip(*results):
+        assert np.array_equal(one, two)
+
+
+def test_narrow_outputs_leave_numpys_openblas_as_it_was():
+    controller = cpu._numpy_openblas()
+    if controller is None:
+        pytest.skip("NumPy's BLAS is not OpenBLAS here")
+    before = controller.get_num_threads()
+    rng = np.random.default_rng(3)
+    x, weight = rng.standard_normal((700, 650)).astype(np.float32), rng.standard_normal((3, 650)).astype(np.float32)
+    seen = []
+    real = controller.set_num_threads
+
+    def spy(n):
+        seen.append(n)
+        real(n)
+    controller.set_num_threads = spy
+    try:
+        cpu.dense_forward(x, weight)
+    finally:
+        del controller.set_num_threads
+    assert controller.get_num_threads() == before
+    assert seen == ([1, before] if before != 1 else [])
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_finite_differences_on_the_kernels_path(bias):
+    """Linear(40, 20) on [3, 150, 40] inputs: 180,000 multiply-adds a GEMM... below the rule; [4, 100, 40] x 20
+    outputs reach it (320,000)."""
+    rng = np.random.default_rng(5)
+    layer = Linear(40, 20, bias=bias, dtype="float64", rng=rng)
+    x = rng.standard_normal((4, 100, 40))
+    assert on_kernels((400, 40, 20))
+    w = rng.standard_normal((4, 100, 20))
+
+    def loss():
+        return float((layer.forward(x) * w).sum())
+
+    layer.zero_grad()
+    layer.forward(x)
+    dx = layer.backward(w)
+    np.testing.assert_allclose(dx[:, :3], numeric_gradient(loss, x[:, :3]), rtol=1e-6, atol=1e-8)
+    for name, p in layer.parameters().items():
+        np.testing.assert_allclose(layer.grads()[name], numeric_gradient(loss, p), rtol=1e-6, atol=1e-8,
+                                   err_msg=name)
