@@ -1381,7 +1381,8 @@ def dense_forward(x, weight, bias=None):
 
 def dense_backward(dout, x, weight, bias=True):
     """``(dx, dweight, dbias)`` of ``dense_forward(x, weight, bias)`` for the gradient ``dout`` [N, O] of its
-    output: ``dout @ weight``, ``dout.T @ x`` and the column sums of ``dout`` (None without ``bias``). From
+    output: ``dout @ weight`` (None where ``weight`` is None: only the weight gradient, as an attention's ``W``
+    needs), ``dout.T @ x`` and the column sums of ``dout`` (None without ``bias``). From
     ``_MIN_DENSE_MACS`` multiply-adds and ``_MIN_DENSE_OUTPUTS`` outputs on Numba's threads through the micro-kernel:
     the weight and bias gradients as one GEMM ``dout^T [x | 1]`` (``_weight_gradients``), dx against ``weight``
     packed once; the same bits on any number of threads. Else NumPy's ``@`` and ``dout.sum(axis=0)``."""
@@ -1389,13 +1390,14 @@ def dense_backward(dout, x, weight, bias=True):
     n_in = x.shape[1]
     if not _dense_on_kernels(N, n_in, outputs):
         with _one_numpy_blas_thread(N * n_in * outputs):
-            dweight, dx = dout.T @ x, dout @ weight
+            dweight, dx = dout.T @ x, None if weight is None else dout @ weight
         return dx, dweight, dout.sum(axis=0) if bias else None
     dout, x = np.ascontiguousarray(dout), np.ascontiguousarray(x)
-    threads = numba.get_num_threads()
-    g = _weight_gradients(dout, x, x[:, :0], bias, threads)
-    dx = memory.empty((N, n_in), g.dtype)
-    _dense_gemm(dout, _pack_side_by_side(weight, weight[:, :0], False), dx, False)
+    g = _weight_gradients(dout, x, x[:, :0], bias, numba.get_num_threads())
+    dx = None
+    if weight is not None:
+        dx = memory.empty((N, weight.shape[1]), g.dtype)
+        _dense_gemm(dout, _pack_side_by_side(weight, weight[:, :0], False), dx, False)
     return dx, g[:, :n_in], g[:, n_in] if bias else None
 
 

@@ -228,7 +228,7 @@ def dense_forward(x, weight, bias=None):
 
 def dense_backward(dout, x, weight, bias=True):
     """``(dx, dweight, dbias)`` of ``dense_forward(x, weight, bias)`` for the gradient ``dout [N, O]`` of its
-    output; ``dbias`` is None without ``bias``."""
-    dx = np.einsum("no,oi->ni", dout, weight)
+    output; ``dbias`` is None without ``bias``, ``dx`` where ``weight`` is None."""
+    dx = None if weight is None else np.einsum("no,oi->ni", dout, weight)
     dweight = np.einsum("no,ni->oi", dout, x)
     return dx, dweight, dout.sum(axis=0) if bias else None

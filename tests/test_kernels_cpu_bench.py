@@ -131,15 +131,17 @@ def test_unit_split_variants_force_their_splits(monkeypatch):
                     name, B, H)
 
 
-def test_train_step_script_times_each_part_of_both_openblas_settings():
-    """benchmarks/train_step.py on a tiny model, without torch: one row per OpenBLAS setting, every part timed."""
+def test_train_step_script_times_each_part_of_every_head_setting():
+    """benchmarks/train_step.py on a tiny model, without torch: one row per head setting (the kernels' GEMMs, NumPy
+    on OpenBLAS's threads, on one), every part timed."""
     import subprocess
     import sys
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
     out = subprocess.run([sys.executable, str(path), "--shapes", "3,2,4,8,5", "--steps", "1", "--repeats", "1",
                           "--no-torch"], capture_output=True, text=True, check=True).stdout
     rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| 3 | 2 | 4 | 8 | 5 |")]
-    assert [row[5].strip() for row in rows] == ["lstmzoo, OpenBLAS all threads", "lstmzoo, OpenBLAS 1 thread"]
+    assert [row[5].strip() for row in rows] == ["lstmzoo", "lstmzoo, head on NumPy, OpenBLAS all threads",
+                                                 "lstmzoo, head on NumPy, OpenBLAS 1 thread"]
     for row in rows:
         parts = [float(cell) for cell in row[6:11]]
         assert all(p > 0 for p in parts) and parts[-1] >= max(parts[:-1])

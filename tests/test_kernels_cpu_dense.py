@@ -62,6 +62,18 @@ def test_matches_the_reference(shape, dtype, bias):
                                    err_msg=name)
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+def test_only_the_weight_gradient_without_a_weight(shape):
+    """An attention's ``W``: ``dense_backward(dout, x, None, False)`` gives ``dout.T @ x`` alone."""
+    N, n_in, outputs = shape
+    rng = np.random.default_rng(11)
+    dout, x = rng.standard_normal((N, outputs)), rng.standard_normal((N, n_in))
+    dx, dweight, dbias = cpu.dense_backward(dout, x, None, False)
+    assert dx is None and dbias is None
+    np.testing.assert_allclose(dweight, reference.dense_backward(dout, x, None, False)[1], rtol=1e-10,
+                               atol=1e-10 * np.sqrt(N))
+
+
 @pytest.mark.parametrize("shape", [s for s in SHAPES if on_kernels(s)])
 def test_the_same_bits_on_one_and_two_threads(shape):
     N, n_in, outputs = shape

@@ -24,6 +24,18 @@ from .layers import DeviceModule, check_array, require_cache, softmax, softmax_b
 SCORES = ("general", "dot")
 
 
+def _times(x, weight, xp):
+    """``x [..., n] @ weight.T`` (``weight`` [m, n]) as one 2-D GEMM, through ``kernels.cpu.dense_forward`` on the
+    CPU (on the kernels' threads where large: NumPy's OpenBLAS would leave its workers spinning beside the LSTMs)."""
+    flat = x.reshape(-1, x.shape[-1])
+    if xp is np:
+        from ..kernels.cpu import dense_forward
+        y = dense_forward(flat, weight)
+    else:
+        y = flat @ weight.T
+    return y.reshape(x.shape[:-1] + (weight.shape[0],))
+
+
 def masked_softmax(scores, key_lengths, xp):
     """Softmax over the last axis of ``scores [B, Tq, Tk]``, restricted to the first ``key_lengths[b]`` keys
     (None: all); positions past a length get exactly 0."""
@@ -81,7 +93,7 @@ class LuongAttention(DeviceModule):
         if keys.ndim != 3 or keys.shape[0] != query.shape[0] or keys.shape[2] != self.key_size:
             raise ValueError(f"keys has shape {tuple(keys.shape)}, expected [{query.shape[0]}, Tk, {self.key_size}]")
         key_lengths = self._check_lengths(key_lengths, keys.shape[0], keys.shape[1])
-        projected = query @ self._params["weight"] if self.score == "general" else query       # [B, Tq, Hk]
+        projected = _times(query, self._params["weight"].T, xp) if self.score == "general" else query  # [B, Tq, Hk]
         scores = projected @ keys.transpose(0, 2, 1)
         if self._scale is not None:
             scores *= self.dtype.type(self._scale)
@@ -102,9 +114,13 @@ class LuongAttention(DeviceModule):
         dprojected = dscores @ keys
         dkeys += dscores.transpose(0, 2, 1) @ projected
         if self.score == "general":
-            self._grads["weight"] += (query.reshape(-1, self.hidden_size).T
-                                      @ dprojected.reshape(-1, self.key_size))
-            dquery = dprojected @ self._params["weight"].T
+            flat_query, flat_dprojected = query.reshape(-1, self.hidden_size), dprojected.reshape(-1, self.key_size)
+            if self.xp is np:  # the kernels' GEMM, as Linear's (kernels.cpu.dense_forward says why)
+                from ..kernels.cpu import dense_backward
+                self._grads["weight"] += dense_backward(flat_query, flat_dprojected, None, False)[1]
+            else:
+                self._grads["weight"] += flat_query.T @ flat_dprojected
+            dquery = _times(dprojected, self._params["weight"], self.xp)
         else:
             dquery = dprojected
         self._cache = None
