@@ -22,7 +22,9 @@ LLVM IR through a Numba intrinsic) against W_hh^T (W_hh in backward) packed once
 OpenBLAS does; one row uses OpenBLAS's GEMV (``np.dot`` inside ``@njit``, scipy's OpenBLAS). Since session 8 the
 GEMMs outside the time loops also run the micro-kernel (the forward's input projection, ``_input_projection``, on
 AVX2 builds too since session 29; the backward's dx and weight gradients, ``gemm_packed``), OpenBLAS only for the
-backward of a batch whose time loop ran on one thread (B < 8) without the unit split.
+backward of a batch whose time loop ran on one thread (B < 8) without the unit split. Dense layers' GEMMs
+(``dense_forward``, ``dense_backward``: ``lstmzoo.nn.Linear``'s and the attention's on NumPy arrays) run there too
+from 2^18 multiply-adds, so that NumPy's OpenBLAS workers do not spin beside the time loops in a training step.
 
 Threads: a per-step handoff to other threads, OpenBLAS's or a ``prange``'s, cost far more than it saved on the
 shared machine (notes/cpu-lstm-measurements.md), so there is none. Instead (``plan``) either the batch is split into
@@ -1420,28 +1422,28 @@ def _dense_gemm(a, packed, out, add):
 
 @contextlib.contextmanager
 def _one_numpy_blas_thread(macs):
-    """NumPy's OpenBLAS on one thread for a product of ``macs`` multiply-adds of ``dense_forward`` or
-    ``dense_backward`` that does not run on the kernels' threads (a narrow one: a forecast's few outputs), so that
-    its workers do not wake (below ``_MIN_DENSE_MACS`` they would not anyway: nothing to do there)."""
-    controller = _numpy_openblas() if macs >= _MIN_DENSE_MACS else None
-    before = controller.get_num_threads() if controller is not None else 1
-    if before != 1:
-        controller.set_num_threads(1)
+    """Every OpenBLAS loaded (NumPy's, SciPy's) on one thread for a product of ``macs`` multiply-adds of
+    ``dense_forward`` or ``dense_backward`` that does not run on the kernels' threads (a narrow one: a forecast's few
+    outputs), so that their workers do not wake; below ``_MIN_DENSE_MACS`` OpenBLAS would not start them anyway.
+    Not thread-safe (as ``_single_threaded_blas``): a concurrent call may leave a count changed."""
+    controllers = _openblas_controllers() if macs >= _MIN_DENSE_MACS else ()
+    before = [controller.get_num_threads() for controller in controllers]
+    for controller, threads in zip(controllers, before):
+        if threads != 1:
+            controller.set_num_threads(1)
     try:
         yield
     finally:
-        if before != 1:
-            controller.set_num_threads(before)
+        for controller, threads in zip(controllers, before):
+            if threads != 1:
+                controller.set_num_threads(threads)
 
 
 @functools.cache
-def _numpy_openblas():
-    """threadpoolctl's controller of the OpenBLAS behind NumPy's ``@``, or None (another BLAS)."""
+def _openblas_controllers():
+    """threadpoolctl's controllers of the OpenBLAS libraries loaded now (NumPy's, and SciPy's once imported)."""
     from threadpoolctl import ThreadpoolController
-    for controller in ThreadpoolController().select(internal_api="openblas").lib_controllers:
-        if "numpy" in os.path.basename(os.path.dirname(controller.filepath)):
-            return controller
-    return None
+    return tuple(ThreadpoolController().select(internal_api="openblas").lib_controllers)
 
 
 @njit(nogil=True, **_JIT)

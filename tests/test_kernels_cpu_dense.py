@@ -93,26 +93,30 @@ def test_the_same_bits_on_one_and_two_threads(shape):
         assert np.array_equal(one, two)
 
 
-def test_narrow_outputs_leave_numpys_openblas_as_it_was():
-    controller = cpu._numpy_openblas()
-    if controller is None:
-        pytest.skip("NumPy's BLAS is not OpenBLAS here")
-    before = controller.get_num_threads()
+def test_narrow_outputs_run_openblas_on_one_thread_and_leave_it_as_it_was():
+    controllers = cpu._openblas_controllers()
+    if not controllers:
+        pytest.skip("no OpenBLAS here")
+    before = [c.get_num_threads() for c in controllers]
+    for c in controllers:
+        c.set_num_threads(2)  # as on a 2-core machine, whatever this one has
     rng = np.random.default_rng(3)
     x, weight = rng.standard_normal((700, 650)).astype(np.float32), rng.standard_normal((3, 650)).astype(np.float32)
-    seen = []
-    real = controller.set_num_threads
+    during = []
+    real = np.ndarray.__matmul__
 
-    def spy(n):
-        seen.append(n)
-        real(n)
-    controller.set_num_threads = spy
+    class Spy(np.ndarray):
+        def __matmul__(self, other):
+            during.append([c.get_num_threads() for c in controllers])
+            return real(np.asarray(self), other)
     try:
-        cpu.dense_forward(x, weight)
+        cpu.dense_forward(x.view(Spy), weight)
+        after = [c.get_num_threads() for c in controllers]
     finally:
-        del controller.set_num_threads
-    assert controller.get_num_threads() == before
-    assert seen == ([1, before] if before != 1 else [])
+        for c, threads in zip(controllers, before):
+            c.set_num_threads(threads)
+    assert during == [[1] * len(controllers)]
+    assert after == [2] * len(controllers)
 
 
 @pytest.mark.parametrize("bias", [True, False])
