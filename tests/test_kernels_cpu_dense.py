@@ -62,6 +62,24 @@ def test_matches_the_reference(shape, dtype, bias):
                                    err_msg=name)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1000, 33, 17), (600, 145, 144), (300, 40, 41), (2100, 20, 16), (257, 64, 300)])
+def test_the_weight_gradient_has_the_same_bits_either_way_round(shape, dtype):
+    """Fewer outputs than inputs: ``x^T dout`` and the column sums; else ``dout^T [x | 1]``. Each element is the
+    same chain of multiply-adds in the same order either way, so a layer whose shape crosses the rule (or a
+    change of the rule) changes no result: both checked against each other on shapes of both kinds, K past
+    GEMM_KC (256) in blocks."""
+    N, n_in, outputs = shape
+    rng = np.random.default_rng(N)
+    x, dout = rng.standard_normal((N, n_in)).astype(dtype), rng.standard_normal((N, outputs)).astype(dtype)
+    _, dweight, dbias = cpu.dense_backward(dout, x, None, True)
+    g = cpu._weight_gradients(dout, x, x[:, :0], True, numba.get_num_threads())
+    assert np.array_equal(dweight, g[:, :n_in]) and np.array_equal(dbias, g[:, n_in])
+    transposed = np.empty((n_in, outputs), dtype)
+    cpu._split_gemm_packed(x.T, cpu._pack_side_by_side(dout, dout[:, :0], False), transposed, 2)
+    assert np.array_equal(transposed.T, g[:, :n_in]) and np.array_equal(cpu._column_sums(dout), g[:, n_in])
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_only_the_weight_gradient_without_a_weight(shape):
     """An attention's ``W``: ``dense_backward(dout, x, None, False)`` gives ``dout.T @ x`` alone."""
