@@ -337,11 +337,12 @@ class SpokenDigitStrings(DigitStringRecipe):
     anchor = Anchor(metric="digit_error_rate", value=0.10,
                     source="target on 1,000 fixed strings of the official FSDD test recordings (index 0-4); FSDD "
                            "has no published string benchmark")
-    measured = ("test digit error rate 0.20 % (9 edits) with seed 0, re-run 2026-12-02 on one evaluation "
-                "batch size and the vectorised cell passes; before them 0.16 %, "
-                "99.3 % of strings exact (7 edits in 4,484 digits) with seed 0; seeds "
-                "0/1/2: 0.16 / 0.38 / 0.33 % (greedy decoding: 0.20 / 0.38 / 0.31 %) (benchmarks/zoo.py, 2026-11-25), "
-                "74-112 s each on one CPU core")
+    measured = ("test digit error rate 0.20 % (9 edits) with seed 0, seeds 0/1/2: 0.20 / 0.38 / 0.34 % "
+                "(benchmarks/zoo.py, 2026-12-06, session 30's CPU dense GEMMs: the CTC head's GEMMs on one OpenBLAS"
+                " thread; 74-76 s each on 2 cores), the same figures as before it; re-run 2026-12-02 on one "
+                "evaluation batch size and the vectorised cell passes; before them 0.16 %, 99.3 % of strings exact "
+                "(7 edits in 4,484 digits) with seed 0; seeds 0/1/2: 0.16 / 0.38 / 0.33 % (greedy decoding: 0.20 / "
+                "0.38 / 0.31 %) (benchmarks/zoo.py, 2026-11-25), 74-112 s each on one CPU core")
     preprocessing = ("strings of 2-7 recordings of one speaker, each scaled to a random peak level, joined by "
                      "0-`max_gap` s pauses of faint noise; MFCCs (`n_mfcc`) + deltas + delta-deltas of the joined "
                      "waveform (25 ms window, 10 ms hop), normalised over the utterance; `stack` frames per step; "
@@ -456,12 +457,14 @@ class PenDigitStrings(DigitStringRecipe):
     anchor = Anchor(metric="character_error_rate", value=0.05,
                     source="target on 1,000 fixed strings of the 14 test writers' digits (pendigits-orig.tes); "
                            "no published string benchmark on pendigits")
-    measured = ("test character error rate 0.93 % with seed 0, re-run 2026-12-02 on one evaluation batch "
-                "size and the vectorised cell passes; before them 0.97 %, "
-                "95.7 % of strings exact (44 edits in 4,531 digits) with seed 0; "
-                "seeds 0/1/2: 0.97 / 3.22 / 1.35 % (greedy decoding: 0.97 / 3.16 / 1.35 %) (benchmarks/zoo.py, "
-                "2026-11-25), 63-110 s each on one CPU core; the 3 validation writers are "
-                "harder than the test writers (validation error rate 5-7 %)")
+    measured = ("test character error rate 1.19 % (54 edits, 94.7 % of strings exact) with seed 0, seeds 0/1/2: "
+                "1.19 / 3.13 / 1.30 % (benchmarks/zoo.py, 2026-12-06, session 30's CPU dense GEMMs: the CTC head's "
+                "GEMMs on one OpenBLAS thread; 71-92 s each on 2 cores); zoo/RESULTS.md before it: 1.13 % (seeds "
+                "1.08-2.63 %); re-run 2026-12-02 on one evaluation batch size and the vectorised cell passes; "
+                "before them 0.97 %, 95.7 % of strings exact (44 edits in 4,531 digits) with seed 0; seeds 0/1/2: "
+                "0.97 / 3.22 / 1.35 % (greedy decoding: 0.97 / 3.16 / 1.35 %) (benchmarks/zoo.py, 2026-11-25), "
+                "63-110 s each on one CPU core; the 3 validation writers are harder than the test writers "
+                "(validation error rate 5-7 %)")
     preprocessing = ("strings of 2-7 digits of one writer placed side by side (bottoms aligned, gaps of "
                      "`min_gap`-`max_gap` digit heights; training digits rotated/sheared/stretched by `augment`); "
                      "resampled at equal arc-length spacing (`points_per_height`); features y (normalised by the "

@@ -302,17 +302,18 @@ class MovingMNISTDigits(_MovingMNISTRecipe):
                     source="target: both digits named right on 95 % of the 3,000 test videos; no published "
                            "figure for this task")
     monitor, mode = "val_both_right", "max"
-    measured = ("both digits right on 95.6 % of the 3,000 test videos (132 wrong) with seed 0 on session 10's CPU "
-                "kernels (benchmarks/zoo.py, 2026-12-03; best epoch 34, 27 min); on 2026-11-25's: 95.9 % (123 wrong) "
-                "with seed 0 (benchmarks/zoo.py, "
-                "2026-11-25): 40 epochs of 10,000 new videos (best epoch 33), 34 min on one core of a 2-core CPU "
-                "shared with other work; seeds 1 and 2: 96.3 % and 96.3 % (112 wrong each; 32 min). The test digits "
-                "(9000-9999) are never seen in training, validation's are, so validation reads 1-2 points higher. "
-                "An earlier run with the previous CPU kernels (same model; float rounding differs) gave 95.2 / 96.0 / "
-                "96.3 %; of its 144 wrong, 69 missed one of two different digits, 48 named a wrong digit and 26 added "
-                "a second digit to a video of two equal ones. The non-LSTM baseline, k-NN (k=4) on the raw pixels of "
-                "the two still, whole MNIST images each test video shows (it is told which), names both right on "
-                "92.4 %")
+    measured = ("both digits right on 95.57 % of the 3,000 test videos (133 wrong) with seed 0 (benchmarks/zoo.py, "
+                "2026-12-06, session 30's CPU dense GEMMs; best epoch 37, 36 min on 2 cores shared part of the "
+                "time; seeds 1 and 2 not re-run yet); 95.6 % (132 wrong) with seed 0 on session 10's CPU kernels "
+                "(benchmarks/zoo.py, 2026-12-03; best epoch 34, 27 min); on 2026-11-25's: 95.9 % (123 wrong) with "
+                "seed 0 (benchmarks/zoo.py, 2026-11-25): 40 epochs of 10,000 new videos (best epoch 33), 34 min on "
+                "one core of a 2-core CPU shared with other work; seeds 1 and 2: 96.3 % and 96.3 % (112 wrong each;"
+                " 32 min). The test digits (9000-9999) are never seen in training, validation's are, so validation "
+                "reads 1-2 points higher. An earlier run with the previous CPU kernels (same model; float rounding "
+                "differs) gave 95.2 / 96.0 / 96.3 %; of its 144 wrong, 69 missed one of two different digits, 48 "
+                "named a wrong digit and 26 added a second digit to a video of two equal ones. The non-LSTM "
+                "baseline, k-NN (k=4) on the raw pixels of the two still, whole MNIST images each test video shows "
+                "(it is told which), names both right on 92.4 %")
     preprocessing = (_MovingMNISTRecipe.common_preprocessing + "; every `frame_step`-th frame average-pooled by "
                      "`pool`; targets multi-hot over the 10 digits (one class when both digits are the same)")
     predict_input = ("a video of 1-20 frames of 64x64 pixels: an .npy array [frames, 64, 64] (uint8 0-255 or "
@@ -464,14 +465,15 @@ class MovingMNIST(_MovingMNISTRecipe):
                     source="Shi et al. 2015 (ConvLSTM), Table 1: FC-LSTM-2048-2048 4832.49, best ConvLSTM 3670.85 "
                            "(binary cross-entropy summed over the 10 predicted 64x64 frames, per video)")
     monitor, mode = "val_bce_per_video", "min"
-    measured = ("test cross-entropy 4,252 per video with seed 0 (benchmarks/zoo.py, 2026-12-03, session 9's CPU "
-                "kernels: 11 min on 2 cores; 4,254 and 4,195 with earlier ones): 8 epochs of 10,000 new videos, "
-                "earlier 23 min on one core of 2 shared with other work; validation passed 4,832 in epoch 4 "
-                "(4,630 on 2026-11-25), so about half "
-                "the time to target; seeds 0-2: 4,222-4,288 (was 4,195-4,309); Shi et al.'s FC-LSTM-2048-2048: "
-                "4,832, their best ConvLSTM 3,671. The same LSTMs drawing the pixels through a Linear layer "
-                "(model=fc, 5 epochs, 2026-11-24): 6,153; predicting every pixel as the mean pixel value: 8,160. The predictions are sharp for the "
-                "first frames and blur as the motion grows uncertain, most where the digits overlap")
+    measured = ("test cross-entropy 4,265 per video with seed 0 (benchmarks/zoo.py, 2026-12-06, session 30's CPU "
+                "dense GEMMs: 13 min on 2 cores; seeds 1 and 2 not re-run yet); 4,252 (benchmarks/zoo.py, "
+                "2026-12-03, session 9's CPU kernels: 11 min on 2 cores; 4,254 and 4,195 with earlier ones): 8 "
+                "epochs of 10,000 new videos, earlier 23 min on one core of 2 shared with other work; validation "
+                "passed 4,832 in epoch 4 (4,630 on 2026-11-25), so about half the time to target; seeds 0-2: "
+                "4,222-4,288 (was 4,195-4,309); Shi et al.'s FC-LSTM-2048-2048: 4,832, their best ConvLSTM 3,671. "
+                "The same LSTMs drawing the pixels through a Linear layer (model=fc, 5 epochs, 2026-11-24): 6,153; "
+                "predicting every pixel as the mean pixel value: 8,160. The predictions are sharp for the first "
+                "frames and blur as the motion grows uncertain, most where the digits overlap")
     preprocessing = (_MovingMNISTRecipe.common_preprocessing + "; frames flattened to 4,096 values; input the "
                      "first 10 frames, target the last 10")
     predict_input = ("a video of 64x64 frames, an .npy array [frames, 64, 64] (uint8 0-255 or floats in [0, 1]) "
