@@ -1453,7 +1453,8 @@ def _one_numpy_blas_thread(macs):
 
 @functools.cache
 def _openblas_controllers():
-    """threadpoolctl's controllers of the OpenBLAS libraries loaded now (NumPy's, and SciPy's once imported)."""
+    """threadpoolctl's controllers of the OpenBLAS libraries loaded at the first call (NumPy's, whose ``@`` the
+    narrow products use; SciPy's where it was imported before)."""
     from threadpoolctl import ThreadpoolController
     return tuple(ThreadpoolController().select(internal_api="openblas").lib_controllers)
 
