@@ -1354,10 +1354,11 @@ def _split_gemm_packed(a, packed, out, threads, add=False):
 
 # Dense layers (``lstmzoo.nn.Linear`` on NumPy arrays, ``dense_forward`` and ``dense_backward``): their GEMMs run on
 # the kernels' threads through the micro-kernel from this many multiply-adds and this many outputs (below, NumPy's
-# ``@``). NumPy's OpenBLAS starts its workers for products of 10^6 multiply-adds and up (NumPy 2.4, OpenBLAS 0.3.31;
-# its generic builds from 2^18), and they spin for about 0.1 s after each call: in a training step the recurrent
-# kernels' threads that follow shared the two cores with them (benchmarks/train_step.py, RESULTS.md "Session 29":
-# the LSTM's forward up to 12x and its backward up to 14x its time in the kernel tables).
+# ``@``). NumPy's OpenBLAS starts its workers for products of 10^6 multiply-adds and up (measured: NumPy 2.4.6,
+# OpenBLAS 0.3.31, SkylakeX kernels; other builds' thresholds not measured), and they spin for about 0.1 s after
+# each call: in a training step the recurrent kernels' threads that follow shared the two cores with them
+# (benchmarks/train_step.py, RESULTS.md "Session 29": the LSTM's forward up to 12x and its backward up to 14x its
+# time in the kernel tables).
 _MIN_DENSE_MACS, _MIN_DENSE_OUTPUTS = 1 << 18, 16
 
 
@@ -1367,7 +1368,7 @@ def dense_forward(x, weight, bias=None):
     the micro-kernel's blocked GEMM (``gemm_packed``) against ``weight.T`` packed here, on Numba's threads (split by
     rows, or by column panels where the rows are too few for a part each), the sums starting from the bias; the
     same bits on any number of threads. Smaller or narrower products: NumPy's ``x @ weight.T`` (then ``+ bias``),
-    with NumPy's OpenBLAS on one thread (``_one_numpy_blas_thread``)."""
+    the narrow ones from ``_MIN_DENSE_MACS`` with OpenBLAS on one thread (``_one_numpy_blas_thread``)."""
     N, n_in = x.shape
     outputs = weight.shape[0]
     if not _dense_on_kernels(N, n_in, outputs):
@@ -1436,7 +1437,8 @@ def _dense_gemm(a, packed, out, add):
 def _one_numpy_blas_thread(macs):
     """Every OpenBLAS loaded (NumPy's, SciPy's) on one thread for a product of ``macs`` multiply-adds of
     ``dense_forward`` or ``dense_backward`` that does not run on the kernels' threads (a narrow one: a forecast's few
-    outputs), so that their workers do not wake; below ``_MIN_DENSE_MACS`` OpenBLAS would not start them anyway.
+    outputs), so that their workers do not wake; below ``_MIN_DENSE_MACS`` it is left alone (NumPy's OpenBLAS of
+    the module comment does not start them there).
     Not thread-safe (as ``_single_threaded_blas``): a concurrent call may leave a count changed."""
     controllers = _openblas_controllers() if macs >= _MIN_DENSE_MACS else ()
     before = [controller.get_num_threads() for controller in controllers]
