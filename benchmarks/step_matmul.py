@@ -9,7 +9,7 @@ sizes that use the small-batch kernel (``kernels.cpu.plan``'s ``"rows"`` step).
 import argparse
 
 import numpy as np
-from lstmzoo.kernels.cpu import _JIT, _rows_matmul_t, _single_threaded_blas
+from lstmzoo.kernels.cpu import _JIT, _one_blas_thread, _rows_matmul_t
 from numba import njit
 
 from lstmzoo import bench
@@ -29,7 +29,7 @@ def main(argv=None):
     print()
     print("| H | B | small-batch kernel us | OpenBLAS us | kernel / OpenBLAS | kernel GFLOP/s |")
     print("|---|---|---:|---:|---:|---:|")
-    with _single_threaded_blas():
+    with _one_blas_thread():
         for H in (128, 256, 512, 1024):
             for B in (1, 2, 4, 8, 12, 16, 24, 32):
                 a = rng.standard_normal((B, H)).astype(np.float32)

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 from lstmzoo.kernels import microkernel
-from lstmzoo.kernels.cpu import _JIT, _rows_matmul_t, _single_threaded_blas
+from lstmzoo.kernels.cpu import _JIT, _one_blas_thread, _rows_matmul_t
 from numba import njit
 
 from lstmzoo import bench
@@ -118,7 +118,7 @@ def main(argv=None):
           "micro / best other | pack us |")  # speed ratios (> 1: the micro-kernel is faster)
     print("|---|---|---|" + "---:|" * (len(names) + 3))
     rng = np.random.default_rng(0)
-    with _single_threaded_blas():
+    with _one_blas_thread():
         for H in args.hidden:
             w = rng.standard_normal((4 * H, H)).astype(np.float32)
             packed = microkernel.pack(w.T, bits)  # compiles it, the first time

@@ -526,7 +526,7 @@ def _input_projection(x2d, w_ih, blocks):
         # One row (one step of one sequence: a decoder's or a sampler's step): OpenBLAS's GEMV reads W_ih once, in
         # the time that packing it for the micro-kernel took alone (Zen 4, one thread: 0.07 against 0.27 ms at
         # I = 512, 4H = 2048; 0.44 against 2.7 ms at I = 1024, 4H = 4096; benchmarks/RESULTS.md "Session 27").
-        with _single_threaded_blas():
+        with _one_blas_thread():
             _dot(x2d, w_ih.T, out)
         return out
     packed = pack(w_ih.T)
@@ -640,7 +640,7 @@ def _forward_beside(kind, block, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, s
                              np.ascontiguousarray(b_hh), lengths, hs, cs, saved, y, training, w_hr, w_hr_packed, r,
                              ready, block.start, block.end, True)
     ahead = functools.partial(_projection_thread, ready, x2d, w_ih_packed, xp.reshape(T * B, -1), B, _ramp(T * B, B))
-    with _single_threaded_blas():
+    with _one_blas_thread():
         return _in_parallel([loop, ahead])[0]
 
 
@@ -1148,7 +1148,7 @@ def _backward_beside(kind, block, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x
     gradients = (claims, done, handover, da_x.reshape(T * B, GH), da_h.reshape(T * B, GH), x2d,
                  hs[:T].reshape(T * B, H), w_ih_packed, dx, g_x, g_h, B, max(1, _GRADIENT_PART_ROWS // B),
                  panel_width(dtype))
-    with _single_threaded_blas():
+    with _one_blas_thread():
         _in_parallel([functools.partial(_loop_and_tail, loop, ready, gradients),
                       functools.partial(_gradients_thread, ready, gradients)])
     if shared:
@@ -1368,11 +1368,12 @@ def dense_forward(x, weight, bias=None):
     the micro-kernel's blocked GEMM (``gemm_packed``) against ``weight.T`` packed here, on Numba's threads (split by
     rows, or by column panels where the rows are too few for a part each), the sums starting from the bias; the
     same bits on any number of threads. Smaller or narrower products: NumPy's ``x @ weight.T`` (then ``+ bias``),
-    the narrow ones from ``_MIN_DENSE_MACS`` with OpenBLAS on one thread (``_one_numpy_blas_thread``)."""
+    the narrow ones from ``_MIN_DENSE_MACS`` with OpenBLAS on one thread (``_one_blas_thread``): its workers
+    would otherwise start and spin beside the kernels' threads."""
     N, n_in = x.shape
     outputs = weight.shape[0]
     if not _dense_on_kernels(N, n_in, outputs):
-        with _one_numpy_blas_thread(N * n_in * outputs):
+        with _one_blas_thread(N * n_in * outputs >= _MIN_DENSE_MACS):
             y = x @ weight.T
         return y if bias is None else y + bias
     out = memory.empty((N, outputs), np.result_type(x, weight))
@@ -1392,7 +1393,7 @@ def dense_backward(dout, x, weight, bias=True):
     N, outputs = dout.shape
     n_in = x.shape[1]
     if not _dense_on_kernels(N, n_in, outputs):
-        with _one_numpy_blas_thread(N * n_in * outputs):
+        with _one_blas_thread(N * n_in * outputs >= _MIN_DENSE_MACS):
             dweight, dx = dout.T @ x, None if weight is None else dout @ weight
         return dx, dweight, dout.sum(axis=0) if bias else None
     dout, x = np.ascontiguousarray(dout), np.ascontiguousarray(x)
@@ -1431,34 +1432,6 @@ def _dense_gemm(a, packed, out, add):
     _in_parallel([functools.partial(gemm_packed, a, packed[p0:p1], out[:, p0 * pw:min(p1 * pw, n)], GEMM_MC,
                                     _gemm_kc(), add)
                   for p0, p1 in _even_blocks(len(packed), threads)])
-
-
-@contextlib.contextmanager
-def _one_numpy_blas_thread(macs):
-    """Every OpenBLAS loaded (NumPy's, SciPy's) on one thread for a product of ``macs`` multiply-adds of
-    ``dense_forward`` or ``dense_backward`` that does not run on the kernels' threads (a narrow one: a forecast's few
-    outputs), so that their workers do not wake; below ``_MIN_DENSE_MACS`` it is left alone (NumPy's OpenBLAS of
-    the module comment does not start them there).
-    Not thread-safe (as ``_single_threaded_blas``): a concurrent call may leave a count changed."""
-    controllers = _openblas_controllers() if macs >= _MIN_DENSE_MACS else ()
-    before = [controller.get_num_threads() for controller in controllers]
-    for controller, threads in zip(controllers, before):
-        if threads != 1:
-            controller.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for controller, threads in zip(controllers, before):
-            if threads != 1:
-                controller.set_num_threads(threads)
-
-
-@functools.cache
-def _openblas_controllers():
-    """threadpoolctl's controllers of the OpenBLAS libraries loaded at the first call (NumPy's, whose ``@`` the
-    narrow products use; SciPy's where it was imported before)."""
-    from threadpoolctl import ThreadpoolController
-    return tuple(ThreadpoolController().select(internal_api="openblas").lib_controllers)
 
 
 @njit(nogil=True, **_JIT)
@@ -1967,58 +1940,68 @@ def cache_is_cold(dtype="float32"):
 
 
 def set_num_threads(n):
-    """Threads for the kernels' GEMMs outside the time loops, i.e. scipy's OpenBLAS (the loops run on one
-    thread for B >= 2, see _recurrence_blas).
+    """Threads for the BLAS calls outside the time loops: every OpenBLAS loaded, SciPy's (behind ``np.dot`` in
+    Numba) and NumPy's (the small dense products' ``@``); the loops run them on one thread for B >= 2, see
+    ``_recurrence_blas``.
 
-    Returns False where scipy's BLAS is not a bundled OpenBLAS (then its own settings apply).
+    Returns False where neither is an OpenBLAS (then their own settings apply).
     """
-    lib = _scipy_openblas()
-    if lib is None:
-        return False
-    lib.scipy_openblas_set_num_threads(int(n))
-    return True
+    functions = _openblas_thread_functions()
+    for _, set_threads in functions:
+        set_threads(int(n))
+    return bool(functions)
 
 
 @functools.cache
-def _scipy_openblas():
-    """ctypes handle of the OpenBLAS behind scipy (and so behind ``np.dot`` in Numba), or None."""
-    import glob
+def _openblas_thread_functions():
+    """``(get, set)`` of the thread count of every OpenBLAS loaded once SciPy's is (NumPy's and SciPy's in pip's
+    wheels), as ctypes functions: a call through them costs a fraction of a microsecond, where threadpoolctl's
+    controllers take microseconds (measured: 3 us for one library's get and set, 8 us for two's), and the time
+    loops enter them once per kernel call, a decoder's step included. threadpoolctl finds the libraries."""
+    import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's OpenBLAS, the one Numba's np.dot calls)
+    from threadpoolctl import ThreadpoolController
 
-    import scipy.linalg.cython_blas
-
-    libs_dir = os.path.join(os.path.dirname(os.path.dirname(scipy.linalg.cython_blas.__file__)), os.pardir,
-                            "scipy.libs")
-    for path in glob.glob(os.path.join(libs_dir, "libscipy_openblas*.so*")):
-        lib = ctypes.CDLL(path)
-        if hasattr(lib, "scipy_openblas_set_num_threads") and hasattr(lib, "scipy_openblas_get_num_threads"):
-            return lib
-    return None
+    functions = []
+    for controller in ThreadpoolController().select(internal_api="openblas").lib_controllers:
+        lib = ctypes.CDLL(controller.filepath)
+        for prefix, suffix in itertools.product(("scipy_", ""), ("64_", "", "_64")):
+            get_threads = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+            set_threads = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if get_threads is not None and set_threads is not None:
+                set_threads.argtypes = [ctypes.c_int]
+                functions.append((get_threads, set_threads))
+                break
+    return tuple(functions)
 
 
 def _recurrence_blas(B):
     """The OpenBLAS setting for a time loop over B sequences: one thread, except for B = 1, whose per-step
     GEMV was measured both faster (loaded machine, H = 512: 0.45-0.85x the time) and slower (quieter,
     1.45x) single-threaded, so it keeps the default. B >= 2 uses the micro-kernel, not OpenBLAS."""
-    return _single_threaded_blas() if B > 1 else contextlib.nullcontext()
+    return _one_blas_thread(B > 1)
 
 
 @contextlib.contextmanager
-def _single_threaded_blas():
-    """OpenBLAS at 1 thread for the per-step GEMMs of a time loop.
+def _one_blas_thread(hold=True):
+    """Every OpenBLAS loaded (SciPy's, NumPy's) at 1 thread inside the block (where ``hold``; else left alone).
 
-    With its threads, every step hands work to OpenBLAS's worker and back around the serial elementwise
-    pass: on the shared 2-vCPU machine that handoff waited for the scheduler, and whole calls ran 5-25x
-    slower, bimodally (B=32, H=512 forward: 140-2500 ms with 2 threads, 95-120 ms with 1; torch 58-110).
-    Not thread-safe: concurrent calls from several Python threads may leave the count changed."""
-    lib = _scipy_openblas()
-    before = lib.scipy_openblas_get_num_threads() if lib is not None else 1
-    if before != 1:
-        lib.scipy_openblas_set_num_threads(1)
+    For the per-step GEMMs of a time loop: with its threads, every step hands work to OpenBLAS's worker and back
+    around the serial elementwise pass; on the shared 2-vCPU machine that handoff waited for the scheduler, and
+    whole calls ran 5-25x slower, bimodally (B=32, H=512 forward: 140-2500 ms with 2 threads, 95-120 ms with 1;
+    torch 58-110). For the narrow dense products on NumPy's ``@`` (``dense_forward``): its workers would spin for
+    0.1 s after the call, beside the kernels' threads.
+    Not thread-safe: concurrent calls from several Python threads may leave a count changed."""
+    functions = _openblas_thread_functions() if hold else ()
+    before = [get_threads() for get_threads, _ in functions]
+    for (_, set_threads), threads in zip(functions, before):
+        if threads != 1:
+            set_threads(1)
     try:
         yield
     finally:
-        if before != 1:
-            lib.scipy_openblas_set_num_threads(before)
+        for (_, set_threads), threads in zip(functions, before):
+            if threads != 1:
+                set_threads(threads)
 
 
 def _matmul(a, b):

@@ -38,6 +38,59 @@ def tolerance(dtype):
     return {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-10}
 
 
+def openblas_controllers():
+    """threadpoolctl's view of every OpenBLAS loaded (NumPy's and SciPy's): the tests read the thread counts
+    through it, apart from the ctypes functions the kernels set them with."""
+    import scipy.linalg.cython_blas  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController().select(internal_api="openblas").lib_controllers
+
+
+@pytest.mark.parametrize("B", [1, 4])
+def test_time_loops_run_every_openblas_on_one_thread_from_two_rows(B, monkeypatch):
+    """The forward's time loop (B >= 2) holds NumPy's and SciPy's OpenBLAS at one thread and restores them after;
+    B = 1 leaves them as they were (its GEMV keeps OpenBLAS's default)."""
+    controllers = openblas_controllers()
+    if not controllers:
+        pytest.skip("no OpenBLAS here")
+    before = [c.get_num_threads() for c in controllers]
+    during = []
+    real = cpu._in_row_blocks
+
+    def spy(*args, **kwargs):
+        during.append([c.get_num_threads() for c in controllers])
+        return real(*args, **kwargs)
+    monkeypatch.setattr(cpu, "_in_row_blocks", spy)
+    rng = np.random.default_rng(4)
+    H, n_in = 16, 8
+    w_ih, w_hh = rng.standard_normal((4 * H, n_in)), rng.standard_normal((4 * H, H))
+    b_ih, b_hh = rng.standard_normal(4 * H), rng.standard_normal(4 * H)
+    x, h0, c0 = rng.standard_normal((5, B, n_in)), np.zeros((B, H)), np.zeros((B, H))
+    try:
+        for c in controllers:
+            c.set_num_threads(2)
+        cpu.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+        after = [c.get_num_threads() for c in controllers]
+    finally:
+        for c, threads in zip(controllers, before):
+            c.set_num_threads(threads)
+    assert during and all(counts == [1 if B > 1 else 2] * len(controllers) for counts in during)
+    assert after == [2] * len(controllers)
+
+
+def test_set_num_threads_sets_every_openblas():
+    controllers = openblas_controllers()
+    if not controllers:
+        pytest.skip("no OpenBLAS here")
+    before = [c.get_num_threads() for c in controllers]
+    try:
+        assert cpu.set_num_threads(3)
+        assert [c.get_num_threads() for c in controllers] == [3] * len(controllers)
+    finally:
+        for c, threads in zip(controllers, before):
+            c.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("bias", [True, False])
@@ -112,7 +165,7 @@ def test_the_same_bits_on_one_and_two_threads(shape):
 
 
 def test_narrow_outputs_run_openblas_on_one_thread_and_leave_it_as_it_was():
-    controllers = cpu._openblas_controllers()
+    controllers = openblas_controllers()
     if not controllers:
         pytest.skip("no OpenBLAS here")
     before = [c.get_num_threads() for c in controllers]
