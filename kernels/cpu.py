@@ -1955,9 +1955,9 @@ def set_num_threads(n):
 @functools.cache
 def _openblas_thread_functions():
     """``(get, set)`` of the thread count of every OpenBLAS loaded once SciPy's is (NumPy's and SciPy's in pip's
-    wheels), as ctypes functions: a call through them costs a fraction of a microsecond, where threadpoolctl's
-    controllers take microseconds (measured: 3 us for one library's get and set, 8 us for two's), and the time
-    loops enter them once per kernel call, a decoder's step included. threadpoolctl finds the libraries."""
+    wheels), as ctypes functions: holding both at one thread and restoring them took 9.5-10 us through threadpoolctl's
+    controllers, 4.4-4.9 us through these (benchmarks/RESULTS.md "Session 31"), and the time loops do it once per
+    kernel call, a decoder's step included. threadpoolctl finds the libraries."""
     import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's OpenBLAS, the one Numba's np.dot calls)
     from threadpoolctl import ThreadpoolController
 
@@ -1981,9 +1981,8 @@ def _recurrence_blas(B):
     return _one_blas_thread(B > 1)
 
 
-@contextlib.contextmanager
 def _one_blas_thread(hold=True):
-    """Every OpenBLAS loaded (SciPy's, NumPy's) at 1 thread inside the block (where ``hold``; else left alone).
+    """A context: every OpenBLAS loaded (SciPy's, NumPy's) at 1 thread inside it (where ``hold``; else left alone).
 
     For the per-step GEMMs of a time loop: with its threads, every step hands work to OpenBLAS's worker and back
     around the serial elementwise pass; on the shared 2-vCPU machine that handoff waited for the scheduler, and
@@ -1991,17 +1990,31 @@ def _one_blas_thread(hold=True):
     torch 58-110). For the narrow dense products on NumPy's ``@`` (``dense_forward``): its workers would spin for
     0.1 s after the call, beside the kernels' threads.
     Not thread-safe: concurrent calls from several Python threads may leave a count changed."""
-    functions = _openblas_thread_functions() if hold else ()
-    before = [get_threads() for get_threads, _ in functions]
-    for (_, set_threads), threads in zip(functions, before):
-        if threads != 1:
-            set_threads(1)
-    try:
-        yield
-    finally:
-        for (_, set_threads), threads in zip(functions, before):
+    return _OneBlasThread() if hold else _LEAVE_BLAS
+
+
+class _OneBlasThread:
+    """``_one_blas_thread``'s context: a class, not a generator, because a decoder's step enters it once per kernel
+    call. Entering and leaving with both libraries at 2 threads (Zen 4, benchmarks/RESULTS.md "Session 31"):
+    4.4-4.9 us, 5.9-6.2 through a generator, 3.2-3.6 for SciPy's library alone through a generator (before session
+    31), against 75 us for a whole one-step call at B = 1, H = 256; most of it is OpenBLAS's own
+    ``set_num_threads`` (0.6-0.8 us a call)."""
+    __slots__ = ("before",)
+
+    def __enter__(self):
+        functions = _openblas_thread_functions()
+        self.before = [get_threads() for get_threads, _ in functions]
+        for (_, set_threads), threads in zip(functions, self.before):
+            if threads != 1:
+                set_threads(1)
+
+    def __exit__(self, *exception):
+        for (_, set_threads), threads in zip(_openblas_thread_functions(), self.before):
             if threads != 1:
                 set_threads(threads)
+
+
+_LEAVE_BLAS = contextlib.nullcontext()
 
 
 def _matmul(a, b):
