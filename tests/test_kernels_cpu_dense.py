@@ -146,22 +146,29 @@ def test_only_the_weight_gradient_without_a_weight(shape):
 
 
 @pytest.mark.parametrize("shape", [s for s in SHAPES if on_kernels(s)])
-def test_the_same_bits_on_one_and_two_threads(shape):
+def test_the_same_bits_on_one_two_and_three_threads(shape, monkeypatch):
+    """The parts follow ``numba.get_num_threads()`` (pinned here, so that a one-core machine splits too) and run on
+    the kernels' own thread pool: 1, 2 and 3 parts give the same bits."""
     N, n_in, outputs = shape
     rng = np.random.default_rng(7)
     x, dout = rng.standard_normal((N, n_in)).astype(np.float32), rng.standard_normal((N, outputs)).astype(np.float32)
     weight, b = rng.standard_normal((outputs, n_in)).astype(np.float32), rng.standard_normal(outputs).astype(np.float32)
-    before = numba.get_num_threads()
-    results = []
-    try:
-        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
-            numba.set_num_threads(threads)
-            results.append([cpu.dense_forward(x, weight, b).copy()] + [g.copy() for g in
-                                                                     cpu.dense_backward(dout, x, weight, True)])
-    finally:
-        numba.set_num_threads(before)
-    for one, two in zip(*results):
-        assert np.array_equal(one, two)
+    results, parts = [], []
+    real = cpu._in_parallel
+
+    def counted(calls):
+        parts.append(len(calls))
+        return real(calls)
+    monkeypatch.setattr(cpu, "_in_parallel", counted)
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(numba, "get_num_threads", lambda threads=threads: threads)
+        parts.clear()
+        results.append([cpu.dense_forward(x, weight, b).copy()] + [g.copy() for g in
+                                                                 cpu.dense_backward(dout, x, weight, True)])
+        assert max(parts) == threads  # split as pinned (every GEMM at most that many parts, some exactly)
+    for result in results[1:]:
+        for one, other in zip(results[0], result):
+            assert np.array_equal(one, other)
 
 
 def test_narrow_outputs_run_openblas_on_one_thread_and_leave_it_as_it_was():
