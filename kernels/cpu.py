@@ -103,8 +103,8 @@ from numba.extending import intrinsic, overload
 
 from . import barrier, memory, microkernel
 from .arguments import check_backward, check_forward, require_cache
-from .microkernel import (GEMM_KC, GEMM_MC, GEMM_MC_PACKED, gemm_packed, matmul2_packed, matmul_packed, pack_bias,
-                          packed_shape, panel_width)
+from .microkernel import (GEMM_KC, GEMM_MC, GEMM_MC_PACKED, gemm_packed, gemm_packed_any, matmul2_packed,
+                          matmul_packed, pack_bias, packed_shape, panel_width)
 
 # Cell kinds, passed to the compiled loops as plain ints (branches on them sit outside the inner loops).
 LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
@@ -1348,7 +1348,7 @@ def _split_gemm_packed(a, packed, out, threads, add=False):
     parts = max(1, min(threads, tiles // 4))
     mc = GEMM_MC_PACKED if a.ndim == 2 and a.shape[1] > 1 and a.strides[1] != a.itemsize else GEMM_MC
     # mc and kc passed: a call that leaves out arguments with defaults misses Numba's fast dispatch (~50 us a call)
-    _in_parallel([functools.partial(gemm_packed, a[8 * t0:8 * t1], packed, out[8 * t0:8 * t1], mc, _gemm_kc(), add)
+    _in_parallel([functools.partial(gemm_packed_any, a[8 * t0:8 * t1], packed, out[8 * t0:8 * t1], mc, _gemm_kc(), add)
                   for t0, t1 in _even_blocks(tiles, parts)])
 
 
@@ -1429,7 +1429,7 @@ def _dense_gemm(a, packed, out, add):
         _split_gemm_packed(a, packed, out, threads, add)
         return
     pw, n = packed.shape[2], out.shape[1]
-    _in_parallel([functools.partial(gemm_packed, a, packed[p0:p1], out[:, p0 * pw:min(p1 * pw, n)], GEMM_MC,
+    _in_parallel([functools.partial(gemm_packed_any, a, packed[p0:p1], out[:, p0 * pw:min(p1 * pw, n)], GEMM_MC,
                                     _gemm_kc(), add)
                   for p0, p1 in _even_blocks(len(packed), threads)])
 

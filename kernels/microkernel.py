@@ -77,6 +77,7 @@ cache (or touch ``cpu.py``).
 
 import contextlib
 
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -957,3 +958,25 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
                     for i in range(rows):
                         for j in range(cols):
                             out[r0 + i, n0 + j] = scratch[i, j]
+
+
+def gemm_packed_any(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
+    """``gemm_packed(a, packed, out, mc, kc, add)`` called from Python through one compiled form, whatever the
+    layouts of ``a`` and ``out``: Numba's layout "A" (strides read at run time, as the tiles read them anyway),
+    compiled or loaded from Numba's cache once per dtype, then its entry point called directly, as Numba's own
+    dispatcher calls a form it converts an argument to. Through the dispatcher a C-ordered ``a`` (dx, a projection)
+    and a transposed one (the weight gradients, ``da.T``) were two compilations of about 3 s each in a first training
+    (column slices of ``out`` would add more; benchmarks/RESULTS.md "Session 31"). The same code runs for every
+    layout, so the same bits."""
+    key = (numba.typeof(a), numba.typeof(packed), numba.typeof(out))
+    entry = _ANY_LAYOUT.get(key)
+    if entry is None:
+        if a.ndim != 2 or out.ndim != 2:
+            raise ValueError("gemm_packed_any: a and out must be 2-D")
+        signature = (key[0].copy(layout="A"), key[1], key[2].copy(layout="A"), types.intp, types.intp, types.boolean)
+        entry = _ANY_LAYOUT[key] = gemm_packed.compile(signature)
+    entry(a, packed, out, mc, kc, add)
+
+
+# gemm_packed_any's entry points, by the Numba types of its arrays as given
+_ANY_LAYOUT = {}

@@ -101,6 +101,43 @@ def test_gemm_packed_of_transposed_views_that_are_not_packed(dtype):
         microkernel.gemm_packed(np.ascontiguousarray(da.T), packed, odd_out, 64, 128, False)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bits", BITS)
+def test_gemm_packed_any_is_one_compiled_form_with_the_same_bits(bits, dtype):
+    """``gemm_packed_any``: a C-ordered ``a``, a transposed one (its blocks packed and not), a column slice of
+    ``out`` and ``add``, each bitwise what the dispatcher's own form for that layout gives; every entry point it
+    made is the layout-"A" form, and no other form of ``gemm_packed`` was added by its calls. Shape and layout
+    errors are the dispatcher's."""
+    rng = np.random.default_rng(5)
+    pw = bits // (8 * np.dtype(dtype).itemsize) * 4
+    da = rng.standard_normal((300, 130)).astype(dtype)
+    b = rng.standard_normal((300, 5 * pw - 3)).astype(dtype)
+    packed = microkernel.pack(b, bits)
+    c = np.ascontiguousarray(da.T)
+    start = rng.standard_normal((130, 5 * pw + 4)).astype(dtype)
+    cases = [(c, lambda: np.empty((130, b.shape[1]), dtype), False),         # C-ordered a
+             (da.T, lambda: np.empty((130, b.shape[1]), dtype), False),      # transposed, packed in blocks
+             (da.T, lambda: np.empty((130, b.shape[1]), dtype), True),
+             (c[:, ::1], lambda: start.copy()[:, 2:2 + b.shape[1]], True)]   # out a column slice, sums added
+    before = set(microkernel.gemm_packed.signatures)
+    for a, fresh, add in cases:
+        want, got = fresh(), fresh()
+        if add:
+            got[:] = want[:] = rng.standard_normal(want.shape).astype(dtype)
+        microkernel.gemm_packed(a, packed, want, 64, 128, add)
+        added = set(microkernel.gemm_packed.signatures) - before
+        microkernel.gemm_packed_any(a, packed, got, 64, 128, add)
+        np.testing.assert_array_equal(got, want)
+        before |= added  # the dispatcher's own forms, made for the comparison
+    made = set(microkernel.gemm_packed.signatures) - before
+    assert all(signature[0].layout == "A" and signature[2].layout == "A" for signature in made)
+    assert all(entry is not None for entry in microkernel._ANY_LAYOUT.values())
+    with pytest.raises(ValueError, match="do not match"):
+        microkernel.gemm_packed_any(c, packed, np.empty((129, b.shape[1]), dtype), 64, 128, False)
+    with pytest.raises(ValueError, match="2-D"):
+        microkernel.gemm_packed_any(c[None], packed, np.empty((130, b.shape[1]), dtype), 64, 128, False)
+
+
 @pytest.mark.parametrize("bits", BITS)
 def test_gemm_packed_empty_and_refused(bits):
     out = np.full((3, 5), np.nan, np.float32)
