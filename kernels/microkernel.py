@@ -968,15 +968,18 @@ def gemm_packed_any(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
     and a transposed one (the weight gradients, ``da.T``) were two compilations of about 3 s each in a first training
     (column slices of ``out`` would add more; benchmarks/RESULTS.md "Session 31"). The same code runs for every
     layout, so the same bits."""
-    key = (numba.typeof(a), numba.typeof(packed), numba.typeof(out))
+    fa, fp, fo = a.flags, packed.flags, out.flags  # the key: what Numba's types of the arrays depend on (typeof
+    key = (a.dtype, a.ndim, fa.writeable, fa.aligned, out.dtype, out.ndim, fo.writeable, fo.aligned,  # took 20 us)
+           packed.dtype, packed.ndim, fp.writeable, fp.aligned, fp.c_contiguous, fp.f_contiguous)
     entry = _ANY_LAYOUT.get(key)
     if entry is None:
         if a.ndim != 2 or out.ndim != 2:
             raise ValueError("gemm_packed_any: a and out must be 2-D")
-        signature = (key[0].copy(layout="A"), key[1], key[2].copy(layout="A"), types.intp, types.intp, types.boolean)
+        signature = (numba.typeof(a).copy(layout="A"), numba.typeof(packed), numba.typeof(out).copy(layout="A"),
+                     types.intp, types.intp, types.boolean)
         entry = _ANY_LAYOUT[key] = gemm_packed.compile(signature)
     entry(a, packed, out, mc, kc, add)
 
 
-# gemm_packed_any's entry points, by the Numba types of its arrays as given
+# gemm_packed_any's entry points, by the dtypes, dimensions and flags of its arrays
 _ANY_LAYOUT = {}
