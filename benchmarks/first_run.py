@@ -3,6 +3,7 @@ against a warm run (the kernels loaded from Numba's cache), printed as a Markdow
 
     python benchmarks/first_run.py               # cold, then warm, 2 runs each
     python benchmarks/first_run.py --runs 3
+    python benchmarks/first_run.py --by-function # one cold run: which compilations took the time
 
 Each run is a fresh ``python -m lstmzoo train airline-passengers --out <tmp>`` subprocess. Cold runs point
 ``NUMBA_CACHE_DIR`` at a new empty folder, so every kernel the run needs is compiled; warm runs reuse one folder
@@ -37,6 +38,46 @@ def train_seconds(cache_dir, out_dir):
     return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
+# Run in the cold run's process by --by-function: each top-level Numba compilation (one that no other compilation on
+# the same thread encloses) timed in CPU seconds of its thread (a thread waiting for another's compilation of the
+# same form adds ~0), summed by function; the table goes to stderr at exit.
+_BY_FUNCTION = """
+import atexit, collections, runpy, sys, threading, time
+import numba.core.dispatcher as dispatcher
+seconds, forms, local = collections.Counter(), collections.defaultdict(set), threading.local()
+compile_one = dispatcher.Dispatcher.compile
+def timed(self, signature):
+    depth = getattr(local, "depth", 0)
+    local.depth, start = depth + 1, time.thread_time()
+    try:
+        return compile_one(self, signature)
+    finally:
+        local.depth = depth
+        if depth == 0:
+            name = self.py_func.__module__.rsplit(".", 1)[-1] + "." + self.py_func.__qualname__
+            seconds[name] += time.thread_time() - start
+            forms[name].add(str(signature))
+dispatcher.Dispatcher.compile = timed
+def report():
+    print("| function | forms | CPU s |", file=sys.stderr)
+    print("|---|---:|---:|", file=sys.stderr)
+    for name, s in seconds.most_common():
+        print(f"| {name} | {len(forms[name])} | {s:.2f} |", file=sys.stderr)
+    print(f"| all | {sum(map(len, forms.values()))} | {sum(seconds.values()):.2f} |", file=sys.stderr)
+atexit.register(report)
+sys.argv = ["lstmzoo"] + sys.argv[1:]
+runpy.run_module("lstmzoo", run_name="__main__")
+"""
+
+
+def by_function(cache_dir, out_dir):
+    """The compilations of one cold ``lstmzoo train airline-passengers``, by function, as a Markdown table."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    done = subprocess.run([sys.executable, "-c", _BY_FUNCTION, "train", "airline-passengers", "--out", out_dir],
+                          env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return "\n".join(line for line in done.stderr.splitlines() if line.startswith("|"))
+
+
 def _median_gap(cold, warm, column):
     """median(cold) - median(warm) of column 0 (wall seconds) or 1 (CPU seconds)."""
     return statistics.median(r[column] for r in cold) - statistics.median(r[column] for r in warm)
@@ -45,7 +86,17 @@ def _median_gap(cold, warm, column):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2, help="cold runs and warm runs, each (default 2)")
+    parser.add_argument("--by-function", action="store_true",
+                        help="one cold run instead, its Numba compilations timed by function (CPU s of the thread)")
     args = parser.parse_args()
+    if args.by_function:
+        with tempfile.TemporaryDirectory(prefix="lstmzoo-first-run-") as tmp:
+            table = by_function(os.path.join(tmp, "cold-cache"), os.path.join(tmp, "cold"))
+        print(f"Compilations of a cold `lstmzoo train airline-passengers`, {cpu_model()}, Python "
+              f"{platform.python_version()}, NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', 'default')}:")
+        print()
+        print(table)
+        return
     cold, warm = [], []
     with tempfile.TemporaryDirectory(prefix="lstmzoo-first-run-") as tmp:
         warm_cache = os.path.join(tmp, "warm-cache")

@@ -245,8 +245,9 @@ class TinyShakespeare(Recipe):
                     source="nanoGPT's baby GPT (6-layer transformer, 10.7M parameters), val loss on the same "
                            "90/10 split; target: val loss <= 1.50 nats per character")
     measured = ("val loss 1.4356 nats/char with seed 0, 482 s on 2 cores (benchmarks/zoo.py, 2026-12-06, session "
-                "30's CPU dense GEMMs; seeds 1 and 2 not re-run yet); before: 1.436 with seed 0, 785 s, seeds "
-                "0/1/2: 1.436-1.442 (benchmarks/zoo.py, zoo/RESULTS.md, 2026-12-03); the first measurement, "
+                "30's CPU dense GEMMs; seeds 1 and 2 on the same code: 1.4386 and 1.4421, 2026-12-06, beside other "
+                "work); before: 1.436 with seed 0, 785 s, seeds 0/1/2: 1.436-1.442 (benchmarks/zoo.py, "
+                "zoo/RESULTS.md, 2026-12-03); the first measurement, "
                 "2026-11-24: val loss 1.4378 nats/char (2.074 bits/char, perplexity 4.21) with seed 0 (`lstmzoo "
                 "train tinyshakespeare --seed 0`): 1,728 s for the 6 epochs (167-347 s each, val loss 1.657 / 1.534"
                 " / 1.493 / 1.463 / 1.445 / 1.438) on 2 shared, loaded CPU cores, one thread (NUMBA_NUM_THREADS=1);"
