@@ -1955,9 +1955,9 @@ def set_num_threads(n):
 @functools.cache
 def _openblas_thread_functions():
     """``(get, set)`` of the thread count of every OpenBLAS loaded once SciPy's is (NumPy's and SciPy's in pip's
-    wheels), as ctypes functions: holding both at one thread and restoring them took 9.5-10 us through threadpoolctl's
-    controllers, 4.4-4.9 us through these (benchmarks/RESULTS.md "Session 31"), and the time loops do it once per
-    kernel call, a decoder's step included. threadpoolctl finds the libraries."""
+    wheels), as ctypes functions: holding both at one thread and restoring them took 9.5-10.3 us through
+    threadpoolctl's controllers, 4.2-5.3 through these (benchmarks/RESULTS.md "Session 31"), and the time loops do
+    it once per kernel call, a decoder's step included. threadpoolctl finds the libraries."""
     import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's OpenBLAS, the one Numba's np.dot calls)
     from threadpoolctl import ThreadpoolController
 
@@ -1996,7 +1996,7 @@ def _one_blas_thread(hold=True):
 class _OneBlasThread:
     """``_one_blas_thread``'s context: a class, not a generator, because a decoder's step enters it once per kernel
     call. Entering and leaving with both libraries at 2 threads (Zen 4, benchmarks/RESULTS.md "Session 31"):
-    4.4-4.9 us, 5.9-6.2 through a generator, 3.2-3.6 for SciPy's library alone through a generator (before session
+    4.2-5.3 us, 5.9-6.2 through a generator, 3.2-3.6 for SciPy's library alone through a generator (before session
     31), against 75 us for a whole one-step call at B = 1, H = 256; most of it is OpenBLAS's own
     ``set_num_threads`` (0.6-0.8 us a call)."""
     __slots__ = ("before",)
