@@ -968,8 +968,9 @@ def gemm_packed_any(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
     and a transposed one (the weight gradients, ``da.T``) were two compilations of about 3 s each in a first training
     (column slices of ``out`` would add more; benchmarks/RESULTS.md "Session 31"). The same code runs for every
     layout, so the same bits."""
-    fa, fp, fo = a.flags, packed.flags, out.flags  # the key: what Numba's types of the arrays depend on (typeof
-    key = (a.dtype, a.ndim, fa.writeable, fa.aligned, out.dtype, out.ndim, fo.writeable, fo.aligned,  # took 20 us)
+    # The key: what Numba's types of the arrays depend on, read off them (numba.typeof of three arrays took 20 us)
+    fa, fp, fo = a.flags, packed.flags, out.flags
+    key = (a.dtype, a.ndim, fa.writeable, fa.aligned, out.dtype, out.ndim, fo.writeable, fo.aligned,
            packed.dtype, packed.ndim, fp.writeable, fp.aligned, fp.c_contiguous, fp.f_contiguous)
     entry = _ANY_LAYOUT.get(key)
     if entry is None:
