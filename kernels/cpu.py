@@ -1360,6 +1360,12 @@ def _split_gemm_packed(a, packed, out, threads, add=False):
 # (benchmarks/train_step.py, RESULTS.md "Session 29": the LSTM's forward up to 12x and its backward up to 14x its
 # time in the kernel tables).
 _MIN_DENSE_MACS, _MIN_DENSE_OUTPUTS = 1 << 18, 16
+# ... and on more than one of the kernels' threads from this many multiply-adds a GEMM (below, one part on the
+# calling thread): waking a pool thread that sleeps took 60-90 us on the Zen 4 VM of benchmarks/RESULTS.md
+# "Session 31" (a no-op through _in_parallel), more than half of a GEMM of a few million multiply-adds on one core
+# (140 x 128 x 100: forward 57 us on one part, 144 on two). The input projection's column split
+# (_MIN_COLUMN_SPLIT_MACS) starts where it did. The bits do not depend on the parts.
+_MIN_DENSE_SPLIT_MACS = _MIN_COLUMN_SPLIT_MACS
 
 
 def dense_forward(x, weight, bias=None):
@@ -1397,7 +1403,7 @@ def dense_backward(dout, x, weight, bias=True):
             dweight, dx = dout.T @ x, None if weight is None else dout @ weight
         return dx, dweight, dout.sum(axis=0) if bias else None
     dout, x = np.ascontiguousarray(dout), np.ascontiguousarray(x)
-    threads = numba.get_num_threads()
+    threads = _dense_threads(N * n_in * outputs)
     if outputs <= n_in:
         # fewer outputs than inputs (a convolution's Unfold + Linear: 54,080 rows of 144 inputs, 32 outputs): the
         # transposed product x^T dout, packing dout instead of [x | 1], and the bias gradients as column sums.
@@ -1421,10 +1427,17 @@ def _dense_on_kernels(rows, inputs, outputs):
     return rows * inputs * outputs >= _MIN_DENSE_MACS and outputs >= _MIN_DENSE_OUTPUTS
 
 
+def _dense_threads(macs):
+    """The parts a dense GEMM of ``macs`` multiply-adds is split into: Numba's threads from
+    ``_MIN_DENSE_SPLIT_MACS``, else one."""
+    return numba.get_num_threads() if macs >= _MIN_DENSE_SPLIT_MACS else 1
+
+
 def _dense_gemm(a, packed, out, add):
     """``out (+)= a @ b`` (``packed = pack(b)``) on Numba's threads: by rows where each thread gets 4 register tiles
-    of them or more (``_split_gemm_packed``), else by column panels (a decoder's step: few rows, many outputs)."""
-    threads = numba.get_num_threads()
+    of them or more (``_split_gemm_packed``), else by column panels (a decoder's step: few rows, many outputs); one
+    part below ``_MIN_DENSE_SPLIT_MACS``."""
+    threads = _dense_threads(a.shape[0] * a.shape[1] * out.shape[1])
     if len(a) >= 32 * threads or len(packed) < 2 * threads:
         _split_gemm_packed(a, packed, out, threads, add)
         return

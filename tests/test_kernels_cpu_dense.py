@@ -28,6 +28,7 @@ def test_the_shapes_cover_every_path(monkeypatch):
     split = cpu._split_gemm_packed
     monkeypatch.setattr(cpu, "_split_gemm_packed", lambda *args: by_rows.append(True) or split(*args))
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(cpu, "_MIN_DENSE_SPLIT_MACS", 0)  # split even the small shapes
     for (N, n_in, outputs), rows in zip(SHAPES[2:], BY_ROWS, strict=True):
         by_rows.clear()
         cpu.dense_forward(np.ones((N, n_in), np.float32), np.ones((outputs, n_in), np.float32))
@@ -160,6 +161,7 @@ def test_the_same_bits_on_one_two_and_three_threads(shape, monkeypatch):
         parts.append(len(calls))
         return real(calls)
     monkeypatch.setattr(cpu, "_in_parallel", counted)
+    monkeypatch.setattr(cpu, "_MIN_DENSE_SPLIT_MACS", 0)  # split even the small shapes
     for threads in (1, 2, 3):
         monkeypatch.setattr(numba, "get_num_threads", lambda threads=threads: threads)
         parts.clear()
@@ -169,6 +171,24 @@ def test_the_same_bits_on_one_two_and_three_threads(shape, monkeypatch):
     for result in results[1:]:
         for one, other in zip(results[0], result):
             assert np.array_equal(one, other)
+
+
+@pytest.mark.parametrize("shape, parts", [((140, 128, 100), 1), ((700, 128, 64), 1), ((140, 256, 1000), 2)])
+def test_small_gemms_run_in_one_part(shape, parts, monkeypatch):
+    """Below ``_MIN_DENSE_SPLIT_MACS`` multiply-adds each GEMM runs on the calling thread (waking a pool thread cost
+    more than the second part saved); from it, on the two threads pinned."""
+    N, n_in, outputs = shape
+    assert on_kernels(shape) and (N * n_in * outputs >= cpu._MIN_DENSE_SPLIT_MACS) == (parts == 2)
+    rng = np.random.default_rng(8)
+    x, dout = rng.standard_normal((N, n_in)).astype(np.float32), rng.standard_normal((N, outputs)).astype(np.float32)
+    weight = rng.standard_normal((outputs, n_in)).astype(np.float32)
+    seen = []
+    real = cpu._in_parallel
+    monkeypatch.setattr(cpu, "_in_parallel", lambda calls: seen.append(len(calls)) or real(calls))
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    cpu.dense_forward(x, weight)
+    cpu.dense_backward(dout, x, weight, True)
+    assert len(seen) == 3 and set(seen) == {parts}  # forward, weight gradient, dx
 
 
 def test_narrow_outputs_run_openblas_on_one_thread_and_leave_it_as_it_was():
