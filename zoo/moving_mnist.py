@@ -466,7 +466,8 @@ class MovingMNIST(_MovingMNISTRecipe):
                            "(binary cross-entropy summed over the 10 predicted 64x64 frames, per video)")
     monitor, mode = "val_bce_per_video", "min"
     measured = ("test cross-entropy 4,265 per video with seed 0 (benchmarks/zoo.py, 2026-12-06, session 30's CPU "
-                "dense GEMMs: 13 min on 2 cores; seeds 1 and 2 not re-run yet); 4,252 (benchmarks/zoo.py, "
+                "dense GEMMs: 13 min on 2 cores; seeds 1 and 2 on the same code: 4,233 and 4,374, beside other "
+                "work); 4,252 (benchmarks/zoo.py, "
                 "2026-12-03, session 9's CPU kernels: 11 min on 2 cores; 4,254 and 4,195 with earlier ones): 8 "
                 "epochs of 10,000 new videos, earlier 23 min on one core of 2 shared with other work; validation "
                 "passed 4,832 in epoch 4 (4,630 on 2026-11-25), so about half the time to target; seeds 0-2: "
