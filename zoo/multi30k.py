@@ -257,8 +257,9 @@ class Multi30kEnDe(Recipe):
                            "test2016, multi-bleu on lower-cased tokenised text; target here BLEU >= 35")
     measured = ("test2016 BLEU 37.38, cased 36.99, greedy 35.64 with seed 0 (benchmarks/zoo.py, 2026-12-06, session"
                 " 30's CPU dense GEMMs: Linear's and the attention's products on the kernels' threads; 32 min on 2 "
-                "cores, 139-153 s an epoch alone, the rest shared with a test run; seed 1 on the same code: BLEU "
-                "37.86, cased 37.31, greedy 37.06, 2026-12-06, beside other work); "
+                "cores, 139-153 s an epoch alone, the rest shared with a test run; seeds 1 and 2 on the same code: "
+                "BLEU 37.86 and 38.21, cased 37.31 and 37.66, greedy 37.06 and 37.17, 2026-12-06/07, beside other "
+                "work); "
                 "before: test2016 BLEU 36.62 (lower-cased, 13a-tokenised sacreBLEU; beam 5, alpha 0.6, unknown "
                 "words replaced by their most-attended source word; the mean of the last 3 epochs' weights), cased "
                 "detokenised sacreBLEU 36.24, greedy 34.90, with seed 0 (`lstmzoo train multi30k-en-de --seed 0`; "
