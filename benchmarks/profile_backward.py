@@ -87,7 +87,7 @@ def profile(T, B, width, H, repeats, torch):
     da2d = da.reshape(T * B, GH)
     h2d = hs[:T].reshape(T * B, H)
     out["  dx = da W_ih (micro-kernel GEMM)"] = cpu_time(lambda: cpu._big_matmul(da2d, w_ih, 1), repeats)
-    out["  da^T [x | h | 1] (pack + GEMM)"] = cpu_time(lambda: cpu._weight_gradients(da2d, x2d, h2d, True, 1),
+    out["  da^T [x | h], sums (pack + GEMM)"] = cpu_time(lambda: cpu._weight_gradients(da2d, x2d, h2d, True, 1),
                                                       repeats)
     out["  OpenBLAS: dx = da W_ih"] = cpu_time(lambda: cpu._matmul(da2d, w_ih), repeats)
     out["  OpenBLAS: dW_ih = da^T x"] = cpu_time(lambda: cpu._matmul(da2d.T, x2d), repeats)

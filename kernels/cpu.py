@@ -1074,7 +1074,7 @@ def _backward(dy, dh_n, dc_n, cache):
                            w_hh_packed, lengths, hs, cs, saved, da_x, da_h, w_hr, w_hr_packed, dhp, _NOT_PIPED)
     # Everything that does not feed the recurrence: one GEMM each over all T*B rows, through the micro-kernel's
     # blocked GEMM (kernels/microkernel.py, gemm_packed) on all of Numba's threads; the bias gradients come out of
-    # the weight-gradient GEMM as its column of ones.
+    # the weight-gradient GEMM, against a column of ones packed in a panel of its own (``_weight_gradients``).
     da_x2d, da_h2d = da_x.reshape(T * B, GH), da_h.reshape(T * B, GH)
     threads = numba.get_num_threads()
     n_in = x2d.shape[1]
@@ -1095,19 +1095,16 @@ def _backward(dy, dh_n, dc_n, cache):
         if projected:
             grads += (_matmul(dhp.reshape(T * B, H).T, r.reshape(T * B, r.shape[2])),)
         return grads
-    if da_h is da_x:  # one GEMM da^T [x | h | 1] for dW_ih, dW_hh and the (equal) bias gradients
-        g = _weight_gradients(da_x2d, x2d, h2d, True, threads)
-        dw_ih, dw_hh, db_ih = _copied(g[:, :n_in]), _copied(g[:, n_in:n_in + H]), g[:, n_in + H].copy()
+    if da_h is da_x:  # one GEMM da^T [x | h] for dW_ih and dW_hh, and the (equal) bias gradients
+        dw_ih, dw_hh, db_ih = _weight_gradients(da_x2d, x2d, h2d, True, threads)
         db_hh = db_ih.copy()
     else:
-        g_x = _weight_gradients(da_x2d, x2d, x2d[:, :0], True, threads)
-        g_h = _weight_gradients(da_h2d, h2d, h2d[:, :0], True, threads)
-        dw_ih, db_ih, dw_hh, db_hh = _copied(g_x[:, :n_in]), g_x[:, n_in].copy(), _copied(g_h[:, :H]), g_h[:, H].copy()
+        dw_ih, _, db_ih = _weight_gradients(da_x2d, x2d, None, True, threads)
+        dw_hh, _, db_hh = _weight_gradients(da_h2d, h2d, None, True, threads)
     dx = _big_matmul(da_x2d, w_ih, threads)
     grads = (dx.reshape(T, B, n_in), dh, dc if kind == LSTM else None, dw_ih, dw_hh, db_ih, db_hh)
     if projected:
-        r2d = r.reshape(T * B, r.shape[2])
-        grads += (_weight_gradients(dhp.reshape(T * B, H), r2d, r2d[:, :0], False, threads),)
+        grads += (_weight_gradients(dhp.reshape(T * B, H), r.reshape(T * B, r.shape[2]), None, False, threads)[0],)
     return grads
 
 
@@ -1119,9 +1116,9 @@ _HANDED_OVER = 1 << 40
 
 def _backward_beside(kind, block, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_h, x2d, w_ih):
     """The row split's one backward time loop on this thread while a second thread computes, part by part behind
-    it, what the loop does not need: dx = da_x W_ih and the weight and bias gradients da^T [x | h | 1]
-    (``_gradients_behind``). Before, both ran after the loop, on both threads, and the second thread idled through
-    the loop.
+    it, what the loop does not need: dx = da_x W_ih and the weight and bias gradients da^T [x | h] and the column
+    sums of da (``_gradients_behind``). Before, both ran after the loop, on both threads, and the second thread idled
+    through the loop.
 
     The rows of da (T * B, in steps) are cut into parts of about ``_GRADIENT_PART_ROWS`` rows, whole steps, from
     the last step back (the loop's order). The loop publishes the steps it has finished (``_backward_sequence``'s
@@ -1136,26 +1133,24 @@ def _backward_beside(kind, block, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x
     GH, n_in = w_ih.shape
     dtype = dy.dtype
     shared = da_h is da_x
-    g_x = memory.zeros((GH, n_in + (H if shared else 0) + 1), dtype)    # da_x^T [x | h | 1], or da_x^T [x | 1]
-    g_h = memory.zeros((GH, 0 if shared else H + 1), dtype)             # and da_h^T [h | 1] (the GRU)
+    dw_ih, dw_hh = memory.zeros((GH, n_in), dtype), memory.zeros((GH, H), dtype)
+    db_ih, db_hh = np.zeros((GH, 1), dtype), np.zeros((0 if shared else GH, 1), dtype)  # (shared: db_hh is db_ih)
     dx = memory.empty((T * B, n_in), dtype)
-    w_ih_packed = _pack_side_by_side(w_ih, w_ih[:, :0], False)
+    w_ih_packed = _pack_panels(w_ih)
     (w_hh_packed,) = _packed_c([block], w_hh)
     ready, claims, done, handover = (barrier.new_state() for _ in range(4))
     empty = np.empty((0, 0, 0), dtype)  # no projection: W_hr, its packing and dhp
     loop = (kind, dy, dh, dc, w_hh, w_hh_packed, lengths, hs, cs, saved, da_x, da_h, np.empty((0, 0), dtype), empty,
             empty, ready, block.start, block.end, block.step == "packed")
     gradients = (claims, done, handover, da_x.reshape(T * B, GH), da_h.reshape(T * B, GH), x2d,
-                 hs[:T].reshape(T * B, H), w_ih_packed, dx, g_x, g_h, B, max(1, _GRADIENT_PART_ROWS // B),
+                 hs[:T].reshape(T * B, H), w_ih_packed, dx, dw_ih, dw_hh, db_ih, db_hh, B,
+                 max(1, _GRADIENT_PART_ROWS // B),
                  panel_width(dtype))
     with _one_blas_thread():
         _in_parallel([functools.partial(_loop_and_tail, loop, ready, gradients),
                       functools.partial(_gradients_thread, ready, gradients)])
-    if shared:
-        dw_ih, dw_hh, db_ih = _copied(g_x[:, :n_in]), _copied(g_x[:, n_in:n_in + H]), g_x[:, n_in + H].copy()
-        db_hh = db_ih.copy()
-    else:
-        dw_ih, db_ih, dw_hh, db_hh = _copied(g_x[:, :n_in]), g_x[:, n_in].copy(), _copied(g_h[:, :H]), g_h[:, H].copy()
+    db_ih = db_ih[:, 0]
+    db_hh = db_ih.copy() if shared else db_hh[:, 0]
     return dx.reshape(T, B, n_in), dh, dc if kind == LSTM else None, dw_ih, dw_hh, db_ih, db_hh
 
 
@@ -1189,7 +1184,8 @@ def _part_steps(T, steps, part):
 
 
 @njit(nogil=True, **_JIT)
-def _gradients_behind(ready, claims, done, handover, da_x, da_h, x, h, w_ih_packed, dx, g_x, g_h, B, steps, pw):
+def _gradients_behind(ready, claims, done, handover, da_x, da_h, x, h, w_ih_packed, dx, dw_ih, dw_hh, db_ih, db_hh,
+                      B, steps, pw):
     """The second thread of ``_backward_beside``: claims parts in order, waits for each part's steps on ``ready``,
     computes its rows of ``dx`` and adds its weight gradients (all gate rows), publishing on ``done`` how many
     parts are complete; once the loop's thread has taken over (the claim returns ``_HANDED_OVER`` or more), the
@@ -1205,7 +1201,7 @@ def _gradients_behind(ready, claims, done, handover, da_x, da_h, x, h, w_ih_pack
         if not barrier.wait_until(ready, T - lo):
             return False
         gemm_packed(da_x[lo * B:hi * B], w_ih_packed, dx[lo * B:hi * B], GEMM_MC, GEMM_KC, False)
-        _add_part_gradients(da_x, da_h, x, h, lo * B, hi * B, 0, len(g_x), g_x, g_h, pw)
+        _add_part_gradients(da_x, da_h, x, h, lo * B, hi * B, 0, len(dw_ih), dw_ih, dw_hh, db_ih, db_hh, pw)
         barrier.publish(done, part + 1)
     if part < _HANDED_OVER:
         return True
@@ -1214,13 +1210,14 @@ def _gradients_behind(ready, claims, done, handover, da_x, da_h, x, h, w_ih_pack
     first = barrier.arrivals(handover) - 1
     for part in range(first, parts):
         lo, hi = _part_steps(T, steps, part)
-        _add_part_gradients(da_x, da_h, x, h, lo * B, hi * B, _half_of_gates(len(g_x)), len(g_x), g_x, g_h,
-                            pw)
+        _add_part_gradients(da_x, da_h, x, h, lo * B, hi * B, _half_of_gates(len(dw_ih)), len(dw_ih), dw_ih, dw_hh,
+                            db_ih, db_hh, pw)
     return True
 
 
 @njit(nogil=True, **_JIT)
-def _gradients_tail(claims, done, handover, da_x, da_h, x, h, w_ih_packed, dx, g_x, g_h, B, steps, pw):
+def _gradients_tail(claims, done, handover, da_x, da_h, x, h, w_ih_packed, dx, dw_ih, dw_hh, db_ih, db_hh, B, steps,
+                    pw):
     """The loop's thread after the loop (``_backward_beside``): takes the parts not claimed yet, computes their dx
     rows, waits until the second thread's claimed parts are all added, then adds the first half of the gate rows of
     its parts' weight gradients. False when the other thread failed."""
@@ -1237,7 +1234,8 @@ def _gradients_tail(claims, done, handover, da_x, da_h, x, h, w_ih_packed, dx, g
         return False
     for part in range(first, parts):
         lo, hi = _part_steps(T, steps, part)
-        _add_part_gradients(da_x, da_h, x, h, lo * B, hi * B, 0, _half_of_gates(len(g_x)), g_x, g_h, pw)
+        _add_part_gradients(da_x, da_h, x, h, lo * B, hi * B, 0, _half_of_gates(len(dw_ih)), dw_ih, dw_hh, db_ih,
+                            db_hh, pw)
     return True
 
 
@@ -1248,78 +1246,93 @@ def _half_of_gates(GH):
 
 
 @njit(nogil=True, **_JIT)
-def _add_part_gradients(da_x, da_h, x, h, r0, r1, m0, m1, g_x, g_h, pw):
-    """``g_x[m0:m1] += da_x[r0:r1, m0:m1]^T [x | h | 1][r0:r1]`` (with ``g_h`` empty: da_h is da_x), or for the GRU
-    ``g_x[m0:m1] += da_x^T [x | 1]`` and ``g_h[m0:m1] += da_h^T [h | 1]`` over those rows: [x | h | 1] packed for
-    the part (panels ``pw`` wide), then one ``gemm_packed`` call each (``add``)."""
+def _add_part_gradients(da_x, da_h, x, h, r0, r1, m0, m1, dw_ih, dw_hh, db_ih, db_hh, pw):
+    """Over the rows ``r0:r1`` and the gate rows ``m0:m1``: ``dw_ih += da_x^T x``, ``dw_hh += da_h^T h`` and the
+    column sums of da_x (and da_h) added to ``db_ih`` (``db_hh``; [GH, 1] each, ``db_hh`` empty where da_h is da_x,
+    the LSTM and the RNN: one GEMM against [x], [h] and a column of ones packed apart, ``gemm_packed``'s ``out2``
+    and ``out3``; the GRU: [x] and ones, then [h] and ones), packed here (panels ``pw`` wide, ``_pack_part``)."""
     if m1 <= m0:
         return
-    if g_h.shape[1] == 0:
+    if len(db_hh) == 0:
         packed = _pack_part(x[r0:r1], h[r0:r1], pw)
-        gemm_packed(da_x[r0:r1].T[m0:m1], packed, g_x[m0:m1], GEMM_MC, GEMM_KC, True)
+        gemm_packed(da_x[r0:r1].T[m0:m1], packed, dw_ih[m0:m1], GEMM_MC, GEMM_KC, True, dw_hh[m0:m1],
+                    db_ih[m0:m1])
     else:
         packed = _pack_part(x[r0:r1], x[r0:r1, :0], pw)
-        gemm_packed(da_x[r0:r1].T[m0:m1], packed, g_x[m0:m1], GEMM_MC, GEMM_KC, True)
+        gemm_packed(da_x[r0:r1].T[m0:m1], packed, dw_ih[m0:m1], GEMM_MC, GEMM_KC, True, dw_ih[m0:m1, :0],
+                    db_ih[m0:m1])
         packed = _pack_part(h[r0:r1], h[r0:r1, :0], pw)
-        gemm_packed(da_h[r0:r1].T[m0:m1], packed, g_h[m0:m1], GEMM_MC, GEMM_KC, True)
+        gemm_packed(da_h[r0:r1].T[m0:m1], packed, dw_hh[m0:m1], GEMM_MC, GEMM_KC, True, dw_hh[m0:m1, :0],
+                    db_hh[m0:m1])
 
 
 @njit(nogil=True, **_JIT)
 def _pack_part(b1, b2, pw):
-    """``microkernel.pack([b1 | b2 | 1])`` (C-ordered rows, a column of ones last) with panels ``pw`` wide, row by
-    row."""
+    """``_pack_panels(b1, b2, ones=True)`` (C-ordered rows; panels ``pw`` wide) row by row."""
     K, N1 = b1.shape
     N2 = b2.shape[1]
-    N = N1 + N2 + 1
-    P = (N + pw - 1) // pw
-    packed = np.empty((P, K, pw), b1.dtype)
+    P1 = (N1 + pw - 1) // pw
+    P2 = P1 + (N2 + pw - 1) // pw
+    packed = np.empty((P2 + 1, K, pw), b1.dtype)
     for k in range(K):
-        for p in range(P):
+        for p in range(P2 + 1):
             row = packed[p, k]
             for j in range(pw):
-                n = p * pw + j
-                if n < N1:
-                    row[j] = b1[k, n]
-                elif n < N1 + N2:
-                    row[j] = b2[k, n - N1]
+                if p < P1:
+                    n = p * pw + j
+                    row[j] = b1[k, n] if n < N1 else 0.0
+                elif p < P2:
+                    n = (p - P1) * pw + j
+                    row[j] = b2[k, n] if n < N2 else 0.0
                 else:
-                    row[j] = 1.0 if n == N - 1 else 0.0
+                    row[j] = 1.0 if j == 0 else 0.0
     return packed
 
 
-def _weight_gradients(a, b1, b2, ones, threads):
-    """``a^T [b1 | b2 | 1]`` (without the ones column unless ``ones``) for ``a`` [K, M] and ``b1``, ``b2`` [K, N1],
-    [K, N2]: the weight gradients ``da^T x`` and ``da^T h`` (and the bias gradients, the column sums of ``da``) of
-    all T*B rows in one blocked GEMM, ``[b1 | b2 | 1]`` packed once, ``a^T`` read in place (its rows are ``a``'s
-    columns, so each k's row values are adjacent). The GEMM is split over ``threads`` by rows of the result:
-    every output element is the same sum in the same order on any number of threads."""
+def _weight_gradients(a, b1, b2, sums, threads):
+    """``(a^T b1, a^T b2, column sums of a)`` for ``a`` [K, M], ``b1`` [K, N1] and ``b2`` [K, N2] (None: no second
+    product) and ``sums`` (False: None for the sums): the weight gradients ``da^T x`` and ``da^T h`` and the bias
+    gradients of all T*B rows, each an array of its own. One blocked GEMM against ``b1``, ``b2`` and a column of
+    ones packed apart (``_pack_panels``), ``a^T`` read in place (its rows are ``a``'s columns, so each k's row
+    values are adjacent) and packed once for all (``gemm_packed``'s ``out2``, ``out3``), split over ``threads`` by
+    rows of the results (``_split_gemm_packed``): every element is the same sum in the same order on any number of
+    threads, and the same as where [b1 | b2 | 1] was one result (until session 32), whose column slices cost a copy
+    each (1.3 ms of a 22 ms backward at T = 100, B = 4, I = H = 512, 2 threads)."""
     K, M = a.shape
-    packed = _pack_side_by_side(b1, b2, ones)
-    out = memory.empty((M, b1.shape[1] + b2.shape[1] + int(ones)), a.dtype)
-    _split_gemm_packed(a.T, packed, out, threads)
-    return out
+    outs = [memory.empty((M, b1.shape[1]), a.dtype)]
+    if b2 is not None:
+        outs.append(memory.empty((M, b2.shape[1]), a.dtype))
+    if sums:
+        outs.append(np.empty((M, 1), a.dtype))
+    packed = _pack_panels(b1, *(() if b2 is None else (b2,)), ones=sums)
+    _split_gemm_packed(a.T, packed, outs[0], threads, False, *outs[1:])
+    return outs[0], outs[1] if b2 is not None else None, outs[-1][:, 0] if sums else None
 
 
-def _pack_side_by_side(b1, b2, ones):
-    """``microkernel.pack([b1 | b2 | 1])`` (the ones column only with ``ones``) without building the matrix: a
-    NumPy copy per panel and source (one strided block copy each: 3-7x the speed of a compiled loop over rows that
-    writes all panels, measured at T*B = 12800, I = H = 1024)."""
-    K, N1 = b1.shape
-    N2 = b2.shape[1]
-    N = N1 + N2 + int(ones)
-    packed = memory.empty(packed_shape(K, N, b1.dtype), b1.dtype)
-    PW = packed.shape[2]
-    if N % PW:
-        packed[-1, :, N % PW:] = 0
-    for p in range(len(packed)):
-        c0, c1 = p * PW, min(N1 + N2, (p + 1) * PW)
-        if c0 < N1:
-            packed[p, :, :min(c1, N1) - c0] = b1[:, c0:min(c1, N1)]
-        if c1 > N1 and N2:
-            start = max(c0, N1)
-            packed[p, :, start - c0:c1 - c0] = b2[:, start - N1:c1 - N1]
+def _pack_panels(*matrices, ones=False):
+    """``microkernel.pack`` of each of ``matrices`` (2-D, the same number of rows), one after the other in one
+    array, each from a panel of its own (``gemm_packed``'s ``out2`` and ``out3``), and with ``ones`` a last panel
+    whose first column is ones (the column sums); nothing built: a NumPy copy per panel (one strided block copy
+    each: 3-7x the speed of a compiled loop over rows that writes all panels, measured at T*B = 12800,
+    I = H = 1024)."""
+    K = matrices[0].shape[0]
+    dtype = matrices[0].dtype
+    pw = panel_width(dtype)
+    counts = [-(-m.shape[1] // pw) for m in matrices]
+    packed = memory.empty((sum(counts) + int(ones), K, pw), dtype)
+    first = 0
+    for m, count in zip(matrices, counts):
+        N = m.shape[1]
+        for p in range(count):
+            c0, c1 = p * pw, min(N, (p + 1) * pw)
+            panel = packed[first + p]
+            panel[:, :c1 - c0] = m[:, c0:c1]
+            if c1 - c0 < pw:
+                panel[:, c1 - c0:] = 0
+        first += count
     if ones:
-        packed[(N - 1) // PW, :, (N - 1) % PW] = 1
+        packed[-1] = 0
+        packed[-1, :, 0] = 1
     return packed
 
 
@@ -1327,8 +1340,7 @@ def _packed_c(blocks, *matrices):
     """``_packed`` for C-ordered matrices (the backward's W_hh and W_hr): a NumPy copy per panel, 0.35-0.5x the
     time of ``microkernel.pack`` (1.5 vs 4.3 ms at H = 1024)."""
     use = any(block.step == "packed" for block in blocks)
-    return [_pack_side_by_side(m, m[:, :0], False) if use and m.size else np.empty((0, 0, 0), m.dtype)
-            for m in matrices]
+    return [_pack_panels(m) if use and m.size else np.empty((0, 0, 0), m.dtype) for m in matrices]
 
 
 def _big_matmul(a, b, threads):
@@ -1336,20 +1348,22 @@ def _big_matmul(a, b, threads):
     once. Also for few rows (T*B = 100 < I): packing ``a^T`` instead and computing ``(b^T a^T)^T`` was slower at
     every shape tried (T*B = 100..400, H = 128..1024)."""
     out = memory.empty((a.shape[0], b.shape[1]), a.dtype)
-    _split_gemm_packed(a, _pack_side_by_side(b, b[:, :0], False), out, threads)
+    _split_gemm_packed(a, _pack_panels(b), out, threads)
     return out
 
 
-def _split_gemm_packed(a, packed, out, threads, add=False):
-    """``gemm_packed(a, packed, out, add=add)`` with the rows of ``a`` and ``out`` split into up to ``threads``
-    blocks of whole register tiles, one thread each; ``GEMM_MC_PACKED`` rows a block where ``a`` is transposed
-    (da^T: its blocks are packed), else ``GEMM_MC``."""
+def _split_gemm_packed(a, packed, out, threads, add=False, out2=None, out3=None):
+    """``gemm_packed(a, packed, out, add=add, out2=out2, out3=out3)`` with the rows of ``a`` and the results split
+    into up to ``threads`` blocks of whole register tiles, one thread each; ``GEMM_MC_PACKED`` rows a block where
+    ``a`` is transposed (da^T: its blocks are packed), else ``GEMM_MC``."""
     tiles = -(-len(a) // 8)
     parts = max(1, min(threads, tiles // 4))
     mc = GEMM_MC_PACKED if a.ndim == 2 and a.shape[1] > 1 and a.strides[1] != a.itemsize else GEMM_MC
     # mc and kc passed: a call that leaves out arguments with defaults misses Numba's fast dispatch (~50 us a call)
-    _in_parallel([functools.partial(gemm_packed_any, a[8 * t0:8 * t1], packed, out[8 * t0:8 * t1], mc, _gemm_kc(), add)
-                  for t0, t1 in _even_blocks(tiles, parts)])
+    rows = [slice(8 * t0, 8 * t1) for t0, t1 in _even_blocks(tiles, parts)]
+    _in_parallel([functools.partial(gemm_packed_any, a[r], packed, out[r], mc, _gemm_kc(), add,
+                                    None if out2 is None else out2[r], None if out3 is None else out3[r])
+                  for r in rows])
 
 
 # Dense layers (``lstmzoo.nn.Linear`` on NumPy arrays, ``dense_forward`` and ``dense_backward``): their GEMMs run on
@@ -1394,8 +1408,9 @@ def dense_backward(dout, x, weight, bias=True):
     output: ``dout @ weight`` (None where ``weight`` is None: only the weight gradient, as an attention's ``W``
     needs), ``dout.T @ x`` and the column sums of ``dout`` (None without ``bias``). From
     ``_MIN_DENSE_MACS`` multiply-adds and ``_MIN_DENSE_OUTPUTS`` outputs on Numba's threads through the micro-kernel:
-    the weight and bias gradients as one GEMM ``dout^T [x | 1]`` (``_weight_gradients``), dx against ``weight``
-    packed once; the same bits on any number of threads. Else NumPy's ``@`` and ``dout.sum(axis=0)``."""
+    the weight gradient as one GEMM ``dout^T x`` and the bias gradients beside it (``_weight_gradients``), dx
+    against ``weight`` packed once; the same bits on any number of threads. Else NumPy's ``@`` and
+    ``dout.sum(axis=0)``."""
     N, outputs = dout.shape
     n_in = x.shape[1]
     if not _dense_on_kernels(N, n_in, outputs):
@@ -1411,15 +1426,14 @@ def dense_backward(dout, x, weight, bias=True):
         # 0.38-0.66x the time of dout^T [x | 1] at N x I x O = 54080 x 144 x 32 .. 5120 x 576 x 96 (one and two
         # threads of the Zen 4 of benchmarks/RESULTS.md "Session 30", loaded).
         transposed = memory.empty((n_in, outputs), np.result_type(dout, x))
-        _split_gemm_packed(x.T, _pack_side_by_side(dout, dout[:, :0], False), transposed, threads)
+        _split_gemm_packed(x.T, _pack_panels(dout), transposed, threads)
         dweight, dbias = transposed.T, _column_sums(dout) if bias else None
     else:
-        g = _weight_gradients(dout, x, x[:, :0], bias, threads)
-        dweight, dbias = g[:, :n_in], g[:, n_in] if bias else None
+        dweight, _, dbias = _weight_gradients(dout, x, None, bias, threads)
     dx = None
     if weight is not None:
         dx = memory.empty((N, weight.shape[1]), dweight.dtype)
-        _dense_gemm(dout, _pack_side_by_side(weight, weight[:, :0], False), dx, False)
+        _dense_gemm(dout, _pack_panels(weight), dx, False)
     return dx, dweight, dbias
 
 
@@ -1662,13 +1676,6 @@ def _pack_into(b, packed):
     N = b.shape[1]
     _in_parallel([functools.partial(microkernel.pack_into, b[:, p0 * pw:min(p1 * pw, N)], packed[p0:p1])
                   for p0, p1 in _even_blocks(P, threads)])
-
-
-def _copied(a):
-    """``a.copy()`` into an array from ``memory``."""
-    out = memory.empty(a.shape, a.dtype)
-    np.copyto(out, a)
-    return out
 
 
 @njit(**_JIT)

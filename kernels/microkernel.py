@@ -880,7 +880,7 @@ def _pack_a(a, m0, m1, k0, kc, block):
 
 
 @njit(nogil=True, **_JIT)
-def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
+def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, out3=None):
     """out[:] = a @ b for a large ``a`` [M, K], with ``packed = pack(b)`` ([K, N] in column panels): the micro-
     kernel's register tile over blocks of ``mc`` rows and ``kc`` of K (the first K block stores, the others add;
     with ``add`` the first adds too: ``out += a @ b``; each block's sums start from ``out``'s values, so K cut into
@@ -892,27 +892,59 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
     time on the Intel machine of the module's docstring, at 1-2 panels 1.03-1.48x; packing a C-ordered ``a`` too
     was mixed for dx = da W_ih (0.89-1.14x; 124 against 143 GFLOP/s at 12800 x 1024 x 256), so those are read in
     place); ``out`` needs unit stride along its rows. Deterministic: the order of the sums
-    depends only on the shapes and ``kc`` (packed or not: the same FMAs in the same order)."""
+    depends only on the shapes and ``kc`` (packed or not: the same FMAs in the same order).
+
+    ``out2`` (and ``out3``): results of their own for the panels after the first ``ceil(N1 / PW)`` (``N1`` =
+    ``out``'s columns; then ``ceil(N2 / PW)`` for ``out2``), as ``cpu._pack_panels`` packs matrices one after the
+    other, each from a panel of its own: ``out = a @ b1``, ``out2 = a @ b2`` and ``out3 = a @ b3`` with ``a`` read
+    (and packed) once (the weight gradients da^T x, da^T h and da^T 1, the bias gradients, which one result
+    [da^T x | da^T h | da^T 1] would hand out as column slices to be copied). Each column's sum is the same as in
+    a GEMM of its own."""
     M, K = a.shape
     P, _, PW = packed.shape
-    N = out.shape[1]
-    if packed.shape[1] != K or out.shape[0] != M or P * PW < N or (P - 1) * PW >= max(N, 1):
-        raise ValueError("gemm_packed: shapes of a, packed and out do not match")
+    N1 = out.shape[1]
+    if out2 is None:
+        second = third = out
+        N2 = N3 = 0
+        P1 = P2 = P
+        if packed.shape[1] != K or out.shape[0] != M or P * PW < N1 or (P - 1) * PW >= max(N1, 1):
+            raise ValueError("gemm_packed: shapes of a, packed and out do not match")
+    else:
+        second = out2
+        N2 = out2.shape[1]
+        if out3 is None:
+            third = out2
+            N3 = 0
+        else:
+            third = out3
+            N3 = out3.shape[1]
+        P1 = (N1 + PW - 1) // PW
+        P2 = P1 + (N2 + PW - 1) // PW
+        if (packed.shape[1] != K or out.shape[0] != M or out2.shape[0] != M or third.shape[0] != M
+                or P != P2 + (N3 + PW - 1) // PW):
+            raise ValueError("gemm_packed: shapes of a, packed, out, out2 and out3 do not match")
+    N = N1 + N2 + N3
     if M == 0 or N == 0:
         return
     if K == 0:
         if add:
             return
         for i in range(M):
-            for j in range(N):
+            for j in range(N1):
                 out[i, j] = 0
+            for j in range(N2):
+                second[i, j] = 0
+            for j in range(N3):
+                third[i, j] = 0
         return
-    if a.strides[0] % a.itemsize or a.strides[1] % a.itemsize or out.strides[0] % out.itemsize:
+    if (a.strides[0] % a.itemsize or a.strides[1] % a.itemsize or out.strides[0] % out.itemsize
+            or second.strides[0] % second.itemsize or third.strides[0] % third.itemsize):
         raise ValueError("gemm_packed: a's and out's strides need to be whole elements")
     a_columns = not (K == 1 or a.strides[1] == a.itemsize)
     if a_columns and M > 1 and a.strides[0] != a.itemsize:
         raise ValueError("gemm_packed: a needs unit stride along its rows or along its columns")
-    if N > 1 and out.strides[1] != out.itemsize:
+    if ((N1 > 1 and out.strides[1] != out.itemsize) or (N2 > 1 and second.strides[1] != second.itemsize)
+            or (N3 > 1 and third.strides[1] != third.itemsize)):
         raise ValueError("gemm_packed: out needs unit stride along its rows")
     wide = PW == _NR_512 * (64 // a.itemsize)
     if not wide and PW != _NR_256 * (32 // a.itemsize):
@@ -930,25 +962,26 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
             if packs:
                 _pack_a(a, m0, m1, k0, kk, block)
             for p in range(P):
-                n0 = p * PW
-                cols = min(PW, N - n0)
+                c = out if p < P1 else second if p < P2 else third  # the panel's result, its columns from n0
+                n0 = (p if p < P1 else p - P1 if p < P2 else p - P2) * PW
+                cols = min(PW, c.shape[1] - n0)
                 vectors = (cols + lanes - 1) // lanes  # the last panel's: only those of its real columns
                 for r0 in range(m0, m1, mr):
                     rows = min(mr, m1 - r0)
                     part = vectors * lanes < PW and rows == mr  # the partial panel's tile
                     if cols == PW or (part and cols == vectors * lanes):  # in place (out by name: _tiles)
                         if packs:  # the tile's rows from the packed block: mr values a k, side by side
-                            _block_tile(block, True, (r0 - m0) // mr, rows, k0, kk, packed, p, out, r0, n0, accumulate,
+                            _block_tile(block, True, (r0 - m0) // mr, rows, k0, kk, packed, p, c, r0, n0, accumulate,
                                         wide, part, vectors)
                         else:
-                            _block_tile(a, a_columns, r0, rows, k0, kk, packed, p, out, r0, n0, accumulate, wide,
+                            _block_tile(a, a_columns, r0, rows, k0, kk, packed, p, c, r0, n0, accumulate, wide,
                                         part, vectors)
                         continue
                     # through the scratch tile
                     if accumulate:
                         for i in range(rows):
                             for j in range(cols):
-                                scratch[i, j] = out[r0 + i, n0 + j]
+                                scratch[i, j] = c[r0 + i, n0 + j]
                     if packs:
                         _block_tile(block, True, (r0 - m0) // mr, rows, k0, kk, packed, p, scratch, 0, 0, accumulate,
                                     wide, part, vectors)
@@ -957,29 +990,34 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
                                     vectors)
                     for i in range(rows):
                         for j in range(cols):
-                            out[r0 + i, n0 + j] = scratch[i, j]
+                            c[r0 + i, n0 + j] = scratch[i, j]
 
 
-def gemm_packed_any(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False):
-    """``gemm_packed(a, packed, out, mc, kc, add)`` called from Python through one compiled form, whatever the
-    layouts of ``a`` and ``out``: Numba's layout "A" (strides read at run time, as the tiles read them anyway),
-    compiled or loaded from Numba's cache once per dtype, then its entry point called directly, as Numba's own
-    dispatcher calls a form it converts an argument to. Through the dispatcher a C-ordered ``a`` (dx, a projection)
-    and a transposed one (the weight gradients, ``da.T``) were two compilations of about 3 s each in a first training
-    (column slices of ``out`` would add more; benchmarks/RESULTS.md "Session 31"). The same code runs for every
-    layout, so the same bits."""
+def gemm_packed_any(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, out3=None):
+    """``gemm_packed(a, packed, out, mc, kc, add, out2, out3)`` called from Python through one compiled form, whatever
+    the layouts of ``a`` and the results: Numba's layout "A" (strides read at run time, as the tiles read them
+    anyway), compiled or loaded from Numba's cache once per dtype, then its entry point called directly, as Numba's
+    own dispatcher calls a form it converts an argument to. Through the dispatcher a C-ordered ``a`` (dx, a
+    projection) and a transposed one (the weight gradients, ``da.T``) were two compilations of about 3 s each in a
+    first training (column slices of ``out`` would add more; benchmarks/RESULTS.md "Session 31"). The same code runs
+    for every layout, so the same bits. ``out2`` and ``out3`` left out are passed as ``out[:, :0]`` (no columns: no
+    panels), so that there is one form with and without them."""
+    out2 = out[:, :0] if out2 is None else out2
+    out3 = out[:, :0] if out3 is None else out3
     # The key: what Numba's types of the arrays depend on, read off them (numba.typeof of three arrays took 20 us)
-    fa, fp, fo = a.flags, packed.flags, out.flags
-    key = (a.dtype, a.ndim, fa.writeable, fa.aligned, out.dtype, out.ndim, fo.writeable, fo.aligned,
-           packed.dtype, packed.ndim, fp.writeable, fp.aligned, fp.c_contiguous, fp.f_contiguous)
+    fa, fp = a.flags, packed.flags
+    key = (a.dtype, a.ndim, fa.writeable, fa.aligned, packed.dtype, packed.ndim, fp.writeable, fp.aligned,
+           fp.c_contiguous, fp.f_contiguous) + tuple(
+        v for o in (out, out2, out3) for v in (o.dtype, o.ndim, o.flags.writeable, o.flags.aligned))
     entry = _ANY_LAYOUT.get(key)
     if entry is None:
-        if a.ndim != 2 or out.ndim != 2:
-            raise ValueError("gemm_packed_any: a and out must be 2-D")
+        if a.ndim != 2 or out.ndim != 2 or out2.ndim != 2 or out3.ndim != 2:
+            raise ValueError("gemm_packed_any: a, out, out2 and out3 must be 2-D")
         signature = (numba.typeof(a).copy(layout="A"), numba.typeof(packed), numba.typeof(out).copy(layout="A"),
-                     types.intp, types.intp, types.boolean)
+                     types.intp, types.intp, types.boolean, numba.typeof(out2).copy(layout="A"),
+                     numba.typeof(out3).copy(layout="A"))
         entry = _ANY_LAYOUT[key] = gemm_packed.compile(signature)
-    entry(a, packed, out, mc, kc, add)
+    entry(a, packed, out, mc, kc, add, out2, out3)
 
 
 # gemm_packed_any's entry points, by the dtypes, dimensions and flags of its arrays

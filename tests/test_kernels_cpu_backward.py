@@ -151,13 +151,28 @@ def test_gemm_packed_empty_and_refused(bits):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("N1, N2, ones", [(3, 0, False), (3, 0, True), (47, 1, True), (48, 48, True), (48, 47, True),
-                                           (100, 200, False), (1, 1, True), (24, 0, True), (0, 0, True)])
-def test_pack_side_by_side_is_pack_of_the_concatenation(N1, N2, ones, dtype):
-    rng = np.random.default_rng(N1 + N2)
-    b1, b2 = rng.standard_normal((9, N1)).astype(dtype), rng.standard_normal((9, N2)).astype(dtype)
-    whole = np.concatenate([b1, b2] + ([np.ones((9, 1), dtype)] if ones else []), axis=1)
-    np.testing.assert_array_equal(cpu._pack_side_by_side(b1, b2, ones), microkernel.pack(whole))
+@pytest.mark.parametrize("ones", [False, True])
+@pytest.mark.parametrize("widths", [(3,), (48,), (47, 1), (48, 48), (48, 47), (100, 200), (1, 1), (0, 5), (5, 0),
+                                    (0,), (0, 0)])
+def test_pack_panels_packs_each_matrix_from_a_panel_of_its_own(widths, ones, dtype):
+    """``_pack_panels(b1, b2)`` is ``pack(b1)`` followed by ``pack(b2)`` (a matrix without columns takes no
+    panel), with ``ones`` then ``pack`` of a column of ones."""
+    rng = np.random.default_rng(sum(widths))
+    matrices = [rng.standard_normal((9, n)).astype(dtype) for n in widths]
+    extra = [np.ones((9, 1), dtype)] if ones else []
+    panels = [microkernel.pack(m) for m in matrices + extra if m.shape[1]] or [microkernel.pack(matrices[0])]
+    np.testing.assert_array_equal(cpu._pack_panels(*matrices, ones=ones), np.concatenate(panels))
+
+
+def one_gemm_with_ones(a, b1, b2, bits=None, kc=None):
+    """The weight gradients as sessions 8-31 computed them: one ``gemm_packed`` of ``a^T`` against
+    ``[b1 | b2 | 1]`` packed whole (the bias gradients its last column)."""
+    whole = np.concatenate([b1, b2, np.ones((len(a), 1), a.dtype)], axis=1)
+    out = np.full((a.shape[1], whole.shape[1]), np.nan, a.dtype)
+    microkernel.gemm_packed(a.T, microkernel.pack(whole, bits), out, microkernel.GEMM_MC,
+                            cpu._gemm_kc() if kc is None else kc, False)
+    n1, n2 = b1.shape[1], b2.shape[1]
+    return out[:, :n1], out[:, n1:n1 + n2], out[:, -1]
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
@@ -165,28 +180,60 @@ def test_weight_gradients_and_dx_match_numpy(threads):
     rng = np.random.default_rng(threads)
     da, x, h = rng.standard_normal((700, 160)), rng.standard_normal((700, 30)), rng.standard_normal((700, 40))
     w = rng.standard_normal((160, 30))
-    g = cpu._weight_gradients(da, x, h, True, threads)
-    np.testing.assert_allclose(g, np.concatenate([da.T @ x, da.T @ h, da.sum(0)[:, None]], axis=1), rtol=1e-10,
-                               atol=1e-10)
+    g_x, g_h, sums = cpu._weight_gradients(da, x, h, True, threads)
+    for got, want in ((g_x, da.T @ x), (g_h, da.T @ h), (sums, da.sum(0))):
+        assert got.flags.c_contiguous
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    g_x, none, no_sums = cpu._weight_gradients(da, x, None, False, threads)
+    assert none is None and no_sums is None
+    np.testing.assert_allclose(g_x, da.T @ x, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(cpu._big_matmul(da, w, threads), da @ w, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_weight_gradients_in_packed_blocks_of_gemm_mc_packed_rows(threads, dtype):
-    """4H = 1030 rows of da^T (blocks of ``GEMM_MC_PACKED`` = 512 rows, the last tile of 6) and I + H + 1 = 201
-    columns (5 panels or more: each block of da^T is packed, ``_pack_a``): close to NumPy, and bitwise the same as
-    ``gemm_packed`` in blocks of ``GEMM_MC`` rows (the rows a block do not change any sum's order)."""
+    """4H = 1030 rows of da^T (blocks of ``GEMM_MC_PACKED`` = 512 rows, the last tile of 6), I + H = 200 columns
+    (5 panels or more: each block of da^T is packed, ``_pack_a``) and T*B = 1100 (past the largest K block, so
+    several that add): close to NumPy, and bitwise what one GEMM against [x | h | 1] packed whole gave before
+    (sessions 8-31), weights and bias sums alike: [x] and [h] packed apart change no sum, and the column sums
+    are the ones column's additions in the same order."""
     rng = np.random.default_rng(11)
-    da, x, h = (rng.standard_normal(shape).astype(dtype) for shape in ((300, 1030), (300, 100), (300, 100)))
+    da, x, h = (rng.standard_normal(shape).astype(dtype) for shape in ((1100, 1030), (1100, 100), (1100, 100)))
+    assert len(cpu._pack_panels(x, h)) >= microkernel._PACK_A_PANELS and len(da) > cpu._gemm_kc()
     got = cpu._weight_gradients(da, x, h, True, threads)
-    packed = cpu._pack_side_by_side(x, h, True)
-    assert len(packed) >= microkernel._PACK_A_PANELS
-    want = np.empty_like(got)
-    microkernel.gemm_packed(da.T, packed, want, microkernel.GEMM_MC, cpu._gemm_kc(), False)
-    np.testing.assert_array_equal(got, want)
-    exact = np.concatenate([da.T @ x, da.T @ h, da.sum(0)[:, None]], axis=1).astype(np.float64)
-    assert np.abs(got - exact).max() / np.abs(exact).max() <= TOLERANCE[dtype]
+    for g, want in zip(got, one_gemm_with_ones(da, x, h)):
+        np.testing.assert_array_equal(g, want)
+    exact = [da.T.astype(np.float64) @ x, da.T.astype(np.float64) @ h, da.astype(np.float64).sum(0)]
+    for g, want in zip(got, exact):
+        assert np.abs(g - want).max() / np.abs(want).max() <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("widths", [(100, 70), (16, 33, 1), (1, 5), (0, 20, 1), (20, 0), (96, 96, 1), (5, 0, 40)])
+@pytest.mark.parametrize("add", [False, True])
+def test_gemm_packed_out2_and_out3_are_gemms_of_their_own(widths, add, bits, dtype):
+    """``gemm_packed(a, pack(b1) + pack(b2) [+ pack(b3)], out, ..., out2 [, out3])``: ``out (+)= a @ b1``,
+    ``out2 (+)= a @ b2`` and ``out3 (+)= a @ b3``, bit for bit the GEMMs one at a time (a transposed ``a``, packed
+    in blocks where the panels are many; K in 3 blocks), through the dispatcher and through ``gemm_packed_any``;
+    results that do not fit the panels are refused."""
+    rng = np.random.default_rng(sum(widths))
+    da = rng.standard_normal((300, 70)).astype(dtype)
+    bs = [rng.standard_normal((300, n)).astype(dtype) for n in widths]
+    starts = [rng.standard_normal((70, n)).astype(dtype) for n in widths]
+    packed = np.concatenate([microkernel.pack(b, bits) for b in bs if b.shape[1]])
+    wants = [start.copy() for start in starts]
+    for b, want in zip(bs, wants):
+        if b.shape[1]:
+            microkernel.gemm_packed(da.T, microkernel.pack(b, bits), want, 64, 128, add)
+    for call in (microkernel.gemm_packed, microkernel.gemm_packed_any):
+        gots = [start.copy() for start in starts]
+        call(da.T, packed, gots[0], 64, 128, add, *gots[1:])
+        for got, want in zip(gots, wants):
+            np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="do not match"):
+        microkernel.gemm_packed(da.T, packed, starts[0], 64, 128, add, np.empty((70, widths[1] + 200), dtype))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
