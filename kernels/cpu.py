@@ -120,6 +120,9 @@ _JIT = {"cache": True, "error_model": "numpy", "fastmath": {"nsz", "arcp", "cont
 # The plan's thresholds (``plan``; the evidence for each is in its docstring).
 # The row split: at least this many rows per thread (measured on the previous per-step kernel, four rows at a time).
 _MIN_ROWS_PER_THREAD = 4
+# One row on one thread, a forward of this many steps or more (``plan`` told the steps): the micro-kernel's one-row
+# tile against W_hh packed once a call ("packed") instead of OpenBLAS's GEMV every step ("gemv").
+_MIN_STEPS_ONE_ROW_PACKED = 32
 # The unit split at 2..7 rows (up to 12 from _LARGE_UNIT_WEIGHTS elements of W_hh), in parts of a multiple of
 # _UNIT_GRAIN units per thread, each at least _UNIT_GRAIN.
 _MIN_ROWS_UNIT_SPLIT, _MAX_ROWS_UNIT_SPLIT, _MAX_ROWS_UNIT_SPLIT_LARGE, _UNIT_GRAIN = 2, 8, 13, 16
@@ -201,7 +204,9 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
        ``_MIN_ROWS_PER_THREAD`` = 4 rows; each thread runs the whole time loop for its rows (one hand-off a call, none
        a step). A block's per-step GEMM: one row OpenBLAS's GEMV ("gemv"), more the micro-kernel against W_hh^T
        packed once a call ("packed"; OpenBLAS packs all of W_hh every call: 3-97 GFLOP/s on 2..128 rows where the
-       micro-kernel ran 19-131, benchmarks/step_microkernel.py).
+       micro-kernel ran 19-131, benchmarks/step_microkernel.py); one row too on one thread in a forward of
+       ``_MIN_STEPS_ONE_ROW_PACKED`` = 32 steps or more (where packing W_hh once repays it; on 2 threads OpenBLAS's
+       GEMV takes both, and the one-row backward's GEMV against the packed W_hh was 1.04-1.15x slower).
     3. ``fused`` (forward, the LSTM and the RNN; the GRU's n gate needs x and h apart): every row block has at least
        8 rows (32 where W_ih and W_hh take more than 8 MiB); the unit split from 33 rows (never, as planned today:
        at 32 rows it took 1.05-1.31x the time of its projection first, Intel Xeon, session 24).
@@ -256,6 +261,11 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
       1024 (3 and 5 repeats) 0.73-1.09 at 8..32 rows (and one 1.62), median 0.99 (H = 1024 takes the units to 12
       rows by the 2^22 rule anyway). So the rule asks for an L2 of 2 MB, as on the machine where it gained (that the
       Zen's L3 feeds the row split's streamed W_hh faster is a guess, not profiled).
+    - One row on one thread (Zen 4, session 32, LSTM inference, I = H, T = 100, /tmp scripts; RESULTS.md "Session
+      32"): the micro-kernel / OpenBLAS's GEMV 0.81-0.98 at H = 96..1024 (1.02-1.03 at H = 64 and 384); by steps,
+      H = 128 and 512: T = 1 1.15 and 2.79, T = 4..16 0.92-1.03, T = 32 0.86-0.96. The backward's one row on one
+      thread against the packed W_hh^T: 1.04-1.15 at H = 128..512 (0.98 at 1024): kept on the GEMV. On 2 threads
+      the GEMV (OpenBLAS on both) was faster, 1.08-1.28 at H = 64..448, and 1.27-1.62 in training at H = 512, 1024.
     - One row (Zen 4, sessions 17, 18, 21): where a share fits in L2, LSTM H = 256, 320 0.73-0.83, GRU H = 320, 384
       0.74-0.76, RNN H = 512, 640 0.72-0.83; just past it mixed or slower (LSTM H = 384 1.20-1.33); from 2 L2s (both
       splits stream W_hh from L3) LSTM H = 512..1536 0.66-0.96. Below 2^18 elements, once each thread projected its
@@ -278,7 +288,9 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     if units:
         blocks = [Block(0, B, "units", units)]
     else:
-        blocks = [Block(b0, b1, "gemv" if b1 - b0 == 1 else "packed")
+        one_row = ("packed" if threads == 1 and not backward and (steps or 0) >= _MIN_STEPS_ONE_ROW_PACKED
+                   else "gemv")
+        blocks = [Block(b0, b1, one_row if b1 - b0 == 1 else "packed")
                   for b0, b1 in _even_blocks(B, max(1, min(threads, B // _MIN_ROWS_PER_THREAD)))]
     if kind is None or hidden is None or steps is None or inputs is None:
         return Plan(blocks)

@@ -506,3 +506,44 @@ def test_one_row_training_on_the_unit_split_matches_reference(cell, dtype, pin_t
     dc = rng.standard_normal(got[1].shape).astype(dtype) if cell == "lstm" else None
     for a, b in zip(backward(cpu, cell, got_cache, dy, dh, dc), backward(reference, cell, want_cache, dy, dh, dc)):
         assert_close(a, b, dtype)
+
+
+@pytest.mark.parametrize("threads, steps, mode, want", [
+    (1, 32, "inference", "packed"),   # one row on one thread from 32 steps: the micro-kernel's one-row tile
+    (1, 100, "training", "packed"),   # (the forward of a training step too)
+    (1, 31, "inference", "gemv"),     # fewer steps: packing W_hh does not repay itself
+    (1, None, "inference", "gemv"),   # steps not told
+    (1, 100, "backward", "gemv"),     # the one-row backward keeps OpenBLAS's GEMV
+    (2, 100, "inference", "gemv"),    # on 2 threads OpenBLAS's GEMV uses both
+])
+def test_one_row_on_one_thread_runs_the_micro_kernel_from_32_steps(threads, steps, mode, want):
+    how = cpu.plan(1, threads, cpu.LSTM, 96, training=mode == "training", backward=mode == "backward", inputs=96,
+                   steps=steps)
+    assert how.blocks == [cpu.Block(0, 1, want)]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_row_forward_on_the_micro_kernel_matches_reference(cell, dtype, pin_threads):
+    """One row, one thread, 40 steps: the forward's one-row micro-kernel tile (the LSTM also with a projection),
+    outputs and states against the reference, and the gradients through it (its cache) too."""
+    pin_threads(1)
+    rng = np.random.default_rng(40)
+    p = inputs(rng, cell, 40, 1, 24, 96, dtype)
+    assert cpu.plan(1, 1, KINDS[cell], 96, inputs=24, steps=40).blocks[0].step == "packed"
+    got, cache = forward(cpu, cell, p, None, True)
+    want, want_cache = forward(reference, cell, p, None, True)
+    for a, b in zip(got, want):
+        assert_close(a, b, dtype)
+    dy = rng.standard_normal(got[0].shape).astype(dtype)
+    for a, b in zip(backward(cpu, cell, cache, dy, None, None), backward(reference, cell, want_cache, dy, None, None)):
+        if b is not None:
+            assert_close(a, b, dtype)
+    if cell == "lstm":
+        P = 40
+        p["h0"], p["w_hh"] = p["h0"][:, :P], p["w_hh"][:, :P].copy()
+        w_hr = (rng.standard_normal((P, 96)) / np.sqrt(96)).astype(dtype)
+        got = cpu.lstm_forward(**p, w_hr=w_hr, training=False)
+        want = reference.lstm_forward(**p, w_hr=w_hr, training=False)
+        for a, b in zip(got[:3], want[:3]):
+            assert_close(a, b, dtype)
