@@ -146,3 +146,23 @@ def test_train_step_script_times_each_part_of_every_head_setting():
         parts = [float(cell) for cell in row[6:11]]
         assert all(p > 0 for p in parts) and parts[-1] >= max(parts[:-1])
         assert row[11].strip() == "-"
+
+
+def test_one_row_script_times_both_steps(capsys, monkeypatch):
+    """benchmarks/one_row.py on tiny shapes without torch: one row per (H, T), the plan's steps named, and the plan
+    restored afterwards (the threads left as they are)."""
+    from lstmzoo.kernels import cpu
+    monkeypatch.setattr(cpu, "set_num_threads", lambda n: None)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "one_row.py"
+    spec = importlib.util.spec_from_file_location("one_row", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    planned = cpu.plan
+    script.main(["--hidden", "8", "16", "--steps", "3", "40", "--repeats", "1", "--no-torch", "--mode", "training",
+                 "--force", "both"])
+    assert cpu.plan is planned
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 3 |") or
+            line.startswith("| 40 |")]
+    assert [row.split("|")[1:4] for row in rows] == [
+        [" 3 ", " 8 ", " gemv / gemv "], [" 40 ", " 8 ", " packed / gemv "],
+        [" 3 ", " 16 ", " gemv / gemv "], [" 40 ", " 16 ", " packed / gemv "]]
