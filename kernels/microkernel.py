@@ -212,7 +212,7 @@ def pack_into(b, packed):
         return
     elif b.strides[0] < b.strides[1]:
         _pack_blocks(b, packed)
-    elif K and N and b.strides[1] == b.itemsize and b.strides[0] >= 0:
+    elif K and N and b.strides[1] == b.itemsize and b.strides[0] >= 0 and b.strides[0] % b.itemsize == 0:
         # rows with unit stride (a C array or its column slice: the unit split's columns of W_hh): each panel's row
         # a copy of adjacent values, read through _span with unsigned indices (a vector copy; through the 2-D
         # view of layout "A" it was an element at a time: 2048 x 256 of a 2048 x 512 float32 array took 0.86 ms
@@ -909,12 +909,12 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, ou
     place); ``out`` needs unit stride along its rows. Deterministic: the order of the sums
     depends only on the shapes and ``kc`` (packed or not: the same FMAs in the same order).
 
-    ``out2`` (and ``out3``): results of their own for the panels after the first ``ceil(N1 / PW)`` (``N1`` =
-    ``out``'s columns; then ``ceil(N2 / PW)`` for ``out2``), as ``cpu._pack_panels`` packs matrices one after the
-    other, each from a panel of its own: ``out = a @ b1``, ``out2 = a @ b2`` and ``out3 = a @ b3`` with ``a`` read
-    (and packed) once (the weight gradients da^T x, da^T h and da^T 1, the bias gradients, which one result
-    [da^T x | da^T h | da^T 1] would hand out as column slices to be copied). Each column's sum is the same as in
-    a GEMM of its own."""
+    ``out2`` (and ``out3``, only with ``out2``): results of their own for the panels after the first
+    ``ceil(N1 / PW)`` (``N1`` = ``out``'s columns; then ``ceil(N2 / PW)`` for ``out2``), as ``cpu._pack_panels``
+    packs matrices one after the other, each from a panel of its own: ``out = a @ b1``, ``out2 = a @ b2`` and
+    ``out3 = a @ b3`` with ``a`` read (and packed) once (the weight gradients da^T x, da^T h and da^T 1, the bias
+    gradients, which one result [da^T x | da^T h | da^T 1] would hand out as column slices to be copied). Each
+    column's sum is the same as in a GEMM of its own."""
     M, K = a.shape
     P, _, PW = packed.shape
     N1 = out.shape[1]

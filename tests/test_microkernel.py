@@ -115,6 +115,30 @@ def test_pack_of_a_transposed_matrix(N, K, view, bits, dtype):
     np.testing.assert_array_equal(packed, expected.reshape(-1, PW, K).transpose(0, 2, 1))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("view", ["whole", "columns", "reversed", "odd"])
+@pytest.mark.parametrize("K, N", [(1, 1), (16, 48), (37, 50), (300, 7), (64, 256), (5, 97)])
+def test_pack_of_a_matrix_with_unit_stride_rows(K, N, view, bits, dtype):
+    """pack(b) of a C array, of a slice of its columns (the unit split's W_hh[:, u0:u1]: rows with unit stride,
+    copied as vectors), of its rows reversed (a negative row stride) and of rows whose stride is not a whole number
+    of elements (a structured array's field: both element by element) equals the layout built in NumPy."""
+    rng = np.random.default_rng(K * N)
+    base = rng.standard_normal((K, 2 * N + 3)).astype(dtype)
+    if view == "odd":
+        record = np.zeros(K, [("b", dtype, N), ("pad", np.uint8, 3)])
+        record["b"] = base[:, :N]
+        b = record["b"]
+        assert b.strides[0] % b.itemsize
+    else:
+        b = {"whole": np.ascontiguousarray(base[:, :N]), "columns": base[:, 3:N + 3], "reversed": base[::-1, :N]}[view]
+    packed = microkernel.pack(b, bits)
+    PW = microkernel.panel_width(dtype, bits)
+    expected = np.zeros((K, -(-N // PW) * PW), dtype)
+    expected[:, :N] = b
+    np.testing.assert_array_equal(packed, expected.reshape(K, -1, PW).transpose(1, 0, 2))
+
+
 def _gate_rows(G, H, u0, u1):
     """A unit split's thread's gate rows of a [G * H, K] weight, gate-major: runs of u1 - u0 consecutive rows."""
     return np.array([g * H + u for g in range(G) for u in range(u0, u1)], np.int64)
