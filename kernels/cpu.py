@@ -265,7 +265,8 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
       32"): the micro-kernel / OpenBLAS's GEMV 0.81-0.98 at H = 96..1024 (1.02-1.03 at H = 64 and 384); by steps,
       H = 128 and 512: T = 1 1.15 and 2.79, T = 4..16 0.92-1.03, T = 32 0.86-0.96. The backward's one row on one
       thread against the packed W_hh^T: 1.04-1.15 at H = 128..512 (0.98 at 1024): kept on the GEMV. On 2 threads
-      the GEMV (OpenBLAS on both) was faster, 1.08-1.28 at H = 64..448, and 1.27-1.62 in training at H = 512, 1024.
+      the GEMV (OpenBLAS on both) was faster, 1.08-1.28 at H = 64..448, and 1.27-1.62 in training at H = 512, 1024
+      (only at H = 128 in training the micro-kernel won, 0.91: not taken, one shape).
     - One row (Zen 4, sessions 17, 18, 21): where a share fits in L2, LSTM H = 256, 320 0.73-0.83, GRU H = 320, 384
       0.74-0.76, RNN H = 512, 640 0.72-0.83; just past it mixed or slower (LSTM H = 384 1.20-1.33); from 2 L2s (both
       splits stream W_hh from L3) LSTM H = 512..1536 0.66-0.96. Below 2^18 elements, once each thread projected its

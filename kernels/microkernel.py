@@ -909,7 +909,7 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, ou
     place); ``out`` needs unit stride along its rows. Deterministic: the order of the sums
     depends only on the shapes and ``kc`` (packed or not: the same FMAs in the same order).
 
-    ``out2`` (and ``out3``, only with ``out2``): results of their own for the panels after the first
+    ``out2`` (and ``out3``, which needs ``out2``): results of their own for the panels after the first
     ``ceil(N1 / PW)`` (``N1`` = ``out``'s columns; then ``ceil(N2 / PW)`` for ``out2``), as ``cpu._pack_panels``
     packs matrices one after the other, each from a panel of its own: ``out = a @ b1``, ``out2 = a @ b2`` and
     ``out3 = a @ b3`` with ``a`` read (and packed) once (the weight gradients da^T x, da^T h and da^T 1, the bias
@@ -919,6 +919,8 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, ou
     P, _, PW = packed.shape
     N1 = out.shape[1]
     if out2 is None:
+        if out3 is not None:
+            raise ValueError("gemm_packed: out3 needs out2")
         second = third = out
         N2 = N3 = 0
         P1 = P2 = P

@@ -234,6 +234,8 @@ def test_gemm_packed_out2_and_out3_are_gemms_of_their_own(widths, add, bits, dty
             np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="do not match"):
         microkernel.gemm_packed(da.T, packed, starts[0], 64, 128, add, np.empty((70, widths[1] + 200), dtype))
+    with pytest.raises(ValueError, match="out3 needs out2"):
+        microkernel.gemm_packed(da.T, packed, starts[0], 64, 128, add, None, starts[1])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
