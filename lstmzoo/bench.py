@@ -98,11 +98,16 @@ def _load_average():
 
 
 def cpu_model(cpuinfo="/proc/cpuinfo"):
-    """The CPU as every table names it: its model name, its widest vector instructions and the logical CPUs, e.g.
-    "AMD EPYC, AVX-512, 2 logical CPUs" (Linux's ``cpuinfo``; elsewhere what ``platform`` says)."""
+    """The CPU as every table names it: its model name (with its family and model numbers where ``cpuinfo`` has
+    them), its widest vector instructions and the logical CPUs, e.g. "AMD EPYC (family 26 model 2), AVX-512, 2
+    logical CPUs" (Linux's ``cpuinfo``; elsewhere what ``platform`` says). The numbers tell apart CPUs that a
+    virtual machine names alike: "AMD EPYC" was a Zen 4 (family 25 model 17) in sessions 25-33 and a Zen 5 in 34."""
     import platform
     name, flags = _read_cpuinfo(cpuinfo)
     name = name or platform.processor() or platform.machine() or "unknown CPU"
+    numbers = _family_and_model(cpuinfo)
+    if numbers:
+        name = f"{name} (family {numbers[0]} model {numbers[1]})"
     vector = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2" if flags
               else "vector flags unknown")
     return f"{name}, {vector}, {os.cpu_count()} logical CPUs"
@@ -126,6 +131,23 @@ def _read_cpuinfo(cpuinfo):
     except OSError:
         pass
     return name, []
+
+
+def _family_and_model(cpuinfo):
+    """(cpu family, model) of the first CPU in a /proc/cpuinfo file, as written there, or None."""
+    found = {}
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("cpu family", "model") and key not in found:
+                    found[key] = value.strip()
+                elif not line.strip() and found:
+                    break  # the first CPU's block ended
+    except OSError:
+        return None
+    return (found["cpu family"], found["model"]) if len(found) == 2 else None
 
 
 # core_check_line calls the host's cores shared where a thread running beside the others is this much slower than alone.

@@ -52,6 +52,17 @@ def test_cpu_model_names_the_widest_vectors(tmp_path, flags, vector):
     assert bench.cpu_model(cpuinfo).endswith(" logical CPUs")
 
 
+def test_cpu_model_names_the_family_and_model_where_cpuinfo_has_them(tmp_path):
+    """Two CPUs a virtual machine names alike ("AMD EPYC": a Zen 4 and a Zen 5) differ in their numbers."""
+    cpuinfo = tmp_path / "cpuinfo"
+    block = "processor\t: {}\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n" \
+        "stepping\t: 0\nflags\t\t: fpu avx avx2 fma avx512f\n"
+    cpuinfo.write_text(block.format(0) + "\n" + block.format(1).replace(": 26", ": 25"))
+    assert bench.cpu_model(cpuinfo).startswith("AMD EPYC (family 26 model 2), AVX-512, ")
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: avx2\n")
+    assert bench.cpu_model(cpuinfo).startswith("AMD EPYC, AVX2, ")
+
+
 def test_cpu_model_without_cpuinfo_says_the_flags_are_unknown(tmp_path):
     assert ", vector flags unknown, " in bench.cpu_model(tmp_path / "missing")
 
