@@ -103,9 +103,8 @@ def cpu_model(cpuinfo="/proc/cpuinfo"):
     logical CPUs" (Linux's ``cpuinfo``; elsewhere what ``platform`` says). The numbers tell apart CPUs that a
     virtual machine names alike: "AMD EPYC" was a Zen 4 (family 25 model 17) in sessions 25-33 and a Zen 5 in 34."""
     import platform
-    name, flags = _read_cpuinfo(cpuinfo)
+    name, flags, numbers = _read_cpuinfo(cpuinfo)
     name = name or platform.processor() or platform.machine() or "unknown CPU"
-    numbers = _family_and_model(cpuinfo)
     if numbers:
         name = f"{name} (family {numbers[0]} model {numbers[1]})"
     vector = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2" if flags
@@ -119,35 +118,24 @@ def vector_flags(cpuinfo="/proc/cpuinfo"):
 
 
 def _read_cpuinfo(cpuinfo):
-    """(the first model name or None, the first CPU's flags in order, [] if none) of a /proc/cpuinfo file."""
-    name = None
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                if line.startswith("model name") and name is None:
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    return name, line.split(":", 1)[1].split()
-    except OSError:
-        pass
-    return name, []
-
-
-def _family_and_model(cpuinfo):
-    """(cpu family, model) of the first CPU in a /proc/cpuinfo file, as written there, or None."""
-    found = {}
+    """(the first model name or None, the first CPU's flags in order, [] if none, and its (cpu family, model) as
+    written there or None) of a /proc/cpuinfo file."""
+    name, numbers, flags = None, {}, []
     try:
         with open(cpuinfo) as f:
             for line in f:
                 key, _, value = line.partition(":")
                 key = key.strip()
-                if key in ("cpu family", "model") and key not in found:
-                    found[key] = value.strip()
-                elif not line.strip() and found:
-                    break  # the first CPU's block ended
+                if key == "model name" and name is None:
+                    name = value.strip()
+                elif key in ("cpu family", "model") and key not in numbers:
+                    numbers[key] = value.strip()
+                elif key == "flags":
+                    flags = value.split()
+                    break
     except OSError:
-        return None
-    return (found["cpu family"], found["model"]) if len(found) == 2 else None
+        pass
+    return name, flags, (numbers["cpu family"], numbers["model"]) if len(numbers) == 2 else None
 
 
 # core_check_line calls the host's cores shared where a thread running beside the others is this much slower than alone.
