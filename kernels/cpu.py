@@ -104,7 +104,7 @@ from numba.extending import intrinsic, overload
 from . import barrier, memory, microkernel
 from .arguments import check_backward, check_forward, require_cache
 from .microkernel import (GEMM_KC, GEMM_MC, GEMM_MC_PACKED, gemm_packed, gemm_packed_any, matmul2_packed,
-                          matmul_packed, pack_bias, packed_shape, panel_width)
+                          matmul_packed, pack_bias, packed_shape, panel_width, scratch_tile)
 
 # Cell kinds, passed to the compiled loops as plain ints (branches on them sit outside the inner loops).
 LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
@@ -115,6 +115,12 @@ _SAVED = {LSTM: 5, GRU: 4, RNN_TANH: 0, RNN_RELU: 0}
 
 # No nnan/ninf: float64 sigmoid relies on exp overflowing to inf exactly as the reference does.
 _JIT = {"cache": True, "error_model": "numpy", "fastmath": {"nsz", "arcp", "contract", "reassoc"}}
+# The fused step's cell passes (``_cells_forward``, ``_unit_cells``): no "reassoc", so that the inference copy of
+# ``_lstm_units`` (whose i, f, g, o are not stored, which "reassoc" let LLVM fold into what follows) computes what
+# the training copy does, to the bit (and ``_fma`` fixes which product c' = f * c + i * g rounds once). The
+# training bits are those of the one loop before (session 35: LSTM, GRU, RNN, float32 and float64, AVX-512 and
+# AVX2 builds, every split).
+_JIT_CELLS = dict(_JIT, fastmath={"nsz", "arcp", "contract"})
 
 
 # The plan's thresholds (``plan``; the evidence for each is in its docstring).
@@ -415,6 +421,17 @@ def _full_width_vectors(typingctx):
 
 
 @intrinsic
+def _fma(typingctx, a, b, c):
+    """``a * b + c`` rounded once (``llvm.fma``), for floats of one type; it vectorises as the products do."""
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+    return a(a, b, c), codegen
+
+
+@intrinsic
 def _arguments_do_not_overlap(typingctx):
     """Called first in a compiled function: promise LLVM that its array arguments share no memory that it writes
     (``noalias`` on every pointer argument, what Numba's own ``noalias`` flag does for its gufunc kernels).
@@ -594,13 +611,16 @@ def _forward_sequence(kind, xp, w_hh, w_hh_packed, b_ih, b_hh, lengths, hs, cs, 
     gh = np.empty((b1 - b0, GH), y.dtype)
     projected = w_hr.shape[0] > 0
     hp = np.empty((b1 - b0, w_hr.shape[0]), y.dtype)
+    if not training:  # an empty array of this thread's own (_private_empty)
+        saved = _private_empty(saved)
+    scratch, scratch_hr = scratch_tile(w_hh_packed), scratch_tile(w_hr_packed)
     for t in range(T):
         if ready.size and not barrier.wait_until(ready, t + 1):
             return -1
         cur, nxt = (t, t + 1) if training else (t & 1, (t + 1) & 1)
         h_rows = hs[cur][b0:b1]
         if packed:
-            matmul_packed(h_rows, w_hh_packed, gh, t & 1 == 1)  # (panel order alternating: matmul_packed)
+            matmul_packed(h_rows, w_hh_packed, gh, t & 1 == 1, scratch)  # (panel order alternating: matmul_packed)
         else:
             np.dot(h_rows, w_hh.T, gh)
         for b in range(b0, b1):
@@ -620,7 +640,7 @@ def _forward_sequence(kind, xp, w_hh, w_hh_packed, b_ih, b_hh, lengths, hs, cs, 
         if projected:
             r_rows = r[t if training else 0][b0:b1]
             if packed:
-                matmul_packed(r_rows, w_hr_packed, hp)
+                matmul_packed(r_rows, w_hr_packed, hp, False, scratch_hr)
             else:
                 np.dot(r_rows, w_hr.T, hp)
             for b in range(b0, b1):
@@ -717,10 +737,11 @@ def _fused_sequence(kind, x, w_packed, bias, GH, lengths, hs, cs, saved, y, trai
     projected = w_hr.shape[0] > 0
     hp = np.empty((b1 - b0, w_hr.shape[0]), y.dtype)
     lens = lengths[b0:b1]
+    scratch, scratch_hr = scratch_tile(w_packed), scratch_tile(w_hr_packed)
     for t in range(T):
         cur, nxt = (t, t + 1) if training else (t & 1, (t + 1) & 1)
         slot = t if training else 0
-        matmul2_packed(x[t][b0:b1], hs[cur][b0:b1], w_packed, bias, gates)
+        matmul2_packed(x[t][b0:b1], hs[cur][b0:b1], w_packed, bias, gates, scratch)
         h_new = r[slot][b0:b1] if projected else hs[nxt][b0:b1]
         _cells_forward(kind, gates, hs[cur][b0:b1], cs[cur][b0:b1], h_new, cs[nxt][b0:b1], saved[slot][b0:b1],
                        y[t][b0:b1], lens, t, training, not projected)
@@ -732,7 +753,7 @@ def _fused_sequence(kind, x, w_packed, bias, GH, lengths, hs, cs, saved, y, trai
                 if projected:
                     r[slot, b] = 0.0  # the projection GEMM and dW_hr read every row
         if projected:
-            matmul_packed(r[slot][b0:b1], w_hr_packed, hp)
+            matmul_packed(r[slot][b0:b1], w_hr_packed, hp, False, scratch_hr)
             for b in range(b0, b1):
                 if t < lengths[b]:
                     _copy(hp[b - b0], hs[nxt, b])
@@ -834,13 +855,16 @@ def _unit_sequence(state, kind, k, threads, u0, u1, x, w_ih, w_hh, b_ih, b_hh, b
         if fused:
             bias_k[n // pw, n % pw] = bias[rows[n]]
     gates = np.empty((B, N), y.dtype)
+    if not training:  # an empty array of this thread's own (_private_empty)
+        saved = _private_empty(saved)
+    scratch = scratch_tile(packed)
     for t in range(T):
         cur, nxt = (t, t + 1) if training else (t & 1, (t + 1) & 1)
         slot = t if training else 0
         if fused:
-            matmul2_packed(x[t], hs[cur], packed, bias_k, gates)
+            matmul2_packed(x[t], hs[cur], packed, bias_k, gates, scratch)
         else:
-            matmul_packed(hs[cur], packed, gates, t & 1 == 1)
+            matmul_packed(hs[cur], packed, gates, t & 1 == 1, scratch)
         _unit_cells(kind, fused, gates, xm[t * B:(t + 1) * B], b_ih, b_hh, hs[cur], cs[cur], hs[nxt],
                     cs[nxt], saved[slot], y[t], lengths, t, training, u0, Hs)
         if not barrier.wait(state, threads, t):
@@ -860,7 +884,17 @@ def _project_own_units(x2d, w_ih, rows, packed, out):
         matmul_packed(x2d[r0:r1], packed, out[r0:r1])
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
+def _private_empty(saved):
+    """An empty array shaped as ``saved`` (inference's (1, B, 0), strides 0: every row one address), allocated by
+    the calling thread. ``_cell_forward`` stores what the backward needs under a run-time ``training`` flag, which
+    compiles to masked stores with an all-zero mask in inference; with one array for all threads those stores
+    aim at one address from every thread, and the threads slowed each other as if they wrote one cache line
+    (``_lstm_units``). Each thread's own empty array has an address of its own."""
+    return np.empty(saved.shape, saved.dtype)
+
+
+@njit(**_JIT_CELLS)
 def _unit_cells(kind, fused, gates, xp, b_ih, b_hh, h, c, h_new, c_new, save, y, lengths, t, training, u0, Hs):
     """The cell pass of the units ``u0 <= u < u0 + Hs`` of every row for one step of the unit split, from ``gates``
     [B, G * Hs] (gate-major over these units): the pre-activations with the biases in (``fused``), or ``h W_hh^T``
@@ -895,27 +929,10 @@ def _unit_cells(kind, fused, gates, xp, b_ih, b_hh, h, c, h_new, c_new, save, y,
             for j in range(Hs):
                 ys[j] = hv[j]
         elif kind == LSTM:  # as _cells_forward computes it
-            cb = c[b]
-            cn = c_new[b]
-            sv = save[b]
-            for j in range(Hs):
-                i = _sigmoid(a[j])
-                f = _sigmoid(a[Hs + j])
-                g = _tanh(a[2 * Hs + j])
-                o = _sigmoid(a[3 * Hs + j])
-                u = u0 + j
-                cj = f * cb[u] + i * g
-                tanh_c = _tanh(cj)
-                cn[u] = cj
-                hj = o * tanh_c
-                hn[u] = hj
-                yb[u] = hj
-                if training:
-                    sv[u] = i
-                    sv[H + u] = f
-                    sv[2 * H + u] = g
-                    sv[3 * H + u] = o
-                    sv[4 * H + u] = tanh_c
+            if training:
+                _lstm_units(a, Hs, c[b], c_new[b], hn, yb, save[b], u0, Hs, H, True, True)
+            else:
+                _lstm_units(a, Hs, c[b], c_new[b], hn, yb, save[b], u0, Hs, H, True, False)
         elif kind == RNN_TANH:
             for j in range(Hs):
                 hj = _tanh(a[j])
@@ -928,7 +945,42 @@ def _unit_cells(kind, fused, gates, xp, b_ih, b_hh, h, c, h_new, c_new, save, y,
                 yb[u0 + j] = hj
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
+def _lstm_units(a, gs, cb, cn, hn, yb, sv, u0, S, H, write_y, training):
+    """One row's LSTM update of the units ``u0 <= u < u0 + S`` from ``a``, the pre-activations with the biases in
+    (gate g of unit u0 + j at ``a[g * gs + j]``): writes ``cn[u]``, ``hn[u]``, with ``write_y`` ``yb[u]`` and with
+    ``training`` what the backward needs (gate g of unit u at ``sv[g * H + u]``, then tanh(c') at ``sv[4 * H + u]``).
+    ``_cells_forward`` and ``_unit_cells`` compute the fused step's cells here, one source for the same bits.
+
+    Inlined into its callers, which pass ``training`` as a constant (one call for True, one for False), so that the
+    compiled loop has no store that depends on it. A run-time flag was compiled as masked stores into ``sv`` with
+    an all-zero mask in inference, where ``saved`` is one empty array ((1, B, 0), strides 0) whose rows are all one
+    address: on AMD Zen 5 (2 vCPUs, RESULTS.md "Session 35") the row split's two threads then slowed each other as
+    if they wrote one cache line (LSTM inference B = 128, I = 32, H = 128, the time loops alone: medians 5.8-13.0
+    ms a call, against 5.3-6.1 with an empty array of each thread's own, whose stores are as masked; whole calls
+    0.85-0.94x the time once the stores were gone)."""
+    for j in range(S):
+        i = _sigmoid(a[j])
+        f = _sigmoid(a[gs + j])
+        g = _tanh(a[2 * gs + j])
+        o = _sigmoid(a[3 * gs + j])
+        u = u0 + j
+        cj = _fma(f, cb[u], i * g)
+        tanh_c = _tanh(cj)
+        cn[u] = cj
+        hj = o * tanh_c
+        hn[u] = hj
+        if write_y:
+            yb[u] = hj
+        if training:
+            sv[u] = i
+            sv[H + u] = f
+            sv[2 * H + u] = g
+            sv[3 * H + u] = o
+            sv[4 * H + u] = tanh_c
+
+
+@njit(**_JIT_CELLS)
 def _cells_forward(kind, gates, h, c, h_new, c_new, save, y, lengths, t, training, write_y):
     """The elementwise update of one step for a block of rows (those with ``t < lengths[b]``), from ``gates`` = the
     pre-activations with the biases in (``_fused_sequence``); writes ``h_new`` (and ``y`` when ``write_y``),
@@ -944,27 +996,10 @@ def _cells_forward(kind, gates, h, c, h_new, c_new, save, y, lengths, t, trainin
         hn = h_new[b]
         yb = y[b]
         if kind == LSTM:
-            cb = c[b]
-            cn = c_new[b]
-            sv = save[b]
-            for j in range(H):
-                i = _sigmoid(a[j])
-                f = _sigmoid(a[H + j])
-                g = _tanh(a[2 * H + j])
-                o = _sigmoid(a[3 * H + j])
-                cj = f * cb[j] + i * g
-                tanh_c = _tanh(cj)
-                cn[j] = cj
-                hj = o * tanh_c
-                hn[j] = hj
-                if write_y:
-                    yb[j] = hj
-                if training:
-                    sv[j] = i
-                    sv[H + j] = f
-                    sv[2 * H + j] = g
-                    sv[3 * H + j] = o
-                    sv[4 * H + j] = tanh_c
+            if training:  # a constant in each inlined copy: no store that depends on it (_lstm_units)
+                _lstm_units(a, H, c[b], c_new[b], hn, yb, save[b], 0, H, H, write_y, True)
+            else:
+                _lstm_units(a, H, c[b], c_new[b], hn, yb, save[b], 0, H, H, write_y, False)
         elif kind == RNN_TANH:
             for j in range(H):
                 hj = _tanh(a[j])
@@ -1490,6 +1525,7 @@ def _backward_sequence(kind, dy, dh, dc, w_hh, w_hh_packed, lengths, hs, cs, sav
     dr = np.empty((b1 - b0, w_hr.shape[1]), dy.dtype)  # w.r.t. o * tanh(c'): what the cell pass takes as dy
     no_dh = np.zeros(w_hr.shape[1], dy.dtype)  # all of the state's gradient already went through W_hr
     units = w_hr.shape[1] if projected else H  # the cell's width (H is the state's: P with a projection)
+    scratch, scratch_hr = scratch_tile(w_hh_packed), scratch_tile(w_hr_packed)
     for t in range(T - 1, -1, -1):
         if projected:
             for b in range(b0, b1):
@@ -1499,7 +1535,7 @@ def _backward_sequence(kind, dy, dh, dc, w_hh, w_hh_packed, lengths, hs, cs, sav
                     dh[b] = 0.0
             dhp_rows = dhp[t][b0:b1]
             if packed:
-                matmul_packed(dhp_rows, w_hr_packed, dr)
+                matmul_packed(dhp_rows, w_hr_packed, dr, False, scratch_hr)
             else:
                 np.dot(dhp_rows, w_hr, dr)
         _cells_backward(kind, t, b0, b1, lengths, projected, dr, dy, dh, no_dh, dc, cs, hs, saved, da_x, da_h, 0,
@@ -1508,7 +1544,7 @@ def _backward_sequence(kind, dy, dh, dc, w_hh, w_hh_packed, lengths, hs, cs, sav
             barrier.publish(ready, T - t)
         da_rows = da_h[t][b0:b1]
         if packed:
-            matmul_packed(da_rows, w_hh_packed, dh_rec, t & 1 == 1)
+            matmul_packed(da_rows, w_hh_packed, dh_rec, t & 1 == 1, scratch)
         else:
             np.dot(da_rows, w_hh, dh_rec)
         for b in range(b0, b1):
@@ -1562,11 +1598,12 @@ def _unit_backward_sequence(state, kind, k, threads, u0, u1, dy, dh, dc, w_hh, l
     microkernel.pack_into(w_hh[:, u0:u1], packed)  # W_hh's columns of these units, as _packed_c packs all of them
     dh_rec = np.empty((B, Hs), dy.dtype)
     no_dr, no_dh = np.empty((0, 0), dy.dtype), np.empty(0, dy.dtype)  # no projection (as _backward_sequence's types)
+    scratch = scratch_tile(packed)
     for t in range(T - 1, -1, -1):
         _cells_backward(kind, t, 0, B, lengths, False, no_dr, dy, dh, no_dh, dc, cs, hs, saved, da_x, da_h, u0, Hs)
         if not barrier.wait(state, threads, T - 1 - t):
             return False
-        matmul_packed(da_h[t], packed, dh_rec, t & 1 == 1)
+        matmul_packed(da_h[t], packed, dh_rec, t & 1 == 1, scratch)
         for b in range(B):
             if t < lengths[b]:
                 dhb, rec = dh[b, u0:u1], dh_rec[b]

@@ -570,7 +570,17 @@ _MR_256, _NR_256 = _TILES[256]
 
 
 @njit(**_JIT)
-def matmul_packed(a, packed, out, backwards=False):
+def scratch_tile(packed):
+    """The scratch tile ``matmul_packed`` and ``matmul2_packed`` run ``packed``'s partial panel through: a time loop
+    makes it once and passes it to every step's call (their ``scratch``; left out, each call makes its own, an
+    allocation and a free a step)."""
+    PW = packed.shape[2]
+    wide = PW == _NR_512 * (64 // packed.itemsize)
+    return np.empty((_MR_512 if wide else _MR_256, PW), packed.dtype)
+
+
+@njit(**_JIT)
+def matmul_packed(a, packed, out, backwards=False, scratch=None):
     """out[:] = a @ b, with ``packed = pack(b)`` (``a`` [M, K], ``out`` [M, N], rows with unit stride, one dtype).
     Which tile runs follows from the panel width (``pack``'s ``bits``).
 
@@ -596,7 +606,12 @@ def matmul_packed(a, packed, out, backwards=False):
         raise ValueError("matmul_packed: packed was not made by pack() for this dtype")
     mr = _MR_512 if wide else _MR_256
     lanes = PW // (_NR_512 if wide else _NR_256)
-    scratch = np.empty((mr, PW), out.dtype)
+    if scratch is None:
+        tile = np.empty((mr, PW), out.dtype)
+    elif scratch.shape[0] < mr or scratch.shape[1] < PW:
+        raise ValueError("scratch tile too small for packed: make it with scratch_tile(packed)")
+    else:
+        tile = scratch
     for q in range(P):
         p = P - 1 - q if backwards else q
         n0 = p * PW
@@ -608,10 +623,10 @@ def matmul_packed(a, packed, out, backwards=False):
             if cols == PW or (part and cols == vectors * lanes):  # in place (each array passed by name: _tiles)
                 _tiles(a, r0, rows, packed, p, out, r0, n0, wide, part, vectors)
             else:  # through the scratch tile
-                _tiles(a, r0, rows, packed, p, scratch, 0, 0, wide, part, vectors)
+                _tiles(a, r0, rows, packed, p, tile, 0, 0, wide, part, vectors)
                 for i in range(rows):
                     for j in range(cols):
-                        out[r0 + i, n0 + j] = scratch[i, j]
+                        out[r0 + i, n0 + j] = tile[i, j]
 
 
 @njit(nogil=True, inline="always", **_JIT)
@@ -647,7 +662,7 @@ def pack_bias(bias, bits=None):
 
 
 @njit(**_JIT)
-def matmul2_packed(a1, a2, packed, bias, out):
+def matmul2_packed(a1, a2, packed, bias, out, scratch=None):
     """out[:] = bias + a1 @ b1 + a2 @ b2 with ``packed = pack(vstack(b1, b2))`` and ``bias = pack_bias(...)``, in
     one register tile per block of output (``a1`` [M, K1], ``a2`` [M, K2], ``out`` [M, N]; rows with unit stride,
     one dtype): a recurrent step's gates ``x_t W_ih^T + h W_hh^T + b`` with no input projection stored before."""
@@ -667,7 +682,12 @@ def matmul2_packed(a1, a2, packed, bias, out):
     if not wide and PW != _NR_256 * (32 // a1.itemsize):
         raise ValueError("matmul2_packed: packed was not made by pack() for this dtype")
     mr = _MR_512 if wide else _MR_256
-    scratch = np.empty((mr, PW), out.dtype)
+    if scratch is None:
+        tile = np.empty((mr, PW), out.dtype)
+    elif scratch.shape[0] < mr or scratch.shape[1] < PW:
+        raise ValueError("scratch tile too small for packed: make it with scratch_tile(packed)")
+    else:
+        tile = scratch
     for p in range(P):
         n0 = p * PW
         cols = min(PW, N - n0)
@@ -680,12 +700,12 @@ def matmul2_packed(a1, a2, packed, bias, out):
                     _tile2_256(a1, a2, r0, rows, packed, bias, p, out, r0, n0)
             else:  # the last, partial panel: through the scratch tile
                 if wide:
-                    _tile2_512(a1, a2, r0, rows, packed, bias, p, scratch, 0, 0)
+                    _tile2_512(a1, a2, r0, rows, packed, bias, p, tile, 0, 0)
                 else:
-                    _tile2_256(a1, a2, r0, rows, packed, bias, p, scratch, 0, 0)
+                    _tile2_256(a1, a2, r0, rows, packed, bias, p, tile, 0, 0)
                 for i in range(rows):
                     for j in range(cols):
-                        out[r0 + i, n0 + j] = scratch[i, j]
+                        out[r0 + i, n0 + j] = tile[i, j]
 
 
 # ------------------------------------------------------------------ a blocked GEMM for the big GEMMs outside the loops

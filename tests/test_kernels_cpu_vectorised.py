@@ -22,13 +22,22 @@ pytestmark = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "am
 
 
 def divisions(function, *args):
-    """(packed, scalar) float32 divisions in a fresh, uncached compilation of ``function`` (Numba shows no
-    machine code for a function loaded from its cache)."""
+    """(packed, scalar) float32 divisions in a fresh, uncached compilation of ``function`` with its own options
+    (Numba shows no machine code for a function loaded from its cache)."""
     source = function.py_func
-    fresh = njit(**dict(cpu._JIT, cache=False))(types.FunctionType(source.__code__, source.__globals__, "fresh"))
+    options = {k: v for k, v in function.targetoptions.items() if k != "nopython"}
+    fresh = njit(**dict(options, cache=False))(types.FunctionType(source.__code__, source.__globals__, "fresh"))
     fresh(*args)
     lines = "\n".join(fresh.inspect_asm().values()).splitlines()
     return sum("divps" in line for line in lines), sum("divss" in line for line in lines)
+
+
+def assert_all_vectorised(packed, scalar):
+    """Each division site compiles to one scalar division (the remainder loop, or the whole loop where it is not
+    vectorised) and, where vectorised, to one or two packed ones (the vector body, and on AVX-512 a vectorised
+    epilogue): all sites vectorised, the packed count is the same multiple of the scalar one for each."""
+    assert scalar > 0 and packed >= scalar and packed % scalar == 0, (
+        f"{packed} packed and {scalar} scalar divisions: a loop is not vectorised")
 
 
 @pytest.mark.parametrize("training", [False, True])
@@ -40,4 +49,16 @@ def test_forward_cell_pass_is_vectorised(training):
 
     packed, scalar = divisions(cpu._cell_forward, cpu.LSTM, row(4 * H), row(4 * H), row(4 * H), row(4 * H), row(H),
                                row(H), row(H), row(H), row(5 * H if training else 0), training, 0, 0, H)
-    assert scalar > 0 and packed >= scalar, f"{packed} packed and {scalar} scalar divisions: a loop is not vectorised"
+    assert_all_vectorised(packed, scalar)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_fused_cell_pass_is_vectorised(training):
+    """The fused step's cell pass (``_cells_forward``), whose LSTM loop is inlined twice (``_lstm_units``: training a
+    constant in each copy), RNN tanh once: every copy vectorised."""
+    B, H = 3, 64
+    rows = np.zeros((B, H), np.float32)
+    packed, scalar = divisions(cpu._cells_forward, cpu.LSTM, np.zeros((B, 4 * H), np.float32), rows, rows, rows.copy(),
+                               rows.copy(), np.zeros((B, 5 * H if training else 0), np.float32), rows.copy(),
+                               np.full(B, 2, np.int64), 0, training, True)
+    assert_all_vectorised(packed, scalar)

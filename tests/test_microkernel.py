@@ -295,7 +295,8 @@ def test_the_avx2_tile_fits_sixteen_registers():
 
 def fresh_matmul2_packed():
     source = microkernel.matmul2_packed.py_func
-    return njit(**dict(microkernel._JIT, cache=False))(types.FunctionType(source.__code__, source.__globals__, "fresh"))
+    return njit(**dict(microkernel._JIT, cache=False))(types.FunctionType(source.__code__, source.__globals__, "fresh",
+                                                                           source.__defaults__))
 
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="compiles for x86-64 CPUs")
@@ -400,3 +401,24 @@ def test_panels_backwards_give_the_same_bits(bits, dtype):
             microkernel.matmul_packed(a, packed, forward)
             microkernel.matmul_packed(a, packed, backward, True)
             assert np.array_equal(forward, backward), (rows, N)
+
+
+def test_a_scratch_tile_made_once_gives_the_same_bits():
+    """matmul_packed and matmul2_packed with the scratch tile a time loop makes once (``scratch_tile``) give the
+    bits of a call that makes its own, the partial panel included; a tile too small is refused."""
+    rng = np.random.default_rng(5)
+    a1, a2 = rng.standard_normal((11, 7)).astype(np.float32), rng.standard_normal((11, 9)).astype(np.float32)
+    b = rng.standard_normal((16, 40)).astype(np.float32)  # 40 columns: a partial last panel at either width
+    packed, bias = microkernel.pack(b), microkernel.pack_bias(rng.standard_normal(40).astype(np.float32))
+    scratch = microkernel.scratch_tile(packed)
+    a = np.hstack((a1, a2))
+    want, got = np.empty((11, 40), np.float32), np.empty((11, 40), np.float32)
+    microkernel.matmul_packed(a, packed, want)
+    microkernel.matmul_packed(a, packed, got, False, scratch)
+    np.testing.assert_array_equal(got, want)
+    want, got = np.empty((11, 40), np.float32), np.empty((11, 40), np.float32)
+    microkernel.matmul2_packed(a1, a2, packed, bias, want)
+    microkernel.matmul2_packed(a1, a2, packed, bias, got, scratch)
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="scratch tile too small"):
+        microkernel.matmul_packed(a, packed, got, False, scratch[:1])
