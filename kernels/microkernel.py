@@ -579,6 +579,17 @@ def scratch_tile(packed):
     return np.empty((_MR_512 if wide else _MR_256, PW), packed.dtype)
 
 
+@njit(inline="always", **_JIT)
+def _tile_or_new(scratch, mr, PW, out):
+    """The tile a call runs its partial panel through: the caller's ``scratch`` (checked), or, without one, a new
+    tile of ``out``'s dtype."""
+    if scratch is None:
+        return np.empty((mr, PW), out.dtype)
+    if scratch.shape[0] < mr or scratch.shape[1] < PW:
+        raise ValueError("scratch tile too small for packed: make it with scratch_tile(packed)")
+    return scratch
+
+
 @njit(**_JIT)
 def matmul_packed(a, packed, out, backwards=False, scratch=None):
     """out[:] = a @ b, with ``packed = pack(b)`` (``a`` [M, K], ``out`` [M, N], rows with unit stride, one dtype).
@@ -606,12 +617,7 @@ def matmul_packed(a, packed, out, backwards=False, scratch=None):
         raise ValueError("matmul_packed: packed was not made by pack() for this dtype")
     mr = _MR_512 if wide else _MR_256
     lanes = PW // (_NR_512 if wide else _NR_256)
-    if scratch is None:
-        tile = np.empty((mr, PW), out.dtype)
-    elif scratch.shape[0] < mr or scratch.shape[1] < PW:
-        raise ValueError("scratch tile too small for packed: make it with scratch_tile(packed)")
-    else:
-        tile = scratch
+    tile = _tile_or_new(scratch, mr, PW, out)
     for q in range(P):
         p = P - 1 - q if backwards else q
         n0 = p * PW
@@ -682,12 +688,7 @@ def matmul2_packed(a1, a2, packed, bias, out, scratch=None):
     if not wide and PW != _NR_256 * (32 // a1.itemsize):
         raise ValueError("matmul2_packed: packed was not made by pack() for this dtype")
     mr = _MR_512 if wide else _MR_256
-    if scratch is None:
-        tile = np.empty((mr, PW), out.dtype)
-    elif scratch.shape[0] < mr or scratch.shape[1] < PW:
-        raise ValueError("scratch tile too small for packed: make it with scratch_tile(packed)")
-    else:
-        tile = scratch
+    tile = _tile_or_new(scratch, mr, PW, out)
     for p in range(P):
         n0 = p * PW
         cols = min(PW, N - n0)
