@@ -623,15 +623,13 @@ def _forward_sequence(kind, xp, w_hh, w_hh_packed, b_ih, b_hh, lengths, hs, cs, 
             matmul_packed(h_rows, w_hh_packed, gh, t & 1 == 1, scratch)  # (panel order alternating: matmul_packed)
         else:
             np.dot(h_rows, w_hh.T, gh)
+        slot = t if training else 0
+        h_new = r[slot][b0:b1] if projected else hs[nxt][b0:b1]
+        _cell_forward(kind, xp[t][b0:b1], gh, b_ih, b_hh, hs[cur][b0:b1], cs[cur][b0:b1], h_new, cs[nxt][b0:b1],
+                      saved[slot][b0:b1], y[t][b0:b1], lengths[b0:b1], t, training, 0, 0, h_new.shape[1],
+                      not projected)
         for b in range(b0, b1):
-            if t < lengths[b]:
-                save = saved[t if training else 0, b]
-                h_new = r[t if training else 0, b] if projected else hs[nxt, b]
-                _cell_forward(kind, xp[t, b], gh[b - b0], b_ih, b_hh, hs[cur, b], cs[cur, b], h_new,
-                              cs[nxt, b], save, training, 0, 0, len(h_new))
-                if not projected:
-                    _copy(hs[nxt, b], y[t, b])
-            else:  # past this sequence's length: state frozen, output zero
+            if t >= lengths[b]:  # past this sequence's length: state frozen, output zero
                 _copy(hs[cur, b], hs[nxt, b])
                 _copy(cs[cur, b], cs[nxt, b])
                 y[t, b] = 0.0
@@ -899,15 +897,16 @@ def _unit_cells(kind, fused, gates, xp, b_ih, b_hh, h, c, h_new, c_new, save, y,
     """The cell pass of the units ``u0 <= u < u0 + Hs`` of every row for one step of the unit split, from ``gates``
     [B, G * Hs] (gate-major over these units): the pre-activations with the biases in (``fused``), or ``h W_hh^T``
     alone, to which the input projection of step t (these units' own: row b's at ``xp[b, g * Hs + j]``) and the
-    biases are added here. Writes these
-    units of ``h_new``, ``c_new``, ``y`` and ``save``; rows past their length keep their state and output zero.
-    Not fused, each row goes through the row split's ``_cell_forward`` (the same compiled loop, vectorised);
-    fused (the LSTM and RNN), every value is the same expression as in ``_cells_forward``, one unit at a time. So
+    biases are added here. Writes these units of ``h_new``, ``c_new``, ``y`` and ``save``; rows past their length
+    keep their state and output zero. Not fused, the rows go through the row split's ``_cell_forward`` (the same
+    compiled loop, vectorised); fused (the LSTM and RNN), every value is the same expression as in ``_cells_forward``, one unit at a time. So
     the results are bitwise those of the row split. Its arrays do not overlap (distinct slots of hs, cs)."""
     _full_width_vectors()
     _arguments_do_not_overlap()
     H = h.shape[1]
     zero = h.dtype.type(0)
+    if not fused:  # the row split's own cell pass on this thread's units, all rows in one call
+        _cell_forward(kind, xp, gates, b_ih, b_hh, h, c, h_new, c_new, save, y, lengths, t, training, u0, 0, Hs, True)
     for b in range(gates.shape[0]):
         hn = h_new[b]
         yb = y[b]
@@ -922,13 +921,10 @@ def _unit_cells(kind, fused, gates, xp, b_ih, b_hh, h, c, h_new, c_new, save, y,
                 for j in range(u0, u0 + Hs):
                     cn[j] = cb[j]
             continue
+        if not fused:
+            continue
         a = gates[b]
-        if not fused:  # the row split's own cell function on this thread's units
-            _cell_forward(kind, xp[b], a, b_ih, b_hh, h[b], c[b], hn, c_new[b], save[b], training, u0, 0, Hs)
-            ys, hv = yb[u0:u0 + Hs], hn[u0:u0 + Hs]
-            for j in range(Hs):
-                ys[j] = hv[j]
-        elif kind == LSTM:  # as _cells_forward computes it
+        if kind == LSTM:  # as _cells_forward computes it
             if training:
                 _lstm_units(a, Hs, c[b], c_new[b], hn, yb, save[b], u0, Hs, H, True, True)
             else:
@@ -1015,25 +1011,40 @@ def _cells_forward(kind, gates, h, c, h_new, c_new, save, y, lengths, t, trainin
 
 
 @njit(**_JIT)
-def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, training, u0, x0, xs):
-    """One sequence's elementwise update for one step, of the units ``u0 <= u < u0 + S``. gh = h W_hh^T (no biases) of
-    these units only, gate-major: gate g of unit u0 + j at ``gh[g * S + j]``, S = ``len(gh) // G``; xp holds x W_ih^T of
-    these units, gate g of unit u0 + j at ``xp[x0 + g * xs + j]``: a whole row (``x0`` = u0, ``xs`` = H) or these units'
-    own, gate-major as gh (``x0`` = 0, ``xs`` = S). The row split passes whole rows (u0 = 0, S = H), the unit split its
-    own units' gates: one compiled function for both, so that both give the same bits (two copies of the same loop may
-    contract ``f * c + i * g`` into different fused multiply-adds). h_new, c_new, save and the biases are whole rows,
-    written and read at these units only. A function of its own, not inlined, so that its rows can be declared not to
-    overlap (vectorised loops); the rows are sliced at ``u0`` up front, so that every index in the loops is a loop
-    counter plus a multiple of a length, which LLVM can tell is not negative (an index ``u0 + j`` kept Numba's
-    negative-index check and the loop scalar)."""
+def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, y, lengths, t, training, u0, x0, xs, write_y):
+    """The elementwise update of one step for a block of rows (row b of each 2-D argument: one sequence; those with
+    ``t < lengths[b]`` only, the others are the caller's), of the units ``u0 <= u < u0 + S``, from gh = h W_hh^T (no
+    biases) of these units, gate-major (gate g of unit u0 + j at ``gh[b, g * S + j]``, S = ``gh.shape[1] // G``) and
+    xp = x W_ih^T: gate g of unit u0 + j at ``xp[b, x0 + g * xs + j]``, a whole row (``x0`` = u0, ``xs`` = H) or
+    these units' own, gate-major as gh (``x0`` = 0, ``xs`` = S). The row split passes whole rows (u0 = 0, S = H), the
+    unit split its own units' gates: one compiled function for both, so that both give the same bits (two copies of
+    the same loop may contract ``f * c + i * g`` into different fused multiply-adds). h_new, c_new, save, y and the
+    biases are whole rows, written and read at these units only; y (``write_y``) gets h_new's values. A function of
+    its own, not inlined, so that its rows can be declared not to overlap (vectorised loops); one call a step for
+    all rows, not one a row (a call cost about as much as the update of a row of 128 units: LSTM float32 on a Zen 5,
+    129-134 ns a row of 128 units against 211-231, RESULTS.md "Session 36")."""
     _full_width_vectors()
     _arguments_do_not_overlap()
+    for b in range(gh.shape[0]):
+        if t < lengths[b]:
+            _cell_units(kind, xp[b], gh[b], b_ih, b_hh, h[b], c[b], h_new[b], c_new[b], save[b], y[b], training, u0,
+                        x0, xs, write_y)
+
+
+@njit(inline="always", **_JIT)
+def _cell_units(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, y, training, u0, x0, xs, write_y):
+    """``_cell_forward`` of one row. The rows are sliced at ``u0`` up front, so that every index in the loops is a
+    loop counter plus a multiple of a length, which LLVM can tell is not negative (an index ``u0 + j`` kept Numba's
+    negative-index check and the loop scalar). What the backward needs is stored under the run-time ``training``
+    flag: masked stores into an empty ``save`` in inference (each thread's own, ``_private_empty``), which keep the
+    one compiled loop's bits for both (a copy with ``training`` a constant left out the values it does not store,
+    and "reassoc" then let LLVM fold them into what follows: other bits)."""
     # Not h's width: with a projection h is P wide and h_new is o * tanh(c'). max(., 0): LLVM then knows that H + j
     # is not negative where the loop runs over S, not H (else Numba's negative-index check keeps the loop scalar).
     H = max(h_new.shape[0], 0)
     xs = max(xs, 0)
     one, zero = h.dtype.type(1), h.dtype.type(0)  # typed, or float32 arithmetic would promote to float64
-    x, bi, bh, hn = xp[x0:], b_ih[u0:], b_hh[u0:], h_new[u0:]
+    x, bi, bh, hn, yb = xp[x0:], b_ih[u0:], b_hh[u0:], h_new[u0:], y[u0:]
     if kind == LSTM:
         S = gh.shape[0] // 4
         cb, cn, sv = c[u0:], c_new[u0:], save[u0:]
@@ -1045,7 +1056,10 @@ def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, training, 
             cj = f * cb[j] + i * g
             tanh_c = _tanh(cj)
             cn[j] = cj
-            hn[j] = o * tanh_c
+            hj = o * tanh_c
+            hn[j] = hj
+            if write_y:
+                yb[j] = hj
             if training:
                 sv[j] = i
                 sv[H + j] = f
@@ -1060,7 +1074,10 @@ def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, training, 
             z = _sigmoid(x[xs + j] + bi[H + j] + gh[S + j] + bh[H + j])
             gh_n = gh[2 * S + j] + bh[2 * H + j]
             n = _tanh(x[2 * xs + j] + bi[2 * H + j] + r * gh_n)
-            hn[j] = (one - z) * n + z * hb[j]
+            hj = (one - z) * n + z * hb[j]
+            hn[j] = hj
+            if write_y:
+                yb[j] = hj
             if training:
                 sv[j] = r
                 sv[H + j] = z
@@ -1068,10 +1085,16 @@ def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, training, 
                 sv[3 * H + j] = gh_n
     elif kind == RNN_TANH:
         for j in range(gh.shape[0]):
-            hn[j] = _tanh(x[j] + bi[j] + gh[j] + bh[j])
+            hj = _tanh(x[j] + bi[j] + gh[j] + bh[j])
+            hn[j] = hj
+            if write_y:
+                yb[j] = hj
     else:
         for j in range(gh.shape[0]):
-            hn[j] = max(x[j] + bi[j] + gh[j] + bh[j], zero)
+            hj = max(x[j] + bi[j] + gh[j] + bh[j], zero)
+            hn[j] = hj
+            if write_y:
+                yb[j] = hj
 
 
 # ------------------------------------------------------------------------------------------ backward

@@ -42,13 +42,17 @@ def assert_all_vectorised(packed, scalar):
 
 @pytest.mark.parametrize("training", [False, True])
 def test_forward_cell_pass_is_vectorised(training):
-    H = 64
+    """The unfused cell pass (``_cell_forward``: a block of rows, one row's loop inlined from ``_cell_units``,
+    ``training`` a run-time flag)."""
+    B, H = 3, 64
 
-    def row(n):
-        return np.zeros(n, np.float32)
+    def rows(n):
+        return np.zeros((B, n), np.float32)
 
-    packed, scalar = divisions(cpu._cell_forward, cpu.LSTM, row(4 * H), row(4 * H), row(4 * H), row(4 * H), row(H),
-                               row(H), row(H), row(H), row(5 * H if training else 0), training, 0, 0, H)
+    packed, scalar = divisions(cpu._cell_forward, cpu.LSTM, rows(4 * H), rows(4 * H), np.zeros(4 * H, np.float32),
+                               np.zeros(4 * H, np.float32), rows(H), rows(H), rows(H), rows(H),
+                               rows(5 * H if training else 0), rows(H), np.full(B, 2, np.int64), 0, training, 0, 0, H,
+                               True)
     assert_all_vectorised(packed, scalar)
 
 
