@@ -611,6 +611,9 @@ def _forward_sequence(kind, xp, w_hh, w_hh_packed, b_ih, b_hh, lengths, hs, cs, 
     gh = np.empty((b1 - b0, GH), y.dtype)
     projected = w_hr.shape[0] > 0
     hp = np.empty((b1 - b0, w_hr.shape[0]), y.dtype)
+    # With a projection the cell pass does not write y (P wide: y gets the projected state below); it is handed this
+    # H-wide block instead, so that even its skipped stores address rows of its width.
+    y_cells = np.empty((b1 - b0, w_hr.shape[1] if projected else 0), y.dtype)
     if not training:  # an empty array of this thread's own (_private_empty)
         saved = _private_empty(saved)
     scratch, scratch_hr = scratch_tile(w_hh_packed), scratch_tile(w_hr_packed)
@@ -626,8 +629,8 @@ def _forward_sequence(kind, xp, w_hh, w_hh_packed, b_ih, b_hh, lengths, hs, cs, 
         slot = t if training else 0
         h_new = r[slot][b0:b1] if projected else hs[nxt][b0:b1]
         _cell_forward(kind, xp[t][b0:b1], gh, b_ih, b_hh, hs[cur][b0:b1], cs[cur][b0:b1], h_new, cs[nxt][b0:b1],
-                      saved[slot][b0:b1], y[t][b0:b1], lengths[b0:b1], t, training, 0, 0, h_new.shape[1],
-                      not projected)
+                      saved[slot][b0:b1], y_cells if projected else y[t][b0:b1], lengths[b0:b1], t, training, 0,
+                      0, h_new.shape[1], not projected)
         for b in range(b0, b1):
             if t >= lengths[b]:  # past this sequence's length: state frozen, output zero
                 _copy(hs[cur, b], hs[nxt, b])
@@ -899,8 +902,9 @@ def _unit_cells(kind, fused, gates, xp, b_ih, b_hh, h, c, h_new, c_new, save, y,
     alone, to which the input projection of step t (these units' own: row b's at ``xp[b, g * Hs + j]``) and the
     biases are added here. Writes these units of ``h_new``, ``c_new``, ``y`` and ``save``; rows past their length
     keep their state and output zero. Not fused, the rows go through the row split's ``_cell_forward`` (the same
-    compiled loop, vectorised); fused (the LSTM and RNN), every value is the same expression as in ``_cells_forward``, one unit at a time. So
-    the results are bitwise those of the row split. Its arrays do not overlap (distinct slots of hs, cs)."""
+    compiled loop, vectorised); fused (the LSTM and RNN), every value is the same expression as in
+    ``_cells_forward``, one unit at a time. So the results are bitwise those of the row split. Its arrays do not
+    overlap (distinct slots of hs, cs)."""
     _full_width_vectors()
     _arguments_do_not_overlap()
     H = h.shape[1]
@@ -1021,8 +1025,8 @@ def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, y, lengths
     the same loop may contract ``f * c + i * g`` into different fused multiply-adds). h_new, c_new, save, y and the
     biases are whole rows, written and read at these units only; y (``write_y``) gets h_new's values. A function of
     its own, not inlined, so that its rows can be declared not to overlap (vectorised loops); one call a step for
-    all rows, not one a row (a call cost about as much as the update of a row of 128 units: LSTM float32 on a Zen 5,
-    129-134 ns a row of 128 units against 211-231, RESULTS.md "Session 36")."""
+    all rows, not one a row (LSTM float32 on a Zen 5: 129-134 ns a row of 128 units against 211-231 with a call a
+    row; forwards 4-8 % faster where the cell pass is a fifth of a step, RESULTS.md "Session 36")."""
     _full_width_vectors()
     _arguments_do_not_overlap()
     for b in range(gh.shape[0]):
