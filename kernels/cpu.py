@@ -611,8 +611,7 @@ def _forward_sequence(kind, xp, w_hh, w_hh_packed, b_ih, b_hh, lengths, hs, cs, 
     gh = np.empty((b1 - b0, GH), y.dtype)
     projected = w_hr.shape[0] > 0
     hp = np.empty((b1 - b0, w_hr.shape[0]), y.dtype)
-    # With a projection the cell pass does not write y (P wide: y gets the projected state below); it is handed this
-    # H-wide block instead, so that even its skipped stores address rows of its width.
+    # With a projection y is P wide and gets the projected state below: the cell pass writes its H-wide output here.
     y_cells = np.empty((b1 - b0, w_hr.shape[1] if projected else 0), y.dtype)
     if not training:  # an empty array of this thread's own (_private_empty)
         saved = _private_empty(saved)
@@ -630,7 +629,7 @@ def _forward_sequence(kind, xp, w_hh, w_hh_packed, b_ih, b_hh, lengths, hs, cs, 
         h_new = r[slot][b0:b1] if projected else hs[nxt][b0:b1]
         _cell_forward(kind, xp[t][b0:b1], gh, b_ih, b_hh, hs[cur][b0:b1], cs[cur][b0:b1], h_new, cs[nxt][b0:b1],
                       saved[slot][b0:b1], y_cells if projected else y[t][b0:b1], lengths[b0:b1], t, training, 0,
-                      0, h_new.shape[1], not projected)
+                      0, h_new.shape[1])
         for b in range(b0, b1):
             if t >= lengths[b]:  # past this sequence's length: state frozen, output zero
                 _copy(hs[cur, b], hs[nxt, b])
@@ -737,6 +736,7 @@ def _fused_sequence(kind, x, w_packed, bias, GH, lengths, hs, cs, saved, y, trai
     gates = np.empty((b1 - b0, GH), y.dtype)
     projected = w_hr.shape[0] > 0
     hp = np.empty((b1 - b0, w_hr.shape[0]), y.dtype)
+    y_cells = np.empty((b1 - b0, w_hr.shape[1] if projected else 0), y.dtype)  # as in _forward_sequence
     lens = lengths[b0:b1]
     scratch, scratch_hr = scratch_tile(w_packed), scratch_tile(w_hr_packed)
     for t in range(T):
@@ -745,7 +745,7 @@ def _fused_sequence(kind, x, w_packed, bias, GH, lengths, hs, cs, saved, y, trai
         matmul2_packed(x[t][b0:b1], hs[cur][b0:b1], w_packed, bias, gates, scratch)
         h_new = r[slot][b0:b1] if projected else hs[nxt][b0:b1]
         _cells_forward(kind, gates, hs[cur][b0:b1], cs[cur][b0:b1], h_new, cs[nxt][b0:b1], saved[slot][b0:b1],
-                       y[t][b0:b1], lens, t, training, not projected)
+                       y_cells if projected else y[t][b0:b1], lens, t, training)
         for b in range(b0, b1):
             if t >= lengths[b]:  # past this sequence's length: state frozen, output zero
                 _copy(hs[cur, b], hs[nxt, b])
@@ -910,7 +910,7 @@ def _unit_cells(kind, fused, gates, xp, b_ih, b_hh, h, c, h_new, c_new, save, y,
     H = h.shape[1]
     zero = h.dtype.type(0)
     if not fused:  # the row split's own cell pass on this thread's units, all rows in one call
-        _cell_forward(kind, xp, gates, b_ih, b_hh, h, c, h_new, c_new, save, y, lengths, t, training, u0, 0, Hs, True)
+        _cell_forward(kind, xp, gates, b_ih, b_hh, h, c, h_new, c_new, save, y, lengths, t, training, u0, 0, Hs)
     for b in range(gates.shape[0]):
         hn = h_new[b]
         yb = y[b]
@@ -930,9 +930,9 @@ def _unit_cells(kind, fused, gates, xp, b_ih, b_hh, h, c, h_new, c_new, save, y,
         a = gates[b]
         if kind == LSTM:  # as _cells_forward computes it
             if training:
-                _lstm_units(a, Hs, c[b], c_new[b], hn, yb, save[b], u0, Hs, H, True, True)
+                _lstm_units(a, Hs, c[b], c_new[b], hn, yb, save[b], u0, Hs, H, True)
             else:
-                _lstm_units(a, Hs, c[b], c_new[b], hn, yb, save[b], u0, Hs, H, True, False)
+                _lstm_units(a, Hs, c[b], c_new[b], hn, yb, save[b], u0, Hs, H, False)
         elif kind == RNN_TANH:
             for j in range(Hs):
                 hj = _tanh(a[j])
@@ -946,9 +946,9 @@ def _unit_cells(kind, fused, gates, xp, b_ih, b_hh, h, c, h_new, c_new, save, y,
 
 
 @njit(inline="always", **_JIT)
-def _lstm_units(a, gs, cb, cn, hn, yb, sv, u0, S, H, write_y, training):
+def _lstm_units(a, gs, cb, cn, hn, yb, sv, u0, S, H, training):
     """One row's LSTM update of the units ``u0 <= u < u0 + S`` from ``a``, the pre-activations with the biases in
-    (gate g of unit u0 + j at ``a[g * gs + j]``): writes ``cn[u]``, ``hn[u]``, with ``write_y`` ``yb[u]`` and with
+    (gate g of unit u0 + j at ``a[g * gs + j]``): writes ``cn[u]``, ``hn[u]``, ``yb[u]`` and with
     ``training`` what the backward needs (gate g of unit u at ``sv[g * H + u]``, then tanh(c') at ``sv[4 * H + u]``).
     ``_cells_forward`` and ``_unit_cells`` compute the fused step's cells here, one source for the same bits.
 
@@ -970,8 +970,7 @@ def _lstm_units(a, gs, cb, cn, hn, yb, sv, u0, S, H, write_y, training):
         cn[u] = cj
         hj = o * tanh_c
         hn[u] = hj
-        if write_y:
-            yb[u] = hj
+        yb[u] = hj
         if training:
             sv[u] = i
             sv[H + u] = f
@@ -981,9 +980,9 @@ def _lstm_units(a, gs, cb, cn, hn, yb, sv, u0, S, H, write_y, training):
 
 
 @njit(**_JIT_CELLS)
-def _cells_forward(kind, gates, h, c, h_new, c_new, save, y, lengths, t, training, write_y):
+def _cells_forward(kind, gates, h, c, h_new, c_new, save, y, lengths, t, training):
     """The elementwise update of one step for a block of rows (those with ``t < lengths[b]``), from ``gates`` = the
-    pre-activations with the biases in (``_fused_sequence``); writes ``h_new`` (and ``y`` when ``write_y``),
+    pre-activations with the biases in (``_fused_sequence``); writes ``h_new``, ``y`` (H wide),
     ``c_new`` and what backward needs. One call per step, not per row; its arrays do not overlap."""
     _full_width_vectors()
     _arguments_do_not_overlap()
@@ -997,25 +996,23 @@ def _cells_forward(kind, gates, h, c, h_new, c_new, save, y, lengths, t, trainin
         yb = y[b]
         if kind == LSTM:
             if training:  # a constant in each inlined copy: no store that depends on it (_lstm_units)
-                _lstm_units(a, H, c[b], c_new[b], hn, yb, save[b], 0, H, H, write_y, True)
+                _lstm_units(a, H, c[b], c_new[b], hn, yb, save[b], 0, H, H, True)
             else:
-                _lstm_units(a, H, c[b], c_new[b], hn, yb, save[b], 0, H, H, write_y, False)
+                _lstm_units(a, H, c[b], c_new[b], hn, yb, save[b], 0, H, H, False)
         elif kind == RNN_TANH:
             for j in range(H):
                 hj = _tanh(a[j])
                 hn[j] = hj
-                if write_y:
-                    yb[j] = hj
+                yb[j] = hj
         else:
             for j in range(H):
                 hj = max(a[j], zero)
                 hn[j] = hj
-                if write_y:
-                    yb[j] = hj
+                yb[j] = hj
 
 
 @njit(**_JIT)
-def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, y, lengths, t, training, u0, x0, xs, write_y):
+def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, y, lengths, t, training, u0, x0, xs):
     """The elementwise update of one step for a block of rows (row b of each 2-D argument: one sequence; those with
     ``t < lengths[b]`` only, the others are the caller's), of the units ``u0 <= u < u0 + S``, from gh = h W_hh^T (no
     biases) of these units, gate-major (gate g of unit u0 + j at ``gh[b, g * S + j]``, S = ``gh.shape[1] // G``) and
@@ -1023,7 +1020,7 @@ def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, y, lengths
     these units' own, gate-major as gh (``x0`` = 0, ``xs`` = S). The row split passes whole rows (u0 = 0, S = H), the
     unit split its own units' gates: one compiled function for both, so that both give the same bits (two copies of
     the same loop may contract ``f * c + i * g`` into different fused multiply-adds). h_new, c_new, save, y and the
-    biases are whole rows, written and read at these units only; y (``write_y``) gets h_new's values. A function of
+    biases are whole rows, written and read at these units only; y (H wide) gets h_new's values. A function of
     its own, not inlined, so that its rows can be declared not to overlap (vectorised loops); one call a step for
     all rows, not one a row (LSTM float32 on a Zen 5: 129-134 ns a row of 128 units against 211-231 with a call a
     row; forwards 4-8 % faster where the cell pass is a fifth of a step, RESULTS.md "Session 36")."""
@@ -1032,11 +1029,11 @@ def _cell_forward(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, y, lengths
     for b in range(gh.shape[0]):
         if t < lengths[b]:
             _cell_units(kind, xp[b], gh[b], b_ih, b_hh, h[b], c[b], h_new[b], c_new[b], save[b], y[b], training, u0,
-                        x0, xs, write_y)
+                        x0, xs)
 
 
 @njit(inline="always", **_JIT)
-def _cell_units(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, y, training, u0, x0, xs, write_y):
+def _cell_units(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, y, training, u0, x0, xs):
     """``_cell_forward`` of one row. The rows are sliced at ``u0`` up front, so that every index in the loops is a
     loop counter plus a multiple of a length, which LLVM can tell is not negative (an index ``u0 + j`` kept Numba's
     negative-index check and the loop scalar). What the backward needs is stored under the run-time ``training``
@@ -1062,8 +1059,7 @@ def _cell_units(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, y, training,
             cn[j] = cj
             hj = o * tanh_c
             hn[j] = hj
-            if write_y:
-                yb[j] = hj
+            yb[j] = hj
             if training:
                 sv[j] = i
                 sv[H + j] = f
@@ -1080,8 +1076,7 @@ def _cell_units(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, y, training,
             n = _tanh(x[2 * xs + j] + bi[2 * H + j] + r * gh_n)
             hj = (one - z) * n + z * hb[j]
             hn[j] = hj
-            if write_y:
-                yb[j] = hj
+            yb[j] = hj
             if training:
                 sv[j] = r
                 sv[H + j] = z
@@ -1091,14 +1086,12 @@ def _cell_units(kind, xp, gh, b_ih, b_hh, h, c, h_new, c_new, save, y, training,
         for j in range(gh.shape[0]):
             hj = _tanh(x[j] + bi[j] + gh[j] + bh[j])
             hn[j] = hj
-            if write_y:
-                yb[j] = hj
+            yb[j] = hj
     else:
         for j in range(gh.shape[0]):
             hj = max(x[j] + bi[j] + gh[j] + bh[j], zero)
             hn[j] = hj
-            if write_y:
-                yb[j] = hj
+            yb[j] = hj
 
 
 # ------------------------------------------------------------------------------------------ backward

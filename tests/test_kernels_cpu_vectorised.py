@@ -51,8 +51,7 @@ def test_forward_cell_pass_is_vectorised(training):
 
     packed, scalar = divisions(cpu._cell_forward, cpu.LSTM, rows(4 * H), rows(4 * H), np.zeros(4 * H, np.float32),
                                np.zeros(4 * H, np.float32), rows(H), rows(H), rows(H), rows(H),
-                               rows(5 * H if training else 0), rows(H), np.full(B, 2, np.int64), 0, training, 0, 0, H,
-                               True)
+                               rows(5 * H if training else 0), rows(H), np.full(B, 2, np.int64), 0, training, 0, 0, H)
     assert_all_vectorised(packed, scalar)
 
 
@@ -64,5 +63,5 @@ def test_fused_cell_pass_is_vectorised(training):
     rows = np.zeros((B, H), np.float32)
     packed, scalar = divisions(cpu._cells_forward, cpu.LSTM, np.zeros((B, 4 * H), np.float32), rows, rows, rows.copy(),
                                rows.copy(), np.zeros((B, 5 * H if training else 0), np.float32), rows.copy(),
-                               np.full(B, 2, np.int64), 0, training, True)
+                               np.full(B, 2, np.int64), 0, training)
     assert_all_vectorised(packed, scalar)
