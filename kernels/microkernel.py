@@ -757,9 +757,9 @@ def _make_block_tile(bits):
     ``c[c0:c0+rows, n0:n0+PW] (+)= a[r0:r0+rows, k0:k0+kc] @ packed[p, k0:k0+kc]`` for 1 <= rows <= mr. ``a`` has
     unit strides along its rows (``a_columns`` False) or along its columns (True, a transposed view); ``c`` along
     its rows. No bounds checks. Returns it and its form for the last panel, with a last argument ``vectors``, as
-    ``_make_tile``. A 3-D ``a`` is ``gemm_packed``'s packed block [tiles, kc, mr] (``_pack_a``): ``r0`` is then the
-    tile's index, whose ``kc`` x ``mr`` values the tile reads from the start (``a_columns`` True; the panel from
-    ``k0``), so that the driver's loop makes no view per tile."""
+    ``_make_tile``. A 3-D ``a`` is ``gemm_packed``'s packed block, [tiles, kc, mr] (``_pack_a``, ``a_columns``
+    True) or [tiles, mr, kc] (``_pack_a_rows``, False): ``r0`` is then the tile's index, whose values the tile reads
+    from the start (the panel from ``k0``), so that the driver's loop makes no view per tile."""
     mr, nr = _TILES[bits]
 
     def typed(*arguments):
@@ -886,6 +886,9 @@ def _span(typingctx, a):
 
 #: ``_pack_a`` copies this many k of one tile at a time.
 _PACK_A_KS = 16
+#: ``gemm_packed`` packs a transposed ``a``'s blocks with ``_pack_a`` (k-major tiles) where a tile's ``mr`` values of
+#: one k fill this many bytes (a cache line: float64 at 512 bits), else with ``_pack_a_rows`` (row-major tiles).
+_PACK_A_LINE = 64
 
 
 @njit(nogil=True, **_JIT)
@@ -916,6 +919,35 @@ def _pack_a(a, m0, m1, k0, kc, block):
 
 
 @njit(nogil=True, **_JIT)
+def _pack_a_rows(a, m0, m1, k0, kc, block):
+    """Rows ``m0:m1`` and columns ``k0:k0+kc`` of a transposed ``a`` (unit stride along its columns) into ``block``
+    [tiles, mr, >= kc], row-major tiles: ``block[t, i, k] = a[m0 + t*mr + i, k0 + k]``, which the tiles read as a
+    C-ordered ``a`` (``a_columns`` False). Whole L x L squares transposed in vector registers (``_transpose_tile``,
+    L = one vector), a band of L rows at a time (the band's rows written in order: squares k outermost wrote 64
+    bytes into L rows kc elements apart in turn, 1.5-3x the time), the rest one value at a time. Against
+    ``_pack_a``'s k-major tiles, float32, on a Zen 5 core (benchmarks/RESULTS.md "Session 37"): the packing alone
+    0.54-0.92x the time, the weight-gradient GEMM with it 0.88-1.02x (0.83-0.97 in the AVX2 emulation), the same
+    bits; float64 at 512 bits, whose k-major tile reads one cache line a k, 0.96-1.13x: left to ``_pack_a``
+    (``_PACK_A_LINE``)."""
+    tiles, mr, width = block.shape
+    flat = block.reshape((1, tiles * mr, width))
+    w = a.T  # unit stride along its rows
+    L = _TRANSPOSE_BYTES // a.itemsize
+    rows = m1 - m0
+    mf = rows - rows % L if w.strides[1] == w.itemsize else 0
+    kf = kc - kc % L
+    for mb in range(0, mf, L):
+        for kb in range(0, kf, L):
+            _transpose_tile(w, k0 + kb, m0 + mb, flat, 0, mb, kb)
+        for k in range(kf, kc):
+            for i in range(L):
+                flat[0, mb + i, k] = w[k0 + k, m0 + mb + i]
+    for m in range(mf, rows):
+        for k in range(kc):
+            flat[0, m, k] = w[k0 + k, m0 + m]
+
+
+@njit(nogil=True, **_JIT)
 def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, out3=None):
     """out[:] = a @ b for a large ``a`` [M, K], with ``packed = pack(b)`` ([K, N] in column panels): the micro-
     kernel's register tile over blocks of ``mc`` rows and ``kc`` of K (the first K block stores, the others add;
@@ -924,8 +956,9 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, ou
     ``a`` may be C-ordered (unit stride along rows) or a transposed C array such as ``da.T`` (unit stride along
     columns: each k's ``mr`` values are adjacent, but consecutive k are a row of ``da`` apart, a cache line and often
     a page each; from ``_PACK_A_PANELS`` panels each ``mc`` x ``kc`` block of such an ``a`` is first copied into a
-    packed block, ``_pack_a``, which the tiles read as one stream: the weight gradients da^T [x | h] 0.55-0.89x the
-    time on the Intel machine of the module's docstring, at 1-2 panels 1.03-1.48x; packing a C-ordered ``a`` too
+    packed block, which the tiles read as one C-ordered block (``_pack_a_rows``) or, where one k's ``mr`` values fill
+    a cache line, as one stream (``_pack_a``): the weight gradients da^T [x | h] 0.55-0.89x the time with
+    ``_pack_a`` on the Intel machine of the module's docstring, at 1-2 panels 1.03-1.48x; packing a C-ordered ``a`` too
     was mixed for dx = da W_ih (0.89-1.14x; 124 against 143 GFLOP/s at 12800 x 1024 x 256), so those are read in
     place); ``out`` needs unit stride along its rows. Deterministic: the order of the sums
     depends only on the shapes and ``kc`` (packed or not: the same FMAs in the same order).
@@ -991,13 +1024,18 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, ou
     lanes = PW // (_NR_512 if wide else _NR_256)
     scratch = np.empty((mr, PW), out.dtype)
     packs = a_columns and P >= _PACK_A_PANELS and a.strides[1] > 0  # (k backwards in memory: read in place)
-    block = np.empty(((min(mc, M) + mr - 1) // mr if packs else 0, min(kc, K), mr), a.dtype)
+    # the block's tiles row-major (_pack_a_rows) where a tile's mr values of one k are less than a cache line
+    by_rows = mr * a.itemsize < _PACK_A_LINE
+    tiles = (min(mc, M) + mr - 1) // mr if packs else 0
+    block = np.empty((tiles, mr, min(kc, K)) if by_rows else (tiles, min(kc, K), mr), a.dtype)
     for m0 in range(0, M, mc):
         m1 = min(M, m0 + mc)
         for k0 in range(0, K, kc):
             kk = min(kc, K - k0)
             accumulate = add or k0 > 0
-            if packs:
+            if packs and by_rows:
+                _pack_a_rows(a, m0, m1, k0, kk, block)
+            elif packs:
                 _pack_a(a, m0, m1, k0, kk, block)
             for p in range(P):
                 c = out if p < P1 else second if p < P2 else third  # the panel's result, its columns from n0
@@ -1008,9 +1046,9 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, ou
                     rows = min(mr, m1 - r0)
                     part = vectors * lanes < PW and rows == mr  # the partial panel's tile
                     if cols == PW or (part and cols == vectors * lanes):  # in place (out by name: _tiles)
-                        if packs:  # the tile's rows from the packed block: mr values a k, side by side
-                            _block_tile(block, True, (r0 - m0) // mr, rows, k0, kk, packed, p, c, r0, n0, accumulate,
-                                        wide, part, vectors)
+                        if packs:  # the tile's rows from the packed block
+                            _block_tile(block, not by_rows, (r0 - m0) // mr, rows, k0, kk, packed, p, c, r0, n0,
+                                        accumulate, wide, part, vectors)
                         else:
                             _block_tile(a, a_columns, r0, rows, k0, kk, packed, p, c, r0, n0, accumulate, wide,
                                         part, vectors)
@@ -1021,8 +1059,8 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, ou
                             for j in range(cols):
                                 scratch[i, j] = c[r0 + i, n0 + j]
                     if packs:
-                        _block_tile(block, True, (r0 - m0) // mr, rows, k0, kk, packed, p, scratch, 0, 0, accumulate,
-                                    wide, part, vectors)
+                        _block_tile(block, not by_rows, (r0 - m0) // mr, rows, k0, kk, packed, p, scratch, 0, 0,
+                                    accumulate, wide, part, vectors)
                     else:
                         _block_tile(a, a_columns, r0, rows, k0, kk, packed, p, scratch, 0, 0, accumulate, wide, part,
                                     vectors)

@@ -72,6 +72,28 @@ def test_pack_a_copies_blocks_of_transposed_views(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mr", [4, 8])
+def test_pack_a_rows_copies_blocks_of_transposed_views(dtype, mr):
+    """``_pack_a_rows`` (whole squares of one vector transposed in registers, the rest one value at a time) against
+    the definition ``block[t, i, k] = a[m0 + t*mr + i, k0 + k]``, on the views and blocks of the test above: ones
+    with whole squares and remainders in both directions, a partial last tile, K blocks after the first. Nothing
+    outside the copied rows is written."""
+    rng = np.random.default_rng(5)
+    da = rng.standard_normal((90, 75)).astype(dtype)
+    for a in (da.T, da[7:83].T[5:70], da[:, 3:].T):
+        for m0, m1, k0, kc in ((0, len(a), 0, a.shape[1]), (8, 29, 3, 17), (16, len(a), 40, 1),
+                               (len(a) - 3, len(a), 9, 33), (0, 48, 16, 32)):
+            tiles = -(-(m1 - m0) // mr)
+            block = np.full((tiles + 1, mr, kc + 2), np.nan, dtype)
+            microkernel._pack_a_rows(a, m0, m1, k0, kc, block)
+            want = np.full_like(block, np.nan)
+            for t in range(tiles):
+                rows = min(mr, m1 - m0 - t * mr)
+                want[t, :rows, :kc] = a[m0 + t * mr:m0 + t * mr + rows, k0:k0 + kc]
+            np.testing.assert_array_equal(block, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gemm_packed_of_transposed_views_that_are_not_packed(dtype):
     """A transposed ``a`` whose k go backwards in memory (negative column stride) is read in place (``_pack_a``
     needs a positive stride): the same bits as the packed path. Strides of part of an element (a field of a
