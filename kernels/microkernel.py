@@ -926,7 +926,7 @@ def _pack_a_rows(a, m0, m1, k0, kc, block):
     L = one vector), a band of L rows at a time (the band's rows written in order: squares k outermost wrote 64
     bytes into L rows kc elements apart in turn, 1.5-3x the time), the rest one value at a time. Against
     ``_pack_a``'s k-major tiles, float32, on a Zen 5 core (benchmarks/RESULTS.md "Session 37"): the packing alone
-    0.54-0.92x the time, the weight-gradient GEMM with it 0.88-1.02x (0.83-0.97 in the AVX2 emulation), the same
+    0.54-0.92x the time, the weight-gradient GEMM with it 0.80-1.02x (0.83-0.97 in the AVX2 emulation), the same
     bits; float64 at 512 bits, whose k-major tile reads one cache line a k, 0.96-1.13x: left to ``_pack_a``
     (``_PACK_A_LINE``)."""
     tiles, mr, width = block.shape
