@@ -129,6 +129,10 @@ _MIN_ROWS_PER_THREAD = 4
 # One row on one thread, a forward of this many steps or more (``plan`` told the steps): the micro-kernel's one-row
 # tile against W_hh packed once a call ("packed") instead of OpenBLAS's GEMV every step ("gemv").
 _MIN_STEPS_ONE_ROW_PACKED = 32
+# ... and on 2 or more threads in inference, with the 512-bit tile (AVX-512 builds), below this many bytes of W_hh:
+# the time loop on one thread, the input projection beside it where rule 4 says so; neither OpenBLAS's GEMV on all
+# threads nor the unit split.
+_MAX_ONE_ROW_PACKED_BYTES = 1 << 19
 # The unit split at 2..7 rows (up to 12 from _LARGE_UNIT_WEIGHTS elements of W_hh), in parts of a multiple of
 # _UNIT_GRAIN units per thread, each at least _UNIT_GRAIN.
 _MIN_ROWS_UNIT_SPLIT, _MAX_ROWS_UNIT_SPLIT, _MAX_ROWS_UNIT_SPLIT_LARGE, _UNIT_GRAIN = 2, 8, 13, 16
@@ -196,8 +200,9 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
        12 steps at 2 rows, 6 at 4; one row: 32) and 24 in training (W >= 2^21: 8; one row: 64; where ``steps``
        is given), where:
 
-       - one row: inference where a share is at most one L2 or at least 2 L2s, from W = 2^16; training (its
-         forward and its backward) from W = 2^18 where a share is at most half an L2;
+       - one row: inference where a share is at most one L2 or at least 2 L2s, from W = 2^16 (with the 512-bit
+         tile from 512 KB of W_hh: W = 2^17 in float32, 2^16 in float64; rule 2); training (its forward and its
+         backward) from W = 2^18 where a share is at most half an L2;
        - 2..7 rows (2..12 from W = 2^22): a forward from W = 2^17 (inference) or 2^18 (training); a backward from
          W = 2^18;
        - 8..32 rows: inference where W_hh outgrows an L2 of at least 2 MB (W * itemsize; LSTM float32: from
@@ -211,8 +216,11 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
        a step). A block's per-step GEMM: one row OpenBLAS's GEMV ("gemv"), more the micro-kernel against W_hh^T
        packed once a call ("packed"; OpenBLAS packs all of W_hh every call: 3-97 GFLOP/s on 2..128 rows where the
        micro-kernel ran 19-131, benchmarks/step_microkernel.py); one row too on one thread in a forward of
-       ``_MIN_STEPS_ONE_ROW_PACKED`` = 32 steps or more (where packing W_hh once repays it; on 2 threads OpenBLAS's
-       GEMV takes both, and the one-row backward's GEMV against the packed W_hh was 1.04-1.15x slower).
+       ``_MIN_STEPS_ONE_ROW_PACKED`` = 32 steps or more (where packing W_hh once repays it; the one-row backward's
+       GEMV against the packed W_hh was 1.04-1.15x slower). On 2 or more threads one row is OpenBLAS's GEMV on all
+       of them, but for an inference of 32 steps or more with the 512-bit tile (AVX-512 builds) and W_hh under
+       ``_MAX_ONE_ROW_PACKED_BYTES`` = 512 KB, whose one row runs "packed" on one thread (the projection beside it,
+       rule 4) instead of the unit split or the GEMV.
     3. ``fused`` (forward, the LSTM and the RNN; the GRU's n gate needs x and h apart): every row block has at least
        8 rows (32 where W_ih and W_hh take more than 8 MiB); the unit split from 33 rows (never, as planned today:
        at 32 rows it took 1.05-1.31x the time of its projection first, Intel Xeon, session 24).
@@ -291,12 +299,13 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
       compiled for AVX2 in session 29 (LSTM B = 4, H = 128: 0.77-0.89)."""
     if threads is None:
         threads = numba.get_num_threads()
-    units = _unit_split(B, threads, kind, hidden, projected, training, backward, itemsize, steps)
+    one_row_packed = _one_row_packed(threads, kind, hidden, training, backward, itemsize, steps)
+    units = () if B == 1 and one_row_packed else _unit_split(B, threads, kind, hidden, projected, training,
+                                                             backward, itemsize, steps)
     if units:
         blocks = [Block(0, B, "units", units)]
     else:
-        one_row = ("packed" if threads == 1 and not backward and (steps or 0) >= _MIN_STEPS_ONE_ROW_PACKED
-                   else "gemv")
+        one_row = "packed" if one_row_packed else "gemv"
         blocks = [Block(b0, b1, one_row if b1 - b0 == 1 else "packed")
                   for b0, b1 in _even_blocks(B, max(1, min(threads, B // _MIN_ROWS_PER_THREAD)))]
     if kind is None or hidden is None or steps is None or inputs is None:
@@ -313,6 +322,17 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     else:
         beside = not fused and one_block and steps * rows * inputs * gates >= _MIN_BESIDE_MACS
     return Plan(blocks, fused, beside)
+
+
+def _one_row_packed(threads, kind, hidden, training, backward, itemsize, steps):
+    """``plan``'s rule for a block of one row: whether its step is "packed" (the micro-kernel against W_hh packed
+    once a call) rather than "gemv", and on 2 or more threads whether it is kept off the unit split."""
+    if backward or (steps or 0) < _MIN_STEPS_ONE_ROW_PACKED:
+        return False
+    if threads == 1:
+        return True
+    return (not training and kind is not None and hidden is not None and microkernel.VECTOR_BITS >= 512
+            and _GATES[kind] * hidden * hidden * itemsize < _MAX_ONE_ROW_PACKED_BYTES)
 
 
 def _unit_split(B, threads, kind, hidden, projected, training, backward, itemsize, steps):
