@@ -1,6 +1,7 @@
 """One row (B = 1): the per-step GEMM on the micro-kernel against W_hh packed once a call ("packed") or on OpenBLAS's
-GEMV ("gemv"), or on 2 or more threads the unit split ("units"), forced in the forward, the backward or both, the plan
-as committed and torch beside them; a Markdown table.
+GEMV ("gemv"), or on 2 or more threads the unit split ("units") or "packed" with the input projection first
+("packed-first"), forced in the forward, the backward or both, the plan as committed and torch beside them; a
+Markdown table.
 
     NUMBA_NUM_THREADS=1 python benchmarks/one_row.py                          # H = 64..1024, T = 100, inference
     NUMBA_NUM_THREADS=1 python benchmarks/one_row.py --hidden 128 512 --steps 1 4 16 32 64
@@ -11,7 +12,7 @@ What it measured is behind ``kernels.cpu.plan``'s ``_MIN_STEPS_ONE_ROW_PACKED`` 
 (benchmarks/RESULTS.md "Session 32" and "Session 38"): on one thread the forward's one row runs the micro-kernel from
 32 steps; on 2 threads so does an inference with the 512-bit tile below 512 KB of W_hh; otherwise the backward and 2
 threads keep the GEMV, or split the units. The forced forward "packed" on 2 or more threads has the input projection
-beside its loop where the plan's rule 4 says so (from 2^22 multiply-adds); the forced backward keeps the plan's.
+beside its loop where the plan's rule 4 says so (from 2^23 multiply-adds); the forced backward keeps the plan's.
 Each library's threads are set to ``--threads`` (OpenBLAS's too); the calls alternate, idle first
 (``lstmzoo.bench.median_times``).
 """
@@ -52,7 +53,7 @@ def main(argv=None):
     planned = cpu.plan
     kind = {"lstm": cpu.LSTM, "gru": cpu.GRU, "rnn": cpu.RNN_TANH}[args.cell]
     signature = inspect.signature(planned)
-    variants = ["gemv", "packed"] + (["units"] if args.threads > 1 else [])
+    variants = ["gemv", "packed"] + (["packed-first", "units"] if args.threads > 1 else [])
 
     def forced(step):
         def plan(*a, **k):
@@ -67,8 +68,8 @@ def main(argv=None):
             beside = how.beside
             if not backward and steps and inputs:
                 beside = (step == "packed" and args.threads > 1 and steps > 1
-                          and steps * inputs * cpu._GATES[kind] * hidden >= cpu._MIN_BESIDE_MACS)
-            return cpu.Plan([cpu.Block(0, 1, step)], False, beside)
+                          and steps * inputs * cpu._GATES[kind] * hidden >= cpu._MIN_BESIDE_MACS_ONE_ROW)
+            return cpu.Plan([cpu.Block(0, 1, step.removesuffix("-first"))], False, beside)
         return plan
 
     def with_plan(plan, call):

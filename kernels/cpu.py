@@ -157,9 +157,10 @@ _MAX_ROWS_UNIT_SPLIT_L2, _MIN_L2_UNIT_SPLIT_ROWS = 33, 2 << 20
 # Fused input projection: from this many rows per block (_MIN_ROWS_FUSED_LARGE above _FUSED_BYTES of weights;
 # _MIN_ROWS_UNITS_FUSED for the unit split, above the rows it runs at today).
 _MIN_ROWS_FUSED, _MIN_ROWS_FUSED_LARGE, _FUSED_BYTES, _MIN_ROWS_UNITS_FUSED = 8, 32, 8 << 20, 33
-# Beside the loop: from this many multiply-adds of the forward's input projection (T * B * I * G*H), and of the
-# backward's dx and weight gradients (T * B * G*H * (2I + H + 1)).
-_MIN_BESIDE_MACS, _MIN_GRADIENTS_BESIDE_MACS = 1 << 22, 1 << 24
+# Beside the loop: from this many multiply-adds of the forward's input projection (T * B * I * G*H; of one row, which
+# only the 512-bit builds' plan runs on one of 2 threads, _MIN_BESIDE_MACS_ONE_ROW), and of the backward's dx and
+# weight gradients (T * B * G*H * (2I + H + 1)).
+_MIN_BESIDE_MACS, _MIN_BESIDE_MACS_ONE_ROW, _MIN_GRADIENTS_BESIDE_MACS = 1 << 22, 1 << 23, 1 << 24
 
 
 class Block(typing.NamedTuple):
@@ -224,10 +225,11 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     3. ``fused`` (forward, the LSTM and the RNN; the GRU's n gate needs x and h apart): every row block has at least
        8 rows (32 where W_ih and W_hh take more than 8 MiB); the unit split from 33 rows (never, as planned today:
        at 32 rows it took 1.05-1.31x the time of its projection first, Intel Xeon, session 24).
-    4. ``beside``, where the row split has one block of 2 or more rows on 2 or more threads (so a thread idles) and
-       ``steps`` > 1: a forward's input projection from 2^22 multiply-adds (``_forward_beside``); a backward's dx and
-       weight gradients, without a projection, from 2^24 multiply-adds and where the weight gradients
-       (G*H * (I + H + 2) elements) fit in an L2 (``_backward_beside``).
+    4. ``beside``, where the row split has one "packed" block on 2 or more threads (so a thread idles) and
+       ``steps`` > 1: a forward's input projection from 2^22 multiply-adds (``_forward_beside``; one row, rule 2's
+       on 512-bit builds, from 2^23); a backward's dx and weight gradients, without a projection, from 2^24
+       multiply-adds and where the weight gradients (G*H * (I + H + 2) elements) fit in an L2
+       (``_backward_beside``).
 
     Measured (2 threads, T = 100; benchmarks/RESULTS.md, the section named; ratios are times, A/B in one process):
     - Few steps (Zen 4, session 27, benchmarks/few_steps.py: the row split's time / the unit split's, LSTM, I = H;
@@ -296,7 +298,14 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
       training 0.81-1.12; below 2^22 multiply-adds 1.09-1.52; on AVX2 (Zen 1, session 16) 0.74-0.92. The backward's
       GEMMs (Zen 5, session 14) LSTM H = 128 0.68-0.96, GRU 0.73-0.93 but 1.00-1.48 where its gradients outgrow the
       L2; compiled for AVX2 1.18-1.38 there (session 14), but part of the AVX-512 rules that won on a Zen 4
-      compiled for AVX2 in session 29 (LSTM B = 4, H = 128: 0.77-0.89)."""
+      compiled for AVX2 in session 29 (LSTM B = 4, H = 128: 0.77-0.89).
+    - One row on 2 threads, inference (Zen 5, session 38, benchmarks/one_row.py; RESULTS.md "Session 38"): the
+      loop on one thread ("packed", the projection beside it from 2^23 multiply-adds) against OpenBLAS's GEMV on
+      both threads 0.69-0.98 (LSTM H = 64..160, GRU 64..192, RNN 128..256, I = H and H/4) and against the unit
+      split 0.45-0.99 (LSTM H = 128..181, GRU 148..209, RNN 256..362; even at 2^17 elements, past which the unit
+      split won: 1.03-1.65 at LSTM H = 192..512); against the GEMV past 512 KB 0.98-1.30. With the 256-bit tile (the
+      AVX2 emulation) 0.97-1.23 against either: the 512-bit builds only. The projection beside one row against
+      first: 0.86-0.95 below 2^23 multiply-adds (LSTM H = 128, 144, GRU 160, RNN 256), 1.13-1.16 from 2^23.3."""
     if threads is None:
         threads = numba.get_num_threads()
     one_row_packed = _one_row_packed(threads, kind, hidden, training, backward, itemsize, steps)
@@ -320,7 +329,8 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
                   and steps * rows * gates * (2 * inputs + width + 1) >= _MIN_GRADIENTS_BESIDE_MACS
                   and gates * (inputs + width + 2) * itemsize <= _l2_bytes())
     else:
-        beside = not fused and one_block and steps * rows * inputs * gates >= _MIN_BESIDE_MACS
+        least = _MIN_BESIDE_MACS_ONE_ROW if rows == 1 else _MIN_BESIDE_MACS
+        beside = not fused and one_block and steps * rows * inputs * gates >= least
     return Plan(blocks, fused, beside)
 
 

@@ -554,7 +554,7 @@ def test_one_row_inference_on_512_bit_builds_keeps_small_weights_on_one_thread(b
     how = cpu.plan(1, threads, kind, H, training=mode == "training", backward=mode == "backward", itemsize=itemsize,
                    inputs=H, steps=steps)
     assert how.blocks[0].step == want
-    assert how.beside is (want == "packed" and steps * H * cpu._GATES[kind] * H >= cpu._MIN_BESIDE_MACS)
+    assert how.beside is (want == "packed" and steps * H * cpu._GATES[kind] * H >= 1 << 23)
 
 
 @pytest.mark.parametrize("beside", [False, True])
@@ -565,7 +565,7 @@ def test_one_row_inference_on_one_of_two_threads_matches_one_thread_and_referenc
     """The 512-bit builds' one-row inference on 2 threads: the loop on one thread (the input projection first, or
     beside it on the other): bit for bit one thread's, and the reference's to the tolerance, with lengths."""
     monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", 512)
-    monkeypatch.setattr(cpu, "_MIN_BESIDE_MACS", 0 if beside else 1 << 62)
+    monkeypatch.setattr(cpu, "_MIN_BESIDE_MACS_ONE_ROW", 0 if beside else 1 << 62)
     rng = np.random.default_rng(41)
     p = inputs(rng, cell, 40, 1, 24, 96, dtype)
     pin_threads(2)
