@@ -299,13 +299,16 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
       GEMMs (Zen 5, session 14) LSTM H = 128 0.68-0.96, GRU 0.73-0.93 but 1.00-1.48 where its gradients outgrow the
       L2; compiled for AVX2 1.18-1.38 there (session 14), but part of the AVX-512 rules that won on a Zen 4
       compiled for AVX2 in session 29 (LSTM B = 4, H = 128: 0.77-0.89).
-    - One row on 2 threads, inference (Zen 5, session 38, benchmarks/one_row.py; RESULTS.md "Session 38"): the
-      loop on one thread ("packed", the projection beside it from 2^23 multiply-adds) against OpenBLAS's GEMV on
-      both threads 0.69-0.98 (LSTM H = 64..160, GRU 64..192, RNN 128..256, I = H and H/4) and against the unit
-      split 0.45-0.99 (LSTM H = 128..181, GRU 148..209, RNN 256..362; even at 2^17 elements, past which the unit
-      split won: 1.03-1.65 at LSTM H = 192..512); against the GEMV past 512 KB 0.98-1.30. With the 256-bit tile (the
-      AVX2 emulation) 0.97-1.23 against either: the 512-bit builds only. The projection beside one row against
-      first: 0.86-0.95 below 2^23 multiply-adds (LSTM H = 128, 144, GRU 160, RNN 256), 1.13-1.16 from 2^23.3."""
+    - One row on 2 threads, inference (Zen 5, session 38, benchmarks/one_row.py; RESULTS.md "Session 38"): the loop
+      on one thread ("packed", the projection beside it from 2^23 multiply-adds) against OpenBLAS's GEMV on both
+      threads 0.66-0.87 (LSTM H = 64..160, GRU 64..192, RNN 128..362, I = H and H/4), against the unit split where
+      it ran before (LSTM H = 128, 160, GRU 192, RNN 256, 362) 0.61-1.06 (and 0.15 once: a host pause in the unit
+      split); past 512 KB of W_hh the unit split mostly kept its lead (plan / packed 0.65-0.86 at LSTM H = 256, GRU
+      256, RNN 512; 1.04 and 1.27 at LSTM H = 192) and so did the GEMV (LSTM H = 384, 448: packed / GEMV 0.98-1.15).
+      With the 256-bit tile (the AVX2 emulation) packed / GEMV or units 0.81-1.42, above 1.05 at 13 of 17 shapes:
+      the 512-bit builds only. The projection beside one row against first: first 0.47-0.95 of beside below 2^23
+      multiply-adds (LSTM H = 128, 144, GRU 128, 160, RNN 256), 1.05-1.25 above (LSTM H = 160, 176, GRU 176, 192,
+      RNN 320, 360; once 0.96)."""
     if threads is None:
         threads = numba.get_num_threads()
     one_row_packed = _one_row_packed(threads, kind, hidden, training, backward, itemsize, steps)

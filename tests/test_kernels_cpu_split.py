@@ -546,9 +546,10 @@ def test_one_row_on_one_thread_runs_the_micro_kernel_from_32_steps(threads, step
 ])
 def test_one_row_inference_on_512_bit_builds_keeps_small_weights_on_one_thread(bits, kind, H, itemsize, threads,
                                                                                 steps, mode, want, monkeypatch):
-    """On 2 threads with the 512-bit tile (Zen 5, session 38, benchmarks/one_row.py) the one-row loop on one thread,
-    the input projection beside it, took 0.69-0.97 of the time of the GEMV on both threads or the unit split below
-    512 KB of W_hh; with the 256-bit tile (the AVX2 emulation) 0.97-1.23: the GEMV and the unit split stay there."""
+    """On 2 threads with the 512-bit tile (Zen 5, session 38, benchmarks/one_row.py) the one-row loop on one thread
+    (the input projection beside it from 2^23 multiply-adds) took 0.66-0.87 of the time of the GEMV on both threads,
+    0.61-1.06 of the unit split's, below 512 KB of W_hh; with the 256-bit tile (the AVX2 emulation) 0.81-1.42, above
+    1.05 at 13 of 17 shapes: the GEMV and the unit split stay there."""
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
     monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", bits)
     how = cpu.plan(1, threads, kind, H, training=mode == "training", backward=mode == "backward", itemsize=itemsize,
