@@ -311,7 +311,7 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
       RNN 320, 360; once 0.96)."""
     if threads is None:
         threads = numba.get_num_threads()
-    one_row_packed = _one_row_packed(threads, kind, hidden, training, backward, itemsize, steps)
+    one_row_packed = _one_row_packed(threads, kind, hidden, state, training, backward, itemsize, steps)
     units = () if B == 1 and one_row_packed else _unit_split(B, threads, kind, hidden, projected, training,
                                                              backward, itemsize, steps)
     if units:
@@ -337,15 +337,17 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
     return Plan(blocks, fused, beside)
 
 
-def _one_row_packed(threads, kind, hidden, training, backward, itemsize, steps):
+def _one_row_packed(threads, kind, hidden, state, training, backward, itemsize, steps):
     """``plan``'s rule for a block of one row: whether its step is "packed" (the micro-kernel against W_hh packed
     once a call) rather than "gemv", and on 2 or more threads whether it is kept off the unit split."""
     if backward or (steps or 0) < _MIN_STEPS_ONE_ROW_PACKED:
         return False
     if threads == 1:
         return True
-    return (not training and kind is not None and hidden is not None and microkernel.VECTOR_BITS >= 512
-            and _GATES[kind] * hidden * hidden * itemsize < _MAX_ONE_ROW_PACKED_BYTES)
+    if training or kind is None or hidden is None or microkernel.VECTOR_BITS < 512:
+        return False
+    width = hidden if state is None else state  # W_hh's columns: the state, P wide with a projection
+    return _GATES[kind] * hidden * width * itemsize < _MAX_ONE_ROW_PACKED_BYTES
 
 
 def _unit_split(B, threads, kind, hidden, projected, training, backward, itemsize, steps):

@@ -558,13 +558,22 @@ def test_one_row_inference_on_512_bit_builds_keeps_small_weights_on_one_thread(b
     assert how.beside is (want == "packed" and steps * H * cpu._GATES[kind] * H >= 1 << 23)
 
 
+@pytest.mark.parametrize("P, want", [(64, "packed"), (127, "packed"), (128, "gemv")])
+def test_one_row_with_a_projection_counts_w_hh_at_its_state_width(P, want, monkeypatch):
+    """The LSTM with a projection: W_hh is 4H x P (H = 256: 512 KB from P = 128); never the unit split."""
+    monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", 512)
+    how = cpu.plan(1, 2, cpu.LSTM, 256, True, inputs=256, steps=100, state=P)
+    assert how.blocks == [cpu.Block(0, 1, want)]
+
+
 @pytest.mark.parametrize("beside", [False, True])
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_one_row_inference_on_one_of_two_threads_matches_one_thread_and_reference(cell, dtype, beside, pin_threads,
                                                                                    monkeypatch):
     """The 512-bit builds' one-row inference on 2 threads: the loop on one thread (the input projection first, or
-    beside it on the other): bit for bit one thread's, and the reference's to the tolerance, with lengths."""
+    beside it on the other): bit for bit one thread's, and the reference's to the tolerance, with lengths; the LSTM
+    with a projection too."""
     monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", 512)
     monkeypatch.setattr(cpu, "_MIN_BESIDE_MACS_ONE_ROW", 0 if beside else 1 << 62)
     rng = np.random.default_rng(41)
@@ -582,6 +591,19 @@ def test_one_row_inference_on_one_of_two_threads_matches_one_thread_and_referenc
             if c is not None:
                 np.testing.assert_array_equal(a, b)
                 assert_close(a, c, dtype)
+    if cell == "lstm":  # with a projection: W_hh is 4H x P (the row split; never the unit split)
+        P = 40
+        p["h0"], p["w_hh"] = p["h0"][:, :P], p["w_hh"][:, :P].copy()
+        p["w_hr"] = (rng.standard_normal((P, 96)) / np.sqrt(96)).astype(dtype)
+        how = cpu.plan(1, 2, cpu.LSTM, 96, True, itemsize=np.dtype(dtype).itemsize, inputs=24, steps=40, state=P)
+        assert (how.blocks, how.beside) == ([cpu.Block(0, 1, "packed")], beside)
+        got = cpu.lstm_forward(**p, training=False)
+        pin_threads(1)
+        alone = cpu.lstm_forward(**p, training=False)
+        want = reference.lstm_forward(**p, training=False)
+        for a, b, c in zip(got[:3], alone[:3], want[:3]):
+            np.testing.assert_array_equal(a, b)
+            assert_close(a, c, dtype)
 
 
 @pytest.mark.parametrize("cell", CELLS)
