@@ -253,12 +253,12 @@ def _time_shape(cpu, torch, shape, mode, repeats, cell="lstm"):
 def torch_call(torch, params, x, dy, training, device="cpu", cell="lstm"):
     """A no-argument function running ``torch.nn.LSTM`` (``nn.GRU``, ``nn.RNN`` with tanh for ``cell`` "gru",
     "rnn") with our weights ``params`` (``w_ih``, ``w_hh``, ``b_ih``, ``b_hh``) on NumPy ``x`` [T, B, I]: inference
-    under ``no_grad``, or forward + backward of ``dy``. ``benchmarks/kernels_cuda.py`` uses it with
-    ``device="cuda"``."""
+    under ``no_grad``, or forward + backward of ``dy``, in float64 for a float64 ``x`` (float32 otherwise).
+    ``benchmarks/kernels_cuda.py`` uses it with ``device="cuda"``."""
     _, _, I = x.shape
     H = params["w_hh"].shape[1]
     module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
-    lstm = module(I, H).to(device)
+    lstm = module(I, H).to(device, dtype=torch.float64 if x.dtype == np.float64 else torch.float32)
     with torch.no_grad():
         for name, value in params.items():
             getattr(lstm, name.replace("w_", "weight_").replace("b_", "bias_") + "_l0").copy_(

@@ -204,7 +204,8 @@ PLANS_2MB_L2 = [
                          [(1 << 20, *p) for p in PLANS] + [(2 << 20, *p) for p in PLANS_2MB_L2])
 def test_plan_table(l2, B, threads, kind, n_in, H, mode, projected, want, monkeypatch):
     """The same plans on AVX2 and AVX-512 builds but one: a one-row inference below 512 KB of W_hh on 2 or more
-    threads, whose 512-bit builds keep the loop on one thread (the test after the next); here as on AVX2."""
+    threads, whose 512-bit builds keep the loop on one thread
+    (``test_one_row_inference_on_512_bit_builds_keeps_small_weights_on_one_thread``); here as on AVX2."""
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: l2)
     monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", 256)
     how = cpu.plan(B, threads, kind, H, projected, training=mode == "training", backward=mode == "backward",
