@@ -38,7 +38,7 @@ def main():
     args = parser.parse_args()
     import numba
 
-    from kernels import cpu as new
+    from lstmzoo.kernels import cpu as new  # the installed name: a second name (kernels.cpu) shares the Numba cache
     sys.path.insert(0, args.old)
     old = importlib.import_module("kernels_old.cpu")
     numba.set_num_threads(args.threads)
