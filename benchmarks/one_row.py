@@ -8,11 +8,10 @@ Markdown table.
     NUMBA_NUM_THREADS=1 python benchmarks/one_row.py --mode training --force backward --hidden 128 256 512
     NUMBA_NUM_THREADS=2 python benchmarks/one_row.py --threads 2 --hidden 64 128 192 256 --input H H/4
 
-What it measured is behind ``kernels.cpu.plan``'s ``_MIN_STEPS_ONE_ROW_PACKED`` and ``_MAX_ONE_ROW_PACKED_BYTES``
-(benchmarks/RESULTS.md "Session 32" and "Session 38"): on one thread the forward's one row runs the micro-kernel from
-32 steps; on 2 threads so does an inference with the 512-bit tile below 512 KB of W_hh; otherwise the backward and 2
+What it measured is behind ``kernels.cpu.plan``'s ``_MIN_STEPS_ONE_ROW_PACKED`` (benchmarks/RESULTS.md "Session 32";
+2 threads: "Session 38"): on one thread the forward's one row runs the micro-kernel from 32 steps; the backward and 2
 threads keep the GEMV, or split the units. The forced forward "packed" on 2 or more threads has the input projection
-beside its loop where the plan's rule 4 says so (from 2^23 multiply-adds); the forced backward keeps the plan's.
+beside its loop where the plan's rule 4 says so (from 2^22 multiply-adds); the forced backward keeps the plan's.
 Each library's threads are set to ``--threads`` (OpenBLAS's too); the calls alternate, idle first
 (``lstmzoo.bench.median_times``).
 """
@@ -68,7 +67,7 @@ def main(argv=None):
             beside = how.beside
             if not backward and steps and inputs:
                 beside = (step == "packed" and args.threads > 1 and steps > 1
-                          and steps * inputs * cpu._GATES[kind] * hidden >= cpu._MIN_BESIDE_MACS_ONE_ROW)
+                          and steps * inputs * cpu._GATES[kind] * hidden >= cpu._MIN_BESIDE_MACS)
             return cpu.Plan([cpu.Block(0, 1, step.removesuffix("-first"))], False, beside)
         return plan
 

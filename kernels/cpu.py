@@ -129,10 +129,6 @@ _MIN_ROWS_PER_THREAD = 4
 # One row on one thread, a forward of this many steps or more (``plan`` told the steps): the micro-kernel's one-row
 # tile against W_hh packed once a call ("packed") instead of OpenBLAS's GEMV every step ("gemv").
 _MIN_STEPS_ONE_ROW_PACKED = 32
-# ... and on 2 or more threads in inference, with the 512-bit tile (AVX-512 builds), below this many bytes of W_hh:
-# the time loop on one thread, the input projection beside it where rule 4 says so; neither OpenBLAS's GEMV on all
-# threads nor the unit split.
-_MAX_ONE_ROW_PACKED_BYTES = 1 << 19
 # The unit split at 2..7 rows (up to 12 from _LARGE_UNIT_WEIGHTS elements of W_hh), in parts of a multiple of
 # _UNIT_GRAIN units per thread, each at least _UNIT_GRAIN.
 _MIN_ROWS_UNIT_SPLIT, _MAX_ROWS_UNIT_SPLIT, _MAX_ROWS_UNIT_SPLIT_LARGE, _UNIT_GRAIN = 2, 8, 13, 16
@@ -157,10 +153,9 @@ _MAX_ROWS_UNIT_SPLIT_L2, _MIN_L2_UNIT_SPLIT_ROWS = 33, 2 << 20
 # Fused input projection: from this many rows per block (_MIN_ROWS_FUSED_LARGE above _FUSED_BYTES of weights;
 # _MIN_ROWS_UNITS_FUSED for the unit split, above the rows it runs at today).
 _MIN_ROWS_FUSED, _MIN_ROWS_FUSED_LARGE, _FUSED_BYTES, _MIN_ROWS_UNITS_FUSED = 8, 32, 8 << 20, 33
-# Beside the loop: from this many multiply-adds of the forward's input projection (T * B * I * G*H; of one row, which
-# only the 512-bit builds' plan runs on one of 2 threads, _MIN_BESIDE_MACS_ONE_ROW), and of the backward's dx and
-# weight gradients (T * B * G*H * (2I + H + 1)).
-_MIN_BESIDE_MACS, _MIN_BESIDE_MACS_ONE_ROW, _MIN_GRADIENTS_BESIDE_MACS = 1 << 22, 1 << 23, 1 << 24
+# Beside the loop: from this many multiply-adds of the forward's input projection (T * B * I * G*H), and of the
+# backward's dx and weight gradients (T * B * G*H * (2I + H + 1)).
+_MIN_BESIDE_MACS, _MIN_GRADIENTS_BESIDE_MACS = 1 << 22, 1 << 24
 
 
 class Block(typing.NamedTuple):
@@ -201,9 +196,8 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
        12 steps at 2 rows, 6 at 4; one row: 32) and 24 in training (W >= 2^21: 8; one row: 64; where ``steps``
        is given), where:
 
-       - one row: inference where a share is at most one L2 or at least 2 L2s, from W = 2^16 (with the 512-bit
-         tile from 512 KB of W_hh: W = 2^17 in float32, 2^16 in float64; rule 2); training (its forward and its
-         backward) from W = 2^18 where a share is at most half an L2;
+       - one row: inference where a share is at most one L2 or at least 2 L2s, from W = 2^16; training (its
+         forward and its backward) from W = 2^18 where a share is at most half an L2;
        - 2..7 rows (2..12 from W = 2^22): a forward from W = 2^17 (inference) or 2^18 (training); a backward from
          W = 2^18;
        - 8..32 rows: inference where W_hh outgrows an L2 of at least 2 MB (W * itemsize; LSTM float32: from
@@ -217,19 +211,15 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
        a step). A block's per-step GEMM: one row OpenBLAS's GEMV ("gemv"), more the micro-kernel against W_hh^T
        packed once a call ("packed"; OpenBLAS packs all of W_hh every call: 3-97 GFLOP/s on 2..128 rows where the
        micro-kernel ran 19-131, benchmarks/step_microkernel.py); one row too on one thread in a forward of
-       ``_MIN_STEPS_ONE_ROW_PACKED`` = 32 steps or more (where packing W_hh once repays it; the one-row backward's
-       GEMV against the packed W_hh was 1.04-1.15x slower). On 2 or more threads one row is OpenBLAS's GEMV on all
-       of them, but for an inference of 32 steps or more with the 512-bit tile (AVX-512 builds) and W_hh under
-       ``_MAX_ONE_ROW_PACKED_BYTES`` = 512 KB, whose one row runs "packed" on one thread (the projection beside it,
-       rule 4) instead of the unit split or the GEMV.
+       ``_MIN_STEPS_ONE_ROW_PACKED`` = 32 steps or more (where packing W_hh once repays it; on 2 threads OpenBLAS's
+       GEMV takes both, and the one-row backward's GEMV against the packed W_hh was 1.04-1.15x slower).
     3. ``fused`` (forward, the LSTM and the RNN; the GRU's n gate needs x and h apart): every row block has at least
        8 rows (32 where W_ih and W_hh take more than 8 MiB); the unit split from 33 rows (never, as planned today:
        at 32 rows it took 1.05-1.31x the time of its projection first, Intel Xeon, session 24).
-    4. ``beside``, where the row split has one "packed" block on 2 or more threads (so a thread idles) and
-       ``steps`` > 1: a forward's input projection from 2^22 multiply-adds (``_forward_beside``; one row, rule 2's
-       on 512-bit builds, from 2^23); a backward's dx and weight gradients, without a projection, from 2^24
-       multiply-adds and where the weight gradients (G*H * (I + H + 2) elements) fit in an L2
-       (``_backward_beside``).
+    4. ``beside``, where the row split has one block of 2 or more rows on 2 or more threads (so a thread idles) and
+       ``steps`` > 1: a forward's input projection from 2^22 multiply-adds (``_forward_beside``); a backward's dx and
+       weight gradients, without a projection, from 2^24 multiply-adds and where the weight gradients
+       (G*H * (I + H + 2) elements) fit in an L2 (``_backward_beside``).
 
     Measured (2 threads, T = 100; benchmarks/RESULTS.md, the section named; ratios are times, A/B in one process):
     - Few steps (Zen 4, session 27, benchmarks/few_steps.py: the row split's time / the unit split's, LSTM, I = H;
@@ -299,25 +289,19 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
       GEMMs (Zen 5, session 14) LSTM H = 128 0.68-0.96, GRU 0.73-0.93 but 1.00-1.48 where its gradients outgrow the
       L2; compiled for AVX2 1.18-1.38 there (session 14), but part of the AVX-512 rules that won on a Zen 4
       compiled for AVX2 in session 29 (LSTM B = 4, H = 128: 0.77-0.89).
-    - One row on 2 threads, inference (Zen 5, session 38, benchmarks/one_row.py; RESULTS.md "Session 38"): the loop
-      on one thread ("packed", the projection beside it from 2^23 multiply-adds) against OpenBLAS's GEMV on both
-      threads 0.66-0.87 (LSTM H = 64..160, GRU 64..192, RNN 128..362, I = H and H/4), against the unit split where
-      it ran before (LSTM H = 128, 160, GRU 192, RNN 256, 362) 0.61-1.06 (and 0.15 once: a host pause in the unit
-      split); past 512 KB of W_hh the unit split mostly kept its lead (plan / packed 0.65-0.86 at LSTM H = 256, GRU
-      256, RNN 512; 1.04 and 1.27 at LSTM H = 192) and so did the GEMV (LSTM H = 384, 448: packed / GEMV 0.98-1.15).
-      With the 256-bit tile (the AVX2 emulation) packed / GEMV or units 0.81-1.42, above 1.05 at 13 of 17 shapes:
-      the 512-bit builds only. The projection beside one row against first: first 0.47-0.95 of beside below 2^23
-      multiply-adds (LSTM H = 128, 144, GRU 128, 160, RNN 256), 1.05-1.25 above (LSTM H = 160, 176, GRU 176, 192,
-      RNN 320, 360; once 0.96)."""
+    - One row on 2 threads, inference, the loop on one thread ("packed", benchmarks/one_row.py; RESULTS.md "Session
+      38"): on a Zen 5 (512-bit data paths) 0.66-0.87 of the GEMV's time on both threads and 0.61-1.06 of the unit
+      split's below 512 KB of W_hh; compiled for AVX2 there 0.81-1.42 (13 of 17 shapes above 1.05); on the Zen 4 of
+      session 32 (AVX-512 on 256-bit data paths) the GEMV on both threads was faster (1.08-1.28, above). Not taken:
+      it would be a rule for one machine."""
     if threads is None:
         threads = numba.get_num_threads()
-    one_row_packed = _one_row_packed(threads, kind, hidden, state, training, backward, itemsize, steps)
-    units = () if B == 1 and one_row_packed else _unit_split(B, threads, kind, hidden, projected, training,
-                                                             backward, itemsize, steps)
+    units = _unit_split(B, threads, kind, hidden, projected, training, backward, itemsize, steps)
     if units:
         blocks = [Block(0, B, "units", units)]
     else:
-        one_row = "packed" if one_row_packed else "gemv"
+        one_row = ("packed" if threads == 1 and not backward and (steps or 0) >= _MIN_STEPS_ONE_ROW_PACKED
+                   else "gemv")
         blocks = [Block(b0, b1, one_row if b1 - b0 == 1 else "packed")
                   for b0, b1 in _even_blocks(B, max(1, min(threads, B // _MIN_ROWS_PER_THREAD)))]
     if kind is None or hidden is None or steps is None or inputs is None:
@@ -332,22 +316,8 @@ def plan(B, threads=None, kind=None, hidden=None, projected=False, training=Fals
                   and steps * rows * gates * (2 * inputs + width + 1) >= _MIN_GRADIENTS_BESIDE_MACS
                   and gates * (inputs + width + 2) * itemsize <= _l2_bytes())
     else:
-        least = _MIN_BESIDE_MACS_ONE_ROW if rows == 1 else _MIN_BESIDE_MACS
-        beside = not fused and one_block and steps * rows * inputs * gates >= least
+        beside = not fused and one_block and steps * rows * inputs * gates >= _MIN_BESIDE_MACS
     return Plan(blocks, fused, beside)
-
-
-def _one_row_packed(threads, kind, hidden, state, training, backward, itemsize, steps):
-    """``plan``'s rule for a block of one row: whether its step is "packed" (the micro-kernel against W_hh packed
-    once a call) rather than "gemv", and on 2 or more threads whether it is kept off the unit split."""
-    if backward or (steps or 0) < _MIN_STEPS_ONE_ROW_PACKED:
-        return False
-    if threads == 1:
-        return True
-    if training or kind is None or hidden is None or microkernel.VECTOR_BITS < 512:
-        return False
-    width = hidden if state is None else state  # W_hh's columns: the state, P wide with a projection
-    return _GATES[kind] * hidden * width * itemsize < _MAX_ONE_ROW_PACKED_BYTES
 
 
 def _unit_split(B, threads, kind, hidden, projected, training, backward, itemsize, steps):

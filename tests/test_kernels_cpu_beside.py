@@ -26,8 +26,7 @@ def pin_threads(monkeypatch):
     (4, 2, 100, 128, 1024, False),  # the unit split: no idle thread
     (2, 2, 100, 32, 128, False),    # 2^21.6 multiply-adds: the hand-off costs more than it saves
 ])
-def test_which_forwards_project_beside_the_loop(B, threads, T, n_in, H, beside, monkeypatch):
-    monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", 256)  # one row on 512-bit builds: test_kernels_cpu_split.py
+def test_which_forwards_project_beside_the_loop(B, threads, T, n_in, H, beside):
     assert cpu.plan(B, threads, cpu.LSTM, H, inputs=n_in, steps=T).beside is beside
 
 

@@ -203,11 +203,7 @@ PLANS_2MB_L2 = [
 @pytest.mark.parametrize("l2, B, threads, kind, n_in, H, mode, projected, want",
                          [(1 << 20, *p) for p in PLANS] + [(2 << 20, *p) for p in PLANS_2MB_L2])
 def test_plan_table(l2, B, threads, kind, n_in, H, mode, projected, want, monkeypatch):
-    """The same plans on AVX2 and AVX-512 builds but one: a one-row inference below 512 KB of W_hh on 2 or more
-    threads, whose 512-bit builds keep the loop on one thread
-    (``test_one_row_inference_on_512_bit_builds_keeps_small_weights_on_one_thread``); here as on AVX2."""
     monkeypatch.setattr(cpu, "_l2_bytes", lambda: l2)
-    monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", 256)
     how = cpu.plan(B, threads, kind, H, projected, training=mode == "training", backward=mode == "backward",
                    inputs=n_in, steps=100)
     split, fused, beside = want
@@ -518,93 +514,12 @@ def test_one_row_training_on_the_unit_split_matches_reference(cell, dtype, pin_t
     (1, 31, "inference", "gemv"),     # fewer steps: packing W_hh does not repay itself
     (1, None, "inference", "gemv"),   # steps not told
     (1, 100, "backward", "gemv"),     # the one-row backward keeps OpenBLAS's GEMV
-    (2, 100, "inference", "gemv"),    # on 2 threads OpenBLAS's GEMV uses both (but see the next test)
+    (2, 100, "inference", "gemv"),    # on 2 threads OpenBLAS's GEMV uses both
 ])
-def test_one_row_on_one_thread_runs_the_micro_kernel_from_32_steps(threads, steps, mode, want, monkeypatch):
-    monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", 256)
+def test_one_row_on_one_thread_runs_the_micro_kernel_from_32_steps(threads, steps, mode, want):
     how = cpu.plan(1, threads, cpu.LSTM, 96, training=mode == "training", backward=mode == "backward", inputs=96,
                    steps=steps)
     assert how.blocks == [cpu.Block(0, 1, want)]
-
-
-@pytest.mark.parametrize("bits, kind, H, itemsize, threads, steps, mode, want", [
-    (512, cpu.LSTM, 96, 4, 2, 100, "inference", "packed"),   # 147 KB of W_hh: one thread, the micro-kernel
-    (512, cpu.LSTM, 128, 4, 2, 100, "inference", "packed"),  # 256 KB: not the unit split either
-    (512, cpu.LSTM, 181, 4, 2, 32, "inference", "packed"),   # 512 KB less 1.6 KB, from 32 steps
-    (512, cpu.LSTM, 181, 4, 2, 31, "inference", "gemv"),     # fewer steps: as before
-    (512, cpu.LSTM, 182, 4, 2, 100, "inference", "units"),   # 512 KB and more: the unit split, as before ...
-    (512, cpu.LSTM, 127, 8, 2, 100, "inference", "packed"),  # float64: 504 KB
-    (512, cpu.LSTM, 128, 8, 2, 100, "inference", "units"),   # float64: 512 KB
-    (512, cpu.GRU, 208, 4, 2, 100, "inference", "packed"),
-    (512, cpu.RNN_TANH, 256, 4, 2, 100, "inference", "packed"),
-    (512, cpu.RNN_TANH, 362, 4, 2, 100, "inference", "packed"),
-    (512, cpu.LSTM, 96, 4, 4, 100, "inference", "packed"),   # any number of threads
-    (512, cpu.LSTM, 96, 4, 2, 100, "training", "gemv"),      # ... or OpenBLAS's GEMV: training, ...
-    (512, cpu.LSTM, 96, 4, 2, 100, "backward", "gemv"),      # ... the backward
-    (512, cpu.LSTM, 96, 4, 2, 31, "inference", "gemv"),      # ... fewer steps
-    (256, cpu.LSTM, 96, 4, 2, 100, "inference", "gemv"),     # ... and the 256-bit tile (AVX2 builds)
-    (256, cpu.LSTM, 128, 4, 2, 100, "inference", "units"),
-])
-def test_one_row_inference_on_512_bit_builds_keeps_small_weights_on_one_thread(bits, kind, H, itemsize, threads,
-                                                                                steps, mode, want, monkeypatch):
-    """On 2 threads with the 512-bit tile (Zen 5, session 38, benchmarks/one_row.py) the one-row loop on one thread
-    (the input projection beside it from 2^23 multiply-adds) took 0.66-0.87 of the time of the GEMV on both threads,
-    0.61-1.06 of the unit split's, below 512 KB of W_hh; with the 256-bit tile (the AVX2 emulation) 0.81-1.42, above
-    1.05 at 13 of 17 shapes: the GEMV and the unit split stay there."""
-    monkeypatch.setattr(cpu, "_l2_bytes", lambda: 1 << 20)
-    monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", bits)
-    how = cpu.plan(1, threads, kind, H, training=mode == "training", backward=mode == "backward", itemsize=itemsize,
-                   inputs=H, steps=steps)
-    assert how.blocks[0].step == want
-    assert how.beside is (want == "packed" and steps * H * cpu._GATES[kind] * H >= 1 << 23)
-
-
-@pytest.mark.parametrize("P, want", [(64, "packed"), (127, "packed"), (128, "gemv")])
-def test_one_row_with_a_projection_counts_w_hh_at_its_state_width(P, want, monkeypatch):
-    """The LSTM with a projection: W_hh is 4H x P (H = 256: 512 KB from P = 128); never the unit split."""
-    monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", 512)
-    how = cpu.plan(1, 2, cpu.LSTM, 256, True, inputs=256, steps=100, state=P)
-    assert how.blocks == [cpu.Block(0, 1, want)]
-
-
-@pytest.mark.parametrize("beside", [False, True])
-@pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_one_row_inference_on_one_of_two_threads_matches_one_thread_and_reference(cell, dtype, beside, pin_threads,
-                                                                                   monkeypatch):
-    """The 512-bit builds' one-row inference on 2 threads: the loop on one thread (the input projection first, or
-    beside it on the other): bit for bit one thread's, and the reference's to the tolerance, with lengths; the LSTM
-    with a projection too."""
-    monkeypatch.setattr(cpu.microkernel, "VECTOR_BITS", 512)
-    monkeypatch.setattr(cpu, "_MIN_BESIDE_MACS_ONE_ROW", 0 if beside else 1 << 62)
-    rng = np.random.default_rng(41)
-    p = inputs(rng, cell, 40, 1, 24, 96, dtype)
-    pin_threads(2)
-    how = cpu.plan(1, 2, KINDS[cell], 96, itemsize=np.dtype(dtype).itemsize, inputs=24, steps=40)
-    assert (how.blocks, how.beside) == ([cpu.Block(0, 1, "packed")], beside)
-    for lengths in (None, np.array([29])):
-        got, _ = forward(cpu, cell, p, lengths, False)
-        pin_threads(1)
-        alone, _ = forward(cpu, cell, p, lengths, False)
-        pin_threads(2)
-        want, _ = forward(reference, cell, p, lengths, False)
-        for a, b, c in zip(got, alone, want):
-            if c is not None:
-                np.testing.assert_array_equal(a, b)
-                assert_close(a, c, dtype)
-    if cell == "lstm":  # with a projection: W_hh is 4H x P (the row split; never the unit split)
-        P = 40
-        p["h0"], p["w_hh"] = p["h0"][:, :P], p["w_hh"][:, :P].copy()
-        p["w_hr"] = (rng.standard_normal((P, 96)) / np.sqrt(96)).astype(dtype)
-        how = cpu.plan(1, 2, cpu.LSTM, 96, True, itemsize=np.dtype(dtype).itemsize, inputs=24, steps=40, state=P)
-        assert (how.blocks, how.beside) == ([cpu.Block(0, 1, "packed")], beside)
-        got = cpu.lstm_forward(**p, training=False)
-        pin_threads(1)
-        alone = cpu.lstm_forward(**p, training=False)
-        want = reference.lstm_forward(**p, training=False)
-        for a, b, c in zip(got[:3], alone[:3], want[:3]):
-            np.testing.assert_array_equal(a, b)
-            assert_close(a, c, dtype)
 
 
 @pytest.mark.parametrize("cell", CELLS)
