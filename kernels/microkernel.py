@@ -90,6 +90,11 @@ _JIT = {"cache": True, "error_model": "numpy", "fastmath": {"nsz", "arcp", "cont
 # (rows, vectors) of the register tile for each vector width in bits. 512: 24 of the 32 zmm registers hold sums;
 # 256: 12 of the 16 ymm registers (an AVX2 CPU has no more).
 _TILES = {512: (8, 3), 256: (4, 3)}
+# Whole panels per tile where ``matmul_packed`` has one row (``_row_tiles``): 12 sums in registers. The tile of one
+# panel has 3 sums a row, one FMA chain each, and each FMA waits for the last of its chain (4 cycles on Zen 4 and 5):
+# one row ran 3 FMAs in 4 cycles where 2 a cycle issue. Two rows over two panels (12 sums, each panel vector used
+# twice, so held in a register) spilled the 256-bit tile's 16 registers: 2.4x the time of the tile of one panel.
+_ROW_PANELS = 3
 #: Each k loop prefetches the panel's row this many k ahead into L1 (``_k_loop``).
 PREFETCH_ROWS = 16
 
@@ -322,7 +327,7 @@ def _tile_declaration(module, name, signature, element, lanes, noalias):
     return fn, vector, width // 8, fma, broadcast
 
 
-def _tile_function(module, element, lanes, nr, mr, sources=1, bias=False, vectors=None):
+def _tile_function(module, element, lanes, nr, mr, sources=1, bias=False, vectors=None, panels=1):
     """The LLVM function ``void tile(T* a, i64 lda, T* panel, i64 K, T* c, i64 ldc)``: c[i, j] = sum_k a[i*lda + k]
     * panel[k * nr*lanes + j] for i < mr, j < nv*lanes (see the module's docstring), nv = ``vectors`` (default
     ``nr``: the whole panel; fewer for the last, partial panel, whose other vectors are padding); defined once per
@@ -331,10 +336,15 @@ def _tile_function(module, element, lanes, nr, mr, sources=1, bias=False, vector
     With ``sources`` = 2 and ``bias`` (``matmul2_packed``) the function is ``void tile(T* a1, i64 lda1, i64 K1,
     T* a2, i64 lda2, i64 K2, T* panel, T* bias, T* c, i64 ldc)``: the sums start from the panel's ``bias`` (nr*lanes
     values, the same for every row), run a k loop over ``a1`` against the panel's first K1 rows, then a second k loop
-    over ``a2`` against the next K2 rows, into the same registers: c = bias + a1 @ panel[:K1] + a2 @ panel[K1:]."""
-    nv = nr if vectors is None else vectors
+    over ``a2`` against the next K2 rows, into the same registers: c = bias + a1 @ panel[:K1] + a2 @ panel[K1:].
+
+    ``panels`` > 1 (one source, no bias, whole panels): the tile runs on over that many consecutive panels (K *
+    nr*lanes elements apart) into c's next columns, nv = nr * ``panels`` vectors; ``matmul_packed``'s one or two
+    rows (``_ROW_PANELS``). Each lane's sum is the same sequence of FMAs as in the tile of one panel, so the bits
+    do not change."""
+    nv = nr * panels if vectors is None else vectors
     name = f"lstmzoo_tile_{element}_{mr}x{nr}x{lanes}" + (f"_{sources}sources" if sources > 1 else "") + \
-        ("_bias" if bias else "") + (f"_{nv}vectors" if nv != nr else "")
+        ("_bias" if bias else "") + (f"_{panels}panels" if panels > 1 else f"_{nv}vectors" if nv != nr else "")
     if name in module.globals:
         return module.globals[name]
     i64 = ir.IntType(64)
@@ -365,7 +375,8 @@ def _tile_function(module, element, lanes, nr, mr, sources=1, bias=False, vector
         rows = [builder.gep(a, [builder.mul(lda, i64(i))]) for i in range(mr)]
         acc = _k_loop(builder, fn, f"{s}" if sources > 1 else "", acc,
                       lambda k, i, rows=rows: builder.gep(rows[i], [k]), builder.gep(panel, [offset]), K,
-                      vector, size, nr * lanes, nv, lanes, fma, broadcast)
+                      vector, size, nr * lanes, nv, lanes, fma, broadcast,
+                      builder.mul(K, i64(nr * lanes)) if panels > 1 else None)
         if s + 1 < sources:
             offset = builder.add(offset, builder.mul(K, i64(nr * lanes)))
 
@@ -387,11 +398,14 @@ def _prefetch(builder, address):
     builder.call(function, [builder.bitcast(address, i8p), i32(0), i32(3), i32(1)])
 
 
-def _k_loop(builder, fn, label, acc, scalar, panel, K, vector, size, stride, vectors, lanes, fma, broadcast):
+def _k_loop(builder, fn, label, acc, scalar, panel, K, vector, size, stride, vectors, lanes, fma, broadcast,
+            panel_stride=None):
     """Emit ``for k < K: acc[i][v] += a_i(k) * panel[k, v]`` (v < ``vectors`` vectors of a panel row, rows
     ``stride`` elements apart; ``scalar(k, i)`` the address of a_i(k), i < len(acc)) after the builder's current
     block (skipped when K <= 0); returns the sums after the loop (phi values), with the builder at the end of the
-    block after it."""
+    block after it. With ``panel_stride`` (elements from one panel to the next) the vectors run on into the next
+    panels, ``stride / lanes`` of them a panel: vector v is vector v % (stride / lanes) of panel v // (stride /
+    lanes) (``_tile_function``'s ``panels``)."""
     i64 = ir.IntType(64)
     before = builder.block
     loop, after = fn.append_basic_block(f"k_loop{label}"), fn.append_basic_block(f"after_k_loop{label}")
@@ -400,12 +414,18 @@ def _k_loop(builder, fn, label, acc, scalar, panel, K, vector, size, stride, vec
     builder.position_at_end(loop)
     k = builder.phi(i64, "k")
     current = [[builder.phi(vector, f"acc{i}_{v}") for v in range(vectors)] for i in range(len(acc))]
+    per_panel = stride // lanes
+
+    def offset(v):  # of vector v of the row, from the first panel's row
+        if v < per_panel:
+            return i64(v * lanes)
+        return builder.add(builder.mul(panel_stride, i64(v // per_panel)), i64(v % per_panel * lanes))
     row = builder.gep(panel, [builder.mul(k, i64(stride))])
-    b = [builder.load(builder.bitcast(builder.gep(row, [i64(v * lanes)]), vector.as_pointer()), align=size)
+    b = [builder.load(builder.bitcast(builder.gep(row, [offset(v)]), vector.as_pointer()), align=size)
          for v in range(vectors)]
     ahead = builder.gep(panel, [builder.mul(builder.add(k, i64(PREFETCH_ROWS)), i64(stride))])
     for v in range(vectors):  # the panel's row PREFETCH_ROWS ahead (past the end: a prefetch never faults)
-        _prefetch(builder, builder.gep(ahead, [i64(v * lanes)]))
+        _prefetch(builder, builder.gep(ahead, [offset(v)]))
     new = []
     for i in range(len(acc)):
         value = builder.load(scalar(k, i), align=size)
@@ -413,7 +433,9 @@ def _k_loop(builder, fn, label, acc, scalar, panel, K, vector, size, stride, vec
                                        ir.Constant(vector, ir.Undefined), broadcast)
         new.append([builder.call(fma, [splat, b[v], current[i][v]]) for v in range(vectors)])
     k_next = builder.add(k, i64(1))
-    builder.cbranch(builder.icmp_signed("<", k_next, K), loop, after)
+    branch = builder.cbranch(builder.icmp_signed("<", k_next, K), loop, after)
+    if panel_stride is not None:
+        branch.set_metadata("llvm.loop", _no_unroll(builder.module))
     k.add_incoming(i64(0), before)
     k.add_incoming(k_next, loop)
     for i in range(len(acc)):
@@ -428,6 +450,14 @@ def _k_loop(builder, fn, label, acc, scalar, panel, K, vector, size, stride, vec
             totals[i][v].add_incoming(acc[i][v], before)
             totals[i][v].add_incoming(new[i][v], loop)
     return totals
+
+
+def _no_unroll(module):
+    """Loop metadata that asks LLVM not to unroll a loop (``llvm.loop.unroll.disable``; the loop's own id, a node
+    that names itself, first). Unrolled by two, the one-row tile over several panels spilled a sum on AVX2."""
+    node = module.add_metadata([module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])])
+    node.operands = (node,) + tuple(node.operands)
+    return node
 
 
 def _switch(builder, value, count, emit, label):
@@ -462,10 +492,12 @@ def _make_tile(bits):
     tile function of that many rows). ``a`` and ``c`` need unit strides along their rows; no bounds checks.
     Returns it and its form for the last, partial panel, ``part_tile(a, r0, rows, packed, p, c, c0, n0,
     vectors)``, which computes (and stores) only the first ``vectors`` vectors of the panel, 1 <= vectors < nr:
-    the real columns, not the padding; ``rows`` must be mr there."""
+    the real columns, not the padding; ``rows`` must be mr there. And the tile of one row over ``_ROW_PANELS``
+    whole panels, ``row_tile(a, r0, 1, packed, p, c, c0, n0)``: ``c[c0, n0:n0+_ROW_PANELS*PW] = a[r0] @
+    packed[p:p+_ROW_PANELS]`` (its ``rows`` is always 1)."""
     mr, nr = _TILES[bits]
 
-    def typed(*arguments):
+    def typed(*arguments, multi=False):
         a, _, _, packed, _, c = arguments[:6]
         arrays = (a, packed, c)
         if not all(isinstance(x, types.Array) for x in arrays) or len({x.dtype for x in arrays}) != 1:
@@ -496,7 +528,12 @@ def _make_tile(bits):
             def call(m, v):
                 function = _tile_function(builder.module, element, lanes, nr, m, vectors=v)
                 builder.call(function, [a_ptr, lda, panel_ptr, K, c_ptr, ldc])
-            _rows_and_vectors(builder, rows_val, args[8] if len(args) > 8 else None, mr, nr, call, "tile")
+
+            if multi:
+                function = _tile_function(builder.module, element, lanes, nr, 1, panels=_ROW_PANELS)
+                builder.call(function, [a_ptr, lda, panel_ptr, K, c_ptr, ldc])
+            else:
+                _rows_and_vectors(builder, rows_val, args[8] if len(args) > 8 else None, mr, nr, call, "tile")
             return context.get_dummy_value()
 
         return types.none(*arguments), codegen
@@ -509,7 +546,11 @@ def _make_tile(bits):
     def part_tile(typingctx, a, r0, rows, packed, p, c, c0, n0, vectors):
         return typed(a, r0, rows, packed, p, c, c0, n0, vectors)
 
-    return tile, part_tile
+    @intrinsic
+    def row_tile(typingctx, a, r0, rows, packed, p, c, c0, n0):
+        return typed(a, r0, rows, packed, p, c, c0, n0, multi=True)
+
+    return tile, part_tile, row_tile
 
 
 def _make_tile2(bits):
@@ -563,8 +604,8 @@ def _make_tile2(bits):
     return tile2
 
 
-_tile_512, _part_tile_512 = _make_tile(512)
-_tile_256, _part_tile_256 = _make_tile(256)
+_tile_512, _part_tile_512, _row_tile_512 = _make_tile(512)
+_tile_256, _part_tile_256, _row_tile_256 = _make_tile(256)
 _MR_512, _NR_512 = _TILES[512]
 _MR_256, _NR_256 = _TILES[256]
 
@@ -618,8 +659,14 @@ def matmul_packed(a, packed, out, backwards=False, scratch=None):
     mr = _MR_512 if wide else _MR_256
     lanes = PW // (_NR_512 if wide else _NR_256)
     tile = _tile_or_new(scratch, mr, PW, out)
-    for q in range(P):
-        p = P - 1 - q if backwards else q
+    # One row: the whole panels in groups of _ROW_PANELS, a tile each, first (or last, backwards); the panels after
+    # them as below.
+    grouped = N // PW // _ROW_PANELS * _ROW_PANELS if M == 1 else 0
+    if not backwards:
+        for p in range(0, grouped, _ROW_PANELS):
+            _row_tiles(a, packed, p, out, wide)
+    for q in range(P - grouped):
+        p = P - 1 - q if backwards else grouped + q
         n0 = p * PW
         cols = min(PW, N - n0)
         vectors = (cols + lanes - 1) // lanes  # the last panel's: only those of its real columns
@@ -633,6 +680,19 @@ def matmul_packed(a, packed, out, backwards=False, scratch=None):
                 for i in range(rows):
                     for j in range(cols):
                         out[r0 + i, n0 + j] = tile[i, j]
+    if backwards:
+        for p in range(grouped - _ROW_PANELS, -1, -_ROW_PANELS):
+            _row_tiles(a, packed, p, out, wide)
+
+
+@njit(nogil=True, inline="always", **_JIT)
+def _row_tiles(a, packed, p, out, wide):
+    """``matmul_packed``'s tile of its one row over the whole panels p .. p + ``_ROW_PANELS`` - 1."""
+    n0 = p * packed.shape[2]
+    if wide:
+        _row_tile_512(a, 0, 1, packed, p, out, 0, n0)
+    else:
+        _row_tile_256(a, 0, 1, packed, p, out, 0, n0)
 
 
 @njit(nogil=True, inline="always", **_JIT)

@@ -403,6 +403,53 @@ def test_panels_backwards_give_the_same_bits(bits, dtype):
             assert np.array_equal(forward, backward), (rows, N)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bits", BITS)
+def test_one_row_over_several_panels_gives_the_bits_of_a_full_tiles_row(bits, dtype):
+    """One row runs its whole panels ``_ROW_PANELS`` at a time in one tile (12 sums, not 3): each column is bitwise
+    what the same row gives inside a tile of mr rows, and within the tolerance of NumPy, for fewer whole panels than
+    a group, groups with and without whole panels left over, a partial last panel, both panel orders and a row of a
+    larger array."""
+    rng = np.random.default_rng(6)
+    pw = microkernel.panel_width(dtype, bits)
+    mr = microkernel._TILES[bits][0]
+    group = microkernel._ROW_PANELS
+    for K in (1, 29, 70):
+        for N in (pw, 3 * pw + 5, group * pw, group * pw + 7, (group + 1) * pw, 2 * group * pw + pw + 3):
+            a, b = rng.standard_normal((mr, K)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
+            packed = microkernel.pack(b, bits)
+            tile = np.empty((mr, N), dtype)
+            microkernel.matmul_packed(a, packed, tile)
+            for r in (0, mr - 1):
+                for backwards in (False, True):
+                    row = np.full((1, N), np.nan, dtype)
+                    microkernel.matmul_packed(a[r:r + 1], packed, row, backwards)
+                    assert np.array_equal(row[0], tile[r]), (K, N, r, backwards)
+            check(1, K, N, dtype, bits, seed=K + N)
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="compiles for x86-64 CPUs")
+@pytest.mark.parametrize("bits, cpu, register", [(256, "haswell", "ymm"), (512, "skylake-avx512", "zmm")])
+def test_the_one_row_tile_keeps_its_sums_in_registers(bits, cpu, register):
+    """The one-row tile over ``_ROW_PANELS`` panels compiled for an AVX2 CPU (16 ymm registers) and an AVX-512 one:
+    one FMA per sum in its k loop, on the vector registers, and nothing spilled to the stack."""
+    import llvmlite.binding as llvm
+    fresh = fresh_matmul_packed()
+    fresh(np.ones((1, 32), np.float32), microkernel.pack(np.ones((32, 400), np.float32), bits),
+          np.empty((1, 400), np.float32))
+    module = llvm.parse_assembly("".join(fresh.inspect_llvm().values()))
+    machine = llvm.Target.from_triple(llvm.get_process_triple()).create_target_machine(cpu=cpu, opt=3)
+    nr = microkernel._TILES[bits][1]
+    name = f"lstmzoo_tile_float_1x{nr}x{bits // 32}_{microkernel._ROW_PANELS}panels:"
+    body = machine.emit_assembly(module).split(name)[1].split(".Lfunc_end")[0]
+    lines = body.splitlines()
+    assert sum("vfmadd" in line and f"%{register}" in line for line in lines) >= nr * microkernel._ROW_PANELS
+    assert not any("Spill" in line or "Reload" in line or ("rsp" in line and "mm" in line) for line in lines), \
+        body[:3000]
+    if register == "ymm":
+        assert not any("zmm" in line for line in lines)
+
+
 def test_a_scratch_tile_made_once_gives_the_same_bits():
     """matmul_packed and matmul2_packed with the scratch tile a time loop makes once (``scratch_tile``) give the
     bits of a call that makes its own, the partial panel included; a tile too small is refused."""
