@@ -102,6 +102,24 @@ def yield_cpu(typingctx):
     return types.none(), codegen
 
 
+@intrinsic
+def monotonic_ns(typingctx):
+    """``clock_gettime(CLOCK_MONOTONIC)`` in nanoseconds (Linux's clock id 1; called by name, as ``sched_yield``)."""
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        timespec = ir.LiteralStructType([i64, i64])
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.IntType(32), [ir.IntType(32), timespec.as_pointer()]),
+            "clock_gettime")
+        slot = cgutils.alloca_once(builder, timespec)
+        builder.call(function, [ir.Constant(ir.IntType(32), 1), slot])
+        seconds = builder.load(builder.gep(slot, [ir.Constant(ir.IntType(32), 0), ir.Constant(ir.IntType(32), 0)]))
+        nanoseconds = builder.load(builder.gep(slot, [ir.Constant(ir.IntType(32), 0),
+                                                      ir.Constant(ir.IntType(32), 1)]))
+        return builder.add(builder.mul(seconds, i64(1_000_000_000)), nanoseconds)
+    return types.int64(), codegen
+
+
 @njit(nogil=True, **_JIT)
 def wait(state, threads, step):
     """Arrive at the barrier of ``step`` (0, 1, ...) and wait until all ``threads`` have; False if the group was
@@ -142,3 +160,31 @@ def wait_until(state, count):
         if spins >= SPINS:
             yield_cpu()
     return True
+
+
+@njit(nogil=True, **_JIT)
+def wait_for(state, count, nanoseconds):
+    """``wait_until`` for at most about ``nanoseconds``: True once the count on ``state`` is at least ``count``,
+    False when the time ran out first (or the group was aborted). For a thread that keeps itself ready for the
+    next call a while before it sleeps (``cpu._Worker``): acquire loads, then ``sched_yield`` between them after
+    ``SPINS``, the clock read every 256 loads."""
+    spins = 0
+    end = monotonic_ns() + nanoseconds
+    while load_acquire(state, COUNT) < count:
+        if load_acquire(state, ABORT) != 0:
+            return False
+        spins += 1
+        if spins >= SPINS:
+            yield_cpu()
+        if spins & 255 == 0 and monotonic_ns() >= end:
+            return load_acquire(state, COUNT) >= count
+    return True
+
+
+@njit(nogil=True, **_JIT)
+def publish_and_wait_for(done, count, state, next_count, nanoseconds):
+    """``publish(done, count)``, then ``wait_for(state, next_count, nanoseconds)``, in one call without the GIL:
+    a pool thread that has finished a task says so and keeps itself ready for the next one, and the caller that
+    waited for it can take the GIL at once."""
+    store_release(done, COUNT, count)
+    return wait_for(state, next_count, nanoseconds)

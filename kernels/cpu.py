@@ -796,12 +796,12 @@ def _forward_units(kind, units, x2d, w_ih, w_hh, b_ih, b_hh, lengths, hs, cs, sa
     b_ih, b_hh = np.ascontiguousarray(b_ih, dtype), np.ascontiguousarray(b_hh, dtype)
     state = barrier.new_state()
     pw = panel_width(dtype)
-    calls = [functools.partial(_unit_thread, state, kind, k, len(units), u0, u1, x, w_ih, w_hh, b_ih, b_hh, bias,
-                               lengths, hs, cs, saved, y, training, fused, pw,
+    calls = [functools.partial(_unit_sequence if k == 0 else _unit_thread, state, kind, k, len(units), u0, u1, x,
+                               w_ih, w_hh, b_ih, b_hh, bias, lengths, hs, cs, saved, y, training, fused, pw,
                                *_unit_buffers(T * B, x.shape[2], w_hh.shape[1], _GATES[kind] * (u1 - u0), fused,
-                                              dtype))
+                                              dtype), *(() if k == 0 else (_NO_GO, 0)))
              for k, (u0, u1) in enumerate(units)]
-    return _in_parallel(calls)[0]
+    return _in_parallel(calls, functools.partial(barrier.abort, state), go_first=True)[0]
 
 
 def _unit_buffers(rows, n_in, H, N, fused, dtype):
@@ -818,8 +818,9 @@ def _unit_buffers(rows, n_in, H, N, fused, dtype):
 
 
 def _unit_thread(state, *args):
-    """``_unit_sequence`` on one thread of the unit split; should it fail, the other threads are released from the
-    barrier (they would wait for it forever) before the error goes on."""
+    """``_unit_sequence`` on a crew thread of the unit split; should it fail, the other threads are released from
+    the barrier (they would wait for it forever) before the error goes on (the calling thread's own part runs
+    ``_unit_sequence`` itself, released by ``_in_parallel``'s ``release``)."""
     try:
         return _unit_sequence(state, *args)
     except BaseException:
@@ -829,7 +830,7 @@ def _unit_thread(state, *args):
 
 @njit(nogil=True, **_JIT)
 def _unit_sequence(state, kind, k, threads, u0, u1, x, w_ih, w_hh, b_ih, b_hh, bias, lengths, hs, cs, saved, y,
-                   training, fused, pw, packed, packed_in, xm):
+                   training, fused, pw, packed, packed_in, xm, go, round_):
     """Thread ``k`` of ``threads`` in ``_forward_units``: the units ``u0 <= u < u1`` of every row and step.
 
     One barrier per step is enough, also with inference's two ping-pong slots: at step t each thread reads all of
@@ -837,8 +838,12 @@ def _unit_sequence(state, kind, k, threads, u0, u1, x, w_ih, w_hh, b_ih, b_hh, b
     barrier of step t - 1, which every thread passes only after its own reads of step t - 1, the last ones of that
     slot (``nxt`` of step t is ``cur`` of step t - 1); and it reads slot ``cur`` of step t only after the barrier of
     step t - 1, which every thread reaches after writing its units of that slot. Its large arrays come from the
-    caller (``_unit_buffers``). Returns the final state's slot, or -1 when another thread failed (``barrier.abort``)."""
+    caller (``_unit_buffers``). Returns the final state's slot, or -1 when another thread failed (``barrier.abort``).
+    ``go``, ``round_``: ``_in_parallel``'s ``go_first`` (the calling thread's part says the round has started;
+    empty elsewhere)."""
     _full_width_vectors()
+    if go.size:
+        barrier.publish(go, round_)
     T, B, H = y.shape
     G = w_hh.shape[0] // H
     Hs = u1 - u0
@@ -1593,11 +1598,12 @@ def _backward_units(kind, units, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x,
     state = barrier.new_state()
     # each thread's packed columns of W_hh from memory (allocated in the compiled loop, they took fresh pages in some
     # calls: 8160 page faults, 20-22 ms of system time in a 59 ms backward at B = 1, H = 1024 on 2 threads of a Zen 4)
-    calls = [functools.partial(_unit_backward_thread, state, kind, k, len(units), u0, u1, dy, dh, dc, w_hh, lengths,
-                               hs, cs, saved, da_x, da_h,
-                               memory.empty(packed_shape(w_hh.shape[0], u1 - u0, dy.dtype), dy.dtype))
+    calls = [functools.partial(_unit_backward_sequence if k == 0 else _unit_backward_thread, state, kind, k,
+                               len(units), u0, u1, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_h,
+                               memory.empty(packed_shape(w_hh.shape[0], u1 - u0, dy.dtype), dy.dtype),
+                               *(() if k == 0 else (_NO_GO, 0)))
              for k, (u0, u1) in enumerate(units)]
-    _in_parallel(calls)
+    _in_parallel(calls, functools.partial(barrier.abort, state), go_first=True)
 
 
 def _unit_backward_thread(state, *args):
@@ -1611,7 +1617,7 @@ def _unit_backward_thread(state, *args):
 
 @njit(nogil=True, **_JIT)
 def _unit_backward_sequence(state, kind, k, threads, u0, u1, dy, dh, dc, w_hh, lengths, hs, cs, saved, da_x, da_h,
-                            packed):
+                            packed, go, round_):
     """Thread ``k`` of ``threads`` in ``_backward_units``: the units ``u0 <= u < u1`` of every row and step,
     backwards. One barrier per step, between the cell pass (writes this thread's columns of da_x[t], da_h[t] and its
     units of dh, dc) and the GEMM (reads all of da_h[t]): step t's GEMM reads only slice t of da_h, which no thread
@@ -1776,12 +1782,20 @@ def _in_row_blocks(loop, blocks, *args):
     return _in_parallel(calls)[0]
 
 
-def _in_parallel(calls):
+def _in_parallel(calls, release=None, go_first=False):
     """The results of ``calls`` (functions of no arguments that release the GIL), the first run on this
-    thread and the others on a pool's threads at the same time.
+    thread and the others on a crew's threads at the same time (``_Crew``: one long-lived thread each, kept ready
+    for a while after each call). ``release``: called when the first call fails, before waiting for the others
+    (e.g. ``barrier.abort`` of a barrier they would wait at forever). ``go_first``: the first call takes two more
+    arguments, ``go`` and ``round_``, and says itself, from its compiled code, that the round has started
+    (``barrier.publish(go, round_)``; with an empty ``go`` nothing), once this thread has let the GIL go: a crew
+    thread that took its call while this thread still held the GIL (converting the call's arguments) would sleep
+    until then, and waking it took 20-50 us on the machines measured (the unit split's calls at one step took
+    0.2 ms against 0.07). Where the crew is in use (by another Python thread, or by a call from one of its own
+    threads) the calls go to a thread pool's queue instead (``_in_parallel_queued``).
 
-    While they run, the pool's threads may not use the CPU this thread runs on (Linux: their CPU sets are narrowed
-    before they are woken and widened again to this thread's set when its own call is done, ``_keep_off_this_cpu``).
+    While they run, the crew's threads may not use the CPU this thread runs on (Linux: their CPU sets are narrowed
+    before they start and widened again to this thread's set when its own call is done, ``_keep_off_this_cpu``).
     Else the kernel may wake a pool thread on this thread's CPU, where it waits until this thread's compiled loop
     is preempted or the load balancer moves one of them. Measured on a 2-vCPU machine (AMD Zen 4, Linux 6.18,
     benchmarks/RESULTS.md "Session 20"), for the first 10-20 calls after the process idled 0.3 s: the unit split's
@@ -1789,13 +1803,149 @@ def _in_parallel(calls):
     split's second block started 1.4-2.4 ms late (B = 16, I = H = 128: up to 4.5 ms against 2.5). Narrowed, each
     call after the first took the settled time."""
     if len(calls) == 1:
-        return [calls[0]()]
+        return [calls[0](_NO_GO, 0) if go_first else calls[0]()]
+    crew = _crew(len(calls) - 1)
+    if not crew.busy.acquire(blocking=False):
+        return _in_parallel_queued(calls, release, go_first)
+    try:
+        own = _keep_off_this_cpu(crew.tids)
+        crew.round += 1
+        for worker, call in zip(crew.workers, calls[1:]):
+            worker.post(call, crew.round)
+        try:
+            first = calls[0](crew.go, crew.round) if go_first else _run_first(calls[0], crew.go, crew.round)
+        except BaseException:
+            if release is not None:
+                release()
+            raise
+        finally:
+            if own is not None:
+                _set_cpus(crew.tids, own)
+            outcomes = [worker.outcome_of(crew.round) for worker in crew.workers]
+    finally:
+        crew.busy.release()
+    for failed, value in outcomes:
+        if failed:
+            raise value
+    return [first] + [value for _, value in outcomes]
+
+
+def _run_first(call, go, round_):
+    """``call()`` on this thread, saying first on ``go`` that round ``round_`` has started (the crew's threads that
+    are ready wait for that to take their calls). Said here, before the call's arguments are converted under the
+    GIL; calls that can say it from their compiled code do (``go_first``). A compiled function that says it and
+    then calls the call's function, passed as an argument, was not kept: Numba compiled it anew in every process,
+    3-14 s a call site (RESULTS.md "Session 39")."""
+    barrier.publish(go, round_)
+    return call()
+
+
+# ``go`` of a call that says no round (``_in_parallel``'s ``go_first``).
+_NO_GO = np.empty(0, np.int64)
+
+# How long a crew thread stays ready for its next call, and the calling thread for a crew thread's result, before
+# they sleep: ``barrier.wait_for``.
+_READY_NS = 2_000_000
+
+
+class _Worker:
+    """One thread of a ``_Crew``. After each call it stays ready for the next one for ``_READY_NS``
+    (``barrier.wait_for``: spinning, yielding the core to any other runnable thread, without the GIL), then sleeps
+    until one is posted. Waking a sleeping thread took 60-90 us on the 2-vCPU virtual machines measured (Zen 4,
+    Zen 5: RESULTS.md "Session 31", "Session 39"), more than the work of a small call, on every call of a loop."""
+
+    def __init__(self, crew, index):
+        self.crew = crew
+        self.done = barrier.new_state()  # the rounds it finished, published
+        self.lock = threading.Lock()
+        self.posted = threading.Condition(self.lock)
+        self.finished_round = threading.Condition(self.lock)
+        self.round = 0  # the round of the call posted last
+        self.finished = 0  # the last round finished
+        self.sleeping = False
+        self.caller_waiting = False
+        self.call = None
+        self.outcome = None
+        self.thread = threading.Thread(target=self._run, name=f"lstmzoo-crew-{index}", daemon=True)
+        self.started = threading.Event()
+        self.thread.start()
+        self.started.wait()
+
+    def post(self, call, round_):
+        """Give this thread round ``round_``'s call (the caller says when the round starts, on the crew's go)."""
+        with self.lock:
+            self.call, self.round = call, round_
+            if self.sleeping:
+                self.posted.notify()
+
+    def outcome_of(self, round_):
+        """(failed, the result or the exception) of round ``round_``'s call, once it is done."""
+        if not barrier.wait_for(self.done, round_, _READY_NS):
+            with self.lock:
+                while self.finished < round_:
+                    self.caller_waiting = True
+                    self.finished_round.wait()
+                self.caller_waiting = False
+        return self.outcome
+
+    def _run(self):
+        self.tid = threading.get_native_id()
+        self.started.set()
+        target = 1
+        ready = barrier.wait_for(self.crew.go, target, _READY_NS)
+        while True:
+            if not ready:
+                with self.lock:
+                    while self.round < target:
+                        self.sleeping = True
+                        self.posted.wait()
+                    self.sleeping = False
+            call = self.call
+            try:
+                outcome = (False, call())
+            except BaseException as error:  # handed to the caller, raised there
+                outcome = (True, error)
+            self.call, self.outcome = None, outcome
+            with self.lock:
+                self.finished = target
+                if self.caller_waiting:
+                    self.finished_round.notify()
+            target += 1
+            ready = barrier.publish_and_wait_for(self.done, target - 1, self.crew.go, target, _READY_NS)
+
+
+class _Crew:
+    """``workers`` threads for ``_in_parallel`` (``_Worker``), used by one call at a time (``busy``); ``go`` counts
+    the rounds started, ``round`` is the last one."""
+
+    def __init__(self, workers):
+        self.busy = threading.Lock()
+        self.go = barrier.new_state()
+        self.round = 0
+        self.workers = [_Worker(self, k) for k in range(workers)]
+        self.tids = [worker.tid for worker in self.workers]
+
+
+@functools.cache
+def _crew(workers):
+    return _Crew(workers)
+
+
+def _in_parallel_queued(calls, release=None, go_first=False):
+    """``_in_parallel`` through a thread pool's queue (``concurrent.futures``): where the crew is busy. A call
+    whose thread waits on a barrier may then wait for a pool thread to finish another call first: a delay, not a
+    deadlock, as every call has a thread."""
     workers = len(calls) - 1
     pool = _thread_pool(workers)
-    own = _keep_off_this_cpu(workers)
+    own = _keep_off_this_cpu(_POOL_THREADS[workers])
     try:
         futures = [pool.submit(call) for call in calls[1:]]
-        first = calls[0]()
+        try:
+            first = calls[0](_NO_GO, 0) if go_first else calls[0]()
+        except BaseException:
+            if release is not None:
+                release()
+            raise
     finally:
         if own is not None:
             _set_cpus(_POOL_THREADS[workers], own)
@@ -1818,9 +1968,10 @@ def _pool_thread_started(workers):
 
 
 def _forget_the_pools():
-    """In a child process made by ``os.fork``: the pools' threads stayed in the parent, so a call here would wait
-    forever for a pool thread that does not exist (and the recorded thread ids name the parent's threads). The
-    child starts new pools."""
+    """In a child process made by ``os.fork``: the crews' and pools' threads stayed in the parent, so a call here
+    would wait forever for a thread that does not exist (and the recorded thread ids name the parent's threads).
+    The child starts new ones."""
+    _crew.cache_clear()
     _thread_pool.cache_clear()
     _POOL_THREADS.clear()
 
@@ -1829,11 +1980,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_the_pools)
 
 
-def _keep_off_this_cpu(workers):
-    """Narrows the CPU set of each thread of ``_thread_pool(workers)`` to this thread's set less the CPU this thread
-    runs on now (``_in_parallel``); returns this thread's set, to widen them to afterwards, or None where nothing
-    was narrowed (not Linux, one CPU, the pool's threads not started yet)."""
-    tids, current_cpu = _POOL_THREADS[workers], _current_cpu()
+def _keep_off_this_cpu(tids):
+    """Narrows the CPU set of each thread of ``tids`` (a crew's or a pool's) to this thread's set less the CPU this
+    thread runs on now (``_in_parallel``); returns this thread's set, to widen them to afterwards, or None where
+    nothing was narrowed (not Linux, one CPU, the pool's threads not started yet)."""
+    current_cpu = _current_cpu()
     if not tids or current_cpu is None:
         return None
     try:

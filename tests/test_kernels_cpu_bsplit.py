@@ -167,14 +167,15 @@ def test_projection_backward_keeps_the_row_split(pin_threads, units_everywhere):
         assert_close(a, b, np.float64)
 
 
-def test_a_failing_backward_thread_does_not_hang_the_others(pin_threads, monkeypatch, units_everywhere):
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_failing_backward_thread_does_not_hang_the_others(failing, pin_threads, monkeypatch, units_everywhere):
     """When one thread of the backward's unit split fails, the other is released from the barrier and the error
     reaches the caller; nothing waits forever."""
     real = cpu._unit_backward_sequence
 
-    def fail_second(state, kind, k, *args):
-        if k == 1:
-            raise RuntimeError("thread 1 failed")
+    def fail_second(state, kind, k, *args):  # thread 0 runs on the calling thread, 1 on the crew's
+        if k == failing:
+            raise RuntimeError(f"thread {k} failed")
         return real(state, kind, k, *args)
     pin_threads(1)
     rng = np.random.default_rng(1)
@@ -182,5 +183,5 @@ def test_a_failing_backward_thread_does_not_hang_the_others(pin_threads, monkeyp
     _, cache = forward(cpu, "lstm", p, None)
     monkeypatch.setattr(cpu, "_unit_backward_sequence", fail_second)
     pin_threads(2)
-    with pytest.raises(RuntimeError, match="thread 1 failed"):
+    with pytest.raises(RuntimeError, match=f"thread {failing} failed"):
         backward(cpu, "lstm", cache, np.ones((50, 4, 64), np.float32), None, None)

@@ -1,14 +1,20 @@
-"""kernels/cpu.py's ``_in_parallel``: while a call runs, the pool's threads are kept off the CPU of the thread that
-called it (Linux), and get that thread's CPU set back afterwards, also when the call fails; a forked child gets
-pools of its own."""
+"""kernels/cpu.py's ``_in_parallel``: the crew's threads run the calls with the calling thread's and hand back their
+results and errors; the first call's failure releases the others (``release``) and still waits for them; a crew
+thread that slept is woken; calls from two Python threads at once (the second through the queued pool) and from a
+crew thread all finish; while a call runs, the crew's threads are kept off the CPU of the thread that called it
+(Linux), and get that thread's CPU set back afterwards, also when the call fails; a forked child gets crews of its
+own."""
 
+import functools
 import multiprocessing
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
-from lstmzoo.kernels import cpu
+from lstmzoo.kernels import barrier, cpu
+from numba import njit
 
 linux_cpus = pytest.mark.skipif(
     not hasattr(os, "sched_setaffinity") or cpu._current_cpu() is None or len(os.sched_getaffinity(0)) < 2,
@@ -28,17 +34,14 @@ def _worker_sets(first=lambda: None):
     def after_second():  # as this thread's own part of a real call, which outlasts the start of the other's
         assert recorded.wait(30)
         return first()
-    try:
-        cpu._in_parallel([after_second, second])
-    finally:
-        cpu._thread_pool(1).submit(lambda: None).result()  # the pool's thread is done with ``second``
+    cpu._in_parallel([after_second, second])  # returns once the crew's thread is done with ``second``
     return seen, os.sched_getaffinity(seen["tid"])
 
 
 @linux_cpus
 def test_the_pool_thread_runs_off_this_threads_cpu_and_gets_its_set_back():
     own = os.sched_getaffinity(0)
-    cpu._in_parallel([lambda: None, lambda: None])  # starts the pool's thread (its first call is not narrowed)
+    cpu._in_parallel([lambda: None, lambda: None])  # starts the crew's thread
     for _ in range(5):
         seen, after = _worker_sets()
         assert seen["during"] < own and len(own - seen["during"]) == 1  # one CPU, this thread's, left out
@@ -54,7 +57,7 @@ def test_a_failing_call_still_gives_the_set_back():
         raise RuntimeError("first call failed")
     with pytest.raises(RuntimeError, match="first call failed"):
         _worker_sets(fails)
-    assert os.sched_getaffinity(cpu._POOL_THREADS[1][0]) == own
+    assert os.sched_getaffinity(cpu._crew(1).tids[0]) == own
 
 
 @linux_cpus
@@ -63,7 +66,7 @@ def test_nothing_is_narrowed_for_a_caller_with_one_cpu():
     cpu._in_parallel([lambda: None, lambda: None])
     try:
         os.sched_setaffinity(0, {min(own)})
-        assert cpu._keep_off_this_cpu(1) is None
+        assert cpu._keep_off_this_cpu(cpu._crew(1).tids) is None
         seen, after = _worker_sets()
     finally:
         os.sched_setaffinity(0, own)
@@ -98,3 +101,78 @@ def test_a_forked_child_runs_the_threaded_kernels(monkeypatch):
         child.kill()
         pytest.fail("the forked child's forward did not return within 60 s")
     assert child.exitcode == 0 and queue.get(timeout=5)
+
+
+def test_results_in_order_and_a_crew_threads_error_raised():
+    assert cpu._in_parallel([lambda: 1, lambda: 2, lambda: 3]) == [1, 2, 3]
+
+    def fails():
+        raise ValueError("crew call failed")
+    with pytest.raises(ValueError, match="crew call failed"):
+        cpu._in_parallel([lambda: 1, fails])
+    assert cpu._in_parallel([lambda: "a", lambda: "b"]) == ["a", "b"]  # the crew goes on
+
+
+def test_the_first_calls_failure_releases_and_waits_for_the_others():
+    """``release`` runs when the first call fails, and ``_in_parallel`` returns (raises) only once the crew's call
+    is done: here the crew's call waits on a barrier that only ``release`` (an abort) lets it pass."""
+    state = barrier.new_state()
+    seen = {}
+
+    def crew_call():
+        seen["passed"] = barrier.wait(state, 2, 0)  # False once aborted
+        time.sleep(0.05)
+        seen["done"] = True
+
+    def fails():
+        raise RuntimeError("first call failed")
+    with pytest.raises(RuntimeError, match="first call failed"):
+        cpu._in_parallel([fails, crew_call], functools.partial(barrier.abort, state))
+    assert seen == {"passed": False, "done": True}
+
+
+@njit(nogil=True)
+def _meet(state, k, steps, out):
+    """Two threads meeting on a barrier ``steps`` times (it never returns unless both run at once)."""
+    for t in range(steps):
+        barrier.wait(state, 2, t)
+    out[k] = steps
+    return k
+
+
+def _two_compiled_calls(steps=200):
+    state, out = barrier.new_state(), np.zeros(2, np.int64)
+    calls = [functools.partial(_meet, state, k, steps, out) for k in range(2)]
+    assert cpu._in_parallel(calls) == [0, 1] and list(out) == [steps, steps]
+
+
+def test_compiled_calls_run_at_once_and_a_sleeping_crew_thread_is_woken(monkeypatch):
+    """Compiled calls run at the same time (they meet on a barrier); with no time to stay ready
+    (``_READY_NS`` = 0) the crew's thread sleeps between calls and is woken for each."""
+    _two_compiled_calls()
+    monkeypatch.setattr(cpu, "_READY_NS", 0)
+    for _ in range(3):
+        time.sleep(0.01)
+        _two_compiled_calls()
+    assert cpu._in_parallel([lambda: 1, lambda: 2]) == [1, 2]
+
+
+def test_calls_from_two_python_threads_and_from_a_crew_thread():
+    """Two Python threads calling at once (one of them through the queued pool while the crew is busy) and a crew
+    thread's own call of ``_in_parallel`` all finish with their results."""
+    errors = []
+
+    def many():
+        try:
+            for _ in range(30):
+                _two_compiled_calls(20)
+        except BaseException as error:  # collected for the assert below
+            errors.append(error)
+    threads = [threading.Thread(target=many) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors and not any(thread.is_alive() for thread in threads)
+    nested = cpu._in_parallel([lambda: 0, lambda: cpu._in_parallel([lambda: 1, lambda: 2])])
+    assert nested == [0, [1, 2]]

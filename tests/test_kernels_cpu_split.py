@@ -462,20 +462,21 @@ def test_projection_keeps_the_row_split(pin_threads, units_everywhere):
         assert_close(a, b, np.float64)
 
 
-def test_a_failing_thread_does_not_hang_the_others(pin_threads, monkeypatch, units_everywhere):
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_failing_thread_does_not_hang_the_others(failing, pin_threads, monkeypatch, units_everywhere):
     """When one thread of the unit split fails, the other is released from the barrier (``barrier.abort``) and
     the error reaches the caller; nothing waits forever."""
     real = cpu._unit_sequence
 
-    def fail_second(state, kind, k, *args):
-        if k == 1:
-            raise RuntimeError("thread 1 failed")
+    def fail_second(state, kind, k, *args):  # thread 0 runs on the calling thread, 1 on the crew's
+        if k == failing:
+            raise RuntimeError(f"thread {k} failed")
         return real(state, kind, k, *args)
     monkeypatch.setattr(cpu, "_unit_sequence", fail_second)
     pin_threads(2)
     rng = np.random.default_rng(1)
     p = inputs(rng, "lstm", 50, 4, 8, 64, np.float32)
-    with pytest.raises(RuntimeError, match="thread 1 failed"):
+    with pytest.raises(RuntimeError, match=f"thread {failing} failed"):
         forward(cpu, "lstm", p, None, False)
 
 
