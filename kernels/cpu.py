@@ -1622,8 +1622,10 @@ def _unit_backward_sequence(state, kind, k, threads, u0, u1, dy, dh, dc, w_hh, l
     backwards. One barrier per step, between the cell pass (writes this thread's columns of da_x[t], da_h[t] and its
     units of dh, dc) and the GEMM (reads all of da_h[t]): step t's GEMM reads only slice t of da_h, which no thread
     writes again, and dh, dc are read and written by their units' thread only. Returns False when another thread
-    failed (``barrier.abort``)."""
+    failed (``barrier.abort``). ``go``, ``round_``: as ``_unit_sequence``'s."""
     _full_width_vectors()
+    if go.size:
+        barrier.publish(go, round_)
     T, B, H = dy.shape
     Hs = u1 - u0
     microkernel.pack_into(w_hh[:, u0:u1], packed)  # W_hh's columns of these units, as _packed_c packs all of them

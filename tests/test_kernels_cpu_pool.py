@@ -176,3 +176,35 @@ def test_calls_from_two_python_threads_and_from_a_crew_thread():
     assert not errors and not any(thread.is_alive() for thread in threads)
     nested = cpu._in_parallel([lambda: 0, lambda: cpu._in_parallel([lambda: 1, lambda: 2])])
     assert nested == [0, [1, 2]]
+
+
+_SAYS_GO = """
+import numpy as np
+from lstmzoo.kernels import cpu
+cpu._READY_NS = 10 ** 15  # the crew's threads wait for a round's go, never for the time to run out
+cpu.set_num_threads(2)
+T, B, I, H = 6, 2, 8, 32
+cpu.plan = lambda *a, **k: cpu.Plan([cpu.Block(0, B, "units", cpu._unit_parts(H, 2))])
+rng = np.random.default_rng(0)
+x = rng.standard_normal((T, B, I)).astype(np.float32)
+h0 = np.zeros((B, H), np.float32)
+weights = [rng.standard_normal(shape).astype(np.float32) * 0.1 for shape in ((4 * H, I), (4 * H, H), (4 * H,), (4 * H,))]
+for _ in range(3):
+    y, h, c, cache = cpu.lstm_forward(x, h0, h0, *weights, training=True)
+    cpu.lstm_backward(np.ones_like(y), None, None, cache)
+print("finished")
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
+                    reason="needs Linux and 2 CPUs")
+def test_the_unit_splits_calling_thread_says_the_round_has_started():
+    """The unit split's forward and backward (``go_first``: the calling thread's compiled part says go) with crew
+    threads that wait for go for ever: they finish. Had the calling thread not said it, its part would wait on the
+    barrier for a crew thread that waits for go: for ever, so the calls run in a process of their own with a time
+    limit."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", _SAYS_GO], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "NUMBA_NUM_THREADS": "2"})
+    assert done.returncode == 0 and "finished" in done.stdout, done.stderr[-3000:]
