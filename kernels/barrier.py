@@ -135,6 +135,13 @@ def abort(state):
 
 
 @njit(nogil=True, **_JIT)
+def resume(state):
+    """Undo ``abort``: ``wait``, ``wait_until`` and ``wait_for`` on ``state`` wait again (for a state that is used
+    again, as a crew's ``go`` after ``cpu._rest_the_crews``)."""
+    store_release(state, ABORT, 0)
+
+
+@njit(nogil=True, **_JIT)
 def arrivals(state):
     """The arrivals so far (for tests)."""
     return load_acquire(state, COUNT)

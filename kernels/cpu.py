@@ -1810,6 +1810,7 @@ def _in_parallel(calls, release=None, go_first=False):
     if not crew.busy.acquire(blocking=False):
         return _in_parallel_queued(calls, release, go_first)
     try:
+        barrier.resume(crew.go)  # after _rest_the_crews
         own = _keep_off_this_cpu(crew.tids)
         crew.round += 1
         for worker, call in zip(crew.workers, calls[1:]):
@@ -1890,7 +1891,7 @@ class _Worker:
                 self.caller_waiting = False
         return self.outcome
 
-    def _run(self):
+    def _run(self):  # (``wait_for`` returns False at once while the crew rests: ``_rest_the_crews``)
         self.tid = threading.get_native_id()
         self.started.set()
         target = 1
@@ -1928,9 +1929,24 @@ class _Crew:
         self.tids = [worker.tid for worker in self.workers]
 
 
-@functools.cache
 def _crew(workers):
-    return _Crew(workers)
+    crew = _CREWS.get(workers)
+    if crew is None:
+        crew = _CREWS[workers] = _Crew(workers)
+    return crew
+
+
+# The crews made so far, by their number of threads.
+_CREWS = {}
+
+
+def _rest_the_crews():
+    """Send every crew's threads that are staying ready to sleep now (``barrier.abort`` of their ``go``, undone by
+    the next ``_in_parallel``): before OpenBLAS runs on its own threads, which would otherwise share a core with a
+    crew thread for up to ``_READY_NS`` (the LSTM's training forward at B = 1, H = 512 on 2 threads, whose steps
+    are OpenBLAS's GEMV on both threads after the input projection on the crew: 1.45x the time)."""
+    for crew in list(_CREWS.values()):
+        barrier.abort(crew.go)
 
 
 def _in_parallel_queued(calls, release=None, go_first=False):
@@ -1973,7 +1989,7 @@ def _forget_the_pools():
     """In a child process made by ``os.fork``: the crews' and pools' threads stayed in the parent, so a call here
     would wait forever for a thread that does not exist (and the recorded thread ids name the parent's threads).
     The child starts new ones."""
-    _crew.cache_clear()
+    _CREWS.clear()
     _thread_pool.cache_clear()
     _POOL_THREADS.clear()
 
@@ -2225,7 +2241,10 @@ def _openblas_thread_functions():
 def _recurrence_blas(B):
     """The OpenBLAS setting for a time loop over B sequences: one thread, except for B = 1, whose per-step
     GEMV was measured both faster (loaded machine, H = 512: 0.45-0.85x the time) and slower (quieter,
-    1.45x) single-threaded, so it keeps the default. B >= 2 uses the micro-kernel, not OpenBLAS."""
+    1.45x) single-threaded, so it keeps the default (and the crews' threads rest: ``_rest_the_crews``). B >= 2
+    uses the micro-kernel, not OpenBLAS."""
+    if B <= 1:
+        _rest_the_crews()
     return _one_blas_thread(B > 1)
 
 
@@ -2268,8 +2287,10 @@ _LEAVE_BLAS = contextlib.nullcontext()
 def _matmul(a, b):
     """``a @ b`` (OpenBLAS, on its threads) into an array from ``memory``. Returned from the compiled ``np.dot``, a
     fresh array's pages had to be faulted in again in many calls (the weight gradients at B = 1, H = 1024: 32 MB,
-    8160 faults, 16-22 ms of system time in a 25-59 ms backward on 2 threads of a Zen 4)."""
+    8160 faults, 16-22 ms of system time in a 25-59 ms backward on 2 threads of a Zen 4). The crews' threads rest
+    first (``_rest_the_crews``)."""
     out = memory.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
+    _rest_the_crews()
     _dot(a, b, out)
     return out
 

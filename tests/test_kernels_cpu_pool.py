@@ -208,3 +208,30 @@ def test_the_unit_splits_calling_thread_says_the_round_has_started():
     done = subprocess.run([sys.executable, "-c", _SAYS_GO], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "NUMBA_NUM_THREADS": "2"})
     assert done.returncode == 0 and "finished" in done.stdout, done.stderr[-3000:]
+
+
+def test_the_crews_rest_before_openblas_runs_on_its_threads(monkeypatch):
+    """``_rest_the_crews`` sends a crew thread that would stay ready for ever to sleep, and the next call wakes it;
+    the OpenBLAS calls on OpenBLAS's own threads (one row's time loop, ``_matmul``) rest the crews first."""
+    monkeypatch.setattr(cpu, "_READY_NS", 10 ** 15)
+    assert cpu._in_parallel([lambda: 1, lambda: 2]) == [1, 2]  # the crew's thread now stays ready for ever
+    worker = cpu._crew(1).workers[0]
+    time.sleep(0.05)
+    assert not worker.sleeping
+    cpu._rest_the_crews()
+    deadline = time.monotonic() + 30
+    while not worker.sleeping and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert worker.sleeping
+    assert cpu._in_parallel([lambda: 3, lambda: 4]) == [3, 4]
+    rests = []
+    monkeypatch.setattr(cpu, "_rest_the_crews", lambda: rests.append(1))
+    with cpu._recurrence_blas(2):
+        pass
+    assert not rests
+    with cpu._recurrence_blas(1):
+        pass
+    cpu._matmul(np.ones((3, 4)), np.ones((4, 5)))
+    assert len(rests) == 2
+    monkeypatch.undo()
+    cpu._rest_the_crews()  # not left staying ready for ever
