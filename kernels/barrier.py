@@ -159,14 +159,11 @@ def wait_until(state, count):
     """Wait until the count on ``state`` (the arrivals of ``wait``, or the progress ``publish``ed by a producer) is
     at least ``count``; False if the group was aborted (``abort``) instead. Spins on acquire loads, then yields the
     core between them after ``SPINS``."""
-    spins = 0
-    while load_acquire(state, COUNT) < count:
-        if load_acquire(state, ABORT) != 0:
-            return False
-        spins += 1
-        if spins >= SPINS:
-            yield_cpu()
-    return True
+    return wait_for(state, count, FOREVER)
+
+
+# ``wait_for``'s nanoseconds that never run out (146 years).
+FOREVER = 1 << 62
 
 
 @njit(nogil=True, **_JIT)
@@ -174,17 +171,22 @@ def wait_for(state, count, nanoseconds):
     """``wait_until`` for at most about ``nanoseconds``: True once the count on ``state`` is at least ``count``,
     False when the time ran out first (or the group was aborted). For a thread that keeps itself ready for the
     next call a while before it sleeps (``cpu._Worker``): acquire loads, then ``sched_yield`` between them after
-    ``SPINS``, the clock read every 256 loads."""
+    ``SPINS``; the clock is read after the first 256 loads (a wait that ends before reads none) and every 256
+    after."""
     spins = 0
-    end = monotonic_ns() + nanoseconds
+    end = 0
     while load_acquire(state, COUNT) < count:
         if load_acquire(state, ABORT) != 0:
             return False
         spins += 1
         if spins >= SPINS:
             yield_cpu()
-        if spins & 255 == 0 and monotonic_ns() >= end:
-            return load_acquire(state, COUNT) >= count
+        if spins & 255 == 0:
+            now = monotonic_ns()
+            if end == 0:
+                end = now + nanoseconds
+            elif now >= end:
+                return load_acquire(state, COUNT) >= count
     return True
 
 

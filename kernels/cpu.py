@@ -1805,7 +1805,7 @@ def _in_parallel(calls, release=None, go_first=False):
     split's second block started 1.4-2.4 ms late (B = 16, I = H = 128: up to 4.5 ms against 2.5). Narrowed, each
     call after the first took the settled time."""
     if len(calls) == 1:
-        return [calls[0](_NO_GO, 0) if go_first else calls[0]()]
+        return [_run_first(calls[0], go_first, _NO_GO, 0, release)]
     crew = _crew(len(calls) - 1)
     if not crew.busy.acquire(blocking=False):
         return _in_parallel_queued(calls, release, go_first)
@@ -1816,11 +1816,7 @@ def _in_parallel(calls, release=None, go_first=False):
         for worker, call in zip(crew.workers, calls[1:]):
             worker.post(call, crew.round)
         try:
-            first = calls[0](crew.go, crew.round) if go_first else _run_first(calls[0], crew.go, crew.round)
-        except BaseException:
-            if release is not None:
-                release()
-            raise
+            first = _run_first(calls[0], go_first, crew.go, crew.round, release)
         finally:
             if own is not None:
                 _set_cpus(crew.tids, own)
@@ -1833,14 +1829,22 @@ def _in_parallel(calls, release=None, go_first=False):
     return [first] + [value for _, value in outcomes]
 
 
-def _run_first(call, go, round_):
-    """``call()`` on this thread, saying first on ``go`` that round ``round_`` has started (the crew's threads that
-    are ready wait for that to take their calls). Said here, before the call's arguments are converted under the
-    GIL; calls that can say it from their compiled code do (``go_first``). A compiled function that says it and
-    then calls the call's function, passed as an argument, was not kept: Numba compiled it anew in every process,
-    3-14 s a call site (RESULTS.md "Session 39")."""
-    barrier.publish(go, round_)
-    return call()
+def _run_first(call, go_first, go, round_, release):
+    """The first call of ``_in_parallel``, on this thread: ``call(go, round_)`` where it says itself that round
+    ``round_`` has started (``go_first``), else ``call()`` after saying it here, on ``go`` (not on an empty one);
+    ``release()`` where it fails. A compiled function that says it and then calls the call's function, passed as an
+    argument, was not kept: Numba compiled it anew in every process, 3-14 s a call site (RESULTS.md "Session
+    39")."""
+    try:
+        if go_first:
+            return call(go, round_)
+        if go.size:
+            barrier.publish(go, round_)
+        return call()
+    except BaseException:
+        if release is not None:
+            release()
+        raise
 
 
 # ``go`` of a call that says no round (``_in_parallel``'s ``go_first``).
@@ -1958,12 +1962,7 @@ def _in_parallel_queued(calls, release=None, go_first=False):
     own = _keep_off_this_cpu(_POOL_THREADS[workers])
     try:
         futures = [pool.submit(call) for call in calls[1:]]
-        try:
-            first = calls[0](_NO_GO, 0) if go_first else calls[0]()
-        except BaseException:
-            if release is not None:
-                release()
-            raise
+        first = _run_first(calls[0], go_first, _NO_GO, 0, release)
     finally:
         if own is not None:
             _set_cpus(_POOL_THREADS[workers], own)
