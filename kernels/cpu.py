@@ -58,6 +58,7 @@ beforehand whether that is still to come. The loops avoid array assignments (``_
 error message alone took ~5 s to compile. Arguments are checked first (``arguments.py``).
 """
 
+import atexit
 import collections
 import contextlib
 import ctypes
@@ -1811,6 +1812,9 @@ def _in_parallel(calls, release=None, go_first=False):
         return _in_parallel_queued(calls, release, go_first)
     try:
         barrier.resume(crew.go)  # after _rest_the_crews
+        for worker in crew.workers:
+            if worker.finished < crew.round:  # a round whose caller was interrupted (KeyboardInterrupt) in waiting
+                worker.outcome_of(crew.round)
         own = _keep_off_this_cpu(crew.tids)
         crew.round += 1
         for worker, call in zip(crew.workers, calls[1:]):
@@ -1936,12 +1940,16 @@ class _Crew:
 def _crew(workers):
     crew = _CREWS.get(workers)
     if crew is None:
-        crew = _CREWS[workers] = _Crew(workers)
+        with _CREWS_LOCK:
+            crew = _CREWS.get(workers)
+            if crew is None:
+                crew = _CREWS[workers] = _Crew(workers)
     return crew
 
 
 # The crews made so far, by their number of threads.
 _CREWS = {}
+_CREWS_LOCK = threading.Lock()
 
 
 def _rest_the_crews():
@@ -1951,6 +1959,10 @@ def _rest_the_crews():
     are OpenBLAS's GEMV on both threads after the input projection on the crew: 1.45x the time)."""
     for crew in list(_CREWS.values()):
         barrier.abort(crew.go)
+
+
+# At exit, no crew thread is left running compiled code while the interpreter tears Numba's down.
+atexit.register(_rest_the_crews)
 
 
 def _in_parallel_queued(calls, release=None, go_first=False):

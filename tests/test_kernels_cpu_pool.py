@@ -235,3 +235,26 @@ def test_the_crews_rest_before_openblas_runs_on_its_threads(monkeypatch):
     assert len(rests) == 2
     monkeypatch.undo()
     cpu._rest_the_crews()  # not left staying ready for ever
+
+
+def test_a_round_left_running_is_finished_before_the_next(monkeypatch):
+    """A caller interrupted while it waited for the crew (here: its wait raises at once) leaves the crew's thread
+    running its call; the next ``_in_parallel`` waits for that call to end before it posts its own."""
+    slow = threading.Event()
+
+    def crew_call():
+        time.sleep(0.2)
+        slow.set()
+        return "late"
+    worker = cpu._crew(1).workers[0]
+    real = cpu._Worker.outcome_of
+
+    def interrupted(self, round_):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cpu._Worker, "outcome_of", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cpu._in_parallel([lambda: 1, crew_call])
+    monkeypatch.setattr(cpu._Worker, "outcome_of", real)
+    assert not slow.is_set() and worker.finished < cpu._crew(1).round
+    assert cpu._in_parallel([lambda: 1, lambda: 2]) == [1, 2]
+    assert slow.is_set()
