@@ -25,6 +25,8 @@ function pointer would be a constant address that Numba cannot cache). As with m
 the cache (or touch ``cpu.py``).
 """
 
+import time
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -102,9 +104,13 @@ def yield_cpu(typingctx):
     return types.none(), codegen
 
 
+# The C library's id of its monotonic clock (1 on Linux, 6 on macOS): ``monotonic_ns``.
+_CLOCK_MONOTONIC = getattr(time, "CLOCK_MONOTONIC", 1)
+
+
 @intrinsic
 def monotonic_ns(typingctx):
-    """``clock_gettime(CLOCK_MONOTONIC)`` in nanoseconds (Linux's clock id 1; called by name, as ``sched_yield``)."""
+    """``clock_gettime(CLOCK_MONOTONIC)`` in nanoseconds (called by name, as ``sched_yield``)."""
     def codegen(context, builder, signature, args):
         i64 = ir.IntType(64)
         timespec = ir.LiteralStructType([i64, i64])
@@ -112,7 +118,7 @@ def monotonic_ns(typingctx):
             builder.module, ir.FunctionType(ir.IntType(32), [ir.IntType(32), timespec.as_pointer()]),
             "clock_gettime")
         slot = cgutils.alloca_once(builder, timespec)
-        builder.call(function, [ir.Constant(ir.IntType(32), 1), slot])
+        builder.call(function, [ir.Constant(ir.IntType(32), _CLOCK_MONOTONIC), slot])
         seconds = builder.load(builder.gep(slot, [ir.Constant(ir.IntType(32), 0), ir.Constant(ir.IntType(32), 0)]))
         nanoseconds = builder.load(builder.gep(slot, [ir.Constant(ir.IntType(32), 0),
                                                       ir.Constant(ir.IntType(32), 1)]))
