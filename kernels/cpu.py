@@ -1328,51 +1328,50 @@ def _half_of_gates(GH):
 def _add_part_gradients(da_x, da_h, x, h, r0, r1, m0, m1, dw_ih, dw_hh, db_ih, db_hh, pw):
     """Over the rows ``r0:r1`` and the gate rows ``m0:m1``: ``dw_ih += da_x^T x``, ``dw_hh += da_h^T h`` and the
     column sums of da_x (and da_h) added to ``db_ih`` (``db_hh``; [GH, 1] each, ``db_hh`` empty where da_h is da_x,
-    the LSTM and the RNN: one GEMM against [x], [h] and a column of ones packed apart, ``gemm_packed``'s ``out2``
-    and ``out3``; the GRU: [x] and ones, then [h] and ones), packed here (panels ``pw`` wide, ``_pack_part``)."""
+    the LSTM and the RNN: one GEMM against [x] and [h] packed apart, ``gemm_packed``'s ``out2``, the sums beside it,
+    its ``sums``; the GRU: [x], then [h], each with its sums), packed here (panels ``pw`` wide, ``_pack_part``)."""
     if m1 <= m0:
         return
     if len(db_hh) == 0:
         packed = _pack_part(x[r0:r1], h[r0:r1], pw)
-        gemm_packed(da_x[r0:r1].T[m0:m1], packed, dw_ih[m0:m1], GEMM_MC, GEMM_KC, True, dw_hh[m0:m1],
-                    db_ih[m0:m1])
+        gemm_packed(da_x[r0:r1].T[m0:m1], packed, dw_ih[m0:m1], GEMM_MC, GEMM_KC, True, dw_hh[m0:m1], None,
+                    db_ih[m0:m1, 0])
     else:
         packed = _pack_part(x[r0:r1], x[r0:r1, :0], pw)
-        gemm_packed(da_x[r0:r1].T[m0:m1], packed, dw_ih[m0:m1], GEMM_MC, GEMM_KC, True, dw_ih[m0:m1, :0],
-                    db_ih[m0:m1])
+        gemm_packed(da_x[r0:r1].T[m0:m1], packed, dw_ih[m0:m1], GEMM_MC, GEMM_KC, True, None, None,
+                    db_ih[m0:m1, 0])
         packed = _pack_part(h[r0:r1], h[r0:r1, :0], pw)
-        gemm_packed(da_h[r0:r1].T[m0:m1], packed, dw_hh[m0:m1], GEMM_MC, GEMM_KC, True, dw_hh[m0:m1, :0],
-                    db_hh[m0:m1])
+        gemm_packed(da_h[r0:r1].T[m0:m1], packed, dw_hh[m0:m1], GEMM_MC, GEMM_KC, True, None, None,
+                    db_hh[m0:m1, 0])
 
 
 @njit(nogil=True, **_JIT)
 def _pack_part(b1, b2, pw):
-    """``_pack_panels(b1, b2, ones=True)`` (C-ordered rows; panels ``pw`` wide) row by row."""
+    """``_pack_panels(b1, b2)`` (C-ordered rows; panels ``pw`` wide) row by row."""
     K, N1 = b1.shape
     N2 = b2.shape[1]
     P1 = (N1 + pw - 1) // pw
     P2 = P1 + (N2 + pw - 1) // pw
-    packed = np.empty((P2 + 1, K, pw), b1.dtype)
+    packed = np.empty((P2, K, pw), b1.dtype)
     for k in range(K):
-        for p in range(P2 + 1):
+        for p in range(P2):
             row = packed[p, k]
             for j in range(pw):
                 if p < P1:
                     n = p * pw + j
                     row[j] = b1[k, n] if n < N1 else 0.0
-                elif p < P2:
+                else:
                     n = (p - P1) * pw + j
                     row[j] = b2[k, n] if n < N2 else 0.0
-                else:
-                    row[j] = 1.0 if j == 0 else 0.0
     return packed
 
 
 def _weight_gradients(a, b1, b2, sums, threads):
     """``(a^T b1, a^T b2, column sums of a)`` for ``a`` [K, M], ``b1`` [K, N1] and ``b2`` [K, N2] (None: no second
     product) and ``sums`` (False: None for the sums): the weight gradients ``da^T x`` and ``da^T h`` and the bias
-    gradients of all T*B rows, each an array of its own. One blocked GEMM against ``b1``, ``b2`` and a column of
-    ones packed apart (``_pack_panels``), ``a^T`` read in place (its rows are ``a``'s columns, so each k's row
+    gradients of all T*B rows, each an array of its own. One blocked GEMM against ``b1`` and ``b2`` packed apart
+    (``_pack_panels``), the sums beside it (``gemm_packed``'s ``sums``: the bits of a column of ones, which cost 2-12 %
+    of the GEMM until session 40), ``a^T`` read in place (its rows are ``a``'s columns, so each k's row
     values are adjacent) and packed once for all (``gemm_packed``'s ``out2``, ``out3``), split over ``threads`` by
     rows of the results (``_split_gemm_packed``): every element is the same sum in the same order on any number of
     threads, and the same as where [b1 | b2 | 1] was one result (until session 32), whose column slices cost a copy
@@ -1381,24 +1380,22 @@ def _weight_gradients(a, b1, b2, sums, threads):
     outs = [memory.empty((M, b1.shape[1]), a.dtype)]
     if b2 is not None:
         outs.append(memory.empty((M, b2.shape[1]), a.dtype))
-    if sums:
-        outs.append(np.empty((M, 1), a.dtype))
-    packed = _pack_panels(b1, *(() if b2 is None else (b2,)), ones=sums)
-    _split_gemm_packed(a.T, packed, outs[0], threads, False, *outs[1:])
-    return outs[0], outs[1] if b2 is not None else None, outs[-1][:, 0] if sums else None
+    bias = np.empty(M, a.dtype) if sums else None
+    packed = _pack_panels(b1, *(() if b2 is None else (b2,)))
+    _split_gemm_packed(a.T, packed, outs[0], threads, False, *outs[1:], sums=bias)
+    return outs[0], outs[1] if b2 is not None else None, bias
 
 
-def _pack_panels(*matrices, ones=False):
+def _pack_panels(*matrices):
     """``microkernel.pack`` of each of ``matrices`` (2-D, the same number of rows), one after the other in one
-    array, each from a panel of its own (``gemm_packed``'s ``out2`` and ``out3``), and with ``ones`` a last panel
-    whose first column is ones (the column sums); nothing built: a NumPy copy per panel (one strided block copy
-    each: 3-7x the speed of a compiled loop over rows that writes all panels, measured at T*B = 12800,
-    I = H = 1024)."""
+    array, each from a panel of its own (``gemm_packed``'s ``out2`` and ``out3``); nothing built: a NumPy copy per
+    panel (one strided block copy each: 3-7x the speed of a compiled loop over rows that writes all panels, measured
+    at T*B = 12800, I = H = 1024)."""
     K = matrices[0].shape[0]
     dtype = matrices[0].dtype
     pw = panel_width(dtype)
     counts = [-(-m.shape[1] // pw) for m in matrices]
-    packed = memory.empty((sum(counts) + int(ones), K, pw), dtype)
+    packed = memory.empty((sum(counts), K, pw), dtype)
     first = 0
     for m, count in zip(matrices, counts):
         N = m.shape[1]
@@ -1409,9 +1406,6 @@ def _pack_panels(*matrices, ones=False):
             if c1 - c0 < pw:
                 panel[:, c1 - c0:] = 0
         first += count
-    if ones:
-        packed[-1] = 0
-        packed[-1, :, 0] = 1
     return packed
 
 
@@ -1431,8 +1425,8 @@ def _big_matmul(a, b, threads):
     return out
 
 
-def _split_gemm_packed(a, packed, out, threads, add=False, out2=None, out3=None):
-    """``gemm_packed(a, packed, out, add=add, out2=out2, out3=out3)`` with the rows of ``a`` and the results split
+def _split_gemm_packed(a, packed, out, threads, add=False, out2=None, out3=None, sums=None):
+    """``gemm_packed(a, packed, out, add=add, out2=out2, out3=out3, sums=sums)`` with the rows of ``a`` and the results split
     into up to ``threads`` blocks of whole register tiles, one thread each; ``GEMM_MC_PACKED`` rows a block where
     ``a`` is transposed (da^T: its blocks are packed), else ``GEMM_MC``."""
     tiles = -(-len(a) // 8)
@@ -1441,7 +1435,8 @@ def _split_gemm_packed(a, packed, out, threads, add=False, out2=None, out3=None)
     # mc and kc passed: a call that leaves out arguments with defaults misses Numba's fast dispatch (~50 us a call)
     rows = [slice(8 * t0, 8 * t1) for t0, t1 in _even_blocks(tiles, parts)]
     _in_parallel([functools.partial(gemm_packed_any, a[r], packed, out[r], mc, _gemm_kc(), add,
-                                    None if out2 is None else out2[r], None if out3 is None else out3[r])
+                                    None if out2 is None else out2[r], None if out3 is None else out3[r],
+                                    None if sums is None else sums[r])
                   for r in rows])
 
 

@@ -1007,8 +1007,40 @@ def _pack_a_rows(a, m0, m1, k0, kc, block):
             flat[0, m, k] = w[k0 + k, m0 + m]
 
 
+# ``_row_sums`` adds in order: no reassociation, so that its sums are a column of ones' in the tile, bit for bit
+_JIT_IN_ORDER = dict(_JIT, fastmath={"nsz", "arcp", "contract"})
+
+
+@njit(nogil=True, **_JIT_IN_ORDER)
+def _row_sums(a, m0, m1, k0, kk, sums, first):
+    """``sums[m0:m1]`` (``first``: =, else +=) the sums of ``a[m0:m1, k0:k0+kk]``'s rows, one k after the other: the
+    additions (and so the bits) of a column of ones packed as a last panel of ``b``, which the tile's FMAs add in
+    the same order (``gemm_packed``'s ``sums``). Where ``a`` has unit stride along its columns (``da.T``), a k's
+    values are adjacent and are added as vectors (through ``_span``, as ``_pack_a`` reads them)."""
+    if first:
+        for m in range(m0, m1):
+            sums[m] = 0
+    if m1 - m0 > 1 and a.strides[0] == a.itemsize and a.strides[1] >= 0:
+        span = _span(a)
+        ld = np.uint64(a.strides[1] // a.itemsize)
+        n = np.uint64(m1 - m0)
+        part = np.empty(m1 - m0, sums.dtype)  # of unit stride, so that the additions are vectors
+        part[:] = sums[m0:m1]
+        for k in range(k0, k0 + kk):
+            source = np.uint64(k) * ld + np.uint64(m0)
+            for i in range(n):
+                part[i] += span[source + i]
+        sums[m0:m1] = part
+    else:
+        for m in range(m0, m1):
+            total = sums[m]
+            for k in range(k0, k0 + kk):
+                total += a[m, k]
+            sums[m] = total
+
+
 @njit(nogil=True, **_JIT)
-def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, out3=None):
+def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, out3=None, sums=None):
     """out[:] = a @ b for a large ``a`` [M, K], with ``packed = pack(b)`` ([K, N] in column panels): the micro-
     kernel's register tile over blocks of ``mc`` rows and ``kc`` of K (the first K block stores, the others add;
     with ``add`` the first adds too: ``out += a @ b``; each block's sums start from ``out``'s values, so K cut into
@@ -1028,7 +1060,13 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, ou
     packs matrices one after the other, each from a panel of its own: ``out = a @ b1``, ``out2 = a @ b2`` and
     ``out3 = a @ b3`` with ``a`` read (and packed) once (the weight gradients da^T x, da^T h and da^T 1, the bias
     gradients, which one result [da^T x | da^T h | da^T 1] would hand out as column slices to be copied). Each
-    column's sum is the same as in a GEMM of its own."""
+    column's sum is the same as in a GEMM of its own.
+
+    ``sums`` (1-D, ``M`` long; ``add``: added onto): the sums of ``a``'s rows, block by block beside the tiles
+    (``_row_sums``), the same bits as a column of ones in ``b`` and ``out3`` (each an addition in k's order); for a
+    transposed ``a`` it reads each block just before the block is packed, so the packing finds it in cache, where a
+    panel of ones cost a tile of one vector for every tile of ``a`` (the weight gradients' bias sums: 2-12 % of
+    their GEMM, float32, one thread, T*B = 1600..12800, 4H = 512..1024; benchmarks/results/session-40.md)."""
     M, K = a.shape
     P, _, PW = packed.shape
     N1 = out.shape[1]
@@ -1054,7 +1092,19 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, ou
         if (packed.shape[1] != K or out.shape[0] != M or out2.shape[0] != M or third.shape[0] != M
                 or P != P2 + (N3 + PW - 1) // PW):
             raise ValueError("gemm_packed: shapes of a, packed, out, out2 and out3 do not match")
+    if sums is None:
+        row_sums = np.empty(0, out.dtype)  # none (gemm_packed_any passes such an array: one compiled form)
+    else:
+        row_sums = sums
+    has_sums = row_sums.shape[0] > 0
+    if has_sums and row_sums.shape[0] != M:
+        raise ValueError("gemm_packed: sums needs one value for each row of a")
+    if has_sums and K == 0 and not add:
+        row_sums[:] = 0
     N = N1 + N2 + N3
+    if has_sums and K and N == 0:
+        for k0 in range(0, K, kc):
+            _row_sums(a, 0, M, k0, min(kc, K - k0), row_sums, not add and k0 == 0)
     if M == 0 or N == 0:
         return
     if K == 0:
@@ -1093,6 +1143,8 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, ou
         for k0 in range(0, K, kc):
             kk = min(kc, K - k0)
             accumulate = add or k0 > 0
+            if has_sums:
+                _row_sums(a, m0, m1, k0, kk, row_sums, not accumulate)
             if packs and by_rows:
                 _pack_a_rows(a, m0, m1, k0, kk, block)
             elif packs:
@@ -1129,31 +1181,32 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, ou
                             c[r0 + i, n0 + j] = scratch[i, j]
 
 
-def gemm_packed_any(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, out3=None):
-    """``gemm_packed(a, packed, out, mc, kc, add, out2, out3)`` called from Python through one compiled form, whatever
+def gemm_packed_any(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, out3=None, sums=None):
+    """``gemm_packed(a, packed, out, mc, kc, add, out2, out3, sums)`` called from Python through one compiled form, whatever
     the layouts of ``a`` and the results: Numba's layout "A" (strides read at run time, as the tiles read them
     anyway), compiled or loaded from Numba's cache once per dtype, then its entry point called directly, as Numba's
     own dispatcher calls a form it converts an argument to. Through the dispatcher a C-ordered ``a`` (dx, a
     projection) and a transposed one (the weight gradients, ``da.T``) were two compilations of about 3 s each in a
     first training (column slices of ``out`` would add more; benchmarks/RESULTS.md "Session 31"). The same code runs
     for every layout, so the same bits. ``out2`` and ``out3`` left out are passed as ``out[:, :0]`` (no columns: no
-    panels), so that there is one form with and without them."""
+    panels) and ``sums`` as an array of no values, so that there is one form with and without them."""
     out2 = out[:, :0] if out2 is None else out2
     out3 = out[:, :0] if out3 is None else out3
+    sums = np.empty(0, out.dtype) if sums is None else sums
     # The key: what Numba's types of the arrays depend on, read off them (numba.typeof of three arrays took 20 us)
     fa, fp = a.flags, packed.flags
     key = (a.dtype, a.ndim, fa.writeable, fa.aligned, packed.dtype, packed.ndim, fp.writeable, fp.aligned,
            fp.c_contiguous, fp.f_contiguous) + tuple(
-        v for o in (out, out2, out3) for v in (o.dtype, o.ndim, o.flags.writeable, o.flags.aligned))
+        v for o in (out, out2, out3, sums) for v in (o.dtype, o.ndim, o.flags.writeable, o.flags.aligned))
     entry = _ANY_LAYOUT.get(key)
     if entry is None:
-        if a.ndim != 2 or out.ndim != 2 or out2.ndim != 2 or out3.ndim != 2:
-            raise ValueError("gemm_packed_any: a, out, out2 and out3 must be 2-D")
+        if a.ndim != 2 or out.ndim != 2 or out2.ndim != 2 or out3.ndim != 2 or sums.ndim != 1:
+            raise ValueError("gemm_packed_any: a, out, out2 and out3 must be 2-D, sums 1-D")
         signature = (numba.typeof(a).copy(layout="A"), numba.typeof(packed), numba.typeof(out).copy(layout="A"),
                      types.intp, types.intp, types.boolean, numba.typeof(out2).copy(layout="A"),
-                     numba.typeof(out3).copy(layout="A"))
+                     numba.typeof(out3).copy(layout="A"), numba.typeof(sums).copy(layout="A"))
         entry = _ANY_LAYOUT[key] = gemm_packed.compile(signature)
-    entry(a, packed, out, mc, kc, add, out2, out3)
+    entry(a, packed, out, mc, kc, add, out2, out3, sums)
 
 
 # gemm_packed_any's entry points, by the dtypes, dimensions and flags of its arrays

@@ -173,17 +173,46 @@ def test_gemm_packed_empty_and_refused(bits):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("ones", [False, True])
 @pytest.mark.parametrize("widths", [(3,), (48,), (47, 1), (48, 48), (48, 47), (100, 200), (1, 1), (0, 5), (5, 0),
                                     (0,), (0, 0)])
-def test_pack_panels_packs_each_matrix_from_a_panel_of_its_own(widths, ones, dtype):
+def test_pack_panels_packs_each_matrix_from_a_panel_of_its_own(widths, dtype):
     """``_pack_panels(b1, b2)`` is ``pack(b1)`` followed by ``pack(b2)`` (a matrix without columns takes no
-    panel), with ``ones`` then ``pack`` of a column of ones."""
+    panel)."""
     rng = np.random.default_rng(sum(widths))
     matrices = [rng.standard_normal((9, n)).astype(dtype) for n in widths]
-    extra = [np.ones((9, 1), dtype)] if ones else []
-    panels = [microkernel.pack(m) for m in matrices + extra if m.shape[1]] or [microkernel.pack(matrices[0])]
-    np.testing.assert_array_equal(cpu._pack_panels(*matrices, ones=ones), np.concatenate(panels))
+    panels = [microkernel.pack(m) for m in matrices if m.shape[1]] or [microkernel.pack(matrices[0])]
+    np.testing.assert_array_equal(cpu._pack_panels(*matrices), np.concatenate(panels))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("layout", ["transposed", "c"])
+@pytest.mark.parametrize("shape", [(70, 300, 200), (37, 5, 530), (16, 48, 1), (9, 0, 40), (9, 7, 0), (1, 3, 20)])
+def test_gemm_packed_sums_are_a_column_of_ones_bit_for_bit(shape, layout, bits, dtype):
+    """``gemm_packed(..., sums=s)``: ``s`` the sums of ``a``'s rows, bitwise the last column of the same GEMM against
+    ``[b | 1]`` (each an addition in k's order), for a transposed ``a`` (its blocks packed where ``b`` has enough
+    panels) and a C-ordered one, several K blocks (kc = 64), with ``add`` (onto the values there) and without, and
+    where ``b`` has no columns (the sums alone)."""
+    M, N, K = shape
+    rng = np.random.default_rng(M + N + K)
+    a = rng.standard_normal((K, M)).astype(dtype).T if layout == "transposed" else rng.standard_normal((M, K)).astype(
+        dtype)
+    b = rng.standard_normal((K, N)).astype(dtype)
+    start = rng.standard_normal((M, N + 1)).astype(dtype)
+    for add in (False, True):
+        whole = start.copy()
+        microkernel.gemm_packed(a, microkernel.pack(np.concatenate([b, np.ones((K, 1), dtype)], axis=1), bits), whole,
+                                microkernel.GEMM_MC, 64, add)
+        out, sums = start[:, :N].copy(), start[:, N].copy()
+        packed = microkernel.pack(b, bits) if N else microkernel.pack(np.ones((K, 1), dtype), bits)[:0]
+        microkernel.gemm_packed(a, packed, out, microkernel.GEMM_MC, 64, add, None, None, sums)
+        np.testing.assert_array_equal(out, whole[:, :N])
+        np.testing.assert_array_equal(sums, whole[:, N])
+        np.testing.assert_allclose(sums, (start[:, N] if add else 0) + a.astype(np.float64).sum(1),
+                                   rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype] * K)
+    with pytest.raises(ValueError, match="sums needs one value"):
+        microkernel.gemm_packed(a, microkernel.pack(b, bits), start[:, :N].copy(), microkernel.GEMM_MC, 64, False,
+                                None, None, np.empty(M + 1, dtype))
 
 
 def one_gemm_with_ones(a, b1, b2, bits=None, kc=None):
