@@ -104,8 +104,8 @@ from numba.extending import intrinsic, overload
 
 from . import barrier, memory, microkernel
 from .arguments import check_backward, check_forward, require_cache
-from .microkernel import (GEMM_KC, GEMM_MC, GEMM_MC_PACKED, gemm_packed, gemm_packed_any, matmul2_packed,
-                          matmul_packed, pack_bias, packed_shape, panel_width, scratch_tile)
+from .microkernel import (GEMM_KC, GEMM_MC, GEMM_MC_PACKED, _row_sums, gemm_packed, gemm_packed_any,
+                          matmul2_packed, matmul_packed, pack_bias, packed_shape, panel_width, scratch_tile)
 
 # Cell kinds, passed to the compiled loops as plain ints (branches on them sit outside the inner loops).
 LSTM, GRU, RNN_TANH, RNN_RELU = 0, 1, 2, 3
@@ -1759,10 +1759,10 @@ def _pack_into(b, packed):
 
 @njit(**_JIT)
 def _column_sums(a):
-    out = np.zeros(a.shape[1], a.dtype)
-    for r in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            out[j] += a[r, j]
+    """The sums of ``a``'s columns, row after row in order (``microkernel._row_sums`` of ``a^T``): the bits of the
+    bias sums beside the weight gradients' GEMM (``gemm_packed``'s ``sums``)."""
+    out = np.empty(a.shape[1], a.dtype)
+    _row_sums(a.T, 0, a.shape[1], 0, a.shape[0], out, True)
     return out
 
 
