@@ -1152,8 +1152,8 @@ def _backward(dy, dh_n, dc_n, cache):
             _in_row_blocks(_backward_sequence, blocks, kind, np.ascontiguousarray(dy, dtype), dh, dc, w_hh,
                            w_hh_packed, lengths, hs, cs, saved, da_x, da_h, w_hr, w_hr_packed, dhp, _NOT_PIPED)
     # Everything that does not feed the recurrence: one GEMM each over all T*B rows, through the micro-kernel's
-    # blocked GEMM (kernels/microkernel.py, gemm_packed) on all of Numba's threads; the bias gradients come out of
-    # the weight-gradient GEMM, against a column of ones packed in a panel of its own (``_weight_gradients``).
+    # blocked GEMM (kernels/microkernel.py, gemm_packed) on all of Numba's threads; the bias gradients are summed
+    # beside the weight-gradient GEMM, each block of da as the GEMM reaches it (``_weight_gradients``).
     da_x2d, da_h2d = da_x.reshape(T * B, GH), da_h.reshape(T * B, GH)
     threads = numba.get_num_threads()
     n_in = x2d.shape[1]
@@ -1370,9 +1370,9 @@ def _weight_gradients(a, b1, b2, sums, threads):
     """``(a^T b1, a^T b2, column sums of a)`` for ``a`` [K, M], ``b1`` [K, N1] and ``b2`` [K, N2] (None: no second
     product) and ``sums`` (False: None for the sums): the weight gradients ``da^T x`` and ``da^T h`` and the bias
     gradients of all T*B rows, each an array of its own. One blocked GEMM against ``b1`` and ``b2`` packed apart
-    (``_pack_panels``), the sums beside it (``gemm_packed``'s ``sums``: the bits of a column of ones, which cost 2-12 %
-    of the GEMM until session 40), ``a^T`` read in place (its rows are ``a``'s columns, so each k's row
-    values are adjacent) and packed once for all (``gemm_packed``'s ``out2``, ``out3``), split over ``threads`` by
+    (``_pack_panels``), the sums beside it (``gemm_packed``'s ``sums``: the bits of the column of ones that sessions
+    8-39 packed, whose panel cost up to 12 % of the GEMM), ``a^T`` read in place (its rows are ``a``'s columns, so
+    each k's row values are adjacent) and packed once for all (``gemm_packed``'s ``out2``), split over ``threads`` by
     rows of the results (``_split_gemm_packed``): every element is the same sum in the same order on any number of
     threads, and the same as where [b1 | b2 | 1] was one result (until session 32), whose column slices cost a copy
     each (1.3 ms of a 22 ms backward at T = 100, B = 4, I = H = 512, 2 threads)."""
@@ -1426,9 +1426,9 @@ def _big_matmul(a, b, threads):
 
 
 def _split_gemm_packed(a, packed, out, threads, add=False, out2=None, out3=None, sums=None):
-    """``gemm_packed(a, packed, out, add=add, out2=out2, out3=out3, sums=sums)`` with the rows of ``a`` and the results split
-    into up to ``threads`` blocks of whole register tiles, one thread each; ``GEMM_MC_PACKED`` rows a block where
-    ``a`` is transposed (da^T: its blocks are packed), else ``GEMM_MC``."""
+    """``gemm_packed(a, packed, out, add=add, out2=out2, out3=out3, sums=sums)`` with the rows of ``a`` and the
+    results split into up to ``threads`` blocks of whole register tiles, one thread each; ``GEMM_MC_PACKED`` rows a
+    block where ``a`` is transposed (da^T: its blocks are packed), else ``GEMM_MC``."""
     tiles = -(-len(a) // 8)
     parts = max(1, min(threads, tiles // 4))
     mc = GEMM_MC_PACKED if a.ndim == 2 and a.shape[1] > 1 and a.strides[1] != a.itemsize else GEMM_MC

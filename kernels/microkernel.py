@@ -1065,8 +1065,9 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, ou
     ``sums`` (1-D, ``M`` long; ``add``: added onto): the sums of ``a``'s rows, block by block beside the tiles
     (``_row_sums``), the same bits as a column of ones in ``b`` and ``out3`` (each an addition in k's order); for a
     transposed ``a`` it reads each block just before the block is packed, so the packing finds it in cache, where a
-    panel of ones cost a tile of one vector for every tile of ``a`` (the weight gradients' bias sums: 2-12 % of
-    their GEMM, float32, one thread, T*B = 1600..12800, 4H = 512..1024; benchmarks/results/session-40.md)."""
+    panel of ones cost a tile of one vector for every tile of ``a`` (the weight gradients with their bias sums
+    beside: 0.88-1.01x the time, float32 and float64, one thread, T*B = 400..12800, 4H = 512..4096; benchmarks/
+    results/session-40.md)."""
     M, K = a.shape
     P, _, PW = packed.shape
     N1 = out.shape[1]
@@ -1182,9 +1183,9 @@ def gemm_packed(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, ou
 
 
 def gemm_packed_any(a, packed, out, mc=GEMM_MC, kc=GEMM_KC, add=False, out2=None, out3=None, sums=None):
-    """``gemm_packed(a, packed, out, mc, kc, add, out2, out3, sums)`` called from Python through one compiled form, whatever
-    the layouts of ``a`` and the results: Numba's layout "A" (strides read at run time, as the tiles read them
-    anyway), compiled or loaded from Numba's cache once per dtype, then its entry point called directly, as Numba's
+    """``gemm_packed(a, packed, out, mc, kc, add, out2, out3, sums)`` called from Python through one compiled form,
+    whatever the layouts of ``a`` and the results: Numba's layout "A" (strides read at run time, as the tiles read
+    them anyway), compiled or loaded from Numba's cache once per dtype, then its entry point called directly, as Numba's
     own dispatcher calls a form it converts an argument to. Through the dispatcher a C-ordered ``a`` (dx, a
     projection) and a transposed one (the weight gradients, ``da.T``) were two compilations of about 3 s each in a
     first training (column slices of ``out`` would add more; benchmarks/RESULTS.md "Session 31"). The same code runs
